@@ -1,0 +1,397 @@
+//! The rules for one prompt file: identity, model, body, template syntax, variables,
+//! includes, tests and monitor assertions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_saphyr::Location;
+
+use super::{PartialAnalysis, error_position_in_text, line_column};
+use crate::diagnostic::{Diagnostic, Position, closest};
+use crate::render::{
+    RenderError, Renderer, TemplatePart, find_includes, find_variable_use, include_path_is_safe,
+    resolve_variables,
+};
+use crate::repo::file::{AssertionKind, Located};
+use crate::repo::{Assertion, LoadedPrompt, Snapshot, locate_in_scalar};
+
+fn position(location: &Location) -> Position {
+    Position::new(location.line() as usize, location.column() as usize)
+}
+
+/// One template of the prompt with where it sits in the file.
+struct Part<'a> {
+    part: TemplatePart,
+    source: &'a str,
+    location: Location,
+}
+
+struct PromptChecker<'a> {
+    loaded: &'a LoadedPrompt,
+    found: Vec<Diagnostic>,
+}
+
+impl PromptChecker<'_> {
+    fn error(&mut self, code: &'static str, at: Position, message: String, help: Option<String>) {
+        let mut diagnostic =
+            Diagnostic::error(code, &self.loaded.path, at, message).with_source(&self.loaded.source);
+        if let Some(help) = help {
+            diagnostic = diagnostic.with_help(help);
+        }
+        self.found.push(diagnostic);
+    }
+
+    fn warning(&mut self, code: &'static str, at: Position, message: String, help: Option<String>) {
+        let mut diagnostic =
+            Diagnostic::warning(code, &self.loaded.path, at, message).with_source(&self.loaded.source);
+        if let Some(help) = help {
+            diagnostic = diagnostic.with_help(help);
+        }
+        self.found.push(diagnostic);
+    }
+
+    /// The file position of a byte offset inside a template part.
+    fn in_part(&self, part: &Part<'_>, offset: usize) -> Position {
+        let (line, column) = line_column(part.source, offset);
+        locate_in_scalar(
+            &self.loaded.source,
+            part.location.line() as usize,
+            part.location.column() as usize,
+            line,
+            column,
+        )
+    }
+}
+
+/// Checks one prompt file.
+pub(super) fn check_prompt(
+    loaded: &LoadedPrompt,
+    renderer: &Renderer,
+    snapshot: &Snapshot,
+    partials: &PartialAnalysis,
+) -> Vec<Diagnostic> {
+    let mut checker = PromptChecker {
+        loaded,
+        found: Vec::new(),
+    };
+    let file = &loaded.file;
+    let start = Position::start();
+
+    if loaded.id.is_none() {
+        checker.error(
+            "no-service",
+            start,
+            "cannot tell this prompt's service: the file is not inside a service folder".into(),
+            Some("move it into a folder such as `prompts/<service>/`, or set `service:`".into()),
+        );
+    }
+    if file.model.is_none() {
+        checker.error(
+            "missing-model",
+            start,
+            "missing required field `model`".into(),
+            Some("add `model: <name>`, e.g. `model: gpt-4o`".into()),
+        );
+    } else if let Some(model) = &file.model {
+        if model.value.trim().is_empty() {
+            checker.error("missing-model", position(&model.referenced), "`model` is empty".into(), None);
+        }
+    }
+
+    let mut parts: Vec<Part<'_>> = Vec::new();
+    match (&file.template, &file.messages) {
+        (Some(_), Some(messages)) => checker.error(
+            "template-and-messages",
+            position(&messages.referenced),
+            "a prompt has either `template` or `messages`, not both".into(),
+            Some("keep `messages` for a chat prompt, or `template` for a single user message".into()),
+        ),
+        (None, None) => checker.error(
+            "missing-template",
+            start,
+            "missing `template` or `messages`".into(),
+            Some("add `template: \"...\"` (one user message) or a `messages:` list".into()),
+        ),
+        (Some(template), None) => parts.push(Part {
+            part: TemplatePart::Template,
+            source: &template.value,
+            location: template.referenced,
+        }),
+        (None, Some(messages)) => {
+            if messages.value.is_empty() {
+                checker.error(
+                    "empty-messages",
+                    position(&messages.referenced),
+                    "`messages` is empty".into(),
+                    Some("add at least one `- role: user` message".into()),
+                );
+            }
+            for (index, message) in messages.value.iter().enumerate() {
+                parts.push(Part {
+                    part: TemplatePart::Message(index),
+                    source: &message.content.value,
+                    location: message.content.referenced,
+                });
+            }
+        }
+    }
+    let declared: BTreeMap<&str, Position> = file
+        .variables
+        .iter()
+        .flatten()
+        .map(|(name, spec)| (name.as_str(), position(&spec.referenced)))
+        .collect();
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    let mut templates_ok = true;
+    for part in &parts {
+        match renderer.compile(part.source) {
+            Ok(variables) => {
+                for name in variables {
+                    if !declared.contains_key(name.as_str()) {
+                        let offset = find_variable_use(part.source, &name).unwrap_or(0);
+                        let at = checker.in_part(part, offset);
+                        checker.found.push(
+                            Diagnostic::error(
+                                "undeclared-variable",
+                                &loaded.path,
+                                at,
+                                format!("variable `{name}` is used but not declared"),
+                            )
+                            .with_length(name.chars().count())
+                            .with_source(&loaded.source)
+                            .with_help(undeclared_help(&name, &declared)),
+                        );
+                    }
+                    used.insert(name);
+                }
+            }
+            Err(err) => {
+                templates_ok = false;
+                let inner = error_position_in_text(part.source, &err);
+                let at = locate_in_scalar(
+                    &loaded.source,
+                    part.location.line() as usize,
+                    part.location.column() as usize,
+                    inner.line,
+                    inner.column,
+                );
+                let message = crate::render::template_error(part.part.clone(), &err).to_string();
+                checker.error("template-syntax", at, message, None);
+            }
+        }
+        for include in find_includes(part.source) {
+            let at = checker.in_part(part, include.offset);
+            match include_problem(&include.target, snapshot) {
+                Some((code, message, help)) => {
+                    templates_ok = false;
+                    checker.found.push(
+                        Diagnostic::error(code, &loaded.path, at, message)
+                            .with_length(include.target.chars().count())
+                            .with_source(&loaded.source)
+                            .with_help(help),
+                    );
+                }
+                None => {
+                    for name in partials.variables.get(&include.target).into_iter().flatten() {
+                        if !declared.contains_key(name.as_str()) {
+                            checker.error(
+                                "undeclared-variable",
+                                at,
+                                format!(
+                                    "variable `{name}` is used by partial `{}` but not declared",
+                                    include.target
+                                ),
+                                Some(undeclared_help(name, &declared)),
+                            );
+                        }
+                        used.insert(name.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    for (name, at) in &declared {
+        if !used.contains(*name) && templates_ok {
+            checker.warning(
+                "unused-variable",
+                *at,
+                format!("variable `{name}` is declared but never used"),
+                Some("use it in a template or remove the declaration".into()),
+            );
+        }
+    }
+    if let Some(variables) = &file.variables {
+        for (name, spec) in variables {
+            if let (Some(kind), Some(default)) = (spec.value.kind, &spec.value.default) {
+                if !kind.accepts(default) {
+                    checker.error(
+                        "bad-default",
+                        position(&spec.referenced),
+                        format!(
+                            "the default of `{name}` is {}, but the variable is declared {}",
+                            crate::render::json_type_name(default),
+                            kind.as_str()
+                        ),
+                        None,
+                    );
+                }
+            }
+        }
+    }
+
+    check_tests(&mut checker, renderer, templates_ok);
+    for assertion in file.monitor.iter().flatten() {
+        check_assertion(&mut checker, assertion, true);
+    }
+    checker.found
+}
+
+fn undeclared_help(name: &str, declared: &BTreeMap<&str, Position>) -> String {
+    match closest(name, declared.keys().copied()) {
+        Some(suggestion) => format!("did you mean `{suggestion}`? Otherwise declare it under `variables:`"),
+        None => format!("declare it under `variables:`, e.g. `{name}: {{type: string, required: true}}`"),
+    }
+}
+
+/// What is wrong with an include target, if anything: (code, message, help).
+pub(super) fn include_problem(
+    target: &str,
+    snapshot: &Snapshot,
+) -> Option<(&'static str, String, String)> {
+    if !include_path_is_safe(target) {
+        return Some((
+            "include-escapes",
+            format!("include `{target}` leaves the prompts folder"),
+            "includes are paths relative to the prompts folder, without `..` or a leading `/`".into(),
+        ));
+    }
+    if snapshot.partials.contains_key(target) {
+        return None;
+    }
+    let help = match closest(target, snapshot.partials.keys().map(String::as_str)) {
+        Some(suggestion) => format!("did you mean `{suggestion}`?"),
+        None if snapshot.partials.is_empty() => {
+            "partials are `.j2` or `.jinja` files under the prompts folder; there are none".into()
+        }
+        None => format!(
+            "partials are named by their path relative to the prompts folder, e.g. `{}`",
+            snapshot.partials.keys().next().map_or("", String::as_str)
+        ),
+    };
+    Some((
+        "missing-include",
+        format!("include `{target}` does not exist"),
+        help,
+    ))
+}
+
+fn check_tests(checker: &mut PromptChecker<'_>, renderer: &Renderer, templates_ok: bool) {
+    let loaded = checker.loaded;
+    let tests = loaded.file.tests.as_ref();
+    let Some(tests) = tests.filter(|tests| !tests.value.is_empty()) else {
+        checker.warning(
+            "no-tests",
+            Position::start(),
+            "prompt has no tests".into(),
+            Some("add a `tests:` list; `promptctl test` runs them against the model".into()),
+        );
+        return;
+    };
+    let mut names = BTreeSet::new();
+    for test in &tests.value {
+        let at = position(&test.referenced);
+        let label = test.value.name.clone().unwrap_or_else(|| format!("test at line {}", at.line));
+        if let Some(name) = &test.value.name {
+            if !names.insert(name.clone()) {
+                checker.warning("duplicate-test", at, format!("two tests are named `{name}`"), Some("give each test its own name so reports can tell them apart".into()));
+            }
+        }
+        if test.value.assert.is_empty() {
+            checker.warning(
+                "no-assertions",
+                at,
+                format!("`{label}` has no assertions, so it always passes"),
+                Some("add an `assert:` list".into()),
+            );
+        }
+        for assertion in &test.value.assert {
+            check_assertion(checker, assertion, false);
+        }
+        let Some(definition) = &loaded.definition else { continue };
+        match resolve_variables(&definition.variables, &test.value.vars) {
+            Err(err) => {
+                let help = match &err {
+                    RenderError::MissingVariable { name } => {
+                        format!("add `{name}` to the test's `vars`")
+                    }
+                    _ => "fix the test's `vars` to match the prompt's `variables`".into(),
+                };
+                checker.error("test-vars", at, format!("`{label}`: {err}"), Some(help));
+            }
+            Ok(_) if templates_ok => {
+                if let Err(err) = renderer.render(definition, &test.value.vars) {
+                    checker.error(
+                        "render-failed",
+                        at,
+                        format!("`{label}` does not render: {err}"),
+                        None,
+                    );
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+fn check_assertion(checker: &mut PromptChecker<'_>, assertion: &Located<Assertion>, monitor: bool) {
+    let at = position(&assertion.referenced);
+    let value = &assertion.value;
+    let Some(kind) = AssertionKind::parse(&value.kind) else {
+        let names = AssertionKind::NAMES.iter().map(|(name, _)| *name);
+        let help = match closest(&value.kind, names) {
+            Some(suggestion) => format!("did you mean `{suggestion}`?"),
+            None => format!(
+                "known types: {}",
+                AssertionKind::NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        checker.error("unknown-assertion", at, format!("unknown assertion type `{}`", value.kind), Some(help));
+        return;
+    };
+    if monitor && !kind.allowed_in_monitor() {
+        checker.error(
+            "monitor-assertion",
+            at,
+            format!("`{}` cannot score production outputs: it needs an expected output or a measured call", kind.as_str()),
+            Some("monitor assertions are structure_validation, safety_check, regex, contains, not_contains and llm_judge".into()),
+        );
+    }
+    if kind.needs_value() && value.value.is_none() {
+        checker.error("assertion-value", at, format!("`{}` needs a `value`", kind.as_str()), None);
+    }
+    if let Some(threshold) = value.threshold {
+        if !(0.0..=1.0).contains(&threshold) {
+            checker.error("assertion-threshold", at, format!("threshold {threshold} is outside 0.0 to 1.0"), None);
+        }
+    }
+    if value.schema.is_some() && kind != AssertionKind::StructureValidation {
+        checker.error("assertion-schema", at, format!("`schema` applies to structure_validation, not `{}`", kind.as_str()), None);
+    }
+    match (kind, &value.value) {
+        (AssertionKind::Regex, Some(serde_json::Value::String(pattern))) => {
+            if let Err(err) = regex::Regex::new(pattern) {
+                checker.error("assertion-regex", at, format!("invalid regular expression: {}", err.to_string().lines().last().unwrap_or_default().trim()), None);
+            }
+        }
+        (AssertionKind::LatencyMs | AssertionKind::CostUsd, Some(limit)) if !limit.is_number() => {
+            checker.error("assertion-value", at, format!("`{}` needs a number as `value`", kind.as_str()), None);
+        }
+        (
+            AssertionKind::Contains | AssertionKind::NotContains | AssertionKind::Regex | AssertionKind::ExactMatch | AssertionKind::SemanticSimilarity | AssertionKind::LlmJudge,
+            Some(v),
+        ) if !v.is_string() && !(matches!(kind, AssertionKind::Contains | AssertionKind::NotContains) && v.is_array()) => {
+            checker.error("assertion-value", at, format!("`{}` needs text as `value`", kind.as_str()), None);
+        }
+        _ => {}
+    }
+}

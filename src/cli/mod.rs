@@ -1,0 +1,267 @@
+//! The command line: one file per subcommand, each a clap derive struct and a `run`
+//! function. This is the only door (with `serve`) that prints or decides exit codes.
+
+mod check;
+mod init;
+mod list;
+pub mod output;
+mod render;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, ConfigError};
+use crate::diagnostic::Diagnostic;
+use crate::repo::{LookupError, RepoError, Snapshot};
+use output::{ColorChoice, Format, Output};
+
+/// Exit codes (SPEC section 3).
+pub mod exit {
+    /// Everything passed.
+    pub const SUCCESS: u8 = 0;
+    /// A check or a test failed.
+    pub const FAILED: u8 = 1;
+    /// Bad usage, bad configuration or bad input files.
+    pub const BAD_INPUT: u8 = 2;
+    /// An external system (model provider, database, Git) failed.
+    pub const EXTERNAL: u8 = 3;
+}
+
+/// LLM prompts as code: versions from Git, tests against real models, a registry in
+/// PostgreSQL.
+#[derive(Debug, Parser)]
+#[command(name = "promptctl", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+struct GlobalArgs {
+    /// Run as if started in DIR.
+    #[arg(short = 'C', long = "directory", global = true, value_name = "DIR")]
+    directory: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// When to use colour (NO_COLOR is respected).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a starter promptctl.toml, environments.yaml and an example prompt.
+    Init(init::InitArgs),
+    /// Validate every prompt file, partial and setting.
+    Check(check::CheckArgs),
+    /// Print the messages a prompt would send.
+    Render(render::RenderArgs),
+    /// List every prompt.
+    List(list::ListArgs),
+}
+
+/// What kind of failure an error is; decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad usage, configuration or input files: exit 2.
+    Input,
+    /// A check or test failed: exit 1.
+    Failed,
+    /// A provider, the database or Git failed: exit 3.
+    External,
+}
+
+/// An error as the user sees it: a message, hints, maybe a place in a file.
+#[derive(Debug)]
+pub struct CliError {
+    /// Decides the exit code.
+    pub kind: ErrorKind,
+    /// What went wrong.
+    pub message: String,
+    /// What to do about it.
+    pub hints: Vec<String>,
+    /// The place in a file, shown with its line.
+    pub diagnostic: Option<Box<Diagnostic>>,
+}
+
+impl CliError {
+    /// A bad-input error (exit 2).
+    pub fn input(message: impl Into<String>) -> CliError {
+        CliError {
+            kind: ErrorKind::Input,
+            message: message.into(),
+            hints: Vec::new(),
+            diagnostic: None,
+        }
+    }
+
+    /// An external-system error (exit 3).
+    pub fn external(message: impl Into<String>) -> CliError {
+        CliError {
+            kind: ErrorKind::External,
+            ..CliError::input(message)
+        }
+    }
+
+    /// An error shown as a diagnostic at a place in a file.
+    pub fn at(kind: ErrorKind, diagnostic: Diagnostic) -> CliError {
+        CliError {
+            kind,
+            message: diagnostic.message.clone(),
+            hints: Vec::new(),
+            diagnostic: Some(Box::new(diagnostic)),
+        }
+    }
+
+    /// Adds a hint.
+    #[must_use]
+    pub fn hint(mut self, hint: impl Into<String>) -> CliError {
+        self.hints.push(hint.into());
+        self
+    }
+
+    /// The exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self.kind {
+            ErrorKind::Input => exit::BAD_INPUT,
+            ErrorKind::Failed => exit::FAILED,
+            ErrorKind::External => exit::EXTERNAL,
+        }
+    }
+}
+
+impl From<ConfigError> for CliError {
+    fn from(err: ConfigError) -> CliError {
+        match err {
+            ConfigError::Invalid(diagnostic) => CliError::at(ErrorKind::Input, *diagnostic),
+            other => CliError::input(other.to_string()),
+        }
+    }
+}
+
+impl From<RepoError> for CliError {
+    fn from(err: RepoError) -> CliError {
+        let hint = match &err {
+            RepoError::NoPromptsDir { .. } => Some(
+                "run `promptctl init` to start a prompts repository, or set `prompts_dir` in promptctl.toml",
+            ),
+            RepoError::Io { .. } => None,
+        };
+        let error = CliError::input(err.to_string());
+        match hint {
+            Some(hint) => error.hint(hint),
+            None => error,
+        }
+    }
+}
+
+impl From<LookupError> for CliError {
+    fn from(err: LookupError) -> CliError {
+        CliError::input(err.to_string()).hint("`promptctl list` shows every prompt")
+    }
+}
+
+/// What every command gets: the printer and where it was started.
+pub struct Context {
+    /// The printer.
+    pub output: Output,
+    /// The folder the command runs in.
+    pub directory: PathBuf,
+}
+
+impl Context {
+    /// Finds the project and reads its configuration.
+    pub fn config(&self) -> Result<Config, CliError> {
+        Ok(Config::discover(&self.directory)?)
+    }
+
+    /// Loads the working tree, failing when the prompt looked for sits in a file that does
+    /// not parse (so the user hears why, not "not found").
+    pub fn snapshot(&self, config: &Config) -> Result<Snapshot, CliError> {
+        Ok(Snapshot::load_working_tree(config)?)
+    }
+}
+
+/// Finds a prompt in a snapshot; when it is missing and some files did not parse, says so.
+pub fn find_prompt<'a>(
+    snapshot: &'a Snapshot,
+    query: &str,
+) -> Result<&'a crate::repo::LoadedPrompt, CliError> {
+    snapshot.find(query).map_err(|err| {
+        let unreadable = snapshot.problems.len();
+        let error = CliError::from(err);
+        if unreadable > 0 {
+            error.hint(format!(
+                "{unreadable} file(s) could not be read; `promptctl check` shows why"
+            ))
+        } else {
+            error
+        }
+    })
+}
+
+/// Runs the parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> u8 {
+    let output = Output::new(cli.global.format, cli.global.color);
+    let directory = cli
+        .global
+        .directory
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("."));
+    let context = Context {
+        output: output.clone(),
+        directory,
+    };
+    let result = match cli.command {
+        Command::Init(args) => init::run(&context, &args),
+        Command::Check(args) => check::run(&context, &args),
+        Command::Render(args) => render::run(&context, &args),
+        Command::List(args) => list::run(&context, &args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            report_error(&output, &err);
+            err.exit_code()
+        }
+    }
+}
+
+/// Prints an error: as JSON on stdout with `--format json`, else on stderr.
+pub fn report_error(output: &Output, err: &CliError) {
+    if output.format == Format::Json {
+        output.json(&serde_json::json!({
+            "error": {
+                "message": err.message,
+                "hints": err.hints,
+                "diagnostic": err.diagnostic,
+                "exit_code": err.exit_code(),
+            }
+        }));
+    }
+    match &err.diagnostic {
+        Some(diagnostic) => {
+            output.diagnostic(diagnostic);
+            for hint in &err.hints {
+                output.note(&format!("  help: {hint}"));
+            }
+        }
+        None => output.error(&err.message, &err.hints),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

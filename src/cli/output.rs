@@ -1,0 +1,276 @@
+//! The one printer every command writes through: data to stdout (human text or JSON),
+//! diagnostics and progress to stderr, colour only where it helps.
+//!
+//! A closed stdout (`promptctl list | head`) is not an error: writes are dropped quietly,
+//! as ripgrep does.
+
+use std::io::{IsTerminal, Write};
+
+use clap::ValueEnum;
+use serde::Serialize;
+
+use crate::diagnostic::{Diagnostic, Severity};
+
+/// How data is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Text for people.
+    #[default]
+    Human,
+    /// JSON for machines.
+    Json,
+}
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set.
+    #[default]
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// ANSI styles used in output.
+#[derive(Debug, Clone, Copy)]
+pub enum Style {
+    /// Errors, removed lines.
+    Red,
+    /// Warnings.
+    Yellow,
+    /// Added lines, passes.
+    Green,
+    /// Locations, headings.
+    Blue,
+    /// Emphasis.
+    Bold,
+    /// Less important text.
+    Dim,
+    /// Hunk headers.
+    Cyan,
+}
+
+impl Style {
+    fn code(self) -> &'static str {
+        match self {
+            Style::Red => "\x1b[1;31m",
+            Style::Yellow => "\x1b[1;33m",
+            Style::Green => "\x1b[32m",
+            Style::Blue => "\x1b[1;34m",
+            Style::Bold => "\x1b[1m",
+            Style::Dim => "\x1b[2m",
+            Style::Cyan => "\x1b[36m",
+        }
+    }
+}
+
+/// The printer.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Human or JSON.
+    pub format: Format,
+    color_stdout: bool,
+    color_stderr: bool,
+}
+
+fn color_wanted(choice: ColorChoice, is_terminal: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+            let forced = std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0");
+            !no_color && (forced || is_terminal)
+        }
+    }
+}
+
+impl Output {
+    /// A printer for `format`, colouring as `color` says.
+    pub fn new(format: Format, color: ColorChoice) -> Output {
+        Output {
+            format,
+            color_stdout: color_wanted(color, std::io::stdout().is_terminal()),
+            color_stderr: color_wanted(color, std::io::stderr().is_terminal()),
+        }
+    }
+
+    /// Whether stdout gets colour.
+    pub fn stdout_colored(&self) -> bool {
+        self.color_stdout
+    }
+
+    /// Whether stderr is a terminal (progress bars go there).
+    pub fn stderr_is_terminal(&self) -> bool {
+        std::io::stderr().is_terminal()
+    }
+
+    /// `text` in `style` when stdout is coloured.
+    pub fn paint(&self, style: Style, text: &str) -> String {
+        paint(self.color_stdout, style, text)
+    }
+
+    /// `text` in `style` when stderr is coloured.
+    pub fn paint_err(&self, style: Style, text: &str) -> String {
+        paint(self.color_stderr, style, text)
+    }
+
+    /// Writes data to stdout.
+    pub fn data(&self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+        if !text.ends_with('\n') {
+            let _ = stdout.write_all(b"\n");
+        }
+        let _ = stdout.flush();
+    }
+
+    /// Writes a value as pretty JSON to stdout.
+    pub fn json<T: Serialize + ?Sized>(&self, value: &T) {
+        match serde_json::to_string_pretty(value) {
+            Ok(text) => self.data(&text),
+            Err(err) => self.note(&format!("error: cannot encode output as JSON: {err}")),
+        }
+    }
+
+    /// Writes a line to stderr.
+    pub fn note(&self, text: &str) {
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(stderr, "{text}");
+    }
+
+    /// Writes a diagnostic to stderr, compiler style.
+    pub fn diagnostic(&self, diagnostic: &Diagnostic) {
+        self.note(&render_diagnostic(diagnostic, self.color_stderr));
+    }
+
+    /// Writes an error with its hints to stderr.
+    pub fn error(&self, message: &str, hints: &[String]) {
+        let mut text = format!("{} {message}", self.paint_err(Style::Red, "error:"));
+        for hint in hints {
+            text.push_str(&format!("\n  {} {hint}", self.paint_err(Style::Blue, "help:")));
+        }
+        self.note(&text);
+    }
+}
+
+fn paint(enabled: bool, style: Style, text: &str) -> String {
+    if enabled {
+        format!("{}{text}\x1b[0m", style.code())
+    } else {
+        text.to_owned()
+    }
+}
+
+/// A diagnostic as compilers show one:
+///
+/// ```text
+/// error[undeclared-variable]: variable `foo` is used but not declared
+///   --> prompts/a/b.yaml:12:20
+///    |
+/// 12 |     content: "Hi {{ foo }}"
+///    |                     ^^^
+///    = help: declare it under `variables:`
+/// ```
+pub fn render_diagnostic(diagnostic: &Diagnostic, color: bool) -> String {
+    let (label_style, label) = match diagnostic.severity {
+        Severity::Error => (Style::Red, "error"),
+        Severity::Warning => (Style::Yellow, "warning"),
+    };
+    let line_number = diagnostic.position.line.to_string();
+    let gutter = " ".repeat(line_number.len());
+    let bar = paint(color, Style::Blue, "|");
+    let mut text = format!(
+        "{}{}",
+        paint(color, label_style, &format!("{label}[{}]", diagnostic.code)),
+        paint(color, Style::Bold, &format!(": {}", diagnostic.message)),
+    );
+    text.push_str(&format!(
+        "\n{gutter}{} {}",
+        paint(color, Style::Blue, "-->"),
+        diagnostic.location()
+    ));
+    if let Some(line) = &diagnostic.line_text {
+        let shown: String = line.chars().take(200).collect::<String>().replace('\t', " ");
+        let column = diagnostic.position.column.saturating_sub(1);
+        let marker_len = diagnostic
+            .length
+            .min(shown.chars().count().saturating_sub(column).max(1));
+        text.push_str(&format!("\n{gutter} {bar}"));
+        text.push_str(&format!(
+            "\n{} {bar} {shown}",
+            paint(color, Style::Blue, &line_number)
+        ));
+        text.push_str(&format!(
+            "\n{gutter} {bar} {}{}",
+            " ".repeat(column.min(200)),
+            paint(color, label_style, &"^".repeat(marker_len))
+        ));
+    }
+    if let Some(help) = &diagnostic.help {
+        text.push_str(&format!(
+            "\n{gutter} {} {help}",
+            paint(color, Style::Blue, "= help:")
+        ));
+    }
+    text
+}
+
+/// Lays out rows as a table with columns padded to their widest cell.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let columns = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (index, cell) in row.iter().enumerate().take(columns) {
+            widths[index] = widths[index].max(cell.chars().count());
+        }
+    }
+    let format_row = |cells: Vec<&str>| -> String {
+        let mut line = String::new();
+        for (index, cell) in cells.iter().enumerate() {
+            if index + 1 == cells.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&" ".repeat(widths[index] - cell.chars().count() + 2));
+            }
+        }
+        line.trim_end().to_owned()
+    };
+    let mut out = format_row(header.to_vec());
+    for row in rows {
+        out.push('\n');
+        out.push_str(&format_row(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostic::Position;
+
+    #[test]
+    fn diagnostic_shows_the_line_and_a_caret() {
+        let d = Diagnostic::error("undeclared-variable", "prompts/a/b.yaml", Position::new(2, 17), "variable `foo` is used but not declared")
+            .with_source("model: m\ntemplate: Hi {{ foo }}\n")
+            .with_length(3)
+            .with_help("declare it");
+        insta::assert_snapshot!(render_diagnostic(&d, false), @r"
+        error[undeclared-variable]: variable `foo` is used but not declared
+         --> prompts/a/b.yaml:2:17
+          |
+        2 | template: Hi {{ foo }}
+          |                 ^^^
+          = help: declare it
+        ");
+    }
+
+    #[test]
+    fn table_pads_columns() {
+        let out = table(&["a", "bb"], &[vec!["xxx".into(), "y".into()]]);
+        assert_eq!(out, "a    bb\nxxx  y");
+    }
+}

@@ -1,0 +1,138 @@
+//! `promptctl render`: print the messages a prompt would send.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::output::{Format, Style};
+use super::{CliError, Context, ErrorKind, exit, find_prompt};
+use crate::diagnostic::{Diagnostic, Position};
+use crate::render::{RenderError, Renderer, TemplatePart, coerce_cli_value};
+use crate::repo::{LoadedPrompt, Snapshot, locate_in_scalar};
+
+/// Arguments of `promptctl render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The prompt: `name` or `service/name`.
+    prompt: String,
+    /// A variable, as `name=value` (repeatable). Numbers, booleans, arrays and objects are
+    /// parsed according to the variable's declared type.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    vars: Vec<String>,
+    /// A YAML or JSON file of variables; `--var` overrides it.
+    #[arg(long, value_name = "FILE")]
+    vars_file: Option<PathBuf>,
+}
+
+/// Runs `promptctl render`.
+pub fn run(context: &Context, args: &RenderArgs) -> Result<u8, CliError> {
+    let config = context.config()?;
+    let snapshot = context.snapshot(&config)?;
+    let prompt = find_prompt(&snapshot, &args.prompt)?;
+    let Some(definition) = &prompt.definition else {
+        return Err(CliError::input(format!(
+            "{} is incomplete: it needs `model` and `template` or `messages`",
+            crate::diagnostic::display_path(&prompt.path)
+        ))
+        .hint("`promptctl check` shows what is missing"));
+    };
+    let vars = collect_vars(context, args, &definition.variables)?;
+    let renderer = Renderer::new(snapshot.partials.clone());
+    let messages = renderer
+        .render(definition, &vars)
+        .map_err(|err| render_error(&snapshot, prompt, &err))?;
+    let output = &context.output;
+    match output.format {
+        Format::Json => output.json(&messages),
+        Format::Human => {
+            let mut text = String::new();
+            for (index, message) in messages.iter().enumerate() {
+                if index > 0 {
+                    text.push('\n');
+                }
+                text.push_str(&output.paint(Style::Bold, &format!("── {} ──", message.role.as_str())));
+                text.push('\n');
+                text.push_str(message.content.trim_end_matches('\n'));
+                text.push('\n');
+            }
+            output.data(&text);
+        }
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// Variables from `--vars-file`, then `--var`, typed by the declaration.
+pub fn collect_vars(
+    context: &Context,
+    args: &RenderArgs,
+    declared: &BTreeMap<String, crate::repo::VariableSpec>,
+) -> Result<BTreeMap<String, serde_json::Value>, CliError> {
+    read_vars(context, args.vars_file.as_deref(), &args.vars, declared)
+}
+
+/// Reads `--vars-file` and `--var` values; shared by every command that renders.
+pub fn read_vars(
+    context: &Context,
+    vars_file: Option<&std::path::Path>,
+    vars: &[String],
+    declared: &BTreeMap<String, crate::repo::VariableSpec>,
+) -> Result<BTreeMap<String, serde_json::Value>, CliError> {
+    let mut values = BTreeMap::new();
+    if let Some(file) = vars_file {
+        let path = context.directory.join(file);
+        let text = std::fs::read_to_string(&path).map_err(|err| {
+            CliError::input(format!("cannot read vars file {}: {err}", file.display()))
+        })?;
+        let parsed: BTreeMap<String, serde_json::Value> =
+            crate::repo::file::parse_yaml(file, &text, &[])
+                .map_err(|diagnostic| CliError::at(ErrorKind::Input, diagnostic))?;
+        values.extend(parsed);
+    }
+    for pair in vars {
+        let Some((name, raw)) = pair.split_once('=') else {
+            return Err(CliError::input(format!("`--var {pair}` is not NAME=VALUE"))
+                .hint("write it as `--var name=value`"));
+        };
+        let value = coerce_cli_value(declared.get(name), raw)
+            .map_err(|why| CliError::input(format!("`--var {name}`: {why}")))?;
+        values.insert(name.to_owned(), value);
+    }
+    Ok(values)
+}
+
+/// A render error as a diagnostic at its place in the prompt file or partial.
+pub fn render_error(snapshot: &Snapshot, prompt: &LoadedPrompt, err: &RenderError) -> CliError {
+    let RenderError::Template { part, line, .. } = err else {
+        let hint = match err {
+            RenderError::MissingVariable { name } => format!("pass it with `--var {name}=...`"),
+            _ => "`promptctl show` lists the prompt's variables".to_owned(),
+        };
+        return CliError::input(format!("{}: {err}", prompt.id.as_ref().map(ToString::to_string).unwrap_or_default())).hint(hint);
+    };
+    let line = line.unwrap_or(1);
+    let file = &prompt.file;
+    let location = match part {
+        TemplatePart::Template => file.template.as_ref().map(|t| t.referenced),
+        TemplatePart::Message(index) => file
+            .messages
+            .as_ref()
+            .and_then(|m| m.value.get(*index))
+            .map(|m| m.content.referenced),
+        TemplatePart::Partial(name) => {
+            let path = snapshot.prompts_dir.join(name);
+            let mut diagnostic = Diagnostic::error("render", path, Position::new(line, 1), err.to_string());
+            if let Some(source) = snapshot.partials.get(name) {
+                diagnostic = diagnostic.with_source(source);
+            }
+            return CliError::at(ErrorKind::Input, diagnostic);
+        }
+    };
+    let position = location.map_or_else(Position::start, |loc| {
+        locate_in_scalar(&prompt.source, loc.line() as usize, loc.column() as usize, line, 1)
+    });
+    CliError::at(
+        ErrorKind::Input,
+        Diagnostic::error("render", &prompt.path, position, err.to_string()).with_source(&prompt.source),
+    )
+}

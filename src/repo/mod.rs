@@ -1,0 +1,324 @@
+//! The prompts repository on disk: prompt files, partials, and looking prompts up by name.
+//!
+//! A [`Snapshot`] is every prompt file and partial of one tree, from the working tree
+//! ([`Snapshot::load_working_tree`]) or from any list of files (`history` feeds it blobs of
+//! a commit). Files that cannot be parsed become diagnostics in the snapshot; they never stop
+//! the others from loading.
+
+pub mod definition;
+pub mod file;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use definition::{Body, Definition, MessageTemplate, PromptId};
+pub use file::{Assertion, PromptFile, Role, TestCase, VariableSpec, VariableType};
+
+use crate::config::Config;
+use crate::diagnostic::{Diagnostic, closest, display_path};
+
+/// Errors reading the repository as a whole (single bad files become diagnostics instead).
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// The prompts folder is missing.
+    #[error("prompts folder {} does not exist", display_path(.path))]
+    NoPromptsDir {
+        /// The folder looked for.
+        path: PathBuf,
+    },
+    /// A file or folder could not be read.
+    #[error("cannot read {}: {source}", display_path(.path))]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Errors finding a prompt by what the user typed.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// No prompt has that name.
+    #[error("no prompt named `{query}`{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    NotFound {
+        /// What was asked for.
+        query: String,
+        /// A close name, if any.
+        suggestion: Option<String>,
+    },
+    /// Several services have a prompt of that name.
+    #[error("`{query}` names prompts in several services: {}; write it as service/name", candidates.join(", "))]
+    Ambiguous {
+        /// What was asked for.
+        query: String,
+        /// The matching identities.
+        candidates: Vec<String>,
+    },
+}
+
+/// Partial templates by their path relative to the prompts folder.
+pub type Partials = Arc<BTreeMap<String, String>>;
+
+/// One prompt file, loaded.
+#[derive(Debug, Clone)]
+pub struct LoadedPrompt {
+    /// The file, relative to the project root (e.g. `prompts/billing/invoice.yaml`).
+    pub path: PathBuf,
+    /// The file relative to the prompts folder (e.g. `billing/invoice.yaml`).
+    pub relative: PathBuf,
+    /// The file's text.
+    pub source: String,
+    /// The parsed file.
+    pub file: PromptFile,
+    /// Its identity, when it can be derived.
+    pub id: Option<PromptId>,
+    /// Its definition, when the file has a model and a template.
+    pub definition: Option<Definition>,
+}
+
+/// Every prompt and partial of one tree.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The prompts folder relative to the project root (e.g. `prompts`).
+    pub prompts_dir: PathBuf,
+    /// Prompt files that parsed, sorted by path.
+    pub prompts: Vec<LoadedPrompt>,
+    /// Partials by path relative to the prompts folder.
+    pub partials: Partials,
+    /// Files that could not be read or parsed.
+    pub problems: Vec<Diagnostic>,
+}
+
+/// What a file under the prompts folder is, by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A prompt file (`.yaml`, `.yml`).
+    Prompt,
+    /// A partial template (`.j2`, `.jinja`).
+    Partial,
+}
+
+impl FileKind {
+    /// The kind of a file, or `None` for files promptctl ignores (and hidden paths, such as
+    /// the recordings folder).
+    pub fn of(relative: &Path) -> Option<FileKind> {
+        if relative
+            .components()
+            .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+        {
+            return None;
+        }
+        match relative.extension()?.to_str()? {
+            "yaml" | "yml" => Some(FileKind::Prompt),
+            "j2" | "jinja" => Some(FileKind::Partial),
+            _ => None,
+        }
+    }
+}
+
+/// The path of a partial as templates include it: relative to the prompts folder, with
+/// forward slashes.
+pub fn partial_name(relative: &Path) -> String {
+    display_path(relative)
+}
+
+impl Snapshot {
+    /// Loads the working tree's prompts folder.
+    pub fn load_working_tree(config: &Config) -> Result<Snapshot, RepoError> {
+        let prompts_dir = config.prompts_dir();
+        if !prompts_dir.is_dir() {
+            return Err(RepoError::NoPromptsDir { path: prompts_dir });
+        }
+        let mut files = Vec::new();
+        for entry in walkdir::WalkDir::new(&prompts_dir).sort_by_file_name() {
+            let entry = entry.map_err(|err| RepoError::Io {
+                path: err.path().unwrap_or(&prompts_dir).to_path_buf(),
+                source: err.into(),
+            })?;
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let relative = entry
+                .path()
+                .strip_prefix(&prompts_dir)
+                .unwrap_or(entry.path())
+                .to_path_buf();
+            if FileKind::of(&relative).is_none() {
+                continue;
+            }
+            let bytes = std::fs::read(entry.path()).map_err(|source| RepoError::Io {
+                path: entry.path().to_path_buf(),
+                source,
+            })?;
+            files.push((relative, bytes));
+        }
+        Ok(Snapshot::from_files(&config.settings.prompts_dir, files))
+    }
+
+    /// Builds a snapshot from files given relative to the prompts folder.
+    pub fn from_files(prompts_dir: &Path, files: Vec<(PathBuf, Vec<u8>)>) -> Snapshot {
+        let mut snapshot = Snapshot {
+            prompts_dir: prompts_dir.to_path_buf(),
+            ..Snapshot::default()
+        };
+        let mut partials = BTreeMap::new();
+        let mut prompt_files = Vec::new();
+        for (relative, bytes) in files {
+            match FileKind::of(&relative) {
+                Some(FileKind::Partial) => {
+                    let path = prompts_dir.join(&relative);
+                    match file::decode_text(&path, &bytes) {
+                        Ok(text) => {
+                            partials.insert(partial_name(&relative), text);
+                        }
+                        Err(diagnostic) => snapshot.problems.push(diagnostic),
+                    }
+                }
+                Some(FileKind::Prompt) => prompt_files.push((relative, bytes)),
+                None => {}
+            }
+        }
+        let results = parse_all(prompts_dir, prompt_files);
+        for result in results {
+            match result {
+                Ok(prompt) => snapshot.prompts.push(prompt),
+                Err(diagnostic) => snapshot.problems.push(diagnostic),
+            }
+        }
+        snapshot.prompts.sort_by(|a, b| a.path.cmp(&b.path));
+        snapshot.partials = Arc::new(partials);
+        snapshot
+    }
+
+    /// Finds a prompt by `name` or `service/name`.
+    pub fn find(&self, query: &str) -> Result<&LoadedPrompt, LookupError> {
+        let matches: Vec<&LoadedPrompt> = self
+            .prompts
+            .iter()
+            .filter(|prompt| prompt.id.as_ref().is_some_and(|id| id_matches(id, query)))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(one),
+            [] => Err(LookupError::NotFound {
+                query: query.to_owned(),
+                suggestion: {
+                    let names: Vec<String> = self
+                        .prompts
+                        .iter()
+                        .filter_map(|p| p.id.as_ref())
+                        .flat_map(|id| [id.name.clone(), id.to_string()])
+                        .collect();
+                    closest(query, names.iter().map(String::as_str)).map(str::to_owned)
+                },
+            }),
+            many => Err(LookupError::Ambiguous {
+                query: query.to_owned(),
+                candidates: many
+                    .iter()
+                    .filter_map(|p| p.id.as_ref().map(ToString::to_string))
+                    .collect(),
+            }),
+        }
+    }
+}
+
+/// Whether `query` (`name` or `service/name`) names `id`.
+pub fn id_matches(id: &PromptId, query: &str) -> bool {
+    match query.split_once('/') {
+        Some((service, name)) => id.service == service && id.name == name,
+        None => id.name == query,
+    }
+}
+
+fn parse_one(prompts_dir: &Path, relative: PathBuf, bytes: &[u8]) -> Result<LoadedPrompt, Diagnostic> {
+    let path = prompts_dir.join(&relative);
+    let source = file::decode_text(&path, bytes)?;
+    let parsed = file::parse_prompt(&path, &source)?;
+    let id = PromptId::of(&parsed, &relative);
+    let definition = Definition::of(&parsed);
+    Ok(LoadedPrompt {
+        path,
+        relative,
+        source,
+        file: parsed,
+        id,
+        definition,
+    })
+}
+
+/// Parses files on every core: parsing dominates `check` on large repositories.
+fn parse_all(
+    prompts_dir: &Path,
+    files: Vec<(PathBuf, Vec<u8>)>,
+) -> Vec<Result<LoadedPrompt, Diagnostic>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || files.len() < 64 {
+        return files
+            .into_iter()
+            .map(|(relative, bytes)| parse_one(prompts_dir, relative, &bytes))
+            .collect();
+    }
+    let chunk_size = files.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<(PathBuf, Vec<u8>)>> = Vec::new();
+    let mut files = files.into_iter().peekable();
+    while files.peek().is_some() {
+        chunks.push(files.by_ref().take(chunk_size).collect());
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .into_iter()
+                        .map(|(relative, bytes)| parse_one(prompts_dir, relative, &bytes))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| match handle.join() {
+                Ok(results) => results,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
+/// Maps a place inside a YAML string scalar (1-based line and column within the string's
+/// value) to its place in the file, given where the parser located the scalar
+/// (`value_line`, `value_column`, 1-based: the first content line of a block scalar, the
+/// opening quote or first character of a flow scalar). Exact for block scalars (`|`, `>`)
+/// and single-line scalars; for multi-line flow scalars it falls back to the scalar's start.
+pub fn locate_in_scalar(
+    source: &str,
+    value_line: usize,
+    value_column: usize,
+    line_in_value: usize,
+    column_in_value: usize,
+) -> crate::diagnostic::Position {
+    use crate::diagnostic::Position;
+    let line_at = |line: usize| source.lines().nth(line.saturating_sub(1));
+    let Some(first) = line_at(value_line) else {
+        return Position::new(value_line, value_column);
+    };
+    let after_block_indicator = value_line > 1
+        && line_at(value_line - 1).is_some_and(|previous| {
+            let code = previous.split(" #").next().unwrap_or(previous).trim_end();
+            let tail = code.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '+');
+            tail.ends_with('|') || tail.ends_with('>')
+        });
+    if after_block_indicator {
+        return Position::new(value_line + line_in_value - 1, value_column + column_in_value - 1);
+    }
+    match first.chars().nth(value_column.saturating_sub(1)) {
+        Some('"' | '\'') if line_in_value == 1 => {
+            Position::new(value_line, value_column + column_in_value)
+        }
+        _ if line_in_value == 1 => Position::new(value_line, value_column + column_in_value - 1),
+        _ => Position::new(value_line, value_column),
+    }
+}
