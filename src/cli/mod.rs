@@ -6,6 +6,7 @@ mod init;
 mod list;
 pub mod output;
 mod render;
+mod test;
 
 use std::path::PathBuf;
 
@@ -63,6 +64,8 @@ enum Command {
     Render(render::RenderArgs),
     /// List every prompt.
     List(list::ListArgs),
+    /// Run prompts' test cases against their models.
+    Test(test::TestArgs),
 }
 
 /// What kind of failure an error is; decides the exit code.
@@ -222,6 +225,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Check(args) => check::run(&context, &args),
         Command::Render(args) => render::run(&context, &args),
         Command::List(args) => list::run(&context, &args),
+        Command::Test(args) => test::run(&context, &args),
     };
     match result {
         Ok(code) => code,

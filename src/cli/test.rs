@@ -1,0 +1,251 @@
+//! `promptctl test`: run prompts' test cases against their models and judge the outputs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+
+use super::output::Format;
+use super::{CliError, Context, exit, find_prompt};
+use crate::config::Config;
+use crate::eval::report::{self, Summary};
+use crate::eval::{CaseResult, CaseStatus, TestJob, run_tests};
+use crate::providers::{Mode, Providers, Recordings};
+use crate::render::Renderer;
+use crate::repo::{LoadedPrompt, Snapshot};
+
+/// Arguments of `promptctl test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Prompts to test (`name` or `service/name`); all prompts with tests when none.
+    prompts: Vec<String>,
+    /// Run every test against this candidate model instead of each prompt's own, and
+    /// compare with the prompt's own model (the model-swap check).
+    #[arg(long, value_name = "MODEL")]
+    model: Option<String>,
+    /// How many model calls run at once (default: `[test] concurrency`).
+    #[arg(long, value_name = "N")]
+    concurrency: Option<usize>,
+    /// Call models live and write each answer to the recordings folder.
+    #[arg(long, conflicts_with = "replay")]
+    record: bool,
+    /// Answer from recordings only; no network, no key needed.
+    #[arg(long)]
+    replay: bool,
+    /// Write a JUnit XML report to FILE.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+}
+
+/// Runs `promptctl test`.
+pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
+    let config = context.config()?;
+    let snapshot = context.snapshot(&config)?;
+    let selected = select_prompts(&snapshot, &args.prompts)?;
+    let renderer = Arc::new(Renderer::new(snapshot.partials.clone()));
+    let own_jobs = jobs_for(&config, &selected, &renderer, None)?;
+    let candidate_jobs = match &args.model {
+        Some(model) => Some(jobs_for(&config, &selected, &renderer, Some(model))?),
+        None => None,
+    };
+    let output = &context.output;
+    if own_jobs.is_empty() {
+        output.note("no tests to run: add `tests:` to a prompt");
+        return Ok(exit::SUCCESS);
+    }
+    for problem in &snapshot.problems {
+        output.note(&format!("warning: skipped {problem}"));
+    }
+    let mode = if args.replay {
+        Mode::Replay
+    } else if args.record {
+        Mode::Record
+    } else {
+        Mode::Live
+    };
+    let providers = Providers::new(
+        &config.settings,
+        Recordings {
+            mode,
+            dir: config.root.join(&config.settings.test.recordings),
+        },
+    );
+    let concurrency = args.concurrency.unwrap_or(config.settings.test.concurrency).max(1);
+    let total_calls = own_jobs.len() + candidate_jobs.as_ref().map_or(0, Vec::len);
+    let progress = progress_bar(context, total_calls);
+    let on_done: Arc<dyn Fn(&CaseResult) + Send + Sync> = {
+        let progress = progress.clone();
+        Arc::new(move |result: &CaseResult| {
+            if let Some(bar) = &progress {
+                bar.set_message(report::case_label(result));
+                bar.inc(1);
+            }
+        })
+    };
+    let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|err| CliError::external(format!("cannot start the async runtime: {err}")))?;
+    let (own, candidate) = runtime.block_on(async {
+        let own = run_tests(own_jobs, providers.clone(), concurrency, on_done.clone());
+        match candidate_jobs {
+            Some(jobs) => {
+                let candidate = run_tests(jobs, providers.clone(), concurrency, on_done.clone());
+                let (own, candidate) = tokio::join!(own, candidate);
+                (own, Some(candidate))
+            }
+            None => (own.await, None),
+        }
+    });
+    if let Some(bar) = &progress {
+        bar.finish_and_clear();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    // With a candidate model, the verdict is the candidate's.
+    let judged: &[CaseResult] = candidate.as_deref().unwrap_or(&own);
+    let summary = Summary::of(judged);
+    if let Some(path) = &args.junit {
+        let mut all = own.clone();
+        all.extend(candidate.iter().flatten().cloned());
+        let xml = report::junit(&all, "promptctl");
+        std::fs::write(context.directory.join(path), xml)
+            .map_err(|err| CliError::input(format!("cannot write {}: {err}", path.display())))?;
+    }
+    match output.format {
+        Format::Json => output.json(&serde_json::json!({
+            "summary": summary,
+            "seconds": seconds,
+            "results": own,
+            "candidate": candidate.as_ref().map(|c| serde_json::json!({
+                "model": args.model,
+                "results": c,
+                "comparison": report::comparison(&own, c),
+            })),
+        })),
+        Format::Human => {
+            let color = output.stdout_colored();
+            let mut text = report::result_table(&own, color);
+            if let Some(candidate) = &candidate {
+                text.push_str(&format!("\ncandidate model {}:\n", args.model.as_deref().unwrap_or_default()));
+                text.push_str(&report::result_table(candidate, color));
+                text.push_str(&comparison_text(&own, candidate));
+            }
+            let mut all = own.clone();
+            all.extend(candidate.iter().flatten().cloned());
+            text.push_str(&report::failure_details(&all, color));
+            text.push('\n');
+            text.push_str(&report::summary_line(&summary, seconds, color));
+            output.data(&text);
+        }
+    }
+    Ok(exit_code(&own, candidate.as_deref()))
+}
+
+/// Exit 3 when a provider failed, 2 for input or configuration errors, 1 when a test
+/// failed, else 0.
+fn exit_code(own: &[CaseResult], candidate: Option<&[CaseResult]>) -> u8 {
+    let own_summary = Summary::of(own);
+    let judged = candidate.map_or_else(|| own_summary.clone(), Summary::of);
+    let provider_errors = own_summary.provider_errors + judged.provider_errors;
+    if provider_errors > 0 {
+        exit::EXTERNAL
+    } else if own_summary.input_errors + judged.input_errors > 0 {
+        exit::BAD_INPUT
+    } else if judged.failed > 0 {
+        exit::FAILED
+    } else {
+        exit::SUCCESS
+    }
+}
+
+fn comparison_text(own: &[CaseResult], candidate: &[CaseResult]) -> String {
+    let rows = report::comparison(own, candidate);
+    let regressions: Vec<_> = rows
+        .iter()
+        .filter(|r| r.current == CaseStatus::Passed && r.candidate != CaseStatus::Passed)
+        .collect();
+    let fixes = rows
+        .iter()
+        .filter(|r| r.current != CaseStatus::Passed && r.candidate == CaseStatus::Passed)
+        .count();
+    let mut text = format!(
+        "\ncomparison: {} test(s) pass on the current model and fail on the candidate, {fixes} fixed by it\n",
+        regressions.len()
+    );
+    for row in regressions {
+        text.push_str(&format!("  ✗ {} › {}\n", row.prompt, row.test));
+    }
+    text
+}
+
+fn progress_bar(context: &Context, total: usize) -> Option<indicatif::ProgressBar> {
+    if !context.output.stderr_is_terminal() || context.output.format == Format::Json {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {wide_msg}") {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+/// The prompts named, or every prompt with tests.
+fn select_prompts<'a>(snapshot: &'a Snapshot, names: &[String]) -> Result<Vec<&'a LoadedPrompt>, CliError> {
+    if names.is_empty() {
+        return Ok(snapshot
+            .prompts
+            .iter()
+            .filter(|p| p.file.tests.as_ref().is_some_and(|t| !t.value.is_empty()))
+            .collect());
+    }
+    names.iter().map(|name| find_prompt(snapshot, name)).collect()
+}
+
+/// One job per test case of each prompt, on `model` or the prompt's own model.
+pub fn jobs_for(
+    config: &Config,
+    prompts: &[&LoadedPrompt],
+    renderer: &Arc<Renderer>,
+    model: Option<&str>,
+) -> Result<Vec<TestJob>, CliError> {
+    let mut jobs = Vec::new();
+    for prompt in prompts {
+        let (Some(id), Some(definition)) = (&prompt.id, &prompt.definition) else {
+            return Err(CliError::input(format!(
+                "{} is incomplete: it needs a service, `model` and `template` or `messages`",
+                crate::diagnostic::display_path(&prompt.path)
+            ))
+            .hint("`promptctl check` shows what is missing"));
+        };
+        let definition = Arc::new(definition.clone());
+        for test in prompt.file.tests.iter().flat_map(|t| t.value.iter()) {
+            let line = test.referenced.line() as usize;
+            jobs.push(TestJob {
+                prompt: id.clone(),
+                path: prompt.path.clone(),
+                line,
+                name: test.value.name.clone().unwrap_or_else(|| format!("test at line {line}")),
+                model: model.unwrap_or(&definition.model).to_owned(),
+                definition: definition.clone(),
+                vars: test.value.vars.clone(),
+                assertions: test
+                    .value
+                    .assert
+                    .iter()
+                    .map(|a| (a.value.clone(), a.referenced.line() as usize))
+                    .collect(),
+                renderer: renderer.clone(),
+                judge_model: config
+                    .settings
+                    .test
+                    .judge_model
+                    .clone()
+                    .unwrap_or_else(|| definition.model.clone()),
+            });
+        }
+    }
+    Ok(jobs)
+}

@@ -1,0 +1,256 @@
+//! Test reports: the result table and failure details people read, JSON, and JUnit XML.
+//!
+//! Reports are built as strings; the command line decides where they go.
+
+use serde::Serialize;
+
+use super::{CaseErrorKind, CaseResult, CaseStatus};
+use crate::diagnostic::display_path;
+
+/// Counts over a run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Summary {
+    /// Cases run.
+    pub total: usize,
+    /// Cases whose assertions all passed.
+    pub passed: usize,
+    /// Cases with a failed assertion.
+    pub failed: usize,
+    /// Cases that could not be judged.
+    pub errors: usize,
+    /// Of the errors, those where the provider failed.
+    pub provider_errors: usize,
+    /// Of the errors, those caused by input or configuration.
+    pub input_errors: usize,
+    /// Total price in US dollars of the calls with known prices.
+    pub cost_usd: f64,
+    /// Cases answered from recordings.
+    pub replayed: usize,
+}
+
+impl Summary {
+    /// Counts `results`.
+    pub fn of(results: &[CaseResult]) -> Summary {
+        let mut summary = Summary {
+            total: results.len(),
+            ..Summary::default()
+        };
+        for result in results {
+            match result.status {
+                CaseStatus::Passed => summary.passed += 1,
+                CaseStatus::Failed => summary.failed += 1,
+                CaseStatus::Error => {
+                    summary.errors += 1;
+                    match result.error.as_ref().map(|e| &e.kind) {
+                        Some(CaseErrorKind::Provider) => summary.provider_errors += 1,
+                        _ => summary.input_errors += 1,
+                    }
+                }
+            }
+            summary.cost_usd += result.cost_usd.unwrap_or(0.0);
+            summary.replayed += usize::from(result.replayed);
+        }
+        summary
+    }
+}
+
+fn paint(color: bool, code: &str, text: &str) -> String {
+    if color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// `service/name › test`.
+pub fn case_label(result: &CaseResult) -> String {
+    format!("{} › {}", result.prompt, result.test)
+}
+
+/// One line per case: status, label, model, latency.
+pub fn result_table(results: &[CaseResult], color: bool) -> String {
+    let width = results.iter().map(|r| case_label(r).chars().count()).max().unwrap_or(0);
+    let model_width = results.iter().map(|r| r.model.chars().count()).max().unwrap_or(0);
+    let mut out = String::new();
+    for result in results {
+        let status = match result.status {
+            CaseStatus::Passed => paint(color, "32", " PASS"),
+            CaseStatus::Failed => paint(color, "1;31", " FAIL"),
+            CaseStatus::Error => paint(color, "1;35", "ERROR"),
+        };
+        let label = case_label(result);
+        let timing = match result.latency_ms {
+            Some(_) if result.replayed => "replayed".to_owned(),
+            Some(ms) => format!("{ms:>6.0} ms"),
+            None => String::new(),
+        };
+        out.push_str(&format!(
+            "{status}  {label}{}  {}{}  {timing}\n",
+            " ".repeat(width - label.chars().count()),
+            result.model,
+            " ".repeat(model_width - result.model.chars().count()),
+        ));
+    }
+    out
+}
+
+/// The details of every failed or errored case: where, which assertion, expected and
+/// actual (a diff for text), the score.
+pub fn failure_details(results: &[CaseResult], color: bool) -> String {
+    let mut out = String::new();
+    for result in results.iter().filter(|r| r.status != CaseStatus::Passed) {
+        let heading = match result.status {
+            CaseStatus::Error => paint(color, "1;35", "ERROR"),
+            _ => paint(color, "1;31", "FAIL"),
+        };
+        out.push_str(&format!(
+            "\n── {heading} {} ({}:{}) on {}\n",
+            case_label(result),
+            display_path(&result.path),
+            result.line,
+            result.model
+        ));
+        if let Some(error) = &result.error {
+            out.push_str(&format!("   {}\n", error.message));
+            continue;
+        }
+        for located in result.assertions.iter().filter(|a| !a.outcome.passed) {
+            let outcome = &located.outcome;
+            out.push_str(&format!(
+                "   {} {} (line {}): {}\n",
+                paint(color, "31", "✗"),
+                outcome.kind,
+                located.line,
+                outcome.detail
+            ));
+            out.push_str(&format!(
+                "     score {:.2} < threshold {:.2}\n",
+                outcome.score, outcome.threshold
+            ));
+            if let (Some(expected), Some(output)) = (&outcome.expected, &result.output) {
+                if outcome.kind == "exact_match" {
+                    out.push_str(&text_diff(expected, output, color));
+                } else {
+                    out.push_str(&format!("     expected: {}\n", super::assertions::excerpt(expected, 200)));
+                }
+            }
+        }
+        if let Some(output) = &result.output {
+            out.push_str("     output:\n");
+            for line in output.lines().take(20) {
+                out.push_str(&format!("       {line}\n"));
+            }
+            if output.lines().count() > 20 {
+                out.push_str("       …\n");
+            }
+        }
+    }
+    out
+}
+
+/// A line diff of expected against actual, `-` expected and `+` actual.
+pub fn text_diff(expected: &str, actual: &str, color: bool) -> String {
+    let diff = similar::TextDiff::from_lines(expected.trim(), actual.trim());
+    let mut out = String::from("     diff (- expected, + output):\n");
+    for change in diff.iter_all_changes() {
+        let (sign, code) = match change.tag() {
+            similar::ChangeTag::Delete => ("-", "31"),
+            similar::ChangeTag::Insert => ("+", "32"),
+            similar::ChangeTag::Equal => (" ", "0"),
+        };
+        let line = format!("       {sign} {}", change.value().trim_end_matches('\n'));
+        out.push_str(&paint(color && sign != " ", code, &line));
+        out.push('\n');
+    }
+    out
+}
+
+/// The closing line: counts, cost, time.
+pub fn summary_line(summary: &Summary, seconds: f64, color: bool) -> String {
+    let text = format!(
+        "{} test{}: {} passed, {} failed, {} error{}{} in {seconds:.2} s{}",
+        summary.total,
+        if summary.total == 1 { "" } else { "s" },
+        summary.passed,
+        summary.failed,
+        summary.errors,
+        if summary.errors == 1 { "" } else { "s" },
+        if summary.cost_usd > 0.0 { format!(", ${:.4}", summary.cost_usd) } else { String::new() },
+        if summary.replayed > 0 { format!(" ({} replayed)", summary.replayed) } else { String::new() },
+    );
+    let code = if summary.failed == 0 && summary.errors == 0 { "1;32" } else { "1;31" };
+    paint(color, code, &text)
+}
+
+/// JUnit XML: one suite per prompt, one case per test.
+pub fn junit(results: &[CaseResult], run_name: &str) -> String {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let mut report = Report::new(run_name);
+    let mut suites: std::collections::BTreeMap<String, TestSuite> = std::collections::BTreeMap::new();
+    for result in results {
+        let suite_name = result.prompt.to_string();
+        let suite = suites
+            .entry(suite_name.clone())
+            .or_insert_with(|| TestSuite::new(suite_name.clone()));
+        let status = match result.status {
+            CaseStatus::Passed => TestCaseStatus::success(),
+            CaseStatus::Failed => {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                let reasons: Vec<String> = result
+                    .assertions
+                    .iter()
+                    .filter(|a| !a.outcome.passed)
+                    .map(|a| format!("{} (line {}): {}", a.outcome.kind, a.line, a.outcome.detail))
+                    .collect();
+                status.set_message(reasons.join("; "));
+                status.set_type("assertion");
+                if let Some(output) = &result.output {
+                    status.set_description(output.clone());
+                }
+                status
+            }
+            CaseStatus::Error => {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+                status.set_message(result.error.as_ref().map(|e| e.message.clone()).unwrap_or_default());
+                status
+            }
+        };
+        let mut case = TestCase::new(format!("{} [{}]", result.test, result.model), status);
+        case.set_classname(suite_name.clone());
+        if let Some(ms) = result.latency_ms {
+            case.set_time(std::time::Duration::from_secs_f64(ms / 1000.0));
+        }
+        case.extra.insert("file".into(), display_path(&result.path).into());
+        case.extra.insert("line".into(), result.line.to_string().into());
+        suite.add_test_case(case);
+    }
+    report.add_test_suites(suites.into_values());
+    report.to_string().unwrap_or_default()
+}
+
+/// One row of a model-swap comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComparisonRow {
+    /// The prompt.
+    pub prompt: String,
+    /// The test.
+    pub test: String,
+    /// Status on the prompt's own model.
+    pub current: CaseStatus,
+    /// Status on the candidate model.
+    pub candidate: CaseStatus,
+}
+
+/// Pairs the current model's results with the candidate's (same order of cases).
+pub fn comparison(current: &[CaseResult], candidate: &[CaseResult]) -> Vec<ComparisonRow> {
+    current
+        .iter()
+        .zip(candidate)
+        .map(|(a, b)| ComparisonRow {
+            prompt: a.prompt.to_string(),
+            test: a.test.clone(),
+            current: a.status,
+            candidate: b.status,
+        })
+        .collect()
+}

@@ -1,0 +1,233 @@
+//! The one HTTP loop every provider call goes through: a rate limit, a timeout, and
+//! retries with exponential backoff and full jitter for what is transient (429, 5xx,
+//! timeouts, dropped connections), honouring `Retry-After`. A request the provider rejects
+//! as invalid (other 4xx) is never retried.
+
+use std::time::{Duration, Instant};
+
+use super::{ProviderError, ProviderSpec};
+
+/// How failed calls are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts after the first.
+    pub max_retries: u32,
+    /// The first backoff; doubles each attempt.
+    pub base_delay: Duration,
+    /// The longest single wait, `Retry-After` included.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 3,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `attempt` (0-based): full jitter over an exponential
+    /// ceiling, or the provider's `Retry-After` when it gave one.
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(wait) = retry_after {
+            return wait.min(self.max_delay);
+        }
+        let ceiling = self
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(attempt))
+            .min(self.max_delay);
+        ceiling.mul_f64(0.5 + 0.5 * jitter())
+    }
+}
+
+/// A number in [0, 1) that differs between calls (no cryptographic quality needed).
+fn jitter() -> f64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    let mut x = STATE.fetch_add(nanos | 1, Ordering::Relaxed) ^ nanos;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Spaces requests to a provider at most `rate` per second.
+#[derive(Debug)]
+pub struct RateLimiter {
+    interval: Option<Duration>,
+    next: tokio::sync::Mutex<Instant>,
+}
+
+impl RateLimiter {
+    /// A limiter for `rate` requests per second (`None`: unlimited).
+    pub fn new(rate: Option<f64>) -> RateLimiter {
+        RateLimiter {
+            interval: rate.map(|r| Duration::from_secs_f64(1.0 / r)),
+            next: tokio::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Waits for this request's turn.
+    pub async fn acquire(&self) {
+        let Some(interval) = self.interval else { return };
+        let wait_until = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + interval;
+            slot
+        };
+        tokio::time::sleep_until(wait_until.into()).await;
+    }
+}
+
+/// Parses a `Retry-After` header given in seconds (HTTP dates are treated as absent).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let seconds: f64 = value.trim().parse().ok()?;
+    (seconds >= 0.0 && seconds.is_finite()).then(|| Duration::from_secs_f64(seconds))
+}
+
+/// The provider's error message from an error body, shortened.
+fn error_message(body: &str) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|json| {
+            json.pointer("/error/message")
+                .or_else(|| json.pointer("/error"))
+                .or_else(|| json.pointer("/message"))
+        })
+        .and_then(|m| m.as_str().map(str::to_owned))
+        .unwrap_or_else(|| body.trim().to_owned());
+    let mut short: String = message.chars().take(300).collect();
+    if short.is_empty() {
+        short = "(empty body)".to_owned();
+    }
+    short
+}
+
+/// POSTs `body` as JSON and returns the JSON answer, retrying what is transient.
+pub async fn post_json_with_retries(
+    client: &reqwest::Client,
+    spec: &ProviderSpec,
+    limiter: &RateLimiter,
+    url: &str,
+    body: &serde_json::Value,
+    headers: &[(&'static str, String)],
+    timeout: Duration,
+) -> Result<serde_json::Value, ProviderError> {
+    let mut attempt = 0;
+    loop {
+        limiter.acquire().await;
+        let (result, wait_hint) = post_once(client, spec, url, body, headers, timeout).await;
+        match result {
+            Err(err) if err.is_transient() && attempt < spec.retry.max_retries => {
+                tokio::time::sleep(spec.retry.delay(attempt, wait_hint)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn post_once(
+    client: &reqwest::Client,
+    spec: &ProviderSpec,
+    url: &str,
+    body: &serde_json::Value,
+    headers: &[(&'static str, String)],
+    timeout: Duration,
+) -> (Result<serde_json::Value, ProviderError>, Option<Duration>) {
+    let mut request = client.post(url).timeout(timeout).json(body);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(err) => return (Err(transport_error(spec, url, &err, timeout)), None),
+    };
+    let status = response.status();
+    let wait_hint = retry_after(response.headers());
+    let text = match response.text().await {
+        Ok(text) => text,
+        Err(err) => return (Err(transport_error(spec, url, &err, timeout)), wait_hint),
+    };
+    if !status.is_success() {
+        return (
+            Err(ProviderError::Status {
+                provider: spec.name.clone(),
+                status: status.as_u16(),
+                message: redact_secrets(&error_message(&text), headers),
+            }),
+            wait_hint,
+        );
+    }
+    let parsed = serde_json::from_str(&text).map_err(|err| ProviderError::Malformed {
+        provider: spec.name.clone(),
+        message: format!("not JSON ({err})"),
+    });
+    (parsed, None)
+}
+
+/// Removes header values (API keys) from a message the provider sent back.
+fn redact_secrets(message: &str, headers: &[(&'static str, String)]) -> String {
+    let mut clean = message.to_owned();
+    for (_, value) in headers {
+        let secret = value.strip_prefix("Bearer ").unwrap_or(value);
+        if secret.len() >= 8 {
+            clean = clean.replace(secret, "[redacted]");
+        }
+    }
+    clean
+}
+
+fn transport_error(spec: &ProviderSpec, url: &str, err: &reqwest::Error, timeout: Duration) -> ProviderError {
+    if err.is_timeout() {
+        ProviderError::Timeout {
+            provider: spec.name.clone(),
+            seconds: timeout.as_secs_f64(),
+        }
+    } else {
+        // reqwest's chain can repeat the URL; the innermost cause says what happened.
+        let mut cause: &dyn std::error::Error = err;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        ProviderError::Connect {
+            provider: spec.name.clone(),
+            url: url.to_owned(),
+            message: cause.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_honours_retry_after() {
+        let policy = RetryPolicy::default();
+        for attempt in 0..5 {
+            let delay = policy.delay(attempt, None);
+            let ceiling = policy.base_delay * 2u32.pow(attempt);
+            assert!(delay <= ceiling && delay >= ceiling / 2, "{attempt}: {delay:?}");
+        }
+        assert_eq!(policy.delay(0, Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(policy.delay(0, Some(Duration::from_secs(999))), policy.max_delay);
+    }
+
+    #[test]
+    fn error_messages_come_from_the_body() {
+        assert_eq!(error_message(r#"{"error": {"message": "bad key"}}"#), "bad key");
+        assert_eq!(error_message("oops"), "oops");
+        assert_eq!(error_message(""), "(empty body)");
+    }
+}
