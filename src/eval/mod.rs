@@ -1,0 +1,3 @@
+//! Running test cases and judging model outputs.
+
+pub mod assertions;
