@@ -23,6 +23,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod diagnostic;
+pub mod eval;
 pub mod providers;
 pub mod render;
 pub mod repo;
