@@ -1295,4 +1295,27 @@ mod tests {
         // Generous: this runs unoptimised on a shared machine; typically a few milliseconds.
         assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
     }
+
+    #[test]
+    fn never_panics_on_any_slice() {
+        let text = "ü+1 (555) 123-4567é DE89 3704 0044 0532 0130 00 ☎ 4111-1111-1111-1111 \
+            jürgen@example.de 2001:db8::1:2 ::ffff:10.0.0.1 sk-ant-x —-----BEGIN PRIVATE KEY-----\nQUJD";
+        let boundaries: Vec<usize> = text
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain([text.len()])
+            .collect();
+        for &start in &boundaries {
+            for &end in boundaries.iter().filter(|&&end| end >= start) {
+                let slice = &text[start..end];
+                for f in scan(slice) {
+                    assert!(
+                        f.start < f.end
+                            && slice.is_char_boundary(f.start)
+                            && slice.is_char_boundary(f.end)
+                    );
+                }
+            }
+        }
+    }
 }
