@@ -261,7 +261,10 @@ fn echo_provider_runs_offline_and_junit_is_written() {
     let (code, stdout, stderr) = project.promptctl(&["test", "--junit", "report.xml"]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(stdout.contains("- Goodbye Bob!") && stdout.contains("+ Hello Bob!"), "a diff for text:\n{stdout}");
-    assert!(stdout.contains("lexical similarity"), "{stdout}");
+    let (_, json, _) = project.promptctl(&["test", "hello", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let detail = json["results"][0]["assertions"][1]["detail"].as_str().unwrap_or_default().to_owned();
+    assert!(detail.contains("lexical similarity"), "{detail}");
     let xml = std::fs::read_to_string(project.path().join("report.xml")).expect("junit");
     assert!(xml.contains("<testsuite name=\"greet/hello\" tests=\"2\""), "{xml}");
     assert!(xml.contains("failures=\"1\""), "{xml}");

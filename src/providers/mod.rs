@@ -128,7 +128,7 @@ pub enum ProviderError {
         provider: String,
     },
     /// `--replay` found no recording for a request.
-    #[error("no recording for {model} at {path}")]
+    #[error("no recording for {model} at {path}; record it with `promptctl test --record` (live, with the provider's key set)")]
     NoRecording {
         /// The model.
         model: String,
