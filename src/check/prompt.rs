@@ -374,6 +374,11 @@ fn check_assertion(checker: &mut PromptChecker<'_>, assertion: &Located<Assertio
             checker.error("assertion-threshold", at, format!("threshold {threshold} is outside 0.0 to 1.0"), None);
         }
     }
+    if let (AssertionKind::StructureValidation, Some(schema)) = (kind, &value.schema) {
+        if let Err(why) = crate::eval::assertions::structure::check_schema(schema) {
+            checker.error("assertion-schema", at, format!("`schema` is not a valid JSON Schema: {why}"), None);
+        }
+    }
     if value.schema.is_some() && kind != AssertionKind::StructureValidation {
         checker.error("assertion-schema", at, format!("`schema` applies to structure_validation, not `{}`", kind.as_str()), None);
     }
