@@ -142,11 +142,14 @@ pub(super) fn check_prompt(
         .collect();
     let mut used: BTreeSet<String> = BTreeSet::new();
     let mut templates_ok = true;
+    // An undeclared variable would also fail every test's render: report it once.
+    let mut undeclared = false;
     for part in &parts {
         match renderer.compile(part.source) {
             Ok(variables) => {
                 for name in variables {
                     if !declared.contains_key(name.as_str()) {
+                        undeclared = true;
                         let offset = find_variable_use(part.source, &name).unwrap_or(0);
                         let at = checker.in_part(part, offset);
                         checker.found.push(
@@ -193,6 +196,7 @@ pub(super) fn check_prompt(
                 None => {
                     for name in partials.variables.get(&include.target).into_iter().flatten() {
                         if !declared.contains_key(name.as_str()) {
+                            undeclared = true;
                             checker.error(
                                 "undeclared-variable",
                                 at,
@@ -239,7 +243,7 @@ pub(super) fn check_prompt(
         }
     }
 
-    check_tests(&mut checker, renderer, templates_ok);
+    check_tests(&mut checker, renderer, templates_ok && !undeclared);
     for assertion in file.monitor.iter().flatten() {
         check_assertion(&mut checker, assertion, true);
     }
