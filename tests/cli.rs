@@ -212,7 +212,9 @@ fn yaml_syntax_error_points_at_its_line() {
 
 #[test]
 fn alias_bomb_is_rejected_in_milliseconds() {
-    let mut text = String::from("model: m\ntemplate: hi\nparameters:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    let mut text = String::from(
+        "model: m\ntemplate: hi\nparameters:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n",
+    );
     for i in 1..20 {
         let refs = vec![format!("*a{}", i - 1); 10].join(", ");
         text.push_str(&format!("  a{i}: &a{i} [{refs}]\n"));
@@ -278,17 +280,18 @@ fn missing_prompts_folder_in_json_is_an_error_object() {
 #[test]
 fn a_bad_file_does_not_hide_findings_in_the_others() {
     let project = good_project();
-    project
-        .write("prompts/bad/empty.yaml", "")
-        .write(
-            "prompts/app/undeclared.yaml",
-            "model: m\ntemplate: \"{{ who }}\"\ntests: [{vars: {}, assert: [{type: safety_check}]}]\n",
-        );
+    project.write("prompts/bad/empty.yaml", "").write(
+        "prompts/app/undeclared.yaml",
+        "model: m\ntemplate: \"{{ who }}\"\ntests: [{vars: {}, assert: [{type: safety_check}]}]\n",
+    );
     let outcome = project.run(["check", "--format", "json"]);
     outcome.code(2);
     let codes: Vec<String> = findings(&outcome).into_iter().map(|f| f.0).collect();
     assert!(codes.contains(&"empty-file".to_owned()), "{codes:?}");
-    assert!(codes.contains(&"undeclared-variable".to_owned()), "{codes:?}");
+    assert!(
+        codes.contains(&"undeclared-variable".to_owned()),
+        "{codes:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -357,7 +360,12 @@ fn unused_variable_is_a_warning_that_fails_only_strict() {
     let d = finding(&json, "unused-variable");
     assert_eq!(d["severity"], "warning");
     assert_eq!(d["line"], 4);
-    assert!(d["message"].as_str().unwrap_or_default().contains("`spare`"));
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`spare`")
+    );
 }
 
 #[test]
@@ -446,7 +454,9 @@ fn duplicate_identity_is_an_error() {
         .expect("renamed.yaml is reported");
     assert_eq!((renamed.3, renamed.4), (1, 7));
     let human = project.run(["check"]);
-    human.code(1).stderr_has("prompt `app/hello` is also defined in");
+    human
+        .code(1)
+        .stderr_has("prompt `app/hello` is also defined in");
 }
 
 #[test]
@@ -486,9 +496,8 @@ fn unknown_field_suggests_the_right_one() {
         .stderr_has("prompts/app/p.yaml:3:1")
         .stderr_has("did you mean `tests`?");
     insta::assert_snapshot!("unknown_field", outcome.stderr);
-    let nested = lint(
-        "model: m\ntemplate: \"{{ x }}\"\nvariables:\n  x: {type: string, requird: true}\n",
-    );
+    let nested =
+        lint("model: m\ntemplate: \"{{ x }}\"\nvariables:\n  x: {type: string, requird: true}\n");
     let json = nested.run(["check", "--format", "json"]);
     json.code(2);
     let d = finding(&json, "schema");
@@ -513,7 +522,12 @@ fn unknown_assertion_type_suggests() {
     let d = finding(&json, "unknown-assertion");
     assert_eq!(d["line"], 5);
     assert_eq!(d["help"], "did you mean `contains`?");
-    assert!(d["message"].as_str().unwrap_or_default().contains("`contians`"));
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`contians`")
+    );
 }
 
 #[test]
@@ -523,7 +537,12 @@ fn monitor_assertion_needing_an_expected_output_is_refused() {
     json.code(1);
     let d = finding(&json, "monitor-assertion");
     assert_eq!(d["line"], 5);
-    assert!(d["message"].as_str().unwrap_or_default().contains("exact_match"));
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("exact_match")
+    );
 }
 
 #[test]
@@ -532,11 +551,18 @@ fn runaway_loop_in_a_test_fails_check() {
     let started = std::time::Instant::now();
     let json = lint(text).run(["check", "--format", "json"]);
     json.code(1).no_panic();
-    assert!(started.elapsed().as_secs() < 10, "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "took {:?}",
+        started.elapsed()
+    );
     let d = finding(&json, "render-failed");
     assert_eq!(d["line"], 4);
     assert!(
-        d["message"].as_str().unwrap_or_default().contains("runaway loop"),
+        d["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("runaway loop"),
         "{d}"
     );
 }
@@ -576,11 +602,24 @@ fn render_applies_defaults() {
 
 #[test]
 fn render_coerces_an_integer_var() {
-    let outcome =
-        render_project().run(["render", "app/typed", "--var", "name=Ada", "--var", "count=41"]);
+    let outcome = render_project().run([
+        "render",
+        "app/typed",
+        "--var",
+        "name=Ada",
+        "--var",
+        "count=41",
+    ]);
     outcome.code(0).stdout_has("42 True");
     render_project()
-        .run(["render", "typed", "--var", "name=Ada", "--var", "count=many"])
+        .run([
+            "render",
+            "typed",
+            "--var",
+            "name=Ada",
+            "--var",
+            "count=many",
+        ])
         .code(2)
         .stderr_has("`--var count`: `many` is not an integer");
 }
@@ -590,7 +629,10 @@ fn render_reads_a_yaml_vars_file_and_var_overrides_it() {
     let project = render_project();
     project.write("vars.yaml", "name: Grace\ncount: 9\ngreeting: Hi\n");
     let outcome = project.run(["render", "typed", "--vars-file", "vars.yaml"]);
-    outcome.code(0).stdout_has("Hi, Grace!").stdout_has("10 True");
+    outcome
+        .code(0)
+        .stdout_has("Hi, Grace!")
+        .stdout_has("10 True");
     let overridden = project.run([
         "render",
         "typed",
@@ -604,7 +646,8 @@ fn render_reads_a_yaml_vars_file_and_var_overrides_it() {
 
 #[test]
 fn render_json_is_a_list_of_messages() {
-    let outcome = render_project().run(["render", "typed", "--var", "name=Ada", "--format", "json"]);
+    let outcome =
+        render_project().run(["render", "typed", "--var", "name=Ada", "--format", "json"]);
     outcome.code(0);
     assert_eq!(
         outcome.json(),
@@ -648,7 +691,11 @@ fn render_runaway_loop_runs_out_of_fuel() {
         .no_panic()
         .stderr_has("prompts/app/loop.yaml:")
         .stderr_has("instructions and was stopped (a runaway loop?)");
-    assert!(started.elapsed().as_secs() < 10, "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "took {:?}",
+        started.elapsed()
+    );
     insta::assert_snapshot!("render_runaway_loop", outcome.stderr);
 }
 

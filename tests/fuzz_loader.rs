@@ -65,10 +65,46 @@ fn example_files() -> Vec<(PathBuf, Vec<u8>)> {
 
 /// Fragments that stress YAML and Jinja parsing.
 const INSERTS: &[&str] = &[
-    "&a ", "*a", "*b ", "[", "]", "{", "}", ":", ": ", "- ", "\n  ", "\t", "\"", "'", "|", ">",
-    "!!binary ", "!tag ", "? ", "---\n", "...\n", "#", "{{", "}}", "{%", "%}", "{% for x in range(99999) %}",
-    "{% endfor %}", "{% include \"../x\" %}", "{% include \"shared/_partials/json_output.j2\" %}",
-    "<<: *a\n", "\u{feff}", "\0", "é", "\r\n", "~", "null", "1e999", "-.inf", "0x1F",
+    "&a ",
+    "*a",
+    "*b ",
+    "[",
+    "]",
+    "{",
+    "}",
+    ":",
+    ": ",
+    "- ",
+    "\n  ",
+    "\t",
+    "\"",
+    "'",
+    "|",
+    ">",
+    "!!binary ",
+    "!tag ",
+    "? ",
+    "---\n",
+    "...\n",
+    "#",
+    "{{",
+    "}}",
+    "{%",
+    "%}",
+    "{% for x in range(99999) %}",
+    "{% endfor %}",
+    "{% include \"../x\" %}",
+    "{% include \"shared/_partials/json_output.j2\" %}",
+    "<<: *a\n",
+    "\u{feff}",
+    "\0",
+    "é",
+    "\r\n",
+    "~",
+    "null",
+    "1e999",
+    "-.inf",
+    "0x1F",
 ];
 
 /// One random mutation of `bytes`.
@@ -95,14 +131,19 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
         }
         // Change a line's indentation.
         3 => {
-            let mut lines: Vec<Vec<u8>> = bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+            let mut lines: Vec<Vec<u8>> =
+                bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
             let i = rng.below(lines.len());
             let line = &mut lines[i];
             if rng.below(2) == 0 {
                 let extra = 1 + rng.below(6);
                 line.splice(0..0, std::iter::repeat_n(b' ', extra));
             } else {
-                let strip = line.iter().take_while(|&&b| b == b' ').count().min(1 + rng.below(4));
+                let strip = line
+                    .iter()
+                    .take_while(|&&b| b == b' ')
+                    .count()
+                    .min(1 + rng.below(4));
                 line.drain(0..strip);
             }
             *bytes = lines.join(&b'\n');
@@ -121,7 +162,8 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
         }
         // Swap two lines.
         _ => {
-            let mut lines: Vec<Vec<u8>> = bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+            let mut lines: Vec<Vec<u8>> =
+                bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
             let a = rng.below(lines.len());
             let b = rng.below(lines.len());
             lines.swap(a, b);
@@ -166,7 +208,11 @@ fn random_bytes_never_panic() {
                 .flat_map(|_| rng.pick(INSERTS).as_bytes().to_vec())
                 .collect(),
         };
-        let name = if case % 2 == 0 { "svc/random.yaml" } else { "svc/_partials/random.j2" };
+        let name = if case % 2 == 0 {
+            "svc/random.yaml"
+        } else {
+            "svc/_partials/random.j2"
+        };
         load_and_check(case, vec![(PathBuf::from(name), bytes)]);
     }
 }
@@ -192,14 +238,20 @@ fn mutated_example_prompts_never_panic() {
 #[test]
 fn pathological_inputs_are_refused_quickly() {
     let bomb = {
-        let mut text = String::from("model: m\ntemplate: hi\nparameters:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        let mut text = String::from(
+            "model: m\ntemplate: hi\nparameters:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n",
+        );
         for i in 1..30 {
             let refs = vec![format!("*a{}", i - 1); 10].join(", ");
             text.push_str(&format!("  a{i}: &a{i} [{refs}]\n"));
         }
         text.into_bytes()
     };
-    let deep_flow = format!("model: m\ntemplate: hi\nparameters:\n  x: {}\n", "[".repeat(100_000)).into_bytes();
+    let deep_flow = format!(
+        "model: m\ntemplate: hi\nparameters:\n  x: {}\n",
+        "[".repeat(100_000)
+    )
+    .into_bytes();
     let deep_block: Vec<u8> = {
         let mut text = String::from("model: m\ntemplate: hi\nparameters:\n");
         for depth in 1..400 {
@@ -208,7 +260,14 @@ fn pathological_inputs_are_refused_quickly() {
         }
         text.into_bytes()
     };
-    let deep_seq = format!("model: m\ntemplate: hi\nparameters:\n  x:\n{}\n", (1..300).map(|d| format!("{}- ", " ".repeat(2 * d))).collect::<Vec<_>>().join("\n")).into_bytes();
+    let deep_seq = format!(
+        "model: m\ntemplate: hi\nparameters:\n  x:\n{}\n",
+        (1..300)
+            .map(|d| format!("{}- ", " ".repeat(2 * d)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
+    .into_bytes();
     let huge = vec![b'a'; 2 * 1024 * 1024];
     let deep_template = format!(
         "model: m\ntemplate: \"{}{}\"\n",
@@ -216,10 +275,23 @@ fn pathological_inputs_are_refused_quickly() {
         "{% endif %}".repeat(5_000)
     )
     .into_bytes();
-    let deep_expression = format!("model: m\ntemplate: \"{{{{ {}1{} }}}}\"\n", "(".repeat(10_000), ")".repeat(10_000)).into_bytes();
-    for (case, bytes) in [bomb, deep_flow, deep_block, deep_seq, huge, deep_template, deep_expression]
-        .into_iter()
-        .enumerate()
+    let deep_expression = format!(
+        "model: m\ntemplate: \"{{{{ {}1{} }}}}\"\n",
+        "(".repeat(10_000),
+        ")".repeat(10_000)
+    )
+    .into_bytes();
+    for (case, bytes) in [
+        bomb,
+        deep_flow,
+        deep_block,
+        deep_seq,
+        huge,
+        deep_template,
+        deep_expression,
+    ]
+    .into_iter()
+    .enumerate()
     {
         load_and_check(case, vec![(PathBuf::from("svc/p.yaml"), bytes)]);
     }

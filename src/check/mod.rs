@@ -45,7 +45,13 @@ impl CheckReport {
 pub fn is_unreadable_code(code: &str) -> bool {
     matches!(
         code,
-        "file-too-large" | "binary-file" | "not-utf8" | "empty-file" | "yaml-syntax" | "yaml-limits" | "schema"
+        "file-too-large"
+            | "binary-file"
+            | "not-utf8"
+            | "empty-file"
+            | "yaml-syntax"
+            | "yaml-limits"
+            | "schema"
     )
 }
 
@@ -56,13 +62,28 @@ pub fn check(snapshot: &Snapshot) -> CheckReport {
     let mut diagnostics = snapshot.problems.clone();
     diagnostics.extend(partial_variables.diagnostics.iter().cloned());
     for loaded in &snapshot.prompts {
-        diagnostics.extend(prompt::check_prompt(loaded, &renderer, snapshot, &partial_variables));
+        diagnostics.extend(prompt::check_prompt(
+            loaded,
+            &renderer,
+            snapshot,
+            &partial_variables,
+        ));
     }
     diagnostics.extend(duplicate_identities(snapshot));
-    diagnostics.sort_by(|a, b| (&a.path, a.position, &a.message).cmp(&(&b.path, b.position, &b.message)));
+    diagnostics
+        .sort_by(|a, b| (&a.path, a.position, &a.message).cmp(&(&b.path, b.position, &b.message)));
     diagnostics.dedup();
     CheckReport {
-        prompts: snapshot.prompts.len() + snapshot.problems.iter().filter(|d| d.path.extension().is_some_and(|e| e == "yaml" || e == "yml")).count(),
+        prompts: snapshot.prompts.len()
+            + snapshot
+                .problems
+                .iter()
+                .filter(|d| {
+                    d.path
+                        .extension()
+                        .is_some_and(|e| e == "yaml" || e == "yml")
+                })
+                .count(),
         partials: snapshot.partials.len(),
         diagnostics,
     }
@@ -78,14 +99,22 @@ fn duplicate_identities(snapshot: &Snapshot) -> Vec<Diagnostic> {
                 .file
                 .name
                 .as_ref()
-                .map(|name| Position::new(name.referenced.line() as usize, name.referenced.column() as usize))
+                .map(|name| {
+                    Position::new(
+                        name.referenced.line() as usize,
+                        name.referenced.column() as usize,
+                    )
+                })
                 .unwrap_or_else(Position::start);
             found.push(
                 Diagnostic::error(
                     "duplicate-prompt",
                     &loaded.path,
                     position,
-                    format!("prompt `{id}` is also defined in {}", crate::diagnostic::display_path(first)),
+                    format!(
+                        "prompt `{id}` is also defined in {}",
+                        crate::diagnostic::display_path(first)
+                    ),
                 )
                 .with_source(&loaded.source)
                 .with_help("rename one of them (`name:`) or move it to another service"),
@@ -128,10 +157,15 @@ fn analyse_partials(snapshot: &Snapshot, renderer: &Renderer) -> PartialAnalysis
             let (line, column) = line_column(source, include.offset);
             if let Some(diagnostic) = prompt::include_problem(&include.target, snapshot) {
                 analysis.diagnostics.push(
-                    Diagnostic::error(diagnostic.0, &path, Position::new(line, column), diagnostic.1)
-                        .with_length(include.target.chars().count())
-                        .with_source(source)
-                        .with_help(diagnostic.2),
+                    Diagnostic::error(
+                        diagnostic.0,
+                        &path,
+                        Position::new(line, column),
+                        diagnostic.1,
+                    )
+                    .with_length(include.target.chars().count())
+                    .with_source(source)
+                    .with_help(diagnostic.2),
                 );
             } else {
                 includes.push(include.target);

@@ -335,7 +335,9 @@ pub fn decode_text(path: &Path, bytes: &[u8]) -> Result<String, Diagnostic> {
             position,
             "file contains a NUL byte: it looks binary, not YAML text",
         )
-        .with_help("prompt files must be UTF-8 text; remove the file or move it out of the prompts folder"));
+        .with_help(
+            "prompt files must be UTF-8 text; remove the file or move it out of the prompts folder",
+        ));
     }
     match std::str::from_utf8(bytes) {
         Ok(text) => Ok(text.strip_prefix('\u{feff}').unwrap_or(text).to_owned()),
@@ -345,7 +347,10 @@ pub fn decode_text(path: &Path, bytes: &[u8]) -> Result<String, Diagnostic> {
                 "not-utf8",
                 path,
                 position,
-                format!("file is not valid UTF-8 (bad byte at offset {})", err.valid_up_to()),
+                format!(
+                    "file is not valid UTF-8 (bad byte at offset {})",
+                    err.valid_up_to()
+                ),
             )
             .with_help("save the file as UTF-8"))
         }
@@ -355,8 +360,14 @@ pub fn decode_text(path: &Path, bytes: &[u8]) -> Result<String, Diagnostic> {
 fn byte_position(bytes: &[u8], offset: usize) -> Position {
     let before = &bytes[..offset.min(bytes.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     Position::new(line, column)
 }
 
@@ -406,16 +417,29 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(
         .map_err(|err| yaml_error(path, text, &err, known_keys))
 }
 
-fn yaml_error(path: &Path, text: &str, err: &serde_saphyr::Error, known_keys: &[&str]) -> Diagnostic {
+fn yaml_error(
+    path: &Path,
+    text: &str,
+    err: &serde_saphyr::Error,
+    known_keys: &[&str],
+) -> Diagnostic {
     let position = err
         .location()
         .filter(|loc| loc.line() > 0)
         .map(|loc| Position::new(loc.line() as usize, loc.column() as usize))
         .unwrap_or_else(Position::start);
     let message = limit_message(&clean_yaml_message(&err.without_snippet().to_string()));
-    let code = if message.contains("budget") || message.contains("depth") || message.contains("alias") || message.contains("nest") {
+    let code = if message.contains("budget")
+        || message.contains("depth")
+        || message.contains("alias")
+        || message.contains("nest")
+    {
         "yaml-limits"
-    } else if message.starts_with("unknown field") || message.starts_with("missing field") || message.starts_with("invalid type") || message.starts_with("unknown variant") {
+    } else if message.starts_with("unknown field")
+        || message.starts_with("missing field")
+        || message.starts_with("invalid type")
+        || message.starts_with("unknown variant")
+    {
         "schema"
     } else {
         "yaml-syntax"
@@ -460,9 +484,7 @@ fn limit_message(message: &str) -> String {
     };
     let kind = breach.split([' ', '{']).next().unwrap_or_default();
     match kind {
-        "Nodes" => format!(
-            "the YAML expands to more than {MAX_NODES} nodes (an alias bomb?)"
-        ),
+        "Nodes" => format!("the YAML expands to more than {MAX_NODES} nodes (an alias bomb?)"),
         "Depth" => format!("the YAML nests deeper than {MAX_DEPTH} levels"),
         "Aliases" => format!("the YAML uses more than {MAX_ALIASES} aliases"),
         "Anchors" => format!("the YAML defines more than {MAX_ALIASES} anchors"),
@@ -528,7 +550,8 @@ mod tests {
 
     #[test]
     fn unknown_role_suggests() {
-        let err = parse("model: m\nmessages:\n  - role: sytem\n    content: hi\n").expect_err("rejects");
+        let err =
+            parse("model: m\nmessages:\n  - role: sytem\n    content: hi\n").expect_err("rejects");
         assert_eq!(err.position.line, 3);
         assert_eq!(err.help.as_deref(), Some("did you mean `system`?"));
     }
@@ -544,7 +567,11 @@ mod tests {
         }
         let started = std::time::Instant::now();
         let err = parse(&text).expect_err("rejects");
-        assert!(started.elapsed().as_secs() < 2, "took {:?}", started.elapsed());
+        assert!(
+            started.elapsed().as_secs() < 2,
+            "took {:?}",
+            started.elapsed()
+        );
         assert!(!err.message.is_empty());
     }
 
@@ -564,31 +591,46 @@ mod tests {
 
     #[test]
     fn alias_bomb_in_free_form_parameters_gets_a_readable_message() {
-        let mut text = String::from("model: m\ntemplate: hi\nparameters:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        let mut text = String::from(
+            "model: m\ntemplate: hi\nparameters:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n",
+        );
         for i in 1..20 {
             let refs = vec![format!("*a{}", i - 1); 10].join(", ");
             text.push_str(&format!("  a{i}: &a{i} [{refs}]\n"));
         }
         let err = parse(&text).expect_err("rejects");
         assert_eq!(err.code, "yaml-limits");
-        assert_eq!(err.message, "the YAML expands to more than 100000 nodes (an alias bomb?)");
+        assert_eq!(
+            err.message,
+            "the YAML expands to more than 100000 nodes (an alias bomb?)"
+        );
     }
 
     #[test]
     fn a_file_of_only_comments_is_empty() {
         for text in ["", "\n  \n", "# nothing yet\n\n# more\n", "---\n# c\n"] {
-            assert_eq!(parse(text).expect_err("rejects").code, "empty-file", "{text:?}");
+            assert_eq!(
+                parse(text).expect_err("rejects").code,
+                "empty-file",
+                "{text:?}"
+            );
         }
     }
 
     #[test]
     fn binary_and_non_utf8_are_refused() {
         let path = Path::new("p.yaml");
-        assert_eq!(decode_text(path, b"model: x\0").expect_err("nul").code, "binary-file");
+        assert_eq!(
+            decode_text(path, b"model: x\0").expect_err("nul").code,
+            "binary-file"
+        );
         let err = decode_text(path, b"model: x\n\xff\xfe").expect_err("utf8");
         assert_eq!(err.code, "not-utf8");
         assert_eq!(err.position.line, 2);
         let big = vec![b'a'; MAX_FILE_BYTES + 1];
-        assert_eq!(decode_text(path, &big).expect_err("big").code, "file-too-large");
+        assert_eq!(
+            decode_text(path, &big).expect_err("big").code,
+            "file-too-large"
+        );
     }
 }
