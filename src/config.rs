@@ -326,10 +326,10 @@ impl Settings {
             let message = err.message().trim().to_owned();
             let mut diagnostic =
                 Diagnostic::error("config", path, position, message.clone()).with_source(text);
-            if let Some(unknown) = quoted_after(&message, "unknown field `") {
-                if let Some(suggestion) = closest(unknown, TOP_LEVEL_KEYS.iter().copied()) {
-                    diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
-                }
+            if let Some(unknown) = quoted_after(&message, "unknown field `")
+                && let Some(suggestion) = closest(unknown, TOP_LEVEL_KEYS.iter().copied())
+            {
+                diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
             }
             ConfigError::Invalid(Box::new(diagnostic))
         })

@@ -263,26 +263,26 @@ pub fn resolve_variables(
     declared: &BTreeMap<String, VariableSpec>,
     given: &BTreeMap<String, serde_json::Value>,
 ) -> Result<BTreeMap<String, serde_json::Value>, RenderError> {
-    if !declared.is_empty() {
-        if let Some(name) = given.keys().find(|name| !declared.contains_key(*name)) {
-            return Err(RenderError::UnknownVariable {
-                name: name.clone(),
-                suggestion: closest(name, declared.keys().map(String::as_str)).map(str::to_owned),
-            });
-        }
+    if !declared.is_empty()
+        && let Some(name) = given.keys().find(|name| !declared.contains_key(*name))
+    {
+        return Err(RenderError::UnknownVariable {
+            name: name.clone(),
+            suggestion: closest(name, declared.keys().map(String::as_str)).map(str::to_owned),
+        });
     }
     let mut context = given.clone();
     for (name, spec) in declared {
         match given.get(name) {
             Some(value) => {
-                if let Some(kind) = spec.kind {
-                    if !kind.accepts(value) {
-                        return Err(RenderError::WrongType {
-                            name: name.clone(),
-                            expected: kind.as_str(),
-                            actual: json_type_name(value),
-                        });
-                    }
+                if let Some(kind) = spec.kind
+                    && !kind.accepts(value)
+                {
+                    return Err(RenderError::WrongType {
+                        name: name.clone(),
+                        expected: kind.as_str(),
+                        actual: json_type_name(value),
+                    });
                 }
             }
             None => match &spec.default {

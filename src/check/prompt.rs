@@ -91,15 +91,15 @@ pub(super) fn check_prompt(
             "missing required field `model`".into(),
             Some("add `model: <name>`, e.g. `model: gpt-4o`".into()),
         );
-    } else if let Some(model) = &file.model {
-        if model.value.trim().is_empty() {
-            checker.error(
-                "missing-model",
-                position(&model.referenced),
-                "`model` is empty".into(),
-                None,
-            );
-        }
+    } else if let Some(model) = &file.model
+        && model.value.trim().is_empty()
+    {
+        checker.error(
+            "missing-model",
+            position(&model.referenced),
+            "`model` is empty".into(),
+            None,
+        );
     }
 
     let mut parts: Vec<Part<'_>> = Vec::new();
@@ -238,19 +238,19 @@ pub(super) fn check_prompt(
     }
     if let Some(variables) = &file.variables {
         for (name, spec) in variables {
-            if let (Some(kind), Some(default)) = (spec.value.kind, &spec.value.default) {
-                if !kind.accepts(default) {
-                    checker.error(
-                        "bad-default",
-                        position(&spec.referenced),
-                        format!(
-                            "the default of `{name}` is {}, but the variable is declared {}",
-                            crate::render::json_type_name(default),
-                            kind.as_str()
-                        ),
-                        None,
-                    );
-                }
+            if let (Some(kind), Some(default)) = (spec.value.kind, &spec.value.default)
+                && !kind.accepts(default)
+            {
+                checker.error(
+                    "bad-default",
+                    position(&spec.referenced),
+                    format!(
+                        "the default of `{name}` is {}, but the variable is declared {}",
+                        crate::render::json_type_name(default),
+                        kind.as_str()
+                    ),
+                    None,
+                );
             }
         }
     }
@@ -326,15 +326,15 @@ fn check_tests(checker: &mut PromptChecker<'_>, renderer: &Renderer, templates_o
             .name
             .clone()
             .unwrap_or_else(|| format!("test at line {}", at.line));
-        if let Some(name) = &test.value.name {
-            if !names.insert(name.clone()) {
-                checker.warning(
-                    "duplicate-test",
-                    at,
-                    format!("two tests are named `{name}`"),
-                    Some("give each test its own name so reports can tell them apart".into()),
-                );
-            }
+        if let Some(name) = &test.value.name
+            && !names.insert(name.clone())
+        {
+            checker.warning(
+                "duplicate-test",
+                at,
+                format!("two tests are named `{name}`"),
+                Some("give each test its own name so reports can tell them apart".into()),
+            );
         }
         if test.value.assert.is_empty() {
             checker.warning(
@@ -415,15 +415,15 @@ fn check_assertion(checker: &mut PromptChecker<'_>, assertion: &Located<Assertio
             None,
         );
     }
-    if let Some(threshold) = value.threshold {
-        if !(0.0..=1.0).contains(&threshold) {
-            checker.error(
-                "assertion-threshold",
-                at,
-                format!("threshold {threshold} is outside 0.0 to 1.0"),
-                None,
-            );
-        }
+    if let Some(threshold) = value.threshold
+        && !(0.0..=1.0).contains(&threshold)
+    {
+        checker.error(
+            "assertion-threshold",
+            at,
+            format!("threshold {threshold} is outside 0.0 to 1.0"),
+            None,
+        );
     }
     if value.schema.is_some() && kind != AssertionKind::StructureValidation {
         checker.error(
@@ -466,10 +466,7 @@ fn check_assertion(checker: &mut PromptChecker<'_>, assertion: &Located<Assertio
             | AssertionKind::SemanticSimilarity
             | AssertionKind::LlmJudge,
             Some(v),
-        ) if !v.is_string()
-            && !(matches!(kind, AssertionKind::Contains | AssertionKind::NotContains)
-                && v.is_array()) =>
-        {
+        ) if !(v.is_string() || (list_allowed(kind) && v.is_array())) => {
             checker.error(
                 "assertion-value",
                 at,
@@ -479,4 +476,9 @@ fn check_assertion(checker: &mut PromptChecker<'_>, assertion: &Located<Assertio
         }
         _ => {}
     }
+}
+
+/// Whether the assertion accepts a list of texts as `value` (any or none of them).
+fn list_allowed(kind: AssertionKind) -> bool {
+    matches!(kind, AssertionKind::Contains | AssertionKind::NotContains)
 }

@@ -460,10 +460,10 @@ fn yaml_error(
             }
         }
     } else if let Some(unknown) = quoted_after(&message, "unknown variant `") {
-        if let Some(candidates) = expected_list(&message) {
-            if let Some(suggestion) = closest(unknown, candidates.iter().copied()) {
-                diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
-            }
+        if let Some(candidates) = expected_list(&message)
+            && let Some(suggestion) = closest(unknown, candidates.iter().copied())
+        {
+            diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
         }
     } else if code == "yaml-limits" {
         diagnostic = diagnostic.with_help(format!(
