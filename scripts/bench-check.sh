@@ -12,7 +12,7 @@ set -euo pipefail
 count="${1:-5000}"
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/promptctl-bench.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
+[ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
 
 services=50
 per_service=$(((count + services - 1) / services))

@@ -438,14 +438,11 @@ fn check_assertion(checker: &mut PromptChecker<'_>, assertion: &Located<Assertio
     }
     match (kind, &value.value) {
         (AssertionKind::Regex, Some(serde_json::Value::String(pattern))) => {
-            if let Err(err) = regex::Regex::new(pattern) {
+            if let Some(why) = regex_problem(pattern) {
                 checker.error(
                     "assertion-regex",
                     at,
-                    format!(
-                        "invalid regular expression: {}",
-                        err.to_string().lines().last().unwrap_or_default().trim()
-                    ),
+                    format!("invalid regular expression: {why}"),
                     None,
                 );
             }
@@ -481,4 +478,28 @@ fn check_assertion(checker: &mut PromptChecker<'_>, assertion: &Located<Assertio
 /// Whether the assertion accepts a list of texts as `value` (any or none of them).
 fn list_allowed(kind: AssertionKind) -> bool {
     matches!(kind, AssertionKind::Contains | AssertionKind::NotContains)
+}
+
+/// Why `pattern` is not a valid regular expression, if it is not. Compiling is costly and
+/// large repositories repeat the same few patterns, so each thread remembers its answers.
+fn regex_problem(pattern: &str) -> Option<String> {
+    thread_local! {
+        static SEEN: std::cell::RefCell<std::collections::HashMap<String, Option<String>>> =
+            std::cell::RefCell::default();
+    }
+    SEEN.with(|seen| {
+        if let Some(answer) = seen.borrow().get(pattern) {
+            return answer.clone();
+        }
+        let answer = regex::Regex::new(pattern).err().map(|err| {
+            err.to_string()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        });
+        seen.borrow_mut().insert(pattern.to_owned(), answer.clone());
+        answer
+    })
 }
