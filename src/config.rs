@@ -324,12 +324,12 @@ impl Settings {
                 .map(|span| offset_to_position(text, span.start))
                 .unwrap_or_else(Position::start);
             let message = err.message().trim().to_owned();
-            let mut diagnostic = Diagnostic::error("config", path, position, message.clone())
-                .with_source(text);
-            if let Some(unknown) = quoted_after(&message, "unknown field `") {
-                if let Some(suggestion) = closest(unknown, TOP_LEVEL_KEYS.iter().copied()) {
-                    diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
-                }
+            let mut diagnostic =
+                Diagnostic::error("config", path, position, message.clone()).with_source(text);
+            if let Some(unknown) = quoted_after(&message, "unknown field `")
+                && let Some(suggestion) = closest(unknown, TOP_LEVEL_KEYS.iter().copied())
+            {
+                diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
             }
             ConfigError::Invalid(Box::new(diagnostic))
         })
@@ -394,12 +394,18 @@ max_p95_ms = 4000
 
     #[test]
     fn unknown_key_points_at_its_line_with_a_suggestion() {
-        let err = Settings::parse("prompts_dir = \"p\"\npromts_dir = \"x\"\n", Path::new("promptctl.toml"))
-            .expect_err("rejects");
+        let err = Settings::parse(
+            "prompts_dir = \"p\"\npromts_dir = \"x\"\n",
+            Path::new("promptctl.toml"),
+        )
+        .expect_err("rejects");
         let ConfigError::Invalid(diagnostic) = err else {
             panic!("wrong error")
         };
         assert_eq!(diagnostic.position.line, 2);
-        assert_eq!(diagnostic.help.as_deref(), Some("did you mean `prompts_dir`?"));
+        assert_eq!(
+            diagnostic.help.as_deref(),
+            Some("did you mean `prompts_dir`?")
+        );
     }
 }

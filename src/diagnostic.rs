@@ -147,7 +147,13 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.location(), self.severity, self.message)
+        write!(
+            f,
+            "{}: {}: {}",
+            self.location(),
+            self.severity,
+            self.message
+        )
     }
 }
 
@@ -180,7 +186,8 @@ mod tests {
 
     #[test]
     fn with_source_picks_the_line() {
-        let d = Diagnostic::error("x", "a.yaml", Position::new(2, 3), "m").with_source("one\ntwo\r\n");
+        let d =
+            Diagnostic::error("x", "a.yaml", Position::new(2, 3), "m").with_source("one\ntwo\r\n");
         assert_eq!(d.line_text.as_deref(), Some("two"));
         assert_eq!(d.to_string(), "a.yaml:2:3: error: m");
     }

@@ -122,7 +122,9 @@ pub fn include_path_is_safe(name: &str) -> bool {
         && !name.starts_with('/')
         && !name.starts_with('\\')
         && !name.contains(':')
-        && !name.split(['/', '\\']).any(|part| part == ".." || part == ".")
+        && !name
+            .split(['/', '\\'])
+            .any(|part| part == ".." || part == ".")
 }
 
 impl Renderer {
@@ -179,7 +181,9 @@ impl Renderer {
         Ok(template
             .undeclared_variables(false)
             .into_iter()
-            .filter(|name| !globals.contains(name.as_str()) && !JINJA_SPECIALS.contains(&name.as_str()))
+            .filter(|name| {
+                !globals.contains(name.as_str()) && !JINJA_SPECIALS.contains(&name.as_str())
+            })
             .collect())
     }
 }
@@ -210,7 +214,9 @@ pub fn template_error(part: TemplatePart, err: &minijinja::Error) -> RenderError
         ErrorKind::SyntaxError => TemplateErrorKind::Syntax,
         ErrorKind::OutOfFuel => TemplateErrorKind::OutOfFuel,
         ErrorKind::TemplateNotFound | ErrorKind::BadInclude => TemplateErrorKind::Include,
-        ErrorKind::InvalidOperation if innermost.to_string().contains("leaves the prompts folder") => {
+        ErrorKind::InvalidOperation
+            if innermost.to_string().contains("leaves the prompts folder") =>
+        {
             TemplateErrorKind::Include
         }
         _ => TemplateErrorKind::Runtime,
@@ -257,26 +263,26 @@ pub fn resolve_variables(
     declared: &BTreeMap<String, VariableSpec>,
     given: &BTreeMap<String, serde_json::Value>,
 ) -> Result<BTreeMap<String, serde_json::Value>, RenderError> {
-    if !declared.is_empty() {
-        if let Some(name) = given.keys().find(|name| !declared.contains_key(*name)) {
-            return Err(RenderError::UnknownVariable {
-                name: name.clone(),
-                suggestion: closest(name, declared.keys().map(String::as_str)).map(str::to_owned),
-            });
-        }
+    if !declared.is_empty()
+        && let Some(name) = given.keys().find(|name| !declared.contains_key(*name))
+    {
+        return Err(RenderError::UnknownVariable {
+            name: name.clone(),
+            suggestion: closest(name, declared.keys().map(String::as_str)).map(str::to_owned),
+        });
     }
     let mut context = given.clone();
     for (name, spec) in declared {
         match given.get(name) {
             Some(value) => {
-                if let Some(kind) = spec.kind {
-                    if !kind.accepts(value) {
-                        return Err(RenderError::WrongType {
-                            name: name.clone(),
-                            expected: kind.as_str(),
-                            actual: json_type_name(value),
-                        });
-                    }
+                if let Some(kind) = spec.kind
+                    && !kind.accepts(value)
+                {
+                    return Err(RenderError::WrongType {
+                        name: name.clone(),
+                        expected: kind.as_str(),
+                        actual: json_type_name(value),
+                    });
                 }
             }
             None => match &spec.default {
@@ -295,7 +301,10 @@ pub fn resolve_variables(
 
 /// Turns a `--var k=v` string into a value of the declared type: numbers, booleans, arrays
 /// and objects are parsed (arrays and objects as JSON); strings are taken as they are.
-pub fn coerce_cli_value(spec: Option<&VariableSpec>, raw: &str) -> Result<serde_json::Value, String> {
+pub fn coerce_cli_value(
+    spec: Option<&VariableSpec>,
+    raw: &str,
+) -> Result<serde_json::Value, String> {
     use crate::repo::VariableType as T;
     let kind = spec.and_then(|spec| spec.kind).unwrap_or(T::String);
     let parsed = || serde_json::from_str::<serde_json::Value>(raw);
@@ -304,13 +313,21 @@ pub fn coerce_cli_value(spec: Option<&VariableSpec>, raw: &str) -> Result<serde_
         T::Any => Ok(parsed().unwrap_or_else(|_| serde_json::Value::String(raw.to_owned()))),
         T::Number | T::Integer | T::Boolean | T::Array | T::Object => match parsed() {
             Ok(value) if kind.accepts(&value) => Ok(value),
-            _ => Err(format!("`{raw}` is not {} {}", article(kind.as_str()), kind.as_str())),
+            _ => Err(format!(
+                "`{raw}` is not {} {}",
+                article(kind.as_str()),
+                kind.as_str()
+            )),
         },
     }
 }
 
 fn article(word: &str) -> &'static str {
-    if word.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 /// An `{% include %}`, `{% import %}`, `{% from %}` or `{% extends %}` target in a template.
@@ -328,12 +345,15 @@ pub fn find_includes(source: &str) -> Vec<IncludeRef> {
     let mut found = Vec::new();
     for (start, tag) in tags(source, "{%", "%}") {
         let body = tag.trim_start_matches(['-', '+']).trim_start();
-        let keyword_len = body.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(body.len());
+        let keyword_len = body
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(body.len());
         let keyword = &body[..keyword_len];
         if !matches!(keyword, "include" | "import" | "from" | "extends") {
             continue;
         }
-        let body_offset = start + (tag.len() - tag.trim_start_matches(['-', '+']).trim_start().len());
+        let body_offset =
+            start + (tag.len() - tag.trim_start_matches(['-', '+']).trim_start().len());
         let rest = &body[keyword_len..];
         let trimmed = rest.trim_start();
         let Some(quote) = trimmed.chars().next().filter(|c| *c == '"' || *c == '\'') else {
@@ -418,7 +438,10 @@ mod tests {
         Definition {
             model: "m".into(),
             parameters: BTreeMap::new(),
-            variables: variables.iter().map(|(n, s)| ((*n).to_owned(), s.clone())).collect(),
+            variables: variables
+                .iter()
+                .map(|(n, s)| ((*n).to_owned(), s.clone()))
+                .collect(),
             body,
         }
     }
@@ -434,7 +457,10 @@ mod tests {
 
     fn renderer(partials: &[(&str, &str)]) -> Renderer {
         Renderer::new(Arc::new(
-            partials.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            partials
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         ))
     }
 
@@ -442,13 +468,24 @@ mod tests {
     fn renders_messages_with_defaults_and_includes() {
         let def = definition(
             Body::Messages(vec![
-                MessageTemplate { role: Role::System, content: "You speak {{ lang }}. {% include \"s/_p/tone.j2\" %}".into() },
-                MessageTemplate { role: Role::User, content: "{{ q }}".into() },
+                MessageTemplate {
+                    role: Role::System,
+                    content: "You speak {{ lang }}. {% include \"s/_p/tone.j2\" %}".into(),
+                },
+                MessageTemplate {
+                    role: Role::User,
+                    content: "{{ q }}".into(),
+                },
             ]),
-            &[("lang", spec(false, Some("en".into()))), ("q", spec(true, None))],
+            &[
+                ("lang", spec(false, Some("en".into()))),
+                ("q", spec(true, None)),
+            ],
         );
         let vars = BTreeMap::from([("q".to_owned(), serde_json::json!("why?"))]);
-        let out = renderer(&[("s/_p/tone.j2", "Be kind.")]).render(&def, &vars).expect("renders");
+        let out = renderer(&[("s/_p/tone.j2", "Be kind.")])
+            .render(&def, &vars)
+            .expect("renders");
         assert_eq!(out[0].content, "You speak en. Be kind.");
         assert_eq!(out[1].content, "why?");
     }
@@ -457,18 +494,39 @@ mod tests {
     fn missing_unknown_and_mistyped_variables_are_errors() {
         let def = definition(Body::Template("{{ q }}".into()), &[("q", spec(true, None))]);
         let r = renderer(&[]);
-        assert!(matches!(r.render(&def, &BTreeMap::new()), Err(RenderError::MissingVariable { name }) if name == "q"));
+        assert!(
+            matches!(r.render(&def, &BTreeMap::new()), Err(RenderError::MissingVariable { name }) if name == "q")
+        );
         let vars = BTreeMap::from([("qq".to_owned(), serde_json::json!("x"))]);
-        assert!(matches!(r.render(&def, &vars), Err(RenderError::UnknownVariable { suggestion: Some(s), .. }) if s == "q"));
+        assert!(
+            matches!(r.render(&def, &vars), Err(RenderError::UnknownVariable { suggestion: Some(s), .. }) if s == "q")
+        );
         let vars = BTreeMap::from([("q".to_owned(), serde_json::json!(3))]);
-        assert!(matches!(r.render(&def, &vars), Err(RenderError::WrongType { .. })));
+        assert!(matches!(
+            r.render(&def, &vars),
+            Err(RenderError::WrongType { .. })
+        ));
     }
 
     #[test]
     fn includes_cannot_leave_the_prompts_folder() {
-        let def = definition(Body::Template("{% include \"../secrets.txt\" %}".into()), &[]);
-        let err = renderer(&[]).render(&def, &BTreeMap::new()).expect_err("refused");
-        assert!(matches!(err, RenderError::Template { kind: TemplateErrorKind::Include, .. }), "{err:?}");
+        let def = definition(
+            Body::Template("{% include \"../secrets.txt\" %}".into()),
+            &[],
+        );
+        let err = renderer(&[])
+            .render(&def, &BTreeMap::new())
+            .expect_err("refused");
+        assert!(
+            matches!(
+                err,
+                RenderError::Template {
+                    kind: TemplateErrorKind::Include,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         assert!(!include_path_is_safe("/etc/passwd"));
         assert!(!include_path_is_safe("a/../../b.j2"));
         assert!(include_path_is_safe("a/_partials/b.j2"));
@@ -477,19 +535,35 @@ mod tests {
     #[test]
     fn runaway_loop_runs_out_of_fuel() {
         let def = definition(
-            Body::Template("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}".into()),
+            Body::Template(
+                "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"
+                    .into(),
+            ),
             &[],
         );
         let started = std::time::Instant::now();
-        let err = renderer(&[]).render(&def, &BTreeMap::new()).expect_err("stopped");
-        assert!(matches!(err, RenderError::Template { kind: TemplateErrorKind::OutOfFuel, .. }), "{err:?}");
+        let err = renderer(&[])
+            .render(&def, &BTreeMap::new())
+            .expect_err("stopped");
+        assert!(
+            matches!(
+                err,
+                RenderError::Template {
+                    kind: TemplateErrorKind::OutOfFuel,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         assert!(started.elapsed().as_secs() < 5);
     }
 
     #[test]
     fn errors_in_partials_name_the_partial() {
         let def = definition(Body::Template("a\n{% include \"p.j2\" %}".into()), &[]);
-        let err = renderer(&[("p.j2", "line1\n{{ nope }}")]).render(&def, &BTreeMap::new()).expect_err("undefined");
+        let err = renderer(&[("p.j2", "line1\n{{ nope }}")])
+            .render(&def, &BTreeMap::new())
+            .expect_err("undefined");
         match err {
             RenderError::Template { part, line, .. } => {
                 assert_eq!(part, TemplatePart::Partial("p.j2".into()));
@@ -501,11 +575,15 @@ mod tests {
 
     #[test]
     fn finds_includes_and_variable_uses() {
-        let source = "Hi {{ user.name }}\n{%- include 'a/b.j2' %}{% if users %}{{ 'users' }}{% endif %}";
+        let source =
+            "Hi {{ user.name }}\n{%- include 'a/b.j2' %}{% if users %}{{ 'users' }}{% endif %}";
         let includes = find_includes(source);
         assert_eq!(includes.len(), 1);
         assert_eq!(includes[0].target, "a/b.j2");
-        assert_eq!(&source[includes[0].offset..includes[0].offset + 6], "a/b.j2");
+        assert_eq!(
+            &source[includes[0].offset..includes[0].offset + 6],
+            "a/b.j2"
+        );
         assert_eq!(find_variable_use(source, "user"), Some(6));
         assert_eq!(find_variable_use(source, "users"), source.find("users"));
         assert_eq!(find_variable_use(source, "name"), None);
@@ -513,8 +591,16 @@ mod tests {
 
     #[test]
     fn cli_values_follow_the_declared_type() {
-        let number = VariableSpec { kind: Some(VariableType::Integer), required: false, default: None, description: None };
-        assert_eq!(coerce_cli_value(Some(&number), "42"), Ok(serde_json::json!(42)));
+        let number = VariableSpec {
+            kind: Some(VariableType::Integer),
+            required: false,
+            default: None,
+            description: None,
+        };
+        assert_eq!(
+            coerce_cli_value(Some(&number), "42"),
+            Ok(serde_json::json!(42))
+        );
         assert!(coerce_cli_value(Some(&number), "4.5").is_err());
         assert_eq!(coerce_cli_value(None, "42"), Ok(serde_json::json!("42")));
     }

@@ -45,7 +45,13 @@ impl CheckReport {
 pub fn is_unreadable_code(code: &str) -> bool {
     matches!(
         code,
-        "file-too-large" | "binary-file" | "not-utf8" | "empty-file" | "yaml-syntax" | "yaml-limits" | "schema"
+        "file-too-large"
+            | "binary-file"
+            | "not-utf8"
+            | "empty-file"
+            | "yaml-syntax"
+            | "yaml-limits"
+            | "schema"
     )
 }
 
@@ -55,17 +61,53 @@ pub fn check(snapshot: &Snapshot) -> CheckReport {
     let partial_variables = analyse_partials(snapshot, &renderer);
     let mut diagnostics = snapshot.problems.clone();
     diagnostics.extend(partial_variables.diagnostics.iter().cloned());
-    for loaded in &snapshot.prompts {
-        diagnostics.extend(prompt::check_prompt(loaded, &renderer, snapshot, &partial_variables));
-    }
+    let per_prompt = parallel_map(&snapshot.prompts, |loaded| {
+        prompt::check_prompt(loaded, &renderer, snapshot, &partial_variables)
+    });
+    diagnostics.extend(per_prompt.into_iter().flatten());
     diagnostics.extend(duplicate_identities(snapshot));
-    diagnostics.sort_by(|a, b| (&a.path, a.position, &a.message).cmp(&(&b.path, b.position, &b.message)));
+    diagnostics
+        .sort_by(|a, b| (&a.path, a.position, &a.message).cmp(&(&b.path, b.position, &b.message)));
     diagnostics.dedup();
     CheckReport {
-        prompts: snapshot.prompts.len() + snapshot.problems.iter().filter(|d| d.path.extension().is_some_and(|e| e == "yaml" || e == "yml")).count(),
+        prompts: snapshot.prompts.len()
+            + snapshot
+                .problems
+                .iter()
+                .filter(|d| {
+                    d.path
+                        .extension()
+                        .is_some_and(|e| e == "yaml" || e == "yml")
+                })
+                .count(),
         partials: snapshot.partials.len(),
         diagnostics,
     }
+}
+
+/// `f` over `items` on every core, results in the order of `items`: each prompt's rules
+/// are independent, and compiling and test-rendering templates dominates `check` after
+/// parsing.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || items.len() < 64 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk_size = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk_size)
+            .map(|chunk| scope.spawn(move || chunk.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| match handle.join() {
+                Ok(results) => results,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
 }
 
 fn duplicate_identities(snapshot: &Snapshot) -> Vec<Diagnostic> {
@@ -78,14 +120,22 @@ fn duplicate_identities(snapshot: &Snapshot) -> Vec<Diagnostic> {
                 .file
                 .name
                 .as_ref()
-                .map(|name| Position::new(name.referenced.line() as usize, name.referenced.column() as usize))
+                .map(|name| {
+                    Position::new(
+                        name.referenced.line() as usize,
+                        name.referenced.column() as usize,
+                    )
+                })
                 .unwrap_or_else(Position::start);
             found.push(
                 Diagnostic::error(
                     "duplicate-prompt",
                     &loaded.path,
                     position,
-                    format!("prompt `{id}` is also defined in {}", crate::diagnostic::display_path(first)),
+                    format!(
+                        "prompt `{id}` is also defined in {}",
+                        crate::diagnostic::display_path(first)
+                    ),
                 )
                 .with_source(&loaded.source)
                 .with_help("rename one of them (`name:`) or move it to another service"),
@@ -128,10 +178,15 @@ fn analyse_partials(snapshot: &Snapshot, renderer: &Renderer) -> PartialAnalysis
             let (line, column) = line_column(source, include.offset);
             if let Some(diagnostic) = prompt::include_problem(&include.target, snapshot) {
                 analysis.diagnostics.push(
-                    Diagnostic::error(diagnostic.0, &path, Position::new(line, column), diagnostic.1)
-                        .with_length(include.target.chars().count())
-                        .with_source(source)
-                        .with_help(diagnostic.2),
+                    Diagnostic::error(
+                        diagnostic.0,
+                        &path,
+                        Position::new(line, column),
+                        diagnostic.1,
+                    )
+                    .with_length(include.target.chars().count())
+                    .with_source(source)
+                    .with_help(diagnostic.2),
                 );
             } else {
                 includes.push(include.target);

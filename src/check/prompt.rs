@@ -32,8 +32,8 @@ struct PromptChecker<'a> {
 
 impl PromptChecker<'_> {
     fn error(&mut self, code: &'static str, at: Position, message: String, help: Option<String>) {
-        let mut diagnostic =
-            Diagnostic::error(code, &self.loaded.path, at, message).with_source(&self.loaded.source);
+        let mut diagnostic = Diagnostic::error(code, &self.loaded.path, at, message)
+            .with_source(&self.loaded.source);
         if let Some(help) = help {
             diagnostic = diagnostic.with_help(help);
         }
@@ -41,8 +41,8 @@ impl PromptChecker<'_> {
     }
 
     fn warning(&mut self, code: &'static str, at: Position, message: String, help: Option<String>) {
-        let mut diagnostic =
-            Diagnostic::warning(code, &self.loaded.path, at, message).with_source(&self.loaded.source);
+        let mut diagnostic = Diagnostic::warning(code, &self.loaded.path, at, message)
+            .with_source(&self.loaded.source);
         if let Some(help) = help {
             diagnostic = diagnostic.with_help(help);
         }
@@ -91,10 +91,15 @@ pub(super) fn check_prompt(
             "missing required field `model`".into(),
             Some("add `model: <name>`, e.g. `model: gpt-4o`".into()),
         );
-    } else if let Some(model) = &file.model {
-        if model.value.trim().is_empty() {
-            checker.error("missing-model", position(&model.referenced), "`model` is empty".into(), None);
-        }
+    } else if let Some(model) = &file.model
+        && model.value.trim().is_empty()
+    {
+        checker.error(
+            "missing-model",
+            position(&model.referenced),
+            "`model` is empty".into(),
+            None,
+        );
     }
 
     let mut parts: Vec<Part<'_>> = Vec::new();
@@ -103,7 +108,9 @@ pub(super) fn check_prompt(
             "template-and-messages",
             position(&messages.referenced),
             "a prompt has either `template` or `messages`, not both".into(),
-            Some("keep `messages` for a chat prompt, or `template` for a single user message".into()),
+            Some(
+                "keep `messages` for a chat prompt, or `template` for a single user message".into(),
+            ),
         ),
         (None, None) => checker.error(
             "missing-template",
@@ -142,11 +149,14 @@ pub(super) fn check_prompt(
         .collect();
     let mut used: BTreeSet<String> = BTreeSet::new();
     let mut templates_ok = true;
+    // An undeclared variable would also fail every test's render: report it once.
+    let mut undeclared = false;
     for part in &parts {
         match renderer.compile(part.source) {
             Ok(variables) => {
                 for name in variables {
                     if !declared.contains_key(name.as_str()) {
+                        undeclared = true;
                         let offset = find_variable_use(part.source, &name).unwrap_or(0);
                         let at = checker.in_part(part, offset);
                         checker.found.push(
@@ -191,8 +201,14 @@ pub(super) fn check_prompt(
                     );
                 }
                 None => {
-                    for name in partials.variables.get(&include.target).into_iter().flatten() {
+                    for name in partials
+                        .variables
+                        .get(&include.target)
+                        .into_iter()
+                        .flatten()
+                    {
                         if !declared.contains_key(name.as_str()) {
+                            undeclared = true;
                             checker.error(
                                 "undeclared-variable",
                                 at,
@@ -222,24 +238,24 @@ pub(super) fn check_prompt(
     }
     if let Some(variables) = &file.variables {
         for (name, spec) in variables {
-            if let (Some(kind), Some(default)) = (spec.value.kind, &spec.value.default) {
-                if !kind.accepts(default) {
-                    checker.error(
-                        "bad-default",
-                        position(&spec.referenced),
-                        format!(
-                            "the default of `{name}` is {}, but the variable is declared {}",
-                            crate::render::json_type_name(default),
-                            kind.as_str()
-                        ),
-                        None,
-                    );
-                }
+            if let (Some(kind), Some(default)) = (spec.value.kind, &spec.value.default)
+                && !kind.accepts(default)
+            {
+                checker.error(
+                    "bad-default",
+                    position(&spec.referenced),
+                    format!(
+                        "the default of `{name}` is {}, but the variable is declared {}",
+                        crate::render::json_type_name(default),
+                        kind.as_str()
+                    ),
+                    None,
+                );
             }
         }
     }
 
-    check_tests(&mut checker, renderer, templates_ok);
+    check_tests(&mut checker, renderer, templates_ok && !undeclared);
     for assertion in file.monitor.iter().flatten() {
         check_assertion(&mut checker, assertion, true);
     }
@@ -248,8 +264,12 @@ pub(super) fn check_prompt(
 
 fn undeclared_help(name: &str, declared: &BTreeMap<&str, Position>) -> String {
     match closest(name, declared.keys().copied()) {
-        Some(suggestion) => format!("did you mean `{suggestion}`? Otherwise declare it under `variables:`"),
-        None => format!("declare it under `variables:`, e.g. `{name}: {{type: string, required: true}}`"),
+        Some(suggestion) => {
+            format!("did you mean `{suggestion}`? Otherwise declare it under `variables:`")
+        }
+        None => format!(
+            "declare it under `variables:`, e.g. `{name}: {{type: string, required: true}}`"
+        ),
     }
 }
 
@@ -262,7 +282,8 @@ pub(super) fn include_problem(
         return Some((
             "include-escapes",
             format!("include `{target}` leaves the prompts folder"),
-            "includes are paths relative to the prompts folder, without `..` or a leading `/`".into(),
+            "includes are paths relative to the prompts folder, without `..` or a leading `/`"
+                .into(),
         ));
     }
     if snapshot.partials.contains_key(target) {
@@ -300,11 +321,20 @@ fn check_tests(checker: &mut PromptChecker<'_>, renderer: &Renderer, templates_o
     let mut names = BTreeSet::new();
     for test in &tests.value {
         let at = position(&test.referenced);
-        let label = test.value.name.clone().unwrap_or_else(|| format!("test at line {}", at.line));
-        if let Some(name) = &test.value.name {
-            if !names.insert(name.clone()) {
-                checker.warning("duplicate-test", at, format!("two tests are named `{name}`"), Some("give each test its own name so reports can tell them apart".into()));
-            }
+        let label = test
+            .value
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("test at line {}", at.line));
+        if let Some(name) = &test.value.name
+            && !names.insert(name.clone())
+        {
+            checker.warning(
+                "duplicate-test",
+                at,
+                format!("two tests are named `{name}`"),
+                Some("give each test its own name so reports can tell them apart".into()),
+            );
         }
         if test.value.assert.is_empty() {
             checker.warning(
@@ -317,7 +347,9 @@ fn check_tests(checker: &mut PromptChecker<'_>, renderer: &Renderer, templates_o
         for assertion in &test.value.assert {
             check_assertion(checker, assertion, false);
         }
-        let Some(definition) = &loaded.definition else { continue };
+        let Some(definition) = &loaded.definition else {
+            continue;
+        };
         match resolve_variables(&definition.variables, &test.value.vars) {
             Err(err) => {
                 let help = match &err {
@@ -352,10 +384,19 @@ fn check_assertion(checker: &mut PromptChecker<'_>, assertion: &Located<Assertio
             Some(suggestion) => format!("did you mean `{suggestion}`?"),
             None => format!(
                 "known types: {}",
-                AssertionKind::NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                AssertionKind::NAMES
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         };
-        checker.error("unknown-assertion", at, format!("unknown assertion type `{}`", value.kind), Some(help));
+        checker.error(
+            "unknown-assertion",
+            at,
+            format!("unknown assertion type `{}`", value.kind),
+            Some(help),
+        );
         return;
     };
     if monitor && !kind.allowed_in_monitor() {
@@ -367,12 +408,22 @@ fn check_assertion(checker: &mut PromptChecker<'_>, assertion: &Located<Assertio
         );
     }
     if kind.needs_value() && value.value.is_none() {
-        checker.error("assertion-value", at, format!("`{}` needs a `value`", kind.as_str()), None);
+        checker.error(
+            "assertion-value",
+            at,
+            format!("`{}` needs a `value`", kind.as_str()),
+            None,
+        );
     }
-    if let Some(threshold) = value.threshold {
-        if !(0.0..=1.0).contains(&threshold) {
-            checker.error("assertion-threshold", at, format!("threshold {threshold} is outside 0.0 to 1.0"), None);
-        }
+    if let Some(threshold) = value.threshold
+        && !(0.0..=1.0).contains(&threshold)
+    {
+        checker.error(
+            "assertion-threshold",
+            at,
+            format!("threshold {threshold} is outside 0.0 to 1.0"),
+            None,
+        );
     }
     if let (AssertionKind::StructureValidation, Some(schema)) = (kind, &value.schema) {
         if let Err(why) = crate::eval::assertions::structure::check_schema(schema) {
@@ -380,23 +431,80 @@ fn check_assertion(checker: &mut PromptChecker<'_>, assertion: &Located<Assertio
         }
     }
     if value.schema.is_some() && kind != AssertionKind::StructureValidation {
-        checker.error("assertion-schema", at, format!("`schema` applies to structure_validation, not `{}`", kind.as_str()), None);
+        checker.error(
+            "assertion-schema",
+            at,
+            format!(
+                "`schema` applies to structure_validation, not `{}`",
+                kind.as_str()
+            ),
+            None,
+        );
     }
     match (kind, &value.value) {
         (AssertionKind::Regex, Some(serde_json::Value::String(pattern))) => {
-            if let Err(err) = regex::Regex::new(pattern) {
-                checker.error("assertion-regex", at, format!("invalid regular expression: {}", err.to_string().lines().last().unwrap_or_default().trim()), None);
+            if let Some(why) = regex_problem(pattern) {
+                checker.error(
+                    "assertion-regex",
+                    at,
+                    format!("invalid regular expression: {why}"),
+                    None,
+                );
             }
         }
         (AssertionKind::LatencyMs | AssertionKind::CostUsd, Some(limit)) if !limit.is_number() => {
-            checker.error("assertion-value", at, format!("`{}` needs a number as `value`", kind.as_str()), None);
+            checker.error(
+                "assertion-value",
+                at,
+                format!("`{}` needs a number as `value`", kind.as_str()),
+                None,
+            );
         }
         (
-            AssertionKind::Contains | AssertionKind::NotContains | AssertionKind::Regex | AssertionKind::ExactMatch | AssertionKind::SemanticSimilarity | AssertionKind::LlmJudge,
+            AssertionKind::Contains
+            | AssertionKind::NotContains
+            | AssertionKind::Regex
+            | AssertionKind::ExactMatch
+            | AssertionKind::SemanticSimilarity
+            | AssertionKind::LlmJudge,
             Some(v),
-        ) if !v.is_string() && !(matches!(kind, AssertionKind::Contains | AssertionKind::NotContains) && v.is_array()) => {
-            checker.error("assertion-value", at, format!("`{}` needs text as `value`", kind.as_str()), None);
+        ) if !(v.is_string() || (list_allowed(kind) && v.is_array())) => {
+            checker.error(
+                "assertion-value",
+                at,
+                format!("`{}` needs text as `value`", kind.as_str()),
+                None,
+            );
         }
         _ => {}
     }
+}
+
+/// Whether the assertion accepts a list of texts as `value` (any or none of them).
+fn list_allowed(kind: AssertionKind) -> bool {
+    matches!(kind, AssertionKind::Contains | AssertionKind::NotContains)
+}
+
+/// Why `pattern` is not a valid regular expression, if it is not. Compiling is costly and
+/// large repositories repeat the same few patterns, so each thread remembers its answers.
+fn regex_problem(pattern: &str) -> Option<String> {
+    thread_local! {
+        static SEEN: std::cell::RefCell<std::collections::HashMap<String, Option<String>>> =
+            std::cell::RefCell::default();
+    }
+    SEEN.with(|seen| {
+        if let Some(answer) = seen.borrow().get(pattern) {
+            return answer.clone();
+        }
+        let answer = regex::Regex::new(pattern).err().map(|err| {
+            err.to_string()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        });
+        seen.borrow_mut().insert(pattern.to_owned(), answer.clone());
+        answer
+    })
 }

@@ -55,7 +55,11 @@ pub fn run(context: &Context, args: &CheckArgs) -> Result<u8, CliError> {
                 warnings,
                 plural(warnings)
             );
-            let style = if code == exit::SUCCESS { Style::Green } else { Style::Red };
+            let style = if code == exit::SUCCESS {
+                Style::Green
+            } else {
+                Style::Red
+            };
             output.note(&output.paint_err(style, &summary));
         }
     }

@@ -92,7 +92,8 @@ pub fn run(context: &Context, args: &InitArgs) -> Result<u8, CliError> {
         output.note(&format!("kept existing {relative}"));
     }
     if !written.is_empty() {
-        output.note("next: `promptctl check`, then `promptctl render greeting --var user_name=Ada`");
+        output
+            .note("next: `promptctl check`, then `promptctl render greeting --var user_name=Ada`");
     }
     Ok(exit::SUCCESS)
 }

@@ -34,7 +34,11 @@ pub fn run(context: &Context, _args: &ListArgs) -> Result<u8, CliError> {
                 service: id.service.clone(),
                 name: id.name.clone(),
                 model: prompt.file.model.as_ref().map(|m| m.value.clone()),
-                form: if prompt.file.messages.is_some() { "chat" } else { "template" },
+                form: if prompt.file.messages.is_some() {
+                    "chat"
+                } else {
+                    "template"
+                },
                 tests: prompt.file.tests.as_ref().map_or(0, |t| t.value.len()),
                 path: display_path(&prompt.path),
             })
@@ -57,7 +61,10 @@ pub fn run(context: &Context, _args: &ListArgs) -> Result<u8, CliError> {
                     ]
                 })
                 .collect();
-            output.data(&table(&["PROMPT", "MODEL", "FORM", "TESTS", "FILE"], &cells));
+            output.data(&table(
+                &["PROMPT", "MODEL", "FORM", "TESTS", "FILE"],
+                &cells,
+            ));
         }
     }
     if !snapshot.problems.is_empty() {

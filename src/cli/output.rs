@@ -81,7 +81,8 @@ fn color_wanted(choice: ColorChoice, is_terminal: bool) -> bool {
         ColorChoice::Never => false,
         ColorChoice::Auto => {
             let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-            let forced = std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0");
+            let forced =
+                std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0");
             !no_color && (forced || is_terminal)
         }
     }
@@ -150,7 +151,10 @@ impl Output {
     pub fn error(&self, message: &str, hints: &[String]) {
         let mut text = format!("{} {message}", self.paint_err(Style::Red, "error:"));
         for hint in hints {
-            text.push_str(&format!("\n  {} {hint}", self.paint_err(Style::Blue, "help:")));
+            text.push_str(&format!(
+                "\n  {} {hint}",
+                self.paint_err(Style::Blue, "help:")
+            ));
         }
         self.note(&text);
     }
@@ -193,7 +197,11 @@ pub fn render_diagnostic(diagnostic: &Diagnostic, color: bool) -> String {
         diagnostic.location()
     ));
     if let Some(line) = &diagnostic.line_text {
-        let shown: String = line.chars().take(200).collect::<String>().replace('\t', " ");
+        let shown: String = line
+            .chars()
+            .take(200)
+            .collect::<String>()
+            .replace('\t', " ");
         let column = diagnostic.position.column.saturating_sub(1);
         let marker_len = diagnostic
             .length
@@ -254,10 +262,15 @@ mod tests {
 
     #[test]
     fn diagnostic_shows_the_line_and_a_caret() {
-        let d = Diagnostic::error("undeclared-variable", "prompts/a/b.yaml", Position::new(2, 17), "variable `foo` is used but not declared")
-            .with_source("model: m\ntemplate: Hi {{ foo }}\n")
-            .with_length(3)
-            .with_help("declare it");
+        let d = Diagnostic::error(
+            "undeclared-variable",
+            "prompts/a/b.yaml",
+            Position::new(2, 17),
+            "variable `foo` is used but not declared",
+        )
+        .with_source("model: m\ntemplate: Hi {{ foo }}\n")
+        .with_length(3)
+        .with_help("declare it");
         insta::assert_snapshot!(render_diagnostic(&d, false), @r"
         error[undeclared-variable]: variable `foo` is used but not declared
          --> prompts/a/b.yaml:2:17

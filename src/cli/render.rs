@@ -51,7 +51,9 @@ pub fn run(context: &Context, args: &RenderArgs) -> Result<u8, CliError> {
                 if index > 0 {
                     text.push('\n');
                 }
-                text.push_str(&output.paint(Style::Bold, &format!("── {} ──", message.role.as_str())));
+                text.push_str(
+                    &output.paint(Style::Bold, &format!("── {} ──", message.role.as_str())),
+                );
                 text.push('\n');
                 text.push_str(message.content.trim_end_matches('\n'));
                 text.push('\n');
@@ -108,7 +110,15 @@ pub fn render_error(snapshot: &Snapshot, prompt: &LoadedPrompt, err: &RenderErro
             RenderError::MissingVariable { name } => format!("pass it with `--var {name}=...`"),
             _ => "`promptctl show` lists the prompt's variables".to_owned(),
         };
-        return CliError::input(format!("{}: {err}", prompt.id.as_ref().map(ToString::to_string).unwrap_or_default())).hint(hint);
+        return CliError::input(format!(
+            "{}: {err}",
+            prompt
+                .id
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        ))
+        .hint(hint);
     };
     let line = line.unwrap_or(1);
     let file = &prompt.file;
@@ -121,7 +131,8 @@ pub fn render_error(snapshot: &Snapshot, prompt: &LoadedPrompt, err: &RenderErro
             .map(|m| m.content.referenced),
         TemplatePart::Partial(name) => {
             let path = snapshot.prompts_dir.join(name);
-            let mut diagnostic = Diagnostic::error("render", path, Position::new(line, 1), err.to_string());
+            let mut diagnostic =
+                Diagnostic::error("render", path, Position::new(line, 1), err.to_string());
             if let Some(source) = snapshot.partials.get(name) {
                 diagnostic = diagnostic.with_source(source);
             }
@@ -129,10 +140,17 @@ pub fn render_error(snapshot: &Snapshot, prompt: &LoadedPrompt, err: &RenderErro
         }
     };
     let position = location.map_or_else(Position::start, |loc| {
-        locate_in_scalar(&prompt.source, loc.line() as usize, loc.column() as usize, line, 1)
+        locate_in_scalar(
+            &prompt.source,
+            loc.line() as usize,
+            loc.column() as usize,
+            line,
+            1,
+        )
     });
     CliError::at(
         ErrorKind::Input,
-        Diagnostic::error("render", &prompt.path, position, err.to_string()).with_source(&prompt.source),
+        Diagnostic::error("render", &prompt.path, position, err.to_string())
+            .with_source(&prompt.source),
     )
 }

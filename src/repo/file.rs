@@ -20,6 +20,13 @@ pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 /// The deepest nesting of YAML collections accepted.
 const MAX_DEPTH: usize = 64;
 
+/// The most YAML aliases (and anchors) a file may use.
+const MAX_ALIASES: usize = 1_000;
+
+/// The most YAML nodes a file may expand to, aliases included: far more than any prompt
+/// needs, few enough that an alias bomb is refused in milliseconds.
+const MAX_NODES: usize = 100_000;
+
 /// A value with the place in the file it came from.
 pub type Located<T> = Spanned<T>;
 
@@ -328,7 +335,9 @@ pub fn decode_text(path: &Path, bytes: &[u8]) -> Result<String, Diagnostic> {
             position,
             "file contains a NUL byte: it looks binary, not YAML text",
         )
-        .with_help("prompt files must be UTF-8 text; remove the file or move it out of the prompts folder"));
+        .with_help(
+            "prompt files must be UTF-8 text; remove the file or move it out of the prompts folder",
+        ));
     }
     match std::str::from_utf8(bytes) {
         Ok(text) => Ok(text.strip_prefix('\u{feff}').unwrap_or(text).to_owned()),
@@ -338,7 +347,10 @@ pub fn decode_text(path: &Path, bytes: &[u8]) -> Result<String, Diagnostic> {
                 "not-utf8",
                 path,
                 position,
-                format!("file is not valid UTF-8 (bad byte at offset {})", err.valid_up_to()),
+                format!(
+                    "file is not valid UTF-8 (bad byte at offset {})",
+                    err.valid_up_to()
+                ),
             )
             .with_help("save the file as UTF-8"))
         }
@@ -348,18 +360,24 @@ pub fn decode_text(path: &Path, bytes: &[u8]) -> Result<String, Diagnostic> {
 fn byte_position(bytes: &[u8], offset: usize) -> Position {
     let before = &bytes[..offset.min(bytes.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     Position::new(line, column)
 }
 
 fn yaml_options() -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_depth = MAX_DEPTH;
-    budget.max_aliases = 1_000;
-    budget.max_anchors = 1_000;
+    budget.max_aliases = MAX_ALIASES;
+    budget.max_anchors = MAX_ALIASES;
     budget.max_documents = 1;
-    budget.max_nodes = 250_000;
+    budget.max_nodes = MAX_NODES;
     budget.max_total_scalar_bytes = MAX_FILE_BYTES * 2;
     let mut options = serde_saphyr::Options::default();
     options.budget = Some(budget);
@@ -368,7 +386,7 @@ fn yaml_options() -> serde_saphyr::Options {
 
 /// Parses a prompt file's text. `path` (relative to the project root) names it in errors.
 pub fn parse_prompt(path: &Path, text: &str) -> Result<PromptFile, Diagnostic> {
-    if text.trim().is_empty() {
+    if has_no_content(text) {
         return Err(Diagnostic::error(
             "empty-file",
             path,
@@ -378,6 +396,14 @@ pub fn parse_prompt(path: &Path, text: &str) -> Result<PromptFile, Diagnostic> {
         .with_help("a prompt file needs at least `model:` and `template:` or `messages:`; run `promptctl init` for an example"));
     }
     parse_yaml::<PromptFile>(path, text, PROMPT_KEYS)
+}
+
+/// Whether `text` holds no YAML content: only blank lines, comments and document markers.
+fn has_no_content(text: &str) -> bool {
+    text.lines().all(|line| {
+        let line = line.trim();
+        line.is_empty() || line.starts_with('#') || line == "---" || line == "..."
+    })
 }
 
 /// Parses YAML text into `T`, turning serde-saphyr's errors into a [`Diagnostic`].
@@ -391,16 +417,29 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(
         .map_err(|err| yaml_error(path, text, &err, known_keys))
 }
 
-fn yaml_error(path: &Path, text: &str, err: &serde_saphyr::Error, known_keys: &[&str]) -> Diagnostic {
+fn yaml_error(
+    path: &Path,
+    text: &str,
+    err: &serde_saphyr::Error,
+    known_keys: &[&str],
+) -> Diagnostic {
     let position = err
         .location()
         .filter(|loc| loc.line() > 0)
         .map(|loc| Position::new(loc.line() as usize, loc.column() as usize))
         .unwrap_or_else(Position::start);
-    let message = clean_yaml_message(&err.without_snippet().to_string());
-    let code = if message.contains("budget") || message.contains("depth") || message.contains("alias") {
+    let message = limit_message(&clean_yaml_message(&err.without_snippet().to_string()));
+    let code = if message.contains("budget")
+        || message.contains("depth")
+        || message.contains("alias")
+        || message.contains("nest")
+    {
         "yaml-limits"
-    } else if message.starts_with("unknown field") || message.starts_with("missing field") || message.starts_with("invalid type") || message.starts_with("unknown variant") {
+    } else if message.starts_with("unknown field")
+        || message.starts_with("missing field")
+        || message.starts_with("invalid type")
+        || message.starts_with("unknown variant")
+    {
         "schema"
     } else {
         "yaml-syntax"
@@ -421,10 +460,10 @@ fn yaml_error(path: &Path, text: &str, err: &serde_saphyr::Error, known_keys: &[
             }
         }
     } else if let Some(unknown) = quoted_after(&message, "unknown variant `") {
-        if let Some(candidates) = expected_list(&message) {
-            if let Some(suggestion) = closest(unknown, candidates.iter().copied()) {
-                diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
-            }
+        if let Some(candidates) = expected_list(&message)
+            && let Some(suggestion) = closest(unknown, candidates.iter().copied())
+        {
+            diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
         }
     } else if code == "yaml-limits" {
         diagnostic = diagnostic.with_help(format!(
@@ -432,6 +471,27 @@ fn yaml_error(path: &Path, text: &str, err: &serde_saphyr::Error, known_keys: &[
         ));
     }
     diagnostic
+}
+
+/// A readable message for the parser's limits, whose own wording is a debug dump such as
+/// `budget breached: Nodes { nodes: 250001 } at line 4 ... (used`.
+fn limit_message(message: &str) -> String {
+    let Some(breach) = message.strip_prefix("budget breached: ") else {
+        if message.contains("recursion limit exceeded") {
+            return format!("the YAML nests deeper than {MAX_DEPTH} levels");
+        }
+        return message.to_owned();
+    };
+    let kind = breach.split([' ', '{']).next().unwrap_or_default();
+    match kind {
+        "Nodes" => format!("the YAML expands to more than {MAX_NODES} nodes (an alias bomb?)"),
+        "Depth" => format!("the YAML nests deeper than {MAX_DEPTH} levels"),
+        "Aliases" => format!("the YAML uses more than {MAX_ALIASES} aliases"),
+        "Anchors" => format!("the YAML defines more than {MAX_ALIASES} anchors"),
+        "Documents" => "a prompt file holds one YAML document, not several".to_owned(),
+        "" => "the YAML exceeds a parser budget".to_owned(),
+        other => format!("the YAML exceeds the parser's budget ({other})"),
+    }
 }
 
 /// The names in serde's "expected one of `a`, `b`" tail.
@@ -490,7 +550,8 @@ mod tests {
 
     #[test]
     fn unknown_role_suggests() {
-        let err = parse("model: m\nmessages:\n  - role: sytem\n    content: hi\n").expect_err("rejects");
+        let err =
+            parse("model: m\nmessages:\n  - role: sytem\n    content: hi\n").expect_err("rejects");
         assert_eq!(err.position.line, 3);
         assert_eq!(err.help.as_deref(), Some("did you mean `system`?"));
     }
@@ -506,7 +567,11 @@ mod tests {
         }
         let started = std::time::Instant::now();
         let err = parse(&text).expect_err("rejects");
-        assert!(started.elapsed().as_secs() < 2, "took {:?}", started.elapsed());
+        assert!(
+            started.elapsed().as_secs() < 2,
+            "took {:?}",
+            started.elapsed()
+        );
         assert!(!err.message.is_empty());
     }
 
@@ -515,16 +580,57 @@ mod tests {
         let text = format!("model: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
         let err = parse(&text).expect_err("rejects");
         assert!(!err.message.is_empty());
+        for nested in ["[".repeat(100_000), "{a: ".repeat(100_000)] {
+            let text = format!("model: m\ntemplate: hi\nparameters:\n  x: {nested}\n");
+            let err = parse(&text).expect_err("rejects");
+            assert_eq!(err.code, "yaml-limits", "{}", err.message);
+            assert_eq!(err.message, "the YAML nests deeper than 64 levels");
+            assert_eq!(err.position.line, 4);
+        }
+    }
+
+    #[test]
+    fn alias_bomb_in_free_form_parameters_gets_a_readable_message() {
+        let mut text = String::from(
+            "model: m\ntemplate: hi\nparameters:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n",
+        );
+        for i in 1..20 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            text.push_str(&format!("  a{i}: &a{i} [{refs}]\n"));
+        }
+        let err = parse(&text).expect_err("rejects");
+        assert_eq!(err.code, "yaml-limits");
+        assert_eq!(
+            err.message,
+            "the YAML expands to more than 100000 nodes (an alias bomb?)"
+        );
+    }
+
+    #[test]
+    fn a_file_of_only_comments_is_empty() {
+        for text in ["", "\n  \n", "# nothing yet\n\n# more\n", "---\n# c\n"] {
+            assert_eq!(
+                parse(text).expect_err("rejects").code,
+                "empty-file",
+                "{text:?}"
+            );
+        }
     }
 
     #[test]
     fn binary_and_non_utf8_are_refused() {
         let path = Path::new("p.yaml");
-        assert_eq!(decode_text(path, b"model: x\0").expect_err("nul").code, "binary-file");
+        assert_eq!(
+            decode_text(path, b"model: x\0").expect_err("nul").code,
+            "binary-file"
+        );
         let err = decode_text(path, b"model: x\n\xff\xfe").expect_err("utf8");
         assert_eq!(err.code, "not-utf8");
         assert_eq!(err.position.line, 2);
         let big = vec![b'a'; MAX_FILE_BYTES + 1];
-        assert_eq!(decode_text(path, &big).expect_err("big").code, "file-too-large");
+        assert_eq!(
+            decode_text(path, &big).expect_err("big").code,
+            "file-too-large"
+        );
     }
 }

@@ -232,7 +232,11 @@ pub fn id_matches(id: &PromptId, query: &str) -> bool {
     }
 }
 
-fn parse_one(prompts_dir: &Path, relative: PathBuf, bytes: &[u8]) -> Result<LoadedPrompt, Diagnostic> {
+fn parse_one(
+    prompts_dir: &Path,
+    relative: PathBuf,
+    bytes: &[u8],
+) -> Result<LoadedPrompt, Diagnostic> {
     let path = prompts_dir.join(&relative);
     let source = file::decode_text(&path, bytes)?;
     let parsed = file::parse_prompt(&path, &source)?;
@@ -312,7 +316,10 @@ pub fn locate_in_scalar(
             tail.ends_with('|') || tail.ends_with('>')
         });
     if after_block_indicator {
-        return Position::new(value_line + line_in_value - 1, value_column + column_in_value - 1);
+        return Position::new(
+            value_line + line_in_value - 1,
+            value_column + column_in_value - 1,
+        );
     }
     match first.chars().nth(value_column.saturating_sub(1)) {
         Some('"' | '\'') if line_in_value == 1 => {
