@@ -92,28 +92,42 @@ tests:
 
 #[test]
 fn openai_wire_format_passes_and_the_provider_sees_the_request() {
-    let server = StubProvider::start(|_, _| openai_answer("Danger: SQL injection via string concatenation."));
+    let server = StubProvider::start(|_, _| {
+        openai_answer("Danger: SQL injection via string concatenation.")
+    });
     let project = Project::new(&config("openai", &format!("{}/v1", server.url()), ""));
     project.write("prompts/review/review.yaml", REVIEW_PROMPT);
     let (code, stdout, stderr) = project.promptctl(&["test"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("PASS"), "{stdout}");
-    assert!(stdout.contains("1 test: 1 passed, 0 failed, 0 errors"), "{stdout}");
+    assert!(
+        stdout.contains("1 test: 1 passed, 0 failed, 0 errors"),
+        "{stdout}"
+    );
     let requests = server.requests();
     assert_eq!(requests.len(), 1);
     let request = &requests[0];
     assert_eq!(request.path, "/v1/chat/completions");
-    assert_eq!(request.header("authorization"), Some(format!("Bearer {KEY}").as_str()));
+    assert_eq!(
+        request.header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
     assert_eq!(request.body["model"], "gpt-4o");
     assert_eq!(request.body["temperature"], 0.2);
-    assert_eq!(last_user_message(&request.body), "Review: query = 'SELECT ' + id");
+    assert_eq!(
+        last_user_message(&request.body),
+        "Review: query = 'SELECT ' + id"
+    );
 }
 
 #[test]
 fn anthropic_wire_format_with_key_and_version_headers() {
     let server = StubProvider::start(|request, _| {
         if request.header("x-api-key") != Some(KEY) {
-            return Reply::json(401, serde_json::json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}));
+            return Reply::json(
+                401,
+                serde_json::json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}),
+            );
         }
         assert_eq!(request.header("anthropic-version"), Some("2023-06-01"));
         assert_eq!(request.body["system"], "You review diffs.");
@@ -131,13 +145,21 @@ fn anthropic_wire_format_with_key_and_version_headers() {
 
 #[test]
 fn a_wrong_key_is_a_provider_error_exit_3_without_retries() {
-    let server = StubProvider::start(|_, _| Reply::json(401, serde_json::json!({"error": {"message": "Incorrect API key provided: sk-test-0123456789abcdefghijklmnop"}})));
+    let server = StubProvider::start(|_, _| {
+        Reply::json(
+            401,
+            serde_json::json!({"error": {"message": "Incorrect API key provided: sk-test-0123456789abcdefghijklmnop"}}),
+        )
+    });
     let project = Project::new(&config("openai", &server.url(), ""));
     project.write("prompts/review/review.yaml", REVIEW_PROMPT);
     let (code, stdout, stderr) = project.promptctl(&["test"]);
     assert_eq!(code, 3, "{stdout}\n{stderr}");
     assert!(stdout.contains("HTTP 401"), "{stdout}");
-    assert!(!stdout.contains(KEY) && !stderr.contains(KEY), "the key leaked:\n{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains(KEY) && !stderr.contains(KEY),
+        "the key leaked:\n{stdout}\n{stderr}"
+    );
     assert_eq!(server.requests().len(), 1, "a 401 must not be retried");
 }
 
@@ -145,7 +167,8 @@ fn a_wrong_key_is_a_provider_error_exit_3_without_retries() {
 fn rate_limited_then_success_honours_retry_after() {
     let server = StubProvider::start(|_, index| {
         if index == 0 {
-            Reply::json(429, serde_json::json!({"error": {"message": "slow down"}})).with_header("retry-after", "1")
+            Reply::json(429, serde_json::json!({"error": {"message": "slow down"}}))
+                .with_header("retry-after", "1")
         } else {
             openai_answer("SQL injection")
         }
@@ -155,14 +178,21 @@ fn rate_limited_then_success_honours_retry_after() {
     let started = Instant::now();
     let (code, stdout, stderr) = project.promptctl(&["test"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(started.elapsed() >= Duration::from_millis(950), "Retry-After was not honoured");
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "Retry-After was not honoured"
+    );
     assert_eq!(server.requests().len(), 2);
 }
 
 #[test]
 fn server_errors_are_retried_until_success() {
     let server = StubProvider::start(|_, index| {
-        if index < 2 { Reply::raw(500, "internal error") } else { openai_answer("SQL injection") }
+        if index < 2 {
+            Reply::raw(500, "internal error")
+        } else {
+            openai_answer("SQL injection")
+        }
     });
     let project = Project::new(&config("openai", &server.url(), ""));
     project.write("prompts/review/review.yaml", REVIEW_PROMPT);
@@ -173,7 +203,8 @@ fn server_errors_are_retried_until_success() {
 
 #[test]
 fn a_slow_provider_times_out_and_exits_3() {
-    let server = StubProvider::start(|_, _| openai_answer("SQL injection").after(Duration::from_secs(3)));
+    let server =
+        StubProvider::start(|_, _| openai_answer("SQL injection").after(Duration::from_secs(3)));
     let project = Project::new(&format!(
         "default_provider = \"stub\"\n[providers.stub]\nkind = \"openai\"\nbase_url = \"{}\"\ntimeout_s = 0.3\nmax_retries = 1\n",
         server.url()
@@ -222,7 +253,10 @@ fn record_then_replay_with_the_provider_down_and_no_key() {
     assert_eq!(recordings.len(), 1, "{recordings:?}");
     let text = std::fs::read_to_string(&recordings[0]).expect("read");
     assert!(!text.contains(KEY), "a recording holds the key");
-    assert!(text.contains("\"text\": \"It is a SQL injection.\""), "{text}");
+    assert!(
+        text.contains("\"text\": \"It is a SQL injection.\""),
+        "{text}"
+    );
     let (code, stdout, stderr) = project.promptctl_without_key(&["test", "--replay"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("replayed"), "{stdout}");
@@ -240,7 +274,9 @@ fn replay_without_a_recording_says_how_to_record() {
 
 #[test]
 fn a_leak_fails_safety_check_with_the_finding_named() {
-    let server = StubProvider::start(|_, _| openai_answer("SQL injection. Contact jane.doe@example.com or use key AKIAIOSFODNN7EXAMPLE"));
+    let server = StubProvider::start(|_, _| {
+        openai_answer("SQL injection. Contact jane.doe@example.com or use key AKIAIOSFODNN7EXAMPLE")
+    });
     let project = Project::new(&config("openai", &server.url(), ""));
     project.write("prompts/review/review.yaml", REVIEW_PROMPT);
     let (code, stdout, _) = project.promptctl(&["test"]);
@@ -260,40 +296,66 @@ fn echo_provider_runs_offline_and_junit_is_written() {
     );
     let (code, stdout, stderr) = project.promptctl(&["test", "--junit", "report.xml"]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
-    assert!(stdout.contains("- Goodbye Bob!") && stdout.contains("+ Hello Bob!"), "a diff for text:\n{stdout}");
+    assert!(
+        stdout.contains("- Goodbye Bob!") && stdout.contains("+ Hello Bob!"),
+        "a diff for text:\n{stdout}"
+    );
     let (_, json, _) = project.promptctl(&["test", "hello", "--format", "json"]);
     let json: serde_json::Value = serde_json::from_str(&json).expect("json");
-    let detail = json["results"][0]["assertions"][1]["detail"].as_str().unwrap_or_default().to_owned();
+    let detail = json["results"][0]["assertions"][1]["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(detail.contains("lexical similarity"), "{detail}");
     let xml = std::fs::read_to_string(project.path().join("report.xml")).expect("junit");
-    assert!(xml.contains("<testsuite name=\"greet/hello\" tests=\"2\""), "{xml}");
+    assert!(
+        xml.contains("<testsuite name=\"greet/hello\" tests=\"2\""),
+        "{xml}"
+    );
     assert!(xml.contains("failures=\"1\""), "{xml}");
 }
 
 #[test]
 fn model_swap_compares_the_candidate_with_the_current_model() {
     let server = StubProvider::start(|request, _| {
-        if request.body["model"] == "gpt-4o" { openai_answer("SQL injection found") } else { openai_answer("looks fine") }
+        if request.body["model"] == "gpt-4o" {
+            openai_answer("SQL injection found")
+        } else {
+            openai_answer("looks fine")
+        }
     });
     let project = Project::new(&config("openai", &server.url(), ""));
     project.write("prompts/review/review.yaml", REVIEW_PROMPT);
     let (code, stdout, _) = project.promptctl(&["test", "--model", "cheap-model"]);
     assert_eq!(code, 1, "{stdout}");
-    assert!(stdout.contains("1 test(s) pass on the current model and fail on the candidate"), "{stdout}");
-    assert!(stdout.contains("✗ review/review › flags sql injection"), "{stdout}");
+    assert!(
+        stdout.contains("1 test(s) pass on the current model and fail on the candidate"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("✗ review/review › flags sql injection"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn llm_judge_asks_the_grader_and_uses_its_score() {
     let server = StubProvider::start(|request, _| {
-        let system = request.body["messages"][0]["content"].as_str().unwrap_or_default().to_owned();
+        let system = request.body["messages"][0]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         if system.contains("grade") {
             openai_answer("{\"score\": 0.9, \"reason\": \"polite and correct\"}")
         } else {
             openai_answer("Thanks for reaching out!")
         }
     });
-    let project = Project::new(&config("openai", &server.url(), "[test]\njudge_model = \"grader\"\n"));
+    let project = Project::new(&config(
+        "openai",
+        &server.url(),
+        "[test]\njudge_model = \"grader\"\n",
+    ));
     project.write(
         "prompts/support/reply.yaml",
         "model: gpt-4o\ntemplate: Reply politely.\ntests:\n  - name: polite\n    assert:\n      - {type: llm_judge, value: \"The reply is polite.\", threshold: 0.8}\n",
@@ -302,7 +364,12 @@ fn llm_judge_asks_the_grader_and_uses_its_score() {
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let json: serde_json::Value = serde_json::from_str(&stdout).expect("json");
     assert_eq!(json["results"][0]["assertions"][0]["score"], 0.9);
-    assert!(server.requests().iter().any(|r| r.body["model"] == "grader"));
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.body["model"] == "grader")
+    );
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -425,10 +425,15 @@ fn check_assertion(checker: &mut PromptChecker<'_>, assertion: &Located<Assertio
             None,
         );
     }
-    if let (AssertionKind::StructureValidation, Some(schema)) = (kind, &value.schema) {
-        if let Err(why) = crate::eval::assertions::structure::check_schema(schema) {
-            checker.error("assertion-schema", at, format!("`schema` is not a valid JSON Schema: {why}"), None);
-        }
+    if let (AssertionKind::StructureValidation, Some(schema)) = (kind, &value.schema)
+        && let Err(why) = crate::eval::assertions::structure::check_schema(schema)
+    {
+        checker.error(
+            "assertion-schema",
+            at,
+            format!("`schema` is not a valid JSON Schema: {why}"),
+            None,
+        );
     }
     if value.schema.is_some() && kind != AssertionKind::StructureValidation {
         checker.error(

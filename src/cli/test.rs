@@ -71,7 +71,10 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
             dir: config.root.join(&config.settings.test.recordings),
         },
     );
-    let concurrency = args.concurrency.unwrap_or(config.settings.test.concurrency).max(1);
+    let concurrency = args
+        .concurrency
+        .unwrap_or(config.settings.test.concurrency)
+        .max(1);
     let total_calls = own_jobs.len() + candidate_jobs.as_ref().map_or(0, Vec::len);
     let progress = progress_bar(context, total_calls);
     let on_done: Arc<dyn Fn(&CaseResult) + Send + Sync> = {
@@ -129,7 +132,10 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
             let color = output.stdout_colored();
             let mut text = report::result_table(&own, color);
             if let Some(candidate) = &candidate {
-                text.push_str(&format!("\ncandidate model {}:\n", args.model.as_deref().unwrap_or_default()));
+                text.push_str(&format!(
+                    "\ncandidate model {}:\n",
+                    args.model.as_deref().unwrap_or_default()
+                ));
                 text.push_str(&report::result_table(candidate, color));
                 text.push_str(&comparison_text(&own, candidate));
             }
@@ -186,14 +192,19 @@ fn progress_bar(context: &Context, total: usize) -> Option<indicatif::ProgressBa
         return None;
     }
     let bar = indicatif::ProgressBar::new(total as u64);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {wide_msg}") {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {wide_msg}")
+    {
         bar.set_style(style);
     }
     Some(bar)
 }
 
 /// The prompts named, or every prompt with tests.
-fn select_prompts<'a>(snapshot: &'a Snapshot, names: &[String]) -> Result<Vec<&'a LoadedPrompt>, CliError> {
+fn select_prompts<'a>(
+    snapshot: &'a Snapshot,
+    names: &[String],
+) -> Result<Vec<&'a LoadedPrompt>, CliError> {
     if names.is_empty() {
         return Ok(snapshot
             .prompts
@@ -201,7 +212,10 @@ fn select_prompts<'a>(snapshot: &'a Snapshot, names: &[String]) -> Result<Vec<&'
             .filter(|p| p.file.tests.as_ref().is_some_and(|t| !t.value.is_empty()))
             .collect());
     }
-    names.iter().map(|name| find_prompt(snapshot, name)).collect()
+    names
+        .iter()
+        .map(|name| find_prompt(snapshot, name))
+        .collect()
 }
 
 /// One job per test case of each prompt, on `model` or the prompt's own model.
@@ -227,7 +241,11 @@ pub fn jobs_for(
                 prompt: id.clone(),
                 path: prompt.path.clone(),
                 line,
-                name: test.value.name.clone().unwrap_or_else(|| format!("test at line {line}")),
+                name: test
+                    .value
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("test at line {line}")),
                 model: model.unwrap_or(&definition.model).to_owned(),
                 definition: definition.clone(),
                 vars: test.value.vars.clone(),

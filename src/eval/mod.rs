@@ -182,8 +182,19 @@ pub async fn run_job(job: &TestJob, providers: &Providers) -> CaseResult {
         ..result
     };
     for (assertion, line) in &job.assertions {
-        match assertions::evaluate(assertion, &response.text, Some(facts), providers, &job.judge_model).await {
-            Ok(outcome) => result.assertions.push(LocatedOutcome { line: *line, outcome }),
+        match assertions::evaluate(
+            assertion,
+            &response.text,
+            Some(facts),
+            providers,
+            &job.judge_model,
+        )
+        .await
+        {
+            Ok(outcome) => result.assertions.push(LocatedOutcome {
+                line: *line,
+                outcome,
+            }),
             Err(err) => {
                 let kind = provider_error_kind(&err.source);
                 return result.fail_with(kind, err.to_string());

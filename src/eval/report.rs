@@ -69,8 +69,16 @@ pub fn case_label(result: &CaseResult) -> String {
 
 /// One line per case: status, label, model, latency.
 pub fn result_table(results: &[CaseResult], color: bool) -> String {
-    let width = results.iter().map(|r| case_label(r).chars().count()).max().unwrap_or(0);
-    let model_width = results.iter().map(|r| r.model.chars().count()).max().unwrap_or(0);
+    let width = results
+        .iter()
+        .map(|r| case_label(r).chars().count())
+        .max()
+        .unwrap_or(0);
+    let model_width = results
+        .iter()
+        .map(|r| r.model.chars().count())
+        .max()
+        .unwrap_or(0);
     let mut out = String::new();
     for result in results {
         let status = match result.status {
@@ -131,7 +139,10 @@ pub fn failure_details(results: &[CaseResult], color: bool) -> String {
                 if outcome.kind == "exact_match" {
                     out.push_str(&text_diff(expected, output, color));
                 } else {
-                    out.push_str(&format!("     expected: {}\n", super::assertions::excerpt(expected, 200)));
+                    out.push_str(&format!(
+                        "     expected: {}\n",
+                        super::assertions::excerpt(expected, 200)
+                    ));
                 }
             }
         }
@@ -175,10 +186,22 @@ pub fn summary_line(summary: &Summary, seconds: f64, color: bool) -> String {
         summary.failed,
         summary.errors,
         if summary.errors == 1 { "" } else { "s" },
-        if summary.cost_usd > 0.0 { format!(", ${:.4}", summary.cost_usd) } else { String::new() },
-        if summary.replayed > 0 { format!(" ({} replayed)", summary.replayed) } else { String::new() },
+        if summary.cost_usd > 0.0 {
+            format!(", ${:.4}", summary.cost_usd)
+        } else {
+            String::new()
+        },
+        if summary.replayed > 0 {
+            format!(" ({} replayed)", summary.replayed)
+        } else {
+            String::new()
+        },
     );
-    let code = if summary.failed == 0 && summary.errors == 0 { "1;32" } else { "1;31" };
+    let code = if summary.failed == 0 && summary.errors == 0 {
+        "1;32"
+    } else {
+        "1;31"
+    };
     paint(color, code, &text)
 }
 
@@ -186,7 +209,8 @@ pub fn summary_line(summary: &Summary, seconds: f64, color: bool) -> String {
 pub fn junit(results: &[CaseResult], run_name: &str) -> String {
     use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
     let mut report = Report::new(run_name);
-    let mut suites: std::collections::BTreeMap<String, TestSuite> = std::collections::BTreeMap::new();
+    let mut suites: std::collections::BTreeMap<String, TestSuite> =
+        std::collections::BTreeMap::new();
     for result in results {
         let suite_name = result.prompt.to_string();
         let suite = suites
@@ -211,7 +235,13 @@ pub fn junit(results: &[CaseResult], run_name: &str) -> String {
             }
             CaseStatus::Error => {
                 let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
-                status.set_message(result.error.as_ref().map(|e| e.message.clone()).unwrap_or_default());
+                status.set_message(
+                    result
+                        .error
+                        .as_ref()
+                        .map(|e| e.message.clone())
+                        .unwrap_or_default(),
+                );
                 status
             }
         };
@@ -220,8 +250,10 @@ pub fn junit(results: &[CaseResult], run_name: &str) -> String {
         if let Some(ms) = result.latency_ms {
             case.set_time(std::time::Duration::from_secs_f64(ms / 1000.0));
         }
-        case.extra.insert("file".into(), display_path(&result.path).into());
-        case.extra.insert("line".into(), result.line.to_string().into());
+        case.extra
+            .insert("file".into(), display_path(&result.path).into());
+        case.extra
+            .insert("line".into(), result.line.to_string().into());
         suite.add_test_case(case);
     }
     report.add_test_suites(suites.into_values());

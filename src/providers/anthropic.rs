@@ -34,7 +34,8 @@ pub fn chat_request(base_url: &str, request: &ChatRequest) -> (String, Value) {
         .filter(|m| m.role != Role::System)
         .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
         .collect();
-    let mut body = json!({"model": request.model, "messages": messages, "max_tokens": DEFAULT_MAX_TOKENS});
+    let mut body =
+        json!({"model": request.model, "messages": messages, "max_tokens": DEFAULT_MAX_TOKENS});
     if let Value::Object(map) = &mut body {
         if !system.is_empty() {
             map.insert("system".into(), Value::String(system.join("\n\n")));
@@ -66,7 +67,11 @@ pub fn parse_chat(provider: &str, json: &Value) -> Result<ChatResponse, Provider
         .filter_map(|block| block.get("text").and_then(Value::as_str))
         .collect::<Vec<_>>()
         .join("");
-    let count = |key: &str| json.pointer(&format!("/usage/{key}")).and_then(Value::as_u64).unwrap_or(0);
+    let count = |key: &str| {
+        json.pointer(&format!("/usage/{key}"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
     Ok(ChatResponse {
         text,
         usage: Usage {
@@ -90,8 +95,14 @@ mod tests {
         let request = ChatRequest {
             model: "claude".into(),
             messages: vec![
-                RenderedMessage { role: Role::System, content: "be brief".into() },
-                RenderedMessage { role: Role::User, content: "hi".into() },
+                RenderedMessage {
+                    role: Role::System,
+                    content: "be brief".into(),
+                },
+                RenderedMessage {
+                    role: Role::User,
+                    content: "hi".into(),
+                },
             ],
             parameters: [("max_tokens".to_owned(), json!(50))].into_iter().collect(),
         };

@@ -34,7 +34,10 @@ fn estimate_tokens(bytes: usize) -> u64 {
 /// A deterministic bag-of-letters vector: texts sharing words point the same way.
 pub fn embed(text: &str) -> Vec<f32> {
     let mut vector = vec![0.0f32; 64];
-    for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for byte in word.to_lowercase().bytes() {
             hash ^= u64::from(byte);

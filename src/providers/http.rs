@@ -75,7 +75,9 @@ impl RateLimiter {
 
     /// Waits for this request's turn.
     pub async fn acquire(&self) {
-        let Some(interval) = self.interval else { return };
+        let Some(interval) = self.interval else {
+            return;
+        };
         let wait_until = {
             let mut next = self.next.lock().await;
             let now = Instant::now();
@@ -188,7 +190,12 @@ fn redact_secrets(message: &str, headers: &[(&'static str, String)]) -> String {
     clean
 }
 
-fn transport_error(spec: &ProviderSpec, url: &str, err: &reqwest::Error, timeout: Duration) -> ProviderError {
+fn transport_error(
+    spec: &ProviderSpec,
+    url: &str,
+    err: &reqwest::Error,
+    timeout: Duration,
+) -> ProviderError {
     if err.is_timeout() {
         ProviderError::Timeout {
             provider: spec.name.clone(),
@@ -218,15 +225,27 @@ mod tests {
         for attempt in 0..5 {
             let delay = policy.delay(attempt, None);
             let ceiling = policy.base_delay * 2u32.pow(attempt);
-            assert!(delay <= ceiling && delay >= ceiling / 2, "{attempt}: {delay:?}");
+            assert!(
+                delay <= ceiling && delay >= ceiling / 2,
+                "{attempt}: {delay:?}"
+            );
         }
-        assert_eq!(policy.delay(0, Some(Duration::from_secs(2))), Duration::from_secs(2));
-        assert_eq!(policy.delay(0, Some(Duration::from_secs(999))), policy.max_delay);
+        assert_eq!(
+            policy.delay(0, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            policy.delay(0, Some(Duration::from_secs(999))),
+            policy.max_delay
+        );
     }
 
     #[test]
     fn error_messages_come_from_the_body() {
-        assert_eq!(error_message(r#"{"error": {"message": "bad key"}}"#), "bad key");
+        assert_eq!(
+            error_message(r#"{"error": {"message": "bad key"}}"#),
+            "bad key"
+        );
         assert_eq!(error_message("oops"), "oops");
         assert_eq!(error_message(""), "(empty body)");
     }

@@ -112,7 +112,9 @@ pub enum ProviderError {
         message: String,
     },
     /// The API key's environment variable is not set.
-    #[error("provider `{provider}` needs an API key in the environment variable {variable}, which is not set")]
+    #[error(
+        "provider `{provider}` needs an API key in the environment variable {variable}, which is not set"
+    )]
     MissingKey {
         /// The provider's name.
         provider: String,
@@ -128,7 +130,9 @@ pub enum ProviderError {
         provider: String,
     },
     /// `--replay` found no recording for a request.
-    #[error("no recording for {model} at {path}; record it with `promptctl test --record` (live, with the provider's key set)")]
+    #[error(
+        "no recording for {model} at {path}; record it with `promptctl test --record` (live, with the provider's key set)"
+    )]
     NoRecording {
         /// The model.
         model: String,
@@ -192,8 +196,16 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn builtin_provider(name: &str) -> Option<ProviderSettings> {
     let (kind, base_url, key) = match name {
-        "openai" => (ProviderKind::Openai, "https://api.openai.com/v1", "OPENAI_API_KEY"),
-        "anthropic" => (ProviderKind::Anthropic, "https://api.anthropic.com", "ANTHROPIC_API_KEY"),
+        "openai" => (
+            ProviderKind::Openai,
+            "https://api.openai.com/v1",
+            "OPENAI_API_KEY",
+        ),
+        "anthropic" => (
+            ProviderKind::Anthropic,
+            "https://api.anthropic.com",
+            "ANTHROPIC_API_KEY",
+        ),
         ECHO => (ProviderKind::Echo, "", ""),
         _ => return None,
     };
@@ -320,14 +332,12 @@ impl Providers {
             None if model == ECHO => ECHO.to_owned(),
             None => self.settings.default_provider.clone(),
         };
-        let provider = self
-            .clients
-            .get(&provider_name)
-            .cloned()
-            .ok_or_else(|| ProviderError::UnknownProvider {
+        let provider = self.clients.get(&provider_name).cloned().ok_or_else(|| {
+            ProviderError::UnknownProvider {
                 model: model.to_owned(),
                 provider: provider_name.clone(),
-            })?;
+            }
+        })?;
         let timeout = model_settings
             .and_then(|m| m.timeout_s)
             .filter(|t| *t > 0.0)
@@ -367,9 +377,14 @@ impl Providers {
     }
 
     /// Embeds `texts` with `model` (an OpenAI-compatible embeddings endpoint).
-    pub async fn embed(&self, model: &str, texts: Vec<String>) -> Result<Vec<Vec<f32>>, ProviderError> {
+    pub async fn embed(
+        &self,
+        model: &str,
+        texts: Vec<String>,
+    ) -> Result<Vec<Vec<f32>>, ProviderError> {
         let target = self.target(model)?;
-        let key = recording::RequestKey::embedding(&target.provider.spec.name, &target.api_model, &texts);
+        let key =
+            recording::RequestKey::embedding(&target.provider.spec.name, &target.api_model, &texts);
         if let Some(vectors) = self.recordings.replay_embedding(&key)? {
             return Ok(vectors);
         }
@@ -377,7 +392,8 @@ impl Providers {
             .provider
             .embed(&target.api_model, &texts, target.timeout)
             .await?;
-        self.recordings.record_embedding(&key, &target.api_model, &texts, &vectors)?;
+        self.recordings
+            .record_embedding(&key, &target.api_model, &texts, &vectors)?;
         Ok(vectors)
     }
 
@@ -409,25 +425,38 @@ impl ProviderClient {
         }
     }
 
-    async fn chat(&self, request: &ChatRequest, timeout: Duration) -> Result<ChatResponse, ProviderError> {
+    async fn chat(
+        &self,
+        request: &ChatRequest,
+        timeout: Duration,
+    ) -> Result<ChatResponse, ProviderError> {
         match self.spec.kind {
             ProviderKind::Echo => Ok(echo::chat(request)),
             ProviderKind::Openai => {
                 let key = self.api_key()?;
                 let (url, body) = openai::chat_request(&self.spec.base_url, request);
-                let json = self.post(&url, &body, openai::headers(key.as_deref()), timeout).await?;
+                let json = self
+                    .post(&url, &body, openai::headers(key.as_deref()), timeout)
+                    .await?;
                 openai::parse_chat(&self.spec.name, &json)
             }
             ProviderKind::Anthropic => {
                 let key = self.api_key()?;
                 let (url, body) = anthropic::chat_request(&self.spec.base_url, request);
-                let json = self.post(&url, &body, anthropic::headers(key.as_deref()), timeout).await?;
+                let json = self
+                    .post(&url, &body, anthropic::headers(key.as_deref()), timeout)
+                    .await?;
                 anthropic::parse_chat(&self.spec.name, &json)
             }
         }
     }
 
-    async fn embed(&self, model: &str, texts: &[String], timeout: Duration) -> Result<Vec<Vec<f32>>, ProviderError> {
+    async fn embed(
+        &self,
+        model: &str,
+        texts: &[String],
+        timeout: Duration,
+    ) -> Result<Vec<Vec<f32>>, ProviderError> {
         match self.spec.kind {
             ProviderKind::Echo => Ok(texts.iter().map(|t| echo::embed(t)).collect()),
             ProviderKind::Openai => {
@@ -450,6 +479,15 @@ impl ProviderClient {
         headers: Vec<(&'static str, String)>,
         timeout: Duration,
     ) -> Result<serde_json::Value, ProviderError> {
-        http::post_json_with_retries(&self.http, &self.spec, &self.limiter, url, body, &headers, timeout).await
+        http::post_json_with_retries(
+            &self.http,
+            &self.spec,
+            &self.limiter,
+            url,
+            body,
+            &headers,
+            timeout,
+        )
+        .await
     }
 }

@@ -45,7 +45,12 @@ pub fn parse_chat(provider: &str, json: &Value) -> Result<ChatResponse, Provider
             .collect::<Vec<_>>()
             .join(""),
         Some(Value::Null) | None => String::new(),
-        Some(_) => return Err(malformed(provider, "`message.content` is neither text nor a list")),
+        Some(_) => {
+            return Err(malformed(
+                provider,
+                "`message.content` is neither text nor a list",
+            ));
+        }
     };
     let count = |pointer: &str| json.pointer(pointer).and_then(Value::as_u64).unwrap_or(0);
     let cached = count("/usage/prompt_tokens_details/cached_tokens");
@@ -71,14 +76,21 @@ pub fn embedding_request(base_url: &str, model: &str, texts: &[String]) -> (Stri
 }
 
 /// Reads an embeddings answer, in input order.
-pub fn parse_embeddings(provider: &str, json: &Value, expected: usize) -> Result<Vec<Vec<f32>>, ProviderError> {
+pub fn parse_embeddings(
+    provider: &str,
+    json: &Value,
+    expected: usize,
+) -> Result<Vec<Vec<f32>>, ProviderError> {
     let data = json
         .get("data")
         .and_then(Value::as_array)
         .ok_or_else(|| malformed(provider, "no `data` list in the embeddings answer"))?;
     let mut vectors: Vec<(u64, Vec<f32>)> = Vec::with_capacity(data.len());
     for (position, item) in data.iter().enumerate() {
-        let index = item.get("index").and_then(Value::as_u64).unwrap_or(position as u64);
+        let index = item
+            .get("index")
+            .and_then(Value::as_u64)
+            .unwrap_or(position as u64);
         let vector = item
             .get("embedding")
             .and_then(Value::as_array)
@@ -86,11 +98,16 @@ pub fn parse_embeddings(provider: &str, json: &Value, expected: usize) -> Result
             .iter()
             .map(|x| x.as_f64().map(|f| f as f32))
             .collect::<Option<Vec<f32>>>()
-            .ok_or_else(|| malformed(provider, "an embedding holds something other than numbers"))?;
+            .ok_or_else(|| {
+                malformed(provider, "an embedding holds something other than numbers")
+            })?;
         vectors.push((index, vector));
     }
     if vectors.len() != expected {
-        return Err(malformed(provider, format!("asked for {expected} embeddings, got {}", vectors.len())));
+        return Err(malformed(
+            provider,
+            format!("asked for {expected} embeddings, got {}", vectors.len()),
+        ));
     }
     vectors.sort_by_key(|(index, _)| *index);
     Ok(vectors.into_iter().map(|(_, v)| v).collect())
@@ -106,8 +123,13 @@ mod tests {
     fn request_and_answer_round_trip() {
         let request = ChatRequest {
             model: "gpt-4o".into(),
-            messages: vec![RenderedMessage { role: Role::User, content: "hi".into() }],
-            parameters: [("temperature".to_owned(), json!(0.2))].into_iter().collect(),
+            messages: vec![RenderedMessage {
+                role: Role::User,
+                content: "hi".into(),
+            }],
+            parameters: [("temperature".to_owned(), json!(0.2))]
+                .into_iter()
+                .collect(),
         };
         let (url, body) = chat_request("http://x/v1", &request);
         assert_eq!(url, "http://x/v1/chat/completions");

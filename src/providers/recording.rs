@@ -41,7 +41,13 @@ pub struct RequestKey {
 
 fn sanitize(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -55,7 +61,8 @@ fn sha256_hex(text: &str) -> String {
 impl RequestKey {
     /// The key of a chat request to `provider`.
     pub fn chat(provider: &str, request: &ChatRequest) -> RequestKey {
-        let canonical = serde_json::json!({"kind": "chat", "provider": provider, "request": request});
+        let canonical =
+            serde_json::json!({"kind": "chat", "provider": provider, "request": request});
         RequestKey {
             hash: sha256_hex(&canonical.to_string()),
             folder: format!("{}/{}", sanitize(provider), sanitize(&request.model)),
@@ -72,7 +79,8 @@ impl RequestKey {
     }
 
     fn path(&self, dir: &Path) -> PathBuf {
-        dir.join(&self.folder).join(format!("{}.json", &self.hash[..24]))
+        dir.join(&self.folder)
+            .join(format!("{}.json", &self.hash[..24]))
     }
 }
 
@@ -98,7 +106,11 @@ impl Recordings {
         }
     }
 
-    fn read<T: serde::de::DeserializeOwned>(&self, key: &RequestKey, model: &str) -> Result<Option<T>, ProviderError> {
+    fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &RequestKey,
+        model: &str,
+    ) -> Result<Option<T>, ProviderError> {
         if self.mode != Mode::Replay {
             return Ok(None);
         }
@@ -118,10 +130,12 @@ impl Recordings {
                 });
             }
         };
-        serde_json::from_str(&text).map(Some).map_err(|err| ProviderError::Recording {
-            path: path.display().to_string(),
-            message: format!("not a valid recording ({err}); record it again with --record"),
-        })
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|err| ProviderError::Recording {
+                path: path.display().to_string(),
+                message: format!("not a valid recording ({err}); record it again with --record"),
+            })
     }
 
     fn write<T: Serialize>(&self, key: &RequestKey, value: &T) -> Result<(), ProviderError> {
@@ -146,14 +160,21 @@ impl Recordings {
     /// The recorded answer to a chat request, in replay mode.
     pub fn replay_chat(&self, key: &RequestKey) -> Result<Option<ChatResponse>, ProviderError> {
         let model = key.folder.rsplit('/').next().unwrap_or_default().to_owned();
-        Ok(self.read::<ChatRecording>(key, &model)?.map(|recording| ChatResponse {
-            replayed: true,
-            ..recording.response
-        }))
+        Ok(self
+            .read::<ChatRecording>(key, &model)?
+            .map(|recording| ChatResponse {
+                replayed: true,
+                ..recording.response
+            }))
     }
 
     /// Writes a chat answer, in record mode.
-    pub fn record_chat(&self, key: &RequestKey, request: &ChatRequest, response: &ChatResponse) -> Result<(), ProviderError> {
+    pub fn record_chat(
+        &self,
+        key: &RequestKey,
+        request: &ChatRequest,
+        response: &ChatResponse,
+    ) -> Result<(), ProviderError> {
         self.write(
             key,
             &ChatRecording {
@@ -164,13 +185,24 @@ impl Recordings {
     }
 
     /// The recorded embeddings, in replay mode.
-    pub fn replay_embedding(&self, key: &RequestKey) -> Result<Option<Vec<Vec<f32>>>, ProviderError> {
+    pub fn replay_embedding(
+        &self,
+        key: &RequestKey,
+    ) -> Result<Option<Vec<Vec<f32>>>, ProviderError> {
         let model = key.folder.rsplit('/').next().unwrap_or_default().to_owned();
-        Ok(self.read::<EmbeddingRecording>(key, &model)?.map(|r| r.embeddings))
+        Ok(self
+            .read::<EmbeddingRecording>(key, &model)?
+            .map(|r| r.embeddings))
     }
 
     /// Writes embeddings, in record mode.
-    pub fn record_embedding(&self, key: &RequestKey, model: &str, texts: &[String], vectors: &[Vec<f32>]) -> Result<(), ProviderError> {
+    pub fn record_embedding(
+        &self,
+        key: &RequestKey,
+        model: &str,
+        texts: &[String],
+        vectors: &[Vec<f32>],
+    ) -> Result<(), ProviderError> {
         self.write(
             key,
             &EmbeddingRecording {

@@ -39,10 +39,20 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(status: u16, body: serde_json::Value) -> Reply {
-        Reply { status, body: body.to_string(), headers: Vec::new(), delay: Duration::ZERO }
+        Reply {
+            status,
+            body: body.to_string(),
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+        }
     }
     pub fn raw(status: u16, body: &str) -> Reply {
-        Reply { status, body: body.to_owned(), headers: Vec::new(), delay: Duration::ZERO }
+        Reply {
+            status,
+            body: body.to_owned(),
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+        }
     }
     pub fn with_header(mut self, name: &str, value: &str) -> Reply {
         self.headers.push((name.to_owned(), value.to_owned()));
@@ -56,20 +66,26 @@ impl Reply {
 
 /// An OpenAI chat completion answer with `text`.
 pub fn openai_answer(text: &str) -> Reply {
-    Reply::json(200, serde_json::json!({
-        "id": "chatcmpl-1", "object": "chat.completion",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
-    }))
+    Reply::json(
+        200,
+        serde_json::json!({
+            "id": "chatcmpl-1", "object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+        }),
+    )
 }
 
 /// An Anthropic Messages answer with `text`.
 pub fn anthropic_answer(text: &str) -> Reply {
-    Reply::json(200, serde_json::json!({
-        "id": "msg_1", "type": "message", "role": "assistant",
-        "content": [{"type": "text", "text": text}],
-        "usage": {"input_tokens": 12, "output_tokens": 5, "cache_read_input_tokens": 3}
-    }))
+    Reply::json(
+        200,
+        serde_json::json!({
+            "id": "msg_1", "type": "message", "role": "assistant",
+            "content": [{"type": "text", "text": text}],
+            "usage": {"input_tokens": 12, "output_tokens": 5, "cache_read_input_tokens": 3}
+        }),
+    )
 }
 
 /// The last user message of an OpenAI or Anthropic request body.
@@ -93,7 +109,9 @@ pub struct StubProvider {
 
 impl StubProvider {
     /// Starts a server answering each request with `handler(request, index)`.
-    pub fn start(handler: impl Fn(&SeenRequest, usize) -> Reply + Send + Sync + 'static) -> StubProvider {
+    pub fn start(
+        handler: impl Fn(&SeenRequest, usize) -> Reply + Send + Sync + 'static,
+    ) -> StubProvider {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let port = listener.local_addr().expect("address").port();
         listener.set_nonblocking(true).expect("nonblocking");

@@ -86,8 +86,16 @@ fn value_list(assertion: &Assertion) -> Vec<String> {
     }
 }
 
-fn binary(assertion: &Assertion, kind: AssertionKind, passed: bool, expected: Option<String>, detail: String) -> AssertionOutcome {
-    let threshold = assertion.threshold.unwrap_or_else(|| kind.default_threshold());
+fn binary(
+    assertion: &Assertion,
+    kind: AssertionKind,
+    passed: bool,
+    expected: Option<String>,
+    detail: String,
+) -> AssertionOutcome {
+    let threshold = assertion
+        .threshold
+        .unwrap_or_else(|| kind.default_threshold());
     let score = if passed { 1.0 } else { 0.0 };
     AssertionOutcome {
         kind: assertion.kind.clone(),
@@ -99,8 +107,16 @@ fn binary(assertion: &Assertion, kind: AssertionKind, passed: bool, expected: Op
     }
 }
 
-fn scored(assertion: &Assertion, kind: AssertionKind, score: f64, expected: Option<String>, detail: String) -> AssertionOutcome {
-    let threshold = assertion.threshold.unwrap_or_else(|| kind.default_threshold());
+fn scored(
+    assertion: &Assertion,
+    kind: AssertionKind,
+    score: f64,
+    expected: Option<String>,
+    detail: String,
+) -> AssertionOutcome {
+    let threshold = assertion
+        .threshold
+        .unwrap_or_else(|| kind.default_threshold());
     AssertionOutcome {
         kind: assertion.kind.clone(),
         passed: score >= threshold,
@@ -129,7 +145,12 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 
 /// Judges the assertions that need no model: everything but `llm_judge` and
 /// embedding-based `semantic_similarity`. Returns `None` for those two.
-pub fn evaluate_local(assertion: &Assertion, output: &str, facts: Option<CallFacts>, lexical_similarity: bool) -> Option<AssertionOutcome> {
+pub fn evaluate_local(
+    assertion: &Assertion,
+    output: &str,
+    facts: Option<CallFacts>,
+    lexical_similarity: bool,
+) -> Option<AssertionOutcome> {
     let Some(kind) = AssertionKind::parse(&assertion.kind) else {
         return Some(AssertionOutcome {
             kind: assertion.kind.clone(),
@@ -144,21 +165,50 @@ pub fn evaluate_local(assertion: &Assertion, output: &str, facts: Option<CallFac
         AssertionKind::ExactMatch => {
             let expected = value_text(assertion);
             let equal = output.trim() == expected.trim();
-            binary(assertion, kind, equal, Some(expected), if equal { "output matches".into() } else { "output differs".into() })
+            binary(
+                assertion,
+                kind,
+                equal,
+                Some(expected),
+                if equal {
+                    "output matches".into()
+                } else {
+                    "output differs".into()
+                },
+            )
         }
         AssertionKind::Contains => {
             let wanted = value_list(assertion);
-            let missing: Vec<&String> = wanted.iter().filter(|w| !output.contains(w.as_str())).collect();
+            let missing: Vec<&String> = wanted
+                .iter()
+                .filter(|w| !output.contains(w.as_str()))
+                .collect();
             let detail = if missing.is_empty() {
                 "output contains it".to_owned()
             } else {
-                format!("output does not contain {}", missing.iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", "))
+                format!(
+                    "output does not contain {}",
+                    missing
+                        .iter()
+                        .map(|m| format!("{m:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             };
-            binary(assertion, kind, missing.is_empty(), Some(wanted.join(", ")), detail)
+            binary(
+                assertion,
+                kind,
+                missing.is_empty(),
+                Some(wanted.join(", ")),
+                detail,
+            )
         }
         AssertionKind::NotContains => {
             let unwanted = value_list(assertion);
-            let found: Vec<(usize, &String)> = unwanted.iter().filter_map(|u| output.find(u.as_str()).map(|at| (at, u))).collect();
+            let found: Vec<(usize, &String)> = unwanted
+                .iter()
+                .filter_map(|u| output.find(u.as_str()).map(|at| (at, u)))
+                .collect();
             let detail = match found.first() {
                 None => "output does not contain it".to_owned(),
                 Some((at, text)) => {
@@ -166,16 +216,38 @@ pub fn evaluate_local(assertion: &Assertion, output: &str, facts: Option<CallFac
                     format!("output contains {text:?} at {line}:{column}")
                 }
             };
-            binary(assertion, kind, found.is_empty(), Some(format!("not {}", unwanted.join(", "))), detail)
+            binary(
+                assertion,
+                kind,
+                found.is_empty(),
+                Some(format!("not {}", unwanted.join(", "))),
+                detail,
+            )
         }
         AssertionKind::Regex => {
             let pattern = value_text(assertion);
             match regex::Regex::new(&pattern) {
                 Ok(regex) => {
                     let matched = regex.is_match(output);
-                    binary(assertion, kind, matched, Some(format!("/{pattern}/")), if matched { "output matches".into() } else { "output does not match".into() })
+                    binary(
+                        assertion,
+                        kind,
+                        matched,
+                        Some(format!("/{pattern}/")),
+                        if matched {
+                            "output matches".into()
+                        } else {
+                            "output does not match".into()
+                        },
+                    )
                 }
-                Err(err) => binary(assertion, kind, false, Some(pattern), format!("invalid regular expression: {err}")),
+                Err(err) => binary(
+                    assertion,
+                    kind,
+                    false,
+                    Some(pattern),
+                    format!("invalid regular expression: {err}"),
+                ),
             }
         }
         AssertionKind::SemanticSimilarity => {
@@ -184,15 +256,33 @@ pub fn evaluate_local(assertion: &Assertion, output: &str, facts: Option<CallFac
             }
             let expected = value_text(assertion);
             let score = similarity::lexical_similarity(output, &expected);
-            scored(assertion, kind, score, Some(expected), format!("lexical similarity {score:.2} (no embedding_model configured)"))
+            scored(
+                assertion,
+                kind,
+                score,
+                Some(expected),
+                format!("lexical similarity {score:.2} (no embedding_model configured)"),
+            )
         }
         AssertionKind::StructureValidation => match structure::extract_json(output) {
             Err(why) => binary(assertion, kind, false, None, why),
             Ok(value) => match &assertion.schema {
                 None => binary(assertion, kind, true, None, "output is JSON".into()),
                 Some(schema) => match structure::validate(schema, &value) {
-                    Ok(()) => binary(assertion, kind, true, None, "output is JSON matching the schema".into()),
-                    Err(violations) => binary(assertion, kind, false, Some(schema.to_string()), format!("JSON does not match the schema: {}", violations.join("; "))),
+                    Ok(()) => binary(
+                        assertion,
+                        kind,
+                        true,
+                        None,
+                        "output is JSON matching the schema".into(),
+                    ),
+                    Err(violations) => binary(
+                        assertion,
+                        kind,
+                        false,
+                        Some(schema.to_string()),
+                        format!("JSON does not match the schema: {}", violations.join("; ")),
+                    ),
                 },
             },
         },
@@ -210,20 +300,57 @@ pub fn evaluate_local(assertion: &Assertion, output: &str, facts: Option<CallFac
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            binary(assertion, kind, findings.is_empty(), None, if findings.is_empty() { detail } else { format!("found {detail}") })
+            binary(
+                assertion,
+                kind,
+                findings.is_empty(),
+                None,
+                if findings.is_empty() {
+                    detail
+                } else {
+                    format!("found {detail}")
+                },
+            )
         }
         AssertionKind::LatencyMs => {
-            let limit = assertion.value.as_ref().and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+            let limit = assertion
+                .value
+                .as_ref()
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(0.0);
             match facts {
-                Some(facts) => binary(assertion, kind, facts.latency_ms < limit, Some(format!("< {limit} ms")), format!("took {:.0} ms", facts.latency_ms)),
+                Some(facts) => binary(
+                    assertion,
+                    kind,
+                    facts.latency_ms < limit,
+                    Some(format!("< {limit} ms")),
+                    format!("took {:.0} ms", facts.latency_ms),
+                ),
                 None => binary(assertion, kind, false, None, "no call was measured".into()),
             }
         }
         AssertionKind::CostUsd => {
-            let limit = assertion.value.as_ref().and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+            let limit = assertion
+                .value
+                .as_ref()
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(0.0);
             match facts.and_then(|f| f.cost_usd) {
-                Some(cost) => binary(assertion, kind, cost < limit, Some(format!("< ${limit}")), format!("cost ${cost:.6}")),
-                None => binary(assertion, kind, false, Some(format!("< ${limit}")), "the model has no prices in [models] (input_usd_per_mtok, output_usd_per_mtok)".into()),
+                Some(cost) => binary(
+                    assertion,
+                    kind,
+                    cost < limit,
+                    Some(format!("< ${limit}")),
+                    format!("cost ${cost:.6}"),
+                ),
+                None => binary(
+                    assertion,
+                    kind,
+                    false,
+                    Some(format!("< ${limit}")),
+                    "the model has no prices in [models] (input_usd_per_mtok, output_usd_per_mtok)"
+                        .into(),
+                ),
             }
         }
         AssertionKind::LlmJudge => return None,
@@ -260,14 +387,29 @@ pub async fn evaluate(
                 [a, b] => similarity::cosine(a, b).unwrap_or(0.0),
                 _ => 0.0,
             };
-            Ok(scored(assertion, kind, score, Some(expected), format!("cosine similarity {score:.3} ({model})")))
+            Ok(scored(
+                assertion,
+                kind,
+                score,
+                Some(expected),
+                format!("cosine similarity {score:.3} ({model})"),
+            ))
         }
         _ => {
             let rubric = value_text(assertion);
-            let judge = assertion.model.clone().unwrap_or_else(|| default_judge.to_owned());
+            let judge = assertion
+                .model
+                .clone()
+                .unwrap_or_else(|| default_judge.to_owned());
             let messages = judge_messages(&rubric, output);
             let response = providers
-                .chat(&judge, messages, [("temperature".to_owned(), serde_json::json!(0))].into_iter().collect())
+                .chat(
+                    &judge,
+                    messages,
+                    [("temperature".to_owned(), serde_json::json!(0))]
+                        .into_iter()
+                        .collect(),
+                )
                 .await
                 .map_err(failed)?;
             let (score, reason) = parse_judgement(&response.text);
@@ -276,7 +418,12 @@ pub async fn evaluate(
                 kind,
                 score,
                 Some(rubric),
-                format!("{judge} scored {score:.2}{}", reason.map(|r| format!(": {}", excerpt(&r, 160))).unwrap_or_default()),
+                format!(
+                    "{judge} scored {score:.2}{}",
+                    reason
+                        .map(|r| format!(": {}", excerpt(&r, 160)))
+                        .unwrap_or_default()
+                ),
             ))
         }
     }
@@ -299,32 +446,50 @@ pub fn judge_messages(rubric: &str, output: &str) -> Vec<RenderedMessage> {
 /// Reads a grader's answer: JSON `{"score": x, "reason": ...}` (fenced or not), else the
 /// first number in the text; scores above 1 are read as out of 10 or 100.
 pub fn parse_judgement(text: &str) -> (f64, Option<String>) {
-    if let Ok(json) = structure::extract_json(text) {
-        if let Some(score) = json.get("score").and_then(serde_json::Value::as_f64) {
-            let reason = json.get("reason").and_then(|r| r.as_str()).map(str::to_owned);
-            return (normalise_score(score), reason);
-        }
+    if let Ok(json) = structure::extract_json(text)
+        && let Some(score) = json.get("score").and_then(serde_json::Value::as_f64)
+    {
+        let reason = json
+            .get("reason")
+            .and_then(|r| r.as_str())
+            .map(str::to_owned);
+        return (normalise_score(score), reason);
     }
-    if let Some(start) = text.find('{') {
-        if let Some(end) = text.rfind('}') {
-            if let Ok(json) = serde_json::from_str::<serde_json::Value>(&text[start..=end]) {
-                if let Some(score) = json.get("score").and_then(serde_json::Value::as_f64) {
-                    return (normalise_score(score), json.get("reason").and_then(|r| r.as_str()).map(str::to_owned));
-                }
-            }
-        }
+    if let Some(start) = text.find('{')
+        && let Some(end) = text.rfind('}')
+        && let Ok(json) = serde_json::from_str::<serde_json::Value>(&text[start..=end])
+        && let Some(score) = json.get("score").and_then(serde_json::Value::as_f64)
+    {
+        return (
+            normalise_score(score),
+            json.get("reason")
+                .and_then(|r| r.as_str())
+                .map(str::to_owned),
+        );
     }
     let number = regex::Regex::new(r"\d+(?:\.\d+)?")
         .ok()
         .and_then(|re| re.find(text).and_then(|m| m.as_str().parse::<f64>().ok()));
     match number {
         Some(score) => (normalise_score(score), Some(excerpt(text, 160))),
-        None => (0.0, Some(format!("no score in the grader's answer: {}", excerpt(text, 120)))),
+        None => (
+            0.0,
+            Some(format!(
+                "no score in the grader's answer: {}",
+                excerpt(text, 120)
+            )),
+        ),
     }
 }
 
 fn normalise_score(score: f64) -> f64 {
-    let score = if score > 10.0 { score / 100.0 } else if score > 1.0 { score / 10.0 } else { score };
+    let score = if score > 10.0 {
+        score / 100.0
+    } else if score > 1.0 {
+        score / 10.0
+    } else {
+        score
+    };
     score.clamp(0.0, 1.0)
 }
 
@@ -333,31 +498,94 @@ mod tests {
     use super::*;
 
     fn assertion(kind: &str, value: serde_json::Value) -> Assertion {
-        Assertion { kind: kind.into(), value: Some(value), threshold: None, schema: None, model: None }
+        Assertion {
+            kind: kind.into(),
+            value: Some(value),
+            threshold: None,
+            schema: None,
+            model: None,
+        }
     }
 
     #[test]
     fn text_assertions() {
         let out = "The change builds SQL from user input: SQL injection.";
-        assert!(evaluate_local(&assertion("contains", "SQL injection".into()), out, None, true).is_some_and(|o| o.passed));
-        assert!(evaluate_local(&assertion("contains", serde_json::json!(["SQL", "nope"])), out, None, true).is_some_and(|o| !o.passed));
-        assert!(evaluate_local(&assertion("not_contains", "XSS".into()), out, None, true).is_some_and(|o| o.passed));
-        assert!(evaluate_local(&assertion("regex", "(?i)sql\\s+injection".into()), out, None, true).is_some_and(|o| o.passed));
-        assert!(evaluate_local(&assertion("exact_match", "  hi \n".into()), "hi", None, true).is_some_and(|o| o.passed));
-        assert!(evaluate_local(&assertion("llm_judge", "rubric".into()), out, None, true).is_none());
+        assert!(
+            evaluate_local(
+                &assertion("contains", "SQL injection".into()),
+                out,
+                None,
+                true
+            )
+            .is_some_and(|o| o.passed)
+        );
+        assert!(
+            evaluate_local(
+                &assertion("contains", serde_json::json!(["SQL", "nope"])),
+                out,
+                None,
+                true
+            )
+            .is_some_and(|o| !o.passed)
+        );
+        assert!(
+            evaluate_local(&assertion("not_contains", "XSS".into()), out, None, true)
+                .is_some_and(|o| o.passed)
+        );
+        assert!(
+            evaluate_local(
+                &assertion("regex", "(?i)sql\\s+injection".into()),
+                out,
+                None,
+                true
+            )
+            .is_some_and(|o| o.passed)
+        );
+        assert!(
+            evaluate_local(
+                &assertion("exact_match", "  hi \n".into()),
+                "hi",
+                None,
+                true
+            )
+            .is_some_and(|o| o.passed)
+        );
+        assert!(
+            evaluate_local(&assertion("llm_judge", "rubric".into()), out, None, true).is_none()
+        );
     }
 
     #[test]
     fn measured_assertions_use_the_call() {
-        let facts = CallFacts { latency_ms: 120.0, cost_usd: Some(0.002) };
-        assert!(evaluate_local(&assertion("latency_ms", 200.into()), "", Some(facts), true).is_some_and(|o| o.passed));
-        assert!(evaluate_local(&assertion("latency_ms", 100.into()), "", Some(facts), true).is_some_and(|o| !o.passed));
-        assert!(evaluate_local(&assertion("cost_usd", serde_json::json!(0.001)), "", Some(facts), true).is_some_and(|o| !o.passed));
+        let facts = CallFacts {
+            latency_ms: 120.0,
+            cost_usd: Some(0.002),
+        };
+        assert!(
+            evaluate_local(&assertion("latency_ms", 200.into()), "", Some(facts), true)
+                .is_some_and(|o| o.passed)
+        );
+        assert!(
+            evaluate_local(&assertion("latency_ms", 100.into()), "", Some(facts), true)
+                .is_some_and(|o| !o.passed)
+        );
+        assert!(
+            evaluate_local(
+                &assertion("cost_usd", serde_json::json!(0.001)),
+                "",
+                Some(facts),
+                true
+            )
+            .is_some_and(|o| !o.passed)
+        );
     }
 
     #[test]
     fn judgements_are_read_leniently() {
-        assert_eq!(parse_judgement(r#"{"score": 0.9, "reason": "good"}"#), (0.9, Some("good".into())));
+        assert_eq!(
+            parse_judgement(r#"{"score": 0.9, "reason": "good"}"#),
+            (0.9, Some("good".into()))
+        );
         assert_eq!(parse_judgement("```json\n{\"score\": 8}\n```").0, 0.8);
         assert_eq!(parse_judgement("Score: 7/10").0, 0.7);
         assert_eq!(parse_judgement("no idea").0, 0.0);
