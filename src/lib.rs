@@ -23,5 +23,6 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod diagnostic;
+pub mod history;
 pub mod render;
 pub mod repo;
