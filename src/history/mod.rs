@@ -197,6 +197,9 @@ impl History {
         rev: Option<&str>,
         use_cache: bool,
     ) -> Result<History, HistoryError> {
+        // Verifying every object's hash on read doubles the walk's cost; Git itself does
+        // not verify on read either (`git fsck` does).
+        let _ = git2::opts::strict_hash_verification(false);
         let repo = Repository::discover(&config.root).map_err(|err| match err.code() {
             ErrorCode::NotFound => HistoryError::NotARepository {
                 path: config.root.clone(),
@@ -231,22 +234,40 @@ impl History {
         } else {
             cache::Loaded::Missing
         };
-        let odb = repo.odb()?;
-        let (start, stop) = match &cached {
-            cache::Loaded::Hit(state) => (Some(state), Some(state.tip)),
-            _ => (None, None),
+        let stop = match &cached {
+            cache::Loaded::Hit(state) => Some(state.tip),
+            _ => None,
         };
-        let (mut chain, met_stop) =
-            walk::first_parent_chain(&odb, tip, stop, &history.prompts_rel)?;
-        chain.reverse();
-        let (tracker, previous) = match (met_stop, start) {
-            (true, Some(state)) => (state.tracker.clone(), state.tip_prompts),
-            _ => (Tracker::new(&config.settings.prompts_dir), None),
+        let known: HashMap<Oid, Arc<ParsedBlob>> = match &cached {
+            cache::Loaded::Hit(state) => state
+                .tracker
+                .files
+                .values()
+                .map(|file| (file.blob, file.parsed.clone()))
+                .collect(),
+            _ => HashMap::new(),
         };
-        history.tracker = tracker;
-        let new_commits = chain.len();
-        read_commits(&repo, &odb, &chain, previous, &mut history.tracker)?;
-        drop(odb);
+        let walked = walk_chain(
+            &repo,
+            tip,
+            stop,
+            &history.prompts_rel,
+            &config.settings.prompts_dir,
+            &known,
+        )?;
+        let met_stop = walked.met_stop;
+        let new_commits = walked.commits;
+        let mut tip_prompts = walked.tip_prompts;
+        history.tracker = match &cached {
+            cache::Loaded::Hit(state) if met_stop => {
+                if new_commits == 0 {
+                    tip_prompts = state.tip_prompts;
+                }
+                state.tracker.clone()
+            }
+            _ => Tracker::new(&config.settings.prompts_dir),
+        };
+        apply_steps(&repo, walked, &known, &mut history.tracker)?;
         if use_cache {
             history.cache = match (cached, met_stop) {
                 (cache::Loaded::Hit(_), true) if new_commits == 0 => CacheStatus::UpToDate,
@@ -258,7 +279,6 @@ impl History {
                 (cache::Loaded::Invalid(reason), _) => CacheStatus::Rebuilt(reason),
             };
             if history.cache != CacheStatus::UpToDate {
-                let tip_prompts = chain.last().and_then(|link| link.prompts);
                 // A cache that cannot be written only costs the next run time.
                 let _ = cache::store(&repo, &key, tip, tip_prompts, &history.tracker);
             }
@@ -458,46 +478,165 @@ fn resolve(repo: &Repository, rev: Option<&str>) -> Result<Option<Oid>, HistoryE
     }
 }
 
-/// Diffs each commit's prompts subtree against its parent's, parses the new blobs (once
-/// each, on every core) and feeds the tracker oldest first.
-fn read_commits(
+/// What walking the new part of the chain gave.
+struct Walked {
+    /// The commits that changed prompt files, oldest first, with their changes.
+    steps: Vec<(Oid, Vec<walk::BlobChange>)>,
+    /// How many commits were read.
+    commits: usize,
+    /// Whether the walk met the cached tip (else it read down to the root commit).
+    met_stop: bool,
+    /// The tip's prompts subtree.
+    tip_prompts: Option<Oid>,
+    /// Every new blob, parsed.
+    parsed: HashMap<Oid, Arc<ParsedBlob>>,
+}
+
+/// How many blobs go to a parser thread at once.
+const PARSE_BATCH: usize = 32;
+
+/// Walks the first-parent chain from `tip` back to `stop` (or the root), diffing each
+/// commit's prompts subtree against its parent's as it goes, while parser threads read and
+/// parse each new blob (once) in parallel with the walk.
+fn walk_chain(
     repo: &Repository,
-    odb: &git2::Odb<'_>,
-    chain: &[walk::ChainLink],
-    mut previous: Option<Oid>,
-    tracker: &mut Tracker,
-) -> Result<(), HistoryError> {
-    let mut steps: Vec<(Oid, Vec<walk::BlobChange>)> = Vec::new();
-    for link in chain {
-        if link.prompts == previous {
-            continue;
-        }
-        let changes = walk::diff_subtrees(odb, previous, link.prompts)?;
-        previous = link.prompts;
-        if !changes.is_empty() {
-            steps.push((link.commit, changes));
-        }
-    }
-    let mut parsed: HashMap<Oid, Arc<ParsedBlob>> = tracker
-        .files
-        .values()
-        .map(|file| (file.blob, file.parsed.clone()))
-        .collect();
-    let mut wanted: Vec<(Oid, String)> = Vec::new();
-    for (_, changes) in &steps {
-        for (path, blob) in changes {
-            if let Some(blob) = blob
-                && !parsed.contains_key(blob)
-            {
-                parsed.insert(*blob, Arc::new(placeholder()));
-                wanted.push((*blob, path.clone()));
+    tip: Oid,
+    stop: Option<Oid>,
+    prompts_rel: &[String],
+    prompts_dir: &Path,
+    known: &HashMap<Oid, Arc<ParsedBlob>>,
+) -> Result<Walked, HistoryError> {
+    let odb = repo.odb()?;
+    let git_dir = repo.path().to_path_buf();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (sender, receiver) = std::sync::mpsc::channel::<Vec<(Oid, String)>>();
+    let receiver = std::sync::Mutex::new(receiver);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let receiver = &receiver;
+                let git_dir = &git_dir;
+                scope.spawn(move || -> Result<Vec<(Oid, ParsedBlob)>, HistoryError> {
+                    let repo = Repository::open(git_dir)?;
+                    let odb = repo.odb()?;
+                    let mut parsed = Vec::new();
+                    loop {
+                        let batch = match receiver.lock() {
+                            Ok(receiver) => receiver.recv(),
+                            Err(poisoned) => poisoned.into_inner().recv(),
+                        };
+                        let Ok(batch) = batch else {
+                            return Ok(parsed);
+                        };
+                        for (blob, path) in batch {
+                            let object = odb.read(blob)?;
+                            let path = prompts_dir.join(path);
+                            parsed.push((blob, ParsedBlob::parse(&path, object.data())));
+                        }
+                    }
+                })
+            })
+            .collect();
+        let walked = walk_and_diff(&odb, tip, stop, prompts_rel, known, &sender);
+        drop(sender);
+        let mut parsed = HashMap::new();
+        for worker in workers {
+            match worker.join() {
+                Ok(results) => parsed.extend(
+                    results?
+                        .into_iter()
+                        .map(|(blob, result)| (blob, Arc::new(result))),
+                ),
+                Err(panic) => std::panic::resume_unwind(panic),
             }
         }
+        let mut walked = walked?;
+        walked.parsed = parsed;
+        Ok(walked)
+    })
+}
+
+/// The walk itself, sending new blobs to the parser threads.
+fn walk_and_diff(
+    odb: &git2::Odb<'_>,
+    tip: Oid,
+    stop: Option<Oid>,
+    prompts_rel: &[String],
+    known: &HashMap<Oid, Arc<ParsedBlob>>,
+    sender: &std::sync::mpsc::Sender<Vec<(Oid, String)>>,
+) -> Result<Walked, HistoryError> {
+    let mut reader = walk::CommitReader::new(odb, prompts_rel);
+    let mut steps = Vec::new();
+    let mut sent: std::collections::HashSet<Oid> = std::collections::HashSet::new();
+    let mut batch = Vec::with_capacity(PARSE_BATCH);
+    let mut child: Option<(Oid, Option<Oid>)> = None;
+    let mut tip_prompts = None;
+    let mut next = Some(tip);
+    let mut commits = 0;
+    let mut met_stop = false;
+    loop {
+        let (prompts, parent) = match next {
+            Some(id) => {
+                let (prompts, parent) = reader.read(id)?;
+                (prompts, Some((id, parent)))
+            }
+            None => (None, None),
+        };
+        if let Some((child_id, child_prompts)) = child
+            && child_prompts != prompts
+        {
+            let changes = walk::diff_subtrees(odb, prompts, child_prompts)?;
+            for (path, blob) in &changes {
+                if let Some(blob) = blob
+                    && !known.contains_key(blob)
+                    && sent.insert(*blob)
+                {
+                    batch.push((*blob, path.clone()));
+                    if batch.len() == PARSE_BATCH {
+                        // A closed channel means a parser failed; its error is reported.
+                        let _ = sender.send(std::mem::take(&mut batch));
+                    }
+                }
+            }
+            if !changes.is_empty() {
+                steps.push((child_id, changes));
+            }
+        }
+        let Some((id, parent)) = parent else {
+            break;
+        };
+        if Some(id) == stop {
+            met_stop = true;
+            break;
+        }
+        if commits == 0 {
+            tip_prompts = prompts;
+        }
+        commits += 1;
+        child = Some((id, prompts));
+        next = parent;
     }
-    for (blob, result) in parse_blobs(repo, &tracker.prompts_dir, wanted)? {
-        parsed.insert(blob, Arc::new(result));
+    if !batch.is_empty() {
+        let _ = sender.send(batch);
     }
-    for (commit_id, changes) in steps {
+    steps.reverse();
+    Ok(Walked {
+        steps,
+        commits,
+        met_stop,
+        tip_prompts,
+        parsed: HashMap::new(),
+    })
+}
+
+/// Feeds the walked commits to the tracker, oldest first.
+fn apply_steps(
+    repo: &Repository,
+    walked: Walked,
+    known: &HashMap<Oid, Arc<ParsedBlob>>,
+    tracker: &mut Tracker,
+) -> Result<(), HistoryError> {
+    for (commit_id, changes) in walked.steps {
         let commit = repo.find_commit(commit_id)?;
         let info = Arc::new(CommitInfo {
             id: commit_id.to_string(),
@@ -510,70 +649,19 @@ fn read_commits(
         let changes = changes
             .into_iter()
             .map(|(path, blob)| Change {
-                new: blob.and_then(|blob| parsed.get(&blob).map(|p| (blob, p.clone()))),
+                new: blob.and_then(|blob| {
+                    walked
+                        .parsed
+                        .get(&blob)
+                        .or_else(|| known.get(&blob))
+                        .map(|parsed| (blob, parsed.clone()))
+                }),
                 path,
             })
             .collect();
         tracker.apply(Some(&info), changes);
     }
     Ok(())
-}
-
-fn placeholder() -> ParsedBlob {
-    ParsedBlob {
-        name: None,
-        service: None,
-        outcome: tracker::Outcome::Incomplete,
-    }
-}
-
-/// Reads and parses blobs on every core, each thread with its own handle on the repository.
-fn parse_blobs(
-    repo: &Repository,
-    prompts_dir: &Path,
-    wanted: Vec<(Oid, String)>,
-) -> Result<Vec<(Oid, ParsedBlob)>, HistoryError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let parse_chunk = |repo: &Repository,
-                       chunk: &[(Oid, String)]|
-     -> Result<Vec<(Oid, ParsedBlob)>, HistoryError> {
-        let odb = repo.odb()?;
-        chunk
-            .iter()
-            .map(|(blob, path)| {
-                let object = odb.read(*blob)?;
-                Ok((
-                    *blob,
-                    ParsedBlob::parse(&prompts_dir.join(path), object.data()),
-                ))
-            })
-            .collect()
-    };
-    if threads < 2 || wanted.len() < 64 {
-        return parse_chunk(repo, &wanted);
-    }
-    let chunk_size = wanted.len().div_ceil(threads);
-    let git_dir = repo.path().to_path_buf();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = wanted
-            .chunks(chunk_size)
-            .map(|chunk| {
-                let git_dir = &git_dir;
-                scope.spawn(move || {
-                    let repo = Repository::open(git_dir)?;
-                    parse_chunk(&repo, chunk)
-                })
-            })
-            .collect();
-        let mut all = Vec::with_capacity(wanted.len());
-        for handle in handles {
-            match handle.join() {
-                Ok(results) => all.extend(results?),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        Ok(all)
-    })
 }
 
 /// Seconds since the epoch, in a time zone `offset_minutes` east of UTC, as RFC 3339.

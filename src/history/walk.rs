@@ -13,45 +13,36 @@ use git2::{Odb, Oid};
 
 use crate::repo::FileKind;
 
-/// One commit of the chain with the id of its prompts subtree (`None`: no prompts folder).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ChainLink {
-    /// The commit.
-    pub commit: Oid,
-    /// Its prompts subtree.
-    pub prompts: Option<Oid>,
+/// Reads commits of a first-parent chain, remembering the last root tree seen so that a
+/// commit with its parent's tree costs no tree read.
+pub(crate) struct CommitReader<'a> {
+    odb: &'a Odb<'a>,
+    prompts_rel: &'a [String],
+    last_tree: Option<(Oid, Option<Oid>)>,
 }
 
-/// The first-parent chain from `tip` back to the root commit or to `stop` (excluded),
-/// newest first, and whether `stop` was met.
-pub(crate) fn first_parent_chain(
-    odb: &Odb<'_>,
-    tip: Oid,
-    stop: Option<Oid>,
-    prompts_rel: &[String],
-) -> Result<(Vec<ChainLink>, bool), git2::Error> {
-    let mut chain = Vec::new();
-    let mut next = Some(tip);
-    let mut last_tree: Option<(Oid, Option<Oid>)> = None;
-    while let Some(id) = next {
-        if Some(id) == stop {
-            return Ok((chain, true));
+impl<'a> CommitReader<'a> {
+    /// A reader of commits whose prompts folder is at `prompts_rel`.
+    pub fn new(odb: &'a Odb<'a>, prompts_rel: &'a [String]) -> CommitReader<'a> {
+        CommitReader {
+            odb,
+            prompts_rel,
+            last_tree: None,
         }
-        let object = odb.read(id)?;
+    }
+
+    /// The commit's prompts subtree (`None`: no prompts folder) and its first parent.
+    pub fn read(&mut self, id: Oid) -> Result<(Option<Oid>, Option<Oid>), git2::Error> {
+        let object = self.odb.read(id)?;
         let (tree, parent) = commit_header(object.data())
             .ok_or_else(|| git2::Error::from_str(&format!("commit {id} cannot be decoded")))?;
-        let prompts = match last_tree {
+        let prompts = match self.last_tree {
             Some((last, prompts)) if last == tree => prompts,
-            _ => subtree(odb, tree, prompts_rel)?,
+            _ => subtree(self.odb, tree, self.prompts_rel)?,
         };
-        last_tree = Some((tree, prompts));
-        chain.push(ChainLink {
-            commit: id,
-            prompts,
-        });
-        next = parent;
+        self.last_tree = Some((tree, prompts));
+        Ok((prompts, parent))
     }
-    Ok((chain, false))
 }
 
 /// The tree and the first parent named in a raw commit object.
