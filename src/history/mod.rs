@@ -199,7 +199,7 @@ impl History {
     ) -> Result<History, HistoryError> {
         // Verifying every object's hash on read doubles the walk's cost; Git itself does
         // not verify on read either (`git fsck` does).
-        let _ = git2::opts::strict_hash_verification(false);
+        git2::opts::strict_hash_verification(false);
         let repo = Repository::discover(&config.root).map_err(|err| match err.code() {
             ErrorCode::NotFound => HistoryError::NotARepository {
                 path: config.root.clone(),
