@@ -258,15 +258,23 @@ impl History {
         let met_stop = walked.met_stop;
         let new_commits = walked.commits;
         let mut tip_prompts = walked.tip_prompts;
-        history.tracker = match &cached {
+        let (cached, resumed) = match cached {
             cache::Loaded::Hit(state) if met_stop => {
                 if new_commits == 0 {
                     tip_prompts = state.tip_prompts;
                 }
-                state.tracker.clone()
+                let state = *state;
+                (
+                    cache::Loaded::Hit(Box::new(cache::State {
+                        tracker: Tracker::default(),
+                        ..state
+                    })),
+                    Some(state.tracker),
+                )
             }
-            _ => Tracker::new(&config.settings.prompts_dir),
+            other => (other, None),
         };
+        history.tracker = resumed.unwrap_or_else(|| Tracker::new(&config.settings.prompts_dir));
         apply_steps(&repo, walked, &known, &mut history.tracker)?;
         if use_cache {
             history.cache = match (cached, met_stop) {
@@ -283,8 +291,9 @@ impl History {
                 let _ = cache::store(&repo, &key, tip, tip_prompts, &history.tracker);
             }
         }
-        history.prompts = history.tracker.prompts.clone();
-        history.problems = history.tracker.problems.clone();
+        // The prompts and problems move out of the tracker; `uncommitted` lends them back.
+        history.prompts = std::mem::take(&mut history.tracker.prompts);
+        history.problems = std::mem::take(&mut history.tracker.problems);
         Ok(history)
     }
 
@@ -390,11 +399,16 @@ impl History {
             return Ok(result);
         }
         changes.sort_by(|a, b| a.path.cmp(&b.path));
-        let mut working = self.tracker.clone();
-        working.problems.clear();
+        let mut working = Tracker {
+            prompts_dir: self.tracker.prompts_dir.clone(),
+            files: self.tracker.files.clone(),
+            claims: self.tracker.claims.clone(),
+            prompts: self.prompts.clone(),
+            problems: Vec::new(),
+        };
         working.apply(None, changes);
         for (id, prompt) in &working.prompts {
-            let before = self.tracker.prompts.get(id);
+            let before = self.prompts.get(id);
             if prompt.versions.len() > before.map_or(0, |b| b.versions.len())
                 && let Some(latest) = prompt.latest()
             {
