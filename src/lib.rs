@@ -24,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod diagnostic;
 pub mod eval;
+pub mod history;
 pub mod providers;
 pub mod render;
 pub mod repo;

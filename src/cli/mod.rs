@@ -2,10 +2,13 @@
 //! function. This is the only door (with `serve`) that prints or decides exit codes.
 
 mod check;
+mod diff;
 mod init;
 mod list;
+mod log;
 pub mod output;
 mod render;
+mod show;
 mod test;
 
 use std::path::PathBuf;
@@ -14,6 +17,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
 use crate::diagnostic::Diagnostic;
+use crate::history::{History, HistoryError};
 use crate::repo::{LookupError, RepoError, Snapshot};
 use output::{ColorChoice, Format, Output};
 
@@ -52,6 +56,12 @@ struct GlobalArgs {
     /// When to use colour (NO_COLOR is respected).
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
+    /// Read versions from REF's first-parent history instead of HEAD's.
+    #[arg(long, global = true, value_name = "REF")]
+    rev: Option<String>,
+    /// Read the whole Git history, neither using nor updating the cache in .git/promptctl.
+    #[arg(long, global = true)]
+    no_cache: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,10 +72,16 @@ enum Command {
     Check(check::CheckArgs),
     /// Print the messages a prompt would send.
     Render(render::RenderArgs),
-    /// List every prompt.
+    /// List every prompt with its latest version.
     List(list::ListArgs),
     /// Run prompts' test cases against their models.
     Test(test::TestArgs),
+    /// Show a prompt's versions.
+    Log(log::LogArgs),
+    /// Print one version of a prompt: PROMPT@N (default: the latest).
+    Show(show::ShowArgs),
+    /// Show what changed between two versions of a prompt (default: to the working tree).
+    Diff(diff::DiffArgs),
 }
 
 /// What kind of failure an error is; decides the exit code.
@@ -163,6 +179,22 @@ impl From<RepoError> for CliError {
     }
 }
 
+impl From<HistoryError> for CliError {
+    fn from(err: HistoryError) -> CliError {
+        match &err {
+            HistoryError::Shallow => CliError::input(err.to_string())
+                .hint("in GitHub Actions, give actions/checkout `fetch-depth: 0`")
+                .hint("in a local clone, run `git fetch --unshallow`"),
+            HistoryError::NotARepository { .. } => CliError::input(err.to_string())
+                .hint("versions come from Git history: run promptctl inside a Git repository"),
+            HistoryError::BadRevision { .. } | HistoryError::OutsideRepository { .. } => {
+                CliError::input(err.to_string())
+            }
+            HistoryError::Git(_) => CliError::external(err.to_string()),
+        }
+    }
+}
+
 impl From<LookupError> for CliError {
     fn from(err: LookupError) -> CliError {
         CliError::input(err.to_string()).hint("`promptctl list` shows every prompt")
@@ -175,6 +207,10 @@ pub struct Context {
     pub output: Output,
     /// The folder the command runs in.
     pub directory: PathBuf,
+    /// The revision whose history is read (`--rev`), `HEAD` when absent.
+    pub rev: Option<String>,
+    /// Whether the history cache may be used (no `--no-cache`).
+    pub use_cache: bool,
 }
 
 impl Context {
@@ -188,6 +224,57 @@ impl Context {
     pub fn snapshot(&self, config: &Config) -> Result<Snapshot, CliError> {
         Ok(Snapshot::load_working_tree(config)?)
     }
+
+    /// Reads the versions from Git history, as `--rev` and `--no-cache` say; notes a cache
+    /// that had to be rebuilt because it was unreadable.
+    pub fn load_history(&self, config: &Config) -> Result<History, HistoryError> {
+        let history = History::load(config, self.rev.as_deref(), self.use_cache)?;
+        if let crate::history::CacheStatus::Rebuilt(reason) = &history.cache
+            && (reason.contains("corrupt")
+                || reason.contains("checksum")
+                || reason.contains("truncated"))
+        {
+            self.output
+                .note(&format!("note: rebuilt the history cache ({reason})"));
+        }
+        Ok(history)
+    }
+
+    /// [`Context::load_history`], with errors as the user sees them.
+    pub fn history(&self, config: &Config) -> Result<History, CliError> {
+        Ok(self.load_history(config)?)
+    }
+}
+
+/// Prints the history's problems (files that did not parse at some commit) to stderr, at
+/// most `limit` of them, and how many more there were.
+pub fn report_history_problems(
+    output: &Output,
+    problems: &[crate::history::Problem],
+    limit: usize,
+) {
+    for problem in problems.iter().take(limit) {
+        let at = problem.commit.as_deref().map_or_else(
+            || "working tree".to_owned(),
+            |id| format!("commit {}", short(id)),
+        );
+        output.note(&format!(
+            "{} {at}: {}",
+            output.paint_err(output::Style::Yellow, "warning:"),
+            problem.diagnostic
+        ));
+    }
+    if problems.len() > limit {
+        output.note(&format!(
+            "warning: {} more file(s) in history could not be read",
+            problems.len() - limit
+        ));
+    }
+}
+
+/// A commit id shortened for people.
+pub fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 /// Finds a prompt in a snapshot; when it is missing and some files did not parse, says so.
@@ -219,6 +306,8 @@ pub fn run(cli: Cli) -> u8 {
     let context = Context {
         output: output.clone(),
         directory,
+        rev: cli.global.rev.clone(),
+        use_cache: !cli.global.no_cache,
     };
     let result = match cli.command {
         Command::Init(args) => init::run(&context, &args),
@@ -226,6 +315,9 @@ pub fn run(cli: Cli) -> u8 {
         Command::Render(args) => render::run(&context, &args),
         Command::List(args) => list::run(&context, &args),
         Command::Test(args) => test::run(&context, &args),
+        Command::Log(args) => log::run(&context, &args),
+        Command::Show(args) => show::run(&context, &args),
+        Command::Diff(args) => diff::run(&context, &args),
     };
     match result {
         Ok(code) => code,

@@ -23,11 +23,18 @@ pub struct RenderArgs {
     /// A YAML or JSON file of variables; `--var` overrides it.
     #[arg(long, value_name = "FILE")]
     vars_file: Option<PathBuf>,
+    /// Render version N from Git history (with the partials of its commit) instead of the
+    /// working tree.
+    #[arg(long = "version", value_name = "N")]
+    version: Option<u32>,
 }
 
 /// Runs `promptctl render`.
 pub fn run(context: &Context, args: &RenderArgs) -> Result<u8, CliError> {
     let config = context.config()?;
+    if let Some(number) = args.version {
+        return render_version(context, &config, args, number);
+    }
     let snapshot = context.snapshot(&config)?;
     let prompt = find_prompt(&snapshot, &args.prompt)?;
     let Some(definition) = &prompt.definition else {
@@ -42,6 +49,52 @@ pub fn run(context: &Context, args: &RenderArgs) -> Result<u8, CliError> {
     let messages = renderer
         .render(definition, &vars)
         .map_err(|err| render_error(&snapshot, prompt, &err))?;
+    print_messages(context, &messages);
+    Ok(exit::SUCCESS)
+}
+
+/// Renders version `number` of the prompt from history.
+fn render_version(
+    context: &Context,
+    config: &crate::config::Config,
+    args: &RenderArgs,
+    number: u32,
+) -> Result<u8, CliError> {
+    let history = context.history(config)?;
+    let prompt = history.find(&args.prompt)?;
+    let versions = super::log::all_versions(&history, prompt)?;
+    let version = versions
+        .iter()
+        .find(|v| v.number == number)
+        .ok_or_else(|| {
+            CliError::input(format!(
+                "{} has no version {number}; its versions are 1 to {}",
+                prompt.id,
+                versions.len()
+            ))
+            .hint(format!("`promptctl log {}` lists them", prompt.id))
+        })?;
+    let partials = match &version.commit {
+        Some(commit) => history.partials_at(&commit.id)?,
+        None => context.snapshot(config)?.partials,
+    };
+    let vars = collect_vars(context, args, &version.definition.variables)?;
+    let messages = Renderer::new(partials)
+        .render(&version.definition, &vars)
+        .map_err(|err| {
+            let error = CliError::input(format!("{}@{number}: {err}", prompt.id));
+            match err {
+                RenderError::MissingVariable { name } => {
+                    error.hint(format!("pass it with `--var {name}=...`"))
+                }
+                _ => error,
+            }
+        })?;
+    print_messages(context, &messages);
+    Ok(exit::SUCCESS)
+}
+
+fn print_messages(context: &Context, messages: &[crate::render::RenderedMessage]) {
     let output = &context.output;
     match output.format {
         Format::Json => output.json(&messages),
@@ -61,7 +114,6 @@ pub fn run(context: &Context, args: &RenderArgs) -> Result<u8, CliError> {
             output.data(&text);
         }
     }
-    Ok(exit::SUCCESS)
 }
 
 /// Variables from `--vars-file`, then `--var`, typed by the declaration.

@@ -34,12 +34,27 @@ impl PromptId {
     /// Derives a file's identity from its fields and its path relative to the prompts folder.
     /// `None` when the file sets no service and sits directly in the prompts folder.
     pub fn of(file: &PromptFile, relative_path: &Path) -> Option<PromptId> {
-        let name = match &file.name {
-            Some(name) => name.value.clone(),
+        PromptId::from_parts(
+            file.name.as_ref().map(|name| name.value.as_str()),
+            file.service.as_ref().map(|service| service.value.as_str()),
+            relative_path,
+        )
+    }
+
+    /// Derives an identity from a file's explicit `name` and `service` (when set) and its
+    /// path relative to the prompts folder; the same rule as [`PromptId::of`], for callers
+    /// that keep only those two fields of a parsed file (the history walk).
+    pub fn from_parts(
+        name: Option<&str>,
+        service: Option<&str>,
+        relative_path: &Path,
+    ) -> Option<PromptId> {
+        let name = match name {
+            Some(name) => name.to_owned(),
             None => relative_path.file_stem()?.to_string_lossy().into_owned(),
         };
-        let service = match &file.service {
-            Some(service) => service.value.clone(),
+        let service = match service {
+            Some(service) => service.to_owned(),
             None => {
                 let mut components = relative_path.components();
                 let first = components.next()?;
@@ -158,6 +173,46 @@ impl Definition {
             .unwrap_or_default()
     }
 
+    /// The definition as YAML in the prompt file format (keys in canonical order), the way
+    /// `show` prints it and `diff` compares it: equal definitions give equal text, and the
+    /// text parses back to the same definition.
+    pub fn to_yaml(&self) -> String {
+        let mut out = format!("model: {}\n", yaml_scalar(&self.model, 0));
+        if !self.parameters.is_empty() {
+            out.push_str("parameters:\n");
+            for (key, value) in &self.parameters {
+                out.push_str(&format!(
+                    "  {}: {}\n",
+                    yaml_scalar(key, 2),
+                    yaml_value(value, 2)
+                ));
+            }
+        }
+        if !self.variables.is_empty() {
+            out.push_str("variables:\n");
+            for (name, spec) in &self.variables {
+                let value = serde_json::to_value(spec).unwrap_or_default();
+                out.push_str(&format!("  {}: {}\n", yaml_scalar(name, 2), value));
+            }
+        }
+        match &self.body {
+            Body::Template(text) => {
+                out.push_str(&format!("template: {}\n", yaml_scalar(text, 0)));
+            }
+            Body::Messages(messages) => {
+                out.push_str("messages:\n");
+                for message in messages {
+                    out.push_str(&format!("  - role: {}\n", message.role.as_str()));
+                    out.push_str(&format!(
+                        "    content: {}\n",
+                        yaml_scalar(&message.content, 4)
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// A stable 64-bit fingerprint of the canonical JSON (FNV-1a), as 16 hex digits.
     pub fn fingerprint(&self) -> String {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -167,6 +222,63 @@ impl Definition {
         }
         format!("{hash:016x}")
     }
+}
+
+/// A JSON value as YAML: strings as [`yaml_scalar`], anything else as JSON (which is YAML).
+fn yaml_value(value: &serde_json::Value, indent: usize) -> String {
+    match value {
+        serde_json::Value::String(text) => yaml_scalar(text, indent),
+        other => other.to_string(),
+    }
+}
+
+/// A string as a YAML scalar at a mapping key indented by `indent`: plain when that is
+/// unambiguous, a literal block for multi-line text, else double-quoted (JSON escaping).
+fn yaml_scalar(text: &str, indent: usize) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_alphanumeric() || " _-./()".contains(c))
+        && !text.starts_with([' ', '-', '.'])
+        && !text.ends_with(' ')
+        && text.parse::<f64>().is_err()
+        && !matches!(
+            text.to_ascii_lowercase().as_str(),
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n" | "nan" | "inf"
+        );
+    if plain {
+        return text.to_owned();
+    }
+    let block_safe = text.contains('\n')
+        && !text.contains('\r')
+        && !text.starts_with('\n')
+        && text
+            .chars()
+            .all(|c| c == '\n' || c == '\t' || !c.is_control());
+    if !block_safe {
+        return serde_json::Value::String(text.to_owned()).to_string();
+    }
+    let body = text.trim_end_matches('\n');
+    let chomp = match text.len() - body.len() {
+        0 => "-",
+        1 => "",
+        _ => "+",
+    };
+    let pad = " ".repeat(indent + 2);
+    let indicator = if body.starts_with([' ', '\t']) {
+        "2"
+    } else {
+        ""
+    };
+    let mut out = format!("|{indicator}{chomp}");
+    for line in text.strip_suffix('\n').unwrap_or(text).split('\n') {
+        out.push('\n');
+        if !line.is_empty() {
+            out.push_str(&pad);
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -189,6 +301,21 @@ mod tests {
         );
         assert_eq!(a.canonical_json(), b.canonical_json());
         assert_eq!(a.fingerprint(), b.fingerprint());
+    }
+
+    #[test]
+    fn yaml_text_parses_back_to_the_same_definition() {
+        for text in [
+            "model: gpt-4o\nparameters: {temperature: 0.2, stop: [\"a\"], name: \"true\"}\nvariables: {x: {type: string, required: true, default: \"d: e\"}}\ntemplate: \"hi {{ x }}: yes\"\n",
+            "model: m\nmessages:\n  - role: system\n    content: |\n      line one\n\n        indented\n  - role: user\n    content: \"  leading\\nsecond\\n\\n\\n\"\n",
+            "model: \"1.5\"\ntemplate: \"no newline\\nat end\"\n",
+            "model: m\ntemplate: \"été — ünïcode\\n\"\n",
+        ] {
+            let original = definition(text);
+            let yaml = original.to_yaml();
+            let again = definition(&yaml);
+            assert_eq!(original, again, "{yaml}");
+        }
     }
 
     #[test]

@@ -178,3 +178,4 @@ impl Outcome {
             .unwrap_or_else(|err| panic!("stdout is not JSON ({err}):\n{}", self.stdout))
     }
 }
+pub mod git;

@@ -1,0 +1,105 @@
+//! `promptctl show PROMPT[@N]`: one version's definition (default: the latest, the
+//! working tree's when it has uncommitted changes).
+
+use clap::Args;
+
+use super::log::all_versions;
+use super::output::Format;
+use super::{CliError, Context, exit, short};
+use crate::diagnostic::display_path;
+
+/// Arguments of `promptctl show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The prompt and version: `name`, `service/name`, `name@3`.
+    prompt: String,
+}
+
+/// Splits `PROMPT@N` into the prompt and the version number.
+pub fn parse_prompt_at(text: &str) -> Result<(&str, Option<u32>), CliError> {
+    match text.rsplit_once('@') {
+        None => Ok((text, None)),
+        Some((prompt, number)) => {
+            let number: u32 = number.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                CliError::input(format!(
+                    "`{text}`: the version after `@` must be a number from 1"
+                ))
+                .hint("write it as PROMPT@N, e.g. `support_reply@3`")
+            })?;
+            Ok((prompt, Some(number)))
+        }
+    }
+}
+
+/// Runs `promptctl show`.
+pub fn run(context: &Context, args: &ShowArgs) -> Result<u8, CliError> {
+    let (query, number) = parse_prompt_at(&args.prompt)?;
+    let config = context.config()?;
+    let history = context.history(&config)?;
+    let prompt = history.find(query)?;
+    let versions = all_versions(&history, prompt)?;
+    let version = match number {
+        Some(n) => versions.iter().find(|v| v.number == n),
+        None => versions.last(),
+    }
+    .ok_or_else(|| {
+        CliError::input(format!(
+            "{} has no version {}; its versions are 1 to {}",
+            prompt.id,
+            number.unwrap_or(0),
+            versions.len()
+        ))
+        .hint(format!("`promptctl log {}` lists them", prompt.id))
+    })?;
+    let output = &context.output;
+    let commit = version.commit.as_deref();
+    match output.format {
+        Format::Json => output.json(&serde_json::json!({
+            "service": prompt.id.service,
+            "name": prompt.id.name,
+            "version": version.number,
+            "commit": commit.map(|c| &c.id),
+            "time": commit.map(crate::history::CommitInfo::time_rfc3339),
+            "author": commit.map(|c| &c.author_name),
+            "author_email": commit.map(|c| &c.author_email),
+            "message": commit.map(|c| &c.message),
+            "uncommitted": version.is_uncommitted(),
+            "archived": prompt.archived,
+            "path": display_path(&version.path),
+            "fingerprint": version.definition.fingerprint(),
+            "definition": &*version.definition,
+        })),
+        Format::Human => {
+            let header = match commit {
+                Some(c) => format!(
+                    "# {}@{} — commit {}, {}, {}\n# {}\n",
+                    prompt.id,
+                    version.number,
+                    short(&c.id),
+                    c.time_rfc3339(),
+                    c.author_name,
+                    c.summary()
+                ),
+                None => format!(
+                    "# {}@{} — uncommitted changes in the working tree\n",
+                    prompt.id, version.number
+                ),
+            };
+            output.data(&format!("{header}{}", version.definition.to_yaml()));
+        }
+    }
+    Ok(exit::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_at_number_parses() {
+        assert_eq!(parse_prompt_at("a/b@3").ok(), Some(("a/b", Some(3))));
+        assert_eq!(parse_prompt_at("b").ok(), Some(("b", None)));
+        assert!(parse_prompt_at("b@x").is_err());
+        assert!(parse_prompt_at("b@0").is_err());
+    }
+}

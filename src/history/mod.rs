@@ -1,0 +1,722 @@
+//! Prompt versions derived from Git history (SPEC section 2).
+//!
+//! [`History::load`] walks the first-parent chain of `HEAD` (or a given revision) oldest
+//! first and numbers each prompt's versions by changes of its definition (see
+//! `tracker` for the rule itself). The walk reads Git objects raw (`walk`), skips commits
+//! whose prompts subtree did not change, parses each blob once, and keeps an index cache in
+//! the Git folder (`cache`) so that a run after one new commit reads only that commit.
+//!
+//! This module knows Git and the prompt file format, nothing of providers, the database or
+//! HTTP. It never prints: problems found in old commits come back as [`Problem`]s.
+
+mod cache;
+mod tracker;
+mod walk;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use git2::{ErrorCode, Oid, Repository};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::diagnostic::{Diagnostic, closest, display_path};
+use crate::repo::{Definition, FileKind, LookupError, Partials, PromptId, id_matches};
+use tracker::{Change, ParsedBlob, Tracker};
+
+/// Errors reading the history.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// The project is not inside a Git repository.
+    #[error("{} is not inside a Git repository", display_path(.path))]
+    NotARepository {
+        /// Where the repository was looked for.
+        path: PathBuf,
+    },
+    /// The repository is a shallow clone: its oldest commits are missing, so version
+    /// numbers would be wrong.
+    #[error("this is a shallow clone: version numbers need the whole history")]
+    Shallow,
+    /// The revision asked for does not name a commit.
+    #[error("`{rev}` does not name a commit: {message}")]
+    BadRevision {
+        /// What was asked for.
+        rev: String,
+        /// Git's reason.
+        message: String,
+    },
+    /// The prompts folder is not inside the repository's working tree.
+    #[error("prompts folder {} is outside the Git repository {}", display_path(.prompts), display_path(.repository))]
+    OutsideRepository {
+        /// The prompts folder.
+        prompts: PathBuf,
+        /// The repository's working tree.
+        repository: PathBuf,
+    },
+    /// Git failed.
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+}
+
+/// A commit that made a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitInfo {
+    /// The full commit id (40 hex digits).
+    pub id: String,
+    /// The committer's time, in seconds since the Unix epoch: when the change landed on the
+    /// branch (a rebased or merged commit keeps an older author time).
+    pub time: i64,
+    /// The committer's time zone, in minutes east of UTC.
+    pub offset_minutes: i32,
+    /// The author's name.
+    pub author_name: String,
+    /// The author's email.
+    pub author_email: String,
+    /// The full commit message.
+    pub message: String,
+}
+
+impl CommitInfo {
+    /// The message's first line.
+    pub fn summary(&self) -> &str {
+        self.message.lines().next().unwrap_or("").trim_end()
+    }
+
+    /// The commit time in RFC 3339, in the committer's time zone.
+    pub fn time_rfc3339(&self) -> String {
+        rfc3339(self.time, self.offset_minutes)
+    }
+}
+
+/// One version of a prompt.
+#[derive(Debug, Clone)]
+pub struct Version {
+    /// 1, 2, ...
+    pub number: u32,
+    /// The commit that made it; `None` for uncommitted changes in the working tree.
+    pub commit: Option<Arc<CommitInfo>>,
+    /// What reached the model.
+    pub definition: Arc<Definition>,
+    /// The prompt's file at that commit, relative to the project root.
+    pub path: PathBuf,
+}
+
+impl Version {
+    /// Whether this is the working tree's next version rather than a commit's.
+    pub fn is_uncommitted(&self) -> bool {
+        self.commit.is_none()
+    }
+}
+
+/// Every version of one prompt.
+#[derive(Debug, Clone)]
+pub struct PromptHistory {
+    /// The prompt.
+    pub id: PromptId,
+    /// Its versions, oldest first (`versions[i].number == i + 1`).
+    pub versions: Vec<Version>,
+    /// Whether no file defines it at the tip any more.
+    pub archived: bool,
+    /// Its file at the tip (the last one when archived), relative to the project root.
+    pub path: PathBuf,
+}
+
+impl PromptHistory {
+    /// The latest version.
+    pub fn latest(&self) -> Option<&Version> {
+        self.versions.last()
+    }
+
+    /// Version `number`.
+    pub fn version(&self, number: u32) -> Option<&Version> {
+        let index = usize::try_from(number).ok()?.checked_sub(1)?;
+        self.versions.get(index)
+    }
+}
+
+/// A file that could not be read at some commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// The commit, `None` for the working tree.
+    pub commit: Option<String>,
+    /// What is wrong, with the file's path relative to the project root.
+    pub diagnostic: Diagnostic,
+}
+
+/// What the index cache did for a load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// `--no-cache`, or nothing to cache (no commits).
+    Disabled,
+    /// No cache existed; the history was read in full and cached.
+    Created,
+    /// The cache matched the tip; nothing was read.
+    UpToDate,
+    /// The cache was extended by this many new commits.
+    Extended(usize),
+    /// The cache could not be used (the reason says why) and was rebuilt.
+    Rebuilt(String),
+}
+
+/// What the working tree changes, compared with the tip.
+#[derive(Debug, Clone, Default)]
+pub struct Uncommitted {
+    /// Prompts whose working-tree definition differs from their latest version: the next
+    /// version, marked uncommitted (`commit` is `None`).
+    pub versions: BTreeMap<PromptId, Version>,
+    /// Prompts that exist at the tip but are deleted in the working tree.
+    pub deleted: Vec<PromptId>,
+    /// Working-tree files that could not be read.
+    pub problems: Vec<Problem>,
+}
+
+/// Every prompt's versions at one commit of the repository.
+#[derive(Debug, Clone)]
+pub struct History {
+    /// The commit read (`None`: the repository has no commits yet).
+    pub tip: Option<String>,
+    /// Every prompt that ever had a version, archived ones included.
+    pub prompts: BTreeMap<PromptId, PromptHistory>,
+    /// Files that could not be read, in history order.
+    pub problems: Vec<Problem>,
+    /// What the cache did.
+    pub cache: CacheStatus,
+    git_dir: PathBuf,
+    prompts_rel: Vec<String>,
+    at_head: bool,
+    tracker: Tracker,
+}
+
+impl History {
+    /// Reads the history of `rev` (default `HEAD`) of the repository holding
+    /// `config.root`, using the index cache under the Git folder unless `use_cache` is
+    /// false. A repository without commits, or on an unborn branch, has an empty history.
+    pub fn load(
+        config: &Config,
+        rev: Option<&str>,
+        use_cache: bool,
+    ) -> Result<History, HistoryError> {
+        // Verifying every object's hash on read doubles the walk's cost; Git itself does
+        // not verify on read either (`git fsck` does).
+        git2::opts::strict_hash_verification(false);
+        let repo = Repository::discover(&config.root).map_err(|err| match err.code() {
+            ErrorCode::NotFound => HistoryError::NotARepository {
+                path: config.root.clone(),
+            },
+            _ => HistoryError::Git(err),
+        })?;
+        if repo.is_shallow() {
+            return Err(HistoryError::Shallow);
+        }
+        let prompts_rel = prompts_relative(&repo, config)?;
+        let tip = resolve(&repo, rev)?;
+        let head = resolve(&repo, None).ok().flatten();
+        let mut history = History {
+            tip: tip.map(|id| id.to_string()),
+            prompts: BTreeMap::new(),
+            problems: Vec::new(),
+            cache: CacheStatus::Disabled,
+            git_dir: repo.path().to_path_buf(),
+            at_head: rev.is_none() || (tip.is_some() && tip == head),
+            tracker: Tracker::new(&config.settings.prompts_dir),
+            prompts_rel,
+        };
+        let Some(tip) = tip else {
+            return Ok(history);
+        };
+        let key = cache::Key {
+            prompts_dir: history.prompts_rel.join("/"),
+            rev: rev.unwrap_or("HEAD").to_owned(),
+        };
+        let cached = if use_cache {
+            cache::load(&repo, &key, &config.settings.prompts_dir)
+        } else {
+            cache::Loaded::Missing
+        };
+        let stop = match &cached {
+            cache::Loaded::Hit(state) => Some(state.tip),
+            _ => None,
+        };
+        let known: HashMap<Oid, Arc<ParsedBlob>> = match &cached {
+            cache::Loaded::Hit(state) => state
+                .tracker
+                .files
+                .values()
+                .map(|file| (file.blob, file.parsed.clone()))
+                .collect(),
+            _ => HashMap::new(),
+        };
+        let walked = walk_chain(
+            &repo,
+            tip,
+            stop,
+            &history.prompts_rel,
+            &config.settings.prompts_dir,
+            &known,
+        )?;
+        let met_stop = walked.met_stop;
+        let new_commits = walked.commits;
+        let mut tip_prompts = walked.tip_prompts;
+        let (cached, resumed) = match cached {
+            cache::Loaded::Hit(state) if met_stop => {
+                if new_commits == 0 {
+                    tip_prompts = state.tip_prompts;
+                }
+                let state = *state;
+                (
+                    cache::Loaded::Hit(Box::new(cache::State {
+                        tracker: Tracker::default(),
+                        ..state
+                    })),
+                    Some(state.tracker),
+                )
+            }
+            other => (other, None),
+        };
+        history.tracker = resumed.unwrap_or_else(|| Tracker::new(&config.settings.prompts_dir));
+        apply_steps(&repo, walked, &known, &mut history.tracker)?;
+        if use_cache {
+            history.cache = match (cached, met_stop) {
+                (cache::Loaded::Hit(_), true) if new_commits == 0 => CacheStatus::UpToDate,
+                (cache::Loaded::Hit(_), true) => CacheStatus::Extended(new_commits),
+                (cache::Loaded::Hit(_), false) => CacheStatus::Rebuilt(
+                    "the cached commit is no longer on the first-parent chain".to_owned(),
+                ),
+                (cache::Loaded::Missing, _) => CacheStatus::Created,
+                (cache::Loaded::Invalid(reason), _) => CacheStatus::Rebuilt(reason),
+            };
+            if history.cache != CacheStatus::UpToDate {
+                // A cache that cannot be written only costs the next run time.
+                let _ = cache::store(&repo, &key, tip, tip_prompts, &history.tracker);
+            }
+        }
+        // The prompts and problems move out of the tracker; `uncommitted` lends them back.
+        history.prompts = std::mem::take(&mut history.tracker.prompts);
+        history.problems = std::mem::take(&mut history.tracker.problems);
+        Ok(history)
+    }
+
+    /// Finds a prompt, archived ones included, by `name` or `service/name`.
+    pub fn find(&self, query: &str) -> Result<&PromptHistory, LookupError> {
+        let matches: Vec<&PromptHistory> = self
+            .prompts
+            .values()
+            .filter(|prompt| id_matches(&prompt.id, query))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(one),
+            [] => Err(LookupError::NotFound {
+                query: query.to_owned(),
+                suggestion: {
+                    let names: Vec<String> = self
+                        .prompts
+                        .keys()
+                        .flat_map(|id| [id.name.clone(), id.to_string()])
+                        .collect();
+                    closest(query, names.iter().map(String::as_str)).map(str::to_owned)
+                },
+            }),
+            many => Err(LookupError::Ambiguous {
+                query: query.to_owned(),
+                candidates: many.iter().map(|p| p.id.to_string()).collect(),
+            }),
+        }
+    }
+
+    /// Whether the history was read at the commit the working tree is on, so that
+    /// [`History::uncommitted`] means something.
+    pub fn is_at_head(&self) -> bool {
+        self.at_head
+    }
+
+    /// What the working tree changes compared with the tip: each prompt whose definition
+    /// differs gets the next version number, marked uncommitted. Empty when the history was
+    /// read at another revision than `HEAD` or the repository has no working tree. Files
+    /// are found with Git's status, so only changed files are read and parsed.
+    pub fn uncommitted(&self) -> Result<Uncommitted, HistoryError> {
+        let mut result = Uncommitted::default();
+        if !self.at_head {
+            return Ok(result);
+        }
+        let repo = Repository::open(&self.git_dir)?;
+        let Some(workdir) = repo.workdir().map(Path::to_path_buf) else {
+            return Ok(result);
+        };
+        let prefix = self.prompts_rel.join("/");
+        let mut options = git2::StatusOptions::new();
+        options
+            .include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .include_ignored(false)
+            .exclude_submodules(true)
+            .renames_head_to_index(false);
+        if !prefix.is_empty() {
+            options.pathspec(&prefix);
+        }
+        let statuses = repo.statuses(Some(&mut options))?;
+        let mut changes = Vec::new();
+        for entry in statuses.iter() {
+            let path = String::from_utf8_lossy(entry.path_bytes()).into_owned();
+            let relative = if prefix.is_empty() {
+                path.as_str()
+            } else {
+                match path
+                    .strip_prefix(&prefix)
+                    .and_then(|rest| rest.strip_prefix('/'))
+                {
+                    Some(rest) => rest,
+                    None => continue,
+                }
+            };
+            if FileKind::of(Path::new(relative)) != Some(FileKind::Prompt) {
+                continue;
+            }
+            let on_disk = workdir.join(&path);
+            let new = match std::fs::read(&on_disk) {
+                Ok(bytes) => {
+                    let blob = Oid::hash_object(git2::ObjectType::Blob, &bytes)?;
+                    if self
+                        .tracker
+                        .files
+                        .get(relative)
+                        .is_some_and(|f| f.blob == blob)
+                    {
+                        continue;
+                    }
+                    let shown = self.tracker.prompts_dir.join(relative);
+                    Some((blob, Arc::new(ParsedBlob::parse(&shown, &bytes))))
+                }
+                Err(_) if !self.tracker.files.contains_key(relative) => continue,
+                Err(_) => None,
+            };
+            changes.push(Change {
+                path: relative.to_owned(),
+                new,
+            });
+        }
+        if changes.is_empty() {
+            return Ok(result);
+        }
+        changes.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut working = Tracker {
+            prompts_dir: self.tracker.prompts_dir.clone(),
+            files: self.tracker.files.clone(),
+            claims: self.tracker.claims.clone(),
+            prompts: self.prompts.clone(),
+            problems: Vec::new(),
+        };
+        working.apply(None, changes);
+        for (id, prompt) in &working.prompts {
+            let before = self.prompts.get(id);
+            if prompt.versions.len() > before.map_or(0, |b| b.versions.len())
+                && let Some(latest) = prompt.latest()
+            {
+                result.versions.insert(id.clone(), latest.clone());
+            }
+            if prompt.archived && before.is_some_and(|b| !b.archived) {
+                result.deleted.push(id.clone());
+            }
+        }
+        result.problems = working.problems;
+        Ok(result)
+    }
+
+    /// The partials (`.j2`, `.jinja` files of the prompts folder) at `commit`, for
+    /// rendering an old version as it was.
+    pub fn partials_at(&self, commit: &str) -> Result<Partials, HistoryError> {
+        let repo = Repository::open(&self.git_dir)?;
+        let id = Oid::from_str(commit)?;
+        let tree = repo.find_commit(id)?.tree_id();
+        let odb = repo.odb()?;
+        let mut partials = BTreeMap::new();
+        if let Some(root) = walk::subtree(&odb, tree, &self.prompts_rel)? {
+            for (path, blob) in walk::files_of_kind(&odb, root, FileKind::Partial)? {
+                let object = odb.read(blob)?;
+                let shown = self.tracker.prompts_dir.join(&path);
+                if let Ok(text) = crate::repo::file::decode_text(&shown, object.data()) {
+                    partials.insert(path, text);
+                }
+            }
+        }
+        Ok(Arc::new(partials))
+    }
+}
+
+/// The prompts folder as path components inside the repository.
+fn prompts_relative(repo: &Repository, config: &Config) -> Result<Vec<String>, HistoryError> {
+    let relative = match repo.workdir() {
+        Some(workdir) => {
+            let workdir = workdir
+                .canonicalize()
+                .unwrap_or_else(|_| workdir.to_path_buf());
+            let prompts = config.prompts_dir();
+            let prompts = prompts.canonicalize().unwrap_or(prompts);
+            prompts
+                .strip_prefix(&workdir)
+                .map_err(|_| HistoryError::OutsideRepository {
+                    prompts: prompts.clone(),
+                    repository: workdir.clone(),
+                })?
+                .to_path_buf()
+        }
+        None => config.settings.prompts_dir.clone(),
+    };
+    Ok(relative
+        .components()
+        .filter_map(|component| match component {
+            std::path::Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The commit `rev` names, or `HEAD`'s (`None` when `HEAD` is unborn).
+fn resolve(repo: &Repository, rev: Option<&str>) -> Result<Option<Oid>, HistoryError> {
+    match rev {
+        Some(rev) => repo
+            .revparse_single(rev)
+            .and_then(|object| object.peel_to_commit())
+            .map(|commit| Some(commit.id()))
+            .map_err(|err| HistoryError::BadRevision {
+                rev: rev.to_owned(),
+                message: err.message().to_owned(),
+            }),
+        None => match repo.head() {
+            Ok(head) => Ok(Some(head.peel_to_commit()?.id())),
+            Err(err) if matches!(err.code(), ErrorCode::UnbornBranch | ErrorCode::NotFound) => {
+                Ok(None)
+            }
+            Err(err) => Err(err.into()),
+        },
+    }
+}
+
+/// What walking the new part of the chain gave.
+struct Walked {
+    /// The commits that changed prompt files, oldest first, with their changes.
+    steps: Vec<(Oid, Vec<walk::BlobChange>)>,
+    /// How many commits were read.
+    commits: usize,
+    /// Whether the walk met the cached tip (else it read down to the root commit).
+    met_stop: bool,
+    /// The tip's prompts subtree.
+    tip_prompts: Option<Oid>,
+    /// Every new blob, parsed.
+    parsed: HashMap<Oid, Arc<ParsedBlob>>,
+}
+
+/// How many blobs go to a parser thread at once.
+const PARSE_BATCH: usize = 32;
+
+/// Walks the first-parent chain from `tip` back to `stop` (or the root), diffing each
+/// commit's prompts subtree against its parent's as it goes, while parser threads read and
+/// parse each new blob (once) in parallel with the walk.
+fn walk_chain(
+    repo: &Repository,
+    tip: Oid,
+    stop: Option<Oid>,
+    prompts_rel: &[String],
+    prompts_dir: &Path,
+    known: &HashMap<Oid, Arc<ParsedBlob>>,
+) -> Result<Walked, HistoryError> {
+    let odb = repo.odb()?;
+    let git_dir = repo.path().to_path_buf();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (sender, receiver) = std::sync::mpsc::channel::<Vec<(Oid, String)>>();
+    let receiver = std::sync::Mutex::new(receiver);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let receiver = &receiver;
+                let git_dir = &git_dir;
+                scope.spawn(move || -> Result<Vec<(Oid, ParsedBlob)>, HistoryError> {
+                    let repo = Repository::open(git_dir)?;
+                    let odb = repo.odb()?;
+                    let mut parsed = Vec::new();
+                    loop {
+                        let batch = match receiver.lock() {
+                            Ok(receiver) => receiver.recv(),
+                            Err(poisoned) => poisoned.into_inner().recv(),
+                        };
+                        let Ok(batch) = batch else {
+                            return Ok(parsed);
+                        };
+                        for (blob, path) in batch {
+                            let object = odb.read(blob)?;
+                            let path = prompts_dir.join(path);
+                            parsed.push((blob, ParsedBlob::parse(&path, object.data())));
+                        }
+                    }
+                })
+            })
+            .collect();
+        let walked = walk_and_diff(&odb, tip, stop, prompts_rel, known, &sender);
+        drop(sender);
+        let mut parsed = HashMap::new();
+        for worker in workers {
+            match worker.join() {
+                Ok(results) => parsed.extend(
+                    results?
+                        .into_iter()
+                        .map(|(blob, result)| (blob, Arc::new(result))),
+                ),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        let mut walked = walked?;
+        walked.parsed = parsed;
+        Ok(walked)
+    })
+}
+
+/// The walk itself, sending new blobs to the parser threads.
+fn walk_and_diff(
+    odb: &git2::Odb<'_>,
+    tip: Oid,
+    stop: Option<Oid>,
+    prompts_rel: &[String],
+    known: &HashMap<Oid, Arc<ParsedBlob>>,
+    sender: &std::sync::mpsc::Sender<Vec<(Oid, String)>>,
+) -> Result<Walked, HistoryError> {
+    let mut reader = walk::CommitReader::new(odb, prompts_rel);
+    let mut steps = Vec::new();
+    let mut sent: std::collections::HashSet<Oid> = std::collections::HashSet::new();
+    let mut batch = Vec::with_capacity(PARSE_BATCH);
+    let mut child: Option<(Oid, Option<Oid>)> = None;
+    let mut tip_prompts = None;
+    let mut next = Some(tip);
+    let mut commits = 0;
+    let mut met_stop = false;
+    loop {
+        let (prompts, parent) = match next {
+            Some(id) => {
+                let (prompts, parent) = reader.read(id)?;
+                (prompts, Some((id, parent)))
+            }
+            None => (None, None),
+        };
+        if let Some((child_id, child_prompts)) = child
+            && child_prompts != prompts
+        {
+            let changes = walk::diff_subtrees(odb, prompts, child_prompts)?;
+            for (path, blob) in &changes {
+                if let Some(blob) = blob
+                    && !known.contains_key(blob)
+                    && sent.insert(*blob)
+                {
+                    batch.push((*blob, path.clone()));
+                    if batch.len() == PARSE_BATCH {
+                        // A closed channel means a parser failed; its error is reported.
+                        let _ = sender.send(std::mem::take(&mut batch));
+                    }
+                }
+            }
+            if !changes.is_empty() {
+                steps.push((child_id, changes));
+            }
+        }
+        let Some((id, parent)) = parent else {
+            break;
+        };
+        if Some(id) == stop {
+            met_stop = true;
+            break;
+        }
+        if commits == 0 {
+            tip_prompts = prompts;
+        }
+        commits += 1;
+        child = Some((id, prompts));
+        next = parent;
+    }
+    if !batch.is_empty() {
+        let _ = sender.send(batch);
+    }
+    steps.reverse();
+    Ok(Walked {
+        steps,
+        commits,
+        met_stop,
+        tip_prompts,
+        parsed: HashMap::new(),
+    })
+}
+
+/// Feeds the walked commits to the tracker, oldest first.
+fn apply_steps(
+    repo: &Repository,
+    walked: Walked,
+    known: &HashMap<Oid, Arc<ParsedBlob>>,
+    tracker: &mut Tracker,
+) -> Result<(), HistoryError> {
+    for (commit_id, changes) in walked.steps {
+        let commit = repo.find_commit(commit_id)?;
+        let info = Arc::new(CommitInfo {
+            id: commit_id.to_string(),
+            time: commit.time().seconds(),
+            offset_minutes: commit.time().offset_minutes(),
+            author_name: String::from_utf8_lossy(commit.author().name_bytes()).into_owned(),
+            author_email: String::from_utf8_lossy(commit.author().email_bytes()).into_owned(),
+            message: String::from_utf8_lossy(commit.message_bytes()).into_owned(),
+        });
+        let changes = changes
+            .into_iter()
+            .map(|(path, blob)| Change {
+                new: blob.and_then(|blob| {
+                    walked
+                        .parsed
+                        .get(&blob)
+                        .or_else(|| known.get(&blob))
+                        .map(|parsed| (blob, parsed.clone()))
+                }),
+                path,
+            })
+            .collect();
+        tracker.apply(Some(&info), changes);
+    }
+    Ok(())
+}
+
+/// Seconds since the epoch, in a time zone `offset_minutes` east of UTC, as RFC 3339.
+pub fn rfc3339(seconds: i64, offset_minutes: i32) -> String {
+    let local = seconds + i64::from(offset_minutes) * 60;
+    let days = local.div_euclid(86_400);
+    let second_of_day = local.rem_euclid(86_400);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let zone = if offset_minutes == 0 {
+        "Z".to_owned()
+    } else {
+        let sign = if offset_minutes < 0 { '-' } else { '+' };
+        let minutes = offset_minutes.unsigned_abs();
+        format!("{sign}{:02}:{:02}", minutes / 60, minutes % 60)
+    };
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{zone}",
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_utc_and_offsets() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000, 0), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(1_700_000_000, 120), "2023-11-15T00:13:20+02:00");
+        assert_eq!(rfc3339(1_700_000_000, -330), "2023-11-14T16:43:20-05:30");
+    }
+}
