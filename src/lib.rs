@@ -25,6 +25,7 @@ pub mod config;
 pub mod diagnostic;
 pub mod eval;
 pub mod history;
+pub mod parallel;
 pub mod providers;
 pub mod render;
 pub mod repo;

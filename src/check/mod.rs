@@ -61,7 +61,7 @@ pub fn check(snapshot: &Snapshot) -> CheckReport {
     let partial_variables = analyse_partials(snapshot, &renderer);
     let mut diagnostics = snapshot.problems.clone();
     diagnostics.extend(partial_variables.diagnostics.iter().cloned());
-    let per_prompt = parallel_map(&snapshot.prompts, |loaded| {
+    let per_prompt = crate::parallel::map(&snapshot.prompts, |loaded| {
         prompt::check_prompt(loaded, &renderer, snapshot, &partial_variables)
     });
     diagnostics.extend(per_prompt.into_iter().flatten());
@@ -83,31 +83,6 @@ pub fn check(snapshot: &Snapshot) -> CheckReport {
         partials: snapshot.partials.len(),
         diagnostics,
     }
-}
-
-/// `f` over `items` on every core, results in the order of `items`: each prompt's rules
-/// are independent, and compiling and test-rendering templates dominates `check` after
-/// parsing.
-fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || items.len() < 64 {
-        return items.iter().map(&f).collect();
-    }
-    let chunk_size = items.len().div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk_size)
-            .map(|chunk| scope.spawn(move || chunk.iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| match handle.join() {
-                Ok(results) => results,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
-    })
 }
 
 fn duplicate_identities(snapshot: &Snapshot) -> Vec<Diagnostic> {

@@ -21,8 +21,8 @@ use git2::{ErrorCode, Oid, Repository};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::diagnostic::{Diagnostic, closest, display_path};
-use crate::repo::{Definition, FileKind, LookupError, Partials, PromptId, id_matches};
+use crate::diagnostic::{Diagnostic, display_path};
+use crate::repo::{Definition, FileKind, LookupError, Partials, PromptId};
 use tracker::{Change, ParsedBlob, Tracker};
 
 /// Errors reading the history.
@@ -299,29 +299,7 @@ impl History {
 
     /// Finds a prompt, archived ones included, by `name` or `service/name`.
     pub fn find(&self, query: &str) -> Result<&PromptHistory, LookupError> {
-        let matches: Vec<&PromptHistory> = self
-            .prompts
-            .values()
-            .filter(|prompt| id_matches(&prompt.id, query))
-            .collect();
-        match matches.as_slice() {
-            [one] => Ok(one),
-            [] => Err(LookupError::NotFound {
-                query: query.to_owned(),
-                suggestion: {
-                    let names: Vec<String> = self
-                        .prompts
-                        .keys()
-                        .flat_map(|id| [id.name.clone(), id.to_string()])
-                        .collect();
-                    closest(query, names.iter().map(String::as_str)).map(str::to_owned)
-                },
-            }),
-            many => Err(LookupError::Ambiguous {
-                query: query.to_owned(),
-                candidates: many.iter().map(|p| p.id.to_string()).collect(),
-            }),
-        }
+        crate::repo::find_by_query(self.prompts.iter(), query)
     }
 
     /// Whether the history was read at the commit the working tree is on, so that

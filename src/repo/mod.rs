@@ -194,33 +194,40 @@ impl Snapshot {
 
     /// Finds a prompt by `name` or `service/name`.
     pub fn find(&self, query: &str) -> Result<&LoadedPrompt, LookupError> {
-        let matches: Vec<&LoadedPrompt> = self
-            .prompts
-            .iter()
-            .filter(|prompt| prompt.id.as_ref().is_some_and(|id| id_matches(id, query)))
-            .collect();
-        match matches.as_slice() {
-            [one] => Ok(one),
-            [] => Err(LookupError::NotFound {
+        find_by_query(
+            self.prompts
+                .iter()
+                .filter_map(|prompt| Some((prompt.id.as_ref()?, prompt))),
+            query,
+        )
+    }
+}
+
+/// The one item whose identity `query` (`name` or `service/name`) names: not found (with a
+/// close name as suggestion) or ambiguous (a name used by several services) otherwise.
+pub fn find_by_query<'a, T>(
+    items: impl Iterator<Item = (&'a PromptId, &'a T)> + Clone,
+    query: &str,
+) -> Result<&'a T, LookupError> {
+    let matches: Vec<(&PromptId, &T)> = items
+        .clone()
+        .filter(|(id, _)| id_matches(id, query))
+        .collect();
+    match matches.as_slice() {
+        [(_, one)] => Ok(one),
+        [] => {
+            let names: Vec<String> = items
+                .flat_map(|(id, _)| [id.name.clone(), id.to_string()])
+                .collect();
+            Err(LookupError::NotFound {
                 query: query.to_owned(),
-                suggestion: {
-                    let names: Vec<String> = self
-                        .prompts
-                        .iter()
-                        .filter_map(|p| p.id.as_ref())
-                        .flat_map(|id| [id.name.clone(), id.to_string()])
-                        .collect();
-                    closest(query, names.iter().map(String::as_str)).map(str::to_owned)
-                },
-            }),
-            many => Err(LookupError::Ambiguous {
-                query: query.to_owned(),
-                candidates: many
-                    .iter()
-                    .filter_map(|p| p.id.as_ref().map(ToString::to_string))
-                    .collect(),
-            }),
+                suggestion: closest(query, names.iter().map(String::as_str)).map(str::to_owned),
+            })
         }
+        many => Err(LookupError::Ambiguous {
+            query: query.to_owned(),
+            candidates: many.iter().map(|(id, _)| id.to_string()).collect(),
+        }),
     }
 }
 
@@ -257,38 +264,8 @@ fn parse_all(
     prompts_dir: &Path,
     files: Vec<(PathBuf, Vec<u8>)>,
 ) -> Vec<Result<LoadedPrompt, Diagnostic>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || files.len() < 64 {
-        return files
-            .into_iter()
-            .map(|(relative, bytes)| parse_one(prompts_dir, relative, &bytes))
-            .collect();
-    }
-    let chunk_size = files.len().div_ceil(threads);
-    let mut chunks: Vec<Vec<(PathBuf, Vec<u8>)>> = Vec::new();
-    let mut files = files.into_iter().peekable();
-    while files.peek().is_some() {
-        chunks.push(files.by_ref().take(chunk_size).collect());
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .into_iter()
-                        .map(|(relative, bytes)| parse_one(prompts_dir, relative, &bytes))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| match handle.join() {
-                Ok(results) => results,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
+    crate::parallel::map(&files, |(relative, bytes)| {
+        parse_one(prompts_dir, relative.clone(), bytes)
     })
 }
 
