@@ -23,6 +23,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod diagnostic;
+pub mod environments;
 pub mod eval;
 pub mod history;
 pub mod parallel;
