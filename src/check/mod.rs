@@ -4,6 +4,7 @@
 //! at the first problem. Files that did not parse arrive as the snapshot's `problems`.
 //! The rules for one prompt live in `prompt.rs`, the rules across files here.
 
+pub mod environments;
 mod prompt;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -19,7 +19,8 @@ pub struct CheckArgs {
 pub fn run(context: &Context, args: &CheckArgs) -> Result<u8, CliError> {
     let config = context.config()?;
     let snapshot = context.snapshot(&config)?;
-    let report = check(&snapshot);
+    let mut report = check(&snapshot);
+    check_environments_file(context, &config, &snapshot, &mut report);
     let errors = report.count(Severity::Error);
     let warnings = report.count(Severity::Warning);
     let code = if report.has_unreadable_files() {
@@ -64,6 +65,32 @@ pub fn run(context: &Context, args: &CheckArgs) -> Result<u8, CliError> {
         }
     }
     Ok(code)
+}
+
+/// Adds the environments file's findings to `report`, when the file exists. The version
+/// rules need Git history; without it (outside a repository) they are skipped.
+fn check_environments_file(
+    context: &Context,
+    config: &crate::config::Config,
+    snapshot: &crate::repo::Snapshot,
+    report: &mut crate::check::CheckReport,
+) {
+    let found = match crate::environments::Environments::load(config) {
+        Ok(None) => return,
+        Ok(Some(environments)) => {
+            let history = context.load_history(config).ok();
+            crate::check::environments::check_environments(
+                &environments,
+                snapshot,
+                history.as_ref(),
+            )
+        }
+        Err(diagnostic) => vec![diagnostic],
+    };
+    report.diagnostics.extend(found);
+    report
+        .diagnostics
+        .sort_by(|a, b| (&a.path, a.position, &a.message).cmp(&(&b.path, b.position, &b.message)));
 }
 
 /// "s" unless there is exactly one.

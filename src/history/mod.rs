@@ -10,6 +10,7 @@
 //! HTTP. It never prints: problems found in old commits come back as [`Problem`]s.
 
 mod cache;
+pub mod commit;
 mod tracker;
 mod walk;
 

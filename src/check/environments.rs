@@ -1,0 +1,123 @@
+//! Rules for `environments.yaml`: every pinned prompt exists and is not archived, and
+//! every pinned version exists.
+//!
+//! Kept apart from `check(&snapshot)`, which stays Git-free: the version rules need the
+//! history, and without one (outside a Git repository) they are skipped.
+
+use crate::diagnostic::{Diagnostic, closest};
+use crate::environments::{Environments, VersionRef};
+use crate::history::History;
+use crate::repo::{PromptId, Snapshot};
+
+/// Every finding about the environments file.
+pub fn check_environments(
+    environments: &Environments,
+    snapshot: &Snapshot,
+    history: Option<&History>,
+) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    let at =
+        |code: &'static str, place: crate::environments::Place, length: usize, message: String| {
+            Diagnostic::error(code, &environments.path, place.position(), message)
+                .with_source(&environments.source)
+                .with_length(length)
+        };
+    for entry in &environments.prompts {
+        let key_length = entry.key.chars().count();
+        let in_tree: Vec<&PromptId> = snapshot
+            .prompts
+            .iter()
+            .filter_map(|p| p.id.as_ref())
+            .filter(|id| entry.names(id))
+            .collect();
+        let in_history: Vec<&PromptId> = history
+            .map(|h| h.prompts.keys().filter(|id| entry.names(id)).collect())
+            .unwrap_or_default();
+        let mut distinct: Vec<&PromptId> = in_tree.iter().chain(&in_history).copied().collect();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() > 1 && in_tree.len() != 1 {
+            let names: Vec<String> = distinct.iter().map(ToString::to_string).collect();
+            found.push(
+                at(
+                    "ambiguous-prompt",
+                    entry.at,
+                    key_length,
+                    format!(
+                        "`{}` names prompts in several services: {}",
+                        entry.key,
+                        names.join(", ")
+                    ),
+                )
+                .with_help("write the key as service/name"),
+            );
+            continue;
+        }
+        let id = match (in_tree.first(), in_history.first()) {
+            (Some(id), _) => (*id).clone(),
+            (None, Some(id)) => {
+                found.push(
+                    at(
+                        "archived-prompt-pinned",
+                        entry.at,
+                        key_length,
+                        format!(
+                            "`{id}` is archived (no file defines it any more) but environments still pin it"
+                        ),
+                    )
+                    .with_help("remove it from the environments file, or restore the prompt's file"),
+                );
+                continue;
+            }
+            (None, None) => {
+                let candidates: Vec<String> = snapshot
+                    .prompts
+                    .iter()
+                    .filter_map(|p| p.id.as_ref())
+                    .flat_map(|id| [id.name.clone(), id.to_string()])
+                    .collect();
+                let mut diagnostic = at(
+                    "unknown-prompt",
+                    entry.at,
+                    key_length,
+                    format!("no prompt named `{}`", entry.key),
+                );
+                diagnostic = match closest(&entry.key, candidates.iter().map(String::as_str)) {
+                    Some(suggestion) => {
+                        diagnostic.with_help(format!("did you mean `{suggestion}`?"))
+                    }
+                    None => diagnostic.with_help("`promptctl list` shows every prompt"),
+                };
+                found.push(diagnostic);
+                continue;
+            }
+        };
+        let Some(history) = history else { continue };
+        let latest = history.prompts.get(&id).map_or(0, |p| p.versions.len());
+        for env in &entry.environments {
+            let (VersionRef::Number(n), Some(place)) = (env.pin.version, env.version_at) else {
+                continue;
+            };
+            if (n as usize) <= latest {
+                continue;
+            }
+            let message = if latest == 0 {
+                format!(
+                    "`{id}` has no committed version yet, so {} cannot run version {n}",
+                    env.name
+                )
+            } else {
+                format!(
+                    "`{id}` has no version {n} (pinned in {}); its versions are 1 to {latest}",
+                    env.name
+                )
+            };
+            found.push(
+                at("unknown-version", place, n.to_string().len(), message).with_help(format!(
+                    "`promptctl log {id}` lists its versions; `latest` follows the newest"
+                )),
+            );
+        }
+    }
+    found
+}

@@ -1,0 +1,133 @@
+//! Writing one file as a commit on the current branch, for the commands that change the
+//! repository on the user's behalf (`pin --commit`, `promote --commit`, `rollback`).
+//!
+//! Only the named file is committed: the new tree is `HEAD`'s tree with that one file
+//! replaced, whatever else the user has staged or changed. The identity is the user's, as
+//! Git would find it: `GIT_AUTHOR_*` / `GIT_COMMITTER_*` from the environment, else
+//! `user.name` and `user.email` from Git's configuration.
+
+use std::path::{Path, PathBuf};
+
+use git2::{IndexEntry, IndexTime, Repository, Signature, Status};
+
+/// Errors committing a file.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The project is not inside a Git repository with a working tree.
+    #[error("{} is not inside a Git repository with a working tree", crate::diagnostic::display_path(.0))]
+    NotARepository(PathBuf),
+    /// Git has no identity for the commit.
+    #[error("Git does not know who you are: set `user.name` and `user.email`")]
+    NoIdentity,
+    /// The file is outside the repository.
+    #[error("{} is outside the Git repository", crate::diagnostic::display_path(.0))]
+    Outside(PathBuf),
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", crate::diagnostic::display_path(.path))]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Git failed.
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+}
+
+/// The repository holding `path` and `path` relative to its working tree.
+fn open(path: &Path) -> Result<(Repository, PathBuf), CommitError> {
+    let start = path.parent().unwrap_or(path);
+    let repo =
+        Repository::discover(start).map_err(|_| CommitError::NotARepository(path.to_path_buf()))?;
+    let workdir = repo
+        .workdir()
+        .ok_or_else(|| CommitError::NotARepository(path.to_path_buf()))?;
+    let workdir = workdir
+        .canonicalize()
+        .unwrap_or_else(|_| workdir.to_path_buf());
+    let parent = start.canonicalize().unwrap_or_else(|_| start.to_path_buf());
+    let full = match path.file_name() {
+        Some(name) => parent.join(name),
+        None => parent,
+    };
+    let relative = full
+        .strip_prefix(&workdir)
+        .map_err(|_| CommitError::Outside(path.to_path_buf()))?
+        .to_path_buf();
+    Ok((repo, relative))
+}
+
+/// Whether `path` differs from `HEAD` (in the index or the working tree).
+pub fn has_changes(path: &Path) -> Result<bool, CommitError> {
+    let (repo, relative) = open(path)?;
+    match repo.status_file(&relative) {
+        Ok(status) => Ok(!(status.is_empty()
+            || status == Status::CURRENT
+            || status.contains(Status::IGNORED))),
+        Err(err) if err.code() == git2::ErrorCode::NotFound => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn signature(repo: &Repository, who: &str) -> Result<Signature<'static>, CommitError> {
+    let config = repo.config()?;
+    let value = |variable: &str, key: &str| {
+        std::env::var(variable)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| config.get_string(key).ok())
+    };
+    let name = value(&format!("GIT_{who}_NAME"), "user.name");
+    let email = value(&format!("GIT_{who}_EMAIL"), "user.email");
+    match (name, email) {
+        (Some(name), Some(email)) => Ok(Signature::now(&name, &email)?),
+        _ => Err(CommitError::NoIdentity),
+    }
+}
+
+/// Commits the working tree's `path` as it is on disk, alone, on top of `HEAD`, and stages
+/// it in the index so that `git status` is clean for it. Returns the new commit's id.
+pub fn commit_file(path: &Path, message: &str) -> Result<String, CommitError> {
+    let (repo, relative) = open(path)?;
+    let author = signature(&repo, "AUTHOR")?;
+    let committer = signature(&repo, "COMMITTER")?;
+    let content = std::fs::read(path).map_err(|source| CommitError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let head = match repo.head() {
+        Ok(head) => Some(head.peel_to_commit()?),
+        Err(_) => None,
+    };
+    let mut index = git2::Index::new()?;
+    if let Some(head) = &head {
+        index.read_tree(&head.tree()?)?;
+    }
+    let path_text = relative.to_string_lossy().replace('\\', "/");
+    let mode = index
+        .get_path(Path::new(&path_text), 0)
+        .map_or(0o100_644, |entry| entry.mode);
+    let entry = IndexEntry {
+        ctime: IndexTime::new(0, 0),
+        mtime: IndexTime::new(0, 0),
+        dev: 0,
+        ino: 0,
+        mode,
+        uid: 0,
+        gid: 0,
+        file_size: u32::try_from(content.len()).unwrap_or(u32::MAX),
+        id: git2::Oid::zero(),
+        flags: 0,
+        flags_extended: 0,
+        path: path_text.clone().into_bytes(),
+    };
+    index.add_frombuffer(&entry, &content)?;
+    let tree = repo.find_tree(index.write_tree_to(&repo)?)?;
+    let parents: Vec<&git2::Commit<'_>> = head.iter().collect();
+    let id = repo.commit(Some("HEAD"), &author, &committer, message, &tree, &parents)?;
+    let mut real = repo.index()?;
+    real.add_path(Path::new(&path_text))?;
+    real.write()?;
+    Ok(id.to_string())
+}
