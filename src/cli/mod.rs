@@ -7,8 +7,12 @@ mod init;
 mod list;
 mod log;
 pub mod output;
+mod pin;
+mod promote;
 mod render;
+mod rollback;
 mod show;
+mod status;
 mod test;
 
 use std::path::PathBuf;
@@ -82,6 +86,14 @@ enum Command {
     Show(show::ShowArgs),
     /// Show what changed between two versions of a prompt (default: to the working tree).
     Diff(diff::DiffArgs),
+    /// Set the version (and model) an environment runs, in environments.yaml.
+    Pin(pin::PinArgs),
+    /// Give one environment the version and model another runs.
+    Promote(promote::PromoteArgs),
+    /// Commit an old version's definition as the next version, after its tests pass.
+    Rollback(rollback::RollbackArgs),
+    /// Every prompt by environment: version, model, and what is behind.
+    Status(status::StatusArgs),
 }
 
 /// What kind of failure an error is; decides the exit code.
@@ -318,6 +330,10 @@ pub fn run(cli: Cli) -> u8 {
         Command::Log(args) => log::run(&context, &args),
         Command::Show(args) => show::run(&context, &args),
         Command::Diff(args) => diff::run(&context, &args),
+        Command::Pin(args) => pin::run(&context, &args),
+        Command::Promote(args) => promote::run(&context, &args),
+        Command::Rollback(args) => rollback::run(&context, &args),
+        Command::Status(args) => status::run(&context, &args),
     };
     match result {
         Ok(code) => code,
