@@ -3,6 +3,7 @@
 
 mod check;
 mod diff;
+mod env;
 mod init;
 mod list;
 mod log;

@@ -27,11 +27,19 @@ pub struct RenderArgs {
     /// working tree.
     #[arg(long = "version", value_name = "N")]
     version: Option<u32>,
+    /// Render what environment ENV runs: its pinned version and model (environments.yaml).
+    #[arg(long, value_name = "ENV", conflicts_with = "version")]
+    env: Option<String>,
 }
 
 /// Runs `promptctl render`.
 pub fn run(context: &Context, args: &RenderArgs) -> Result<u8, CliError> {
     let config = context.config()?;
+    if let Some(env) = &args.env {
+        return super::env::render(context, &config, &args.prompt, env, |declared| {
+            collect_vars(context, args, declared)
+        });
+    }
     if let Some(number) = args.version {
         return render_version(context, &config, args, number);
     }
@@ -94,7 +102,7 @@ fn render_version(
     Ok(exit::SUCCESS)
 }
 
-fn print_messages(context: &Context, messages: &[crate::render::RenderedMessage]) {
+pub fn print_messages(context: &Context, messages: &[crate::render::RenderedMessage]) {
     let output = &context.output;
     match output.format {
         Format::Json => output.json(&messages),

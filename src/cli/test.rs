@@ -36,6 +36,9 @@ pub struct TestArgs {
     /// Write a JUnit XML report to FILE.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// Run each prompt's tests against the version and model environment ENV runs.
+    #[arg(long, value_name = "ENV")]
+    env: Option<String>,
 }
 
 /// Runs `promptctl test`.
@@ -44,9 +47,13 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
     let snapshot = context.snapshot(&config)?;
     let selected = select_prompts(&snapshot, &args.prompts)?;
     let renderer = Arc::new(Renderer::new(snapshot.partials.clone()));
-    let own_jobs = jobs_for(&config, &selected, &renderer, None)?;
+    let jobs = |model: Option<&str>| match &args.env {
+        Some(env) => super::env::test_jobs(context, &config, &snapshot, &selected, env, model),
+        None => jobs_for(&config, &selected, &renderer, model),
+    };
+    let own_jobs = jobs(None)?;
     let candidate_jobs = match &args.model {
-        Some(model) => Some(jobs_for(&config, &selected, &renderer, Some(model))?),
+        Some(model) => Some(jobs(Some(model))?),
         None => None,
     };
     let output = &context.output;

@@ -1,0 +1,152 @@
+//! `--env E` for `render` and `test`: what an environment runs, resolved through
+//! `environments::resolve_definition` (the same function the router uses).
+
+use std::sync::Arc;
+
+use super::output::Format;
+use super::{CliError, Context, exit};
+use crate::config::Config;
+use crate::diagnostic::closest;
+use crate::environments::{Environments, ResolveError, Resolved, resolve_definition};
+use crate::eval::TestJob;
+use crate::history::History;
+use crate::render::Renderer;
+use crate::repo::{LoadedPrompt, PromptId, Snapshot};
+
+/// A resolution error as the user sees it.
+pub fn resolve_error(err: ResolveError) -> CliError {
+    match err {
+        ResolveError::History(err) => err.into(),
+        ResolveError::NoSuchVersion { ref prompt, .. } => {
+            CliError::input(err.to_string()).hint(format!(
+                "`promptctl log {prompt}` lists its versions; `promptctl check` checks the file"
+            ))
+        }
+        ResolveError::NoVersion { .. } => {
+            CliError::input(err.to_string()).hint("commit the prompt's file first")
+        }
+    }
+}
+
+/// What `env` runs for the prompt `id`, noting on stderr when the file does not pin it
+/// there (and a likely typo of the environment's name).
+pub fn resolve(
+    context: &Context,
+    history: &History,
+    environments: &Environments,
+    snapshot: &Snapshot,
+    id: &PromptId,
+    env: &str,
+) -> Result<Resolved, CliError> {
+    let working = snapshot
+        .prompts
+        .iter()
+        .find(|p| p.id.as_ref() == Some(id))
+        .and_then(|p| p.definition.as_ref())
+        .map(|d| (d, &snapshot.partials));
+    let resolved =
+        resolve_definition(history, Some(environments), id, env, working).map_err(resolve_error)?;
+    if !resolved.pinned {
+        let names = environments.environment_names();
+        let typo = (!names.iter().any(|n| n == env))
+            .then(|| closest(env, names.iter().map(String::as_str)))
+            .flatten()
+            .map(|n| format!(" (did you mean `{n}`?)"))
+            .unwrap_or_default();
+        context.output.note(&format!(
+            "note: {} does not pin {id} in `{env}`{typo}: using its latest version and its own model",
+            crate::diagnostic::display_path(&environments.path)
+        ));
+    }
+    Ok(resolved)
+}
+
+/// `promptctl render PROMPT --env E`.
+pub fn render(
+    context: &Context,
+    config: &Config,
+    prompt: &str,
+    env: &str,
+    vars: impl FnOnce(
+        &std::collections::BTreeMap<String, crate::repo::VariableSpec>,
+    ) -> Result<std::collections::BTreeMap<String, serde_json::Value>, CliError>,
+) -> Result<u8, CliError> {
+    let history = context.history(config)?;
+    let environments = super::pin::load_environments(config)?;
+    let snapshot = context.snapshot(config)?;
+    let id = match history.find(prompt) {
+        Ok(found) => found.id.clone(),
+        Err(err) => match snapshot.find(prompt).ok().and_then(|p| p.id.clone()) {
+            Some(id) => id,
+            None => return Err(err.into()),
+        },
+    };
+    let resolved = resolve(context, &history, &environments, &snapshot, &id, env)?;
+    let values = vars(&resolved.definition.variables)?;
+    let messages = Renderer::new(resolved.partials.clone())
+        .render(&resolved.definition, &values)
+        .map_err(|err| {
+            let error = CliError::input(format!("{id} in {env}: {err}"));
+            match err {
+                crate::render::RenderError::MissingVariable { name } => {
+                    error.hint(format!("pass it with `--var {name}=...`"))
+                }
+                _ => error,
+            }
+        })?;
+    let version = resolved
+        .version
+        .map_or_else(|| "uncommitted".to_owned(), |n| format!("v{n}"));
+    let output = &context.output;
+    match output.format {
+        Format::Json => output.json(&serde_json::json!({
+            "prompt": id.to_string(),
+            "environment": env,
+            "version": resolved.version,
+            "commit": resolved.commit,
+            "model": resolved.model,
+            "parameters": resolved.definition.parameters,
+            "messages": messages,
+        })),
+        Format::Human => {
+            output.data(&output.paint(
+                super::output::Style::Dim,
+                &format!("# {id} {version} in {env}, model {}", resolved.model),
+            ));
+            super::render::print_messages(context, &messages);
+        }
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// `promptctl test --env E`: the working tree's tests of each prompt, run against the
+/// version and model `env` runs (or `model` instead, for a candidate).
+pub fn test_jobs(
+    context: &Context,
+    config: &Config,
+    snapshot: &Snapshot,
+    prompts: &[&LoadedPrompt],
+    env: &str,
+    model: Option<&str>,
+) -> Result<Vec<TestJob>, CliError> {
+    let history = context.history(config)?;
+    let environments = super::pin::load_environments(config)?;
+    let mut jobs = Vec::new();
+    for prompt in prompts {
+        let Some(id) = &prompt.id else {
+            jobs.extend(super::test::jobs_for(
+                config,
+                &[prompt],
+                &Arc::new(Renderer::new(snapshot.partials.clone())),
+                model,
+            )?);
+            continue;
+        };
+        let resolved = resolve(context, &history, &environments, snapshot, id, env)?;
+        let mut pinned = (*prompt).clone();
+        pinned.definition = Some(resolved.definition);
+        let renderer = Arc::new(Renderer::new(resolved.partials));
+        jobs.extend(super::test::jobs_for(config, &[&pinned], &renderer, model)?);
+    }
+    Ok(jobs)
+}
