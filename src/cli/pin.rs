@@ -233,10 +233,14 @@ pub fn apply(
                 pin_label(&before),
                 pin_label(&after)
             );
-            commit_id = Some(
-                crate::history::commit::commit_file(&path, &format!("{subject}\n\n{body}\n"))
-                    .map_err(commit_error)?,
-            );
+            match crate::history::commit::commit_file(&path, &format!("{subject}\n\n{body}\n")) {
+                Ok(id) => commit_id = Some(id),
+                Err(err) => {
+                    // The edit lands as a commit or not at all.
+                    let _ = write_atomically(&path, &environments.source);
+                    return Err(commit_error(err));
+                }
+            }
         }
     }
     let output = &context.output;

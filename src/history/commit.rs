@@ -117,12 +117,12 @@ pub fn commit_file(path: &Path, message: &str) -> Result<String, CommitError> {
         uid: 0,
         gid: 0,
         file_size: u32::try_from(content.len()).unwrap_or(u32::MAX),
-        id: git2::Oid::zero(),
+        id: repo.blob(&content)?,
         flags: 0,
         flags_extended: 0,
         path: path_text.clone().into_bytes(),
     };
-    index.add_frombuffer(&entry, &content)?;
+    index.add(&entry)?;
     let tree = repo.find_tree(index.write_tree_to(&repo)?)?;
     let parents: Vec<&git2::Commit<'_>> = head.iter().collect();
     let id = repo.commit(Some("HEAD"), &author, &committer, message, &tree, &parents)?;
