@@ -391,6 +391,15 @@ fn check_reports_environment_problems_at_their_lines() {
     );
     let (_, _, stderr) = run(&repo, &["check"]);
     assert!(stderr.contains("did you mean `reply`?"), "{stderr}");
+    let status = repo.json(&["status"]);
+    let old = status["prompts"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["prompt"] == "billing/old")
+        .expect("an archived prompt still pinned is listed");
+    assert_eq!(old["archived"], true);
+    assert_eq!(old["flags"], serde_json::json!(["archived but pinned"]));
     assert!(
         stderr.contains("has no version 99 (pinned in production); its versions are 1 to 3"),
         "{stderr}"

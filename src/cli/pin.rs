@@ -224,6 +224,7 @@ pub fn apply(
             ))
             .hint("commit or discard them first, or leave out --commit"));
         }
+        let existed = path.exists();
         write_atomically(&path, &text)?;
         if commit {
             let subject = message(&before, &after);
@@ -237,7 +238,11 @@ pub fn apply(
                 Ok(id) => commit_id = Some(id),
                 Err(err) => {
                     // The edit lands as a commit or not at all.
-                    let _ = write_atomically(&path, &environments.source);
+                    if existed {
+                        let _ = write_atomically(&path, &environments.source);
+                    } else {
+                        let _ = std::fs::remove_file(&path);
+                    }
                     return Err(commit_error(err));
                 }
             }

@@ -33,6 +33,18 @@ pub fn run(context: &Context, args: &PromoteArgs) -> Result<u8, CliError> {
     let prompt = history.find(&args.prompt)?;
     let environments = super::pin::load_environments(&config)?;
     let source = environments.resolve(&prompt.id, &args.from);
+    if environments
+        .entry(&prompt.id)
+        .and_then(|entry| entry.environment(&args.from))
+        .is_none()
+    {
+        context.output.note(&format!(
+            "note: {} does not pin {} in `{}`: promoting its latest version on its own model",
+            crate::diagnostic::display_path(&environments.path),
+            prompt.id,
+            args.from
+        ));
+    }
     // `latest` in the source becomes the number it means now: promoting must not make the
     // target follow every later change.
     let version = match source.version {
