@@ -26,8 +26,7 @@ use crate::repo::{Definition, Partials, PromptId};
 pub const PIN_KEYS: &[&str] = &["version", "model"];
 
 /// Which version an environment runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VersionRef {
     /// Whatever the latest version is.
     Latest,
@@ -40,6 +39,16 @@ impl fmt::Display for VersionRef {
         match self {
             VersionRef::Latest => f.write_str("latest"),
             VersionRef::Number(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl serde::Serialize for VersionRef {
+    /// As the file writes it: a number, or `"latest"`.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            VersionRef::Latest => serializer.serialize_str("latest"),
+            VersionRef::Number(n) => serializer.serialize_u32(*n),
         }
     }
 }
@@ -725,13 +734,15 @@ fn insert_after_line(text: &str, line: usize, new_line: &str) -> String {
             break;
         }
     }
+    // A file written with CRLF line ends gets CRLF lines.
+    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let mut out = String::with_capacity(text.len() + new_line.len() + 2);
     out.push_str(&text[..offset]);
     if !out.is_empty() && !out.ends_with('\n') {
-        out.push('\n');
+        out.push_str(eol);
     }
     out.push_str(new_line);
-    out.push('\n');
+    out.push_str(eol);
     out.push_str(&text[offset..]);
     out
 }
@@ -1099,6 +1110,42 @@ mod tests {
         );
         assert_eq!(out, format!("{text}      model: o3\n"));
         parse(&out);
+    }
+
+    #[test]
+    fn crlf_files_keep_their_line_ends() {
+        let text = "prompts:\r\n  reply:\r\n    production: {version: 1}  # ok\r\n";
+        let reply = id("support", "reply");
+        let out = edit(
+            text,
+            reply.clone(),
+            "production",
+            VersionRef::Number(2),
+            ModelChange::Keep,
+        );
+        assert_eq!(out, text.replace("version: 1", "version: 2"));
+        let out = edit(
+            text,
+            reply,
+            "staging",
+            VersionRef::Number(2),
+            ModelChange::Keep,
+        );
+        assert_eq!(out, format!("{text}    staging: {{version: 2}}\r\n"));
+    }
+
+    #[test]
+    fn versions_serialize_as_the_file_writes_them() {
+        assert_eq!(
+            serde_json::to_string(&VersionRef::Latest).ok().as_deref(),
+            Some("\"latest\"")
+        );
+        assert_eq!(
+            serde_json::to_string(&VersionRef::Number(3))
+                .ok()
+                .as_deref(),
+            Some("3")
+        );
     }
 
     #[test]
