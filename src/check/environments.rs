@@ -121,3 +121,44 @@ pub fn check_environments(
     }
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    fn snapshot() -> Snapshot {
+        Snapshot::from_files(
+            Path::new("prompts"),
+            vec![
+                (
+                    PathBuf::from("support/reply.yaml"),
+                    b"model: m\ntemplate: hi\n".to_vec(),
+                ),
+                (
+                    PathBuf::from("billing/reply.yaml"),
+                    b"model: m\ntemplate: hi\n".to_vec(),
+                ),
+            ],
+        )
+    }
+
+    #[test]
+    fn unknown_and_ambiguous_prompts_are_found_without_history() {
+        let environments = Environments::parse(
+            Path::new("environments.yaml"),
+            "prompts:\n  reply:\n    production: {version: 99}\n  support/reply:\n    production: {version: 99}\n  support/replyy:\n    staging: {version: 1}\n",
+        )
+        .expect("parses");
+        let found = check_environments(&environments, &snapshot(), None);
+        let codes: Vec<(&str, usize)> = found.iter().map(|d| (d.code, d.position.line)).collect();
+        // Without history the version rules are skipped.
+        assert_eq!(codes, [("ambiguous-prompt", 2), ("unknown-prompt", 6)]);
+        assert_eq!(
+            found[1].help.as_deref(),
+            Some("did you mean `support/reply`?")
+        );
+        assert_eq!(found[1].line_text.as_deref(), Some("  support/replyy:"));
+    }
+}
