@@ -168,10 +168,10 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
         })),
         Format::Human => {
             let color = output.stdout_colored();
+            let mut text = report::result_table(&own, color);
             if own.is_empty() {
                 output.note("no tests to run");
             }
-            let mut text = report::result_table(&own, color);
             if let Some(candidate) = &candidate {
                 text.push_str(&format!(
                     "\ncandidate model {}:\n",
@@ -183,7 +183,9 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
             let mut all = own.clone();
             all.extend(candidate.iter().flatten().cloned());
             text.push_str(&report::failure_details(&all, color));
-            text.push('\n');
+            if !text.is_empty() {
+                text.push('\n');
+            }
             text.push_str(&report::summary_line(&summary, seconds, color));
             if let Some(coverage) = &coverage {
                 text.push_str(&format!("\ncoverage: {}", coverage.describe()));

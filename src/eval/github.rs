@@ -96,7 +96,7 @@ pub fn diagnostic_annotation(diagnostic: &Diagnostic) -> Annotation {
         file: Some(display_path(&diagnostic.path)),
         line: Some(diagnostic.position.line),
         col: Some(diagnostic.position.column),
-        title: format!("promptctl check: {}", diagnostic.code),
+        title: diagnostic.code.to_owned(),
         message,
     }
 }
