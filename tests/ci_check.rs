@@ -238,8 +238,16 @@ fn check_annotates_findings_at_their_line() {
         "prompts/a/p.yaml",
         "model: echo\ntemplate: \"Hi {{ who }}\"\ntests:\n  - name: t\n    assert: [{type: contains, value: Hi}]\n",
     );
-    let (code, stdout, _, _) = run_on_github(&repo, &["check"]);
+    let (code, stdout, _, summary) = run_on_github(&repo, &["check"]);
     assert_eq!(code, 1, "{stdout}");
+    assert!(summary.contains("## ❌ promptctl check"), "{summary}");
+    assert!(
+        summary.contains("| ❌ | `prompts/a/p.yaml:2:18` | undeclared-variable | variable `who` is used but not declared |"),
+        "{summary}"
+    );
+    // GITHUB_ACTIONS=false (or unset) prints no annotations.
+    let (_, off, _) = repo.run_env(&["check"], &[("GITHUB_ACTIONS", "false")]);
+    assert!(!off.contains("::error"), "{off}");
     assert!(
         stdout.starts_with(
             "::error file=prompts/a/p.yaml,line=2,col=18,title=undeclared-variable::variable `who` is used but not declared"

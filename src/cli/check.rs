@@ -35,6 +35,12 @@ pub fn run(context: &Context, args: &CheckArgs) -> Result<u8, CliError> {
     if args.github.enabled() {
         let annotations = crate::eval::github::diagnostic_annotations(&report.diagnostics);
         super::ci::print_annotations(context, &annotations);
+        let markdown = crate::eval::github::check_markdown(
+            report.prompts,
+            &report.diagnostics,
+            code == exit::SUCCESS,
+        );
+        super::ci::write_report(context, &args.github, None, &markdown)?;
     }
     match output.format {
         Format::Json => output.json(&serde_json::json!({

@@ -31,7 +31,7 @@ pub struct GithubArgs {
     /// Print GitHub Actions annotations (`::error file=...,line=...`) and append a Markdown
     /// report to $GITHUB_STEP_SUMMARY [default: when GITHUB_ACTIONS=true].
     #[arg(long, env = "GITHUB_ACTIONS", value_name = "BOOL", num_args = 0..=1,
-          default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new(),
+          default_missing_value = "true", value_parser = clap::builder::FalseyValueParser::new(),
           hide_env_values = true)]
     github: Option<bool>,
     /// The step summary file GitHub Actions gives each step.

@@ -163,6 +163,7 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
                 "base": b.base.commit,
                 "changed": b.changes.changed,
                 "deleted": b.changes.deleted,
+                "unreadable": b.changes.unreadable,
             })),
             "shard": args.shard,
         })),
@@ -209,6 +210,7 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
     }
     if want_report {
         let mut annotations = github::test_annotations(judged);
+        annotations.extend(github::diagnostic_annotations(&snapshot.problems));
         annotations.extend(coverage.as_ref().and_then(github::coverage_annotation));
         if args.github.enabled() {
             ci::print_annotations(context, &annotations);
@@ -234,6 +236,7 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
                 .map(|b| format!("`{}` ({})", super::short(&b.base.commit), b.base.how)),
             changed: &changed,
             deleted: base.as_ref().map_or(&[], |b| &b.changes.deleted),
+            unreadable: base.as_ref().map_or(&[], |b| &b.changes.unreadable),
             results: judged,
             summary: &summary,
             coverage: coverage.as_ref(),

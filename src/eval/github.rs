@@ -209,6 +209,8 @@ pub struct ReportInput<'a> {
     pub changed: &'a [ChangedEntry],
     /// Prompts the change deletes.
     pub deleted: &'a [PromptId],
+    /// Prompts whose file no longer parses.
+    pub unreadable: &'a [PromptId],
     /// The results, in run order.
     pub results: &'a [CaseResult],
     /// Their counts.
@@ -273,7 +275,7 @@ pub fn markdown_report(input: &ReportInput<'_>) -> String {
     if let Some(base) = &input.base {
         let _ = writeln!(out, "### Changed prompts\n");
         let _ = writeln!(out, "Compared with {base}.\n");
-        if input.changed.is_empty() && input.deleted.is_empty() {
+        if input.changed.is_empty() && input.deleted.is_empty() && input.unreadable.is_empty() {
             let _ = writeln!(out, "No prompt changed.\n");
         } else {
             let _ = writeln!(
@@ -290,6 +292,13 @@ pub fn markdown_report(input: &ReportInput<'_>) -> String {
                         .version
                         .map_or_else(|| "—".to_owned(), |v| v.to_string()),
                     cell(&reasons.join(", "))
+                );
+            }
+            for id in input.unreadable {
+                let _ = writeln!(
+                    out,
+                    "| `{}` | — | ❌ the file does not parse (`promptctl check` says why) |",
+                    cell(&id.to_string())
                 );
             }
             for id in input.deleted {
@@ -389,6 +398,49 @@ pub fn markdown_report(input: &ReportInput<'_>) -> String {
             let names: Vec<String> = coverage.untested.iter().map(|n| format!("`{n}`")).collect();
             let _ = writeln!(out, "Untested: {}\n", names.join(", "));
         }
+    }
+    out
+}
+
+/// The Markdown report of `promptctl check`: counts, then every finding.
+pub fn check_markdown(prompts: usize, diagnostics: &[Diagnostic], ok: bool) -> String {
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    let mut out = format!(
+        "## {} promptctl check\n\n**{prompts} prompt{}: {errors} error{}, {} warning{}**\n\n",
+        if ok { "✅" } else { "❌" },
+        if prompts == 1 { "" } else { "s" },
+        if errors == 1 { "" } else { "s" },
+        diagnostics.len() - errors,
+        if diagnostics.len() - errors == 1 {
+            ""
+        } else {
+            "s"
+        },
+    );
+    if !diagnostics.is_empty() {
+        out.push_str("| | where | code | message |\n| --- | --- | --- | --- |\n");
+        let mut sorted: Vec<&Diagnostic> = diagnostics.iter().collect();
+        sorted.sort_by(|a, b| {
+            (b.severity, &a.path, a.position).cmp(&(a.severity, &b.path, b.position))
+        });
+        for d in sorted {
+            let _ = writeln!(
+                out,
+                "| {} | `{}` | {} | {} |",
+                if d.severity == Severity::Error {
+                    "❌"
+                } else {
+                    "⚠️"
+                },
+                cell(&d.location()),
+                d.code,
+                cell(&d.message)
+            );
+        }
+        out.push('\n');
     }
     out
 }

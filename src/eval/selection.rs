@@ -61,6 +61,8 @@ pub struct Changes {
     pub changed: Vec<ChangedPrompt>,
     /// Prompts of `base` that `head` no longer has (they are not tested).
     pub deleted: Vec<PromptId>,
+    /// Prompts of `base` whose file in `head` does not parse (`check` says why).
+    pub unreadable: Vec<PromptId>,
 }
 
 impl Changes {
@@ -161,12 +163,20 @@ pub fn changed_prompts(base: &Snapshot, head: &Snapshot) -> Changes {
         }
     }
     changed.sort_by(|a, b| a.id.cmp(&b.id));
-    let deleted = base_by_id
-        .keys()
-        .filter(|id| !seen.contains(*id))
-        .map(|id| (*id).clone())
-        .collect();
-    Changes { changed, deleted }
+    let broken: BTreeSet<&std::path::Path> =
+        head.problems.iter().map(|d| d.path.as_path()).collect();
+    let (unreadable, deleted): (Vec<_>, Vec<_>) = base_by_id
+        .iter()
+        .filter(|(id, _)| !seen.contains(*id))
+        .partition(|(_, prompt)| broken.contains(prompt.path.as_path()));
+    Changes {
+        changed,
+        deleted: deleted.into_iter().map(|(id, _)| (*id).clone()).collect(),
+        unreadable: unreadable
+            .into_iter()
+            .map(|(id, _)| (*id).clone())
+            .collect(),
+    }
 }
 
 /// Shard `index` (1-based) of `count`: `--shard 2/3`.
@@ -474,6 +484,10 @@ mod tests {
             ]
         );
         assert_eq!(changes.deleted, vec![PromptId::new("s", "gone")]);
+        let broken = snapshot(&[("s/a.yaml", B), ("s/gone.yaml", "model: [")]);
+        let changes = changed_prompts(&base, &broken);
+        assert_eq!(changes.unreadable, vec![PromptId::new("s", "gone")]);
+        assert!(changes.deleted.is_empty());
         let head = snapshot(&[("s/a.yaml", &with_tests), ("s/gone.yaml", B)]);
         assert_eq!(
             changed_prompts(&base, &head).changed[0].reasons,
