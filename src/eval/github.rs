@@ -221,6 +221,13 @@ pub struct ReportInput<'a> {
     pub shard: Option<Shard>,
 }
 
+/// Beyond this many results, the table lists only the cases that did not pass.
+const MAX_TABLE_ROWS: usize = 500;
+/// Lines of one rendered-message diff shown.
+const MAX_DIFF_LINES: usize = 200;
+/// GitHub accepts at most 1 MiB of step summary per step; stay under it.
+const MAX_REPORT_BYTES: usize = 1_000_000;
+
 /// Escapes text for a Markdown table cell.
 fn cell(text: &str) -> String {
     text.replace('\\', "\\\\")
@@ -272,6 +279,7 @@ pub fn markdown_report(input: &ReportInput<'_>) -> String {
         input.selection
     );
 
+    let mut rendered = String::new();
     if let Some(base) = &input.base {
         let _ = writeln!(out, "### Changed prompts\n");
         let _ = writeln!(out, "Compared with {base}.\n");
@@ -310,43 +318,50 @@ pub fn markdown_report(input: &ReportInput<'_>) -> String {
             }
             out.push('\n');
         }
-        let with_renders: Vec<&ChangedEntry> = input
-            .changed
-            .iter()
-            .filter(|e| !e.renders.is_empty())
-            .collect();
-        if !with_renders.is_empty() {
-            let _ = writeln!(out, "### Rendered messages\n");
-            for entry in with_renders {
-                let _ = writeln!(
-                    out,
-                    "<details><summary><code>{}</code> ({})</summary>\n",
-                    html_escape(&entry.id.to_string()),
-                    html_escape(&entry.path)
-                );
-                for render in &entry.renders {
-                    let _ = writeln!(out, "**{}**\n", cell(&render.test));
-                    if render.diff.is_empty() {
-                        let _ = writeln!(out, "Rendered messages unchanged.\n");
-                    } else {
-                        let fence = fence(&render.diff);
-                        let _ = writeln!(out, "{fence}diff\n{}{fence}\n", render.diff);
-                    }
-                }
-                let _ = writeln!(out, "</details>\n");
-            }
-        }
+        rendered = rendered_section(input.changed);
     }
 
+    let mut rest = String::new();
+    results_section(&mut rest, input.results);
+    if let Some(coverage) = input.coverage {
+        let _ = writeln!(rest, "### Coverage\n");
+        let _ = writeln!(
+            rest,
+            "{} {}\n",
+            if coverage.passes() { "✅" } else { "❌" },
+            coverage.describe()
+        );
+        if !coverage.untested.is_empty() {
+            let names: Vec<String> = coverage.untested.iter().map(|n| format!("`{n}`")).collect();
+            let _ = writeln!(rest, "Untested: {}\n", names.join(", "));
+        }
+    }
+    if out.len() + rendered.len() + rest.len() > MAX_REPORT_BYTES {
+        rendered = "### Rendered messages\n\nLeft out: with them the report would pass GitHub's \
+            1 MiB limit for a step summary.\n\n"
+            .to_owned();
+    }
+    out.push_str(&rendered);
+    out.push_str(&rest);
+    out
+}
+
+/// The results table (only the cases that did not pass when there are many) and the
+/// failures, each in full.
+fn results_section(out: &mut String, results: &[CaseResult]) {
     let _ = writeln!(out, "### Results\n");
-    if input.results.is_empty() {
+    if results.is_empty() {
         let _ = writeln!(out, "No tests ran.\n");
     } else {
         let _ = writeln!(
             out,
             "| | prompt | test | model | where |\n| --- | --- | --- | --- | --- |"
         );
-        for result in input.results {
+        let many = results.len() > MAX_TABLE_ROWS;
+        let listed = results
+            .iter()
+            .filter(|r| !many || r.status != CaseStatus::Passed);
+        for result in listed {
             let status = match result.status {
                 CaseStatus::Passed => "✅",
                 CaseStatus::Failed => "❌",
@@ -362,9 +377,18 @@ pub fn markdown_report(input: &ReportInput<'_>) -> String {
                 result.line
             );
         }
+        if many {
+            let passed = results
+                .iter()
+                .filter(|r| r.status == CaseStatus::Passed)
+                .count();
+            let _ = writeln!(
+                out,
+                "\n{passed} passing tests are not listed (the JUnit report has every test)."
+            );
+        }
         out.push('\n');
-        let failing: Vec<&CaseResult> = input
-            .results
+        let failing: Vec<&CaseResult> = results
             .iter()
             .filter(|r| r.status != CaseStatus::Passed)
             .collect();
@@ -385,20 +409,47 @@ pub fn markdown_report(input: &ReportInput<'_>) -> String {
             }
         }
     }
+}
 
-    if let Some(coverage) = input.coverage {
-        let _ = writeln!(out, "### Coverage\n");
+/// Each changed prompt's rendered messages before and after, folded.
+fn rendered_section(changed: &[ChangedEntry]) -> String {
+    let mut out = String::new();
+    let with_renders: Vec<&ChangedEntry> =
+        changed.iter().filter(|e| !e.renders.is_empty()).collect();
+    if with_renders.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "### Rendered messages\n");
+    for entry in with_renders {
         let _ = writeln!(
             out,
-            "{} {}\n",
-            if coverage.passes() { "✅" } else { "❌" },
-            coverage.describe()
+            "<details><summary><code>{}</code> ({})</summary>\n",
+            html_escape(&entry.id.to_string()),
+            html_escape(&entry.path)
         );
-        if !coverage.untested.is_empty() {
-            let names: Vec<String> = coverage.untested.iter().map(|n| format!("`{n}`")).collect();
-            let _ = writeln!(out, "Untested: {}\n", names.join(", "));
+        for render in &entry.renders {
+            let _ = writeln!(out, "**{}**\n", cell(&render.test));
+            if render.diff.is_empty() {
+                let _ = writeln!(out, "Rendered messages unchanged.\n");
+            } else {
+                let diff = cap_lines(&render.diff, MAX_DIFF_LINES);
+                let fence = fence(&diff);
+                let _ = writeln!(out, "{fence}diff\n{diff}{fence}\n");
+            }
         }
+        let _ = writeln!(out, "</details>\n");
     }
+    out
+}
+
+/// The first `max` lines of `text`, and how many were left out.
+fn cap_lines(text: &str, max: usize) -> String {
+    let total = text.lines().count();
+    if total <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.lines().take(max).map(|l| format!("{l}\n")).collect();
+    out.push_str(&format!("… {} more lines\n", total - max));
     out
 }
 
@@ -469,6 +520,84 @@ mod tests {
             annotation.command(),
             "::error file=prompts/a%2Cb.yaml,line=7,title=s/p › t%3A failed::100%25 wrong%0Asecond line%0D"
         );
+    }
+
+    fn result(test: &str, status: CaseStatus) -> CaseResult {
+        CaseResult {
+            prompt: PromptId::new("s", "p"),
+            test: test.to_owned(),
+            path: "prompts/s/p.yaml".into(),
+            line: 3,
+            model: "echo".into(),
+            status,
+            error: None,
+            output: Some("out".into()),
+            latency_ms: None,
+            usage: None,
+            cost_usd: None,
+            replayed: false,
+            assertions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn large_runs_list_only_what_did_not_pass_and_diffs_are_capped() {
+        let mut results: Vec<CaseResult> = (0..600)
+            .map(|i| result(&format!("ok {i}"), CaseStatus::Passed))
+            .collect();
+        results.push(result("broken", CaseStatus::Failed));
+        let summary = Summary::of(&results);
+        let changed = [ChangedEntry {
+            id: PromptId::new("s", "p"),
+            path: "prompts/s/p.yaml".into(),
+            version: Some(VersionChange::Next { from: 1, to: 2 }),
+            reasons: vec![ChangeReason::Definition],
+            renders: vec![RenderDiff {
+                test: "t".into(),
+                diff: (0..300).map(|i| format!("+line {i}\n")).collect(),
+            }],
+        }];
+        let report = markdown_report(&ReportInput {
+            selection: "every prompt with tests".into(),
+            base: Some("`abc`".into()),
+            changed: &changed,
+            deleted: &[],
+            unreadable: &[],
+            results: &results,
+            summary: &summary,
+            coverage: None,
+            shard: Some(Shard { index: 1, count: 2 }),
+        });
+        assert!(
+            report.starts_with("## ❌ promptctl test (shard 1/2)"),
+            "{report}"
+        );
+        assert!(
+            report.contains("| `s/p` | v1 → v2 | definition |"),
+            "{report}"
+        );
+        assert!(report.contains("| ❌ | `s/p` | broken |"), "{report}");
+        assert!(!report.contains("| ✅ |"), "{report}");
+        assert!(
+            report.contains("600 passing tests are not listed"),
+            "{report}"
+        );
+        assert!(report.contains("+line 199\n… 100 more lines\n"), "{report}");
+    }
+
+    #[test]
+    fn failures_come_first_then_errors() {
+        let mut error = result("error", CaseStatus::Error);
+        error.line = 1;
+        error.error = Some(crate::eval::CaseError {
+            kind: CaseErrorKind::Provider,
+            message: "down".into(),
+        });
+        let mut failed = result("failed", CaseStatus::Failed);
+        failed.line = 9;
+        let annotations = test_annotations(&[error, result("ok", CaseStatus::Passed), failed]);
+        let lines: Vec<Option<usize>> = annotations.iter().map(|a| a.line).collect();
+        assert_eq!(lines, vec![Some(9), Some(1)]);
     }
 
     #[test]
