@@ -344,3 +344,20 @@ fn coverage_gate_names_untested_prompts() {
         "{stdout}"
     );
 }
+
+#[test]
+fn annotation_paths_are_relative_to_the_repository() {
+    let repo = TestRepo::new();
+    repo.write("team/promptctl.toml", "");
+    repo.write(
+        "team/prompts/a/p.yaml",
+        "model: echo\ntemplate: hi\ntests:\n  - name: t\n    assert: [{type: contains, value: bye}]\n",
+    );
+    repo.commit("a prompt in a subfolder");
+    let (code, stdout, stderr, _) = run_on_github(&repo, &["-C", "team", "test"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stdout.contains("::error file=team/prompts/a/p.yaml,line=4,title=a/p › t failed on echo::"),
+        "{stdout}"
+    );
+}

@@ -34,7 +34,7 @@ pub fn run(context: &Context, args: &CheckArgs) -> Result<u8, CliError> {
     let output = &context.output;
     if args.github.enabled() {
         let annotations = crate::eval::github::diagnostic_annotations(&report.diagnostics);
-        super::ci::print_annotations(context, &annotations);
+        super::ci::print_annotations(context, &config, &annotations);
         let markdown = crate::eval::github::check_markdown(
             report.prompts,
             &report.diagnostics,

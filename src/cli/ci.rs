@@ -53,12 +53,21 @@ impl GithubArgs {
     }
 }
 
-/// Prints workflow annotations: on stdout, or on stderr when stdout carries JSON (the
-/// runner reads commands from both).
-pub fn print_annotations(context: &Context, annotations: &[Annotation]) {
+/// Prints workflow annotations, their files made relative to the Git repository: on
+/// stdout, or on stderr when stdout carries JSON (the runner reads commands from both).
+pub fn print_annotations(context: &Context, config: &Config, annotations: &[Annotation]) {
+    let prefix = history::root_in_repository(config).unwrap_or_default();
     let text: String = annotations
         .iter()
-        .map(|a| format!("{}\n", a.command()))
+        .map(|annotation| {
+            let mut annotation = annotation.clone();
+            if let Some(file) = &annotation.file
+                && !prefix.as_os_str().is_empty()
+            {
+                annotation.file = Some(crate::diagnostic::display_path(&prefix.join(file)));
+            }
+            format!("{}\n", annotation.command())
+        })
         .collect();
     if text.is_empty() {
         return;

@@ -213,7 +213,7 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
         annotations.extend(github::diagnostic_annotations(&snapshot.problems));
         annotations.extend(coverage.as_ref().and_then(github::coverage_annotation));
         if args.github.enabled() {
-            ci::print_annotations(context, &annotations);
+            ci::print_annotations(context, &config, &annotations);
         }
         let changed = base
             .as_ref()

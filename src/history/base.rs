@@ -92,3 +92,15 @@ pub fn snapshot_at(config: &Config, commit: &str) -> Result<Snapshot, HistoryErr
     }
     Ok(Snapshot::from_files(&config.settings.prompts_dir, files))
 }
+
+/// The project root (the folder of `promptctl.toml`) relative to the Git repository's
+/// top folder: empty at the top, `None` outside a repository. GitHub wants annotation
+/// paths relative to the repository.
+pub fn root_in_repository(config: &Config) -> Option<std::path::PathBuf> {
+    let repo = open(config).ok()?;
+    let workdir = repo.workdir()?.canonicalize().ok()?;
+    let root = config.root.canonicalize().ok()?;
+    root.strip_prefix(&workdir)
+        .ok()
+        .map(std::path::Path::to_path_buf)
+}

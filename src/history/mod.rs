@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::diagnostic::{Diagnostic, display_path};
 use crate::repo::{Definition, FileKind, LookupError, Partials, PromptId};
-pub use base::{ChangeBase, merge_base, merge_commit_base, snapshot_at};
+pub use base::{ChangeBase, merge_base, merge_commit_base, root_in_repository, snapshot_at};
 use tracker::{Change, ParsedBlob, Tracker};
 
 /// Errors reading the history.
