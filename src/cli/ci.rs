@@ -128,9 +128,15 @@ pub fn find_base(
 ) -> Result<Option<Base>, CliError> {
     let base = match changed_since {
         Some(reference) => Some(history::merge_base(config, reference).map_err(|err| {
-            CliError::from(err).hint(
-                "in GitHub Actions, fetch the base branch: actions/checkout with `fetch-depth: 0`",
-            )
+            let unknown = matches!(err, history::HistoryError::BadRevision { .. });
+            let error = CliError::from(err);
+            if unknown {
+                error.hint(
+                    "in GitHub Actions, fetch the base branch: actions/checkout with `fetch-depth: 0`",
+                )
+            } else {
+                error
+            }
         })?),
         None if want_report => history::merge_commit_base(config),
         None => None,
