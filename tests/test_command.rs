@@ -40,6 +40,8 @@ impl Project {
             .current_dir(self.path())
             .env_remove("NO_COLOR")
             .env_remove("CLICOLOR_FORCE")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_STEP_SUMMARY")
             .env("TEST_API_KEY", KEY)
             .args(args)
             .output()
@@ -56,6 +58,8 @@ impl Project {
             .expect("binary")
             .current_dir(self.path())
             .env_remove("TEST_API_KEY")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_STEP_SUMMARY")
             .args(args)
             .output()
             .expect("runs");

@@ -13,6 +13,8 @@ pub struct CheckArgs {
     /// Fail on warnings too (unused variables, prompts without tests).
     #[arg(long)]
     strict: bool,
+    #[command(flatten)]
+    github: super::ci::GithubArgs,
 }
 
 /// Runs `promptctl check`.
@@ -31,6 +33,16 @@ pub fn run(context: &Context, args: &CheckArgs) -> Result<u8, CliError> {
         exit::SUCCESS
     };
     let output = &context.output;
+    if args.github.enabled() {
+        let annotations = crate::eval::github::diagnostic_annotations(&report.diagnostics);
+        super::ci::print_annotations(context, &config, &annotations);
+        let markdown = crate::eval::github::check_markdown(
+            report.prompts,
+            &report.diagnostics,
+            code == exit::SUCCESS,
+        );
+        super::ci::write_report(context, &args.github, None, &markdown)?;
+    }
     match output.format {
         Format::Json => output.json(&serde_json::json!({
             "ok": code == exit::SUCCESS,

@@ -2,6 +2,7 @@
 //! function. This is the only door (with `serve`) that prints or decides exit codes.
 
 mod check;
+mod ci;
 mod diff;
 mod env;
 mod init;

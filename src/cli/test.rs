@@ -7,10 +7,11 @@ use std::time::Instant;
 use clap::Args;
 
 use super::output::Format;
-use super::{CliError, Context, exit, find_prompt};
+use super::{CliError, Context, ci, exit, find_prompt};
 use crate::config::Config;
 use crate::eval::report::{self, Summary};
-use crate::eval::{CaseResult, CaseStatus, TestJob, run_tests};
+use crate::eval::selection::{Coverage, Shard};
+use crate::eval::{CaseResult, CaseStatus, TestJob, github, run_tests};
 use crate::providers::{Mode, Providers, Recordings};
 use crate::render::Renderer;
 use crate::repo::{LoadedPrompt, Snapshot};
@@ -39,13 +40,42 @@ pub struct TestArgs {
     /// Run each prompt's tests against the version and model environment ENV runs.
     #[arg(long, value_name = "ENV")]
     env: Option<String>,
+    /// Test only the prompts affected since the merge base with REF: definition or tests
+    /// changed, new, or a partial they include (directly or not) changed.
+    #[arg(long, value_name = "REF", conflicts_with = "prompts")]
+    changed_since: Option<String>,
+    /// Run only shard K of N (e.g. `2/3`): the selected tests split deterministically
+    /// across N jobs, each test in exactly one.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
+    /// Write the Markdown report (changed prompts and their version change, rendered
+    /// message diffs, results, coverage) to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    #[command(flatten)]
+    github: ci::GithubArgs,
 }
 
 /// Runs `promptctl test`.
 pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
     let config = context.config()?;
     let snapshot = context.snapshot(&config)?;
-    let selected = select_prompts(&snapshot, &args.prompts)?;
+    let want_report = args.github.enabled() || args.report.is_some();
+    let base = ci::find_base(
+        &config,
+        &snapshot,
+        args.changed_since.as_deref(),
+        want_report,
+    )?;
+    let mut selected = select_prompts(&snapshot, &args.prompts)?;
+    if let (Some(_), Some(base)) = (&args.changed_since, &base) {
+        selected.retain(|p| p.id.as_ref().is_some_and(|id| base.changes.contains(id)));
+    }
+    // The coverage gate judges the whole tree, so it applies when no prompt is named.
+    let coverage = args
+        .prompts
+        .is_empty()
+        .then(|| Coverage::of(&snapshot, config.settings.test.min_coverage));
     let renderer = Arc::new(Renderer::new(snapshot.partials.clone()));
     let jobs = |model: Option<&str>| match &args.env {
         Some(env) => super::env::test_jobs(context, &config, &snapshot, &selected, env, model),
@@ -56,8 +86,9 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
         Some(model) => Some(jobs(Some(model))?),
         None => None,
     };
+    let (own_jobs, candidate_jobs) = ci::shard_jobs(args.shard, own_jobs, candidate_jobs);
     let output = &context.output;
-    if own_jobs.is_empty() {
+    if own_jobs.is_empty() && coverage.is_none() && !want_report && args.junit.is_none() {
         output.note("no tests to run: add `tests:` to a prompt");
         return Ok(exit::SUCCESS);
     }
@@ -134,10 +165,21 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
                 "results": c,
                 "comparison": report::comparison(&own, c),
             })),
+            "coverage": coverage,
+            "changes": base.as_ref().map(|b| serde_json::json!({
+                "base": b.base.commit,
+                "changed": b.changes.changed,
+                "deleted": b.changes.deleted,
+                "unreadable": b.changes.unreadable,
+            })),
+            "shard": args.shard,
         })),
         Format::Human => {
             let color = output.stdout_colored();
             let mut text = report::result_table(&own, color);
+            if own.is_empty() {
+                output.note("no tests to run");
+            }
             if let Some(candidate) = &candidate {
                 text.push_str(&format!(
                     "\ncandidate model {}:\n",
@@ -149,12 +191,67 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
             let mut all = own.clone();
             all.extend(candidate.iter().flatten().cloned());
             text.push_str(&report::failure_details(&all, color));
-            text.push('\n');
+            if !text.is_empty() {
+                text.push('\n');
+            }
             text.push_str(&report::summary_line(&summary, seconds, color));
+            if let Some(coverage) = &coverage {
+                text.push_str(&format!("\ncoverage: {}", coverage.describe()));
+            }
             output.data(&text);
         }
     }
-    Ok(exit_code(&own, candidate.as_deref()))
+    let mut code = exit_code(&own, candidate.as_deref());
+    if let Some(coverage) = coverage.as_ref().filter(|c| !c.passes()) {
+        output.error(
+            &format!(
+                "test coverage is below the minimum: {}",
+                coverage.describe()
+            ),
+            &[
+                format!("untested: {}", coverage.untested.join(", ")),
+                "add `tests:` to them, or lower `[test] min_coverage` in promptctl.toml".to_owned(),
+            ],
+        );
+        code = code.max(exit::FAILED);
+    }
+    if want_report {
+        let mut annotations = github::test_annotations(judged);
+        annotations.extend(github::diagnostic_annotations(&snapshot.problems));
+        annotations.extend(coverage.as_ref().and_then(github::coverage_annotation));
+        if args.github.enabled() {
+            ci::print_annotations(context, &config, &annotations);
+        }
+        let changed = base
+            .as_ref()
+            .map(|b| ci::changed_entries(context, &config, b, &snapshot))
+            .unwrap_or_default();
+        let selection = match (&args.changed_since, &base) {
+            (Some(reference), Some(b)) => format!(
+                "prompts changed since {reference} (merge base `{}`): {} of {}",
+                super::short(&b.base.commit),
+                b.changes.changed.len(),
+                snapshot.prompts.len()
+            ),
+            _ if args.prompts.is_empty() => "every prompt with tests".to_owned(),
+            _ => format!("prompts {}", args.prompts.join(", ")),
+        };
+        let markdown = github::markdown_report(&github::ReportInput {
+            selection,
+            base: base
+                .as_ref()
+                .map(|b| format!("`{}` ({})", super::short(&b.base.commit), b.base.how)),
+            changed: &changed,
+            deleted: base.as_ref().map_or(&[], |b| &b.changes.deleted),
+            unreadable: base.as_ref().map_or(&[], |b| &b.changes.unreadable),
+            results: judged,
+            summary: &summary,
+            coverage: coverage.as_ref(),
+            shard: args.shard,
+        });
+        ci::write_report(context, &args.github, args.report.as_deref(), &markdown)?;
+    }
+    Ok(code)
 }
 
 /// Exit 3 when a provider failed, 2 for input or configuration errors, 1 when a test

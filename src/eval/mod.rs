@@ -6,7 +6,9 @@
 //! never a pass or a fail. Reports (table, JSON, JUnit) live in `report`.
 
 pub mod assertions;
+pub mod github;
 pub mod report;
+pub mod selection;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

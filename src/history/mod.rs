@@ -9,6 +9,7 @@
 //! This module knows Git and the prompt file format, nothing of providers, the database or
 //! HTTP. It never prints: problems found in old commits come back as [`Problem`]s.
 
+mod base;
 mod cache;
 pub mod commit;
 mod tracker;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::diagnostic::{Diagnostic, display_path};
 use crate::repo::{Definition, FileKind, LookupError, Partials, PromptId};
+pub use base::{ChangeBase, merge_base, merge_commit_base, root_in_repository, snapshot_at};
 use tracker::{Change, ParsedBlob, Tracker};
 
 /// Errors reading the history.

@@ -127,6 +127,21 @@ impl TestRepo {
         )
     }
 
+    /// Runs promptctl in the repository with extra environment variables (on top of the
+    /// sealed environment): (exit code, stdout, stderr).
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_promptctl"));
+        command.args(args).current_dir(self.path());
+        sealed(&mut command, self.path());
+        command.envs(env.iter().copied());
+        let out = command.output().expect("promptctl runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Runs promptctl with `--format json`, expecting success, and parses stdout.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = args.to_vec();

@@ -1,0 +1,106 @@
+//! The base a change is measured from, and the prompts folder as it was at any commit.
+//!
+//! `promptctl test --changed-since REF` compares the working tree with the merge base of
+//! `HEAD` and `REF`; on a pull request GitHub checks out a merge commit whose first parent
+//! is the base branch, which is the base when no `REF` is given. This module finds those
+//! commits and reads a commit's prompts folder into a [`Snapshot`]; what changed between
+//! two snapshots is decided in `eval::selection`.
+
+use git2::{Oid, Repository};
+
+use super::{HistoryError, prompts_relative, resolve, walk};
+use crate::config::Config;
+use crate::repo::{FileKind, Snapshot};
+
+/// The commit a change is compared with, and how it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeBase {
+    /// The base commit (40 hex digits).
+    pub commit: String,
+    /// How it was found, for people: `merge base with origin/main` or
+    /// `first parent of the merge commit`.
+    pub how: String,
+}
+
+fn open(config: &Config) -> Result<Repository, HistoryError> {
+    Repository::discover(&config.root).map_err(|err| match err.code() {
+        git2::ErrorCode::NotFound => HistoryError::NotARepository {
+            path: config.root.clone(),
+        },
+        _ => HistoryError::Git(err),
+    })
+}
+
+/// The merge base of `HEAD` and `reference`: what a pull request from `HEAD` into
+/// `reference` changes is measured from there.
+pub fn merge_base(config: &Config, reference: &str) -> Result<ChangeBase, HistoryError> {
+    let repo = open(config)?;
+    if repo.is_shallow() {
+        return Err(HistoryError::Shallow);
+    }
+    let head = resolve(&repo, None)?.ok_or_else(|| HistoryError::BadRevision {
+        rev: "HEAD".to_owned(),
+        message: "the branch has no commits yet".to_owned(),
+    })?;
+    let other = resolve(&repo, Some(reference))?.ok_or_else(|| HistoryError::BadRevision {
+        rev: reference.to_owned(),
+        message: "not a commit".to_owned(),
+    })?;
+    let base = repo
+        .merge_base(head, other)
+        .map_err(|err| HistoryError::BadRevision {
+            rev: reference.to_owned(),
+            message: format!("no common ancestor with HEAD ({})", err.message()),
+        })?;
+    Ok(ChangeBase {
+        commit: base.to_string(),
+        how: format!("merge base with {reference}"),
+    })
+}
+
+/// When `HEAD` is a merge commit (as GitHub checks out for a pull request), its first
+/// parent: the base branch the pull request is merged into. `None` otherwise, or outside
+/// a Git repository.
+pub fn merge_commit_base(config: &Config) -> Option<ChangeBase> {
+    let repo = open(config).ok()?;
+    let head = repo.head().ok()?.peel_to_commit().ok()?;
+    if head.parent_count() < 2 {
+        return None;
+    }
+    Some(ChangeBase {
+        commit: head.parent_id(0).ok()?.to_string(),
+        how: "first parent of the merge commit".to_owned(),
+    })
+}
+
+/// The prompts folder at `commit`, as a snapshot (an empty one when the folder did not
+/// exist there).
+pub fn snapshot_at(config: &Config, commit: &str) -> Result<Snapshot, HistoryError> {
+    let repo = open(config)?;
+    let prompts_rel = prompts_relative(&repo, config)?;
+    let id = Oid::from_str(commit)?;
+    let tree = repo.find_commit(id)?.tree_id();
+    let odb = repo.odb()?;
+    let mut files = Vec::new();
+    if let Some(root) = walk::subtree(&odb, tree, &prompts_rel)? {
+        for kind in [FileKind::Prompt, FileKind::Partial] {
+            for (path, blob) in walk::files_of_kind(&odb, root, kind)? {
+                let object = odb.read(blob)?;
+                files.push((std::path::PathBuf::from(path), object.data().to_vec()));
+            }
+        }
+    }
+    Ok(Snapshot::from_files(&config.settings.prompts_dir, files))
+}
+
+/// The project root (the folder of `promptctl.toml`) relative to the Git repository's
+/// top folder: empty at the top, `None` outside a repository. GitHub wants annotation
+/// paths relative to the repository.
+pub fn root_in_repository(config: &Config) -> Option<std::path::PathBuf> {
+    let repo = open(config).ok()?;
+    let workdir = repo.workdir()?.canonicalize().ok()?;
+    let root = config.root.canonicalize().ok()?;
+    root.strip_prefix(&workdir)
+        .ok()
+        .map(std::path::Path::to_path_buf)
+}
