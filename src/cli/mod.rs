@@ -3,12 +3,14 @@
 
 mod check;
 mod diff;
+mod get;
 mod init;
 mod list;
 mod log;
 pub mod output;
 mod render;
 mod show;
+mod sync;
 mod test;
 
 use std::path::PathBuf;
@@ -82,6 +84,10 @@ enum Command {
     Show(show::ShowArgs),
     /// Show what changed between two versions of a prompt (default: to the working tree).
     Diff(diff::DiffArgs),
+    /// Publish every version, test and environment into the PostgreSQL registry.
+    Sync(sync::SyncArgs),
+    /// Read one prompt back from the PostgreSQL registry.
+    Get(get::GetArgs),
 }
 
 /// What kind of failure an error is; decides the exit code.
@@ -198,6 +204,36 @@ impl From<HistoryError> for CliError {
 impl From<LookupError> for CliError {
     fn from(err: LookupError) -> CliError {
         CliError::input(err.to_string()).hint("`promptctl list` shows every prompt")
+    }
+}
+
+impl From<crate::registry::RegistryError> for CliError {
+    fn from(err: crate::registry::RegistryError) -> CliError {
+        use crate::registry::RegistryError as E;
+        let message = err.to_string();
+        match &err {
+            E::Connect { target, .. } => CliError::external(message)
+                .hint(format!(
+                    "check that PostgreSQL is running and accepts connections at {target}"
+                ))
+                .hint("the URL comes from --database-url, else the variable `[sync] database_url_env` names (DATABASE_URL)"),
+            E::Database(_) | E::Git(_) => CliError::external(message),
+            E::SchemaTooNew { .. } => CliError::input(message)
+                .hint("a newer promptctl wrote this database: upgrade promptctl"),
+            E::NotSynced => CliError::input(message).hint("run `promptctl sync` first"),
+            E::Rewritten { .. } => CliError::input(message)
+                .hint("someone force-pushed or rebased the branch, so versions already published may have changed")
+                .hint("run `promptctl sync --allow-rewrite` to replace the rewritten versions"),
+            E::NotFound { .. } | E::Ambiguous { .. } => {
+                CliError::input(message).hint("`promptctl list` shows every prompt; `promptctl sync` publishes them")
+            }
+            E::NoSuchVersion { .. } => {
+                CliError::input(message).hint("`promptctl log PROMPT` shows its versions")
+            }
+            E::NoSuchEnvironment(_) => CliError::input(message)
+                .hint("environments come from environments.yaml at the synced commit"),
+            E::BadUrl(_) | E::Invalid(_) => CliError::input(message),
+        }
     }
 }
 
@@ -318,6 +354,8 @@ pub fn run(cli: Cli) -> u8 {
         Command::Log(args) => log::run(&context, &args),
         Command::Show(args) => show::run(&context, &args),
         Command::Diff(args) => diff::run(&context, &args),
+        Command::Sync(args) => sync::run(&context, &args),
+        Command::Get(args) => get::run(&context, &args),
     };
     match result {
         Ok(code) => code,
