@@ -28,5 +28,6 @@ pub mod eval;
 pub mod history;
 pub mod parallel;
 pub mod providers;
+pub mod registry;
 pub mod render;
 pub mod repo;

@@ -5,6 +5,7 @@ mod check;
 mod ci;
 mod diff;
 mod env;
+mod get;
 mod init;
 mod list;
 mod log;
@@ -15,6 +16,7 @@ mod render;
 mod rollback;
 mod show;
 mod status;
+mod sync;
 mod test;
 
 use std::path::PathBuf;
@@ -96,6 +98,10 @@ enum Command {
     Rollback(rollback::RollbackArgs),
     /// Every prompt by environment: version, model, and what is behind.
     Status(status::StatusArgs),
+    /// Publish every version, test and environment into the PostgreSQL registry.
+    Sync(sync::SyncArgs),
+    /// Read one prompt back from the PostgreSQL registry.
+    Get(get::GetArgs),
 }
 
 /// What kind of failure an error is; decides the exit code.
@@ -212,6 +218,36 @@ impl From<HistoryError> for CliError {
 impl From<LookupError> for CliError {
     fn from(err: LookupError) -> CliError {
         CliError::input(err.to_string()).hint("`promptctl list` shows every prompt")
+    }
+}
+
+impl From<crate::registry::RegistryError> for CliError {
+    fn from(err: crate::registry::RegistryError) -> CliError {
+        use crate::registry::RegistryError as E;
+        let message = err.to_string();
+        match &err {
+            E::Connect { target, .. } => CliError::external(message)
+                .hint(format!(
+                    "check that PostgreSQL is running and accepts connections at {target}"
+                ))
+                .hint("the URL comes from --database-url, else the variable `[sync] database_url_env` names (DATABASE_URL)"),
+            E::Database(_) | E::Git(_) => CliError::external(message),
+            E::SchemaTooNew { .. } => CliError::input(message)
+                .hint("a newer promptctl wrote this database: upgrade promptctl"),
+            E::NotSynced => CliError::input(message).hint("run `promptctl sync` first"),
+            E::Rewritten { .. } => CliError::input(message)
+                .hint("someone force-pushed or rebased the branch, so versions already published may have changed")
+                .hint("run `promptctl sync --allow-rewrite` to replace the rewritten versions"),
+            E::NotFound { .. } | E::Ambiguous { .. } => {
+                CliError::input(message).hint("`promptctl list` shows every prompt; `promptctl sync` publishes them")
+            }
+            E::NoSuchVersion { .. } => {
+                CliError::input(message).hint("`promptctl log PROMPT` shows its versions")
+            }
+            E::NoSuchEnvironment(_) => CliError::input(message)
+                .hint("environments come from environments.yaml at the synced commit"),
+            E::BadUrl(_) | E::Invalid(_) => CliError::input(message),
+        }
     }
 }
 
@@ -336,6 +372,8 @@ pub fn run(cli: Cli) -> u8 {
         Command::Promote(args) => promote::run(&context, &args),
         Command::Rollback(args) => rollback::run(&context, &args),
         Command::Status(args) => status::run(&context, &args),
+        Command::Sync(args) => sync::run(&context, &args),
+        Command::Get(args) => get::run(&context, &args),
     };
     match result {
         Ok(code) => code,

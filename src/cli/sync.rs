@@ -1,0 +1,181 @@
+//! `promptctl sync`: publish the branch's versions, tests and environments into the
+//! PostgreSQL registry, after `check` passes on the branch's tip.
+
+use clap::Args;
+
+use super::output::Format;
+use super::{CliError, Context, ErrorKind, exit, short};
+use crate::check::check;
+use crate::diagnostic::Severity;
+use crate::history::History;
+use crate::registry::sync::{SyncOptions, SyncSummary, sync, tip_source, validate};
+use crate::registry::{connect, migrations};
+
+/// The test hook that kills the process just before the sync commits (see the README).
+const FAIL_HOOK_ENV: &str = "PROMPTCTL_SYNC_FAIL_BEFORE_COMMIT";
+
+/// Arguments of `promptctl sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The PostgreSQL URL [default: the variable named by `[sync] database_url_env`,
+    /// DATABASE_URL].
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Print what would change, and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// When the branch's history was rewritten since the last sync, replace the versions
+    /// it rewrote instead of refusing.
+    #[arg(long)]
+    allow_rewrite: bool,
+}
+
+/// The database URL: `--database-url`, else the variable `[sync] database_url_env` names.
+pub fn database_url(
+    flag: Option<&str>,
+    config: &crate::config::Config,
+) -> Result<String, CliError> {
+    if let Some(url) = flag {
+        return Ok(url.to_owned());
+    }
+    let variable = &config.settings.sync.database_url_env;
+    match std::env::var(variable) {
+        Ok(url) if !url.trim().is_empty() => Ok(url),
+        _ => Err(CliError::input(format!(
+            "no database URL: pass --database-url or set {variable}"
+        ))
+        .hint("for example: --database-url postgres://user@localhost:5432/prompts")
+        .hint("`[sync] database_url_env` in promptctl.toml names another variable")),
+    }
+}
+
+/// A runtime for the database client.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| CliError::external(format!("cannot start the async runtime: {err}")))
+}
+
+/// Runs `promptctl sync`.
+pub fn run(context: &Context, args: &SyncArgs) -> Result<u8, CliError> {
+    let config = context.config()?;
+    let branch = context
+        .rev
+        .clone()
+        .unwrap_or_else(|| config.settings.sync.branch.clone());
+    let url = database_url(args.database_url.as_deref(), &config)?;
+    let history = History::load(&config, Some(&branch), context.use_cache).map_err(|err| {
+        let bad_branch = matches!(err, crate::history::HistoryError::BadRevision { .. });
+        let error = CliError::from(err);
+        if bad_branch {
+            error.hint("sync publishes `[sync] branch` (default: main); set it in promptctl.toml or pass --rev")
+        } else {
+            error
+        }
+    })?;
+    let Some(tip) = history.tip.clone() else {
+        return Err(CliError::input(format!(
+            "branch `{branch}` has no commits to sync"
+        )));
+    };
+    let source = tip_source(&config, &tip)?;
+    let output = &context.output;
+    let report = check(&source.snapshot);
+    let errors = report.count(Severity::Error);
+    if errors > 0 {
+        for diagnostic in report
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+        {
+            output.diagnostic(diagnostic);
+        }
+        return Err(CliError {
+            kind: if report.has_unreadable_files() {
+                ErrorKind::Input
+            } else {
+                ErrorKind::Failed
+            },
+            ..CliError::input(format!(
+                "`promptctl check` found {errors} error{} at {branch} ({}): nothing was published",
+                if errors == 1 { "" } else { "s" },
+                short(&tip)
+            ))
+        }
+        .hint("fix them on the branch, then sync again"));
+    }
+    validate(&history)?;
+    let options = SyncOptions {
+        branch: branch.clone(),
+        dry_run: args.dry_run,
+        allow_rewrite: args.allow_rewrite,
+        before_commit: std::env::var_os(FAIL_HOOK_ENV)
+            .is_some()
+            .then_some(abort as fn()),
+    };
+    let summary = runtime()?.block_on(async {
+        let mut client = connect(&url).await?;
+        migrations::migrate(&mut client).await?;
+        sync(&mut client, &config, &history, &source, &options).await
+    })?;
+    print(context, &summary);
+    Ok(exit::SUCCESS)
+}
+
+fn print(context: &Context, summary: &SyncSummary) {
+    let output = &context.output;
+    if output.format == Format::Json {
+        output.json(summary);
+        return;
+    }
+    let at = format!("{} at {}", summary.branch, short(&summary.commit));
+    if summary.up_to_date {
+        output.data(&format!(
+            "registry already up to date with {at} ({} prompts, {} versions)\n",
+            summary.prompts, summary.versions
+        ));
+        return;
+    }
+    let verb = if summary.dry_run {
+        "would sync"
+    } else {
+        "synced"
+    };
+    let mut text = String::new();
+    if summary.dry_run {
+        for version in &summary.sent {
+            text.push_str(&format!(
+                "+ {}/{} v{} ({})\n",
+                version.service,
+                version.name,
+                version.version,
+                short(&version.commit)
+            ));
+        }
+    }
+    if summary.rewritten {
+        text.push_str(&format!(
+            "history was rewritten since {}: {} version rows removed, the rest replaced\n",
+            summary.previous.as_deref().map_or("", short),
+            summary.versions_removed
+        ));
+    }
+    text.push_str(&format!(
+        "{verb} {at}: {} versions added, {} updated, {} archived flags, {} tests changed, {} tests removed, {} environment rows changed ({} prompts, {} versions)\n",
+        summary.versions_added,
+        summary.versions_updated,
+        summary.archived_changed,
+        summary.tests_changed,
+        summary.tests_removed,
+        summary.environments_changed,
+        summary.prompts,
+        summary.versions
+    ));
+    output.data(&text);
+}
+
+/// Kills the process at once, as `kill -9` would: the test hook's effect.
+fn abort() {
+    std::process::abort();
+}

@@ -1,0 +1,119 @@
+//! The registry's schema: versioned SQL migrations embedded in the binary.
+//!
+//! Each migration is a file `migrations/NNNN_name.sql`, applied once, in order, and recorded
+//! in `schema_migrations`. All pending migrations run in one transaction under an advisory
+//! lock, so two binaries starting at once never apply one twice and a failed migration
+//! leaves nothing behind. A database whose newest migration is unknown to this binary (a
+//! newer promptctl wrote it) is refused rather than misread.
+
+use tokio_postgres::Client;
+
+use super::RegistryError;
+
+/// One embedded migration.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Its number, from 1, in order.
+    pub version: i32,
+    /// Its name (the file name without number and extension).
+    pub name: &'static str,
+    /// The SQL.
+    pub sql: &'static str,
+}
+
+/// Every migration this binary knows, oldest first.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "registry",
+    sql: include_str!("migrations/0001_registry.sql"),
+}];
+
+/// The key of the advisory lock taken while migrating.
+const MIGRATION_LOCK: i64 = 0x7072_6f6d_7074_0001;
+
+/// The newest migration this binary knows.
+pub fn latest_version() -> i32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// The database's newest applied migration, `None` when no migration was ever applied.
+pub async fn current_version(client: &Client) -> Result<Option<i32>, RegistryError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let version: Option<i32> = client
+        .query_one("SELECT max(version) FROM schema_migrations", &[])
+        .await?
+        .get(0);
+    Ok(version)
+}
+
+/// Applies the pending migrations in one transaction; returns how many were applied.
+/// Refuses a schema newer than this binary's.
+pub async fn migrate(client: &mut Client) -> Result<usize, RegistryError> {
+    if let Some(found) = current_version(client).await?
+        && found >= latest_version()
+    {
+        if found > latest_version() {
+            return Err(RegistryError::SchemaTooNew {
+                found,
+                known: latest_version(),
+            });
+        }
+        return Ok(0);
+    }
+    let transaction = client.transaction().await?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    transaction
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+               version INTEGER PRIMARY KEY,
+               name TEXT NOT NULL,
+               applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW())",
+        )
+        .await?;
+    // Read again under the lock: another binary may have migrated meanwhile.
+    let found: Option<i32> = transaction
+        .query_one("SELECT max(version) FROM schema_migrations", &[])
+        .await?
+        .get(0);
+    let found = found.unwrap_or(0);
+    if found > latest_version() {
+        return Err(RegistryError::SchemaTooNew {
+            found,
+            known: latest_version(),
+        });
+    }
+    let mut applied = 0;
+    for migration in MIGRATIONS.iter().filter(|m| m.version > found) {
+        transaction.batch_execute(migration.sql).await?;
+        transaction
+            .execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                &[&migration.version, &migration.name],
+            )
+            .await?;
+        applied += 1;
+    }
+    transaction.commit().await?;
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_from_one_in_order() {
+        for (index, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(usize::try_from(migration.version).ok(), Some(index + 1));
+            assert!(!migration.sql.trim().is_empty());
+        }
+    }
+}

@@ -1,0 +1,541 @@
+//! The PostgreSQL registry: where `promptctl sync` publishes every version, and where
+//! services read prompts at run time (SPEC section 4).
+//!
+//! [`connect`] opens a connection (TLS with rustls when the URL says `sslmode=require`),
+//! retrying transient failures; `migrations` keeps the schema; `sync` writes a history into
+//! it; [`Registry`] is the read side: [`Registry::get_prompt`] returns one version by
+//! latest, number or environment, as a [`Definition`] ready to render.
+//!
+//! This module knows the database and the history, nothing of the command line: it never
+//! prints and never decides exit codes.
+
+pub mod migrations;
+pub mod sync;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::{Client, Row};
+use uuid::Uuid;
+
+use crate::repo::{Body, Definition, MessageTemplate};
+
+/// Errors of the registry.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The database URL does not parse.
+    #[error("invalid database URL: {0}")]
+    BadUrl(String),
+    /// The database could not be reached (after retries) or refused the connection.
+    #[error("cannot connect to PostgreSQL at {target}: {reason}")]
+    Connect {
+        /// `host:port/database`, never the password.
+        target: String,
+        /// Why.
+        reason: String,
+    },
+    /// The database's schema was written by a newer promptctl.
+    #[error(
+        "the database schema is at version {found}, newer than this promptctl knows (up to {known})"
+    )]
+    SchemaTooNew {
+        /// The database's newest migration.
+        found: i32,
+        /// This binary's newest migration.
+        known: i32,
+    },
+    /// The registry's tables do not exist yet.
+    #[error("the database holds no promptctl registry yet")]
+    NotSynced,
+    /// A query failed.
+    #[error("PostgreSQL: {}", describe(.0))]
+    Database(#[from] tokio_postgres::Error),
+    /// The branch's history was rewritten since the last sync.
+    #[error(
+        "history was rewritten: commit {commit} synced last to branch `{branch}` is no longer on its first-parent history"
+    )]
+    Rewritten {
+        /// The branch.
+        branch: String,
+        /// The last synced commit.
+        commit: String,
+    },
+    /// Input that cannot be published (too long a name, a NUL in a template, a bad
+    /// environments file).
+    #[error("{0}")]
+    Invalid(String),
+    /// Git failed while reading what to publish.
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    /// No prompt has that name in the registry.
+    #[error("no prompt named `{query}` in the registry{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    NotFound {
+        /// What was asked for.
+        query: String,
+        /// A close name, if any.
+        suggestion: Option<String>,
+    },
+    /// A name used by several services.
+    #[error("`{query}` names prompts in several services: {}; write it as service/name", candidates.join(", "))]
+    Ambiguous {
+        /// What was asked for.
+        query: String,
+        /// The matching identities.
+        candidates: Vec<String>,
+    },
+    /// The prompt has no such version.
+    #[error("{prompt} has no version {version} in the registry (latest: {latest})")]
+    NoSuchVersion {
+        /// `service/name`.
+        prompt: String,
+        /// What was asked for.
+        version: u32,
+        /// The latest version.
+        latest: u32,
+    },
+    /// No prompt is pinned in that environment.
+    #[error("no environment named `{0}` in the registry")]
+    NoSuchEnvironment(String),
+}
+
+impl RegistryError {
+    /// Whether the error comes from the database or the network rather than from the input.
+    pub fn is_external(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Connect { .. }
+                | RegistryError::Database(_)
+                | RegistryError::NotSynced
+                | RegistryError::Git(_)
+        )
+    }
+}
+
+/// A PostgreSQL error with the server's message and detail when there is one.
+pub fn describe(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => {
+            let mut text = format!("{} ({})", db.message(), db.code().code());
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!(": {detail}"));
+            }
+            text
+        }
+        None => {
+            let mut text = err.to_string();
+            let mut source = std::error::Error::source(err);
+            while let Some(inner) = source {
+                text.push_str(&format!(": {inner}"));
+                source = inner.source();
+            }
+            text
+        }
+    }
+}
+
+/// The namespace of the registry's UUID v5 ids.
+fn namespace() -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_URL, b"promptctl:registry")
+}
+
+/// The stable id of a version: UUID v5 of `service/name/version`, so the same history
+/// synced twice gives the same ids.
+pub fn version_id(service: &str, name: &str, version: u32) -> Uuid {
+    Uuid::new_v5(
+        &namespace(),
+        format!("{service}/{name}/{version}").as_bytes(),
+    )
+}
+
+/// The stable id of a version's test case: UUID v5 of `prompt id/index`.
+pub fn test_id(prompt_id: Uuid, index: usize) -> Uuid {
+    Uuid::new_v5(&namespace(), format!("{prompt_id}/{index}").as_bytes())
+}
+
+/// `host:port/database` for messages (never the user or password).
+fn target(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(host)) => host.clone(),
+        #[cfg(unix)]
+        Some(Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{host}:{port}/{}",
+        config
+            .get_dbname()
+            .or(config.get_user())
+            .unwrap_or("postgres")
+    )
+}
+
+/// Whether a connection failure is worth another try: the network, or a server that is
+/// starting, shutting down or full; never a wrong password or a missing database.
+fn transient(err: &tokio_postgres::Error) -> bool {
+    match err.as_db_error() {
+        None => true,
+        Some(db) => {
+            let code = db.code().code();
+            code.starts_with("08") || code == "57P03" || code == "53300" || code == "57P01"
+        }
+    }
+}
+
+/// The pauses between connection attempts.
+const RETRY_DELAYS_MS: [u64; 4] = [100, 200, 400, 800];
+
+/// Connects to PostgreSQL at `url` (a `postgres://` URL or a `key=value` string), with TLS
+/// through rustls when it says `sslmode=require`. Transient failures (refused, timed out,
+/// server starting) are retried with backoff for about 1.5 s. Must run inside a Tokio
+/// runtime: the connection is driven by a spawned task.
+pub async fn connect(url: &str) -> Result<Client, RegistryError> {
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|err: tokio_postgres::Error| RegistryError::BadUrl(err.to_string()))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("promptctl");
+    }
+    let tls = if config.get_ssl_mode() == SslMode::Require {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|err| RegistryError::BadUrl(format!("TLS: {err}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Some(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+    } else {
+        None
+    };
+    let mut attempt = 0;
+    loop {
+        let result = match &tls {
+            Some(tls) => config.connect(tls.clone()).await.map(spawn_connection),
+            None => config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map(spawn_connection),
+        };
+        match result {
+            Ok(client) => return Ok(client),
+            Err(err) if transient(&err) && attempt < RETRY_DELAYS_MS.len() => {
+                tokio::time::sleep(Duration::from_millis(RETRY_DELAYS_MS[attempt])).await;
+                attempt += 1;
+            }
+            Err(err) => {
+                return Err(RegistryError::Connect {
+                    target: target(&config),
+                    reason: describe(&err),
+                });
+            }
+        }
+    }
+}
+
+fn spawn_connection<S, T>(
+    (client, connection): (Client, tokio_postgres::Connection<S, T>),
+) -> Client
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// Which version of a prompt to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// The newest version.
+    Latest,
+    /// Version N.
+    Version(u32),
+    /// The version and model an environment pins (its latest version and own model when
+    /// the environment does not mention the prompt).
+    Environment(String),
+}
+
+/// One version of a prompt read from the registry, the environment's model applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegistryPrompt {
+    /// The version's stable id.
+    pub id: Uuid,
+    /// The service.
+    pub service: String,
+    /// The name.
+    pub name: String,
+    /// The version number.
+    pub version: u32,
+    /// The model to call: the environment's when it overrides it, else the prompt's.
+    pub model: String,
+    /// The environment asked for, if any.
+    pub environment: Option<String>,
+    /// What to render: template or messages, parameters, variables (its `model` is
+    /// [`RegistryPrompt::model`]).
+    pub definition: Definition,
+    /// The commit that made the version.
+    pub commit_sha: String,
+    /// Its message.
+    pub commit_message: Option<String>,
+    /// Its author.
+    pub created_by: Option<String>,
+    /// The commit time, in seconds since the Unix epoch (UTC).
+    pub created_at: Option<i64>,
+    /// Whether the prompt is deleted at the synced commit.
+    pub archived: bool,
+}
+
+/// The read side of the registry, for services: prompts by name and version or
+/// environment.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), promptctl::registry::RegistryError> {
+/// use promptctl::registry::{Registry, Selector};
+/// let registry = Registry::connect("postgres://app@db/prompts").await?;
+/// let prompt = registry
+///     .get_prompt("billing/invoice_summary", &Selector::Environment("production".into()))
+///     .await?;
+/// println!("{} v{} on {}", prompt.name, prompt.version, prompt.model);
+/// # Ok(()) }
+/// ```
+pub struct Registry {
+    client: Client,
+}
+
+impl Registry {
+    /// Connects (with retries) and checks that the schema is one this binary reads.
+    pub async fn connect(url: &str) -> Result<Registry, RegistryError> {
+        let client = connect(url).await?;
+        Registry::from_client(client).await
+    }
+
+    /// Wraps an open connection, checking the schema.
+    pub async fn from_client(client: Client) -> Result<Registry, RegistryError> {
+        match migrations::current_version(&client).await? {
+            None => Err(RegistryError::NotSynced),
+            Some(found) if found > migrations::latest_version() => {
+                Err(RegistryError::SchemaTooNew {
+                    found,
+                    known: migrations::latest_version(),
+                })
+            }
+            Some(_) => Ok(Registry { client }),
+        }
+    }
+
+    /// One version of the prompt `query` (`name` or `service/name`).
+    pub async fn get_prompt(
+        &self,
+        query: &str,
+        selector: &Selector,
+    ) -> Result<RegistryPrompt, RegistryError> {
+        let (service, name) = self.identity(query).await?;
+        let latest: Option<i32> = self
+            .client
+            .query_one(
+                "SELECT max(version) FROM prompts WHERE service = $1 AND name = $2",
+                &[&service, &name],
+            )
+            .await?
+            .get(0);
+        let latest = latest.unwrap_or(0);
+        let (version, model, environment) = match selector {
+            Selector::Latest => (latest, None, None),
+            Selector::Version(number) => (i32::try_from(*number).unwrap_or(i32::MAX), None, None),
+            Selector::Environment(environment) => {
+                let pin = self
+                    .client
+                    .query_opt(
+                        "SELECT version, model FROM prompt_environments \
+                         WHERE service = $1 AND name = $2 AND environment = $3",
+                        &[&service, &name, environment],
+                    )
+                    .await?;
+                match pin {
+                    Some(row) => {
+                        let version: Option<i32> = row.get(0);
+                        let model: Option<String> = row.get(1);
+                        (version.unwrap_or(latest), model, Some(environment.clone()))
+                    }
+                    None => {
+                        let known = self
+                            .client
+                            .query_opt(
+                                "SELECT 1 FROM prompt_environments WHERE environment = $1 LIMIT 1",
+                                &[environment],
+                            )
+                            .await?;
+                        if known.is_none() {
+                            return Err(RegistryError::NoSuchEnvironment(environment.clone()));
+                        }
+                        (latest, None, Some(environment.clone()))
+                    }
+                }
+            }
+        };
+        let row = self
+            .client
+            .query_opt(
+                "SELECT id, version, template, model, parameters, created_at, created_by, \
+                 commit_sha, commit_message, archived, template_format, variables \
+                 FROM prompts WHERE service = $1 AND name = $2 AND version = $3",
+                &[&service, &name, &version],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Err(RegistryError::NoSuchVersion {
+                prompt: format!("{service}/{name}"),
+                version: u32::try_from(version).unwrap_or(0),
+                latest: u32::try_from(latest).unwrap_or(0),
+            });
+        };
+        prompt_of_row(&row, service, name, model, environment)
+    }
+
+    /// The `(service, name)` that `query` names.
+    async fn identity(&self, query: &str) -> Result<(String, String), RegistryError> {
+        let rows = match query.split_once('/') {
+            Some((service, name)) => self
+                .client
+                .query(
+                    "SELECT DISTINCT service, name FROM prompts WHERE service = $1 AND name = $2",
+                    &[&service, &name],
+                )
+                .await?,
+            None => {
+                self.client
+                    .query(
+                        "SELECT DISTINCT service, name FROM prompts WHERE name = $1",
+                        &[&query],
+                    )
+                    .await?
+            }
+        };
+        let mut found: Vec<(String, String)> =
+            rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => {
+                let all = self
+                    .client
+                    .query("SELECT DISTINCT service, name FROM prompts", &[])
+                    .await?;
+                let names: Vec<String> = all
+                    .iter()
+                    .flat_map(|row| {
+                        let service: String = row.get(0);
+                        let name: String = row.get(1);
+                        [format!("{service}/{name}"), name]
+                    })
+                    .collect();
+                Err(RegistryError::NotFound {
+                    query: query.to_owned(),
+                    suggestion: crate::diagnostic::closest(query, names.iter().map(String::as_str))
+                        .map(str::to_owned),
+                })
+            }
+            _ => Err(RegistryError::Ambiguous {
+                query: query.to_owned(),
+                candidates: found.iter().map(|(s, n)| format!("{s}/{n}")).collect(),
+            }),
+        }
+    }
+}
+
+fn prompt_of_row(
+    row: &Row,
+    service: String,
+    name: String,
+    model_override: Option<String>,
+    environment: Option<String>,
+) -> Result<RegistryPrompt, RegistryError> {
+    let version: i32 = row.get("version");
+    let template: String = row.get("template");
+    let format: String = row.get("template_format");
+    let body = if format == "messages" {
+        let messages: Vec<MessageTemplate> = serde_json::from_str(&template).map_err(|err| {
+            RegistryError::Invalid(format!(
+                "{service}/{name} v{version}: the stored messages are not valid JSON: {err}"
+            ))
+        })?;
+        Body::Messages(messages)
+    } else {
+        Body::Template(template)
+    };
+    let parameters: Option<serde_json::Value> = row.get("parameters");
+    let parameters: BTreeMap<String, serde_json::Value> = match parameters {
+        Some(serde_json::Value::Object(map)) => map.into_iter().collect(),
+        _ => BTreeMap::new(),
+    };
+    let variables: Option<serde_json::Value> = row.get("variables");
+    let variables = match variables {
+        Some(value) => serde_json::from_value(value).map_err(|err| {
+            RegistryError::Invalid(format!(
+                "{service}/{name} v{version}: the stored variables do not parse: {err}"
+            ))
+        })?,
+        None => BTreeMap::new(),
+    };
+    let own_model: String = row.get("model");
+    let model = model_override.unwrap_or(own_model);
+    let created_at: Option<SystemTime> = row.get("created_at");
+    Ok(RegistryPrompt {
+        id: row.get("id"),
+        service,
+        name,
+        version: u32::try_from(version).unwrap_or(0),
+        model: model.clone(),
+        environment,
+        definition: Definition {
+            model,
+            parameters,
+            variables,
+            body,
+        },
+        commit_sha: row.get("commit_sha"),
+        commit_message: row.get("commit_message"),
+        created_by: row.get("created_by"),
+        created_at: created_at.map(unix_seconds),
+        archived: row.get("archived"),
+    })
+}
+
+/// Seconds since the epoch (negative before it).
+fn unix_seconds(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_and_distinct() {
+        assert_eq!(version_id("s", "n", 1), version_id("s", "n", 1));
+        assert_ne!(version_id("s", "n", 1), version_id("s", "n", 2));
+        assert_ne!(version_id("s", "n", 1), version_id("t", "n", 1));
+        assert_eq!(version_id("s", "n", 1).get_version_num(), 5);
+    }
+
+    #[test]
+    fn targets_never_show_the_password() {
+        let config: tokio_postgres::Config = "postgres://u:secret@db.example:6543/reg"
+            .parse()
+            .expect("parses");
+        assert_eq!(target(&config), "db.example:6543/reg");
+    }
+}

@@ -1,0 +1,830 @@
+//! `promptctl sync`: publishing a branch's history into the registry.
+//!
+//! One sync is one transaction under an advisory lock: a sync killed at any point leaves
+//! the database as it was, and two syncs at once run one after the other. It is
+//! incremental: `sync_state` remembers the last synced commit per branch, and only the
+//! versions made by commits after it are sent (plus the archived flags, the tip's test cases
+//! and the environments, which are small). Rows are bulk-loaded with binary `COPY` into
+//! temporary tables and merged with `INSERT ... ON CONFLICT ... WHERE ... IS DISTINCT FROM`,
+//! so syncing the same history twice changes no row; an empty registry is loaded with
+//! `COPY` straight into `prompts`.
+//!
+//! Test cases are not versioned (SPEC section 2): each sync stores the tip's test cases
+//! under each prompt's latest version, so an older version keeps the tests it had when it
+//! was last the latest one synced.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use git2::{Oid, Repository};
+use serde::Serialize;
+use tokio_postgres::Client;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+
+use super::{RegistryError, test_id, version_id};
+use crate::config::Config;
+use crate::history::{CommitInfo, History, PromptHistory, Version};
+use crate::repo::{Body, FileKind, Snapshot};
+
+/// The key of the advisory lock that serializes syncs.
+const SYNC_LOCK: i64 = 0x7072_6f6d_7074_0002;
+
+/// Column limits of the `prompts` table (SPEC section 4).
+const MAX_NAME: usize = 255;
+const MAX_SERVICE: usize = 100;
+const MAX_MODEL: usize = 50;
+const MAX_CREATED_BY: usize = 100;
+
+/// The `prompts` columns, in COPY order.
+const PROMPT_COLUMNS: &str = "id, name, service, version, template, model, parameters, created_at, \
+     created_by, commit_sha, commit_message, archived, template_format, variables";
+
+/// What the branch's tip holds besides the history: its files (for `check` and the test
+/// cases) and its environments file.
+#[derive(Debug)]
+pub struct TipSource {
+    /// The tip's prompts folder.
+    pub snapshot: Snapshot,
+    /// The tip's environments file, when it has one.
+    pub environments: Option<String>,
+}
+
+/// Reads the prompts folder and the environments file of commit `tip`.
+pub fn tip_source(config: &Config, tip: &str) -> Result<TipSource, RegistryError> {
+    let repo = Repository::discover(&config.root)?;
+    let workdir = repo
+        .workdir()
+        .map(|dir| dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()));
+    let inside = |path: &Path| -> PathBuf {
+        let absolute = config.root.join(path);
+        match &workdir {
+            Some(workdir) => absolute
+                .strip_prefix(workdir)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| path.to_path_buf()),
+            None => path.to_path_buf(),
+        }
+    };
+    let tree = repo.find_commit(Oid::from_str(tip)?)?.tree()?;
+    let prompts_rel = inside(&config.settings.prompts_dir);
+    let mut files = Vec::new();
+    let prompts_tree = if prompts_rel.as_os_str().is_empty() {
+        Some(tree.clone())
+    } else {
+        match tree.get_path(&prompts_rel) {
+            Ok(entry) => entry.to_object(&repo)?.into_tree().ok(),
+            Err(_) => None,
+        }
+    };
+    if let Some(prompts_tree) = prompts_tree {
+        let mut blobs = Vec::new();
+        prompts_tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            if entry.kind() == Some(git2::ObjectType::Blob) {
+                let path = PathBuf::from(format!("{dir}{}", entry.name().unwrap_or("")));
+                if FileKind::of(&path).is_some() {
+                    blobs.push((path, entry.id()));
+                }
+            }
+            git2::TreeWalkResult::Ok
+        })?;
+        for (path, blob) in blobs {
+            files.push((path, repo.find_blob(blob)?.content().to_vec()));
+        }
+    }
+    let environments = match tree.get_path(&inside(&config.settings.environments)) {
+        Ok(entry) => match entry.to_object(&repo)?.into_blob() {
+            Ok(blob) => Some(String::from_utf8_lossy(blob.content()).into_owned()),
+            Err(_) => None,
+        },
+        Err(_) => None,
+    };
+    Ok(TipSource {
+        snapshot: Snapshot::from_files(&config.settings.prompts_dir, files),
+        environments,
+    })
+}
+
+/// Refuses what the `prompts` table cannot hold: names, services and models longer than
+/// its columns, NUL characters (PostgreSQL text cannot hold them).
+pub fn validate(history: &History) -> Result<(), RegistryError> {
+    for (id, prompt) in &history.prompts {
+        let too_long = |what: &str, value: &str, limit: usize| {
+            (value.chars().count() > limit).then(|| {
+                RegistryError::Invalid(format!(
+                    "{id}: the {what} `{value}` is longer than the registry's {limit} characters"
+                ))
+            })
+        };
+        if let Some(err) = too_long("name", &id.name, MAX_NAME)
+            .or_else(|| too_long("service", &id.service, MAX_SERVICE))
+        {
+            return Err(err);
+        }
+        for version in &prompt.versions {
+            let definition = &version.definition;
+            if let Some(err) = too_long("model", &definition.model, MAX_MODEL) {
+                return Err(RegistryError::Invalid(format!(
+                    "{err} (version {})",
+                    version.number
+                )));
+            }
+            let has_nul = match &definition.body {
+                Body::Template(text) => text.contains('\0'),
+                Body::Messages(messages) => messages.iter().any(|m| m.content.contains('\0')),
+            };
+            if has_nul {
+                return Err(RegistryError::Invalid(format!(
+                    "{id} version {}: the template contains a NUL character, which PostgreSQL text cannot hold",
+                    version.number
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How to sync.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// The branch (or revision) synced: the key of `sync_state`.
+    pub branch: String,
+    /// Do everything, count what changes, then roll back.
+    pub dry_run: bool,
+    /// Replace the versions of a rewritten history instead of refusing.
+    pub allow_rewrite: bool,
+    /// Called after every write, just before the commit (a test hook that kills the
+    /// process there to prove that a killed sync leaves nothing behind).
+    pub before_commit: Option<fn()>,
+}
+
+/// A version sent to the registry.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionRef {
+    /// The service.
+    pub service: String,
+    /// The name.
+    pub name: String,
+    /// The version number.
+    pub version: u32,
+    /// The commit that made it.
+    pub commit: String,
+}
+
+/// What a sync did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncSummary {
+    /// The branch synced.
+    pub branch: String,
+    /// The commit synced.
+    pub commit: String,
+    /// The commit synced before, if any.
+    pub previous: Option<String>,
+    /// Whether nothing was written because of `dry_run`.
+    pub dry_run: bool,
+    /// Whether the registry was already at this commit.
+    pub up_to_date: bool,
+    /// Whether the previous commit was no longer on the branch (with `allow_rewrite`).
+    pub rewritten: bool,
+    /// Version rows inserted.
+    pub versions_added: u64,
+    /// Version rows whose content changed (a rewritten history, a registry synced from
+    /// elsewhere).
+    pub versions_updated: u64,
+    /// Version rows deleted because a rewrite removed them.
+    pub versions_removed: u64,
+    /// Version rows whose archived flag changed.
+    pub archived_changed: u64,
+    /// Test rows inserted or changed.
+    pub tests_changed: u64,
+    /// Test rows deleted.
+    pub tests_removed: u64,
+    /// Environment rows inserted, changed or deleted.
+    pub environments_changed: u64,
+    /// Prompts in the history.
+    pub prompts: usize,
+    /// Versions in the history.
+    pub versions: usize,
+    /// The versions sent: those made after the previous synced commit.
+    pub sent: Vec<VersionRef>,
+}
+
+/// Whether anything at all changed.
+impl SyncSummary {
+    /// Whether the sync changed (or would change) any row.
+    pub fn changed_anything(&self) -> bool {
+        self.versions_added
+            + self.versions_updated
+            + self.versions_removed
+            + self.archived_changed
+            + self.tests_changed
+            + self.tests_removed
+            + self.environments_changed
+            > 0
+    }
+}
+
+/// The commits on `tip`'s first-parent chain after `stored`, or `None` when `stored` is
+/// not on that chain (the history was rewritten).
+fn commits_after(
+    repo: &Repository,
+    tip: Oid,
+    stored: &str,
+) -> Result<Option<HashSet<String>>, RegistryError> {
+    let Ok(stored) = Oid::from_str(stored) else {
+        return Ok(None);
+    };
+    let mut after = HashSet::new();
+    let mut next = Some(tip);
+    while let Some(id) = next {
+        if id == stored {
+            return Ok(Some(after));
+        }
+        after.insert(id.to_string());
+        next = repo.find_commit(id)?.parent_id(0).ok();
+    }
+    Ok(None)
+}
+
+/// Publishes `history` (read at `history.tip`) into the registry: the versions after the
+/// last synced commit, the archived flags, the tip's test cases and environments.
+pub async fn sync(
+    client: &mut Client,
+    config: &Config,
+    history: &History,
+    tip: &TipSource,
+    options: &SyncOptions,
+) -> Result<SyncSummary, RegistryError> {
+    validate(history)?;
+    let Some(tip_commit) = history.tip.clone() else {
+        return Err(RegistryError::Invalid(format!(
+            "branch `{}` has no commits to sync",
+            options.branch
+        )));
+    };
+    let repo = Repository::discover(&config.root)?;
+    let tip_oid = Oid::from_str(&tip_commit)?;
+    let mut summary = SyncSummary {
+        branch: options.branch.clone(),
+        commit: tip_commit.clone(),
+        previous: None,
+        dry_run: options.dry_run,
+        up_to_date: false,
+        rewritten: false,
+        versions_added: 0,
+        versions_updated: 0,
+        versions_removed: 0,
+        archived_changed: 0,
+        tests_changed: 0,
+        tests_removed: 0,
+        environments_changed: 0,
+        prompts: history.prompts.len(),
+        versions: history.prompts.values().map(|p| p.versions.len()).sum(),
+        sent: Vec::new(),
+    };
+    let environments = environment_rows(config, history, tip.environments.as_deref())?;
+
+    let transaction = client.transaction().await?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&SYNC_LOCK])
+        .await?;
+    let previous: Option<String> = transaction
+        .query_opt(
+            "SELECT commit_sha FROM sync_state WHERE branch = $1",
+            &[&options.branch],
+        )
+        .await?
+        .map(|row| row.get(0));
+    summary.previous = previous.clone();
+    // Which commits' versions to send: `None` sends every version.
+    let only: Option<HashSet<String>> = match &previous {
+        None => None,
+        Some(previous) if *previous == tip_commit && !options.allow_rewrite => {
+            summary.up_to_date = true;
+            transaction.rollback().await?;
+            return Ok(summary);
+        }
+        Some(previous) => match commits_after(&repo, tip_oid, previous)? {
+            Some(after) => Some(after),
+            None if options.allow_rewrite => {
+                summary.rewritten = true;
+                None
+            }
+            None => {
+                return Err(RegistryError::Rewritten {
+                    branch: options.branch.clone(),
+                    commit: previous.clone(),
+                });
+            }
+        },
+    };
+    let only = only.as_ref();
+    let sent: Vec<(&PromptHistory, &Version, &CommitInfo)> = history
+        .prompts
+        .values()
+        .flat_map(|prompt| {
+            prompt.versions.iter().filter_map(move |version| {
+                let commit = version.commit.as_deref()?;
+                match only {
+                    Some(after) if !after.contains(&commit.id) => None,
+                    _ => Some((prompt, version, commit)),
+                }
+            })
+        })
+        .collect();
+    summary.sent = sent
+        .iter()
+        .map(|(prompt, version, commit)| VersionRef {
+            service: prompt.id.service.clone(),
+            name: prompt.id.name.clone(),
+            version: version.number,
+            commit: commit.id.clone(),
+        })
+        .collect();
+
+    let registry_empty: bool = transaction
+        .query_one("SELECT NOT EXISTS (SELECT 1 FROM prompts)", &[])
+        .await?
+        .get(0);
+    transaction
+        .batch_execute(
+            "CREATE TEMP TABLE promptctl_new_prompts (LIKE prompts INCLUDING DEFAULTS) ON COMMIT DROP;
+             CREATE TEMP TABLE promptctl_new_tests (LIKE prompt_tests INCLUDING DEFAULTS) ON COMMIT DROP;
+             CREATE TEMP TABLE promptctl_state (service TEXT NOT NULL, name TEXT NOT NULL,
+               archived BOOLEAN NOT NULL, latest_id UUID, in_tip BOOLEAN NOT NULL) ON COMMIT DROP;
+             CREATE TEMP TABLE promptctl_env (LIKE prompt_environments) ON COMMIT DROP;",
+        )
+        .await?;
+
+    // The versions.
+    let direct = registry_empty && !summary.rewritten;
+    let table = if direct {
+        "prompts"
+    } else {
+        "promptctl_new_prompts"
+    };
+    let copied = copy_versions(&transaction, table, &sent).await?;
+    if direct {
+        summary.versions_added = copied;
+    } else {
+        if summary.rewritten {
+            summary.tests_removed += transaction
+                .execute(
+                    "DELETE FROM prompt_tests WHERE prompt_id IN (
+                       SELECT p.id FROM prompts p WHERE NOT EXISTS (
+                         SELECT 1 FROM promptctl_new_prompts n
+                         WHERE n.id = p.id AND n.commit_sha = p.commit_sha))",
+                    &[],
+                )
+                .await?;
+            summary.versions_removed = transaction
+                .execute(
+                    "DELETE FROM prompts p WHERE NOT EXISTS (
+                       SELECT 1 FROM promptctl_new_prompts n
+                       WHERE n.id = p.id AND n.commit_sha = p.commit_sha)",
+                    &[],
+                )
+                .await?;
+        }
+        let set: Vec<String> = PROMPT_COLUMNS
+            .split(", ")
+            .filter(|c| *c != "id")
+            .map(str::to_owned)
+            .collect();
+        let sql = format!(
+            "WITH up AS (
+               INSERT INTO prompts ({PROMPT_COLUMNS}) SELECT {PROMPT_COLUMNS} FROM promptctl_new_prompts
+               ON CONFLICT (id) DO UPDATE SET ({cols}) = ({excluded})
+               WHERE ({current}) IS DISTINCT FROM ({excluded})
+               RETURNING (xmax = 0) AS inserted)
+             SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up",
+            cols = set.join(", "),
+            excluded = set
+                .iter()
+                .map(|c| format!("EXCLUDED.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            current = set
+                .iter()
+                .map(|c| format!("prompts.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        let row = transaction.query_one(&sql, &[]).await?;
+        let inserted: i64 = row.get(0);
+        let updated: i64 = row.get(1);
+        summary.versions_added = u64::try_from(inserted).unwrap_or(0);
+        summary.versions_updated = u64::try_from(updated).unwrap_or(0);
+    }
+
+    // The archived flags and the tip's test cases.
+    copy_state(&transaction, history, &tip.snapshot).await?;
+    summary.archived_changed = transaction
+        .execute(
+            "UPDATE prompts p SET archived = s.archived FROM promptctl_state s
+             WHERE p.service = s.service AND p.name = s.name AND p.archived IS DISTINCT FROM s.archived",
+            &[],
+        )
+        .await?;
+    copy_tests(
+        &transaction,
+        history,
+        &tip.snapshot,
+        &tip_commit_time(history),
+    )
+    .await?;
+    let row = transaction
+        .query_one(
+            "WITH up AS (
+               INSERT INTO prompt_tests (id, prompt_id, test_input, expected_output, evaluation_criteria, created_at, test_name)
+               SELECT id, prompt_id, test_input, expected_output, evaluation_criteria, created_at, test_name
+               FROM promptctl_new_tests
+               ON CONFLICT (id) DO UPDATE SET
+                 (prompt_id, test_input, expected_output, evaluation_criteria, test_name) =
+                 (EXCLUDED.prompt_id, EXCLUDED.test_input, EXCLUDED.expected_output, EXCLUDED.evaluation_criteria, EXCLUDED.test_name)
+               WHERE (prompt_tests.prompt_id, prompt_tests.test_input, prompt_tests.expected_output,
+                      prompt_tests.evaluation_criteria, prompt_tests.test_name)
+                 IS DISTINCT FROM
+                     (EXCLUDED.prompt_id, EXCLUDED.test_input, EXCLUDED.expected_output,
+                      EXCLUDED.evaluation_criteria, EXCLUDED.test_name)
+               RETURNING 1)
+             SELECT count(*) FROM up",
+            &[],
+        )
+        .await?;
+    let tests_changed: i64 = row.get(0);
+    summary.tests_changed = u64::try_from(tests_changed).unwrap_or(0);
+    summary.tests_removed += transaction
+        .execute(
+            "DELETE FROM prompt_tests t USING promptctl_state s
+             WHERE s.in_tip AND t.prompt_id = s.latest_id
+               AND NOT EXISTS (SELECT 1 FROM promptctl_new_tests n WHERE n.id = t.id)",
+            &[],
+        )
+        .await?;
+
+    // The environments.
+    copy_environments(&transaction, &environments).await?;
+    summary.environments_changed = transaction
+        .execute(
+            "INSERT INTO prompt_environments (service, name, environment, version, model)
+             SELECT service, name, environment, version, model FROM promptctl_env
+             ON CONFLICT (service, name, environment) DO UPDATE SET (version, model) = (EXCLUDED.version, EXCLUDED.model)
+             WHERE (prompt_environments.version, prompt_environments.model)
+               IS DISTINCT FROM (EXCLUDED.version, EXCLUDED.model)",
+            &[],
+        )
+        .await?;
+    summary.environments_changed += transaction
+        .execute(
+            "DELETE FROM prompt_environments e WHERE NOT EXISTS (
+               SELECT 1 FROM promptctl_env n
+               WHERE n.service = e.service AND n.name = e.name AND n.environment = e.environment)",
+            &[],
+        )
+        .await?;
+
+    transaction
+        .execute(
+            "INSERT INTO sync_state (branch, commit_sha) VALUES ($1, $2)
+             ON CONFLICT (branch) DO UPDATE SET commit_sha = EXCLUDED.commit_sha, synced_at = NOW()",
+            &[&options.branch, &tip_commit],
+        )
+        .await?;
+    let notice = serde_json::json!({
+        "branch": options.branch,
+        "commit": tip_commit,
+        "previous": previous,
+        "versions_added": summary.versions_added,
+    })
+    .to_string();
+    transaction
+        .execute("SELECT pg_notify('promptctl_sync', $1)", &[&notice])
+        .await?;
+    if options.dry_run {
+        transaction.rollback().await?;
+        return Ok(summary);
+    }
+    if let Some(hook) = options.before_commit {
+        hook();
+    }
+    transaction.commit().await?;
+    Ok(summary)
+}
+
+/// The tip commit's time (the test cases' `created_at` when first stored).
+fn tip_commit_time(history: &History) -> SystemTime {
+    history
+        .prompts
+        .values()
+        .flat_map(|p| p.versions.iter())
+        .filter_map(|v| v.commit.as_deref())
+        .map(|c| c.time)
+        .max()
+        .map_or_else(SystemTime::now, system_time)
+}
+
+/// Seconds since the epoch as a `SystemTime`.
+fn system_time(seconds: i64) -> SystemTime {
+    if seconds >= 0 {
+        UNIX_EPOCH + Duration::from_secs(seconds.unsigned_abs())
+    } else {
+        UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs())
+    }
+}
+
+/// `text` cut to `limit` characters.
+fn truncate(text: &str, limit: usize) -> &str {
+    match text.char_indices().nth(limit) {
+        Some((index, _)) => &text[..index],
+        None => text,
+    }
+}
+
+async fn copy_versions(
+    transaction: &tokio_postgres::Transaction<'_>,
+    table: &str,
+    sent: &[(&PromptHistory, &Version, &CommitInfo)],
+) -> Result<u64, RegistryError> {
+    let sink = transaction
+        .copy_in(&format!(
+            "COPY {table} ({PROMPT_COLUMNS}) FROM STDIN (FORMAT binary)"
+        ))
+        .await?;
+    let types = [
+        Type::UUID,
+        Type::VARCHAR,
+        Type::VARCHAR,
+        Type::INT4,
+        Type::TEXT,
+        Type::VARCHAR,
+        Type::JSONB,
+        Type::TIMESTAMP,
+        Type::VARCHAR,
+        Type::TEXT,
+        Type::TEXT,
+        Type::BOOL,
+        Type::VARCHAR,
+        Type::JSONB,
+    ];
+    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+    for (prompt, version, commit) in sent {
+        let id = version_id(&prompt.id.service, &prompt.id.name, version.number);
+        let number = i32::try_from(version.number).unwrap_or(i32::MAX);
+        let definition = &version.definition;
+        let template = definition.body.registry_text();
+        let parameters =
+            serde_json::to_value(&definition.parameters).unwrap_or(serde_json::Value::Null);
+        let variables =
+            serde_json::to_value(&definition.variables).unwrap_or(serde_json::Value::Null);
+        let created_at = system_time(commit.time);
+        let created_by = truncate(&commit.author_name, MAX_CREATED_BY);
+        let format = match definition.body {
+            Body::Template(_) => "template",
+            Body::Messages(_) => "messages",
+        };
+        let row: [&(dyn ToSql + Sync); 14] = [
+            &id,
+            &prompt.id.name,
+            &prompt.id.service,
+            &number,
+            &template,
+            &definition.model,
+            &parameters,
+            &created_at,
+            &created_by,
+            &commit.id,
+            &commit.message,
+            &prompt.archived,
+            &format,
+            &variables,
+        ];
+        writer.as_mut().write(&row).await?;
+    }
+    Ok(writer.as_mut().finish().await?)
+}
+
+async fn copy_state(
+    transaction: &tokio_postgres::Transaction<'_>,
+    history: &History,
+    snapshot: &Snapshot,
+) -> Result<(), RegistryError> {
+    let in_tip: HashSet<&crate::repo::PromptId> = snapshot
+        .prompts
+        .iter()
+        .filter_map(|p| p.id.as_ref())
+        .collect();
+    let sink = transaction
+        .copy_in(
+            "COPY promptctl_state (service, name, archived, latest_id, in_tip) FROM STDIN (FORMAT binary)",
+        )
+        .await?;
+    let types = [Type::TEXT, Type::TEXT, Type::BOOL, Type::UUID, Type::BOOL];
+    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+    for (id, prompt) in &history.prompts {
+        let latest = prompt
+            .latest()
+            .map(|v| version_id(&id.service, &id.name, v.number));
+        let present = in_tip.contains(id);
+        let row: [&(dyn ToSql + Sync); 5] =
+            [&id.service, &id.name, &prompt.archived, &latest, &present];
+        writer.as_mut().write(&row).await?;
+    }
+    writer.as_mut().finish().await?;
+    Ok(())
+}
+
+/// The assertion types whose `value` is an expected output.
+const EXPECTED_KINDS: &[&str] = &["exact_match", "contains", "semantic_similarity"];
+
+async fn copy_tests(
+    transaction: &tokio_postgres::Transaction<'_>,
+    history: &History,
+    snapshot: &Snapshot,
+    created_at: &SystemTime,
+) -> Result<(), RegistryError> {
+    let sink = transaction
+        .copy_in(
+            "COPY promptctl_new_tests (id, prompt_id, test_input, expected_output, evaluation_criteria, created_at, test_name) FROM STDIN (FORMAT binary)",
+        )
+        .await?;
+    let types = [
+        Type::UUID,
+        Type::UUID,
+        Type::TEXT,
+        Type::TEXT,
+        Type::JSONB,
+        Type::TIMESTAMP,
+        Type::TEXT,
+    ];
+    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+    for loaded in &snapshot.prompts {
+        let Some(id) = &loaded.id else { continue };
+        let Some(latest) = history.prompts.get(id).and_then(PromptHistory::latest) else {
+            continue;
+        };
+        let prompt_id = version_id(&id.service, &id.name, latest.number);
+        let Some(tests) = &loaded.file.tests else {
+            continue;
+        };
+        for (index, test) in tests.value.iter().enumerate() {
+            let test = &test.value;
+            let input = serde_json::to_string(&test.vars).unwrap_or_else(|_| "{}".to_owned());
+            let assertions: Vec<&crate::repo::Assertion> =
+                test.assert.iter().map(|a| &a.value).collect();
+            let expected = assertions
+                .iter()
+                .find(|a| EXPECTED_KINDS.contains(&a.kind.as_str()))
+                .and_then(|a| a.value.as_ref())
+                .map(|value| match value {
+                    serde_json::Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                });
+            let criteria =
+                serde_json::to_value(&assertions).unwrap_or(serde_json::Value::Array(Vec::new()));
+            let test_id = test_id(prompt_id, index);
+            let row: [&(dyn ToSql + Sync); 7] = [
+                &test_id, &prompt_id, &input, &expected, &criteria, created_at, &test.name,
+            ];
+            writer.as_mut().write(&row).await?;
+        }
+    }
+    writer.as_mut().finish().await?;
+    Ok(())
+}
+
+/// One row of `prompt_environments`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentRow {
+    /// The prompt's service.
+    pub service: String,
+    /// The prompt's name.
+    pub name: String,
+    /// The environment.
+    pub environment: String,
+    /// The pinned version; `None` for `latest`.
+    pub version: Option<i32>,
+    /// The model override; `None` for the prompt's own model.
+    pub model: Option<String>,
+}
+
+/// The rows of `prompt_environments` from the environments file
+/// (`prompts: {PROMPT: {ENV: {version: N | latest, model: M}}}`, SPEC section 1).
+pub fn environment_rows(
+    config: &Config,
+    history: &History,
+    text: Option<&str>,
+) -> Result<Vec<EnvironmentRow>, RegistryError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let file = &config.settings.environments;
+    let bad = |what: String| {
+        RegistryError::Invalid(format!("{}: {what}", crate::diagnostic::display_path(file)))
+    };
+    let value: serde_json::Value = if text.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        crate::repo::file::parse_yaml(file, text, &["prompts"])
+            .map_err(|diagnostic| bad(diagnostic.message))?
+    };
+    let prompts = match value.get("prompts") {
+        None | Some(serde_json::Value::Null) => return Ok(Vec::new()),
+        Some(serde_json::Value::Object(prompts)) => prompts,
+        Some(_) => return Err(bad("`prompts` must be a mapping".to_owned())),
+    };
+    let mut rows = BTreeMap::new();
+    for (query, environments) in prompts {
+        let prompt = history.find(query).map_err(|err| bad(format!("{err}")))?;
+        let Some(environments) = environments.as_object() else {
+            return Err(bad(format!("`{query}` must map environments to pins")));
+        };
+        for (environment, pin) in environments {
+            let version = match pin.get("version") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(latest)) if latest == "latest" => None,
+                Some(value) => {
+                    let number = value
+                        .as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "{query}.{environment}.version must be a version number or `latest`"
+                            ))
+                        })?;
+                    if prompt.version(number).is_none() {
+                        return Err(bad(format!(
+                            "{query}.{environment}: {} has no version {number}",
+                            prompt.id
+                        )));
+                    }
+                    i32::try_from(number).ok()
+                }
+            };
+            let model = match pin.get("model") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(model)) => Some(model.clone()),
+                Some(_) => {
+                    return Err(bad(format!(
+                        "{query}.{environment}.model must be a model name"
+                    )));
+                }
+            };
+            rows.insert(
+                (prompt.id.clone(), environment.clone()),
+                EnvironmentRow {
+                    service: prompt.id.service.clone(),
+                    name: prompt.id.name.clone(),
+                    environment: environment.clone(),
+                    version,
+                    model,
+                },
+            );
+        }
+    }
+    Ok(rows.into_values().collect())
+}
+
+async fn copy_environments(
+    transaction: &tokio_postgres::Transaction<'_>,
+    rows: &[EnvironmentRow],
+) -> Result<(), RegistryError> {
+    let sink = transaction
+        .copy_in(
+            "COPY promptctl_env (service, name, environment, version, model) FROM STDIN (FORMAT binary)",
+        )
+        .await?;
+    let types = [
+        Type::VARCHAR,
+        Type::VARCHAR,
+        Type::VARCHAR,
+        Type::INT4,
+        Type::VARCHAR,
+    ];
+    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+    for row in rows {
+        let values: [&(dyn ToSql + Sync); 5] = [
+            &row.service,
+            &row.name,
+            &row.environment,
+            &row.version,
+            &row.model,
+        ];
+        writer.as_mut().write(&values).await?;
+    }
+    writer.as_mut().finish().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_counts_characters() {
+        assert_eq!(truncate("ééé", 2), "éé");
+        assert_eq!(truncate("ab", 5), "ab");
+    }
+}

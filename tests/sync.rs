@@ -1,0 +1,539 @@
+//! `promptctl sync` and `promptctl get` against a real PostgreSQL.
+//!
+//! Each test creates its own database (`promptctl_test_<pid>_<n>`) on the server named by
+//! `PROMPTCTL_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) and
+//! drops it at the end, so the tests run in parallel and leave nothing behind. A server
+//! that cannot be reached fails the tests: they never skip.
+
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::git::TestRepo;
+use serde_json::Value;
+
+const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh database, dropped when the guard is.
+struct TestDb {
+    name: String,
+    admin: String,
+    url: String,
+    runtime: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+fn admin_url() -> String {
+    std::env::var("PROMPTCTL_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned())
+}
+
+/// `url` with its database replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_part = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    format!("{host_part}/{database}{query}")
+}
+
+fn connect(
+    runtime: &tokio::runtime::Runtime,
+    url: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(client)
+    })
+}
+
+impl TestDb {
+    fn new() -> TestDb {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let admin = admin_url();
+        let admin_client = connect(&runtime, &admin).unwrap_or_else(|err| {
+            panic!(
+                "the sync tests need PostgreSQL at {admin} ({err:?}); start it (`.ci/run` does) \
+                 or point PROMPTCTL_TEST_DATABASE_URL at a server where this user may CREATE DATABASE"
+            )
+        });
+        let name = format!(
+            "promptctl_test_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            runtime
+                .block_on(admin_client.batch_execute(&sql))
+                .expect("create the test database");
+        }
+        let url = with_database(&admin, &name);
+        let client = connect(&runtime, &url).expect("connect to the test database");
+        TestDb {
+            name,
+            admin,
+            url,
+            runtime,
+            client,
+        }
+    }
+
+    fn rows(&self, sql: &str) -> Vec<tokio_postgres::Row> {
+        self.runtime
+            .block_on(self.client.query(sql, &[]))
+            .unwrap_or_else(|err| panic!("{sql}: {err:?}"))
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.rows(sql)[0].get(0)
+    }
+
+    /// A digest of every registry row with its `xmin`: any insert, update or delete
+    /// changes it.
+    fn fingerprint(&self) -> String {
+        self.rows(
+            "SELECT coalesce((SELECT md5(string_agg(p::text || p.xmin::text, ',' ORDER BY id)) FROM prompts p), '')
+               || coalesce((SELECT md5(string_agg(t::text || t.xmin::text, ',' ORDER BY id)) FROM prompt_tests t), '')
+               || coalesce((SELECT md5(string_agg(e::text || e.xmin::text, ',' ORDER BY service, name, environment)) FROM prompt_environments e), '')
+               || coalesce((SELECT md5(string_agg(s::text || s.xmin::text, ',')) FROM sync_state s), '')",
+        )[0]
+            .get(0)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(admin) = connect(&self.runtime, &self.admin) {
+            let _ = self.runtime.block_on(admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            )));
+        }
+    }
+}
+
+/// A prompt file whose definition is `template` (with one declared variable).
+fn prompt(template: &str, test_value: &str) -> String {
+    format!(
+        "model: gpt-4o\nparameters: {{temperature: 0.2}}\nvariables:\n  x: {{type: string}}\ntemplate: \"{template} {{{{ x }}}}\"\ntests:\n  - name: first\n    vars: {{x: a}}\n    assert: [{{type: contains, value: \"{test_value}\"}}]\n"
+    )
+}
+
+/// `promptctl sync --database-url URL ARGS` in the repository.
+fn sync(repo: &TestRepo, db: &TestDb, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["sync", "--database-url", db.url.as_str()];
+    all.extend(args);
+    repo.run(&all)
+}
+
+/// `sync --format json`, expecting success.
+fn sync_json(repo: &TestRepo, db: &TestDb) -> Value {
+    let (code, stdout, stderr) = sync(repo, db, &["--format", "json"]);
+    assert_eq!(code, 0, "sync failed:\n{stdout}\n{stderr}");
+    serde_json::from_str(&stdout).expect("JSON")
+}
+
+/// The repository of the first tests: 20 prompts over 5 commits; commit k rewrites the
+/// prompts whose index is a multiple of k + 1, then a commit that only edits tests and
+/// formatting, then one that deletes a prompt. Returns the number of versions, counted
+/// independently of promptctl.
+fn build_history(repo: &TestRepo) -> usize {
+    let mut versions = 0;
+    for k in 0..5 {
+        for i in 0..20 {
+            if i % (k + 1) == 0 {
+                repo.write(
+                    &format!("prompts/svc{}/p{i}.yaml", i % 3),
+                    &prompt(&format!("v{k} of p{i}"), "a"),
+                );
+                versions += 1;
+            }
+        }
+        repo.commit(&format!("commit {k}"));
+    }
+    repo.write(
+        "prompts/svc1/p1.yaml",
+        &format!("# reformatted\n{}", prompt("v0 of p1", "other expectation")),
+    );
+    repo.commit("tests only");
+    repo.remove("prompts/svc2/p2.yaml");
+    repo.commit("delete p2");
+    versions
+}
+
+#[test]
+fn sync_publishes_every_version_and_a_second_sync_changes_nothing() {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    let expected = build_history(&repo);
+    let summary = sync_json(&repo, &db);
+    assert_eq!(summary["versions_added"], expected);
+    assert_eq!(
+        db.count("SELECT count(*) FROM prompts"),
+        i64::try_from(expected).expect("fits")
+    );
+    // Cross-check with `promptctl log`.
+    let mut logged = 0;
+    for i in 0..20 {
+        let log = repo.json(&["log", &format!("svc{}/p{i}", i % 3)]);
+        logged += log.as_array().expect("array").len();
+    }
+    assert_eq!(logged, expected);
+    // Ids are UUID v5; every version of p2 is archived, no other.
+    assert_eq!(
+        db.count("SELECT count(*) FROM prompts WHERE archived"),
+        db.count("SELECT count(*) FROM prompts WHERE name = 'p2'")
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM prompts WHERE archived AND name <> 'p2'"),
+        0
+    );
+    // The tip's tests are stored for each present prompt's latest version.
+    assert_eq!(db.count("SELECT count(*) FROM prompt_tests"), 19);
+    let expected_output: String = db.rows(
+        "SELECT t.expected_output FROM prompt_tests t JOIN prompts p ON p.id = t.prompt_id WHERE p.name = 'p1'",
+    )[0]
+        .get(0);
+    assert_eq!(expected_output, "other expectation");
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM prompts WHERE created_by = 'Ada Lovelace' AND commit_message LIKE 'commit %'"
+        ),
+        i64::try_from(expected).expect("fits")
+    );
+    let head = repo.head();
+    let state: String =
+        db.rows("SELECT commit_sha FROM sync_state WHERE branch = 'main'")[0].get(0);
+    assert_eq!(state, head);
+
+    let before = db.fingerprint();
+    let again = sync_json(&repo, &db);
+    assert_eq!(again["up_to_date"], true);
+    assert_eq!(db.fingerprint(), before, "a second sync changed rows");
+}
+
+#[test]
+fn one_new_commit_sends_only_its_versions() {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    let expected = build_history(&repo);
+    sync_json(&repo, &db);
+    let untouched = db.fingerprint_of_prompts_except("p5");
+    repo.write("prompts/svc2/p5.yaml", &prompt("a new text", "a"));
+    let commit = repo.commit("edit p5");
+    let summary = sync_json(&repo, &db);
+    assert_eq!(summary["versions_added"], 1);
+    assert_eq!(summary["sent"].as_array().expect("array").len(), 1);
+    assert_eq!(summary["sent"][0]["commit"], commit.as_str());
+    assert_eq!(
+        db.count("SELECT count(*) FROM prompts"),
+        i64::try_from(expected + 1).expect("fits")
+    );
+    assert_eq!(db.fingerprint_of_prompts_except("p5"), untouched);
+    // The new version's tests moved to it.
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM prompt_tests t JOIN prompts p ON p.id = t.prompt_id WHERE p.name = 'p5' AND p.commit_sha = (SELECT commit_sha FROM sync_state)"
+        ),
+        1
+    );
+}
+
+impl TestDb {
+    fn fingerprint_of_prompts_except(&self, name: &str) -> String {
+        self.rows(&format!(
+            "SELECT md5(string_agg(p::text || p.xmin::text, ',' ORDER BY id)) FROM prompts p WHERE name <> '{name}'"
+        ))[0]
+            .get(0)
+    }
+}
+
+#[test]
+fn get_reads_latest_a_number_and_an_environment() {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    repo.write("prompts/billing/invoice.yaml", &prompt("first", "a"));
+    repo.commit("v1");
+    repo.write("prompts/billing/invoice.yaml", &prompt("second", "a"));
+    repo.write(
+        "environments.yaml",
+        "prompts:\n  invoice:\n    production: {version: 1, model: gpt-4o-mini}\n    canary: {version: latest}\n",
+    );
+    repo.commit("v2");
+    sync_json(&repo, &db);
+    let url = db.url.as_str();
+    let get = |extra: &[&str]| {
+        let mut args = vec!["get", "invoice", "--database-url", url, "--format", "json"];
+        args.extend(extra);
+        let (code, stdout, stderr) = repo.run(&args);
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        serde_json::from_str::<Value>(&stdout).expect("JSON")
+    };
+    let latest = get(&[]);
+    assert_eq!(latest["version"], 2);
+    assert_eq!(latest["definition"]["body"]["template"], "second {{ x }}");
+    assert_eq!(latest["model"], "gpt-4o");
+    let first = get(&["--version", "1"]);
+    assert_eq!(first["definition"]["body"]["template"], "first {{ x }}");
+    let production = get(&["--env", "production"]);
+    assert_eq!(production["version"], 1);
+    assert_eq!(production["model"], "gpt-4o-mini");
+    assert_eq!(production["definition"]["model"], "gpt-4o-mini");
+    let canary = get(&["--env", "canary"]);
+    assert_eq!(canary["version"], 2);
+    assert_eq!(canary["model"], "gpt-4o");
+    assert_eq!(db.count("SELECT count(*) FROM prompt_environments"), 2);
+
+    let (code, _, stderr) = repo.run(&[
+        "get",
+        "billing/invoice",
+        "--version",
+        "9",
+        "--database-url",
+        url,
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no version 9"), "{stderr}");
+    let (code, _, stderr) = repo.run(&["get", "invoic", "--database-url", url]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("did you mean `invoice`"), "{stderr}");
+    let (code, stdout, stderr) = repo.run(&["get", "invoice", "--database-url", url]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("billing/invoice v2"), "{stdout}");
+}
+
+#[test]
+fn a_nasty_hundred_kilobyte_template_round_trips_exactly() {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    let mut text = String::new();
+    let pieces = [
+        "It's a \"quoted\" 'string' ",
+        "back\\slash \\\\ \\n not a newline ",
+        "'); DROP TABLE prompts; -- ",
+        "$1 $$ dollar $$ E'\\x00' ",
+        "\ttab\r\ncrlf\n",
+        "ünïcødé — 日本語 🎉 ",
+        "\u{7}\u{1b}[31mansi\u{1b}[0m ",
+        "{\"json\": [1, 2]} ",
+        "%s %d \\N \\. ",
+    ];
+    let mut index = 0;
+    while text.len() < 100 * 1024 {
+        text.push_str(pieces[index % pieces.len()]);
+        index += 1;
+    }
+    let yaml = format!(
+        "model: gpt-4o\ntemplate: {}\n",
+        serde_json::to_string(&text).expect("JSON string")
+    );
+    repo.write("prompts/tricky/nasty.yaml", &yaml);
+    repo.commit("a nasty template");
+    sync_json(&repo, &db);
+    let stored: String = db.rows("SELECT template FROM prompts WHERE name = 'nasty'")[0].get(0);
+    assert_eq!(stored.len(), text.len());
+    assert!(stored == text, "the template changed on its way");
+    let (code, stdout, stderr) = repo.run(&[
+        "get",
+        "nasty",
+        "--database-url",
+        db.url.as_str(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let value: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert!(value["definition"]["body"]["template"] == Value::String(text));
+}
+
+#[test]
+fn rewritten_history_is_refused_then_replaced_with_allow_rewrite() {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    repo.write("prompts/s/a.yaml", &prompt("one", "a"));
+    repo.commit("one");
+    repo.write("prompts/s/a.yaml", &prompt("two", "a"));
+    let old = repo.commit("two");
+    sync_json(&repo, &db);
+    repo.git(&["reset", "-q", "--hard", "HEAD~1"]);
+    repo.write("prompts/s/a.yaml", &prompt("two, rewritten", "a"));
+    let new = repo.commit("two again");
+    let before = db.fingerprint();
+    let (code, _, stderr) = sync(&repo, &db, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("rewritten"), "{stderr}");
+    assert!(stderr.contains(&old[..12]), "{stderr}");
+    assert!(stderr.contains("--allow-rewrite"), "{stderr}");
+    assert_eq!(db.fingerprint(), before);
+    let (code, stdout, stderr) = sync(&repo, &db, &["--allow-rewrite"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let rows = db.rows("SELECT version, commit_sha, template FROM prompts ORDER BY version");
+    assert_eq!(rows.len(), 2);
+    let commit: String = rows[1].get(1);
+    let template: String = rows[1].get(2);
+    assert_eq!(commit, new);
+    assert_eq!(template, "two, rewritten {{ x }}");
+    assert_eq!(db.count("SELECT count(*) FROM prompt_tests"), 1);
+}
+
+#[test]
+fn an_unreachable_database_exits_3_quickly() {
+    let repo = TestRepo::new();
+    repo.write("prompts/s/a.yaml", &prompt("one", "a"));
+    repo.commit("one");
+    let started = Instant::now();
+    let (code, _, stderr) = repo.run(&[
+        "sync",
+        "--database-url",
+        "postgres://postgres@127.0.0.1:1/postgres",
+    ]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to PostgreSQL at 127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let (code, _, stderr) = repo.run(&[
+        "get",
+        "a",
+        "--database-url",
+        "postgres://postgres@127.0.0.1:1/postgres",
+    ]);
+    assert_eq!(code, 3, "{stderr}");
+}
+
+/// Runs `promptctl sync` with the test hook that kills the process just before commit.
+fn killed_sync(repo: &TestRepo, db: &TestDb) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_promptctl"))
+        .args(["sync", "--database-url", db.url.as_str()])
+        .current_dir(repo.path())
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("PROMPTCTL_SYNC_FAIL_BEFORE_COMMIT", "1")
+        .output()
+        .expect("promptctl runs")
+}
+
+#[test]
+fn a_sync_killed_before_commit_leaves_nothing_and_the_next_completes_it() {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    let expected = build_history(&repo);
+    let out = killed_sync(&repo, &db);
+    assert!(!out.status.success());
+    assert_eq!(db.count("SELECT count(*) FROM prompts"), 0);
+    assert_eq!(db.count("SELECT count(*) FROM prompt_tests"), 0);
+    assert_eq!(db.count("SELECT count(*) FROM sync_state"), 0);
+    sync_json(&repo, &db);
+    let before = db.fingerprint();
+    repo.write("prompts/svc0/p0.yaml", &prompt("after the kill", "a"));
+    repo.commit("edit p0");
+    let out = killed_sync(&repo, &db);
+    assert!(!out.status.success());
+    assert_eq!(db.fingerprint(), before, "a killed sync left rows behind");
+    let summary = sync_json(&repo, &db);
+    assert_eq!(summary["versions_added"], 1);
+    assert_eq!(
+        db.count("SELECT count(*) FROM prompts"),
+        i64::try_from(expected + 1).expect("fits")
+    );
+}
+
+#[test]
+fn check_errors_block_publishing_and_dry_run_writes_nothing() {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    repo.write("prompts/s/a.yaml", &prompt("one", "a"));
+    repo.write(
+        "prompts/s/b.yaml",
+        "model: m\ntemplate: \"{{ undeclared }}\"\nvariables: {x: {type: string}}\n",
+    );
+    repo.commit("broken");
+    let (code, _, stderr) = sync(&repo, &db, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("nothing was published"), "{stderr}");
+    repo.remove("prompts/s/b.yaml");
+    repo.commit("fixed");
+    let (code, stdout, stderr) = sync(&repo, &db, &["--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("+ s/a v1"), "{stdout}");
+    assert!(stdout.contains("would sync"), "{stdout}");
+    assert_eq!(db.count("SELECT count(*) FROM prompts"), 0);
+    assert_eq!(db.count("SELECT count(*) FROM sync_state"), 0);
+}
+
+#[test]
+fn concurrent_syncs_are_serialized() {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    let expected = build_history(&repo);
+    let url = db.url.clone();
+    let path = repo.path().to_path_buf();
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_promptctl"))
+                .args(["sync", "--no-cache", "--database-url", url.as_str()])
+                .current_dir(&path)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().expect("wait").success());
+    }
+    assert_eq!(
+        db.count("SELECT count(*) FROM prompts"),
+        i64::try_from(expected).expect("fits")
+    );
+    assert_eq!(db.count("SELECT count(*) FROM schema_migrations"), 1);
+}
+
+#[test]
+fn a_thousand_prompts_sync_whole() {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    let mut expected = 0;
+    for round in 0..3 {
+        for i in 0..1100 {
+            if round == 0 || i % (round + 1) == 0 {
+                repo.write(
+                    &format!("prompts/svc{}/p{i}.yaml", i % 12),
+                    &prompt(&format!("round {round} of {i}"), "a"),
+                );
+                expected += 1;
+            }
+        }
+        repo.commit(&format!("round {round}"));
+    }
+    let summary = sync_json(&repo, &db);
+    assert_eq!(summary["versions_added"], expected);
+    assert_eq!(db.count("SELECT count(*) FROM prompts"), expected);
+    assert_eq!(
+        db.count("SELECT count(DISTINCT (service, name)) FROM prompts"),
+        1100
+    );
+    assert_eq!(db.count("SELECT count(*) FROM prompt_tests"), 1100);
+    let before = db.fingerprint();
+    sync_json(&repo, &db);
+    assert_eq!(db.fingerprint(), before);
+}
