@@ -26,6 +26,7 @@ pub mod diagnostic;
 pub mod environments;
 pub mod eval;
 pub mod history;
+pub mod lsp;
 pub mod parallel;
 pub mod providers;
 pub mod render;

@@ -8,6 +8,7 @@ mod env;
 mod init;
 mod list;
 mod log;
+mod lsp;
 pub mod output;
 mod pin;
 mod promote;
@@ -96,6 +97,8 @@ enum Command {
     Rollback(rollback::RollbackArgs),
     /// Every prompt by environment: version, model, and what is behind.
     Status(status::StatusArgs),
+    /// Run the language server on stdin and stdout, for editors.
+    Lsp(lsp::LspArgs),
 }
 
 /// What kind of failure an error is; decides the exit code.
@@ -336,6 +339,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Promote(args) => promote::run(&context, &args),
         Command::Rollback(args) => rollback::run(&context, &args),
         Command::Status(args) => status::run(&context, &args),
+        Command::Lsp(args) => lsp::run(&context, &args),
     };
     match result {
         Ok(code) => code,
