@@ -25,6 +25,7 @@ pub mod config;
 pub mod diagnostic;
 pub mod environments;
 pub mod eval;
+pub mod format;
 pub mod history;
 pub mod lsp;
 pub mod parallel;

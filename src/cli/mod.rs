@@ -5,6 +5,7 @@ mod check;
 mod ci;
 mod diff;
 mod env;
+mod fmt;
 mod init;
 mod list;
 mod log;
@@ -97,6 +98,8 @@ enum Command {
     Rollback(rollback::RollbackArgs),
     /// Every prompt by environment: version, model, and what is behind.
     Status(status::StatusArgs),
+    /// Rewrite prompt files in the canonical layout (never a new version).
+    Fmt(fmt::FmtArgs),
     /// Run the language server on stdin and stdout, for editors.
     Lsp(lsp::LspArgs),
 }
@@ -339,6 +342,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Promote(args) => promote::run(&context, &args),
         Command::Rollback(args) => rollback::run(&context, &args),
         Command::Status(args) => status::run(&context, &args),
+        Command::Fmt(args) => fmt::run(&context, &args),
         Command::Lsp(args) => lsp::run(&context, &args),
     };
     match result {
