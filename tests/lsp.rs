@@ -452,3 +452,40 @@ fn requests_after_shutdown_are_errors_and_exit_without_shutdown_is_1() {
     server.notify("exit", Value::Null);
     assert_eq!(wait(&mut server.child), 1);
 }
+
+#[test]
+fn formatting_goes_through_promptctl_fmt() {
+    let mut server = Server::start();
+    let response = server.initialize();
+    assert_eq!(
+        response["result"]["capabilities"]["documentFormattingProvider"],
+        true
+    );
+    let file = "prompts/greet/hello.yaml";
+    let untidy = PROMPT.replace("model: echo\n", "model:    echo\n");
+    server.open(file, &untidy);
+    let expected = promptctl::format::format_prompt(&untidy).expect("formats");
+    let params = json!({"textDocument": {"uri": server.uri(file)}, "options": {"tabSize": 2, "insertSpaces": true}});
+    let response = server.request("textDocument/formatting", params.clone());
+    let edits = response["result"].as_array().expect("edits").clone();
+    assert_eq!(edits.len(), 1, "{response}");
+    assert_eq!(edits[0]["newText"], expected);
+    assert_eq!(
+        edits[0]["range"]["start"],
+        json!({"line": 0, "character": 0})
+    );
+    let lines = untidy.matches('\n').count();
+    assert_eq!(
+        edits[0]["range"]["end"],
+        json!({"line": lines, "character": 0})
+    );
+
+    server.change(file, 2, &expected);
+    let response = server.request("textDocument/formatting", params.clone());
+    assert_eq!(response["result"], json!([]), "{response}");
+
+    server.change(file, 3, "model: [");
+    let response = server.request("textDocument/formatting", params);
+    assert_eq!(response["error"]["code"], -32803, "{response}");
+    assert_eq!(server.stop(), 0);
+}

@@ -2,7 +2,7 @@
 //!
 //! One thread reads `Content-Length` framed JSON-RPC messages, handles each in turn and
 //! writes the answers: diagnostics from [`crate::check`] as the user types, completion,
-//! hover and go-to-definition. Requests are cheap enough (a check of one file is a few
+//! hover, go-to-definition and formatting (through [`crate::format`], as `promptctl fmt`). Requests are cheap enough (a check of one file is a few
 //! milliseconds) that nothing runs in the background.
 //!
 //! The framing is read here rather than by `lsp-server`'s stdio transport, because that
@@ -16,6 +16,7 @@ mod completion;
 mod definition;
 mod diagnostics;
 mod documents;
+mod formatting;
 mod hover;
 
 use std::io::{self, BufRead, Write};
@@ -41,6 +42,8 @@ pub mod codes {
     pub const METHOD_NOT_FOUND: i32 = -32601;
     /// The parameters do not fit the method.
     pub const INVALID_PARAMS: i32 = -32602;
+    /// The request was valid but could not be carried out.
+    pub const REQUEST_FAILED: i32 = -32803;
     /// A request came before `initialize`.
     pub const SERVER_NOT_INITIALIZED: i32 = -32002;
 }
@@ -211,6 +214,11 @@ impl Server {
             }
             r::GotoDefinition::METHOD => params(request)
                 .map(|p| to_value(definition::definition(project, &self.documents, &p))),
+            r::Formatting::METHOD => params(request).and_then(|p| {
+                formatting::format(&self.documents, &p)
+                    .map(to_value)
+                    .map_err(|message| (codes::REQUEST_FAILED, message))
+            }),
             _ => Err((
                 codes::METHOD_NOT_FOUND,
                 format!("unknown method `{method}`"),
@@ -335,6 +343,7 @@ fn capabilities() -> lsp_types::ServerCapabilities {
         }),
         hover_provider: Some(HoverProviderCapability::Simple(true)),
         definition_provider: Some(OneOf::Left(true)),
+        document_formatting_provider: Some(OneOf::Left(true)),
         ..ServerCapabilities::default()
     }
 }
