@@ -489,3 +489,25 @@ fn formatting_goes_through_promptctl_fmt() {
     assert_eq!(response["error"]["code"], -32803, "{response}");
     assert_eq!(server.stop(), 0);
 }
+
+#[test]
+fn editing_a_partial_checks_the_open_prompts_again() {
+    let mut server = Server::start();
+    server.initialize();
+    let file = "prompts/greet/hello.yaml";
+    assert_eq!(server.open(file, PROMPT), Vec::<Value>::new());
+    let partial = "prompts/shared/_partials/sign.j2";
+    let prompt_uri = server.uri(file);
+    server.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": server.uri(partial), "languageId": "jinja", "version": 1, "text": "Sign as {{ mood }} bot."}}),
+    );
+    let found = server.diagnostics(&prompt_uri);
+    assert!(
+        found
+            .iter()
+            .any(|d| d["message"].as_str().is_some_and(|m| m.contains("mood"))),
+        "{found:?}"
+    );
+    assert_eq!(server.stop(), 0);
+}

@@ -38,6 +38,11 @@ impl Documents {
         self.open.remove(uri);
     }
 
+    /// Every open document.
+    pub fn iter(&self) -> impl Iterator<Item = (&Url, &str)> {
+        self.open.iter().map(|(uri, text)| (uri, text.as_str()))
+    }
+
     /// The text of an open document.
     pub fn get(&self, uri: &Url) -> Option<&str> {
         self.open.get(uri).map(String::as_str)

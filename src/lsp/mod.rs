@@ -20,6 +20,7 @@ mod formatting;
 mod hover;
 
 use std::io::{self, BufRead, Write};
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -42,6 +43,8 @@ pub mod codes {
     pub const METHOD_NOT_FOUND: i32 = -32601;
     /// The parameters do not fit the method.
     pub const INVALID_PARAMS: i32 = -32602;
+    /// The server failed while handling the request.
+    pub const INTERNAL_ERROR: i32 = -32603;
     /// The request was valid but could not be carried out.
     pub const REQUEST_FAILED: i32 = -32803;
     /// A request came before `initialize`.
@@ -173,12 +176,30 @@ pub fn run(input: impl BufRead, mut output: impl Write, start: &Path) -> io::Res
         };
         let mut outgoing = Vec::new();
         match message {
-            Message::Request(request) => outgoing.push(server.request(request).into()),
+            Message::Request(request) => {
+                let id = request.id.clone();
+                // A bug in one handler answers that request with an error; the session
+                // goes on.
+                let response = panic::catch_unwind(AssertUnwindSafe(|| server.request(request)))
+                    .unwrap_or_else(|_| {
+                        error(
+                            id,
+                            codes::INTERNAL_ERROR,
+                            "internal error (a bug in promptctl)",
+                        )
+                    });
+                outgoing.push(response.into());
+            }
             Message::Notification(notification) => {
                 if notification.method == lsp_types::notification::Exit::METHOD {
                     return Ok(if server.shut_down { 0 } else { 1 });
                 }
-                server.notification(notification, &mut outgoing);
+                let handled = panic::catch_unwind(AssertUnwindSafe(|| {
+                    let mut sent = Vec::new();
+                    server.notification(notification, &mut sent);
+                    sent
+                }));
+                outgoing.extend(handled.unwrap_or_default());
             }
             Message::Response(_) => {}
         }
@@ -309,6 +330,15 @@ impl Server {
             let mut partials = (*project.partials).clone();
             partials.insert(crate::repo::partial_name(&relative), text.to_owned());
             project.partials = Arc::new(partials);
+            // The open prompts may include it: check them again.
+            for (other, other_text) in self.documents.iter() {
+                if *other != uri
+                    && let Ok(other_file) = other.to_file_path()
+                {
+                    let found = diagnostics::for_document(project, &other_file, other_text);
+                    outgoing.push(publish(other.clone(), found));
+                }
+            }
         }
         let found = diagnostics::for_document(project, &file, text);
         outgoing.push(publish(uri, found));
