@@ -5,10 +5,12 @@ mod check;
 mod ci;
 mod diff;
 mod env;
+mod fmt;
 mod get;
 mod init;
 mod list;
 mod log;
+mod lsp;
 pub mod output;
 mod pin;
 mod promote;
@@ -102,6 +104,10 @@ enum Command {
     Sync(sync::SyncArgs),
     /// Read one prompt back from the PostgreSQL registry.
     Get(get::GetArgs),
+    /// Rewrite prompt files in the canonical layout (never a new version).
+    Fmt(fmt::FmtArgs),
+    /// Run the language server on stdin and stdout, for editors.
+    Lsp(lsp::LspArgs),
 }
 
 /// What kind of failure an error is; decides the exit code.
@@ -374,6 +380,8 @@ pub fn run(cli: Cli) -> u8 {
         Command::Status(args) => status::run(&context, &args),
         Command::Sync(args) => sync::run(&context, &args),
         Command::Get(args) => get::run(&context, &args),
+        Command::Fmt(args) => fmt::run(&context, &args),
+        Command::Lsp(args) => lsp::run(&context, &args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,531 @@
+//! `promptctl lsp`: a Language Server over stdio, working from unsaved buffers.
+//!
+//! One thread reads `Content-Length` framed JSON-RPC messages, handles each in turn and
+//! writes the answers: diagnostics from [`crate::check`] as the user types, completion,
+//! hover, go-to-definition and formatting (through [`crate::format`], as `promptctl fmt`). Requests are cheap enough (a check of one file is a few
+//! milliseconds) that nothing runs in the background.
+//!
+//! The framing is read here rather than by `lsp-server`'s stdio transport, because that
+//! transport stops at the first message that is not valid JSON; a malformed message must
+//! be answered with a JSON-RPC error instead (`-32700` parse error, `-32600` invalid
+//! request), and the server goes on. `lsp-server` still gives the message types.
+//!
+//! This module is not a YAML language server: it knows prompt files and partials only.
+
+mod completion;
+mod definition;
+mod diagnostics;
+mod documents;
+mod formatting;
+mod hover;
+
+use std::io::{self, BufRead, Write};
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lsp_server::{Message, Notification, Request, RequestId, Response};
+use lsp_types::notification::Notification as _;
+use lsp_types::request::Request as _;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::repo::Partials;
+use documents::Documents;
+
+/// JSON-RPC and LSP error codes the server answers with.
+pub mod codes {
+    /// The message is not valid JSON.
+    pub const PARSE_ERROR: i32 = -32700;
+    /// The JSON is not a valid request.
+    pub const INVALID_REQUEST: i32 = -32600;
+    /// The server does not know the method.
+    pub const METHOD_NOT_FOUND: i32 = -32601;
+    /// The parameters do not fit the method.
+    pub const INVALID_PARAMS: i32 = -32602;
+    /// The server failed while handling the request.
+    pub const INTERNAL_ERROR: i32 = -32603;
+    /// The request was valid but could not be carried out.
+    pub const REQUEST_FAILED: i32 = -32803;
+    /// A request came before `initialize`.
+    pub const SERVER_NOT_INITIALIZED: i32 = -32002;
+}
+
+/// Largest message body accepted (64 MiB); a larger `Content-Length` is a broken client.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// The state of one session.
+pub(crate) struct Server {
+    /// Where the server was started, used when the client names no workspace.
+    start: PathBuf,
+    /// The project, once initialized.
+    project: Option<Project>,
+    /// The open buffers.
+    documents: Documents,
+    /// Whether `shutdown` was received.
+    shut_down: bool,
+}
+
+/// The project the open files belong to.
+pub(crate) struct Project {
+    /// Its configuration.
+    pub config: Config,
+    /// The prompts folder, absolute.
+    pub prompts_abs: PathBuf,
+    /// The partials of the working tree as read at start-up, with open partial buffers
+    /// laid over them.
+    pub partials: Partials,
+}
+
+impl Project {
+    fn load(root: &Path) -> Project {
+        let config = Config::discover(root).unwrap_or_else(|_| Config {
+            root: root.to_path_buf(),
+            file: None,
+            settings: crate::config::Settings::default(),
+        });
+        let prompts_abs = config.prompts_dir();
+        let mut partials = std::collections::BTreeMap::new();
+        for entry in walkdir::WalkDir::new(&prompts_abs)
+            .into_iter()
+            .filter_map(Result::ok)
+        {
+            let Ok(relative) = entry.path().strip_prefix(&prompts_abs) else {
+                continue;
+            };
+            if entry.file_type().is_file()
+                && crate::repo::FileKind::of(relative) == Some(crate::repo::FileKind::Partial)
+                && let Ok(text) = std::fs::read_to_string(entry.path())
+            {
+                partials.insert(crate::repo::partial_name(relative), text);
+            }
+        }
+        Project {
+            config,
+            prompts_abs,
+            partials: Arc::new(partials),
+        }
+    }
+
+    /// The path of `file` relative to the prompts folder, when it lies inside it.
+    pub fn relative(&self, file: &Path) -> Option<PathBuf> {
+        // The buffer may not exist on disk yet: canonicalize its folder then.
+        let canonical = file.canonicalize().ok();
+        let in_canonical_parent = file
+            .parent()
+            .and_then(|parent| parent.canonicalize().ok())
+            .zip(file.file_name())
+            .map(|(parent, name)| parent.join(name));
+        let candidates = [Some(file.to_path_buf()), canonical, in_canonical_parent];
+        candidates.into_iter().flatten().find_map(|path| {
+            path.strip_prefix(&self.prompts_abs)
+                .ok()
+                .map(Path::to_path_buf)
+        })
+    }
+}
+
+/// Runs the server over `input` and `output` until `exit` or the end of the input, and
+/// returns the process exit code: 0 after `shutdown` then `exit`, 1 otherwise.
+pub fn run(input: impl BufRead, mut output: impl Write, start: &Path) -> io::Result<u8> {
+    let mut server = Server {
+        start: start.to_path_buf(),
+        project: None,
+        documents: Documents::default(),
+        shut_down: false,
+    };
+    let mut input = input;
+    loop {
+        let body = match read_frame(&mut input)? {
+            Frame::Eof => return Ok(1),
+            Frame::Bad(reason) => {
+                write_raw_error(&mut output, codes::PARSE_ERROR, &reason)?;
+                continue;
+            }
+            Frame::Body(body) => body,
+        };
+        let value: Value = match serde_json::from_slice(&body) {
+            Ok(value) => value,
+            Err(err) => {
+                write_raw_error(
+                    &mut output,
+                    codes::PARSE_ERROR,
+                    &format!("invalid JSON: {err}"),
+                )?;
+                continue;
+            }
+        };
+        let message = match serde_json::from_value::<Message>(value.clone()) {
+            Ok(message) => message,
+            Err(_) => {
+                // Answer with the request's id when it has a usable one.
+                let id = value
+                    .get("id")
+                    .cloned()
+                    .filter(|id| id.is_number() || id.is_string());
+                write_json(
+                    &mut output,
+                    &error_json(
+                        id,
+                        codes::INVALID_REQUEST,
+                        "not a JSON-RPC request, response or notification",
+                    ),
+                )?;
+                continue;
+            }
+        };
+        let mut outgoing = Vec::new();
+        match message {
+            Message::Request(request) => {
+                let id = request.id.clone();
+                // A bug in one handler answers that request with an error; the session
+                // goes on.
+                let response = panic::catch_unwind(AssertUnwindSafe(|| server.request(request)))
+                    .unwrap_or_else(|_| {
+                        error(
+                            id,
+                            codes::INTERNAL_ERROR,
+                            "internal error (a bug in promptctl)",
+                        )
+                    });
+                outgoing.push(response.into());
+            }
+            Message::Notification(notification) => {
+                if notification.method == lsp_types::notification::Exit::METHOD {
+                    return Ok(if server.shut_down { 0 } else { 1 });
+                }
+                let handled = panic::catch_unwind(AssertUnwindSafe(|| {
+                    let mut sent = Vec::new();
+                    server.notification(notification, &mut sent);
+                    sent
+                }));
+                outgoing.extend(handled.unwrap_or_default());
+            }
+            Message::Response(_) => {}
+        }
+        for message in outgoing {
+            message.write(&mut output)?;
+        }
+    }
+}
+
+impl Server {
+    fn request(&mut self, request: Request) -> Response {
+        let id = request.id.clone();
+        if self.shut_down {
+            return error(id, codes::INVALID_REQUEST, "the server is shutting down");
+        }
+        let method = request.method.as_str();
+        if method == lsp_types::request::Initialize::METHOD {
+            return self.initialize(request);
+        }
+        let Some(project) = &self.project else {
+            return error(id, codes::SERVER_NOT_INITIALIZED, "initialize first");
+        };
+        use lsp_types::request as r;
+        let result = match method {
+            r::Shutdown::METHOD => {
+                self.shut_down = true;
+                Ok(Value::Null)
+            }
+            r::Completion::METHOD => params(request)
+                .map(|p| to_value(completion::complete(project, &self.documents, &p))),
+            r::HoverRequest::METHOD => {
+                params(request).map(|p| to_value(hover::hover(project, &self.documents, &p)))
+            }
+            r::GotoDefinition::METHOD => params(request)
+                .map(|p| to_value(definition::definition(project, &self.documents, &p))),
+            r::Formatting::METHOD => params(request).and_then(|p| {
+                formatting::format(&self.documents, &p)
+                    .map(to_value)
+                    .map_err(|message| (codes::REQUEST_FAILED, message))
+            }),
+            _ => Err((
+                codes::METHOD_NOT_FOUND,
+                format!("unknown method `{method}`"),
+            )),
+        };
+        match result {
+            Ok(value) => Response::new_ok(id, value),
+            Err((code, message)) => error(id, code, &message),
+        }
+    }
+
+    fn initialize(&mut self, request: Request) -> Response {
+        if self.project.is_some() {
+            return error(request.id, codes::INVALID_REQUEST, "already initialized");
+        }
+        let params: lsp_types::InitializeParams = match serde_json::from_value(request.params) {
+            Ok(params) => params,
+            Err(err) => return error(request.id, codes::INVALID_PARAMS, &err.to_string()),
+        };
+        #[allow(deprecated)] // root_uri: clients still send it more often than folders.
+        let root = params
+            .workspace_folders
+            .as_ref()
+            .and_then(|folders| folders.first())
+            .and_then(|folder| folder.uri.to_file_path().ok())
+            .or_else(|| {
+                params
+                    .root_uri
+                    .as_ref()
+                    .and_then(|uri| uri.to_file_path().ok())
+            })
+            .unwrap_or_else(|| self.start.clone());
+        self.project = Some(Project::load(&root));
+        let result = lsp_types::InitializeResult {
+            capabilities: capabilities(),
+            server_info: Some(lsp_types::ServerInfo {
+                name: "promptctl".to_owned(),
+                version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+            }),
+        };
+        Response::new_ok(request.id, to_value(result))
+    }
+
+    fn notification(&mut self, notification: Notification, outgoing: &mut Vec<Message>) {
+        use lsp_types::notification as n;
+        let Some(project) = &mut self.project else {
+            return;
+        };
+        let changed = match notification.method.as_str() {
+            n::DidOpenTextDocument::METHOD => {
+                serde_json::from_value::<lsp_types::DidOpenTextDocumentParams>(notification.params)
+                    .ok()
+                    .map(|p| {
+                        let uri = p.text_document.uri;
+                        self.documents.open(uri.clone(), p.text_document.text);
+                        uri
+                    })
+            }
+            n::DidChangeTextDocument::METHOD => serde_json::from_value::<
+                lsp_types::DidChangeTextDocumentParams,
+            >(notification.params)
+            .ok()
+            .map(|p| {
+                let uri = p.text_document.uri;
+                self.documents.change(&uri, p.content_changes);
+                uri
+            }),
+            n::DidCloseTextDocument::METHOD => {
+                if let Ok(p) = serde_json::from_value::<lsp_types::DidCloseTextDocumentParams>(
+                    notification.params,
+                ) {
+                    self.documents.close(&p.text_document.uri);
+                    outgoing.push(publish(p.text_document.uri, Vec::new()));
+                }
+                None
+            }
+            _ => None,
+        };
+        let Some(uri) = changed else { return };
+        let Some(text) = self.documents.get(&uri) else {
+            return;
+        };
+        let Ok(file) = uri.to_file_path() else { return };
+        let is_partial = project.relative(&file).is_some_and(|relative| {
+            crate::repo::FileKind::of(&relative) == Some(crate::repo::FileKind::Partial)
+        });
+        if is_partial && let Some(relative) = project.relative(&file) {
+            let mut partials = (*project.partials).clone();
+            partials.insert(crate::repo::partial_name(&relative), text.to_owned());
+            project.partials = Arc::new(partials);
+            // The open prompts may include it: check them again.
+            for (other, other_text) in self.documents.iter() {
+                if *other != uri
+                    && let Ok(other_file) = other.to_file_path()
+                {
+                    let found = diagnostics::for_document(project, &other_file, other_text);
+                    outgoing.push(publish(other.clone(), found));
+                }
+            }
+        }
+        let found = diagnostics::for_document(project, &file, text);
+        outgoing.push(publish(uri, found));
+    }
+}
+
+fn publish(uri: lsp_types::Url, diagnostics: Vec<lsp_types::Diagnostic>) -> Message {
+    Notification::new(
+        lsp_types::notification::PublishDiagnostics::METHOD.to_owned(),
+        lsp_types::PublishDiagnosticsParams {
+            uri,
+            diagnostics,
+            version: None,
+        },
+    )
+    .into()
+}
+
+/// What the server offers.
+fn capabilities() -> lsp_types::ServerCapabilities {
+    use lsp_types::*;
+    ServerCapabilities {
+        text_document_sync: Some(TextDocumentSyncCapability::Kind(TextDocumentSyncKind::FULL)),
+        completion_provider: Some(CompletionOptions {
+            trigger_characters: Some(
+                ["{", " ", "\"", "'", "/", ":"]
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect(),
+            ),
+            ..CompletionOptions::default()
+        }),
+        hover_provider: Some(HoverProviderCapability::Simple(true)),
+        definition_provider: Some(OneOf::Left(true)),
+        document_formatting_provider: Some(OneOf::Left(true)),
+        ..ServerCapabilities::default()
+    }
+}
+
+fn params<P: serde::de::DeserializeOwned>(request: Request) -> Result<P, (i32, String)> {
+    serde_json::from_value(request.params).map_err(|err| {
+        (
+            codes::INVALID_PARAMS,
+            format!("invalid parameters for `{}`: {err}", request.method),
+        )
+    })
+}
+
+fn to_value(value: impl serde::Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+fn error(id: RequestId, code: i32, message: &str) -> Response {
+    Response::new_err(id, code, message.to_owned())
+}
+
+/// An error response built by hand: `lsp-server` cannot express the `null` id JSON-RPC
+/// requires when the request's id could not be read.
+fn error_json(id: Option<Value>, code: i32, message: &str) -> Value {
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id.unwrap_or(Value::Null),
+        "error": {"code": code, "message": message},
+    })
+}
+
+fn write_raw_error(output: &mut impl Write, code: i32, message: &str) -> io::Result<()> {
+    write_json(output, &error_json(None, code, message))
+}
+
+fn write_json(output: &mut impl Write, value: &Value) -> io::Result<()> {
+    let text = value.to_string();
+    write!(output, "Content-Length: {}\r\n\r\n{text}", text.len())?;
+    output.flush()
+}
+
+/// One framed message, or why it could not be read.
+enum Frame {
+    Body(Vec<u8>),
+    Bad(String),
+    Eof,
+}
+
+/// Reads one `Content-Length` framed message. A bad header is reported and the headers up
+/// to the next blank line skipped, so one broken message does not end the session.
+fn read_frame(input: &mut impl BufRead) -> io::Result<Frame> {
+    let mut length: Option<usize> = None;
+    let mut bad: Option<String> = None;
+    let mut saw_header = false;
+    loop {
+        let mut line = Vec::new();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            return Ok(Frame::Eof);
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\r', '\n']);
+        if text.is_empty() {
+            if !saw_header {
+                continue;
+            }
+            break;
+        }
+        saw_header = true;
+        match text.split_once(':') {
+            Some((name, value)) if name.trim().eq_ignore_ascii_case("content-length") => {
+                match value.trim().parse::<usize>() {
+                    Ok(n) if n <= MAX_BODY => length = Some(n),
+                    _ => bad = Some(format!("bad Content-Length `{}`", value.trim())),
+                }
+            }
+            Some(_) => {}
+            None => bad = Some(format!("malformed header `{text}`")),
+        }
+    }
+    if let Some(reason) = bad {
+        return Ok(Frame::Bad(reason));
+    }
+    let Some(length) = length else {
+        return Ok(Frame::Bad("missing Content-Length header".to_owned()));
+    };
+    let mut body = vec![0; length];
+    match input.read_exact(&mut body) {
+        Ok(()) => Ok(Frame::Body(body)),
+        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => Ok(Frame::Eof),
+        Err(err) => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(body: &str) -> String {
+        format!("Content-Length: {}\r\n\r\n{body}", body.len())
+    }
+
+    fn responses(output: &[u8]) -> Vec<Value> {
+        let mut input = output;
+        let mut found = Vec::new();
+        while let Ok(Frame::Body(body)) = read_frame(&mut input) {
+            found.push(serde_json::from_slice(&body).expect("JSON"));
+        }
+        found
+    }
+
+    #[test]
+    fn malformed_messages_get_errors_and_the_session_goes_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = [
+            frame("{not json"),
+            frame(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"capabilities":{}}}"#),
+            frame(r#"{"jsonrpc":"2.0","id":2,"method":"nope/nope"}"#),
+            frame(r#"{"jsonrpc":"2.0","id":3,"method":"textDocument/hover","params":42}"#),
+            frame(r#"[1,2]"#),
+            "Content-Length: abc\r\n\r\n".to_owned(),
+            frame(r#"{"jsonrpc":"2.0","id":4,"method":"shutdown"}"#),
+            frame(r#"{"jsonrpc":"2.0","id":5,"method":"shutdown"}"#),
+            frame(r#"{"jsonrpc":"2.0","method":"exit"}"#),
+        ]
+        .concat();
+        let mut output = Vec::new();
+        let code = run(input.as_bytes(), &mut output, dir.path()).expect("runs");
+        assert_eq!(code, 0);
+        let codes: Vec<Option<i64>> = responses(&output)
+            .iter()
+            .map(|r| r["error"]["code"].as_i64())
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                Some(-32700),
+                None,
+                Some(-32601),
+                Some(-32602),
+                Some(-32600),
+                Some(-32700),
+                None,
+                Some(-32600)
+            ]
+        );
+    }
+
+    #[test]
+    fn exit_without_shutdown_is_code_1() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = frame(r#"{"jsonrpc":"2.0","method":"exit"}"#);
+        let code = run(input.as_bytes(), Vec::new(), dir.path()).expect("runs");
+        assert_eq!(code, 1);
+    }
+}

@@ -1,0 +1,513 @@
+//! `promptctl lsp` driven over stdio with real JSON-RPC messages, as an editor would:
+//! initialize, open and edit a prompt, completion, hover, definition, malformed messages,
+//! shutdown and exit.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use common::Project;
+use serde_json::{Value, json};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+const PROMPT: &str = r#"model: echo
+variables:
+  name: {type: string, required: true, description: Who to greet.}
+  tone: {type: string, default: friendly}
+template: "Be {{ tone }}. Say hello to {{ name }}. {% include 'shared/_partials/sign.j2' %}"
+tests:
+  - name: greets Ada
+    vars: {name: Ada}
+    assert:
+      - {type: contains, value: Ada}
+"#;
+
+/// A running server and the messages it sent, read on a thread.
+struct Server {
+    child: Child,
+    stdin: ChildStdin,
+    messages: Receiver<Value>,
+    next_id: i64,
+    project: Project,
+}
+
+impl Server {
+    fn start() -> Server {
+        let project = Project::new();
+        project.write("prompts/greet/hello.yaml", PROMPT);
+        project.write(
+            "prompts/shared/_partials/sign.j2",
+            "Sign as {{ tone }} bot.",
+        );
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("promptctl"))
+            .arg("lsp")
+            .current_dir(project.root())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn promptctl lsp");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (sender, messages) = channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            while let Some(body) = read_frame(&mut reader) {
+                let value: Value = serde_json::from_slice(&body).expect("server sent JSON");
+                if sender.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        Server {
+            child,
+            stdin,
+            messages,
+            next_id: 0,
+            project,
+        }
+    }
+
+    fn uri(&self, relative: &str) -> String {
+        let path = self
+            .project
+            .root()
+            .canonicalize()
+            .expect("root")
+            .join(relative);
+        format!("file://{}", path.display())
+    }
+
+    fn send_raw(&mut self, body: &[u8]) {
+        write!(self.stdin, "Content-Length: {}\r\n\r\n", body.len()).expect("write");
+        self.stdin.write_all(body).expect("write");
+        self.stdin.flush().expect("flush");
+    }
+
+    fn notify(&mut self, method: &str, params: Value) {
+        let message = json!({"jsonrpc": "2.0", "method": method, "params": params});
+        self.send_raw(message.to_string().as_bytes());
+    }
+
+    /// Sends a request and returns its response (error or result).
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.send_raw(message.to_string().as_bytes());
+        self.wait_for(|m| m.get("id") == Some(&json!(id)) && m.get("method").is_none())
+    }
+
+    fn wait_for(&self, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.messages.recv_timeout(left) {
+                Ok(message) if wanted(&message) => return message,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => panic!("no answer within {TIMEOUT:?}"),
+                Err(RecvTimeoutError::Disconnected) => panic!("the server closed stdout"),
+            }
+        }
+    }
+
+    fn diagnostics(&self, uri: &str) -> Vec<Value> {
+        let message = self.wait_for(|m| {
+            m["method"] == "textDocument/publishDiagnostics" && m["params"]["uri"] == uri
+        });
+        message["params"]["diagnostics"]
+            .as_array()
+            .expect("diagnostics")
+            .clone()
+    }
+
+    fn initialize(&mut self) -> Value {
+        let root = self.uri("");
+        let response = self.request(
+            "initialize",
+            json!({"processId": null, "rootUri": root, "capabilities": {}}),
+        );
+        self.notify("initialized", json!({}));
+        response
+    }
+
+    fn open(&mut self, relative: &str, text: &str) -> Vec<Value> {
+        let uri = self.uri(relative);
+        self.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": "yaml", "version": 1, "text": text}}),
+        );
+        self.diagnostics(&uri)
+    }
+
+    fn change(&mut self, relative: &str, version: i64, text: &str) -> Vec<Value> {
+        let uri = self.uri(relative);
+        self.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": version}, "contentChanges": [{"text": text}]}),
+        );
+        self.diagnostics(&uri)
+    }
+
+    fn at(&self, relative: &str, line: u32, character: u32) -> Value {
+        json!({"textDocument": {"uri": self.uri(relative)}, "position": {"line": line, "character": character}})
+    }
+
+    /// Sends shutdown and exit, and returns the exit code.
+    fn stop(mut self) -> i32 {
+        let response = self.request("shutdown", Value::Null);
+        assert_eq!(response["result"], Value::Null, "{response}");
+        assert!(response.get("error").is_none(), "{response}");
+        self.notify("exit", Value::Null);
+        wait(&mut self.child)
+    }
+}
+
+fn wait(child: &mut Child) -> i32 {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status.code().expect("exit code");
+        }
+        assert!(Instant::now() < deadline, "the server did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn read_frame(reader: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(value) = line.strip_prefix("Content-Length: ") {
+            length = value.parse::<usize>().ok();
+        }
+    }
+    let mut body = vec![0; length?];
+    reader.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
+fn labels(response: &Value) -> Vec<String> {
+    let items = match &response["result"] {
+        Value::Array(items) => items.clone(),
+        other => other["items"].as_array().cloned().unwrap_or_default(),
+    };
+    items
+        .iter()
+        .map(|item| item["label"].as_str().expect("label").to_owned())
+        .collect()
+}
+
+#[test]
+fn initialize_advertises_what_the_server_does() {
+    let mut server = Server::start();
+    let response = server.initialize();
+    let capabilities = &response["result"]["capabilities"];
+    assert_eq!(capabilities["textDocumentSync"], 1, "{response}");
+    assert_eq!(capabilities["hoverProvider"], true);
+    assert_eq!(capabilities["definitionProvider"], true);
+    assert!(capabilities["completionProvider"].is_object());
+    assert_eq!(response["result"]["serverInfo"]["name"], "promptctl");
+    assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn an_undeclared_variable_is_reported_at_its_range_and_a_fix_clears_it() {
+    let mut server = Server::start();
+    server.initialize();
+    let file = "prompts/greet/hello.yaml";
+    assert_eq!(server.open(file, PROMPT), Vec::<Value>::new());
+
+    let broken = PROMPT.replace("hello to {{ name }}", "hello to {{ nmae }}");
+    let found = server.change(file, 2, &broken);
+    let undeclared: Vec<&Value> = found
+        .iter()
+        .filter(|d| d["code"] == "undeclared-variable")
+        .collect();
+    assert_eq!(undeclared.len(), 1, "{found:?}");
+    let diagnostic = undeclared[0];
+    let line = broken.lines().nth(4).expect("template line");
+    let column = line.find("nmae").expect("nmae") as u64;
+    assert_eq!(
+        diagnostic["range"]["start"],
+        json!({"line": 4, "character": column})
+    );
+    assert_eq!(
+        diagnostic["range"]["end"],
+        json!({"line": 4, "character": column + 4})
+    );
+    assert_eq!(diagnostic["severity"], 1);
+    assert_eq!(diagnostic["source"], "promptctl");
+    assert!(
+        diagnostic["message"]
+            .as_str()
+            .expect("message")
+            .contains("nmae"),
+        "{diagnostic}"
+    );
+
+    // The same message as `promptctl check`, at the same place.
+    server.project.write(file, &broken);
+    let check = server.project.run(["check", "--format", "json"]).json();
+    let from_check = check["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .find(|d| d["code"] == "undeclared-variable")
+        .expect("check reports it")
+        .clone();
+    assert_eq!(from_check["message"], diagnostic["message"]);
+    assert_eq!(from_check["line"], 5);
+    assert_eq!(from_check["column"], column + 1);
+    server.project.write(file, PROMPT);
+
+    assert_eq!(server.change(file, 3, PROMPT), Vec::<Value>::new());
+    assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn a_template_syntax_error_inside_a_yaml_string_is_reported_in_place() {
+    let mut server = Server::start();
+    server.initialize();
+    let file = "prompts/greet/hello.yaml";
+    let broken = PROMPT.replace("{{ name }}", "{{ name }");
+    let found = server.open(file, &broken);
+    let syntax = found
+        .iter()
+        .find(|d| d["code"] == "template-syntax")
+        .unwrap_or_else(|| panic!("no template-syntax diagnostic in {found:?}"));
+    assert_eq!(syntax["range"]["start"]["line"], 4, "{syntax}");
+    assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn completion_offers_variables_partials_models_and_assertions() {
+    let mut server = Server::start();
+    server
+        .project
+        .write("promptctl.toml", "[models.gpt-4o]\nprovider = \"openai\"\n");
+    server.initialize();
+    let file = "prompts/greet/hello.yaml";
+    // The user has just typed `{{ ` at the end of the template: the buffer is mid-edit.
+    let editing = PROMPT.replace("{% include 'shared/_partials/sign.j2' %}\"", "{{ \"");
+    server.open(file, &editing);
+    let line = editing.lines().nth(4).expect("line");
+    let after = line.rfind("{{ ").expect("open tag") + 3;
+    let response = server.request("textDocument/completion", server.at(file, 4, after as u32));
+    assert_eq!(labels(&response), ["name", "tone"], "{response}");
+
+    let editing = PROMPT.replace("{% include 'shared/_partials/sign.j2' %}", "{% include '");
+    server.change(file, 2, &editing);
+    let line = editing.lines().nth(4).expect("line");
+    let after = line.find("include '").expect("include") + "include '".len();
+    let response = server.request("textDocument/completion", server.at(file, 4, after as u32));
+    assert_eq!(
+        labels(&response),
+        ["shared/_partials/sign.j2"],
+        "{response}"
+    );
+
+    let editing = PROMPT.replace("model: echo", "model: ");
+    server.change(file, 3, &editing);
+    let response = server.request("textDocument/completion", server.at(file, 0, 7));
+    assert_eq!(labels(&response), ["gpt-4o", "echo"], "{response}");
+
+    let editing = PROMPT.replace("{type: contains, value: Ada}", "{type: ");
+    server.change(file, 4, &editing);
+    let response = server.request("textDocument/completion", server.at(file, 9, 15));
+    let types = labels(&response);
+    assert!(
+        types.contains(&"semantic_similarity".to_owned()),
+        "{response}"
+    );
+    assert!(types.contains(&"contains".to_owned()));
+
+    let editing = PROMPT.replace("{type: contains, value: Ada}", "{type: contains, ");
+    server.change(file, 5, &editing);
+    let response = server.request("textDocument/completion", server.at(file, 9, 25));
+    let keys = labels(&response);
+    assert!(keys.contains(&"threshold".to_owned()), "{response}");
+    assert!(keys.contains(&"value".to_owned()));
+    assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn hover_shows_declarations_and_the_rendered_prompt() {
+    let mut server = Server::start();
+    server.initialize();
+    let file = "prompts/greet/hello.yaml";
+    server.open(file, PROMPT);
+    let line = PROMPT.lines().nth(4).expect("line");
+    let name = line.find("{{ name").expect("name") as u32 + 3;
+    let response = server.request("textDocument/hover", server.at(file, 4, name + 1));
+    let text = response["result"]["contents"]["value"]
+        .as_str()
+        .expect("hover");
+    assert!(
+        text.contains("name: {type: string, required: true}"),
+        "{text}"
+    );
+    assert!(text.contains("Who to greet."), "{text}");
+    assert_eq!(response["result"]["range"]["start"]["character"], name);
+
+    let response = server.request("textDocument/hover", server.at(file, 4, 3));
+    let text = response["result"]["contents"]["value"]
+        .as_str()
+        .expect("hover");
+    assert!(
+        text.contains("Be friendly. Say hello to Ada. Sign as friendly bot."),
+        "{text}"
+    );
+    assert!(text.contains("greets Ada"), "{text}");
+
+    // Outside any tag, nothing.
+    let response = server.request("textDocument/hover", server.at(file, 0, 9));
+    assert_eq!(response["result"], Value::Null, "{response}");
+    assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn definition_on_an_include_opens_the_partial() {
+    let mut server = Server::start();
+    server.initialize();
+    let file = "prompts/greet/hello.yaml";
+    server.open(file, PROMPT);
+    let line = PROMPT.lines().nth(4).expect("line");
+    let inside = line.find("_partials").expect("include") as u32;
+    let response = server.request("textDocument/definition", server.at(file, 4, inside));
+    assert_eq!(
+        response["result"]["uri"],
+        server.uri("prompts/shared/_partials/sign.j2"),
+        "{response}"
+    );
+    // On a variable: its declaration.
+    let name = line.find("{{ name").expect("name") as u32 + 3;
+    let response = server.request("textDocument/definition", server.at(file, 4, name));
+    assert_eq!(response["result"]["uri"], server.uri(file), "{response}");
+    assert_eq!(
+        response["result"]["range"]["start"],
+        json!({"line": 2, "character": 2})
+    );
+    assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn malformed_messages_are_answered_with_errors_never_a_crash() {
+    let mut server = Server::start();
+    server.send_raw(b"{this is not json");
+    let error = server.wait_for(|m| m.get("error").is_some());
+    assert_eq!(error["error"]["code"], -32700, "{error}");
+    assert_eq!(error["id"], Value::Null);
+
+    let response = server.request("textDocument/hover", json!({}));
+    assert_eq!(response["error"]["code"], -32002, "{response}");
+
+    server.initialize();
+    let response = server.request("no/such/method", json!({}));
+    assert_eq!(response["error"]["code"], -32601, "{response}");
+    let response = server.request("textDocument/completion", json!({"textDocument": 7}));
+    assert_eq!(response["error"]["code"], -32602, "{response}");
+    server.send_raw(br#"{"jsonrpc":"2.0","id":99,"method":7}"#);
+    let error = server.wait_for(|m| m.get("error").is_some());
+    assert_eq!(error["error"]["code"], -32600, "{error}");
+    assert_eq!(error["id"], 99);
+    server.send_raw("\"é\"".as_bytes());
+    let error = server.wait_for(|m| m.get("error").is_some());
+    assert_eq!(error["error"]["code"], -32600, "{error}");
+    // A notification with bad parameters is ignored.
+    server.notify("textDocument/didOpen", json!({"textDocument": "no"}));
+
+    // Still serving.
+    let file = "prompts/greet/hello.yaml";
+    assert_eq!(server.open(file, PROMPT), Vec::<Value>::new());
+    assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn requests_after_shutdown_are_errors_and_exit_without_shutdown_is_1() {
+    let mut server = Server::start();
+    server.initialize();
+    let response = server.request("shutdown", Value::Null);
+    assert_eq!(response["result"], Value::Null);
+    let response = server.request("textDocument/hover", json!({}));
+    assert_eq!(response["error"]["code"], -32600, "{response}");
+    server.notify("exit", Value::Null);
+    assert_eq!(wait(&mut server.child), 0);
+
+    let mut server = Server::start();
+    server.initialize();
+    server.notify("exit", Value::Null);
+    assert_eq!(wait(&mut server.child), 1);
+}
+
+#[test]
+fn formatting_goes_through_promptctl_fmt() {
+    let mut server = Server::start();
+    let response = server.initialize();
+    assert_eq!(
+        response["result"]["capabilities"]["documentFormattingProvider"],
+        true
+    );
+    let file = "prompts/greet/hello.yaml";
+    let untidy = PROMPT.replace("model: echo\n", "model:    echo\n");
+    server.open(file, &untidy);
+    let expected = promptctl::format::format_prompt(&untidy).expect("formats");
+    let params = json!({"textDocument": {"uri": server.uri(file)}, "options": {"tabSize": 2, "insertSpaces": true}});
+    let response = server.request("textDocument/formatting", params.clone());
+    let edits = response["result"].as_array().expect("edits").clone();
+    assert_eq!(edits.len(), 1, "{response}");
+    assert_eq!(edits[0]["newText"], expected);
+    assert_eq!(
+        edits[0]["range"]["start"],
+        json!({"line": 0, "character": 0})
+    );
+    let lines = untidy.matches('\n').count();
+    assert_eq!(
+        edits[0]["range"]["end"],
+        json!({"line": lines, "character": 0})
+    );
+
+    server.change(file, 2, &expected);
+    let response = server.request("textDocument/formatting", params.clone());
+    assert_eq!(response["result"], json!([]), "{response}");
+
+    server.change(file, 3, "model: [");
+    let response = server.request("textDocument/formatting", params);
+    assert_eq!(response["error"]["code"], -32803, "{response}");
+    assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn editing_a_partial_checks_the_open_prompts_again() {
+    let mut server = Server::start();
+    server.initialize();
+    let file = "prompts/greet/hello.yaml";
+    assert_eq!(server.open(file, PROMPT), Vec::<Value>::new());
+    let partial = "prompts/shared/_partials/sign.j2";
+    let prompt_uri = server.uri(file);
+    server.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": server.uri(partial), "languageId": "jinja", "version": 1, "text": "Sign as {{ mood }} bot."}}),
+    );
+    let found = server.diagnostics(&prompt_uri);
+    assert!(
+        found
+            .iter()
+            .any(|d| d["message"].as_str().is_some_and(|m| m.contains("mood"))),
+        "{found:?}"
+    );
+    assert_eq!(server.stop(), 0);
+}
