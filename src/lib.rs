@@ -31,3 +31,4 @@ pub mod parallel;
 pub mod providers;
 pub mod render;
 pub mod repo;
+pub mod schema;

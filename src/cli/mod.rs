@@ -14,6 +14,7 @@ mod pin;
 mod promote;
 mod render;
 mod rollback;
+mod schema;
 mod show;
 mod status;
 mod test;
@@ -99,6 +100,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Rewrite prompt files in the canonical layout (never a new version).
     Fmt(fmt::FmtArgs),
+    /// Print the JSON Schema of prompt files, environments.yaml or promptctl.toml.
+    Schema(schema::SchemaArgs),
 }
 
 /// What kind of failure an error is; decides the exit code.
@@ -340,6 +343,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Rollback(args) => rollback::run(&context, &args),
         Command::Status(args) => status::run(&context, &args),
         Command::Fmt(args) => fmt::run(&context, &args),
+        Command::Schema(args) => schema::run(&context, &args),
     };
     match result {
         Ok(code) => code,
