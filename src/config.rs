@@ -100,7 +100,7 @@ impl Config {
 }
 
 /// Everything `promptctl.toml` can say (SPEC section 5).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// The folder holding prompt files, relative to the root.
@@ -140,7 +140,7 @@ impl Default for Settings {
 }
 
 /// The wire format a provider speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// Any OpenAI-compatible chat completions API.
@@ -152,7 +152,7 @@ pub enum ProviderKind {
 }
 
 /// One `[providers.NAME]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSettings {
     /// The wire format.
@@ -170,7 +170,7 @@ pub struct ProviderSettings {
 }
 
 /// One `[models."NAME"]` table.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelSettings {
     /// The provider serving this model.
@@ -188,7 +188,7 @@ pub struct ModelSettings {
 }
 
 /// The `[test]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TestSettings {
     /// How many model calls run at once.
@@ -216,7 +216,7 @@ impl Default for TestSettings {
 }
 
 /// The `[sync]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SyncSettings {
     /// The branch whose history is published.
@@ -235,7 +235,7 @@ impl Default for SyncSettings {
 }
 
 /// The `[monitoring]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct MonitoringSettings {
     /// The share of runs scored by the prompt's `monitor` assertions.
@@ -260,7 +260,7 @@ impl Default for MonitoringSettings {
 }
 
 /// The `[monitoring.alerts]` table; an absent key is not checked.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertSettings {
     /// Lowest acceptable mean quality of sampled runs.
@@ -276,7 +276,7 @@ pub struct AlertSettings {
 }
 
 /// The `[serve]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServeSettings {
     /// The address to listen on.

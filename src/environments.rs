@@ -247,20 +247,73 @@ impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Ordered
     }
 }
 
-#[derive(Deserialize)]
+/// `environments.yaml` as the loader reads it; its JSON Schema is `promptctl schema
+/// environments`.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawFile {
+#[schemars(title = "promptctl environments.yaml")]
+pub(crate) struct RawFile {
+    /// Each prompt (`name`, or `service/name` where names repeat) and what its environments
+    /// run.
     #[serde(default)]
+    #[schemars(with = "Option<RawPrompts>")]
     prompts: Option<Spanned<RawPrompts>>,
 }
 
 type RawPrompts = Ordered<Spanned<String>, Spanned<Option<RawEnvs>>>;
 type RawEnvs = Ordered<Spanned<String>, Spanned<RawPin>>;
 
-#[derive(Deserialize)]
+/// The value a `Spanned<T>` holds, for schemas (positions are not part of the file).
+trait SpannedValue {
+    type Value: schemars::JsonSchema;
+}
+
+impl<T: schemars::JsonSchema> SpannedValue for Spanned<T> {
+    type Value = T;
+}
+
+impl<K, V: SpannedValue> schemars::JsonSchema for Ordered<K, V> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!(
+            "Map_of_{}",
+            <V::Value as schemars::JsonSchema>::schema_name()
+        )
+        .into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "object",
+            "additionalProperties": generator.subschema_for::<V::Value>(),
+        })
+    }
+}
+
+impl schemars::JsonSchema for VersionRef {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "VersionRef".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A version number from 1, or `latest`.",
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": u32::MAX},
+                {"const": "latest"}
+            ]
+        })
+    }
+}
+
+/// One environment's pin: `{version: 23, model: gpt-4o}`.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawPin {
+    /// The version the environment runs: a number, or `latest` (the default).
+    #[schemars(with = "Option<VersionRef>")]
     version: Option<Spanned<VersionRef>>,
+    /// The model that overrides the prompt's own in this environment.
+    #[schemars(with = "Option<String>")]
     model: Option<Spanned<String>>,
 }
 

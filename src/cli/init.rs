@@ -1,4 +1,6 @@
-//! `promptctl init`: start a prompts repository that passes `check`.
+//! `promptctl init`: start a prompts repository that passes `check`, with the JSON Schemas
+//! of its files wired into editors (YAML language server modelines, `.vscode/settings.json`,
+//! Taplo's `#:schema` in promptctl.toml).
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +15,8 @@ pub struct InitArgs {
     path: Option<PathBuf>,
 }
 
-const CONFIG: &str = r#"# promptctl configuration; every key is optional.
+const CONFIG: &str = r#"#:schema ./.promptctl/config.schema.json
+# promptctl configuration; every key is optional.
 prompts_dir = "prompts"
 environments = "environments.yaml"
 default_provider = "openai"
@@ -32,14 +35,17 @@ output_usd_per_mtok = 0.60
 concurrency = 8
 "#;
 
-const ENVIRONMENTS: &str = r#"# Which version and model each environment runs.
+const ENVIRONMENTS: &str = r#"# yaml-language-server: $schema=.promptctl/environments.schema.json
+# Which version and model each environment runs.
 prompts:
   greeting:
     production: {version: latest, model: gpt-4o-mini}
     staging: {version: latest, model: gpt-4o-mini}
 "#;
 
-const EXAMPLE: &str = r#"description: Greets a user by name in their language.
+const EXAMPLE: &str = r#"# yaml-language-server: $schema=../../.promptctl/prompt.schema.json
+
+description: Greets a user by name in their language.
 model: gpt-4o-mini
 parameters:
   temperature: 0.3
@@ -60,6 +66,14 @@ tests:
       - {type: safety_check}
 "#;
 
+const VSCODE_SETTINGS: &str = r#"{
+  "yaml.schemas": {
+    ".promptctl/prompt.schema.json": ["prompts/**/*.yaml", "prompts/**/*.yml"],
+    ".promptctl/environments.schema.json": ["environments.yaml"]
+  }
+}
+"#;
+
 /// Runs `promptctl init`.
 pub fn run(context: &Context, args: &InitArgs) -> Result<u8, CliError> {
     let root = match &args.path {
@@ -68,21 +82,38 @@ pub fn run(context: &Context, args: &InitArgs) -> Result<u8, CliError> {
     };
     std::fs::create_dir_all(&root)
         .map_err(|err| CliError::input(format!("cannot create {}: {err}", root.display())))?;
-    let files: [(&str, &str); 3] = [
-        ("promptctl.toml", CONFIG),
-        ("environments.yaml", ENVIRONMENTS),
-        ("prompts/example/greeting.yaml", EXAMPLE),
+    let schema =
+        |value: serde_json::Value| serde_json::to_string_pretty(&value).unwrap_or_default() + "\n";
+    let files: [(&str, String); 7] = [
+        ("promptctl.toml", CONFIG.to_owned()),
+        ("environments.yaml", ENVIRONMENTS.to_owned()),
+        ("prompts/example/greeting.yaml", EXAMPLE.to_owned()),
+        // The JSON Schemas editors validate against (`promptctl schema` prints them), and
+        // VS Code's YAML extension wired to them; other editors read the modelines above.
+        (
+            ".promptctl/prompt.schema.json",
+            schema(crate::schema::prompt_schema()),
+        ),
+        (
+            ".promptctl/environments.schema.json",
+            schema(crate::schema::environments_schema()),
+        ),
+        (
+            ".promptctl/config.schema.json",
+            schema(crate::schema::config_schema()),
+        ),
+        (".vscode/settings.json", VSCODE_SETTINGS.to_owned()),
     ];
     let mut written = Vec::new();
     let mut kept = Vec::new();
-    for (relative, contents) in files {
+    for (relative, contents) in &files {
         let path = root.join(relative);
         if path.exists() {
-            kept.push(relative);
+            kept.push(*relative);
             continue;
         }
         write_file(&path, contents)?;
-        written.push(relative);
+        written.push(*relative);
     }
     let output = &context.output;
     for relative in &written {

@@ -16,6 +16,7 @@ mod pin;
 mod promote;
 mod render;
 mod rollback;
+mod schema;
 mod show;
 mod status;
 mod sync;
@@ -108,6 +109,8 @@ enum Command {
     Fmt(fmt::FmtArgs),
     /// Run the language server on stdin and stdout, for editors.
     Lsp(lsp::LspArgs),
+    /// Print the JSON Schema of prompt files, environments.yaml or promptctl.toml.
+    Schema(schema::SchemaArgs),
 }
 
 /// What kind of failure an error is; decides the exit code.
@@ -382,6 +385,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Get(args) => get::run(&context, &args),
         Command::Fmt(args) => fmt::run(&context, &args),
         Command::Lsp(args) => lsp::run(&context, &args),
+        Command::Schema(args) => schema::run(&context, &args),
     };
     match result {
         Ok(code) => code,

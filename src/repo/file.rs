@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
@@ -54,37 +55,48 @@ pub const TEST_KEYS: &[&str] = &["name", "description", "vars", "assert"];
 pub const VARIABLE_KEYS: &[&str] = &["type", "required", "default", "description"];
 
 /// A prompt file, as parsed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "promptctl prompt file")]
 pub struct PromptFile {
     /// The prompt's name; the file stem when absent.
+    #[schemars(with = "Option<String>")]
     pub name: Option<Located<String>>,
     /// The prompt's service; the first folder under `prompts/` when absent.
+    #[schemars(with = "Option<String>")]
     pub service: Option<Located<String>>,
     /// What the prompt is for (not part of the definition).
     pub description: Option<String>,
     /// The model the prompt is written for.
+    #[schemars(with = "Option<String>")]
     pub model: Option<Located<String>>,
     /// Provider parameters, passed as they are.
     #[serde(default)]
     pub parameters: Option<BTreeMap<String, serde_json::Value>>,
     /// Declared inputs.
     #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, VariableSpec>>")]
     pub variables: Option<BTreeMap<String, Located<VariableSpec>>>,
     /// A chat template.
+    #[schemars(with = "Option<Vec<Message>>")]
     pub messages: Option<Located<Vec<Message>>>,
     /// A single user message template.
+    #[schemars(with = "Option<String>")]
     pub template: Option<Located<String>>,
     /// Assertions that score sampled production outputs.
     #[serde(default)]
+    #[schemars(with = "Option<Vec<Assertion>>")]
     pub monitor: Option<Vec<Located<Assertion>>>,
     /// Test cases.
     #[serde(default)]
+    #[schemars(with = "Option<Vec<TestCase>>")]
     pub tests: Option<Located<Vec<Located<TestCase>>>>,
 }
 
 /// A message role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Instructions to the model.
@@ -107,17 +119,21 @@ impl Role {
 }
 
 /// One message of a chat template.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Message {
     /// Who speaks.
+    #[schemars(with = "Role")]
     pub role: Located<Role>,
     /// The message's template.
+    #[schemars(with = "String")]
     pub content: Located<String>,
 }
 
 /// The type a variable's value must have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum VariableType {
     /// Text.
@@ -166,7 +182,7 @@ impl VariableType {
 }
 
 /// A declared input.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VariableSpec {
     /// The value's type (`any` when absent).
@@ -184,7 +200,7 @@ pub struct VariableSpec {
 }
 
 /// One test case.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestCase {
     /// The test's name, shown in reports.
@@ -196,15 +212,17 @@ pub struct TestCase {
     pub vars: BTreeMap<String, serde_json::Value>,
     /// What the output must satisfy.
     #[serde(default)]
+    #[schemars(with = "Vec<Assertion>")]
     pub assert: Vec<Located<Assertion>>,
 }
 
 /// One assertion about a model's output (SPEC section 1, test types).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Assertion {
     /// The assertion type, e.g. `contains`.
     #[serde(rename = "type")]
+    #[schemars(schema_with = "assertion_kind_schema")]
     pub kind: String,
     /// The expected value, rubric or limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -218,6 +236,16 @@ pub struct Assertion {
     /// The grader model, for `llm_judge`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+}
+
+/// The JSON Schema of an assertion's `type`: one of the names of [`AssertionKind::NAMES`].
+fn assertion_kind_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let names: Vec<&str> = AssertionKind::NAMES.iter().map(|(name, _)| *name).collect();
+    schemars::json_schema!({
+        "type": "string",
+        "enum": names,
+        "description": "The assertion type, e.g. `contains` (SPEC section 1, test types)."
+    })
 }
 
 /// The assertion types of SPEC section 1.
