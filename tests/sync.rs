@@ -438,9 +438,11 @@ fn a_sync_killed_before_commit_leaves_nothing_and_the_next_completes_it() {
     let expected = build_history(&repo);
     let out = killed_sync(&repo, &db);
     assert!(!out.status.success());
-    assert_eq!(db.count("SELECT count(*) FROM prompts"), 0);
-    assert_eq!(db.count("SELECT count(*) FROM prompt_tests"), 0);
-    assert_eq!(db.count("SELECT count(*) FROM sync_state"), 0);
+    assert_eq!(
+        db.count("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+        0,
+        "a killed sync left tables behind"
+    );
     sync_json(&repo, &db);
     let before = db.fingerprint();
     repo.write("prompts/svc0/p0.yaml", &prompt("after the kill", "a"));
@@ -475,8 +477,19 @@ fn check_errors_block_publishing_and_dry_run_writes_nothing() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("+ s/a v1"), "{stdout}");
     assert!(stdout.contains("would sync"), "{stdout}");
-    assert_eq!(db.count("SELECT count(*) FROM prompts"), 0);
-    assert_eq!(db.count("SELECT count(*) FROM sync_state"), 0);
+    assert_eq!(
+        db.count("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+        0,
+        "a dry run created tables"
+    );
+    let (code, _, stderr) = sync(&repo, &db, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    // b's version from the broken commit is published too, archived.
+    assert_eq!(db.count("SELECT count(*) FROM prompts"), 2);
+    assert_eq!(
+        db.count("SELECT count(*) FROM prompts WHERE archived AND name = 'b'"),
+        1
+    );
 }
 
 #[test]
@@ -536,4 +549,34 @@ fn a_thousand_prompts_sync_whole() {
     let before = db.fingerprint();
     sync_json(&repo, &db);
     assert_eq!(db.fingerprint(), before);
+}
+
+#[test]
+fn deleting_and_restoring_a_prompt_flips_its_archived_flag_incrementally() {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    repo.write("prompts/s/a.yaml", &prompt("one", "a"));
+    repo.write("prompts/s/b.yaml", &prompt("bee", "a"));
+    repo.commit("one");
+    repo.write("prompts/s/a.yaml", &prompt("two", "a"));
+    repo.commit("two");
+    sync_json(&repo, &db);
+    repo.remove("prompts/s/a.yaml");
+    repo.commit("delete a");
+    let summary = sync_json(&repo, &db);
+    assert_eq!(summary["archived_changed"], 2);
+    assert_eq!(
+        db.count("SELECT count(*) FROM prompts WHERE archived"),
+        2,
+        "both versions of a are archived, b is not"
+    );
+    repo.write("prompts/s/a.yaml", &prompt("three", "a"));
+    repo.commit("restore a with a new text");
+    let summary = sync_json(&repo, &db);
+    assert_eq!(summary["versions_added"], 1);
+    assert_eq!(db.count("SELECT count(*) FROM prompts WHERE archived"), 0);
+    assert_eq!(
+        db.count("SELECT max(version)::bigint FROM prompts WHERE name = 'a'"),
+        3
+    );
 }

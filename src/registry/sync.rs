@@ -248,7 +248,8 @@ fn commits_after(
 }
 
 /// Publishes `history` (read at `history.tip`) into the registry: the versions after the
-/// last synced commit, the archived flags, the tip's test cases and environments.
+/// last synced commit, the archived flags, the tip's test cases and environments. Applies
+/// the schema's pending migrations first, in the same transaction.
 pub async fn sync(
     client: &mut Client,
     config: &Config,
@@ -286,6 +287,8 @@ pub async fn sync(
     let environments = environment_rows(config, history, tip.environments.as_deref())?;
 
     let transaction = client.transaction().await?;
+    // In the same transaction, so a dry run leaves even a missing schema missing.
+    super::migrations::migrate_in(&transaction).await?;
     transaction
         .execute("SELECT pg_advisory_xact_lock($1)", &[&SYNC_LOCK])
         .await?;
@@ -297,12 +300,23 @@ pub async fn sync(
         .await?
         .map(|row| row.get(0));
     summary.previous = previous.clone();
-    // Which commits' versions to send: `None` sends every version.
+    let registry_empty: bool = transaction
+        .query_one("SELECT NOT EXISTS (SELECT 1 FROM prompts)", &[])
+        .await?
+        .get(0);
+    // Which commits' versions to send: `None` sends every version (a first sync, an
+    // emptied registry, a rewrite being replaced).
     let only: Option<HashSet<String>> = match &previous {
         None => None,
+        Some(_) if registry_empty => None,
         Some(previous) if *previous == tip_commit && !options.allow_rewrite => {
             summary.up_to_date = true;
-            transaction.rollback().await?;
+            // Commit all the same: it writes nothing but the schema's pending migrations.
+            if options.dry_run {
+                transaction.rollback().await?;
+            } else {
+                transaction.commit().await?;
+            }
             return Ok(summary);
         }
         Some(previous) => match commits_after(&repo, tip_oid, previous)? {
@@ -343,10 +357,6 @@ pub async fn sync(
         })
         .collect();
 
-    let registry_empty: bool = transaction
-        .query_one("SELECT NOT EXISTS (SELECT 1 FROM prompts)", &[])
-        .await?
-        .get(0);
     transaction
         .batch_execute(
             "CREATE TEMP TABLE promptctl_new_prompts (LIKE prompts INCLUDING DEFAULTS) ON COMMIT DROP;
@@ -420,13 +430,9 @@ pub async fn sync(
 
     // The archived flags and the tip's test cases.
     copy_state(&transaction, history, &tip.snapshot).await?;
-    summary.archived_changed = transaction
-        .execute(
-            "UPDATE prompts p SET archived = s.archived FROM promptctl_state s
-             WHERE p.service = s.service AND p.name = s.name AND p.archived IS DISTINCT FROM s.archived",
-            &[],
-        )
-        .await?;
+    if only.is_some() {
+        summary.archived_changed = update_archived(&transaction, history, &sent).await?;
+    }
     copy_tests(
         &transaction,
         history,
@@ -511,6 +517,56 @@ pub async fn sync(
     }
     transaction.commit().await?;
     Ok(summary)
+}
+
+/// Brings the archived flags of older rows in line with the history, for the prompts whose
+/// flag may have changed since the last sync: those with new versions, and those whose
+/// latest row's flag differs (deleted or restored without a new version). A full send
+/// needs none of this: its merge already compares the flag of every row.
+async fn update_archived(
+    transaction: &tokio_postgres::Transaction<'_>,
+    history: &History,
+    sent: &[(&PromptHistory, &Version, &CommitInfo)],
+) -> Result<u64, RegistryError> {
+    let mut latest_ids = Vec::new();
+    let mut by_latest = std::collections::HashMap::new();
+    for (id, prompt) in &history.prompts {
+        if let Some(latest) = prompt.latest() {
+            let uuid = version_id(&id.service, &id.name, latest.number);
+            latest_ids.push(uuid);
+            by_latest.insert(uuid, prompt);
+        }
+    }
+    let rows = transaction
+        .query(
+            "SELECT id, archived FROM prompts WHERE id = ANY($1)",
+            &[&latest_ids],
+        )
+        .await?;
+    let mut changed: BTreeMap<&crate::repo::PromptId, bool> = BTreeMap::new();
+    for row in rows {
+        let id: uuid::Uuid = row.get(0);
+        let archived: bool = row.get(1);
+        if let Some(prompt) = by_latest.get(&id)
+            && prompt.archived != archived
+        {
+            changed.insert(&prompt.id, prompt.archived);
+        }
+    }
+    for (prompt, _, _) in sent {
+        changed.insert(&prompt.id, prompt.archived);
+    }
+    let mut updated = 0;
+    for (id, archived) in changed {
+        updated += transaction
+            .execute(
+                "UPDATE prompts SET archived = $1
+                 WHERE name = $2 AND service = $3 AND archived IS DISTINCT FROM $1",
+                &[&archived, &id.name, &id.service],
+            )
+            .await?;
+    }
+    Ok(updated)
 }
 
 /// The tip commit's time (the test cases' `created_at` when first stored).
