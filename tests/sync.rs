@@ -580,3 +580,22 @@ fn deleting_and_restoring_a_prompt_flips_its_archived_flag_incrementally() {
         3
     );
 }
+
+#[test]
+fn a_schema_newer_than_the_binary_is_refused() {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    repo.write("prompts/s/a.yaml", &prompt("one", "a"));
+    repo.commit("one");
+    sync_json(&repo, &db);
+    db.rows("INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future') RETURNING version");
+    repo.write("prompts/s/a.yaml", &prompt("two", "a"));
+    repo.commit("two");
+    let (code, _, stderr) = sync(&repo, &db, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("newer than this promptctl"), "{stderr}");
+    assert!(stderr.contains("upgrade promptctl"), "{stderr}");
+    assert_eq!(db.count("SELECT count(*) FROM prompts"), 1);
+    let (code, _, stderr) = repo.run(&["get", "a", "--database-url", db.url.as_str()]);
+    assert_eq!(code, 2, "{stderr}");
+}
