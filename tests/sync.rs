@@ -599,3 +599,44 @@ fn a_schema_newer_than_the_binary_is_refused() {
     let (code, _, stderr) = repo.run(&["get", "a", "--database-url", db.url.as_str()]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+#[test]
+fn the_library_registry_returns_a_prompt_ready_to_render_with_its_partials() {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    repo.write(
+        "prompts/support/_partials/tone.j2",
+        "Be kind to {{ name }}.",
+    );
+    repo.write(
+        "prompts/support/reply.yaml",
+        "model: gpt-4o\nvariables:\n  name: {type: string, required: true}\n  lang: {type: string, default: en}\nmessages:\n  - role: system\n    content: '{% include \"support/_partials/tone.j2\" %} Answer in {{ lang }}.'\n  - role: user\n    content: \"Hello from {{ name }}\"\n",
+    );
+    repo.commit("reply");
+    repo.write(
+        "prompts/support/_partials/tone.j2",
+        "Be terse with {{ name }}.",
+    );
+    repo.commit("partial changed, no new version");
+    sync_json(&repo, &db);
+    let prompt = db.runtime.block_on(async {
+        let registry = promptctl::registry::Registry::connect(&db.url)
+            .await
+            .expect("connect");
+        registry
+            .get_prompt("support/reply", &promptctl::registry::Selector::Latest)
+            .await
+            .expect("get")
+    });
+    assert_eq!(prompt.version, 1);
+    let vars = [("name".to_owned(), Value::from("Ada"))]
+        .into_iter()
+        .collect();
+    let messages = prompt
+        .renderer()
+        .render(&prompt.definition, &vars)
+        .expect("renders");
+    // The partial as it was at the version's commit.
+    assert_eq!(messages[0].content, "Be kind to Ada. Answer in en.");
+    assert_eq!(messages[1].content, "Hello from Ada");
+}

@@ -39,7 +39,7 @@ const MAX_CREATED_BY: usize = 100;
 
 /// The `prompts` columns, in COPY order.
 const PROMPT_COLUMNS: &str = "id, name, service, version, template, model, parameters, created_at, \
-     created_by, commit_sha, commit_message, archived, template_format, variables";
+     created_by, commit_sha, commit_message, archived, template_format, variables, partials";
 
 /// What the branch's tip holds besides the history: its files (for `check` and the test
 /// cases) and its environments file.
@@ -374,7 +374,7 @@ pub async fn sync(
     } else {
         "promptctl_new_prompts"
     };
-    let copied = copy_versions(&transaction, table, &sent).await?;
+    let copied = copy_versions(&transaction, table, history, &sent).await?;
     if direct {
         summary.versions_added = copied;
     } else {
@@ -601,8 +601,12 @@ fn truncate(text: &str, limit: usize) -> &str {
 async fn copy_versions(
     transaction: &tokio_postgres::Transaction<'_>,
     table: &str,
+    history: &History,
     sent: &[(&PromptHistory, &Version, &CommitInfo)],
 ) -> Result<u64, RegistryError> {
+    // The partials of each commit whose versions include some, read once per commit.
+    let mut partials_at: std::collections::HashMap<&str, serde_json::Value> =
+        std::collections::HashMap::new();
     let sink = transaction
         .copy_in(&format!(
             "COPY {table} ({PROMPT_COLUMNS}) FROM STDIN (FORMAT binary)"
@@ -623,9 +627,30 @@ async fn copy_versions(
         Type::BOOL,
         Type::VARCHAR,
         Type::JSONB,
+        Type::JSONB,
     ];
     let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
     for (prompt, version, commit) in sent {
+        let includes = version
+            .definition
+            .body
+            .messages()
+            .iter()
+            .any(|(_, text)| !crate::render::find_includes(text).is_empty());
+        let partials = if includes {
+            if !partials_at.contains_key(commit.id.as_str()) {
+                let partials = history
+                    .partials_at(&commit.id)
+                    .map_err(|err| RegistryError::Invalid(format!("partials: {err}")))?;
+                partials_at.insert(
+                    &commit.id,
+                    serde_json::to_value(&*partials).unwrap_or(serde_json::Value::Null),
+                );
+            }
+            partials_at.get(commit.id.as_str()).cloned()
+        } else {
+            None
+        };
         let id = version_id(&prompt.id.service, &prompt.id.name, version.number);
         let number = i32::try_from(version.number).unwrap_or(i32::MAX);
         let definition = &version.definition;
@@ -640,7 +665,7 @@ async fn copy_versions(
             Body::Template(_) => "template",
             Body::Messages(_) => "messages",
         };
-        let row: [&(dyn ToSql + Sync); 14] = [
+        let row: [&(dyn ToSql + Sync); 15] = [
             &id,
             &prompt.id.name,
             &prompt.id.service,
@@ -655,6 +680,7 @@ async fn copy_versions(
             &prompt.archived,
             &format,
             &variables,
+            &partials,
         ];
         writer.as_mut().write(&row).await?;
     }
