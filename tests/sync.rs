@@ -438,9 +438,11 @@ fn a_sync_killed_before_commit_leaves_nothing_and_the_next_completes_it() {
     let expected = build_history(&repo);
     let out = killed_sync(&repo, &db);
     assert!(!out.status.success());
-    assert_eq!(db.count("SELECT count(*) FROM prompts"), 0);
-    assert_eq!(db.count("SELECT count(*) FROM prompt_tests"), 0);
-    assert_eq!(db.count("SELECT count(*) FROM sync_state"), 0);
+    assert_eq!(
+        db.count("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+        0,
+        "a killed sync left tables behind"
+    );
     sync_json(&repo, &db);
     let before = db.fingerprint();
     repo.write("prompts/svc0/p0.yaml", &prompt("after the kill", "a"));
@@ -475,8 +477,19 @@ fn check_errors_block_publishing_and_dry_run_writes_nothing() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("+ s/a v1"), "{stdout}");
     assert!(stdout.contains("would sync"), "{stdout}");
-    assert_eq!(db.count("SELECT count(*) FROM prompts"), 0);
-    assert_eq!(db.count("SELECT count(*) FROM sync_state"), 0);
+    assert_eq!(
+        db.count("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+        0,
+        "a dry run created tables"
+    );
+    let (code, _, stderr) = sync(&repo, &db, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    // b's version from the broken commit is published too, archived.
+    assert_eq!(db.count("SELECT count(*) FROM prompts"), 2);
+    assert_eq!(
+        db.count("SELECT count(*) FROM prompts WHERE archived AND name = 'b'"),
+        1
+    );
 }
 
 #[test]
@@ -536,4 +549,94 @@ fn a_thousand_prompts_sync_whole() {
     let before = db.fingerprint();
     sync_json(&repo, &db);
     assert_eq!(db.fingerprint(), before);
+}
+
+#[test]
+fn deleting_and_restoring_a_prompt_flips_its_archived_flag_incrementally() {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    repo.write("prompts/s/a.yaml", &prompt("one", "a"));
+    repo.write("prompts/s/b.yaml", &prompt("bee", "a"));
+    repo.commit("one");
+    repo.write("prompts/s/a.yaml", &prompt("two", "a"));
+    repo.commit("two");
+    sync_json(&repo, &db);
+    repo.remove("prompts/s/a.yaml");
+    repo.commit("delete a");
+    let summary = sync_json(&repo, &db);
+    assert_eq!(summary["archived_changed"], 2);
+    assert_eq!(
+        db.count("SELECT count(*) FROM prompts WHERE archived"),
+        2,
+        "both versions of a are archived, b is not"
+    );
+    repo.write("prompts/s/a.yaml", &prompt("three", "a"));
+    repo.commit("restore a with a new text");
+    let summary = sync_json(&repo, &db);
+    assert_eq!(summary["versions_added"], 1);
+    assert_eq!(db.count("SELECT count(*) FROM prompts WHERE archived"), 0);
+    assert_eq!(
+        db.count("SELECT max(version)::bigint FROM prompts WHERE name = 'a'"),
+        3
+    );
+}
+
+#[test]
+fn a_schema_newer_than_the_binary_is_refused() {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    repo.write("prompts/s/a.yaml", &prompt("one", "a"));
+    repo.commit("one");
+    sync_json(&repo, &db);
+    db.rows("INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future') RETURNING version");
+    repo.write("prompts/s/a.yaml", &prompt("two", "a"));
+    repo.commit("two");
+    let (code, _, stderr) = sync(&repo, &db, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("newer than this promptctl"), "{stderr}");
+    assert!(stderr.contains("upgrade promptctl"), "{stderr}");
+    assert_eq!(db.count("SELECT count(*) FROM prompts"), 1);
+    let (code, _, stderr) = repo.run(&["get", "a", "--database-url", db.url.as_str()]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
+fn the_library_registry_returns_a_prompt_ready_to_render_with_its_partials() {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    repo.write(
+        "prompts/support/_partials/tone.j2",
+        "Be kind to {{ name }}.",
+    );
+    repo.write(
+        "prompts/support/reply.yaml",
+        "model: gpt-4o\nvariables:\n  name: {type: string, required: true}\n  lang: {type: string, default: en}\nmessages:\n  - role: system\n    content: '{% include \"support/_partials/tone.j2\" %} Answer in {{ lang }}.'\n  - role: user\n    content: \"Hello from {{ name }}\"\n",
+    );
+    repo.commit("reply");
+    repo.write(
+        "prompts/support/_partials/tone.j2",
+        "Be terse with {{ name }}.",
+    );
+    repo.commit("partial changed, no new version");
+    sync_json(&repo, &db);
+    let prompt = db.runtime.block_on(async {
+        let registry = promptctl::registry::Registry::connect(&db.url)
+            .await
+            .expect("connect");
+        registry
+            .get_prompt("support/reply", &promptctl::registry::Selector::Latest)
+            .await
+            .expect("get")
+    });
+    assert_eq!(prompt.version, 1);
+    let vars = [("name".to_owned(), Value::from("Ada"))]
+        .into_iter()
+        .collect();
+    let messages = prompt
+        .renderer()
+        .render(&prompt.definition, &vars)
+        .expect("renders");
+    // The partial as it was at the version's commit.
+    assert_eq!(messages[0].content, "Be kind to Ada. Answer in en.");
+    assert_eq!(messages[1].content, "Hello from Ada");
 }

@@ -8,8 +8,8 @@ use super::{CliError, Context, ErrorKind, exit, short};
 use crate::check::check;
 use crate::diagnostic::Severity;
 use crate::history::History;
+use crate::registry::connect;
 use crate::registry::sync::{SyncOptions, SyncSummary, sync, tip_source, validate};
-use crate::registry::{connect, migrations};
 
 /// The test hook that kills the process just before the sync commits (see the README).
 const FAIL_HOOK_ENV: &str = "PROMPTCTL_SYNC_FAIL_BEFORE_COMMIT";
@@ -116,7 +116,6 @@ pub fn run(context: &Context, args: &SyncArgs) -> Result<u8, CliError> {
     };
     let summary = runtime()?.block_on(async {
         let mut client = connect(&url).await?;
-        migrations::migrate(&mut client).await?;
         sync(&mut client, &config, &history, &source, &options).await
     })?;
     print(context, &summary);

@@ -6,7 +6,7 @@
 //! leaves nothing behind. A database whose newest migration is unknown to this binary (a
 //! newer promptctl wrote it) is refused rather than misread.
 
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
 
 use super::RegistryError;
 
@@ -67,18 +67,32 @@ pub async fn migrate(client: &mut Client) -> Result<usize, RegistryError> {
         return Ok(0);
     }
     let transaction = client.transaction().await?;
+    let applied = migrate_in(&transaction).await?;
+    transaction.commit().await?;
+    Ok(applied)
+}
+
+/// Applies the pending migrations inside `transaction` (they commit or roll back with
+/// it), under an advisory lock held until it ends; returns how many were applied.
+pub async fn migrate_in(transaction: &Transaction<'_>) -> Result<usize, RegistryError> {
     transaction
         .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
-    transaction
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-               version INTEGER PRIMARY KEY,
-               name TEXT NOT NULL,
-               applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW())",
-        )
-        .await?;
-    // Read again under the lock: another binary may have migrated meanwhile.
+    let exists: bool = transaction
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        transaction
+            .batch_execute(
+                "CREATE TABLE schema_migrations (
+                   version INTEGER PRIMARY KEY,
+                   name TEXT NOT NULL,
+                   applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW())",
+            )
+            .await?;
+    }
+    // Read under the lock: another binary may have migrated meanwhile.
     let found: Option<i32> = transaction
         .query_one("SELECT max(version) FROM schema_migrations", &[])
         .await?
@@ -101,7 +115,6 @@ pub async fn migrate(client: &mut Client) -> Result<usize, RegistryError> {
             .await?;
         applied += 1;
     }
-    transaction.commit().await?;
     Ok(applied)
 }
 

@@ -294,6 +294,17 @@ pub struct RegistryPrompt {
     pub created_at: Option<i64>,
     /// Whether the prompt is deleted at the synced commit.
     pub archived: bool,
+    /// The partials its templates may include (path -> text), as they were at its commit;
+    /// empty when its templates include none.
+    pub partials: BTreeMap<String, String>,
+}
+
+impl RegistryPrompt {
+    /// A renderer holding this version's partials: `renderer().render(&prompt.definition,
+    /// &vars)` gives the messages to send.
+    pub fn renderer(&self) -> crate::render::Renderer {
+        crate::render::Renderer::new(std::sync::Arc::new(self.partials.clone()))
+    }
 }
 
 /// The read side of the registry, for services: prompts by name and version or
@@ -388,7 +399,7 @@ impl Registry {
             .client
             .query_opt(
                 "SELECT id, version, template, model, parameters, created_at, created_by, \
-                 commit_sha, commit_message, archived, template_format, variables \
+                 commit_sha, commit_message, archived, template_format, variables, partials \
                  FROM prompts WHERE service = $1 AND name = $2 AND version = $3",
                 &[&service, &name, &version],
             )
@@ -487,6 +498,10 @@ fn prompt_of_row(
         })?,
         None => BTreeMap::new(),
     };
+    let partials: Option<serde_json::Value> = row.get("partials");
+    let partials = partials
+        .and_then(|value| serde_json::from_value(value).ok())
+        .unwrap_or_default();
     let own_model: String = row.get("model");
     let model = model_override.unwrap_or(own_model);
     let created_at: Option<SystemTime> = row.get("created_at");
@@ -508,6 +523,7 @@ fn prompt_of_row(
         created_by: row.get("created_by"),
         created_at: created_at.map(unix_seconds),
         archived: row.get("archived"),
+        partials,
     })
 }
 

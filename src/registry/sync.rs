@@ -39,7 +39,7 @@ const MAX_CREATED_BY: usize = 100;
 
 /// The `prompts` columns, in COPY order.
 const PROMPT_COLUMNS: &str = "id, name, service, version, template, model, parameters, created_at, \
-     created_by, commit_sha, commit_message, archived, template_format, variables";
+     created_by, commit_sha, commit_message, archived, template_format, variables, partials";
 
 /// What the branch's tip holds besides the history: its files (for `check` and the test
 /// cases) and its environments file.
@@ -248,7 +248,8 @@ fn commits_after(
 }
 
 /// Publishes `history` (read at `history.tip`) into the registry: the versions after the
-/// last synced commit, the archived flags, the tip's test cases and environments.
+/// last synced commit, the archived flags, the tip's test cases and environments. Applies
+/// the schema's pending migrations first, in the same transaction.
 pub async fn sync(
     client: &mut Client,
     config: &Config,
@@ -286,6 +287,8 @@ pub async fn sync(
     let environments = environment_rows(config, history, tip.environments.as_deref())?;
 
     let transaction = client.transaction().await?;
+    // In the same transaction, so a dry run leaves even a missing schema missing.
+    super::migrations::migrate_in(&transaction).await?;
     transaction
         .execute("SELECT pg_advisory_xact_lock($1)", &[&SYNC_LOCK])
         .await?;
@@ -297,12 +300,23 @@ pub async fn sync(
         .await?
         .map(|row| row.get(0));
     summary.previous = previous.clone();
-    // Which commits' versions to send: `None` sends every version.
+    let registry_empty: bool = transaction
+        .query_one("SELECT NOT EXISTS (SELECT 1 FROM prompts)", &[])
+        .await?
+        .get(0);
+    // Which commits' versions to send: `None` sends every version (a first sync, an
+    // emptied registry, a rewrite being replaced).
     let only: Option<HashSet<String>> = match &previous {
         None => None,
+        Some(_) if registry_empty => None,
         Some(previous) if *previous == tip_commit && !options.allow_rewrite => {
             summary.up_to_date = true;
-            transaction.rollback().await?;
+            // Commit all the same: it writes nothing but the schema's pending migrations.
+            if options.dry_run {
+                transaction.rollback().await?;
+            } else {
+                transaction.commit().await?;
+            }
             return Ok(summary);
         }
         Some(previous) => match commits_after(&repo, tip_oid, previous)? {
@@ -343,10 +357,6 @@ pub async fn sync(
         })
         .collect();
 
-    let registry_empty: bool = transaction
-        .query_one("SELECT NOT EXISTS (SELECT 1 FROM prompts)", &[])
-        .await?
-        .get(0);
     transaction
         .batch_execute(
             "CREATE TEMP TABLE promptctl_new_prompts (LIKE prompts INCLUDING DEFAULTS) ON COMMIT DROP;
@@ -364,7 +374,7 @@ pub async fn sync(
     } else {
         "promptctl_new_prompts"
     };
-    let copied = copy_versions(&transaction, table, &sent).await?;
+    let copied = copy_versions(&transaction, table, history, &sent).await?;
     if direct {
         summary.versions_added = copied;
     } else {
@@ -420,13 +430,9 @@ pub async fn sync(
 
     // The archived flags and the tip's test cases.
     copy_state(&transaction, history, &tip.snapshot).await?;
-    summary.archived_changed = transaction
-        .execute(
-            "UPDATE prompts p SET archived = s.archived FROM promptctl_state s
-             WHERE p.service = s.service AND p.name = s.name AND p.archived IS DISTINCT FROM s.archived",
-            &[],
-        )
-        .await?;
+    if only.is_some() {
+        summary.archived_changed = update_archived(&transaction, history, &sent).await?;
+    }
     copy_tests(
         &transaction,
         history,
@@ -513,6 +519,56 @@ pub async fn sync(
     Ok(summary)
 }
 
+/// Brings the archived flags of older rows in line with the history, for the prompts whose
+/// flag may have changed since the last sync: those with new versions, and those whose
+/// latest row's flag differs (deleted or restored without a new version). A full send
+/// needs none of this: its merge already compares the flag of every row.
+async fn update_archived(
+    transaction: &tokio_postgres::Transaction<'_>,
+    history: &History,
+    sent: &[(&PromptHistory, &Version, &CommitInfo)],
+) -> Result<u64, RegistryError> {
+    let mut latest_ids = Vec::new();
+    let mut by_latest = std::collections::HashMap::new();
+    for (id, prompt) in &history.prompts {
+        if let Some(latest) = prompt.latest() {
+            let uuid = version_id(&id.service, &id.name, latest.number);
+            latest_ids.push(uuid);
+            by_latest.insert(uuid, prompt);
+        }
+    }
+    let rows = transaction
+        .query(
+            "SELECT id, archived FROM prompts WHERE id = ANY($1)",
+            &[&latest_ids],
+        )
+        .await?;
+    let mut changed: BTreeMap<&crate::repo::PromptId, bool> = BTreeMap::new();
+    for row in rows {
+        let id: uuid::Uuid = row.get(0);
+        let archived: bool = row.get(1);
+        if let Some(prompt) = by_latest.get(&id)
+            && prompt.archived != archived
+        {
+            changed.insert(&prompt.id, prompt.archived);
+        }
+    }
+    for (prompt, _, _) in sent {
+        changed.insert(&prompt.id, prompt.archived);
+    }
+    let mut updated = 0;
+    for (id, archived) in changed {
+        updated += transaction
+            .execute(
+                "UPDATE prompts SET archived = $1
+                 WHERE name = $2 AND service = $3 AND archived IS DISTINCT FROM $1",
+                &[&archived, &id.name, &id.service],
+            )
+            .await?;
+    }
+    Ok(updated)
+}
+
 /// The tip commit's time (the test cases' `created_at` when first stored).
 fn tip_commit_time(history: &History) -> SystemTime {
     history
@@ -545,8 +601,12 @@ fn truncate(text: &str, limit: usize) -> &str {
 async fn copy_versions(
     transaction: &tokio_postgres::Transaction<'_>,
     table: &str,
+    history: &History,
     sent: &[(&PromptHistory, &Version, &CommitInfo)],
 ) -> Result<u64, RegistryError> {
+    // The partials of each commit whose versions include some, read once per commit.
+    let mut partials_at: std::collections::HashMap<&str, serde_json::Value> =
+        std::collections::HashMap::new();
     let sink = transaction
         .copy_in(&format!(
             "COPY {table} ({PROMPT_COLUMNS}) FROM STDIN (FORMAT binary)"
@@ -567,9 +627,30 @@ async fn copy_versions(
         Type::BOOL,
         Type::VARCHAR,
         Type::JSONB,
+        Type::JSONB,
     ];
     let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
     for (prompt, version, commit) in sent {
+        let includes = version
+            .definition
+            .body
+            .messages()
+            .iter()
+            .any(|(_, text)| !crate::render::find_includes(text).is_empty());
+        let partials = if includes {
+            if !partials_at.contains_key(commit.id.as_str()) {
+                let partials = history
+                    .partials_at(&commit.id)
+                    .map_err(|err| RegistryError::Invalid(format!("partials: {err}")))?;
+                partials_at.insert(
+                    &commit.id,
+                    serde_json::to_value(&*partials).unwrap_or(serde_json::Value::Null),
+                );
+            }
+            partials_at.get(commit.id.as_str()).cloned()
+        } else {
+            None
+        };
         let id = version_id(&prompt.id.service, &prompt.id.name, version.number);
         let number = i32::try_from(version.number).unwrap_or(i32::MAX);
         let definition = &version.definition;
@@ -584,7 +665,7 @@ async fn copy_versions(
             Body::Template(_) => "template",
             Body::Messages(_) => "messages",
         };
-        let row: [&(dyn ToSql + Sync); 14] = [
+        let row: [&(dyn ToSql + Sync); 15] = [
             &id,
             &prompt.id.name,
             &prompt.id.service,
@@ -599,6 +680,7 @@ async fn copy_versions(
             &prompt.archived,
             &format,
             &variables,
+            &partials,
         ];
         writer.as_mut().write(&row).await?;
     }

@@ -20,6 +20,8 @@ CREATE TABLE prompts (
     CHECK (template_format IN ('template', 'messages')),
   -- The declared variables (type, required, default), so a read version renders strictly.
   variables JSONB,
+  -- The partials (path -> text) at the version's commit when its template includes any.
+  partials JSONB,
   UNIQUE (name, service, version)
 );
 
