@@ -805,63 +805,38 @@ pub fn environment_rows(
     let bad = |what: String| {
         RegistryError::Invalid(format!("{}: {what}", crate::diagnostic::display_path(file)))
     };
-    let value: serde_json::Value = if text.trim().is_empty() {
-        serde_json::Value::Null
-    } else {
-        crate::repo::file::parse_yaml(file, text, &["prompts"])
-            .map_err(|diagnostic| bad(diagnostic.message))?
-    };
-    let prompts = match value.get("prompts") {
-        None | Some(serde_json::Value::Null) => return Ok(Vec::new()),
-        Some(serde_json::Value::Object(prompts)) => prompts,
-        Some(_) => return Err(bad("`prompts` must be a mapping".to_owned())),
-    };
+    let environments = crate::environments::Environments::parse(file, text).map_err(|d| {
+        bad(format!(
+            "{}:{}: {}",
+            d.position.line, d.position.column, d.message
+        ))
+    })?;
     let mut rows = BTreeMap::new();
-    for (query, environments) in prompts {
-        let prompt = history.find(query).map_err(|err| bad(format!("{err}")))?;
-        let Some(environments) = environments.as_object() else {
-            return Err(bad(format!("`{query}` must map environments to pins")));
-        };
-        for (environment, pin) in environments {
-            let version = match pin.get("version") {
-                None | Some(serde_json::Value::Null) => None,
-                Some(serde_json::Value::String(latest)) if latest == "latest" => None,
-                Some(value) => {
-                    let number = value
-                        .as_u64()
-                        .and_then(|n| u32::try_from(n).ok())
-                        .filter(|n| *n >= 1)
-                        .ok_or_else(|| {
-                            bad(format!(
-                                "{query}.{environment}.version must be a version number or `latest`"
-                            ))
-                        })?;
+    for entry in &environments.prompts {
+        let prompt = history
+            .find(&entry.key)
+            .map_err(|err| bad(format!("{err}")))?;
+        for environment in &entry.environments {
+            let version = match environment.pin.version {
+                crate::environments::VersionRef::Latest => None,
+                crate::environments::VersionRef::Number(number) => {
                     if prompt.version(number).is_none() {
                         return Err(bad(format!(
-                            "{query}.{environment}: {} has no version {number}",
-                            prompt.id
+                            "{}.{}: {} has no version {number}",
+                            entry.key, environment.name, prompt.id
                         )));
                     }
                     i32::try_from(number).ok()
                 }
             };
-            let model = match pin.get("model") {
-                None | Some(serde_json::Value::Null) => None,
-                Some(serde_json::Value::String(model)) => Some(model.clone()),
-                Some(_) => {
-                    return Err(bad(format!(
-                        "{query}.{environment}.model must be a model name"
-                    )));
-                }
-            };
             rows.insert(
-                (prompt.id.clone(), environment.clone()),
+                (prompt.id.clone(), environment.name.clone()),
                 EnvironmentRow {
                     service: prompt.id.service.clone(),
                     name: prompt.id.name.clone(),
-                    environment: environment.clone(),
+                    environment: environment.name.clone(),
                     version,
-                    model,
+                    model: environment.pin.model.clone(),
                 },
             );
         }
