@@ -63,7 +63,7 @@ impl Row {
             message: commit.map(|c| c.summary().to_owned()),
             archived,
             uncommitted: latest.is_uncommitted(),
-            model: Some(latest.definition.model.clone()),
+            model: Some(latest.model().to_owned()),
             path: display_path(path),
         }
     }

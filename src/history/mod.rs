@@ -15,7 +15,7 @@ mod walk;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use git2::{ErrorCode, Oid, Repository};
 use serde::{Deserialize, Serialize};
@@ -96,8 +96,8 @@ pub struct Version {
     pub number: u32,
     /// The commit that made it; `None` for uncommitted changes in the working tree.
     pub commit: Option<Arc<CommitInfo>>,
-    /// What reached the model.
-    pub definition: Arc<Definition>,
+    /// What reached the model (read from Git on first use).
+    pub(crate) definition: Arc<StoredDefinition>,
     /// The prompt's file at that commit, relative to the project root.
     pub path: PathBuf,
 }
@@ -107,6 +107,90 @@ impl Version {
     pub fn is_uncommitted(&self) -> bool {
         self.commit.is_none()
     }
+
+    /// The model the version is written for (known without reading the definition).
+    pub fn model(&self) -> &str {
+        &self.definition.model
+    }
+
+    /// What reached the model. A version read from the cache is parsed from its blob on
+    /// first use.
+    pub fn definition(&self) -> Result<Arc<Definition>, HistoryError> {
+        self.definition.get(&self.path)
+    }
+}
+
+/// A definition as the history keeps it: its digest (what the numbering rule compares) and
+/// its model are always at hand; the definition itself is parsed from its blob on demand
+/// when it came from the cache, so that a warm run reads no prompt file.
+#[derive(Debug)]
+pub(crate) struct StoredDefinition {
+    /// The blob it was parsed from (for the working tree, a blob not in the repository).
+    pub blob: Oid,
+    /// A hash of the definition's canonical JSON: equal definitions, equal digests.
+    pub digest: u128,
+    /// The model.
+    pub model: Arc<str>,
+    /// The Git folder to read the blob from, for a definition not yet parsed.
+    pub git_dir: Option<Arc<Path>>,
+    /// The definition, once parsed.
+    pub loaded: OnceLock<Arc<Definition>>,
+}
+
+impl StoredDefinition {
+    /// A definition just parsed from `blob`.
+    pub fn parsed(blob: Oid, definition: Definition) -> StoredDefinition {
+        StoredDefinition {
+            blob,
+            digest: digest(&definition),
+            model: Arc::from(definition.model.as_str()),
+            git_dir: None,
+            loaded: OnceLock::from(Arc::new(definition)),
+        }
+    }
+
+    /// The definition, parsing the blob (`path` names it in errors) if not done yet.
+    fn get(&self, path: &Path) -> Result<Arc<Definition>, HistoryError> {
+        if let Some(definition) = self.loaded.get() {
+            return Ok(definition.clone());
+        }
+        let failed = |why: &str| {
+            HistoryError::Git(git2::Error::from_str(&format!(
+                "cannot read the definition of {} from blob {}: {why}",
+                display_path(path),
+                self.blob
+            )))
+        };
+        let git_dir = self
+            .git_dir
+            .as_deref()
+            .ok_or_else(|| failed("no repository"))?;
+        let repo = Repository::open(git_dir)?;
+        let odb = repo.odb()?;
+        let object = odb.read(self.blob)?;
+        let parsed = ParsedBlob::parse(path, self.blob, object.data());
+        let tracker::Outcome::Complete(stored) = parsed.outcome else {
+            return Err(failed("it no longer parses"));
+        };
+        if stored.digest != self.digest {
+            return Err(failed("it parses to another definition"));
+        }
+        let definition = stored
+            .loaded
+            .get()
+            .cloned()
+            .ok_or_else(|| failed("it did not parse"))?;
+        Ok(self.loaded.get_or_init(|| definition).clone())
+    }
+}
+
+/// The digest of a definition: the first 128 bits of the SHA-256 of its canonical JSON.
+fn digest(definition: &Definition) -> u128 {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(definition.canonical_json().as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash[..16]);
+    u128::from_le_bytes(bytes)
 }
 
 /// Every version of one prompt.
@@ -385,7 +469,7 @@ impl History {
                         continue;
                     }
                     let shown = self.tracker.prompts_dir.join(relative);
-                    Some((blob, Arc::new(ParsedBlob::parse(&shown, &bytes))))
+                    Some((blob, Arc::new(ParsedBlob::parse(&shown, blob, &bytes))))
                 }
                 Err(_) if !self.tracker.files.contains_key(relative) => continue,
                 Err(_) => None,
@@ -545,7 +629,7 @@ fn walk_chain(
                         for (blob, path) in batch {
                             let object = odb.read(blob)?;
                             let path = prompts_dir.join(path);
-                            parsed.push((blob, ParsedBlob::parse(&path, object.data())));
+                            parsed.push((blob, ParsedBlob::parse(&path, blob, object.data())));
                         }
                     }
                 })
