@@ -16,6 +16,7 @@
 //! crash never leaves half a cache.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -134,10 +135,12 @@ impl Writer {
 
     fn hex(&mut self, bytes: &[u8]) {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        for byte in bytes {
-            self.out.push(DIGITS[usize::from(byte >> 4)]);
-            self.out.push(DIGITS[usize::from(byte & 0xf)]);
+        let mut text = [0u8; 40];
+        for (pair, byte) in text.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0xf)];
         }
+        self.out.extend_from_slice(&text[..2 * bytes.len().min(20)]);
     }
 
     fn oid(&mut self, id: Oid) {
@@ -168,6 +171,17 @@ struct Reader<'a> {
 }
 
 const TRUNCATED: &str = "the cache is truncated";
+
+/// The value of each lowercase hex digit; 0xff for any other byte.
+const HEX_VALUES: [u8; 256] = {
+    let mut values = [0xff; 256];
+    let mut digit = 0;
+    while digit < 16 {
+        values[b"0123456789abcdef"[digit] as usize] = digit as u8;
+        digit += 1;
+    }
+    values
+};
 
 impl<'a> Reader<'a> {
     fn byte(&mut self) -> Result<u8, String> {
@@ -231,15 +245,17 @@ impl<'a> Reader<'a> {
     }
 
     fn hex<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let value = |digit: u8| HEX_VALUES[usize::from(digit)];
         let digits = self.bytes(2 * N)?;
-        let value = |digit: u8| match digit {
-            b'0'..=b'9' => Ok(digit - b'0'),
-            b'a'..=b'f' => Ok(digit - b'a' + 10),
-            _ => Err("the cache is corrupt: bad hex digit".to_owned()),
-        };
         let mut bytes = [0u8; N];
+        let mut bad = false;
         for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
-            *byte = value(pair[0])? << 4 | value(pair[1])?;
+            let (high, low) = (value(pair[0]), value(pair[1]));
+            bad |= (high | low) > 0xf;
+            *byte = (high << 4) | (low & 0xf);
+        }
+        if bad {
+            return Err("the cache is corrupt: bad hex digit".to_owned());
         }
         Ok(bytes)
     }
@@ -275,11 +291,53 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A fast hash for the cache's own tables (keys come from the repository being read,
+/// not from an adversary; the FxHash mixing step).
+#[derive(Default, Clone, Copy)]
+struct FastHasher(u64);
+
+impl FastHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
 /// Text interned into the cache's string table.
 #[derive(Default)]
 struct Strings<'a> {
     list: Vec<&'a str>,
-    index: HashMap<&'a str, usize>,
+    index: FastMap<&'a str, usize>,
 }
 
 impl<'a> Strings<'a> {
@@ -368,7 +426,7 @@ fn decode(
     let count = r.index()?;
     let mut commits = Vec::with_capacity(count.min(body.len()));
     for _ in 0..count {
-        let id = r.oid()?.to_string();
+        let id = r.text()?.to_owned();
         let time = r.signed()?;
         let offset_minutes =
             i32::try_from(r.signed()?).map_err(|_| "the cache is corrupt: bad time zone")?;
@@ -384,20 +442,17 @@ fn decode(
             message,
         }));
     }
-    let mut models: HashMap<usize, Arc<str>> = HashMap::new();
+    let mut models: Vec<Option<Arc<str>>> = vec![None; strings.len()];
     let count = r.index()?;
     let mut definitions = Vec::with_capacity(count.min(body.len()));
     for _ in 0..count {
         let blob = r.oid()?;
         let digest = r.digest()?;
         let model = r.index()?;
-        let model = match models.get(&model) {
-            Some(model) => model.clone(),
-            None => {
-                let text: Arc<str> = Arc::from(string(model)?);
-                models.insert(model, text.clone());
-                text
-            }
+        let model = match models.get_mut(model) {
+            Some(Some(text)) => text.clone(),
+            Some(slot) => slot.insert(Arc::from(string(model)?)).clone(),
+            None => return Err("string index out of range".to_owned()),
         };
         definitions.push(Arc::new(StoredDefinition {
             blob,
@@ -465,6 +520,8 @@ fn decode(
         );
     }
     let count = r.index()?;
+    // Written in order: collecting them builds the map in one pass.
+    let mut prompts = Vec::with_capacity(count.min(body.len()));
     for _ in 0..count {
         let id = PromptId::new(r.text()?, r.text()?);
         let archived = r.flag()?;
@@ -487,7 +544,7 @@ fn decode(
                 path: PathBuf::from(string(r.index()?)?),
             });
         }
-        tracker.prompts.insert(
+        prompts.push((
             id.clone(),
             PromptHistory {
                 id,
@@ -495,8 +552,12 @@ fn decode(
                 archived,
                 path,
             },
-        );
+        ));
     }
+    if prompts.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
+        return Err("the cache's prompts are out of order".to_owned());
+    }
+    tracker.prompts = prompts.into_iter().collect();
     let count = r.index()?;
     for _ in 0..count {
         let commit = r.optional_text()?.map(str::to_owned);
@@ -549,7 +610,7 @@ fn encode<'a>(
     // Tables first (the definitions and commits in use), then the records that refer to
     // them; written in the order `decode` reads.
     let mut definitions: Vec<&'a StoredDefinition> = Vec::new();
-    let mut definition_index: HashMap<*const StoredDefinition, usize> = HashMap::new();
+    let mut definition_index: FastMap<*const StoredDefinition, usize> = FastMap::default();
     let mut intern = |stored: &'a Arc<StoredDefinition>,
                       definitions: &mut Vec<&'a StoredDefinition>| {
         *definition_index
@@ -562,7 +623,7 @@ fn encode<'a>(
     let mut files: Vec<(&String, &FileEntry)> = tracker.files.iter().collect();
     files.sort_by(|a, b| a.0.cmp(b.0));
     let mut blob_list: Vec<(Oid, &ParsedBlob, Option<usize>)> = Vec::new();
-    let mut blob_index: HashMap<Oid, usize> = HashMap::new();
+    let mut blob_index: FastMap<Oid, usize> = FastMap::default();
     let mut file_records = Vec::with_capacity(files.len());
     for (path, entry) in &files {
         let index = *blob_index.entry(entry.blob).or_insert_with(|| {
@@ -576,7 +637,7 @@ fn encode<'a>(
         file_records.push((path.as_str(), index, entry.claims.as_ref()));
     }
     let mut commits: Vec<&CommitInfo> = Vec::new();
-    let mut commit_index: HashMap<*const CommitInfo, usize> = HashMap::new();
+    let mut commit_index: FastMap<*const CommitInfo, usize> = FastMap::default();
     let mut prompt_records = Vec::with_capacity(tracker.prompts.len());
     for prompt in tracker.prompts.values() {
         let mut versions = Vec::with_capacity(prompt.versions.len());
@@ -624,7 +685,7 @@ fn encode<'a>(
     }
     w.index(commits.len());
     for (commit, (name, email)) in commits.iter().zip(authors) {
-        w.oid(Oid::from_str(&commit.id).ok()?);
+        w.text(&commit.id);
         w.signed(commit.time);
         w.signed(i64::from(commit.offset_minutes));
         w.index(name);

@@ -322,8 +322,10 @@ impl History {
             cache::Loaded::Hit(state) => Some(state.tip),
             _ => None,
         };
+        // A cache at the tip needs no walk at all.
+        let up_to_date = stop == Some(tip);
         let known: HashMap<Oid, Arc<ParsedBlob>> = match &cached {
-            cache::Loaded::Hit(state) => state
+            cache::Loaded::Hit(state) if !up_to_date => state
                 .tracker
                 .files
                 .values()
@@ -331,14 +333,24 @@ impl History {
                 .collect(),
             _ => HashMap::new(),
         };
-        let walked = walk_chain(
-            &repo,
-            tip,
-            stop,
-            &history.prompts_rel,
-            &config.settings.prompts_dir,
-            &known,
-        )?;
+        let walked = if up_to_date {
+            Walked {
+                steps: Vec::new(),
+                commits: 0,
+                met_stop: true,
+                tip_prompts: None,
+                parsed: HashMap::new(),
+            }
+        } else {
+            walk_chain(
+                &repo,
+                tip,
+                stop,
+                &history.prompts_rel,
+                &config.settings.prompts_dir,
+                &known,
+            )?
+        };
         let met_stop = walked.met_stop;
         let new_commits = walked.commits;
         let mut tip_prompts = walked.tip_prompts;
@@ -606,7 +618,12 @@ fn walk_chain(
 ) -> Result<Walked, HistoryError> {
     let odb = repo.odb()?;
     let git_dir = repo.path().to_path_buf();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Extending a cache reads a few commits: threads (each opening the repository) would
+    // cost more than they save, so the new blobs are parsed here after the walk.
+    let threads = match stop {
+        Some(_) => 0,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
     let (sender, receiver) = std::sync::mpsc::channel::<Vec<(Oid, String)>>();
     let receiver = std::sync::Mutex::new(receiver);
     std::thread::scope(|scope| {
@@ -638,6 +655,20 @@ fn walk_chain(
         let walked = walk_and_diff(&odb, tip, stop, prompts_rel, known, &sender);
         drop(sender);
         let mut parsed = HashMap::new();
+        if workers.is_empty() {
+            let receiver = match receiver.lock() {
+                Ok(receiver) => receiver,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            while let Ok(batch) = receiver.recv() {
+                for (blob, path) in batch {
+                    let object = odb.read(blob)?;
+                    let path = prompts_dir.join(path);
+                    let result = ParsedBlob::parse(&path, blob, object.data());
+                    parsed.insert(blob, Arc::new(result));
+                }
+            }
+        }
         for worker in workers {
             match worker.join() {
                 Ok(results) => parsed.extend(
