@@ -269,6 +269,8 @@ pub struct History {
     git_dir: PathBuf,
     prompts_rel: Vec<String>,
     at_head: bool,
+    /// The paths `git status` reports under the prompts folder, when read along the way.
+    status: Option<Vec<String>>,
     tracker: Tracker,
 }
 
@@ -277,6 +279,38 @@ impl History {
     /// `config.root`, using the index cache under the Git folder unless `use_cache` is
     /// false. A repository without commits, or on an unborn branch, has an empty history.
     pub fn load(
+        config: &Config,
+        rev: Option<&str>,
+        use_cache: bool,
+    ) -> Result<History, HistoryError> {
+        // `git status` (for `uncommitted`) needs nothing from the history: it runs on
+        // another core while the cache is read, when the history is read at `HEAD`.
+        let status_of = match (rev, Repository::discover(&config.root)) {
+            (None, Ok(repo)) if repo.workdir().is_some() && !repo.is_shallow() => {
+                prompts_relative(&repo, config)
+                    .ok()
+                    .map(|prompts_rel| (repo.path().to_path_buf(), prompts_rel.join("/")))
+            }
+            _ => None,
+        };
+        std::thread::scope(|scope| {
+            let status = status_of.as_ref().map(|(git_dir, prefix)| {
+                scope.spawn(move || -> Result<Vec<String>, git2::Error> {
+                    changed_paths(&Repository::open(git_dir)?, prefix)
+                })
+            });
+            let mut history = History::load_here(config, rev, use_cache)?;
+            if let Some(status) = status
+                && history.at_head
+                && let Ok(Ok(paths)) = status.join()
+            {
+                history.status = Some(paths);
+            }
+            Ok(history)
+        })
+    }
+
+    fn load_here(
         config: &Config,
         rev: Option<&str>,
         use_cache: bool,
@@ -303,6 +337,7 @@ impl History {
             cache: CacheStatus::Disabled,
             git_dir: repo.path().to_path_buf(),
             at_head: rev.is_none() || (tip.is_some() && tip == head),
+            status: None,
             tracker: Tracker::new(&config.settings.prompts_dir),
             prompts_rel,
         };
@@ -440,20 +475,16 @@ impl History {
             return Ok(result);
         };
         let prefix = self.prompts_rel.join("/");
-        let mut options = git2::StatusOptions::new();
-        options
-            .include_untracked(true)
-            .recurse_untracked_dirs(true)
-            .include_ignored(false)
-            .exclude_submodules(true)
-            .renames_head_to_index(false);
-        if !prefix.is_empty() {
-            options.pathspec(&prefix);
-        }
-        let statuses = repo.statuses(Some(&mut options))?;
+        let computed;
+        let paths = match &self.status {
+            Some(paths) => paths,
+            None => {
+                computed = changed_paths(&repo, &prefix)?;
+                &computed
+            }
+        };
         let mut changes = Vec::new();
-        for entry in statuses.iter() {
-            let path = String::from_utf8_lossy(entry.path_bytes()).into_owned();
+        for path in paths {
             let relative = if prefix.is_empty() {
                 path.as_str()
             } else {
@@ -468,7 +499,7 @@ impl History {
             if FileKind::of(Path::new(relative)) != Some(FileKind::Prompt) {
                 continue;
             }
-            let on_disk = workdir.join(&path);
+            let on_disk = workdir.join(path);
             let new = match std::fs::read(&on_disk) {
                 Ok(bytes) => {
                     let blob = Oid::hash_object(git2::ObjectType::Blob, &bytes)?;
@@ -537,6 +568,25 @@ impl History {
         }
         Ok(Arc::new(partials))
     }
+}
+
+/// The paths `git status` reports (changed, staged, untracked) under `prefix`.
+fn changed_paths(repo: &Repository, prefix: &str) -> Result<Vec<String>, git2::Error> {
+    let mut options = git2::StatusOptions::new();
+    options
+        .include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false)
+        .exclude_submodules(true)
+        .renames_head_to_index(false);
+    if !prefix.is_empty() {
+        options.pathspec(prefix);
+    }
+    let statuses = repo.statuses(Some(&mut options))?;
+    Ok(statuses
+        .iter()
+        .map(|entry| String::from_utf8_lossy(entry.path_bytes()).into_owned())
+        .collect())
 }
 
 /// The prompts folder as path components inside the repository.
