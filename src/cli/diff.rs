@@ -52,7 +52,7 @@ pub fn run(context: &Context, args: &DiffArgs) -> Result<u8, CliError> {
         Some(number) => {
             let new = find(number)?;
             (
-                new.definition.to_yaml(),
+                new.definition()?.to_yaml(),
                 format!("{}@{}", prompt.id, new.number),
             )
         }
@@ -64,17 +64,15 @@ pub fn run(context: &Context, args: &DiffArgs) -> Result<u8, CliError> {
             {
                 (String::new(), label)
             } else {
-                let text = uncommitted
-                    .versions
-                    .get(&prompt.id)
-                    .or(prompt.latest())
-                    .map(|v| v.definition.to_yaml())
-                    .unwrap_or_default();
+                let text = match uncommitted.versions.get(&prompt.id).or(prompt.latest()) {
+                    Some(version) => version.definition()?.to_yaml(),
+                    None => String::new(),
+                };
                 (text, label)
             }
         }
     };
-    let old_text = old.definition.to_yaml();
+    let old_text = old.definition()?.to_yaml();
     let diff = similar::TextDiff::from_lines(&old_text, &new_text)
         .unified_diff()
         .context_radius(3)

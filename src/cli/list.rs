@@ -63,7 +63,7 @@ impl Row {
             message: commit.map(|c| c.summary().to_owned()),
             archived,
             uncommitted: latest.is_uncommitted(),
-            model: Some(latest.definition.model.clone()),
+            model: Some(latest.model().to_owned()),
             path: display_path(path),
         }
     }
@@ -73,7 +73,13 @@ impl Row {
 pub fn run(context: &Context, args: &ListArgs) -> Result<u8, CliError> {
     let config = context.config()?;
     let rows = match context.load_history(&config) {
-        Ok(history) => rows_from_history(context, &history, args.all)?,
+        Ok(history) => {
+            let rows = rows_from_history(context, &history, args.all)?;
+            // The process ends once the rows are printed: freeing a monorepo's history
+            // (a few hundred thousand allocations) would only cost time.
+            std::mem::forget(history);
+            rows
+        }
         Err(HistoryError::NotARepository { .. }) if context.rev.is_none() => {
             context.output.note(
                 "note: not inside a Git repository: listing the working tree, without versions",

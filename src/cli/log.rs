@@ -55,7 +55,7 @@ pub fn run(context: &Context, args: &LogArgs) -> Result<u8, CliError> {
                 .iter()
                 .map(|version| {
                     let commit = version.commit.as_deref();
-                    Entry {
+                    Ok(Entry {
                         number: version.number,
                         commit: commit.map(|c| c.id.clone()),
                         time: commit.map(crate::history::CommitInfo::time_rfc3339),
@@ -66,11 +66,11 @@ pub fn run(context: &Context, args: &LogArgs) -> Result<u8, CliError> {
                         summary: commit.map(|c| c.summary().to_owned()),
                         uncommitted: version.is_uncommitted(),
                         path: display_path(&version.path),
-                        model: version.definition.model.clone(),
-                        fingerprint: version.definition.fingerprint(),
-                    }
+                        model: version.model().to_owned(),
+                        fingerprint: version.definition()?.fingerprint(),
+                    })
                 })
-                .collect();
+                .collect::<Result<_, CliError>>()?;
             output.json(&entries);
         }
         Format::Human => {

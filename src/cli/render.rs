@@ -86,9 +86,10 @@ fn render_version(
         Some(commit) => history.partials_at(&commit.id)?,
         None => context.snapshot(config)?.partials,
     };
-    let vars = collect_vars(context, args, &version.definition.variables)?;
+    let definition = version.definition()?;
+    let vars = collect_vars(context, args, &definition.variables)?;
     let messages = Renderer::new(partials)
-        .render(&version.definition, &vars)
+        .render(&definition, &vars)
         .map_err(|err| {
             let error = CliError::input(format!("{}@{number}: {err}", prompt.id));
             match err {

@@ -51,6 +51,7 @@ pub fn run(context: &Context, args: &ShowArgs) -> Result<u8, CliError> {
         ))
         .hint(format!("`promptctl log {}` lists them", prompt.id))
     })?;
+    let definition = version.definition()?;
     let output = &context.output;
     let commit = version.commit.as_deref();
     match output.format {
@@ -66,8 +67,8 @@ pub fn run(context: &Context, args: &ShowArgs) -> Result<u8, CliError> {
             "uncommitted": version.is_uncommitted(),
             "archived": prompt.archived,
             "path": display_path(&version.path),
-            "fingerprint": version.definition.fingerprint(),
-            "definition": &*version.definition,
+            "fingerprint": definition.fingerprint(),
+            "definition": &*definition,
         })),
         Format::Human => {
             let header = match commit {
@@ -85,7 +86,7 @@ pub fn run(context: &Context, args: &ShowArgs) -> Result<u8, CliError> {
                     prompt.id, version.number
                 ),
             };
-            output.data(&format!("{header}{}", version.definition.to_yaml()));
+            output.data(&format!("{header}{}", definition.to_yaml()));
         }
     }
     Ok(exit::SUCCESS)

@@ -17,7 +17,7 @@ mod walk;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use git2::{ErrorCode, Oid, Repository};
 use serde::{Deserialize, Serialize};
@@ -99,8 +99,8 @@ pub struct Version {
     pub number: u32,
     /// The commit that made it; `None` for uncommitted changes in the working tree.
     pub commit: Option<Arc<CommitInfo>>,
-    /// What reached the model.
-    pub definition: Arc<Definition>,
+    /// What reached the model (read from Git on first use).
+    pub(crate) definition: Arc<StoredDefinition>,
     /// The prompt's file at that commit, relative to the project root.
     pub path: PathBuf,
 }
@@ -110,6 +110,90 @@ impl Version {
     pub fn is_uncommitted(&self) -> bool {
         self.commit.is_none()
     }
+
+    /// The model the version is written for (known without reading the definition).
+    pub fn model(&self) -> &str {
+        &self.definition.model
+    }
+
+    /// What reached the model. A version read from the cache is parsed from its blob on
+    /// first use.
+    pub fn definition(&self) -> Result<Arc<Definition>, HistoryError> {
+        self.definition.get(&self.path)
+    }
+}
+
+/// A definition as the history keeps it: its digest (what the numbering rule compares) and
+/// its model are always at hand; the definition itself is parsed from its blob on demand
+/// when it came from the cache, so that a warm run reads no prompt file.
+#[derive(Debug)]
+pub(crate) struct StoredDefinition {
+    /// The blob it was parsed from (for the working tree, a blob not in the repository).
+    pub blob: Oid,
+    /// A hash of the definition's canonical JSON: equal definitions, equal digests.
+    pub digest: u128,
+    /// The model.
+    pub model: Arc<str>,
+    /// The Git folder to read the blob from, for a definition not yet parsed.
+    pub git_dir: Option<Arc<Path>>,
+    /// The definition, once parsed.
+    pub loaded: OnceLock<Arc<Definition>>,
+}
+
+impl StoredDefinition {
+    /// A definition just parsed from `blob`.
+    pub fn parsed(blob: Oid, definition: Definition) -> StoredDefinition {
+        StoredDefinition {
+            blob,
+            digest: digest(&definition),
+            model: Arc::from(definition.model.as_str()),
+            git_dir: None,
+            loaded: OnceLock::from(Arc::new(definition)),
+        }
+    }
+
+    /// The definition, parsing the blob (`path` names it in errors) if not done yet.
+    fn get(&self, path: &Path) -> Result<Arc<Definition>, HistoryError> {
+        if let Some(definition) = self.loaded.get() {
+            return Ok(definition.clone());
+        }
+        let failed = |why: &str| {
+            HistoryError::Git(git2::Error::from_str(&format!(
+                "cannot read the definition of {} from blob {}: {why}",
+                display_path(path),
+                self.blob
+            )))
+        };
+        let git_dir = self
+            .git_dir
+            .as_deref()
+            .ok_or_else(|| failed("no repository"))?;
+        let repo = Repository::open(git_dir)?;
+        let odb = repo.odb()?;
+        let object = odb.read(self.blob)?;
+        let parsed = ParsedBlob::parse(path, self.blob, object.data());
+        let tracker::Outcome::Complete(stored) = parsed.outcome else {
+            return Err(failed("it no longer parses"));
+        };
+        if stored.digest != self.digest {
+            return Err(failed("it parses to another definition"));
+        }
+        let definition = stored
+            .loaded
+            .get()
+            .cloned()
+            .ok_or_else(|| failed("it did not parse"))?;
+        Ok(self.loaded.get_or_init(|| definition).clone())
+    }
+}
+
+/// The digest of a definition: the first 128 bits of the SHA-256 of its canonical JSON.
+fn digest(definition: &Definition) -> u128 {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(definition.canonical_json().as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash[..16]);
+    u128::from_le_bytes(bytes)
 }
 
 /// Every version of one prompt.
@@ -188,6 +272,8 @@ pub struct History {
     git_dir: PathBuf,
     prompts_rel: Vec<String>,
     at_head: bool,
+    /// The paths `git status` reports under the prompts folder, when read along the way.
+    status: Option<Vec<String>>,
     tracker: Tracker,
 }
 
@@ -196,6 +282,38 @@ impl History {
     /// `config.root`, using the index cache under the Git folder unless `use_cache` is
     /// false. A repository without commits, or on an unborn branch, has an empty history.
     pub fn load(
+        config: &Config,
+        rev: Option<&str>,
+        use_cache: bool,
+    ) -> Result<History, HistoryError> {
+        // `git status` (for `uncommitted`) needs nothing from the history: it runs on
+        // another core while the cache is read, when the history is read at `HEAD`.
+        let status_of = match (rev, Repository::discover(&config.root)) {
+            (None, Ok(repo)) if repo.workdir().is_some() && !repo.is_shallow() => {
+                prompts_relative(&repo, config)
+                    .ok()
+                    .map(|prompts_rel| (repo.path().to_path_buf(), prompts_rel.join("/")))
+            }
+            _ => None,
+        };
+        std::thread::scope(|scope| {
+            let status = status_of.as_ref().map(|(git_dir, prefix)| {
+                scope.spawn(move || -> Result<Vec<String>, git2::Error> {
+                    changed_paths(&Repository::open(git_dir)?, prefix)
+                })
+            });
+            let mut history = History::load_here(config, rev, use_cache)?;
+            if let Some(status) = status
+                && history.at_head
+                && let Ok(Ok(paths)) = status.join()
+            {
+                history.status = Some(paths);
+            }
+            Ok(history)
+        })
+    }
+
+    fn load_here(
         config: &Config,
         rev: Option<&str>,
         use_cache: bool,
@@ -222,6 +340,7 @@ impl History {
             cache: CacheStatus::Disabled,
             git_dir: repo.path().to_path_buf(),
             at_head: rev.is_none() || (tip.is_some() && tip == head),
+            status: None,
             tracker: Tracker::new(&config.settings.prompts_dir),
             prompts_rel,
         };
@@ -241,8 +360,10 @@ impl History {
             cache::Loaded::Hit(state) => Some(state.tip),
             _ => None,
         };
+        // A cache at the tip needs no walk at all.
+        let up_to_date = stop == Some(tip);
         let known: HashMap<Oid, Arc<ParsedBlob>> = match &cached {
-            cache::Loaded::Hit(state) => state
+            cache::Loaded::Hit(state) if !up_to_date => state
                 .tracker
                 .files
                 .values()
@@ -250,14 +371,24 @@ impl History {
                 .collect(),
             _ => HashMap::new(),
         };
-        let walked = walk_chain(
-            &repo,
-            tip,
-            stop,
-            &history.prompts_rel,
-            &config.settings.prompts_dir,
-            &known,
-        )?;
+        let walked = if up_to_date {
+            Walked {
+                steps: Vec::new(),
+                commits: 0,
+                met_stop: true,
+                tip_prompts: None,
+                parsed: HashMap::new(),
+            }
+        } else {
+            walk_chain(
+                &repo,
+                tip,
+                stop,
+                &history.prompts_rel,
+                &config.settings.prompts_dir,
+                &known,
+            )?
+        };
         let met_stop = walked.met_stop;
         let new_commits = walked.commits;
         let mut tip_prompts = walked.tip_prompts;
@@ -325,20 +456,16 @@ impl History {
             return Ok(result);
         };
         let prefix = self.prompts_rel.join("/");
-        let mut options = git2::StatusOptions::new();
-        options
-            .include_untracked(true)
-            .recurse_untracked_dirs(true)
-            .include_ignored(false)
-            .exclude_submodules(true)
-            .renames_head_to_index(false);
-        if !prefix.is_empty() {
-            options.pathspec(&prefix);
-        }
-        let statuses = repo.statuses(Some(&mut options))?;
+        let computed;
+        let paths = match &self.status {
+            Some(paths) => paths,
+            None => {
+                computed = changed_paths(&repo, &prefix)?;
+                &computed
+            }
+        };
         let mut changes = Vec::new();
-        for entry in statuses.iter() {
-            let path = String::from_utf8_lossy(entry.path_bytes()).into_owned();
+        for path in paths {
             let relative = if prefix.is_empty() {
                 path.as_str()
             } else {
@@ -353,7 +480,7 @@ impl History {
             if FileKind::of(Path::new(relative)) != Some(FileKind::Prompt) {
                 continue;
             }
-            let on_disk = workdir.join(&path);
+            let on_disk = workdir.join(path);
             let new = match std::fs::read(&on_disk) {
                 Ok(bytes) => {
                     let blob = Oid::hash_object(git2::ObjectType::Blob, &bytes)?;
@@ -366,7 +493,7 @@ impl History {
                         continue;
                     }
                     let shown = self.tracker.prompts_dir.join(relative);
-                    Some((blob, Arc::new(ParsedBlob::parse(&shown, &bytes))))
+                    Some((blob, Arc::new(ParsedBlob::parse(&shown, blob, &bytes))))
                 }
                 Err(_) if !self.tracker.files.contains_key(relative) => continue,
                 Err(_) => None,
@@ -422,6 +549,25 @@ impl History {
         }
         Ok(Arc::new(partials))
     }
+}
+
+/// The paths `git status` reports (changed, staged, untracked) under `prefix`.
+fn changed_paths(repo: &Repository, prefix: &str) -> Result<Vec<String>, git2::Error> {
+    let mut options = git2::StatusOptions::new();
+    options
+        .include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false)
+        .exclude_submodules(true)
+        .renames_head_to_index(false);
+    if !prefix.is_empty() {
+        options.pathspec(prefix);
+    }
+    let statuses = repo.statuses(Some(&mut options))?;
+    Ok(statuses
+        .iter()
+        .map(|entry| String::from_utf8_lossy(entry.path_bytes()).into_owned())
+        .collect())
 }
 
 /// The prompts folder as path components inside the repository.
@@ -503,7 +649,12 @@ fn walk_chain(
 ) -> Result<Walked, HistoryError> {
     let odb = repo.odb()?;
     let git_dir = repo.path().to_path_buf();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Extending a cache reads a few commits: threads (each opening the repository) would
+    // cost more than they save, so the new blobs are parsed here after the walk.
+    let threads = match stop {
+        Some(_) => 0,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
     let (sender, receiver) = std::sync::mpsc::channel::<Vec<(Oid, String)>>();
     let receiver = std::sync::Mutex::new(receiver);
     std::thread::scope(|scope| {
@@ -526,7 +677,7 @@ fn walk_chain(
                         for (blob, path) in batch {
                             let object = odb.read(blob)?;
                             let path = prompts_dir.join(path);
-                            parsed.push((blob, ParsedBlob::parse(&path, object.data())));
+                            parsed.push((blob, ParsedBlob::parse(&path, blob, object.data())));
                         }
                     }
                 })
@@ -535,6 +686,20 @@ fn walk_chain(
         let walked = walk_and_diff(&odb, tip, stop, prompts_rel, known, &sender);
         drop(sender);
         let mut parsed = HashMap::new();
+        if workers.is_empty() {
+            let receiver = match receiver.lock() {
+                Ok(receiver) => receiver,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            while let Ok(batch) = receiver.recv() {
+                for (blob, path) in batch {
+                    let object = odb.read(blob)?;
+                    let path = prompts_dir.join(path);
+                    let result = ParsedBlob::parse(&path, blob, object.data());
+                    parsed.insert(blob, Arc::new(result));
+                }
+            }
+        }
         for worker in workers {
             match worker.join() {
                 Ok(results) => parsed.extend(

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use git2::Oid;
 
-use super::{CommitInfo, Problem, PromptHistory, Version};
+use super::{CommitInfo, Problem, PromptHistory, StoredDefinition, Version};
 use crate::diagnostic::{Diagnostic, Position};
 use crate::repo::{Definition, PromptId};
 
@@ -41,7 +41,7 @@ pub(crate) struct ParsedBlob {
 #[derive(Debug)]
 pub(crate) enum Outcome {
     /// A complete definition.
-    Complete(Arc<Definition>),
+    Complete(Arc<StoredDefinition>),
     /// The file parses but lacks a model or a template.
     Incomplete,
     /// The file does not parse.
@@ -49,8 +49,9 @@ pub(crate) enum Outcome {
 }
 
 impl ParsedBlob {
-    /// Parses a blob's bytes; `path` (relative to the project root) names it in problems.
-    pub fn parse(path: &Path, bytes: &[u8]) -> ParsedBlob {
+    /// Parses the bytes of `blob`; `path` (relative to the project root) names it in
+    /// problems.
+    pub fn parse(path: &Path, blob: Oid, bytes: &[u8]) -> ParsedBlob {
         let parsed = match crate::repo::file::decode_text(path, bytes) {
             Ok(text) => crate::repo::file::parse_prompt(path, &text),
             Err(diagnostic) => Err(diagnostic),
@@ -58,7 +59,9 @@ impl ParsedBlob {
         match parsed {
             Ok(file) => ParsedBlob {
                 outcome: match Definition::of(&file) {
-                    Some(definition) => Outcome::Complete(Arc::new(definition)),
+                    Some(definition) => {
+                        Outcome::Complete(Arc::new(StoredDefinition::parsed(blob, definition)))
+                    }
                     None => Outcome::Incomplete,
                 },
                 name: file.name.map(|name| name.value),
@@ -260,7 +263,7 @@ impl Tracker {
                 let changed = prompt
                     .versions
                     .last()
-                    .is_none_or(|latest| *latest.definition != *definition);
+                    .is_none_or(|latest| latest.definition.digest != definition.digest);
                 if changed {
                     let number = u32::try_from(prompt.versions.len() + 1).unwrap_or(u32::MAX);
                     prompt.versions.push(Version {
@@ -285,6 +288,7 @@ mod tests {
             oid,
             Arc::new(ParsedBlob::parse(
                 Path::new("prompts/x.yaml"),
+                oid,
                 text.as_bytes(),
             )),
         )
