@@ -902,7 +902,7 @@ pub fn resolve_definition(
                 None => working.map(|w| w.1.clone()).unwrap_or_default(),
             };
             (
-                (*version.definition).clone(),
+                (*version.definition()?).clone(),
                 partials,
                 Some(version.number),
                 commit,

@@ -234,8 +234,9 @@ impl From<crate::registry::RegistryError> for CliError {
     fn from(err: crate::registry::RegistryError) -> CliError {
         use crate::registry::RegistryError as E;
         let message = err.to_string();
-        match &err {
-            E::Connect { target, .. } => CliError::external(message)
+        match err {
+            E::History(history) => CliError::from(history),
+            E::Connect { ref target, .. } => CliError::external(message)
                 .hint(format!(
                     "check that PostgreSQL is running and accepts connections at {target}"
                 ))

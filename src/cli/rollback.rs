@@ -78,7 +78,8 @@ pub fn run(context: &Context, args: &RollbackArgs) -> Result<u8, CliError> {
         .hint("commit or discard them first"));
     }
     let output = &context.output;
-    if *target.definition == *latest.definition {
+    let target_definition = target.definition()?;
+    if *target_definition == *latest.definition()? {
         let text = format!(
             "{} v{} already has the definition of v{}; nothing to roll back",
             prompt.id, latest.number, args.to
@@ -91,7 +92,7 @@ pub fn run(context: &Context, args: &RollbackArgs) -> Result<u8, CliError> {
         }
         return Ok(exit::SUCCESS);
     }
-    let text = rolled_back_text(&loaded.source, &target.definition);
+    let text = rolled_back_text(&loaded.source, &target_definition);
     // The new file must be the same prompt with exactly version N's definition.
     let new_snapshot = Snapshot::from_files(
         &snapshot.prompts_dir,
@@ -100,7 +101,7 @@ pub fn run(context: &Context, args: &RollbackArgs) -> Result<u8, CliError> {
     let new_prompt = new_snapshot
         .prompts
         .first()
-        .filter(|p| p.id == loaded.id && p.definition.as_ref() == Some(&*target.definition))
+        .filter(|p| p.id == loaded.id && p.definition.as_ref() == Some(&*target_definition))
         .ok_or_else(|| {
             CliError::input(format!(
                 "cannot write v{}'s definition back into {}; the file is unchanged",

@@ -151,7 +151,7 @@ fn row(
         let own_model = version
             .and_then(|n| prompt.version(n))
             .or(latest)
-            .map(|v| v.definition.model.clone())
+            .map(|v| v.model().to_owned())
             .unwrap_or_default();
         let behind = matches!((version, latest_number), (Some(v), Some(l)) if v < l);
         if behind {
@@ -183,7 +183,7 @@ fn row(
         service: id.service.clone(),
         name: id.name.clone(),
         latest: latest_number,
-        model: latest.map(|v| v.definition.model.clone()),
+        model: latest.map(|v| v.model().to_owned()),
         archived: prompt.archived,
         environments: cells,
         flags,

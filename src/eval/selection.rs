@@ -341,9 +341,11 @@ impl fmt::Display for VersionChange {
 pub fn version_change(base: &History, id: &PromptId, definition: &Definition) -> VersionChange {
     match base.prompts.get(id).and_then(|p| p.latest()) {
         None => VersionChange::New,
-        Some(latest) if latest.definition.as_ref() == definition => VersionChange::Same {
-            version: latest.number,
-        },
+        Some(latest) if latest.definition().ok().as_deref() == Some(definition) => {
+            VersionChange::Same {
+                version: latest.number,
+            }
+        }
         Some(latest) => VersionChange::Next {
             from: latest.number,
             to: latest.number + 1,

@@ -66,6 +66,9 @@ pub enum RegistryError {
     /// environments file).
     #[error("{0}")]
     Invalid(String),
+    /// The history could not be read (a definition's blob, a partial).
+    #[error("{0}")]
+    History(#[from] crate::history::HistoryError),
     /// Git failed while reading what to publish.
     #[error("git: {0}")]
     Git(#[from] git2::Error),
@@ -109,6 +112,7 @@ impl RegistryError {
                 | RegistryError::Database(_)
                 | RegistryError::NotSynced
                 | RegistryError::Git(_)
+                | RegistryError::History(_)
         )
     }
 }

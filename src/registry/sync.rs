@@ -123,7 +123,7 @@ pub fn validate(history: &History) -> Result<(), RegistryError> {
             return Err(err);
         }
         for version in &prompt.versions {
-            let definition = &version.definition;
+            let definition = version.definition()?;
             if let Some(err) = too_long("model", &definition.model, MAX_MODEL) {
                 return Err(RegistryError::Invalid(format!(
                     "{err} (version {})",
@@ -631,8 +631,8 @@ async fn copy_versions(
     ];
     let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
     for (prompt, version, commit) in sent {
-        let includes = version
-            .definition
+        let definition = version.definition()?;
+        let includes = definition
             .body
             .messages()
             .iter()
@@ -653,7 +653,6 @@ async fn copy_versions(
         };
         let id = version_id(&prompt.id.service, &prompt.id.name, version.number);
         let number = i32::try_from(version.number).unwrap_or(i32::MAX);
-        let definition = &version.definition;
         let template = definition.body.registry_text();
         let parameters =
             serde_json::to_value(&definition.parameters).unwrap_or(serde_json::Value::Null);
