@@ -5,6 +5,7 @@ mod check;
 mod ci;
 mod diff;
 mod env;
+mod export;
 mod get;
 mod init;
 mod list;
@@ -14,7 +15,9 @@ mod pin;
 mod promote;
 mod render;
 mod rollback;
+mod run;
 mod show;
+mod stats;
 mod status;
 mod sync;
 mod test;
@@ -102,6 +105,12 @@ enum Command {
     Sync(sync::SyncArgs),
     /// Read one prompt back from the PostgreSQL registry.
     Get(get::GetArgs),
+    /// Execute a prompt through the router as an environment runs it, and record the run.
+    Run(run::RunArgs),
+    /// Calls, errors, latency percentiles, tokens, cost and quality of recorded runs.
+    Stats(stats::StatsArgs),
+    /// Write every environment's resolved prompts as one JSON bundle (to stdout).
+    Export(export::ExportArgs),
 }
 
 /// What kind of failure an error is; decides the exit code.
@@ -374,6 +383,9 @@ pub fn run(cli: Cli) -> u8 {
         Command::Status(args) => status::run(&context, &args),
         Command::Sync(args) => sync::run(&context, &args),
         Command::Get(args) => get::run(&context, &args),
+        Command::Run(args) => run::run(&context, &args),
+        Command::Stats(args) => stats::run(&context, &args),
+        Command::Export(args) => export::run(&context, &args),
     };
     match result {
         Ok(code) => code,

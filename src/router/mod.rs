@@ -300,6 +300,22 @@ impl Router {
         self.inner.recorder.stats()
     }
 
+    /// What `environment` runs for `prompt`: version, model, definition (to read the
+    /// declared variables before executing, or to render without calling a model).
+    pub async fn resolve(
+        &self,
+        prompt: &str,
+        environment: &str,
+    ) -> Result<ResolvedPrompt, RouterError> {
+        Ok(self
+            .inner
+            .source
+            .get(prompt, environment)
+            .await?
+            .prompt
+            .clone())
+    }
+
     /// Executes `prompt` (`name` or `service/name`) as `environment` runs it, with `vars`.
     pub async fn execute(
         &self,
