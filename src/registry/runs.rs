@@ -92,6 +92,8 @@ pub struct RecorderStats {
 struct Shared {
     written: AtomicU64,
     dropped: AtomicU64,
+    /// Rows queued or being flushed.
+    pending: AtomicU64,
     closing: AtomicBool,
     close: Notify,
     last_error: Mutex<Option<String>>,
@@ -145,7 +147,9 @@ impl RunRecorder {
     /// Queues a row; never waits. A full queue drops it (counted).
     pub fn record(&self, record: RunRecord) {
         let Some(tx) = &self.tx else { return };
+        self.shared.pending.fetch_add(1, Ordering::Relaxed);
         if self.shared.closing.load(Ordering::Relaxed) || tx.try_send(record).is_err() {
+            self.shared.pending.fetch_sub(1, Ordering::Relaxed);
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -174,12 +178,8 @@ impl RunRecorder {
             && tokio::time::timeout(deadline, &mut task).await.is_err()
         {
             task.abort();
-            if let Some(tx) = &self.tx {
-                let queued = QUEUE_CAPACITY - tx.capacity();
-                self.shared
-                    .dropped
-                    .fetch_add(queued as u64, Ordering::Relaxed);
-            }
+            let pending = self.shared.pending.swap(0, Ordering::SeqCst);
+            self.shared.dropped.fetch_add(pending, Ordering::Relaxed);
             let mut error = self
                 .shared
                 .last_error
@@ -420,6 +420,9 @@ async fn writer(
                 }
             }
         }
+        shared
+            .pending
+            .fetch_sub(batch.len() as u64, Ordering::Relaxed);
         batch.clear();
         if closing && rx.is_empty() {
             return;

@@ -107,9 +107,8 @@ impl Table {
         if let Some(found) = self.entries.get(&(id.clone(), env.to_owned())) {
             return Ok(found.clone());
         }
-        if !env.is_empty() && !self.environments.iter().any(|e| e == env) {
-            return Err(RouterError::UnknownEnvironment(env.to_owned()));
-        }
+        // An environment the file does not pin the prompt in runs its latest version on
+        // its own model (as `render --env` and the registry do).
         self.entries
             .get(&(id.clone(), String::new()))
             .cloned()
