@@ -226,7 +226,8 @@ const TYPES: [Type; 22] = [
     Type::TIMESTAMPTZ,
 ];
 
-async fn copy_rows(client: &Client, rows: &[RunRecord]) -> Result<(), tokio_postgres::Error> {
+/// Writes `rows` with one binary `COPY` (what each flush does).
+pub async fn write_rows(client: &Client, rows: &[RunRecord]) -> Result<(), tokio_postgres::Error> {
     let sink = client
         .copy_in(&format!(
             "COPY prompt_runs ({COLUMNS}) FROM STDIN (FORMAT binary)"
@@ -408,7 +409,7 @@ async fn writer(
                 day = today();
                 let _ = maintain_partitions(open_client, retention_days).await;
             }
-            match copy_rows(open_client, &batch).await {
+            match write_rows(open_client, &batch).await {
                 Ok(()) => {
                     shared
                         .written
