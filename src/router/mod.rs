@@ -29,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod metrics;
 mod source;
 
 use std::collections::BTreeMap;
@@ -169,6 +170,7 @@ struct Inner {
     store_io: bool,
     judge_model: String,
     scoring: tokio_util_lite::TaskCounter,
+    metrics: metrics::Metrics,
 }
 
 /// A counter of spawned scoring tasks, so shutdown can wait for them.
@@ -286,6 +288,7 @@ impl Router {
                 source: source::Source::new(source),
                 recorder,
                 scoring: tokio_util_lite::TaskCounter::default(),
+                metrics: metrics::Metrics::default(),
             }),
         }
     }
@@ -293,6 +296,11 @@ impl Router {
     /// The providers the router calls.
     pub fn providers(&self) -> &Providers {
         &self.inner.providers
+    }
+
+    /// The in-process metrics of every run so far (per prompt, environment and model).
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// Rows written and dropped by the run recorder so far.
@@ -415,6 +423,16 @@ impl Router {
             let attempts_text = join_attempts(&attempts);
             return Err(match rejected {
                 Some((model, error)) => {
+                    inner.metrics.observe(
+                        metrics::Labels {
+                            prompt: resolved.id(),
+                            environment: environment.to_owned(),
+                            model: model.clone(),
+                        },
+                        latency_ms / 1000.0,
+                        None,
+                        None,
+                    );
                     record.model_used = None;
                     record.provider = provider_of(&model);
                     record.error = Some(format!("{model}: {error}"));
@@ -428,6 +446,16 @@ impl Router {
                     }
                 }
                 None => {
+                    inner.metrics.observe(
+                        metrics::Labels {
+                            prompt: resolved.id(),
+                            environment: environment.to_owned(),
+                            model: resolved.model.clone(),
+                        },
+                        latency_ms / 1000.0,
+                        None,
+                        None,
+                    );
                     record.error = attempts_text.clone();
                     record.attempt_errors = attempts_text;
                     inner.recorder.record(record);
@@ -438,6 +466,19 @@ impl Router {
         let cost_usd = inner.providers.cost_usd(&model, &response.usage);
         let provider = provider_of(&model).unwrap_or_default();
         let usage = response.usage;
+        inner.metrics.observe(
+            metrics::Labels {
+                prompt: resolved.id(),
+                environment: environment.to_owned(),
+                model: model.clone(),
+            },
+            latency_ms / 1000.0,
+            Some((
+                usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
+                usage.output_tokens,
+            )),
+            cost_usd,
+        );
         record.model_used = Some(model.clone());
         record.provider = Some(provider.clone());
         record.input_tokens = clamp(usage.input_tokens);
