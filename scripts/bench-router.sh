@@ -7,14 +7,14 @@
 #     flush), against loading the same rows with psql `\copy` (the floor).
 #  3. `promptctl stats` over 1,000,000 runs (exact percentile_cont), fleet-wide and by
 #     version.
-# usage: scripts/bench-router.sh   (env: BENCH_DATABASE_URL, RATE, SECONDS, ROWS, RUNS)
+# usage: scripts/bench-router.sh   (env: BENCH_DATABASE_URL, RATE, DURATION (seconds), ROWS, RUNS)
 # Needs psql; creates and drops the database promptctl_bench_router.
 set -euo pipefail
 
 ADMIN=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 DB_URL="${ADMIN%/*}/promptctl_bench_router"
 RATE=${RATE:-1000}
-SECONDS_=${SECONDS:-10}
+DURATION=${DURATION:-10}
 ROWS=${ROWS:-200000}
 RUNS=${RUNS:-1000000}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,7 +28,7 @@ echo "building (release)..." >&2
 psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS promptctl_bench_router WITH (FORCE)" -c "CREATE DATABASE promptctl_bench_router"
 
 echo "== 1 and 2: overhead and recording throughput"
-"$TARGET/release/examples/bench_router" "$DB_URL" "$RATE" "$SECONDS_" "$ROWS"
+"$TARGET/release/examples/bench_router" "$DB_URL" "$RATE" "$DURATION" "$ROWS"
 
 echo "== 2b: the floor: psql \\copy of the same $ROWS rows"
 psql -q "$DB_URL" -c "\\copy (SELECT * FROM prompt_runs WHERE service = 'bench' AND name LIKE 'prompt_%') TO '$WORK/runs.copy'"
