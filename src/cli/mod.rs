@@ -5,6 +5,7 @@ mod check;
 mod ci;
 mod diff;
 mod env;
+mod export;
 mod fmt;
 mod get;
 mod init;
@@ -16,8 +17,10 @@ mod pin;
 mod promote;
 mod render;
 mod rollback;
+mod run;
 mod schema;
 mod show;
+mod stats;
 mod status;
 mod sync;
 mod test;
@@ -111,6 +114,12 @@ enum Command {
     Lsp(lsp::LspArgs),
     /// Print the JSON Schema of prompt files, environments.yaml or promptctl.toml.
     Schema(schema::SchemaArgs),
+    /// Execute a prompt through the router as an environment runs it, and record the run.
+    Run(run::RunArgs),
+    /// Calls, errors, latency percentiles, tokens, cost and quality of recorded runs.
+    Stats(stats::StatsArgs),
+    /// Write every environment's resolved prompts as one JSON bundle (to stdout).
+    Export(export::ExportArgs),
 }
 
 /// What kind of failure an error is; decides the exit code.
@@ -387,6 +396,9 @@ pub fn run(cli: Cli) -> u8 {
         Command::Fmt(args) => fmt::run(&context, &args),
         Command::Lsp(args) => lsp::run(&context, &args),
         Command::Schema(args) => schema::run(&context, &args),
+        Command::Run(args) => run::run(&context, &args),
+        Command::Stats(args) => stats::run(&context, &args),
+        Command::Export(args) => export::run(&context, &args),
     };
     match result {
         Ok(code) => code,
