@@ -31,3 +31,4 @@ pub mod providers;
 pub mod registry;
 pub mod render;
 pub mod repo;
+pub mod serve;

@@ -14,6 +14,7 @@ mod pin;
 mod promote;
 mod render;
 mod rollback;
+mod serve;
 mod show;
 mod status;
 mod sync;
@@ -102,6 +103,8 @@ enum Command {
     Sync(sync::SyncArgs),
     /// Read one prompt back from the PostgreSQL registry.
     Get(get::GetArgs),
+    /// Serve the registry over HTTP: JSON API, metrics and dashboard.
+    Serve(serve::ServeArgs),
 }
 
 /// What kind of failure an error is; decides the exit code.
@@ -374,6 +377,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Status(args) => status::run(&context, &args),
         Command::Sync(args) => sync::run(&context, &args),
         Command::Get(args) => get::run(&context, &args),
+        Command::Serve(args) => serve::run(&context, &args),
     };
     match result {
         Ok(code) => code,
