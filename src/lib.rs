@@ -31,4 +31,5 @@ pub mod providers;
 pub mod registry;
 pub mod render;
 pub mod repo;
+pub mod router;
 pub mod serve;

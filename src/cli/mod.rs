@@ -5,6 +5,7 @@ mod check;
 mod ci;
 mod diff;
 mod env;
+mod export;
 mod get;
 mod init;
 mod list;
@@ -14,8 +15,10 @@ mod pin;
 mod promote;
 mod render;
 mod rollback;
+mod run;
 mod serve;
 mod show;
+mod stats;
 mod status;
 mod sync;
 mod test;
@@ -105,6 +108,12 @@ enum Command {
     Get(get::GetArgs),
     /// Serve the registry over HTTP: JSON API, metrics and dashboard.
     Serve(serve::ServeArgs),
+    /// Execute a prompt through the router as an environment runs it, and record the run.
+    Run(run::RunArgs),
+    /// Calls, errors, latency percentiles, tokens, cost and quality of recorded runs.
+    Stats(stats::StatsArgs),
+    /// Write every environment's resolved prompts as one JSON bundle (to stdout).
+    Export(export::ExportArgs),
 }
 
 /// What kind of failure an error is; decides the exit code.
@@ -378,6 +387,9 @@ pub fn run(cli: Cli) -> u8 {
         Command::Sync(args) => sync::run(&context, &args),
         Command::Get(args) => get::run(&context, &args),
         Command::Serve(args) => serve::run(&context, &args),
+        Command::Run(args) => run::run(&context, &args),
+        Command::Stats(args) => stats::run(&context, &args),
+        Command::Export(args) => export::run(&context, &args),
     };
     match result {
         Ok(code) => code,

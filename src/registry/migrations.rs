@@ -22,11 +22,18 @@ pub struct Migration {
 }
 
 /// Every migration this binary knows, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "registry",
-    sql: include_str!("migrations/0001_registry.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "registry",
+        sql: include_str!("migrations/0001_registry.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "runs",
+        sql: include_str!("migrations/0002_runs.sql"),
+    },
+];
 
 /// The key of the advisory lock taken while migrating.
 const MIGRATION_LOCK: i64 = 0x7072_6f6d_7074_0001;

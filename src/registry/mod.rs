@@ -10,6 +10,8 @@
 //! prints and never decides exit codes.
 
 pub mod migrations;
+pub mod runs;
+pub mod stats;
 pub mod sync;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,292 @@
+//! The router's benchmark (not a test; `scripts/bench-router.sh` runs it in release mode).
+//!
+//! 1. Overhead: a tiny HTTP provider in this process answers at once; the harness sends a
+//!    fixed rate of calls (open loop, `RATE` per second for `SECONDS`) first as plain HTTP
+//!    requests to the provider (the same client library, the same body), then through
+//!    `Router::execute` with recording on (into `BENCH_DATABASE_URL`); the overhead is the
+//!    difference of the two latency distributions at each percentile.
+//! 2. Recording throughput: `ROWS` run rows written in flushes of 1,000 with the writer's
+//!    binary COPY.
+//!
+//! usage: cargo run --release --example bench_router -- DATABASE_URL [RATE] [SECONDS] [ROWS]
+#![allow(clippy::print_stdout, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use promptctl::config::Settings;
+use promptctl::registry::runs::{BATCH_ROWS, RunRecord, write_rows};
+use promptctl::repo::{Body, Definition};
+use promptctl::router::{Bundle, PromptSource, ResolvedPrompt, Router, new_run_id};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Mutex;
+
+const ANSWER: &str = r#"{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":2,"total_tokens":14}}"#;
+
+/// A keep-alive HTTP/1.1 server answering every POST with `ANSWER` at once.
+async fn provider() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let mut buffer = Vec::with_capacity(8192);
+                let mut chunk = [0u8; 8192];
+                loop {
+                    // Read one request: headers, then Content-Length bytes of body.
+                    let (head_end, length) = loop {
+                        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+                            let length = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            break (end + 4, length);
+                        }
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    while buffer.len() < head_end + length {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buffer.drain(..head_end + length);
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{ANSWER}",
+                        ANSWER.len()
+                    );
+                    if stream.write_all(response.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let position = p * (sorted.len() - 1) as f64;
+    let low = position.floor() as usize;
+    let high = position.ceil() as usize;
+    sorted[low] + (sorted[high] - sorted[low]) * (position - low as f64)
+}
+
+/// Sends `rate` calls per second for `seconds` (open loop), returning sorted latencies (ms).
+async fn fixed_rate<F, Fut>(rate: u64, seconds: u64, call: F) -> Vec<f64>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let call = Arc::new(call);
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity((rate * seconds) as usize)));
+    let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::with_capacity((rate * seconds) as usize);
+    for _ in 0..rate * seconds {
+        ticker.tick().await;
+        let call = call.clone();
+        let latencies = latencies.clone();
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            call().await;
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            latencies.lock().await.push(ms);
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut all = std::mem::take(&mut *latencies.lock().await);
+    all.sort_by(f64::total_cmp);
+    all
+}
+
+fn summary(name: &str, sorted: &[f64]) {
+    println!(
+        "{name:<22} n={:<6} p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+        sorted.len(),
+        percentile(sorted, 0.5),
+        percentile(sorted, 0.9),
+        percentile(sorted, 0.99),
+        sorted[sorted.len() - 1]
+    );
+}
+
+fn record(i: usize) -> RunRecord {
+    RunRecord {
+        run_id: new_run_id(),
+        trace_id: None,
+        service: "bench".into(),
+        name: format!("prompt_{}", i % 20),
+        version: Some((i % 5) as i32 + 1),
+        environment: Some("production".into()),
+        model_requested: "gpt-4o".into(),
+        model_used: Some("gpt-4o".into()),
+        provider: Some("openai".into()),
+        latency_ms: (i % 997) as f64 * 1.7,
+        input_tokens: 120,
+        output_tokens: 40,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
+        cost_usd: Some(0.0007),
+        error: None,
+        attempt_errors: None,
+        quality_score: None,
+        sampled: false,
+        input_text: None,
+        output_text: None,
+        created_at: SystemTime::now(),
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let url = args
+        .get(1)
+        .cloned()
+        .expect("usage: bench_router DATABASE_URL [RATE] [SECONDS] [ROWS]");
+    let rate: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let seconds: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(10);
+    let rows: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(200_000);
+
+    let port = provider().await;
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let settings = Settings::parse(
+        &format!(
+            "[providers.local]\nkind = \"openai\"\nbase_url = \"{base}\"\n\n[models.bench-model]\nprovider = \"local\"\ninput_usd_per_mtok = 2.5\noutput_usd_per_mtok = 10\n"
+        ),
+        std::path::Path::new("promptctl.toml"),
+    )
+    .unwrap();
+    let prompt = ResolvedPrompt {
+        service: "bench".into(),
+        name: "hello".into(),
+        environment: Some("production".into()),
+        version: Some(1),
+        model: "bench-model".into(),
+        definition: Definition {
+            model: "bench-model".into(),
+            parameters: BTreeMap::new(),
+            variables: BTreeMap::new(),
+            body: Body::Template("Say hello to {{ name }}.".into()),
+        },
+        partials: BTreeMap::new(),
+        monitor: Vec::new(),
+    };
+    let bundle = Bundle {
+        format: 1,
+        commit: None,
+        environments: vec!["production".into()],
+        prompts: vec![prompt],
+    };
+    let router = Router::new(
+        &settings,
+        PromptSource::Static(Box::new(bundle)),
+        Some(url.clone()),
+    );
+    let vars: Arc<BTreeMap<String, serde_json::Value>> = Arc::new(BTreeMap::from([(
+        "name".to_owned(),
+        serde_json::json!("Ada"),
+    )]));
+
+    // The same request the router sends, as plain HTTP from the same harness.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let body = serde_json::json!({"model": "bench-model", "messages": [{"role": "user", "content": "Say hello to Ada."}]});
+    let endpoint = format!("{base}/chat/completions");
+    // Warm both paths (connections, the recorder's connection and partitions).
+    for _ in 0..200 {
+        client
+            .post(&endpoint)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        router
+            .execute("bench/hello", "production", &vars)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let plain = {
+        let client = client.clone();
+        let body = body.clone();
+        let endpoint = endpoint.clone();
+        fixed_rate(rate, seconds, move || {
+            let client = client.clone();
+            let body = body.clone();
+            let endpoint = endpoint.clone();
+            async move {
+                let response = client.post(&endpoint).json(&body).send().await.unwrap();
+                let _: serde_json::Value = response.json().await.unwrap();
+            }
+        })
+        .await
+    };
+    let routed = {
+        let router = router.clone();
+        let vars = vars.clone();
+        fixed_rate(rate, seconds, move || {
+            let router = router.clone();
+            let vars = vars.clone();
+            async move {
+                router
+                    .execute("bench/hello", "production", &vars)
+                    .await
+                    .unwrap();
+            }
+        })
+        .await
+    };
+    let stats = router.shutdown(Duration::from_secs(10)).await;
+    println!("overhead at {rate} calls/s for {seconds} s, recording on:");
+    summary("plain HTTP", &plain);
+    summary("Router::execute", &routed);
+    for p in [0.5, 0.9, 0.99] {
+        println!(
+            "overhead p{:<4} {:+.3} ms",
+            (p * 100.0) as u32,
+            percentile(&routed, p) - percentile(&plain, p)
+        );
+    }
+    println!(
+        "recorder: {} rows written, {} dropped",
+        stats.written, stats.dropped
+    );
+
+    // Recording throughput: the writer's flush path (binary COPY of 1,000-row batches).
+    let db = promptctl::registry::connect(&url).await.unwrap();
+    let batches: Vec<Vec<RunRecord>> = (0..rows)
+        .map(record)
+        .collect::<Vec<_>>()
+        .chunks(BATCH_ROWS)
+        .map(<[RunRecord]>::to_vec)
+        .collect();
+    let started = Instant::now();
+    for batch in &batches {
+        write_rows(&db, batch).await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "recording: {rows} rows in {elapsed:.2} s = {:.0} rows/s (binary COPY, {BATCH_ROWS} rows a flush)",
+        rows as f64 / elapsed
+    );
+}

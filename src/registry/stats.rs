@@ -1,0 +1,269 @@
+//! `promptctl stats`: calls, error rate, latency percentiles, tokens, cost and mean quality
+//! of the recorded runs, computed in PostgreSQL. Percentiles are exact
+//! (`percentile_cont` over every row of the group, linear interpolation between the two
+//! nearest ranks), not estimated.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio_postgres::Client;
+use tokio_postgres::types::ToSql;
+
+use super::RegistryError;
+use crate::config::AlertSettings;
+
+/// How to group the rows besides by prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupBy {
+    /// One row per prompt.
+    #[default]
+    Prompt,
+    /// Per version.
+    Version,
+    /// Per model that answered (the requested one for failed runs).
+    Model,
+    /// Per environment.
+    Environment,
+}
+
+impl GroupBy {
+    fn expression(self) -> &'static str {
+        match self {
+            GroupBy::Prompt => "''",
+            GroupBy::Version => "coalesce(version::text, '')",
+            GroupBy::Model => "coalesce(model_used, model_requested, '')",
+            GroupBy::Environment => "coalesce(environment, '')",
+        }
+    }
+}
+
+/// Which rows to summarise.
+#[derive(Debug, Clone, Default)]
+pub struct StatsQuery {
+    /// `service/name` or `name` (none: every prompt).
+    pub prompt: Option<String>,
+    /// Only this environment.
+    pub environment: Option<String>,
+    /// The grouping.
+    pub by: GroupBy,
+}
+
+/// One group's figures.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StatsRow {
+    /// `service/name`.
+    pub prompt: String,
+    /// The group's value (version, model or environment; empty by prompt).
+    pub group: String,
+    /// Runs.
+    pub calls: i64,
+    /// Share of runs that failed.
+    pub error_rate: f64,
+    /// Exact median latency, milliseconds.
+    pub p50_ms: Option<f64>,
+    /// Exact 95th percentile latency.
+    pub p95_ms: Option<f64>,
+    /// Exact 99th percentile latency.
+    pub p99_ms: Option<f64>,
+    /// Input tokens (cache reads and writes included).
+    pub input_tokens: i64,
+    /// Output tokens.
+    pub output_tokens: i64,
+    /// Cost in US dollars.
+    pub cost_usd: f64,
+    /// Mean quality of the sampled runs (none sampled: `None`).
+    pub quality: Option<f64>,
+    /// Sampled runs that were scored.
+    pub scored: i64,
+}
+
+/// Parses `24h`, `7d`, `30m`, `90s`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        "w" => 604_800.0,
+        _ => return None,
+    };
+    (number > 0.0).then(|| Duration::from_secs_f64(number * seconds))
+}
+
+/// The figures of the runs created in `[from, to)`.
+pub async fn stats(
+    client: &Client,
+    query: &StatsQuery,
+    from: SystemTime,
+    to: SystemTime,
+) -> Result<Vec<StatsRow>, RegistryError> {
+    let group = query.by.expression();
+    let mut filters = vec!["created_at >= $1".to_owned(), "created_at < $2".to_owned()];
+    let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(from), Box::new(to)];
+    if let Some(prompt) = &query.prompt {
+        match prompt.split_once('/') {
+            Some((service, name)) => {
+                params.push(Box::new(service.to_owned()));
+                filters.push(format!("service = ${}", params.len()));
+                params.push(Box::new(name.to_owned()));
+                filters.push(format!("name = ${}", params.len()));
+            }
+            None => {
+                params.push(Box::new(prompt.clone()));
+                filters.push(format!("name = ${}", params.len()));
+            }
+        }
+    }
+    if let Some(environment) = &query.environment {
+        params.push(Box::new(environment.clone()));
+        filters.push(format!("environment = ${}", params.len()));
+    }
+    let sql = format!(
+        "SELECT service || '/' || name, {group} AS grp, count(*), \
+           coalesce(avg(CASE WHEN error IS NULL THEN 0.0 ELSE 1.0 END), 0)::float8, \
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms), \
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms), \
+           percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms), \
+           coalesce(sum(coalesce(input_tokens, 0) + coalesce(cache_read_tokens, 0) + coalesce(cache_write_tokens, 0)), 0)::int8, \
+           coalesce(sum(output_tokens), 0)::int8, \
+           coalesce(sum(cost_usd), 0)::float8, \
+           avg(quality_score)::float8, count(quality_score) \
+         FROM prompt_runs WHERE {} \
+         GROUP BY service, name, grp ORDER BY 1, 2",
+        filters.join(" AND ")
+    );
+    let refs: Vec<&(dyn ToSql + Sync)> = params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    let rows = client.query(&sql, &refs).await?;
+    Ok(rows
+        .iter()
+        .map(|row| StatsRow {
+            prompt: row.get(0),
+            group: row.get(1),
+            calls: row.get(2),
+            error_rate: row.get(3),
+            p50_ms: row.get(4),
+            p95_ms: row.get(5),
+            p99_ms: row.get(6),
+            input_tokens: row.get(7),
+            output_tokens: row.get(8),
+            cost_usd: row.get(9),
+            quality: row.get(10),
+            scored: row.get(11),
+        })
+        .collect())
+}
+
+/// One alert crossed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Breach {
+    /// `service/name`.
+    pub prompt: String,
+    /// The group (version, model or environment), if grouped.
+    pub group: String,
+    /// The alert's key in `[monitoring.alerts]`.
+    pub alert: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// Compares `current` (a window of `window`) with `previous` against `alerts`.
+pub fn check(
+    current: &[StatsRow],
+    previous: &[StatsRow],
+    alerts: &AlertSettings,
+    window: Duration,
+) -> Vec<Breach> {
+    let mut breaches = Vec::new();
+    // Quality is compared per prompt across both windows; a version is a group of its own
+    // only when asked for.
+    for row in current {
+        let before = previous
+            .iter()
+            .find(|p| p.prompt == row.prompt && p.group == row.group)
+            .or_else(|| {
+                previous
+                    .iter()
+                    .filter(|p| p.prompt == row.prompt)
+                    .max_by_key(|p| p.calls)
+            });
+        let mut breach = |alert: &str, message: String| {
+            breaches.push(Breach {
+                prompt: row.prompt.clone(),
+                group: row.group.clone(),
+                alert: alert.to_owned(),
+                message,
+            });
+        };
+        if let (Some(min), Some(quality)) = (alerts.min_quality, row.quality)
+            && quality < min
+        {
+            breach(
+                "min_quality",
+                format!("mean quality {quality:.3} is below {min}"),
+            );
+        }
+        if let (Some(max), Some(quality), Some(was)) = (
+            alerts.max_quality_drop,
+            row.quality,
+            before.and_then(|b| b.quality),
+        ) && was - quality > max + 1e-12
+        {
+            breach(
+                "max_quality_drop",
+                format!("mean quality fell from {was:.3} to {quality:.3} (more than {max})"),
+            );
+        }
+        if let Some(max) = alerts.max_error_rate
+            && row.error_rate > max
+        {
+            breach(
+                "max_error_rate",
+                format!(
+                    "error rate {:.2}% is above {:.2}%",
+                    row.error_rate * 100.0,
+                    max * 100.0
+                ),
+            );
+        }
+        if let (Some(max), Some(p95)) = (alerts.max_p95_ms, row.p95_ms)
+            && p95 > max
+        {
+            breach(
+                "max_p95_ms",
+                format!("P95 latency {p95:.0} ms is above {max} ms"),
+            );
+        }
+        if let Some(max) = alerts.max_cost_usd_per_day {
+            let days = (window.as_secs_f64() / 86_400.0).max(1e-9);
+            let per_day = row.cost_usd / days.max(1.0);
+            if per_day > max {
+                breach(
+                    "max_cost_usd_per_day",
+                    format!("spend ${per_day:.2}/day is above ${max}"),
+                );
+            }
+        }
+    }
+    breaches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("24h"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("h"), None);
+        assert_eq!(parse_duration("3x"), None);
+    }
+}

@@ -1,0 +1,543 @@
+//! The router: how services execute prompts.
+//!
+//! A [`Router`] is built from `promptctl.toml` ([`Settings`]) and a [`PromptSource`]: the
+//! repository (working tree and history), the PostgreSQL registry (cached in memory with a
+//! TTL, refreshed in the background, the last good copy served while the database is down)
+//! or an offline bundle written by `promptctl export`. [`Router::execute`] resolves the
+//! environment's version and model, renders strictly, calls the model through
+//! [`Providers`] (the same code, keys, retries, timeouts and rate limits as `promptctl
+//! test`), falls back along the model's `fallbacks` when its provider fails after its
+//! retries, and returns the output with the version, the model that answered, the usage,
+//! the latency, the cost and a run id.
+//!
+//! Every run is queued for `prompt_runs` ([`crate::registry::runs::RunRecorder`]) without
+//! waiting; a share of runs (`[monitoring] sample_rate`, chosen from a hash of the run id)
+//! is scored by the prompt's `monitor` assertions in a spawned task, and written once
+//! scored (unsampled runs are queued at once).
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use promptctl::config::Config;
+//! use promptctl::router::{PromptSource, Router};
+//! let config = Config::discover(std::path::Path::new("."))?;
+//! let source = PromptSource::repository(&config, None)?;
+//! let router = Router::new(&config.settings, source, Some("postgres://app@db/prompts".into()));
+//! let vars = [("message".to_owned(), serde_json::json!("Hi"))].into_iter().collect();
+//! let run = router.execute("support/support_reply", "production", &vars).await?;
+//! println!("{} (v{:?} on {}, {:.1} ms)", run.output, run.version, run.model, run.latency_ms);
+//! router.shutdown(std::time::Duration::from_secs(2)).await;
+//! # Ok(()) }
+//! ```
+
+mod source;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::config::Settings;
+use crate::eval::assertions::{CallFacts, evaluate};
+use crate::providers::{ProviderError, Providers, Recordings, Usage};
+use crate::registry::runs::{RecorderStats, RunRecord, RunRecorder};
+use crate::render::RenderError;
+pub use source::{Bundle, PromptSource, ResolvedPrompt};
+
+/// Why an execution failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    /// No such prompt (or an ambiguous name).
+    #[error("{0}")]
+    UnknownPrompt(String),
+    /// The environment is not in environments.yaml.
+    #[error("no environment `{0}`")]
+    UnknownEnvironment(String),
+    /// The prompt source could not be read.
+    #[error("cannot read prompts: {0}")]
+    Source(String),
+    /// The variables do not fit the prompt's declaration or the template failed.
+    #[error("{prompt}: {error}")]
+    Render {
+        /// The prompt.
+        prompt: String,
+        /// Why.
+        error: RenderError,
+    },
+    /// A model's provider refused the request (a 4xx caused by the request, a missing key):
+    /// reported as it is, without falling back.
+    #[error("{error}")]
+    Rejected {
+        /// The run's id.
+        run_id: Uuid,
+        /// The model.
+        model: String,
+        /// The provider's error.
+        error: ProviderError,
+        /// Errors of models tried before it.
+        attempts: Vec<AttemptError>,
+    },
+    /// Every model of the chain failed after its retries.
+    #[error("every model failed: {}", attempts.iter().map(|a| format!("{}: {}", a.model, a.error)).collect::<Vec<_>>().join("; "))]
+    AllFailed {
+        /// The run's id.
+        run_id: Uuid,
+        /// Each model's error.
+        attempts: Vec<AttemptError>,
+    },
+}
+
+impl RouterError {
+    /// Whether the caller's input or configuration is at fault (exit 2) rather than an
+    /// external system (exit 3).
+    pub fn is_input(&self) -> bool {
+        match self {
+            RouterError::UnknownPrompt(_)
+            | RouterError::UnknownEnvironment(_)
+            | RouterError::Render { .. } => true,
+            RouterError::Rejected { error, .. } => error.is_configuration(),
+            RouterError::Source(_) | RouterError::AllFailed { .. } => false,
+        }
+    }
+}
+
+/// A model that failed on the way to an answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptError {
+    /// The model.
+    pub model: String,
+    /// Its error (never containing a key).
+    pub error: String,
+}
+
+/// The result of one execution.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunOutput {
+    /// The run's id (the row of `prompt_runs`).
+    pub run_id: Uuid,
+    /// The model's answer.
+    pub output: String,
+    /// `service/name`.
+    pub prompt: String,
+    /// The environment.
+    pub environment: String,
+    /// The version run (`None`: uncommitted working tree).
+    pub version: Option<u32>,
+    /// The model the environment asked for.
+    pub model_requested: String,
+    /// The model that answered.
+    pub model: String,
+    /// Its provider.
+    pub provider: String,
+    /// Token usage.
+    pub usage: Usage,
+    /// Wall time of the execution (render, retries and fallbacks included), milliseconds.
+    pub latency_ms: f64,
+    /// The cost in US dollars, when the model's prices are configured.
+    pub cost_usd: Option<f64>,
+    /// The models that failed before this one answered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<AttemptError>,
+    /// Whether the run was sampled for quality scoring.
+    pub sampled: bool,
+}
+
+/// Per-call options.
+#[derive(Debug, Clone, Default)]
+pub struct ExecuteOptions {
+    /// The run id to use (a retried request passing the same id is sampled the same way).
+    pub run_id: Option<Uuid>,
+    /// The caller's trace id, stored with the run.
+    pub trace_id: Option<String>,
+}
+
+/// Executes prompts: see the [module documentation](self). Cheap to clone; share one per
+/// process (it holds one connection pool per provider).
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    providers: Providers,
+    source: source::Source,
+    recorder: RunRecorder,
+    sample_rate: f64,
+    store_io: bool,
+    judge_model: String,
+    scoring: tokio_util_lite::TaskCounter,
+}
+
+/// A counter of spawned scoring tasks, so shutdown can wait for them.
+mod tokio_util_lite {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    pub struct TaskCounter {
+        running: Arc<AtomicUsize>,
+        done: Arc<tokio::sync::Notify>,
+    }
+
+    pub struct Guard {
+        running: Arc<AtomicUsize>,
+        done: Arc<tokio::sync::Notify>,
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            if self.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+                self.done.notify_waiters();
+            }
+        }
+    }
+
+    impl TaskCounter {
+        pub fn enter(&self) -> Guard {
+            self.running.fetch_add(1, Ordering::SeqCst);
+            Guard {
+                running: self.running.clone(),
+                done: self.done.clone(),
+            }
+        }
+
+        pub async fn idle(&self) {
+            loop {
+                let notified = self.done.notified();
+                if self.running.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        }
+    }
+}
+
+static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh random-looking run id (version 4 layout) without a random number generator:
+/// a SHA-256 of the time, the process and a counter.
+pub fn new_run_id() -> Uuid {
+    let mut hasher = Sha256::new();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    hasher.update(now.to_le_bytes());
+    hasher.update(std::process::id().to_le_bytes());
+    hasher.update(RUN_COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    let digest = hasher.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+/// Whether the run `run_id` is scored at `rate`: a hash of the id, so a retried run (same
+/// id) is sampled the same way.
+pub fn is_sampled(run_id: &Uuid, rate: f64) -> bool {
+    if rate >= 1.0 {
+        return true;
+    }
+    if rate <= 0.0 {
+        return false;
+    }
+    let digest = Sha256::digest(run_id.as_bytes());
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&digest[..8]);
+    (u64::from_be_bytes(head) as f64 / u64::MAX as f64) < rate
+}
+
+impl Router {
+    /// A router over `source`, calling models as `settings` configures them, recording runs
+    /// into the PostgreSQL database at `database_url` (none: no recording). Must be called
+    /// inside a Tokio runtime when recording.
+    pub fn new(settings: &Settings, source: PromptSource, database_url: Option<String>) -> Router {
+        let recorder = match database_url {
+            Some(url) => RunRecorder::start(url, settings.monitoring.retention_days),
+            None => RunRecorder::disabled(),
+        };
+        Router::with_providers(
+            Providers::new(settings, Recordings::live()),
+            source,
+            recorder,
+        )
+    }
+
+    /// A router with its providers and recorder given.
+    pub fn with_providers(
+        providers: Providers,
+        source: PromptSource,
+        recorder: RunRecorder,
+    ) -> Router {
+        let settings = providers.settings();
+        let judge_model = settings
+            .test
+            .judge_model
+            .clone()
+            .unwrap_or_else(|| "gpt-4o-mini".to_owned());
+        Router {
+            inner: Arc::new(Inner {
+                sample_rate: settings.monitoring.sample_rate,
+                store_io: settings.monitoring.store_io,
+                judge_model,
+                providers,
+                source: source::Source::new(source),
+                recorder,
+                scoring: tokio_util_lite::TaskCounter::default(),
+            }),
+        }
+    }
+
+    /// The providers the router calls.
+    pub fn providers(&self) -> &Providers {
+        &self.inner.providers
+    }
+
+    /// Rows written and dropped by the run recorder so far.
+    pub fn recorder_stats(&self) -> RecorderStats {
+        self.inner.recorder.stats()
+    }
+
+    /// What `environment` runs for `prompt`: version, model, definition (to read the
+    /// declared variables before executing, or to render without calling a model).
+    pub async fn resolve(
+        &self,
+        prompt: &str,
+        environment: &str,
+    ) -> Result<ResolvedPrompt, RouterError> {
+        Ok(self
+            .inner
+            .source
+            .get(prompt, environment)
+            .await?
+            .prompt
+            .clone())
+    }
+
+    /// Executes `prompt` (`name` or `service/name`) as `environment` runs it, with `vars`.
+    pub async fn execute(
+        &self,
+        prompt: &str,
+        environment: &str,
+        vars: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<RunOutput, RouterError> {
+        self.execute_with(prompt, environment, vars, ExecuteOptions::default())
+            .await
+    }
+
+    /// [`Router::execute`] with a caller-chosen run id or trace id.
+    pub async fn execute_with(
+        &self,
+        prompt: &str,
+        environment: &str,
+        vars: &BTreeMap<String, serde_json::Value>,
+        options: ExecuteOptions,
+    ) -> Result<RunOutput, RouterError> {
+        let started = Instant::now();
+        let created_at = SystemTime::now();
+        let inner = &self.inner;
+        let ready = inner.source.get(prompt, environment).await?;
+        let resolved = &ready.prompt;
+        let messages = ready
+            .renderer
+            .render(&resolved.definition, vars)
+            .map_err(|error| RouterError::Render {
+                prompt: resolved.id(),
+                error,
+            })?;
+        let run_id = options.run_id.unwrap_or_else(new_run_id);
+        let input_text = inner
+            .store_io
+            .then(|| serde_json::to_string(&messages).unwrap_or_default());
+        let chain = self.chain(&resolved.model);
+        let mut attempts: Vec<AttemptError> = Vec::new();
+        let mut answer = None;
+        let mut rejected = None;
+        for model in &chain {
+            match inner
+                .providers
+                .chat(
+                    model,
+                    messages.clone(),
+                    resolved.definition.parameters.clone(),
+                )
+                .await
+            {
+                Ok(response) => {
+                    answer = Some((model.clone(), response));
+                    break;
+                }
+                Err(error) if error.is_transient() => attempts.push(AttemptError {
+                    model: model.clone(),
+                    error: error.to_string(),
+                }),
+                Err(error) => {
+                    rejected = Some((model.clone(), error));
+                    break;
+                }
+            }
+        }
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let provider_of = |model: &str| {
+            inner
+                .providers
+                .target(model)
+                .map(|t| t.provider.spec.name.clone())
+                .ok()
+        };
+        let mut record = RunRecord {
+            run_id,
+            trace_id: options.trace_id,
+            service: resolved.service.clone(),
+            name: resolved.name.clone(),
+            version: resolved.version.and_then(|v| i32::try_from(v).ok()),
+            environment: Some(environment.to_owned()).filter(|e| !e.is_empty()),
+            model_requested: resolved.model.clone(),
+            model_used: None,
+            provider: None,
+            latency_ms,
+            input_tokens: 0,
+            output_tokens: 0,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+            cost_usd: None,
+            error: None,
+            attempt_errors: None,
+            quality_score: None,
+            sampled: false,
+            input_text,
+            output_text: None,
+            created_at,
+        };
+        let Some((model, response)) = answer else {
+            let attempts_text = join_attempts(&attempts);
+            return Err(match rejected {
+                Some((model, error)) => {
+                    record.model_used = None;
+                    record.provider = provider_of(&model);
+                    record.error = Some(format!("{model}: {error}"));
+                    record.attempt_errors = attempts_text;
+                    inner.recorder.record(record);
+                    RouterError::Rejected {
+                        run_id,
+                        model,
+                        error,
+                        attempts,
+                    }
+                }
+                None => {
+                    record.error = attempts_text.clone();
+                    record.attempt_errors = attempts_text;
+                    inner.recorder.record(record);
+                    RouterError::AllFailed { run_id, attempts }
+                }
+            });
+        };
+        let cost_usd = inner.providers.cost_usd(&model, &response.usage);
+        let provider = provider_of(&model).unwrap_or_default();
+        let usage = response.usage;
+        record.model_used = Some(model.clone());
+        record.provider = Some(provider.clone());
+        record.input_tokens = clamp(usage.input_tokens);
+        record.output_tokens = clamp(usage.output_tokens);
+        record.cache_read_tokens = clamp(usage.cache_read_tokens);
+        record.cache_write_tokens = clamp(usage.cache_write_tokens);
+        record.cost_usd = cost_usd;
+        record.attempt_errors = join_attempts(&attempts);
+        record.output_text = inner.store_io.then(|| response.text.clone());
+        let sampled = !resolved.monitor.is_empty() && is_sampled(&run_id, inner.sample_rate);
+        if sampled {
+            record.sampled = true;
+            let guard = inner.scoring.enter();
+            let this = self.clone();
+            let monitor = resolved.monitor.clone();
+            let text = response.text.clone();
+            let facts = CallFacts {
+                latency_ms,
+                cost_usd,
+            };
+            tokio::spawn(async move {
+                let _guard = guard;
+                let mut passed = 0usize;
+                for assertion in &monitor {
+                    if let Ok(outcome) = evaluate(
+                        assertion,
+                        &text,
+                        Some(facts),
+                        &this.inner.providers,
+                        &this.inner.judge_model,
+                    )
+                    .await
+                        && outcome.passed
+                    {
+                        passed += 1;
+                    }
+                }
+                record.quality_score = Some(passed as f64 / monitor.len() as f64);
+                this.inner.recorder.record(record);
+            });
+        } else {
+            inner.recorder.record(record);
+        }
+        Ok(RunOutput {
+            run_id,
+            output: response.text,
+            prompt: resolved.id(),
+            environment: environment.to_owned(),
+            version: resolved.version,
+            model_requested: resolved.model.clone(),
+            model,
+            provider,
+            usage,
+            latency_ms,
+            cost_usd,
+            fallbacks: attempts,
+            sampled,
+        })
+    }
+
+    /// The model and its fallbacks, in order, each once.
+    fn chain(&self, model: &str) -> Vec<String> {
+        let models = &self.inner.providers.settings().models;
+        let mut chain = vec![model.to_owned()];
+        let mut index = 0;
+        while index < chain.len() {
+            if let Some(settings) = models.get(&chain[index]) {
+                for next in &settings.fallbacks {
+                    if !chain.contains(next) {
+                        chain.push(next.clone());
+                    }
+                }
+            }
+            index += 1;
+        }
+        chain
+    }
+
+    /// Waits for quality scoring in flight, then flushes the recorder, in all at most
+    /// `deadline`.
+    pub async fn shutdown(&self, deadline: Duration) -> RecorderStats {
+        let started = Instant::now();
+        let _ = tokio::time::timeout(deadline, self.inner.scoring.idle()).await;
+        self.inner
+            .recorder
+            .shutdown(deadline.saturating_sub(started.elapsed()))
+            .await
+    }
+}
+
+fn clamp(value: u64) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+fn join_attempts(attempts: &[AttemptError]) -> Option<String> {
+    (!attempts.is_empty()).then(|| {
+        attempts
+            .iter()
+            .map(|a| format!("{}: {}", a.model, a.error))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}

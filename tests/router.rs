@@ -1,0 +1,604 @@
+//! The router (`Router::execute`, `promptctl run`, `stats`, `export`) against a real
+//! PostgreSQL (a fresh database per test, on the server of `PROMPTCTL_TEST_DATABASE_URL`,
+//! default `postgres://postgres@127.0.0.1:5432/postgres`; never skipped) and real HTTP
+//! providers on loopback speaking the OpenAI and Anthropic wire formats.
+
+mod common;
+#[path = "support/stub_provider.rs"]
+mod stub_provider;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::git::TestRepo;
+use promptctl::config::Config;
+use promptctl::router::{PromptSource, Router};
+use serde_json::Value;
+use stub_provider::{Reply, StubProvider, anthropic_answer, openai_answer};
+
+const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const KEY: &str = "sk-router-test-SECRETKEY-123";
+const DOWN_URL: &str = "postgres://postgres@127.0.0.1:1/nothing";
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+struct TestDb {
+    name: String,
+    admin: String,
+    url: String,
+    runtime: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+fn connect(runtime: &tokio::runtime::Runtime, url: &str) -> tokio_postgres::Client {
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|err| {
+                panic!("the router tests need PostgreSQL at {url} ({err:?}); start it")
+            });
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    })
+}
+
+impl TestDb {
+    fn new() -> TestDb {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let admin = std::env::var("PROMPTCTL_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
+        let admin_client = connect(&runtime, &admin);
+        let name = format!(
+            "promptctl_router_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            runtime
+                .block_on(admin_client.batch_execute(&sql))
+                .expect("create the test database");
+        }
+        let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
+        let url = format!("{base}/{name}");
+        let client = connect(&runtime, &url);
+        TestDb {
+            name,
+            admin,
+            url,
+            runtime,
+            client,
+        }
+    }
+
+    fn rows(&self, sql: &str) -> Vec<tokio_postgres::Row> {
+        self.runtime
+            .block_on(self.client.query(sql, &[]))
+            .unwrap_or_else(|err| panic!("{sql}: {err:?}"))
+    }
+
+    fn execute(&self, sql: &str) {
+        self.runtime
+            .block_on(self.client.batch_execute(sql))
+            .unwrap_or_else(|err| panic!("{sql}: {err:?}"));
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin = connect(&self.runtime, &self.admin);
+        let _ = self.runtime.block_on(admin.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )));
+    }
+}
+
+fn config(primary: &str, backup: &str, sample_rate: f64) -> String {
+    format!(
+        r#"[providers.primary]
+kind = "openai"
+base_url = "{primary}/v1"
+api_key_env = "ROUTER_TEST_KEY"
+max_retries = 1
+
+[providers.backup]
+kind = "anthropic"
+base_url = "{backup}"
+api_key_env = "ROUTER_TEST_KEY"
+max_retries = 0
+
+[providers.local]
+kind = "openai"
+base_url = "{primary}/v1"
+
+[models.main-model]
+provider = "primary"
+fallbacks = ["backup-model"]
+timeout_s = 5
+input_usd_per_mtok = 1.0
+output_usd_per_mtok = 2.0
+
+[models.backup-model]
+provider = "backup"
+input_usd_per_mtok = 3.0
+output_usd_per_mtok = 15.0
+
+[models.pinned-model]
+provider = "primary"
+
+[models.local-model]
+provider = "local"
+
+[monitoring]
+sample_rate = {sample_rate}
+
+[monitoring.alerts]
+max_quality_drop = 0.05
+"#
+    )
+}
+
+fn prompt(model: &str, template: &str) -> String {
+    format!(
+        "model: {model}\nvariables:\n  x: {{type: string}}\ntemplate: \"{template} {{{{ x }}}}\"\nmonitor:\n  - {{type: not_contains, value: SECRET}}\n"
+    )
+}
+
+fn repo(config_text: &str, model: &str, environments: &str) -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write("promptctl.toml", config_text);
+    repo.write("environments.yaml", environments);
+    repo.write("prompts/support/reply.yaml", &prompt(model, "Version one:"));
+    repo.commit("v1");
+    repo.write("prompts/support/reply.yaml", &prompt(model, "Version two:"));
+    repo.commit("v2");
+    repo
+}
+
+fn run(repo: &TestRepo, db_url: &str, args: &[&str]) -> (i32, Value, String) {
+    let mut all = vec!["run"];
+    all.extend(args);
+    all.extend(["--database-url", db_url, "--format", "json"]);
+    let (code, stdout, stderr) = repo.run_env(&all, &[("ROUTER_TEST_KEY", KEY)]);
+    assert!(
+        !stdout.contains(KEY) && !stderr.contains(KEY),
+        "the key leaked"
+    );
+    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (code, json, stderr)
+}
+
+fn ok_stub() -> StubProvider {
+    StubProvider::start(|request, _| {
+        openai_answer(&format!(
+            "answer from {}",
+            request.body["model"].as_str().unwrap_or("?")
+        ))
+    })
+}
+
+#[test]
+fn production_runs_the_pinned_version_and_model_and_is_recorded() {
+    let db = TestDb::new();
+    let stub = ok_stub();
+    let repo = repo(
+        &config(&stub.url(), &stub.url(), 0.0),
+        "main-model",
+        "prompts:\n  support/reply:\n    production: {version: 1, model: pinned-model}\n",
+    );
+    let (code, json, stderr) = run(
+        &repo,
+        &db.url,
+        &["support/reply", "--env", "production", "--var", "x=hi"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["model"], "pinned-model");
+    assert_eq!(json["output"], "answer from pinned-model");
+    let seen = stub.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body["model"], "pinned-model");
+    assert!(
+        stub_provider::last_user_message(&seen[0].body).starts_with("Version one: hi"),
+        "{:?}",
+        seen[0].body
+    );
+    let rows = db.rows(
+        "SELECT run_id::text, version, model_requested, model_used, environment, error, input_text, output_text FROM prompt_runs",
+    );
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].get::<_, String>(0),
+        json["run_id"].as_str().expect("run id")
+    );
+    assert_eq!(rows[0].get::<_, Option<i32>>(1), Some(1));
+    assert_eq!(rows[0].get::<_, String>(2), "pinned-model");
+    assert_eq!(
+        rows[0].get::<_, Option<String>>(3).as_deref(),
+        Some("pinned-model")
+    );
+    assert_eq!(
+        rows[0].get::<_, Option<String>>(4).as_deref(),
+        Some("production")
+    );
+    assert_eq!(rows[0].get::<_, Option<String>>(5), None);
+    // Privacy by default: no input or output stored.
+    assert_eq!(rows[0].get::<_, Option<String>>(6), None);
+    assert_eq!(rows[0].get::<_, Option<String>>(7), None);
+    let everything: String =
+        db.rows("SELECT string_agg(r::text, ',') FROM prompt_runs r")[0].get(0);
+    assert!(!everything.contains(KEY));
+}
+
+#[test]
+fn a_failing_primary_falls_back_and_the_row_says_so() {
+    let db = TestDb::new();
+    let primary = StubProvider::start(|_, _| {
+        Reply::json(500, serde_json::json!({"error": {"message": "boom"}}))
+    });
+    let backup = StubProvider::start(|_, _| anthropic_answer("from the backup"));
+    let repo = repo(
+        &config(&primary.url(), &backup.url(), 0.0),
+        "main-model",
+        "prompts: {}\n",
+    );
+    let (code, json, stderr) = run(
+        &repo,
+        &db.url,
+        &["support/reply", "--env", "staging", "--var", "x=hi"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(json["output"], "from the backup");
+    assert_eq!(json["model_requested"], "main-model");
+    assert_eq!(json["model"], "backup-model");
+    assert_eq!(primary.requests().len(), 2, "one try and one retry");
+    assert_eq!(backup.requests()[0].body["model"], "backup-model");
+    let rows = db.rows("SELECT model_requested, model_used, provider, attempt_errors, error, cache_read_tokens, cost_usd FROM prompt_runs");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, String>(0), "main-model");
+    assert_eq!(
+        rows[0].get::<_, Option<String>>(1).as_deref(),
+        Some("backup-model")
+    );
+    assert_eq!(
+        rows[0].get::<_, Option<String>>(2).as_deref(),
+        Some("backup")
+    );
+    let errors: Option<String> = rows[0].get(3);
+    assert!(
+        errors.as_deref().unwrap_or("").contains("main-model"),
+        "{errors:?}"
+    );
+    assert!(
+        errors.as_deref().unwrap_or("").contains("500"),
+        "{errors:?}"
+    );
+    assert_eq!(rows[0].get::<_, Option<String>>(4), None);
+    assert_eq!(rows[0].get::<_, Option<i32>>(5), Some(3));
+    // 12 input, 3 cache reads at a tenth, 5 output: (12 + 0.3) * 3 + 5 * 15 per million.
+    let cost: f64 = rows[0].get::<_, Option<f64>>(6).expect("a cost");
+    assert!((cost - (12.3 * 3.0 + 75.0) / 1e6).abs() < 1e-12, "{cost}");
+}
+
+#[test]
+fn a_401_does_not_fall_back_and_every_model_failing_exits_3() {
+    let db = TestDb::new();
+    let primary = StubProvider::start(|_, _| {
+        Reply::json(401, serde_json::json!({"error": {"message": "bad key"}}))
+    });
+    let backup = StubProvider::start(|_, _| anthropic_answer("from the backup"));
+    let repo = repo(
+        &config(&primary.url(), &backup.url(), 0.0),
+        "main-model",
+        "prompts: {}\n",
+    );
+    let (code, _, stderr) = run(
+        &repo,
+        &db.url,
+        &["support/reply", "--env", "staging", "--var", "x=hi"],
+    );
+    assert_ne!(code, 0);
+    assert!(stderr.contains("401"), "{stderr}");
+    assert_eq!(primary.requests().len(), 1, "a 401 is not retried");
+    assert!(backup.requests().is_empty(), "a 401 does not fall back");
+    let rows = db.rows("SELECT error FROM prompt_runs");
+    assert!(
+        rows[0]
+            .get::<_, Option<String>>(0)
+            .unwrap_or_default()
+            .contains("401")
+    );
+
+    let down = StubProvider::start(|_, _| Reply::json(503, serde_json::json!({})));
+    let repo = repo_with(&config(&down.url(), &down.url(), 0.0));
+    let (code, _, stderr) = run(
+        &repo,
+        &db.url,
+        &["support/reply", "--env", "staging", "--var", "x=hi"],
+    );
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("every model failed"), "{stderr}");
+}
+
+fn repo_with(config_text: &str) -> TestRepo {
+    repo(config_text, "main-model", "prompts: {}\n")
+}
+
+/// percentile_cont, computed independently: linear interpolation between ranks.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let position = p * (sorted.len() - 1) as f64;
+    let low = position.floor() as usize;
+    let high = position.ceil() as usize;
+    sorted[low] + (sorted[high] - sorted[low]) * (position - low as f64)
+}
+
+#[test]
+fn a_thousand_concurrent_runs_make_a_thousand_rows_and_exact_percentiles() {
+    let db = TestDb::new();
+    let stub = StubProvider::start(|_, index| {
+        openai_answer("fine").after(Duration::from_micros((index % 7) as u64 * 300))
+    });
+    let repo = repo(
+        &config(&stub.url(), &stub.url(), 0.0),
+        "local-model",
+        "prompts: {}\n",
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let config = Config::discover(repo.path()).expect("config");
+    runtime.block_on(async {
+        let router = Router::new(
+            &config.settings,
+            PromptSource::repository(&config, None).expect("source"),
+            Some(db.url.clone()),
+        );
+        let mut tasks = Vec::new();
+        for task in 0..50 {
+            let router = router.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..20 {
+                    let vars =
+                        BTreeMap::from([("x".to_owned(), Value::from(format!("{task}-{i}")))]);
+                    router
+                        .execute("reply", "staging", &vars)
+                        .await
+                        .expect("runs");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("task");
+        }
+        let stats = router.shutdown(Duration::from_secs(10)).await;
+        assert_eq!(stats.dropped, 0, "{stats:?}");
+        assert_eq!(stats.written, 1000);
+    });
+    let count: i64 = db.rows("SELECT count(*) FROM prompt_runs")[0].get(0);
+    assert_eq!(count, 1000);
+    let mut latencies: Vec<f64> = db
+        .rows("SELECT latency_ms FROM prompt_runs")
+        .iter()
+        .map(|r| r.get::<_, f64>(0))
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let (code, stdout, stderr) = repo.run(&[
+        "stats",
+        "support/reply",
+        "--since",
+        "1h",
+        "--database-url",
+        &db.url,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let json: Value = serde_json::from_str(&stdout).expect("json");
+    let row = &json["rows"][0];
+    assert_eq!(row["calls"], 1000);
+    for (key, p) in [("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)] {
+        let expected = percentile(&latencies, p);
+        let got = row[key].as_f64().expect(key);
+        assert!(
+            (got - expected).abs() <= 1e-9 * expected.max(1.0),
+            "{key}: {got} vs {expected}"
+        );
+    }
+}
+
+#[test]
+fn sampled_runs_are_scored_by_monitor_assertions() {
+    let db = TestDb::new();
+    let repo = repo(
+        &config("http://127.0.0.1:9", "http://127.0.0.1:9", 1.0),
+        "echo",
+        "prompts: {}\n",
+    );
+    let (code, leak, stderr) = run(
+        &repo,
+        &db.url,
+        &["support/reply", "--var", "x=the SECRET is out"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let (code, clean, stderr) = run(
+        &repo,
+        &db.url,
+        &["support/reply", "--var", "x=nothing to see"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let quality = |run_id: &Value| -> (Option<f64>, bool) {
+        let rows = db.rows(&format!(
+            "SELECT quality_score, sampled FROM prompt_runs WHERE run_id = '{}'",
+            run_id.as_str().expect("run id")
+        ));
+        (rows[0].get(0), rows[0].get(1))
+    };
+    assert_eq!(quality(&leak["run_id"]), (Some(0.0), true));
+    assert_eq!(quality(&clean["run_id"]), (Some(1.0), true));
+}
+
+#[test]
+fn a_database_that_is_down_costs_a_warning_not_the_run() {
+    let repo = repo(
+        &config("http://127.0.0.1:9", "http://127.0.0.1:9", 0.0),
+        "echo",
+        "prompts: {}\n",
+    );
+    let started = Instant::now();
+    let (code, json, stderr) = run(&repo, DOWN_URL, &["support/reply", "--var", "x=hello"]);
+    let elapsed = started.elapsed();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(json["output"], "Version two: hello");
+    assert!(stderr.contains("warning"), "{stderr}");
+    assert!(stderr.contains("not written"), "{stderr}");
+    // The flush deadline is 2 s; the rest is the process starting and reading history.
+    assert!(elapsed < Duration::from_millis(3500), "{elapsed:?}");
+
+    // In the library: no call is slower for it (compared with no recording at all).
+    let config = Config::discover(repo.path()).expect("config");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let down = Router::new(
+            &config.settings,
+            PromptSource::repository(&config, None).expect("source"),
+            Some(DOWN_URL.to_owned()),
+        );
+        let off = Router::new(
+            &config.settings,
+            PromptSource::repository(&config, None).expect("source"),
+            None,
+        );
+        let vars = BTreeMap::from([("x".to_owned(), Value::from("hello"))]);
+        let mut with_down = Vec::new();
+        let mut without = Vec::new();
+        for _ in 0..2000 {
+            for (router, times) in [(&down, &mut with_down), (&off, &mut without)] {
+                let started = Instant::now();
+                router.execute("reply", "", &vars).await.expect("runs");
+                times.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        with_down.sort_by(f64::total_cmp);
+        without.sort_by(f64::total_cmp);
+        let p50 = percentile(&with_down, 0.5) - percentile(&without, 0.5);
+        let p99 = percentile(&with_down, 0.99) - percentile(&without, 0.99);
+        assert!(
+            p50 < 1.0 && p99 < 1.0,
+            "slower by {p50:.3} ms at P50, {p99:.3} ms at P99"
+        );
+        let started = Instant::now();
+        let stats = down.shutdown(Duration::from_millis(500)).await;
+        assert!(started.elapsed() < Duration::from_millis(900));
+        assert!(stats.dropped > 0, "{stats:?}");
+        assert_eq!(stats.written, 0);
+    });
+}
+
+#[test]
+fn stats_check_flags_a_version_whose_quality_fell() {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    repo.write(
+        "promptctl.toml",
+        &config("http://127.0.0.1:9", "http://127.0.0.1:9", 1.0),
+    );
+    repo.write("environments.yaml", "prompts: {}\n");
+    repo.write("prompts/support/reply.yaml", &prompt("echo", "Clean:"));
+    repo.commit("v1");
+    for _ in 0..3 {
+        let (code, _, stderr) = run(&repo, &db.url, &["support/reply", "--var", "x=hi"]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    // Yesterday's window, for the comparison.
+    db.execute("UPDATE prompt_runs SET created_at = created_at - interval '90 minutes'");
+    for _ in 0..3 {
+        run(&repo, &db.url, &["support/reply", "--var", "x=hi"]);
+    }
+    let check = |repo: &TestRepo| {
+        repo.run(&[
+            "stats",
+            "--check",
+            "--since",
+            "1h",
+            "--database-url",
+            &db.url,
+        ])
+    };
+    let (code, stdout, stderr) = check(&repo);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    repo.write(
+        "prompts/support/reply.yaml",
+        &prompt("echo", "Leaky SECRET:"),
+    );
+    repo.commit("v2 leaks");
+    for _ in 0..3 {
+        run(&repo, &db.url, &["support/reply", "--var", "x=hi"]);
+    }
+    let (code, stdout, stderr) = check(&repo);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("max_quality_drop") && stderr.contains("support/reply"),
+        "{stderr}"
+    );
+    let (code, stdout, _) = repo.run(&[
+        "stats",
+        "--by",
+        "version",
+        "--since",
+        "1h",
+        "--database-url",
+        &db.url,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0);
+    let json: Value = serde_json::from_str(&stdout).expect("json");
+    let rows = json["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 2, "{json}");
+    assert_eq!(rows[0]["quality"], 1.0);
+    assert_eq!(rows[1]["quality"], 0.0);
+}
+
+#[test]
+fn export_writes_a_bundle_the_router_boots_from() {
+    let stub = ok_stub();
+    let repo = repo(
+        &config(&stub.url(), &stub.url(), 0.0),
+        "main-model",
+        "prompts:\n  support/reply:\n    production: {version: 1, model: pinned-model}\n",
+    );
+    let (code, stdout, stderr) = repo.run(&["export"]);
+    assert_eq!(code, 0, "{stderr}");
+    repo.write("prompts.bundle.json", &stdout);
+    let (code, json, stderr) = run(
+        &repo,
+        DOWN_URL,
+        &[
+            "support/reply",
+            "--env",
+            "production",
+            "--var",
+            "x=hi",
+            "--bundle",
+            "prompts.bundle.json",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["model"], "pinned-model");
+}
