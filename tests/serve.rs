@@ -167,6 +167,7 @@ impl Drop for Server {
 fn setup() -> (TestDb, TestRepo) {
     let db = TestDb::new();
     let repo = TestRepo::new();
+    repo.write("promptctl.toml", "default_provider = \"echo\"\n");
     repo.write("prompts/billing/invoice.yaml", &prompt("first"));
     repo.commit("v1");
     repo.write("prompts/billing/invoice.yaml", &prompt("second"));
@@ -348,14 +349,22 @@ fn api_endpoints_errors_scopes_etags_and_notify() {
         )
         .error(404, "not_found");
 
-    // Run: the router is not merged on this branch yet.
+    // Run through the router (the offline echo provider answers with the prompt).
+    let run = server.post(
+        "/v1/prompts/billing/invoice/run",
+        Some(RUN),
+        &json!({"env": "production", "vars": {"x": "ran"}}),
+    );
+    assert_eq!(run.status, 200, "{}", run.text);
+    assert_eq!(run.json()["output"], "first ran");
+    assert_eq!(run.json()["version"], 1);
     server
         .post(
-            "/v1/prompts/billing/invoice/run",
+            "/v1/prompts/billing/nothing/run",
             Some(RUN),
             &json!({"env": "production", "vars": {"x": "a"}}),
         )
-        .error(503, "unavailable");
+        .error(404, "not_found");
 
     // Stats from prompt_runs.
     let stats = server.get("/v1/stats?hours=48", Some(READ));
@@ -373,6 +382,17 @@ fn api_endpoints_errors_scopes_etags_and_notify() {
         metrics.text
     );
     assert!(metrics.text.contains("promptctl_http_requests_total"));
+    assert!(
+        metrics
+            .text
+            .contains("gen_ai_client_operation_duration_seconds_bucket{"),
+        "{}",
+        metrics.text
+    );
+    assert!(metrics.text.contains("le=\"0.01\""));
+    assert!(metrics.text.contains("gen_ai_client_token_usage_bucket{"));
+    assert!(metrics.text.contains("gen_ai_token_type=\"input\""));
+    assert!(metrics.text.contains("promptctl_executions_total"));
 
     // The dashboard.
     let index = server.get("/", Some(READ));

@@ -59,6 +59,7 @@ pub fn run(context: &Context, args: &ServeArgs) -> Result<u8, CliError> {
         cache_ttl: Duration::from_secs(args.cache_ttl.unwrap_or(settings.cache_ttl_s)),
         prompt_labels: !args.no_prompt_labels,
         run_rate: args.run_rate_limit,
+        settings: config.settings.clone(),
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(

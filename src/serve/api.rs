@@ -16,9 +16,10 @@ use utoipa::{OpenApi, ToSchema};
 use super::AppState;
 use super::auth::{Denied, Scope};
 use super::cache::{Cached, Source};
-use super::telemetry::CACHE_READS;
+use super::telemetry::{CACHE_READS, COST, EXECUTIONS, OPERATION_DURATION, TOKEN_USAGE};
 use crate::registry::{Registry, RegistryError, Selector};
 use crate::render::RenderError;
+use crate::router::RouterError;
 
 /// The error body of SPEC section 7.
 #[derive(Debug, Serialize, ToSchema)]
@@ -623,12 +624,14 @@ pub async fn render(
 #[utoipa::path(post, path = "/v1/prompts/{service}/{name}/run",
     params(("service" = String, Path), ("name" = String, Path)),
     request_body = RenderRequest,
-    responses((status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
+    responses((status = 200, body = RunResponse), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn run(
     State(state): State<Arc<AppState>>,
-    Path((_service, _name)): Path<(String, String)>,
+    Path((service, name)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Json<RenderRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -644,12 +647,119 @@ pub async fn run(
             "too many runs for this token; retry later",
         ));
     }
-    let _request = parse_body(body)?;
-    Err(ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        "run is not available in this build: the router (issue 9) is not merged yet",
-    ))
+    let request = parse_body(body)?;
+    let prompt = format!("{service}/{name}");
+    let environment = request.env.unwrap_or_else(|| "production".to_owned());
+    let result = state
+        .router
+        .execute(&prompt, &environment, &request.vars)
+        .await;
+    let prompt_label = if state.prompt_labels {
+        prompt.clone()
+    } else {
+        String::new()
+    };
+    match result {
+        Ok(run) => {
+            let labels = [
+                ("gen_ai_operation_name", "chat".to_owned()),
+                ("gen_ai_provider_name", run.provider.clone()),
+                ("gen_ai_request_model", run.model_requested.clone()),
+                ("gen_ai_response_model", run.model.clone()),
+                ("promptctl_prompt", prompt_label.clone()),
+                ("promptctl_environment", environment.clone()),
+            ];
+            metrics::histogram!(OPERATION_DURATION, &labels).record(run.latency_ms / 1000.0);
+            for (kind, count) in [
+                ("input", run.usage.input_tokens),
+                ("output", run.usage.output_tokens),
+            ] {
+                let mut with_type = labels.to_vec();
+                with_type.push(("gen_ai_token_type", kind.to_owned()));
+                metrics::histogram!(TOKEN_USAGE, &with_type).record(count as f64);
+            }
+            metrics::counter!(EXECUTIONS, "promptctl_prompt" => prompt_label.clone(),
+                "promptctl_environment" => environment.clone(), "gen_ai_request_model" => run.model_requested.clone(),
+                "outcome" => "ok")
+            .increment(1);
+            if let Some(cost) = run.cost_usd {
+                metrics::counter!(COST, "promptctl_prompt" => prompt_label,
+                    "gen_ai_request_model" => run.model_requested.clone())
+                .increment((cost * 1_000_000.0) as u64);
+            }
+            Ok(Json(RunResponse {
+                run_id: run.run_id.to_string(),
+                output: run.output,
+                prompt: run.prompt,
+                environment: run.environment,
+                version: run.version,
+                model_requested: run.model_requested,
+                model: run.model,
+                provider: run.provider,
+                input_tokens: run.usage.input_tokens,
+                output_tokens: run.usage.output_tokens,
+                latency_ms: run.latency_ms,
+                cost_usd: run.cost_usd,
+            })
+            .into_response())
+        }
+        Err(err) => {
+            let error_type = match &err {
+                RouterError::UnknownPrompt(_) | RouterError::UnknownEnvironment(_) => "not_found",
+                RouterError::Render { .. } => "invalid_variables",
+                RouterError::Source(_) => "unavailable",
+                RouterError::Rejected { .. } | RouterError::AllFailed { .. } => "provider_error",
+            };
+            metrics::counter!(EXECUTIONS, "promptctl_prompt" => prompt_label,
+                "promptctl_environment" => environment, "gen_ai_request_model" => "",
+                "outcome" => "error", "error_type" => error_type)
+            .increment(1);
+            let message = err.to_string();
+            Err(match err {
+                RouterError::UnknownPrompt(_) | RouterError::UnknownEnvironment(_) => {
+                    ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+                }
+                RouterError::Render { .. } => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_variables",
+                    message,
+                ),
+                RouterError::Source(_) => {
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+                }
+                _ => ApiError::new(StatusCode::BAD_GATEWAY, "provider_error", message),
+            })
+        }
+    }
+}
+
+/// The result of run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunResponse {
+    /// The run's id (its row in `prompt_runs`).
+    pub run_id: String,
+    /// The model's answer.
+    pub output: String,
+    /// `service/name`.
+    pub prompt: String,
+    /// The environment.
+    pub environment: String,
+    /// The version run.
+    pub version: Option<u32>,
+    /// The model the environment asked for.
+    pub model_requested: String,
+    /// The model that answered (a fallback when the first failed).
+    pub model: String,
+    /// Its provider.
+    pub provider: String,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Latency in milliseconds.
+    pub latency_ms: f64,
+    /// Cost in US dollars, when the model has prices.
+    pub cost_usd: Option<f64>,
 }
 
 /// `GET /v1/stats?hours=24`: calls, error rate, latency percentiles, tokens, cost and

@@ -43,6 +43,8 @@ pub struct ServeOptions {
     pub prompt_labels: bool,
     /// Runs a second allowed per run token (0: no limit).
     pub run_rate: f64,
+    /// `promptctl.toml`, for the router's providers, models and monitoring.
+    pub settings: crate::config::Settings,
 }
 
 /// What every handler shares.
@@ -59,6 +61,8 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Whether metrics carry prompt labels.
     pub prompt_labels: bool,
+    /// Executes prompts and records runs (SPEC section 6).
+    pub router: crate::router::Router,
 }
 
 /// Errors that stop the server from starting.
@@ -114,12 +118,24 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         options.cache_ttl,
     ));
     tokio::spawn(cache::listen(cache.clone(), options.database_url.clone()));
+    let runner = crate::router::Router::new(
+        &options.settings,
+        crate::router::PromptSource::Registry {
+            url: options.read_database_url.clone(),
+            ttl: options.cache_ttl,
+            fallback: None,
+        },
+        Some(options.database_url.clone()),
+    );
     {
         let metrics = metrics.clone();
+        let runner = runner.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
                 tick.tick().await;
+                metrics::counter!(telemetry::DROPPED_RUNS)
+                    .absolute(runner.recorder_stats().dropped);
                 metrics.run_upkeep();
             }
         });
@@ -131,6 +147,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         renderer: Renderer::new(Arc::default()),
         metrics,
         prompt_labels: options.prompt_labels,
+        router: runner.clone(),
     });
     let listener = tokio::net::TcpListener::bind(options.listen).await?;
     let address = listener.local_addr()?;
@@ -138,7 +155,13 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
-    tracing::info!("requests in flight finished; shutting down");
+    tracing::info!("requests in flight finished; flushing run records");
+    let recorded = runner.shutdown(Duration::from_secs(5)).await;
+    tracing::info!(
+        written = recorded.written,
+        dropped = recorded.dropped,
+        "run recorder flushed; shutting down"
+    );
     Ok(())
 }
 
