@@ -19,7 +19,7 @@ pub const TOKEN_USAGE: &str = "gen_ai_client_token_usage";
 /// Prompt executions.
 pub const EXECUTIONS: &str = "promptctl_executions_total";
 /// Their cost.
-pub const COST: &str = "promptctl_cost_usd_total";
+pub const COST: &str = "promptctl_cost_microusd_total";
 /// Run records the background writer dropped.
 pub const DROPPED_RUNS: &str = "promptctl_run_records_dropped_total";
 /// Cache reads by result (hit, miss, stale).
@@ -66,7 +66,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
         "Tokens used per operation (OpenTelemetry gen_ai.client.token.usage)"
     );
     metrics::describe_counter!(EXECUTIONS, "Prompt executions through the router");
-    metrics::describe_counter!(COST, "Cost of prompt executions in US dollars");
+    metrics::describe_counter!(
+        COST,
+        "Cost of prompt executions in millionths of a US dollar"
+    );
     metrics::describe_counter!(DROPPED_RUNS, "Run records dropped by the background writer");
     metrics::describe_counter!(CACHE_READS, "Prompt reads by cache result");
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status");

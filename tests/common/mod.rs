@@ -182,3 +182,4 @@ impl Outcome {
 }
 pub mod db;
 pub mod git;
+pub mod server;
