@@ -35,3 +35,4 @@ pub mod render;
 pub mod repo;
 pub mod router;
 pub mod schema;
+pub mod serve;

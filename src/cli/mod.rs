@@ -19,6 +19,7 @@ mod render;
 mod rollback;
 mod run;
 mod schema;
+mod serve;
 mod show;
 mod stats;
 mod status;
@@ -114,6 +115,8 @@ enum Command {
     Lsp(lsp::LspArgs),
     /// Print the JSON Schema of prompt files, environments.yaml or promptctl.toml.
     Schema(schema::SchemaArgs),
+    /// Serve the registry over HTTP: JSON API, metrics and dashboard.
+    Serve(serve::ServeArgs),
     /// Execute a prompt through the router as an environment runs it, and record the run.
     Run(run::RunArgs),
     /// Calls, errors, latency percentiles, tokens, cost and quality of recorded runs.
@@ -396,6 +399,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Fmt(args) => fmt::run(&context, &args),
         Command::Lsp(args) => lsp::run(&context, &args),
         Command::Schema(args) => schema::run(&context, &args),
+        Command::Serve(args) => serve::run(&context, &args),
         Command::Run(args) => run::run(&context, &args),
         Command::Stats(args) => stats::run(&context, &args),
         Command::Export(args) => export::run(&context, &args),

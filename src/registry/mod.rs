@@ -351,6 +351,17 @@ impl Registry {
         }
     }
 
+    /// The underlying connection, for read queries this module does not offer (the
+    /// server's prompt list, versions and run statistics).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Whether the connection is closed (the server went away): open a new one.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
     /// One version of the prompt `query` (`name` or `service/name`).
     pub async fn get_prompt(
         &self,

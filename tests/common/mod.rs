@@ -180,4 +180,6 @@ impl Outcome {
             .unwrap_or_else(|err| panic!("stdout is not JSON ({err}):\n{}", self.stdout))
     }
 }
+pub mod db;
 pub mod git;
+pub mod server;

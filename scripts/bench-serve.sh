@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Benchmark of `promptctl serve` (issue 10), not a timed test: cached
+# `GET /v1/prompts/{service}/{name}?env=production` at 64 connections, side by side in the
+# same run with nginx (`worker_processes auto`) serving the very same JSON bytes as a static
+# file, then `POST .../render`. Load tool: wrk (Debian's `wrk`), 2 threads, 64 connections.
+# Targets: serve at least half of nginx's requests/s with a P99 at most twice nginx's;
+# render at least 20,000 requests/s. The load tool shares the machine's cores with the
+# servers: report rate and P99 together.
+#
+# usage: scripts/bench-serve.sh [WORKDIR]   (env: DURATION (default 10s), BENCH_DATABASE_URL,
+#        PROMPTCTL_BIN to use a built binary instead of building one)
+# Installs wrk and nginx-light from Debian's packages when missing (needs root).
+set -euo pipefail
+
+DURATION=${DURATION:-10s}
+ADMIN=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+DB=promptctl_bench_serve
+DB_URL="${ADMIN%/*}/$DB"
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${1:-$(mktemp -d)}
+SERVE_PORT=${SERVE_PORT:-18080}
+NGINX_PORT=${NGINX_PORT:-18081}
+export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
+export GIT_AUTHOR_NAME=Bench GIT_AUTHOR_EMAIL=bench@example.com
+export GIT_COMMITTER_NAME=Bench GIT_COMMITTER_EMAIL=bench@example.com
+
+missing=()
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+if [ "${#missing[@]}" -gt 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+if [ -n "${PROMPTCTL_BIN:-}" ]; then
+  BIN=$PROMPTCTL_BIN
+else
+  echo "building promptctl (release)..." >&2
+  (cd "$HERE" && cargo build --release --quiet)
+  BIN="${CARGO_TARGET_DIR:-$HERE/target}/release/promptctl"
+fi
+
+REPO="$WORK/repo"
+rm -rf "$REPO" && mkdir -p "$REPO/prompts/billing"
+git -C "$REPO" init -q -b main
+cat > "$REPO/prompts/billing/invoice_summary.yaml" <<'YAML'
+model: gpt-4o
+parameters: {temperature: 0.2, max_tokens: 400}
+variables:
+  customer: {type: string}
+  amount: {type: number}
+  items: {type: array, default: []}
+messages:
+  - role: system
+    content: "You summarise invoices for the billing team. Be brief and exact."
+  - role: user
+    content: "Customer {{ customer }} owes {{ amount }} USD for {% for i in items %}{{ i }}{% if not loop.last %}, {% endif %}{% endfor %}. Summarise."
+YAML
+cat > "$REPO/environments.yaml" <<'YAML'
+prompts:
+  invoice_summary:
+    production: {version: 1, model: gpt-4o-mini}
+YAML
+git -C "$REPO" add -A && git -C "$REPO" commit -qm "invoice summary"
+psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
+(cd "$REPO" && "$BIN" sync --database-url "$DB_URL" >/dev/null)
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+(cd "$REPO" && RUST_LOG=warn exec "$BIN" serve --database-url "$DB_URL" \
+  --listen "127.0.0.1:$SERVE_PORT") &
+pids+=($!)
+for _ in $(seq 1 100); do
+  curl -fs "http://127.0.0.1:$SERVE_PORT/healthz" >/dev/null && break
+  sleep 0.1
+done
+URL="http://127.0.0.1:$SERVE_PORT/v1/prompts/billing/invoice_summary?env=production"
+mkdir -p "$WORK/www"
+curl -fs "$URL" > "$WORK/www/prompt.json"
+cat > "$WORK/nginx.conf" <<CONF
+worker_processes auto;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $WORK/www;
+    location / { default_type application/json; }
+  }
+}
+CONF
+"$NGINX" -c "$WORK/nginx.conf"
+sleep 0.5
+cat > "$WORK/render.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"env": "production", "vars": {"customer": "ACME", "amount": 1250.5, "items": ["hosting", "support"]}}'
+LUA
+curl -fs -X POST -H 'content-type: application/json' \
+  -d '{"env": "production", "vars": {"customer": "ACME", "amount": 1250.5, "items": ["hosting"]}}' \
+  "http://127.0.0.1:$SERVE_PORT/v1/prompts/billing/invoice_summary/render" >/dev/null
+
+run() { # name url [wrk args]
+  local name=$1 url=$2; shift 2
+  local out
+  out=$(wrk -t2 -c64 -d"$DURATION" --latency "$@" "$url")
+  local rate p99
+  rate=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  printf '%-28s %12s req/s   P99 %s\n' "$name" "$rate" "$p99"
+  echo "$name $rate $p99" >> "$WORK/results"
+}
+: > "$WORK/results"
+wrk -t2 -c64 -d2s "$URL" >/dev/null  # warm-up
+run "serve GET (cached)" "$URL"
+run "nginx static (same bytes)" "http://127.0.0.1:$NGINX_PORT/prompt.json"
+run "serve POST render" "http://127.0.0.1:$SERVE_PORT/v1/prompts/billing/invoice_summary/render" -s "$WORK/render.lua"
+python3 - "$WORK/results" <<'PY'
+import sys
+def ms(t):
+    for unit, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+        if t.endswith(unit) and t[: -len(unit)].replace(".", "").isdigit():
+            return float(t[: -len(unit)]) * f
+    return float("nan")
+rows = {}
+for line in open(sys.argv[1]):
+    parts = line.split()
+    rows[" ".join(parts[:-2])] = (float(parts[-2]), ms(parts[-1]))
+serve, nginx, render = rows["serve GET (cached)"], rows["nginx static (same bytes)"], rows["serve POST render"]
+print(f"serve/nginx throughput: {serve[0] / nginx[0]:.2f} (target >= 0.5)")
+print(f"serve/nginx P99:        {serve[1] / nginx[1]:.2f} (target <= 2)")
+print(f"render:                 {render[0]:.0f} req/s (target >= 20000)")
+PY

@@ -1,0 +1,82 @@
+//! `promptctl serve`: the HTTP API, metrics and dashboard over the PostgreSQL registry.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::sync::database_url;
+use super::{CliError, Context, exit};
+use crate::serve::{ServeOptions, serve};
+
+/// Arguments of `promptctl serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on [default: `[serve] listen`, 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// The PostgreSQL URL [default: the variable named by `[sync] database_url_env`].
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// A read replica's URL for reads [default: `[serve] read_database_url`].
+    #[arg(long, value_name = "URL")]
+    read_database_url: Option<String>,
+    /// How long cached reads stay fresh, in seconds [default: `[serve] cache_ttl_s`].
+    #[arg(long, value_name = "S")]
+    cache_ttl: Option<u64>,
+    /// Leave prompt labels off the metrics (very large registries).
+    #[arg(long)]
+    no_prompt_labels: bool,
+    /// Runs a second allowed per run token (0: unlimited).
+    #[arg(long, value_name = "N", default_value_t = 5.0)]
+    run_rate_limit: f64,
+}
+
+/// Runs `promptctl serve`.
+pub fn run(context: &Context, args: &ServeArgs) -> Result<u8, CliError> {
+    let config = context.config()?;
+    let settings = &config.settings.serve;
+    let url = database_url(args.database_url.as_deref(), &config)?;
+    let listen = args.listen.as_deref().unwrap_or(&settings.listen);
+    let listen: SocketAddr = listen
+        .parse()
+        .map_err(|err| CliError::input(format!("cannot listen on `{listen}`: {err}")))?;
+    let tokens = |variable: &str| {
+        std::env::var(variable)
+            .map(|text| crate::serve::auth::parse_list(&text))
+            .unwrap_or_default()
+    };
+    let options = ServeOptions {
+        listen,
+        read_database_url: args
+            .read_database_url
+            .clone()
+            .or_else(|| settings.read_database_url.clone())
+            .unwrap_or_else(|| url.clone()),
+        database_url: url,
+        read_tokens: tokens(&settings.read_tokens_env),
+        run_tokens: tokens(&settings.run_tokens_env),
+        cache_ttl: Duration::from_secs(args.cache_ttl.unwrap_or(settings.cache_ttl_s)),
+        prompt_labels: !args.no_prompt_labels,
+        run_rate: args.run_rate_limit,
+        settings: config.settings.clone(),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| CliError::external(format!("cannot start the async runtime: {err}")))?;
+    runtime.block_on(serve(options)).map_err(|err| match err {
+        crate::serve::ServeError::OpenOnNetwork(_) => CliError::input(err.to_string()).hint(
+            "set PROMPTCTL_READ_TOKENS / PROMPTCTL_RUN_TOKENS (the variables `[serve]` names)",
+        ),
+        other => CliError::external(other.to_string()),
+    })?;
+    Ok(exit::SUCCESS)
+}

@@ -1,0 +1,181 @@
+//! The real `promptctl serve` on a free port over a synced test database, for the server
+//! and dashboard tests.
+
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::db::TestDb;
+use super::git::TestRepo;
+use serde_json::Value;
+
+pub const READ: &str = "read-token-1";
+pub const RUN: &str = "run-token-1";
+
+pub fn prompt(template: &str) -> String {
+    format!(
+        "model: gpt-4o\nparameters: {{temperature: 0.2}}\nvariables:\n  x: {{type: string}}\ntemplate: \"{template} {{{{ x }}}}\"\n"
+    )
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The server process, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub runtime: tokio::runtime::Runtime,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|_| panic!("JSON: {}", self.text))
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+    /// The SPEC section 7 error body with `code`.
+    pub fn error(&self, status: u16, code: &str) -> String {
+        assert_eq!(self.status, status, "{}", self.text);
+        let body = self.json();
+        assert_eq!(body["error"]["code"], code, "{}", self.text);
+        body["error"]["message"]
+            .as_str()
+            .expect("a message")
+            .to_owned()
+    }
+}
+
+impl Server {
+    pub fn start(repo: &TestRepo, url: &str, env: &[(&str, &str)], extra: &[&str]) -> Server {
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_promptctl"));
+        command
+            .args([
+                "serve",
+                "--database-url",
+                url,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(extra)
+            .current_dir(repo.path())
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let child = command.spawn().expect("promptctl serve starts");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+            runtime,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if server
+                .runtime
+                .block_on(server.http.get(format!("{}/healthz", server.base)).send())
+                .is_ok()
+            {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the server did not start");
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self.http.request(
+            method.parse().expect("method"),
+            format!("{}{path}", self.base),
+        );
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.runtime.block_on(async {
+            let response = request.send().await.expect("a response");
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let text = response.text().await.expect("a body");
+            Reply {
+                status,
+                headers,
+                text,
+            }
+        })
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.request("GET", path, token, None, &[])
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        self.request(
+            "POST",
+            path,
+            token,
+            Some(serde_json::to_vec(body).expect("JSON")),
+            &[],
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn setup() -> (TestDb, TestRepo) {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    repo.write("promptctl.toml", "default_provider = \"echo\"\n");
+    repo.write("prompts/billing/invoice.yaml", &prompt("first"));
+    repo.commit("v1");
+    repo.write("prompts/billing/invoice.yaml", &prompt("second"));
+    repo.write(
+        "environments.yaml",
+        "prompts:\n  invoice:\n    production: {version: 1, model: gpt-4o-mini}\n",
+    );
+    repo.commit("v2");
+    let (code, stdout, stderr) = repo.run(&["sync", "--database-url", &db.url]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    (db, repo)
+}
