@@ -85,8 +85,12 @@ fi
 if command -v hyperfine >/dev/null 2>&1; then
   hyperfine --warmup 2 --runs 10 --export-json "$work/hyperfine.json" \
     "'$bin' -C '$work' check" >&2
-  mean=$(python3 -c "import json,sys; print('%.3f' % json.load(open(sys.argv[1]))['results'][0]['mean'])" "$work/hyperfine.json" 2>/dev/null || echo "?")
-  echo "promptctl check, $count prompts: mean ${mean}s (hyperfine, 10 runs)"
+  summary=$(python3 -c "
+import json, sys
+r = json.load(open(sys.argv[1]))['results'][0]
+print('mean %.3fs, min %.3fs (cpu: user %.3fs + sys %.3fs)' % (r['mean'], r['min'], r['user'], r['system']))
+" "$work/hyperfine.json" 2>/dev/null || echo "see above")
+  echo "promptctl check, $count prompts: $summary (hyperfine, 10 runs, load average $(cut -d' ' -f1 /proc/loadavg))"
 else
   best=""
   for _ in 1 2 3 4 5; do
@@ -96,5 +100,5 @@ else
     elapsed=$(((end - start) / 1000000))
     if [ -z "$best" ] || [ "$elapsed" -lt "$best" ]; then best=$elapsed; fi
   done
-  printf 'promptctl check, %d prompts: best of 5 %d.%03ds\n' "$count" $((best / 1000)) $((best % 1000))
+  printf 'promptctl check, %d prompts: best of 5 %d.%03ds (load average %s)\n' "$count" $((best / 1000)) $((best % 1000)) "$(cut -d' ' -f1 /proc/loadavg)"
 fi

@@ -724,3 +724,26 @@ fn render_unknown_prompt_suggests() {
         .stderr_has("no prompt named `typd`")
         .stderr_has("did you mean");
 }
+
+#[test]
+fn render_vars_file_problems_are_bad_input() {
+    let project = render_project();
+    project
+        .run(["render", "typed", "--vars-file", "missing.yaml"])
+        .code(2)
+        .stderr_has("cannot read vars file missing.yaml");
+    project.write("broken.yaml", "name: [Ada\n");
+    project
+        .run(["render", "typed", "--vars-file", "broken.yaml"])
+        .code(2)
+        .stderr_has("broken.yaml:1:");
+    project.write("typed.yaml", "name: Ada\ncount: lots\n");
+    project
+        .run(["render", "typed", "--vars-file", "typed.yaml"])
+        .code(2)
+        .stderr_has("variable `count` must be integer, got string");
+    project
+        .run(["render", "typed", "--var", "name"])
+        .code(2)
+        .stderr_has("is not NAME=VALUE");
+}
