@@ -171,9 +171,6 @@ fn parse_document(text: &str) -> Result<Document, Unsupported> {
         let number = index + 1;
         let trimmed_end = raw.trim_end();
         let body = trimmed_end.trim_start_matches(' ');
-        if body.starts_with('\t') {
-            return Err((number, "tab in indentation".to_owned()));
-        }
         lines.push(Line {
             number,
             indent: trimmed_end.len() - body.len(),
@@ -919,6 +916,31 @@ mod tests {
     fn bad_files_give_their_parse_error() {
         let err = format_prompt("modle: x\n").expect_err("rejects");
         assert_eq!(err.code, "schema");
+    }
+
+    #[test]
+    fn tabs_inside_block_scalars_are_content() {
+        let text = "model: m\ntemplate: \"code:\\n\\tindented\"\n";
+        assert_eq!(fmt(text), "model: m\ntemplate: |-\n  code:\n  \tindented\n");
+    }
+
+    #[test]
+    fn plain_and_flow_values_over_several_lines_are_kept() {
+        let text = "description: a long\n    plain text\nmodel: m\ntemplate: hi\ntests:\n  - vars: {a: 1,\n        b: 2}\n    name: t\n";
+        assert_eq!(
+            fmt(text),
+            "description: a long\n  plain text\nmodel: m\ntemplate: hi\ntests:\n  - name: t\n    vars: {a: 1,\n      b: 2}\n"
+        );
+    }
+
+    #[test]
+    fn comments_above_a_moved_first_entry_go_above_the_item() {
+        let text =
+            "model: m\nmessages:\n  # says who\n  - content: hi\n    # the role\n    role: user\n";
+        assert_eq!(
+            fmt(text),
+            "model: m\nmessages:\n  # says who\n  # the role\n  - role: user\n    content: hi\n"
+        );
     }
 
     #[test]
