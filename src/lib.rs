@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod calendar;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -8,97 +8,23 @@ mod common;
 mod stub_provider;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::db::TestDb;
 use common::git::TestRepo;
 use promptctl::config::Config;
 use promptctl::router::{PromptSource, Router};
 use serde_json::Value;
 use stub_provider::{Reply, StubProvider, anthropic_answer, openai_answer};
 
-const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const KEY: &str = "sk-router-test-SECRETKEY-123";
 const DOWN_URL: &str = "postgres://postgres@127.0.0.1:1/nothing";
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-struct TestDb {
-    name: String,
-    admin: String,
-    url: String,
-    runtime: tokio::runtime::Runtime,
-    client: tokio_postgres::Client,
-}
-
-fn connect(runtime: &tokio::runtime::Runtime, url: &str) -> tokio_postgres::Client {
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|err| {
-                panic!("the router tests need PostgreSQL at {url} ({err:?}); start it")
-            });
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        client
-    })
-}
-
 impl TestDb {
-    fn new() -> TestDb {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let admin = std::env::var("PROMPTCTL_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
-        let admin_client = connect(&runtime, &admin);
-        let name = format!(
-            "promptctl_router_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            runtime
-                .block_on(admin_client.batch_execute(&sql))
-                .expect("create the test database");
-        }
-        let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
-        let url = format!("{base}/{name}");
-        let client = connect(&runtime, &url);
-        TestDb {
-            name,
-            admin,
-            url,
-            runtime,
-            client,
-        }
-    }
-
-    fn rows(&self, sql: &str) -> Vec<tokio_postgres::Row> {
-        self.runtime
-            .block_on(self.client.query(sql, &[]))
-            .unwrap_or_else(|err| panic!("{sql}: {err:?}"))
-    }
-
     fn execute(&self, sql: &str) {
         self.runtime
             .block_on(self.client.batch_execute(sql))
             .unwrap_or_else(|err| panic!("{sql}: {err:?}"));
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let admin = connect(&self.runtime, &self.admin);
-        let _ = self.runtime.block_on(admin.batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )));
     }
 }
 

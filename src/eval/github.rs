@@ -262,22 +262,7 @@ pub fn markdown_report(input: &ReportInput<'_>) -> String {
             .map(|s| format!(" (shard {s})"))
             .unwrap_or_default()
     );
-    let _ = writeln!(
-        out,
-        "**{} test{}: {} passed, {} failed, {} error{}**{} — {}\n",
-        summary.total,
-        if summary.total == 1 { "" } else { "s" },
-        summary.passed,
-        summary.failed,
-        summary.errors,
-        if summary.errors == 1 { "" } else { "s" },
-        if summary.cost_usd > 0.0 {
-            format!(", ${:.4}", summary.cost_usd)
-        } else {
-            String::new()
-        },
-        input.selection
-    );
+    let _ = writeln!(out, "**{}** — {}\n", summary.counts(), input.selection);
 
     let mut rendered = String::new();
     if let Some(base) = &input.base {

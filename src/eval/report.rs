@@ -29,6 +29,24 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// "12 tests: 10 passed, 1 failed, 1 error, $0.0042": the counts as reports print them.
+    pub fn counts(&self) -> String {
+        format!(
+            "{} test{}: {} passed, {} failed, {} error{}{}",
+            self.total,
+            if self.total == 1 { "" } else { "s" },
+            self.passed,
+            self.failed,
+            self.errors,
+            if self.errors == 1 { "" } else { "s" },
+            if self.cost_usd > 0.0 {
+                format!(", ${:.4}", self.cost_usd)
+            } else {
+                String::new()
+            },
+        )
+    }
+
     /// Counts `results`.
     pub fn of(results: &[CaseResult]) -> Summary {
         let mut summary = Summary {
@@ -179,18 +197,8 @@ pub fn text_diff(expected: &str, actual: &str, color: bool) -> String {
 /// The closing line: counts, cost, time.
 pub fn summary_line(summary: &Summary, seconds: f64, color: bool) -> String {
     let text = format!(
-        "{} test{}: {} passed, {} failed, {} error{}{} in {seconds:.2} s{}",
-        summary.total,
-        if summary.total == 1 { "" } else { "s" },
-        summary.passed,
-        summary.failed,
-        summary.errors,
-        if summary.errors == 1 { "" } else { "s" },
-        if summary.cost_usd > 0.0 {
-            format!(", ${:.4}", summary.cost_usd)
-        } else {
-            String::new()
-        },
+        "{} in {seconds:.2} s{}",
+        summary.counts(),
         if summary.replayed > 0 {
             format!(" ({} replayed)", summary.replayed)
         } else {

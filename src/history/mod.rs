@@ -829,16 +829,7 @@ pub fn rfc3339(seconds: i64, offset_minutes: i32) -> String {
     let local = seconds + i64::from(offset_minutes) * 60;
     let days = local.div_euclid(86_400);
     let second_of_day = local.rem_euclid(86_400);
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::calendar::civil_date(days);
     let zone = if offset_minutes == 0 {
         "Z".to_owned()
     } else {

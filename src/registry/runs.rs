@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::calendar::civil_date;
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc};
 use tokio_postgres::Client;
@@ -266,20 +267,6 @@ pub async fn write_rows(client: &Client, rows: &[RunRecord]) -> Result<(), tokio
     Ok(())
 }
 
-/// Days since the Unix epoch to a civil date (proleptic Gregorian).
-pub fn civil_date(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 fn today() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -428,17 +415,5 @@ async fn writer(
         if closing && rx.is_empty() {
             return;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_date(0), (1970, 1, 1));
-        assert_eq!(civil_date(19_723), (2024, 1, 1));
-        assert_eq!(civil_date(19_782), (2024, 2, 29));
     }
 }

@@ -1,5 +1,5 @@
-//! A fresh PostgreSQL database per test (the pattern of tests/sync.rs), for the server
-//! tests.
+//! A fresh PostgreSQL database per test, dropped at the end, on the server named by
+//! `PROMPTCTL_TEST_DATABASE_URL`; shared by the sync, router and server tests.
 
 #![allow(dead_code)]
 
@@ -98,7 +98,7 @@ impl TestDb {
 
     /// A digest of every registry row with its `xmin`: any insert, update or delete
     /// changes it.
-    fn fingerprint(&self) -> String {
+    pub fn fingerprint(&self) -> String {
         self.rows(
             "SELECT coalesce((SELECT md5(string_agg(p::text || p.xmin::text, ',' ORDER BY id)) FROM prompts p), '')
                || coalesce((SELECT md5(string_agg(t::text || t.xmin::text, ',' ORDER BY id)) FROM prompt_tests t), '')
