@@ -5,7 +5,7 @@
 //!    requests to the provider (the same client library, the same body), then through
 //!    `Router::execute` with recording on (into `BENCH_DATABASE_URL`); the overhead is the
 //!    difference of the two latency distributions at each percentile.
-//! 2. Recording throughput: `ROWS` run rows written in flushes of 1,000 with the writer's
+//! 2. Recording throughput: `ROWS` run rows written in flushes of `BATCH_ROWS` with the writer's
 //!    binary COPY.
 //!
 //! usage: cargo run --release --example bench_router -- DATABASE_URL [RATE] [SECONDS] [ROWS]
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use promptctl::config::Settings;
-use promptctl::registry::runs::{BATCH_ROWS, RunRecord, write_rows};
+use promptctl::registry::runs::{BATCH_ROWS, RunRecord, prepare_writer_session, write_rows};
 use promptctl::repo::{Body, Definition};
 use promptctl::router::{Bundle, PromptSource, ResolvedPrompt, Router, new_run_id};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -272,8 +272,10 @@ async fn main() {
         stats.written, stats.dropped
     );
 
-    // Recording throughput: the writer's flush path (binary COPY of 1,000-row batches).
+    // Recording throughput: the writer's flush path (its session settings, binary COPY of
+    // BATCH_ROWS-row batches).
     let db = promptctl::registry::connect(&url).await.unwrap();
+    prepare_writer_session(&db).await.unwrap();
     let batches: Vec<Vec<RunRecord>> = (0..rows)
         .map(record)
         .collect::<Vec<_>>()

@@ -3,7 +3,7 @@
 #  1. Overhead: examples/bench_router.rs sends a fixed rate (1,000 calls/s for 10 s) to a
 #     local provider that answers at once, as plain HTTP and through Router::execute with
 #     recording on; overhead = the difference of the two latency distributions.
-#  2. Recording: 200,000 rows through the writer's flush path (binary COPY, 1,000 rows a
+#  2. Recording: 200,000 rows through the writer's flush path (binary COPY, 5,000 rows a
 #     flush), against loading the same rows with psql `\copy` (the floor).
 #  3. `promptctl stats` over 1,000,000 runs (exact percentile_cont), fleet-wide and by
 #     version.

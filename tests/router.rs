@@ -375,6 +375,61 @@ fn sampled_runs_are_scored_by_monitor_assertions() {
 }
 
 #[test]
+fn an_llm_judge_grading_call_is_recorded_as_a_run_of_its_own() {
+    let db = TestDb::new();
+    let judge = StubProvider::start(|_, _| openai_answer(r#"{"score": 1, "reason": "polite"}"#));
+    let repo = repo(
+        &config(&judge.url(), &judge.url(), 1.0),
+        "echo",
+        "prompts: {}\n",
+    );
+    repo.write(
+        "prompts/support/reply.yaml",
+        "model: echo\nvariables:\n  x: {type: string}\ntemplate: \"Say {{ x }}\"\nmonitor:\n  - {type: llm_judge, value: Is it polite?, model: local-model}\n",
+    );
+    repo.commit("judged by a model");
+    let (code, out, stderr) = run(&repo, &db.url, &["support/reply", "--var", "x=hello"]);
+    assert_eq!(code, 0, "{stderr}");
+    let run_id = out["run_id"].as_str().expect("run id");
+    let rows = db.rows(
+        "SELECT name, model_used, trace_id, quality_score, sampled, error FROM prompt_runs ORDER BY name",
+    );
+    let row = |i: usize| {
+        (
+            rows[i].get::<_, String>(0),
+            rows[i].get::<_, Option<String>>(1),
+            rows[i].get::<_, Option<String>>(2),
+            rows[i].get::<_, Option<f64>>(3),
+            rows[i].get::<_, bool>(4),
+            rows[i].get::<_, Option<String>>(5),
+        )
+    };
+    assert_eq!(rows.len(), 2, "the run and its grading");
+    assert_eq!(
+        row(0),
+        (
+            "reply".to_owned(),
+            Some("echo".to_owned()),
+            None,
+            Some(1.0),
+            true,
+            None
+        )
+    );
+    assert_eq!(
+        row(1),
+        (
+            "reply:judge".to_owned(),
+            Some("local-model".to_owned()),
+            Some(run_id.to_owned()),
+            None,
+            false,
+            None
+        )
+    );
+}
+
+#[test]
 fn a_database_that_is_down_costs_a_warning_not_the_run() {
     let repo = repo(
         &config("http://127.0.0.1:9", "http://127.0.0.1:9", 0.0),

@@ -12,6 +12,7 @@
 mod base;
 mod cache;
 pub mod commit;
+mod definitions;
 mod tracker;
 mod walk;
 
@@ -26,7 +27,7 @@ use crate::config::Config;
 use crate::diagnostic::{Diagnostic, display_path};
 use crate::repo::{Definition, FileKind, LookupError, Partials, PromptId};
 pub use base::{ChangeBase, merge_base, merge_commit_base, root_in_repository, snapshot_at};
-use tracker::{Change, ParsedBlob, Tracker};
+use tracker::{Change, Outcome, ParsedBlob, Tracker};
 
 /// Errors reading the history.
 #[derive(Debug, thiserror::Error)]
@@ -168,10 +169,11 @@ impl StoredDefinition {
             .git_dir
             .as_deref()
             .ok_or_else(|| failed("no repository"))?;
-        let repo = Repository::open(git_dir)?;
-        let odb = repo.odb()?;
-        let object = odb.read(self.blob)?;
-        let parsed = ParsedBlob::parse(path, self.blob, object.data());
+        let parsed = with_repository(git_dir, |repo| {
+            let odb = repo.odb()?;
+            let object = odb.read(self.blob)?;
+            Ok(ParsedBlob::parse(path, self.blob, object.data()))
+        })?;
         let tracker::Outcome::Complete(stored) = parsed.outcome else {
             return Err(failed("it no longer parses"));
         };
@@ -187,13 +189,32 @@ impl StoredDefinition {
     }
 }
 
+/// Runs `read` with this thread's handle on the repository of `git_dir`, opened once per
+/// thread rather than once per definition read.
+fn with_repository<T>(
+    git_dir: &Path,
+    read: impl FnOnce(&Repository) -> Result<T, git2::Error>,
+) -> Result<T, HistoryError> {
+    thread_local! {
+        static OPEN: std::cell::RefCell<Option<(PathBuf, Repository)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    OPEN.with_borrow_mut(|open| {
+        if open.as_ref().is_none_or(|(dir, _)| dir != git_dir) {
+            *open = Some((git_dir.to_path_buf(), Repository::open(git_dir)?));
+        }
+        let Some((_, repo)) = open.as_ref() else {
+            return Err(HistoryError::Git(git2::Error::from_str(
+                "the repository could not be opened",
+            )));
+        };
+        Ok(read(repo)?)
+    })
+}
+
 /// The digest of a definition: the first 128 bits of the SHA-256 of its canonical JSON.
 fn digest(definition: &Definition) -> u128 {
-    use sha2::Digest as _;
-    let hash = sha2::Sha256::digest(definition.canonical_json().as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&hash[..16]);
-    u128::from_le_bytes(bytes)
+    definitions::digest_of_json(definition.canonical_json().as_bytes())
 }
 
 /// Every version of one prompt.
@@ -286,6 +307,7 @@ impl History {
         rev: Option<&str>,
         use_cache: bool,
     ) -> Result<History, HistoryError> {
+        tune_libgit2();
         // `git status` (for `uncommitted`) needs nothing from the history: it runs on
         // another core while the cache is read, when the history is read at `HEAD`.
         let status_of = match (rev, Repository::discover(&config.root)) {
@@ -318,9 +340,6 @@ impl History {
         rev: Option<&str>,
         use_cache: bool,
     ) -> Result<History, HistoryError> {
-        // Verifying every object's hash on read doubles the walk's cost; Git itself does
-        // not verify on read either (`git fsck` does).
-        git2::opts::strict_hash_verification(false);
         let repo = Repository::discover(&config.root).map_err(|err| match err.code() {
             ErrorCode::NotFound => HistoryError::NotARepository {
                 path: config.root.clone(),
@@ -409,6 +428,11 @@ impl History {
             other => (other, None),
         };
         history.tracker = resumed.unwrap_or_else(|| Tracker::new(&config.settings.prompts_dir));
+        let parsed_now: Vec<Arc<ParsedBlob>> = if use_cache {
+            walked.parsed.values().cloned().collect()
+        } else {
+            Vec::new()
+        };
         apply_steps(&repo, walked, &known, &mut history.tracker)?;
         if use_cache {
             history.cache = match (cached, met_stop) {
@@ -423,6 +447,21 @@ impl History {
             if history.cache != CacheStatus::UpToDate {
                 // A cache that cannot be written only costs the next run time.
                 let _ = cache::store(&repo, &key, tip, tip_prompts, &history.tracker);
+                // The definitions parsed on the way, for `load_definitions`; a walk that
+                // knew no blob before parsed them all and replaces the store.
+                let _ = definitions::store(
+                    repo.path(),
+                    parsed_now
+                        .iter()
+                        .filter_map(|parsed| match &parsed.outcome {
+                            Outcome::Complete(stored) => stored
+                                .loaded
+                                .get()
+                                .map(|definition| (stored.blob, &**definition)),
+                            _ => None,
+                        }),
+                    known.is_empty(),
+                );
             }
         }
         // The prompts and problems move out of the tracker; `uncommitted` lends them back.
@@ -530,6 +569,82 @@ impl History {
         Ok(result)
     }
 
+    /// Makes sure the definitions of `versions` are at hand, for a caller about to read
+    /// many of them (`sync`): those the definitions store holds are read from it, the
+    /// others are parsed from their blobs on every core and added to the store. Without
+    /// it, each [`Version::definition`] call reads and parses its own blob.
+    pub fn load_definitions<'a>(
+        &self,
+        versions: impl IntoIterator<Item = &'a Version>,
+    ) -> Result<(), HistoryError> {
+        let mut pending: Vec<(&StoredDefinition, &Path)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for version in versions {
+            let stored = &*version.definition;
+            if stored.loaded.get().is_none()
+                && stored.git_dir.is_some()
+                && seen.insert(stored as *const StoredDefinition)
+            {
+                pending.push((stored, version.path.as_path()));
+            }
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let wanted: HashMap<Oid, u128> = pending
+            .iter()
+            .map(|(stored, _)| (stored.blob, stored.digest))
+            .collect();
+        let found: HashMap<Oid, Arc<Definition>> = definitions::load(&self.git_dir, &wanted)
+            .into_iter()
+            .map(|(blob, definition)| (blob, Arc::new(definition)))
+            .collect();
+        pending.retain(|(stored, _)| match found.get(&stored.blob) {
+            Some(definition) => {
+                let _ = stored.loaded.set(definition.clone());
+                false
+            }
+            None => true,
+        });
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = pending.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = pending
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || -> Result<(), HistoryError> {
+                        for (stored, path) in part {
+                            stored.get(path)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for worker in workers {
+                match worker.join() {
+                    Ok(result) => result?,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            Ok::<(), HistoryError>(())
+        })?;
+        // A store that cannot be written only costs the next run the parsing.
+        let _ = definitions::store(
+            &self.git_dir,
+            pending.iter().filter_map(|(stored, _)| {
+                stored
+                    .loaded
+                    .get()
+                    .map(|definition| (stored.blob, &**definition))
+            }),
+            false,
+        );
+        Ok(())
+    }
+
     /// The partials (`.j2`, `.jinja` files of the prompts folder) at `commit`, for
     /// rendering an old version as it was.
     pub fn partials_at(&self, commit: &str) -> Result<Partials, HistoryError> {
@@ -621,8 +736,9 @@ fn resolve(repo: &Repository, rev: Option<&str>) -> Result<Option<Oid>, HistoryE
 
 /// What walking the new part of the chain gave.
 struct Walked {
-    /// The commits that changed prompt files, oldest first, with their changes.
-    steps: Vec<(Oid, Vec<walk::BlobChange>)>,
+    /// The commits that changed prompt files, oldest first, with what the walk decoded of
+    /// them (time, time zone, author, email, message) and their changes.
+    steps: Vec<(Oid, Option<walk::CommitDetails>, Vec<walk::BlobChange>)>,
     /// How many commits were read.
     commits: usize,
     /// Whether the walk met the cached tip (else it read down to the root commit).
@@ -648,23 +764,23 @@ fn walk_chain(
     known: &HashMap<Oid, Arc<ParsedBlob>>,
 ) -> Result<Walked, HistoryError> {
     let odb = repo.odb()?;
-    let git_dir = repo.path().to_path_buf();
-    // Extending a cache reads a few commits: threads (each opening the repository) would
-    // cost more than they save, so the new blobs are parsed here after the walk.
+    // Extending a cache reads a few commits: threads would cost more than they save, so
+    // the new blobs are parsed here after the walk. A full walk leaves this thread a core
+    // of its own (it reads every object, and the walk is only as fast as it is) and
+    // parses on the others.
     let threads = match stop {
         Some(_) => 0,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        None => {
+            std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+        }
     };
-    let (sender, receiver) = std::sync::mpsc::channel::<Vec<(Oid, String)>>();
+    let (sender, receiver) = std::sync::mpsc::channel::<Vec<BlobToParse>>();
     let receiver = std::sync::Mutex::new(receiver);
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 let receiver = &receiver;
-                let git_dir = &git_dir;
-                scope.spawn(move || -> Result<Vec<(Oid, ParsedBlob)>, HistoryError> {
-                    let repo = Repository::open(git_dir)?;
-                    let odb = repo.odb()?;
+                scope.spawn(move || -> Vec<(Oid, ParsedBlob)> {
                     let mut parsed = Vec::new();
                     loop {
                         let batch = match receiver.lock() {
@@ -672,12 +788,11 @@ fn walk_chain(
                             Err(poisoned) => poisoned.into_inner().recv(),
                         };
                         let Ok(batch) = batch else {
-                            return Ok(parsed);
+                            return parsed;
                         };
-                        for (blob, path) in batch {
-                            let object = odb.read(blob)?;
+                        for (blob, path, data) in batch {
                             let path = prompts_dir.join(path);
-                            parsed.push((blob, ParsedBlob::parse(&path, blob, object.data())));
+                            parsed.push((blob, ParsedBlob::parse(&path, blob, &data)));
                         }
                     }
                 })
@@ -692,10 +807,9 @@ fn walk_chain(
                 Err(poisoned) => poisoned.into_inner(),
             };
             while let Ok(batch) = receiver.recv() {
-                for (blob, path) in batch {
-                    let object = odb.read(blob)?;
+                for (blob, path, data) in batch {
                     let path = prompts_dir.join(path);
-                    let result = ParsedBlob::parse(&path, blob, object.data());
+                    let result = ParsedBlob::parse(&path, blob, &data);
                     parsed.insert(blob, Arc::new(result));
                 }
             }
@@ -703,7 +817,7 @@ fn walk_chain(
         for worker in workers {
             match worker.join() {
                 Ok(results) => parsed.extend(
-                    results?
+                    results
                         .into_iter()
                         .map(|(blob, result)| (blob, Arc::new(result))),
                 ),
@@ -716,42 +830,43 @@ fn walk_chain(
     })
 }
 
-/// The walk itself, sending new blobs to the parser threads.
+/// A blob for a parser thread: its id, its path in the prompts folder and its content.
+type BlobToParse = (Oid, String, Vec<u8>);
+
+/// The walk itself, sending new blobs to the parser threads. Only this thread reads
+/// objects: libgit2 serializes reads of one pack behind a mutex, and parser threads
+/// reading their own blobs spent a quarter of the walk's time waking each other.
 fn walk_and_diff(
     odb: &git2::Odb<'_>,
     tip: Oid,
     stop: Option<Oid>,
     prompts_rel: &[String],
     known: &HashMap<Oid, Arc<ParsedBlob>>,
-    sender: &std::sync::mpsc::Sender<Vec<(Oid, String)>>,
+    sender: &std::sync::mpsc::Sender<Vec<BlobToParse>>,
 ) -> Result<Walked, HistoryError> {
     let mut reader = walk::CommitReader::new(odb, prompts_rel);
+    let mut differ = walk::ChainDiffer::new(odb);
     let mut steps = Vec::new();
     let mut sent: std::collections::HashSet<Oid> = std::collections::HashSet::new();
     let mut batch = Vec::with_capacity(PARSE_BATCH);
-    let mut child: Option<(Oid, Option<Oid>)> = None;
+    let mut child: Option<(Oid, walk::ReadCommit<'_>)> = None;
     let mut tip_prompts = None;
     let mut next = Some(tip);
     let mut commits = 0;
     let mut met_stop = false;
     loop {
-        let (prompts, parent) = match next {
-            Some(id) => {
-                let (prompts, parent) = reader.read(id)?;
-                (prompts, Some((id, parent)))
-            }
-            None => (None, None),
-        };
-        if let Some((child_id, child_prompts)) = child
-            && child_prompts != prompts
+        let read = next.map(|id| reader.read(id)).transpose()?;
+        let prompts = read.as_ref().and_then(|read| read.prompts);
+        if let Some((child_id, child_read)) = &child
+            && child_read.prompts != prompts
         {
-            let changes = walk::diff_subtrees(odb, prompts, child_prompts)?;
+            let changes = differ.diff(prompts, child_read.prompts)?;
             for (path, blob) in &changes {
                 if let Some(blob) = blob
                     && !known.contains_key(blob)
                     && sent.insert(*blob)
                 {
-                    batch.push((*blob, path.clone()));
+                    batch.push((*blob, path.clone(), odb.read(*blob)?.data().to_vec()));
                     if batch.len() == PARSE_BATCH {
                         // A closed channel means a parser failed; its error is reported.
                         let _ = sender.send(std::mem::take(&mut batch));
@@ -759,10 +874,11 @@ fn walk_and_diff(
                 }
             }
             if !changes.is_empty() {
-                steps.push((child_id, changes));
+                let details = walk::commit_details(child_read.object.data());
+                steps.push((*child_id, details, changes));
             }
         }
-        let Some((id, parent)) = parent else {
+        let (Some(id), Some(read)) = (next, read) else {
             break;
         };
         if Some(id) == stop {
@@ -773,8 +889,8 @@ fn walk_and_diff(
             tip_prompts = prompts;
         }
         commits += 1;
-        child = Some((id, prompts));
-        next = parent;
+        next = read.parent;
+        child = Some((id, read));
     }
     if !batch.is_empty() {
         let _ = sender.send(batch);
@@ -789,6 +905,19 @@ fn walk_and_diff(
     })
 }
 
+/// Sets libgit2's process-wide options for reading history, once, before any thread
+/// opens a repository. Verifying every object's hash on read doubles the walk's cost, and
+/// Git itself does not verify on read either (`git fsck` does). libgit2's object cache
+/// keeps every object read, which the walk (reading each object once, and keeping the
+/// few trees it reads twice itself) pays for in locking, copying and freeing at exit.
+fn tune_libgit2() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        git2::opts::strict_hash_verification(false);
+        git2::opts::enable_caching(false);
+    });
+}
+
 /// Feeds the walked commits to the tracker, oldest first.
 fn apply_steps(
     repo: &Repository,
@@ -796,15 +925,27 @@ fn apply_steps(
     known: &HashMap<Oid, Arc<ParsedBlob>>,
     tracker: &mut Tracker,
 ) -> Result<(), HistoryError> {
-    for (commit_id, changes) in walked.steps {
-        let commit = repo.find_commit(commit_id)?;
+    for (commit_id, details, changes) in walked.steps {
+        let (time, offset_minutes, author_name, author_email, message) = match details {
+            Some(details) => details,
+            None => {
+                let commit = repo.find_commit(commit_id)?;
+                (
+                    commit.time().seconds(),
+                    commit.time().offset_minutes(),
+                    String::from_utf8_lossy(commit.author().name_bytes()).into_owned(),
+                    String::from_utf8_lossy(commit.author().email_bytes()).into_owned(),
+                    String::from_utf8_lossy(commit.message_bytes()).into_owned(),
+                )
+            }
+        };
         let info = Arc::new(CommitInfo {
             id: commit_id.to_string(),
-            time: commit.time().seconds(),
-            offset_minutes: commit.time().offset_minutes(),
-            author_name: String::from_utf8_lossy(commit.author().name_bytes()).into_owned(),
-            author_email: String::from_utf8_lossy(commit.author().email_bytes()).into_owned(),
-            message: String::from_utf8_lossy(commit.message_bytes()).into_owned(),
+            time,
+            offset_minutes,
+            author_name,
+            author_email,
+            message,
         });
         let changes = changes
             .into_iter()

@@ -26,7 +26,7 @@ use tokio_postgres::types::{ToSql, Type};
 use super::{RegistryError, test_id, version_id};
 use crate::config::Config;
 use crate::history::{CommitInfo, History, PromptHistory, Version};
-use crate::repo::{Body, FileKind, Snapshot};
+use crate::repo::{Body, Definition, FileKind, Snapshot};
 
 /// The key of the advisory lock that serializes syncs.
 const SYNC_LOCK: i64 = 0x7072_6f6d_7074_0002;
@@ -107,7 +107,8 @@ pub fn tip_source(config: &Config, tip: &str) -> Result<TipSource, RegistryError
 }
 
 /// Refuses what the `prompts` table cannot hold: names, services and models longer than
-/// its columns, NUL characters (PostgreSQL text cannot hold them).
+/// its columns. Reads no definition (the models are known without one); the templates'
+/// NUL characters are refused as each version is sent ([`storable`]).
 pub fn validate(history: &History) -> Result<(), RegistryError> {
     for (id, prompt) in &history.prompts {
         let too_long = |what: &str, value: &str, limit: usize| {
@@ -123,24 +124,33 @@ pub fn validate(history: &History) -> Result<(), RegistryError> {
             return Err(err);
         }
         for version in &prompt.versions {
-            let definition = version.definition()?;
-            if let Some(err) = too_long("model", &definition.model, MAX_MODEL) {
+            if let Some(err) = too_long("model", version.model(), MAX_MODEL) {
                 return Err(RegistryError::Invalid(format!(
                     "{err} (version {})",
                     version.number
                 )));
             }
-            let has_nul = match &definition.body {
-                Body::Template(text) => text.contains('\0'),
-                Body::Messages(messages) => messages.iter().any(|m| m.content.contains('\0')),
-            };
-            if has_nul {
-                return Err(RegistryError::Invalid(format!(
-                    "{id} version {}: the template contains a NUL character, which PostgreSQL text cannot hold",
-                    version.number
-                )));
-            }
         }
+    }
+    Ok(())
+}
+
+/// Refuses a version whose template holds a NUL character, which PostgreSQL text cannot
+/// hold.
+fn storable(
+    prompt: &PromptHistory,
+    version: &Version,
+    definition: &Definition,
+) -> Result<(), RegistryError> {
+    let has_nul = match &definition.body {
+        Body::Template(text) => text.contains('\0'),
+        Body::Messages(messages) => messages.iter().any(|m| m.content.contains('\0')),
+    };
+    if has_nul {
+        return Err(RegistryError::Invalid(format!(
+            "{} version {}: the template contains a NUL character, which PostgreSQL text cannot hold",
+            prompt.id, version.number
+        )));
     }
     Ok(())
 }
@@ -347,6 +357,8 @@ pub async fn sync(
             })
         })
         .collect();
+    // Every definition sent at once: from the definitions store, or parsed on every core.
+    history.load_definitions(sent.iter().map(|(_, version, _)| *version))?;
     summary.sent = sent
         .iter()
         .map(|(prompt, version, commit)| VersionRef {
@@ -632,6 +644,7 @@ async fn copy_versions(
     let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
     for (prompt, version, commit) in sent {
         let definition = version.definition()?;
+        storable(prompt, version, &definition)?;
         let includes = definition
             .body
             .messages()

@@ -42,10 +42,11 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::config::Settings;
-use crate::eval::assertions::{CallFacts, evaluate};
+use crate::eval::assertions::{AssertionError, AssertionOutcome, CallFacts, evaluate};
 use crate::providers::{ProviderError, Providers, Recordings, Usage};
 use crate::registry::runs::{RecorderStats, RunRecord, RunRecorder};
 use crate::render::RenderError;
+use crate::repo::Assertion;
 pub use source::{Bundle, PromptSource, ResolvedPrompt};
 
 /// Why an execution failed.
@@ -503,16 +504,18 @@ impl Router {
                 let _guard = guard;
                 let mut passed = 0usize;
                 for assertion in &monitor {
-                    if let Ok(outcome) = evaluate(
+                    let started = Instant::now();
+                    let created_at = SystemTime::now();
+                    let result = evaluate(
                         assertion,
                         &text,
                         Some(facts),
                         &this.inner.providers,
                         &this.inner.judge_model,
                     )
-                    .await
-                        && outcome.passed
-                    {
+                    .await;
+                    this.record_grading(&record, assertion, &result, started, created_at);
+                    if result.is_ok_and(|outcome| outcome.passed) {
                         passed += 1;
                     }
                 }
@@ -537,6 +540,70 @@ impl Router {
             fallbacks: attempts,
             sampled,
         })
+    }
+
+    /// Records the grader model's call that judged the run `judged` (an `llm_judge`
+    /// monitor assertion) as a run of its own: named `NAME:judge` under the judged
+    /// prompt's service, with the judged run's id as its trace id, so that `stats` keeps
+    /// grading apart from the prompt's own calls and its cost is still counted.
+    fn record_grading(
+        &self,
+        judged: &RunRecord,
+        assertion: &Assertion,
+        result: &Result<AssertionOutcome, AssertionError>,
+        started: Instant,
+        created_at: SystemTime,
+    ) {
+        let inner = &self.inner;
+        let (model, usage, error) = match result {
+            Ok(outcome) => match &outcome.grader {
+                Some(call) => (call.model.clone(), call.usage, None),
+                None => return,
+            },
+            Err(error) if error.kind == "llm_judge" => (
+                assertion
+                    .model
+                    .clone()
+                    .unwrap_or_else(|| inner.judge_model.clone()),
+                Usage::default(),
+                Some(error.source.to_string()),
+            ),
+            Err(_) => return,
+        };
+        let provider = inner
+            .providers
+            .target(&model)
+            .map(|t| t.provider.spec.name.clone())
+            .ok();
+        let answered = error.is_none();
+        inner.recorder.record(RunRecord {
+            run_id: new_run_id(),
+            trace_id: Some(judged.run_id.to_string()),
+            service: judged.service.clone(),
+            name: format!("{}:judge", judged.name),
+            version: judged.version,
+            environment: judged.environment.clone(),
+            model_requested: model.clone(),
+            model_used: answered.then(|| model.clone()),
+            provider,
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            input_tokens: clamp(usage.input_tokens),
+            output_tokens: clamp(usage.output_tokens),
+            cache_read_tokens: clamp(usage.cache_read_tokens),
+            cache_write_tokens: clamp(usage.cache_write_tokens),
+            cost_usd: if answered {
+                inner.providers.cost_usd(&model, &usage)
+            } else {
+                None
+            },
+            error,
+            attempt_errors: None,
+            quality_score: None,
+            sampled: false,
+            input_text: None,
+            output_text: None,
+            created_at,
+        });
     }
 
     /// The model and its fallbacks, in order, each once.

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -775,36 +776,29 @@ pub async fn stats(
     authorize(&state, &headers, Scope::Read)?;
     let hours = query.hours.unwrap_or(24).clamp(1, 24 * 366);
     let registry = state.cache.db().registry().await?;
-    let rows = registry
-        .client()
-        .query(
-            "SELECT service || '/' || name, count(*), \
-               avg(CASE WHEN error IS NULL THEN 0.0 ELSE 1.0 END)::float8, \
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms), \
-               percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms), \
-               percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms), \
-               coalesce(sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)), 0)::int8, \
-               coalesce(sum(cost_usd), 0)::float8, avg(quality_score)::float8 \
-             FROM prompt_runs WHERE created_at > now() - make_interval(hours => $1::int) \
-             GROUP BY 1 ORDER BY 1",
-            &[&(hours as i32)],
-        )
-        .await
-        .map_err(RegistryError::from)?;
+    let to = SystemTime::now();
+    let from = to - Duration::from_secs(3600 * hours.unsigned_abs());
+    let rows = crate::registry::stats::stats(
+        registry.client(),
+        &crate::registry::stats::StatsQuery::default(),
+        from,
+        to,
+    )
+    .await?;
     Ok(Json(StatsResponse {
         window_hours: hours,
         prompts: rows
-            .iter()
+            .into_iter()
             .map(|row| StatsRow {
-                prompt: row.get(0),
-                calls: row.get(1),
-                error_rate: row.get(2),
-                p50_ms: row.get(3),
-                p95_ms: row.get(4),
-                p99_ms: row.get(5),
-                tokens: row.get(6),
-                cost_usd: row.get(7),
-                quality: row.get(8),
+                prompt: row.prompt,
+                calls: row.calls,
+                error_rate: row.error_rate,
+                p50_ms: row.p50_ms,
+                p95_ms: row.p95_ms,
+                p99_ms: row.p99_ms,
+                tokens: row.input_tokens + row.output_tokens,
+                cost_usd: row.cost_usd,
+                quality: row.quality,
             })
             .collect(),
     }))

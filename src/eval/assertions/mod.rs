@@ -34,6 +34,18 @@ pub struct AssertionOutcome {
     pub expected: Option<String>,
     /// Why it passed or failed, in one line.
     pub detail: String,
+    /// The grader model's call, for an assertion judged by one (`llm_judge`).
+    #[serde(skip)]
+    pub grader: Option<GraderCall>,
+}
+
+/// A call to a grader model made to judge an output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraderCall {
+    /// The grader model.
+    pub model: String,
+    /// Its token counts.
+    pub usage: crate::providers::Usage,
 }
 
 /// What is known about the call that produced the output.
@@ -104,6 +116,7 @@ fn binary(
         threshold,
         expected,
         detail,
+        grader: None,
     }
 }
 
@@ -124,6 +137,7 @@ fn scored(
         threshold,
         expected,
         detail,
+        grader: None,
     }
 }
 
@@ -159,6 +173,7 @@ pub fn evaluate_local(
             threshold: 1.0,
             expected: None,
             detail: format!("unknown assertion type `{}`", assertion.kind),
+            grader: None,
         });
     };
     let outcome = match kind {
@@ -413,7 +428,7 @@ pub async fn evaluate(
                 .await
                 .map_err(failed)?;
             let (score, reason) = parse_judgement(&response.text);
-            Ok(scored(
+            let mut outcome = scored(
                 assertion,
                 kind,
                 score,
@@ -424,7 +439,12 @@ pub async fn evaluate(
                         .map(|r| format!(": {}", excerpt(&r, 160)))
                         .unwrap_or_default()
                 ),
-            ))
+            );
+            outcome.grader = Some(GraderCall {
+                model: judge,
+                usage: response.usage,
+            });
+            Ok(outcome)
         }
     }
 }

@@ -1,0 +1,195 @@
+//! The definitions store: the definition parsed from each prompt blob, kept in the Git
+//! folder (`.git/promptctl/definitions-v1.bin`) by blob id, so that a blob's YAML is parsed
+//! once and not again on every run that needs whole definitions of many versions (`sync`
+//! publishing a history). The history cache itself keeps only each definition's digest
+//! and model, which is all `list` and the numbering need.
+//!
+//! The file is a first line `promptctl-definitions 1 VERSION`, then one record per
+//! definition: `BLOB LEN\n` (the blob id in hex, the length in bytes) followed by the
+//! definition's canonical JSON and a newline. New records are appended, one write per
+//! batch; a full walk rewrites the file (a temporary file renamed over it).
+//!
+//! The store is never trusted: a record is used only when the SHA-256 of its JSON is the
+//! digest the history holds for that blob, and it then parses back to the very definition
+//! (serde_json's `float_roundtrip` makes numbers exact). A torn or corrupt record ends the
+//! reading; what was not read is parsed from the blobs again.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use git2::Oid;
+
+use crate::repo::Definition;
+
+/// The first line's magic word and format number (the promptctl version follows).
+const MAGIC: &str = "promptctl-definitions 1";
+
+/// The store's file in the Git folder `git_dir`.
+fn file(git_dir: &Path) -> PathBuf {
+    git_dir.join("promptctl").join("definitions-v1.bin")
+}
+
+fn header() -> String {
+    format!("{MAGIC} {}\n", env!("CARGO_PKG_VERSION"))
+}
+
+/// The digest of a definition's canonical JSON: the first 128 bits of its SHA-256.
+pub(crate) fn digest_of_json(json: &[u8]) -> u128 {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(json);
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash[..16]);
+    u128::from_le_bytes(bytes)
+}
+
+/// Adds the definitions of `blobs` to the store; `fresh` replaces what it held. Errors
+/// only cost a later run the parsing, so callers may ignore them.
+pub(crate) fn store<'a>(
+    git_dir: &Path,
+    blobs: impl IntoIterator<Item = (Oid, &'a Definition)>,
+    fresh: bool,
+) -> std::io::Result<()> {
+    let mut records = Vec::new();
+    for (blob, definition) in blobs {
+        let json = definition.canonical_json();
+        records.extend_from_slice(format!("{blob} {}\n", json.len()).as_bytes());
+        records.extend_from_slice(json.as_bytes());
+        records.push(b'\n');
+    }
+    let path = file(git_dir);
+    let current = !fresh && has_current_header(&path);
+    if current {
+        if records.is_empty() {
+            return Ok(());
+        }
+        // One write on a file opened for appending: concurrent runs do not interleave
+        // within a batch, and a torn batch is caught by the digests when read.
+        let mut out = std::fs::OpenOptions::new().append(true).open(&path)?;
+        return out.write_all(&records);
+    }
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder)?;
+    }
+    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut data = header().into_bytes();
+    data.extend_from_slice(&records);
+    std::fs::write(&temporary, data)?;
+    std::fs::rename(&temporary, &path)
+}
+
+fn has_current_header(path: &Path) -> bool {
+    use std::io::Read as _;
+    let expected = header();
+    let mut start = vec![0u8; expected.len()];
+    std::fs::File::open(path)
+        .and_then(|mut file| file.read_exact(&mut start))
+        .is_ok()
+        && start == expected.as_bytes()
+}
+
+/// The definitions the store holds for the blobs of `wanted` (blob → the digest the
+/// history holds for it); a blob missing from the answer is to be parsed.
+pub(crate) fn load(git_dir: &Path, wanted: &HashMap<Oid, u128>) -> HashMap<Oid, Definition> {
+    let mut found = HashMap::new();
+    let Ok(data) = std::fs::read(file(git_dir)) else {
+        return found;
+    };
+    let Some(mut rest) = data.strip_prefix(header().as_bytes()) else {
+        return found;
+    };
+    while !rest.is_empty() {
+        let Some((blob, json, after)) = record(rest) else {
+            break;
+        };
+        rest = after;
+        let Some(&digest) = wanted.get(&blob) else {
+            continue;
+        };
+        if found.contains_key(&blob) || digest_of_json(json) != digest {
+            continue;
+        }
+        if let Ok(definition) = serde_json::from_slice::<Definition>(json) {
+            found.insert(blob, definition);
+        }
+    }
+    found
+}
+
+/// Splits one record off the front of `data`: its blob, its JSON and what follows.
+fn record(data: &[u8]) -> Option<(Oid, &[u8], &[u8])> {
+    let newline = data.iter().position(|&b| b == b'\n')?;
+    let head = std::str::from_utf8(&data[..newline]).ok()?;
+    let (blob, length) = head.split_once(' ')?;
+    let blob = Oid::from_str(blob).ok()?;
+    let length: usize = length.parse().ok()?;
+    let body = &data[newline + 1..];
+    let json = body.get(..length)?;
+    let after = body.get(length..)?.strip_prefix(b"\n")?;
+    Some((blob, json, after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::Body;
+
+    fn definition(model: &str, text: &str) -> Definition {
+        Definition {
+            model: model.to_owned(),
+            parameters: [("temperature".to_owned(), serde_json::json!(0.1 + 0.2))]
+                .into_iter()
+                .collect(),
+            variables: Default::default(),
+            body: Body::Template(text.to_owned()),
+        }
+    }
+
+    fn blob(n: u8) -> Oid {
+        Oid::from_bytes(&[n; 20]).expect("20 bytes")
+    }
+
+    #[test]
+    fn stored_definitions_come_back_exactly_and_only_with_their_digest() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let one = definition("gpt-4o", "Say \"hi\" to {{ name }}\n\\ and ünïcödé");
+        let two = definition("claude", "two");
+        store(dir.path(), [(blob(1), &one)], true).expect("writes");
+        store(dir.path(), [(blob(2), &two)], false).expect("appends");
+        let digest = |d: &Definition| digest_of_json(d.canonical_json().as_bytes());
+        let wanted: HashMap<Oid, u128> = [(blob(1), digest(&one)), (blob(2), 7)].into();
+        let found = load(dir.path(), &wanted);
+        assert_eq!(found.get(&blob(1)), Some(&one));
+        // A digest that does not match the record's JSON: not used.
+        assert!(!found.contains_key(&blob(2)));
+    }
+
+    #[test]
+    fn a_torn_record_ends_the_reading_without_losing_what_came_before() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let one = definition("gpt-4o", "one");
+        let two = definition("gpt-4o", "two");
+        store(dir.path(), [(blob(1), &one), (blob(2), &two)], true).expect("writes");
+        let path = file(dir.path());
+        let data = std::fs::read(&path).expect("reads");
+        std::fs::write(&path, &data[..data.len() - 5]).expect("truncates");
+        let digest = |d: &Definition| digest_of_json(d.canonical_json().as_bytes());
+        let wanted: HashMap<Oid, u128> = [(blob(1), digest(&one)), (blob(2), digest(&two))].into();
+        let found = load(dir.path(), &wanted);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found.get(&blob(1)), Some(&one));
+    }
+
+    #[test]
+    fn a_store_of_another_version_is_replaced_not_appended_to() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let path = file(dir.path());
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("folder");
+        std::fs::write(&path, "promptctl-definitions 1 0.0.0-old\ngarbage").expect("writes");
+        let one = definition("gpt-4o", "one");
+        store(dir.path(), [(blob(1), &one)], false).expect("writes");
+        let text = std::fs::read_to_string(&path).expect("reads");
+        assert!(text.starts_with(&header()), "{text}");
+        assert!(!text.contains("garbage"));
+    }
+}
