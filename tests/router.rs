@@ -587,6 +587,48 @@ fn export_writes_a_bundle_the_router_boots_from() {
 }
 
 #[test]
+fn runs_from_the_registry_are_scored_by_the_synced_monitor_assertions() {
+    let db = TestDb::new();
+    let repo = repo(
+        &config("http://127.0.0.1:9", "http://127.0.0.1:9", 1.0),
+        "echo",
+        "prompts:\n  support/reply:\n    production: {version: 2}\n",
+    );
+    let (code, _, stderr) = repo.run(&["sync", "--database-url", &db.url]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(db.count("SELECT count(*) FROM prompt_monitors"), 1);
+    let (code, leak, stderr) = run(
+        &repo,
+        &db.url,
+        &[
+            "support/reply",
+            "--var",
+            "x=the SECRET is out",
+            "--registry",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let rows = db.rows(&format!(
+        "SELECT quality_score, sampled FROM prompt_runs WHERE run_id = '{}'",
+        leak["run_id"].as_str().expect("run id")
+    ));
+    assert_eq!(
+        (rows[0].get::<_, Option<f64>>(0), rows[0].get::<_, bool>(1)),
+        (Some(0.0), true)
+    );
+
+    // The assertions follow the tip: removed there, removed from the registry.
+    repo.write(
+        "prompts/support/reply.yaml",
+        "model: echo\nvariables:\n  x: {type: string}\ntemplate: \"Version two: {{ x }}\"\n",
+    );
+    repo.commit("no monitor");
+    let (code, _, stderr) = repo.run(&["sync", "--database-url", &db.url]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(db.count("SELECT count(*) FROM prompt_monitors"), 0);
+}
+
+#[test]
 fn the_registry_source_serves_the_last_good_copy_when_the_database_fails() {
     let db = TestDb::new();
     let repo = repo(

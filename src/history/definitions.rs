@@ -89,7 +89,8 @@ fn has_current_header(path: &Path) -> bool {
 }
 
 /// The definitions the store holds for the blobs of `wanted` (blob → the digest the
-/// history holds for it); a blob missing from the answer is to be parsed.
+/// history holds for it); a blob missing from the answer is to be parsed. The records are
+/// split first (their headers only), then checked and decoded on every core.
 pub(crate) fn load(git_dir: &Path, wanted: &HashMap<Oid, u128>) -> HashMap<Oid, Definition> {
     let mut found = HashMap::new();
     let Ok(data) = std::fs::read(file(git_dir)) else {
@@ -98,21 +99,43 @@ pub(crate) fn load(git_dir: &Path, wanted: &HashMap<Oid, u128>) -> HashMap<Oid, 
     let Some(mut rest) = data.strip_prefix(header().as_bytes()) else {
         return found;
     };
+    let mut records = Vec::new();
     while !rest.is_empty() {
         let Some((blob, json, after)) = record(rest) else {
             break;
         };
         rest = after;
-        let Some(&digest) = wanted.get(&blob) else {
-            continue;
-        };
-        if found.contains_key(&blob) || digest_of_json(json) != digest {
-            continue;
-        }
-        if let Ok(definition) = serde_json::from_slice::<Definition>(json) {
-            found.insert(blob, definition);
+        if let Some(&digest) = wanted.get(&blob) {
+            records.push((blob, digest, json));
         }
     }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = records.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = records
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .filter(|(_, digest, json)| digest_of_json(json) == *digest)
+                        .filter_map(|(blob, _, json)| {
+                            serde_json::from_slice::<Definition>(json)
+                                .ok()
+                                .map(|definition| (*blob, definition))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for worker in workers {
+            // A worker that panicked only leaves its blobs to be parsed.
+            if let Ok(decoded) = worker.join() {
+                for (blob, definition) in decoded {
+                    found.entry(blob).or_insert(definition);
+                }
+            }
+        }
+    });
     found
 }
 

@@ -800,18 +800,20 @@ fn walk_chain(
             .collect();
         let walked = walk_and_diff(&odb, tip, stop, prompts_rel, known, &sender);
         drop(sender);
+        // The walk done, this thread parses what is still queued beside the workers.
         let mut parsed = HashMap::new();
-        if workers.is_empty() {
-            let receiver = match receiver.lock() {
-                Ok(receiver) => receiver,
-                Err(poisoned) => poisoned.into_inner(),
+        loop {
+            let batch = match receiver.lock() {
+                Ok(receiver) => receiver.recv(),
+                Err(poisoned) => poisoned.into_inner().recv(),
             };
-            while let Ok(batch) = receiver.recv() {
-                for (blob, path, data) in batch {
-                    let path = prompts_dir.join(path);
-                    let result = ParsedBlob::parse(&path, blob, &data);
-                    parsed.insert(blob, Arc::new(result));
-                }
+            let Ok(batch) = batch else {
+                break;
+            };
+            for (blob, path, data) in batch {
+                let path = prompts_dir.join(path);
+                let result = ParsedBlob::parse(&path, blob, &data);
+                parsed.insert(blob, Arc::new(result));
             }
         }
         for worker in workers {

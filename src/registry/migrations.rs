@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "runs",
         sql: include_str!("migrations/0002_runs.sql"),
     },
+    Migration {
+        version: 3,
+        name: "monitors",
+        sql: include_str!("migrations/0003_monitors.sql"),
+    },
 ];
 
 /// The key of the advisory lock taken while migrating.

@@ -303,6 +303,9 @@ pub struct RegistryPrompt {
     /// The partials its templates may include (path -> text), as they were at its commit;
     /// empty when its templates include none.
     pub partials: BTreeMap<String, String>,
+    /// The prompt's `monitor` assertions at the synced tip, which score sampled runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub monitor: Vec<crate::repo::Assertion>,
 }
 
 impl RegistryPrompt {
@@ -328,7 +331,12 @@ impl RegistryPrompt {
 /// ```
 pub struct Registry {
     client: Client,
+    /// The schema version found (an older promptctl may have synced the database).
+    schema: i32,
 }
+
+/// The first schema version with `prompt_monitors`.
+const MONITORS_SCHEMA: i32 = 3;
 
 impl Registry {
     /// Connects (with retries) and checks that the schema is one this binary reads.
@@ -347,7 +355,10 @@ impl Registry {
                     known: migrations::latest_version(),
                 })
             }
-            Some(_) => Ok(Registry { client }),
+            Some(found) => Ok(Registry {
+                client,
+                schema: found,
+            }),
         }
     }
 
@@ -415,9 +426,18 @@ impl Registry {
         let row = self
             .client
             .query_opt(
-                "SELECT id, version, template, model, parameters, created_at, created_by, \
-                 commit_sha, commit_message, archived, template_format, variables, partials \
-                 FROM prompts WHERE service = $1 AND name = $2 AND version = $3",
+                if self.schema >= MONITORS_SCHEMA {
+                    "SELECT id, version, template, model, parameters, created_at, created_by, \
+                     commit_sha, commit_message, archived, template_format, variables, partials, \
+                     (SELECT assertions FROM prompt_monitors m \
+                      WHERE m.service = prompts.service AND m.name = prompts.name) AS monitor \
+                     FROM prompts WHERE service = $1 AND name = $2 AND version = $3"
+                } else {
+                    "SELECT id, version, template, model, parameters, created_at, created_by, \
+                     commit_sha, commit_message, archived, template_format, variables, partials, \
+                     NULL::jsonb AS monitor \
+                     FROM prompts WHERE service = $1 AND name = $2 AND version = $3"
+                },
                 &[&service, &name, &version],
             )
             .await?;
@@ -519,6 +539,10 @@ fn prompt_of_row(
     let partials = partials
         .and_then(|value| serde_json::from_value(value).ok())
         .unwrap_or_default();
+    let monitor: Option<serde_json::Value> = row.get("monitor");
+    let monitor = monitor
+        .and_then(|value| serde_json::from_value(value).ok())
+        .unwrap_or_default();
     let own_model: String = row.get("model");
     let model = model_override.unwrap_or(own_model);
     let created_at: Option<SystemTime> = row.get("created_at");
@@ -541,6 +565,7 @@ fn prompt_of_row(
         created_at: created_at.map(unix_seconds),
         archived: row.get("archived"),
         partials,
+        monitor,
     })
 }
 

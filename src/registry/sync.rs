@@ -212,6 +212,8 @@ pub struct SyncSummary {
     pub tests_removed: u64,
     /// Environment rows inserted, changed or deleted.
     pub environments_changed: u64,
+    /// `prompt_monitors` rows (a prompt's monitor assertions) inserted, changed or deleted.
+    pub monitors_changed: u64,
     /// Prompts in the history.
     pub prompts: usize,
     /// Versions in the history.
@@ -231,6 +233,7 @@ impl SyncSummary {
             + self.tests_changed
             + self.tests_removed
             + self.environments_changed
+            + self.monitors_changed
             > 0
     }
 }
@@ -290,6 +293,7 @@ pub async fn sync(
         tests_changed: 0,
         tests_removed: 0,
         environments_changed: 0,
+        monitors_changed: 0,
         prompts: history.prompts.len(),
         versions: history.prompts.values().map(|p| p.versions.len()).sum(),
         sent: Vec::new(),
@@ -481,6 +485,9 @@ pub async fn sync(
             &[],
         )
         .await?;
+
+    // The monitor assertions at the tip.
+    summary.monitors_changed = sync_monitors(&transaction, &tip.snapshot).await?;
 
     // The environments.
     copy_environments(&transaction, &environments).await?;
@@ -731,6 +738,47 @@ async fn copy_state(
 
 /// The assertion types whose `value` is an expected output.
 const EXPECTED_KINDS: &[&str] = &["exact_match", "contains", "semantic_similarity"];
+
+/// Writes each prompt's `monitor` assertions at the tip into `prompt_monitors` (rows of
+/// prompts without any are deleted); returns the rows inserted, changed or deleted.
+async fn sync_monitors(
+    transaction: &tokio_postgres::Transaction<'_>,
+    snapshot: &Snapshot,
+) -> Result<u64, RegistryError> {
+    let mut services = Vec::new();
+    let mut names = Vec::new();
+    let mut assertions = Vec::new();
+    for loaded in &snapshot.prompts {
+        let (Some(id), Some(monitor)) = (&loaded.id, &loaded.file.monitor) else {
+            continue;
+        };
+        if monitor.is_empty() {
+            continue;
+        }
+        let plain: Vec<&crate::repo::Assertion> = monitor.iter().map(|a| &a.value).collect();
+        services.push(id.service.clone());
+        names.push(id.name.clone());
+        assertions.push(serde_json::to_value(plain).unwrap_or(serde_json::Value::Null));
+    }
+    let upserted = transaction
+        .execute(
+            "INSERT INTO prompt_monitors (service, name, assertions)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
+             ON CONFLICT (service, name) DO UPDATE SET assertions = EXCLUDED.assertions
+             WHERE prompt_monitors.assertions IS DISTINCT FROM EXCLUDED.assertions",
+            &[&services, &names, &assertions],
+        )
+        .await?;
+    let deleted = transaction
+        .execute(
+            "DELETE FROM prompt_monitors m WHERE NOT EXISTS (
+               SELECT 1 FROM unnest($1::text[], $2::text[]) AS k(service, name)
+               WHERE k.service = m.service AND k.name = m.name)",
+            &[&services, &names],
+        )
+        .await?;
+    Ok(upserted + deleted)
+}
 
 async fn copy_tests(
     transaction: &tokio_postgres::Transaction<'_>,

@@ -332,8 +332,8 @@ impl RegistryCache {
                     version: Some(found.version),
                     model: found.model,
                     definition,
-                    partials: BTreeMap::new(),
-                    monitor: Vec::new(),
+                    partials: found.partials,
+                    monitor: found.monitor,
                 }))
             }
             Err(err) => {
