@@ -14,7 +14,7 @@
 //! (serde_json's `float_roundtrip` makes numbers exact). A torn or corrupt record ends the
 //! reading; what was not read is parsed from the blobs again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -100,14 +100,32 @@ pub(crate) fn load(git_dir: &Path, wanted: &HashMap<Oid, u128>) -> HashMap<Oid, 
         return found;
     };
     let mut records = Vec::new();
+    // Runs that each appended what they parsed can leave a blob's record more than once;
+    // a store mostly made of repeats is written again with each record once.
+    let mut first_records: Vec<&[u8]> = Vec::new();
+    let mut seen: HashSet<[u8; 20]> = HashSet::new();
+    let mut repeats = 0usize;
     while !rest.is_empty() {
         let Some((blob, json, after)) = record(rest) else {
             break;
         };
+        let whole = &rest[..rest.len() - after.len()];
         rest = after;
+        let mut key = [0u8; 20];
+        for (byte, from) in key.iter_mut().zip(blob.as_bytes()) {
+            *byte = *from;
+        }
+        if !seen.insert(key) {
+            repeats += 1;
+            continue;
+        }
+        first_records.push(whole);
         if let Some(&digest) = wanted.get(&blob) {
             records.push((blob, digest, json));
         }
+    }
+    if repeats > first_records.len() {
+        let _ = rewrite(git_dir, &first_records);
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = records.len().div_ceil(threads).max(1);
@@ -137,6 +155,18 @@ pub(crate) fn load(git_dir: &Path, wanted: &HashMap<Oid, u128>) -> HashMap<Oid, 
         }
     });
     found
+}
+
+/// Replaces the store with `records` (whole records, as read).
+fn rewrite(git_dir: &Path, records: &[&[u8]]) -> std::io::Result<()> {
+    let path = file(git_dir);
+    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut data = header().into_bytes();
+    for record in records {
+        data.extend_from_slice(record);
+    }
+    std::fs::write(&temporary, data)?;
+    std::fs::rename(&temporary, &path)
 }
 
 /// Splits one record off the front of `data`: its blob, its JSON and what follows.
@@ -201,6 +231,26 @@ mod tests {
         let found = load(dir.path(), &wanted);
         assert_eq!(found.len(), 1);
         assert_eq!(found.get(&blob(1)), Some(&one));
+    }
+
+    #[test]
+    fn a_store_mostly_of_repeats_is_compacted_when_read() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let one = definition("gpt-4o", "one");
+        let two = definition("gpt-4o", "two");
+        store(dir.path(), [(blob(1), &one), (blob(2), &two)], true).expect("writes");
+        let once = std::fs::metadata(file(dir.path())).expect("file").len();
+        for _ in 0..3 {
+            store(dir.path(), [(blob(1), &one), (blob(2), &two)], false).expect("appends");
+        }
+        let digest = |d: &Definition| digest_of_json(d.canonical_json().as_bytes());
+        let wanted: HashMap<Oid, u128> = [(blob(1), digest(&one)), (blob(2), digest(&two))].into();
+        assert_eq!(load(dir.path(), &wanted).len(), 2);
+        assert_eq!(
+            std::fs::metadata(file(dir.path())).expect("file").len(),
+            once
+        );
+        assert_eq!(load(dir.path(), &wanted).len(), 2);
     }
 
     #[test]

@@ -143,8 +143,8 @@ fn storable(
     definition: &Definition,
 ) -> Result<(), RegistryError> {
     let has_nul = match &definition.body {
-        Body::Template(text) => text.contains('\0'),
-        Body::Messages(messages) => messages.iter().any(|m| m.content.contains('\0')),
+        Body::Template(text) => text.as_bytes().contains(&0),
+        Body::Messages(messages) => messages.iter().any(|m| m.content.as_bytes().contains(&0)),
     };
     if has_nul {
         return Err(RegistryError::Invalid(format!(
