@@ -66,9 +66,9 @@ pub(crate) struct ReadCommit<'a> {
 /// and the message of a commit.
 pub(crate) type CommitDetails = (i64, i32, String, String, String);
 
-/// The [`CommitDetails`] of a raw commit object, decoded the way libgit2 decodes them (`None` when the object is not
-/// one libgit2 would decode, for the caller to ask libgit2). Decoding the object the walk
-/// already read saves reading every commit that changed a prompt a second time.
+/// The [`CommitDetails`] of a raw commit object, decoded the way libgit2 decodes them
+/// (`None` for anything unusual, for the caller to ask libgit2). Decoding the object the
+/// walk already read saves reading every commit that changed a prompt a second time.
 pub(crate) fn commit_details(data: &[u8]) -> Option<CommitDetails> {
     let header_end = data.windows(2).position(|pair| pair == b"\n\n");
     let (header, message) = match header_end {
