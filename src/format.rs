@@ -48,7 +48,7 @@ pub fn format_prompt_at(path: &Path, source: &str) -> Result<String, Diagnostic>
         source.to_owned()
     };
     let formatted = format_text(&text).map_err(|(line, message)| {
-        Diagnostic::error(UNSUPPORTED, path, Position::new(line, 1), message)
+        Diagnostic::warning(UNSUPPORTED, path, Position::new(line, 1), message)
             .with_source(&text)
             .with_help("promptctl fmt leaves this file as it is; format it by hand")
     })?;
@@ -63,7 +63,7 @@ pub fn format_prompt_at(path: &Path, source: &str) -> Result<String, Diagnostic>
 /// Requires that `formatted` means exactly what `original` means.
 fn verify(path: &Path, original: &str, formatted: &str) -> Result<(), Diagnostic> {
     let unsafe_change = |why: &str| {
-        Diagnostic::error(
+        Diagnostic::warning(
             UNSUPPORTED,
             path,
             Position::start(),

@@ -159,6 +159,9 @@ pub fn changed_entries(
     base: &Base,
     head: &Snapshot,
 ) -> Vec<ChangedEntry> {
+    if base.changes.changed.is_empty() {
+        return Vec::new();
+    }
     let base_history = match history::History::load(config, Some(&base.base.commit), false) {
         Ok(history) => Some(history),
         Err(err) => {
@@ -190,7 +193,7 @@ pub fn changed_entries(
                 }
                 _ => None,
             };
-            let mut renders = match &prompt.definition {
+            let renders = match &prompt.definition {
                 Some(definition) if index < MAX_RENDERED_PROMPTS => selection::rendered_diffs(
                     before
                         .as_ref()
@@ -198,10 +201,10 @@ pub fn changed_entries(
                         .map(|d| (d, &base_renderer)),
                     (definition, &head_renderer),
                     &prompt,
+                    MAX_RENDERS_PER_PROMPT,
                 ),
                 _ => Vec::new(),
             };
-            renders.truncate(MAX_RENDERS_PER_PROMPT);
             Some(ChangedEntry {
                 id: change.id.clone(),
                 path: crate::diagnostic::display_path(&prompt.path),

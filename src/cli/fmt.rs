@@ -80,10 +80,7 @@ pub fn run(context: &Context, args: &FmtArgs) -> Result<u8, CliError> {
         };
         let formatted = match crate::format::format_prompt_at(Path::new(&shown), &text) {
             Ok(formatted) => formatted,
-            Err(mut diagnostic) => {
-                if diagnostic.code == crate::format::UNSUPPORTED {
-                    diagnostic.severity = crate::diagnostic::Severity::Warning;
-                }
+            Err(diagnostic) => {
                 report.skipped.push(diagnostic);
                 continue;
             }

@@ -231,6 +231,8 @@ impl From<HistoryError> for CliError {
             HistoryError::BadRevision { .. } | HistoryError::OutsideRepository { .. } => {
                 CliError::input(err.to_string())
             }
+            HistoryError::StaleDefinition { .. } => CliError::input(err.to_string())
+                .hint("the history cache no longer matches the repository: run again with `--no-cache` (or remove .git/promptctl) to rebuild it"),
             HistoryError::Git(_) => CliError::external(err.to_string()),
         }
     }

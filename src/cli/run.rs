@@ -43,19 +43,14 @@ pub struct RunArgs {
 /// Runs `promptctl run`.
 pub fn run(context: &Context, args: &RunArgs) -> Result<u8, CliError> {
     let config = context.config()?;
-    let url = args.database_url.clone().or_else(|| {
-        std::env::var(&config.settings.sync.database_url_env)
-            .ok()
-            .filter(|u| !u.trim().is_empty())
-    });
+    // Without a URL the run is not recorded; with --registry one is needed, and the error
+    // names the configured variable.
+    let url = super::sync::database_url(args.database_url.as_deref(), &config).ok();
     let source = if let Some(bundle) = &args.bundle {
         PromptSource::bundle(&context.directory.join(bundle)).map_err(router_error)?
     } else if args.registry {
-        let Some(url) = &url else {
-            return Err(CliError::input("--registry needs a database URL")
-                .hint("pass --database-url or set DATABASE_URL"));
-        };
-        PromptSource::registry(url.clone(), Duration::from_secs(60))
+        let url = super::sync::database_url(args.database_url.as_deref(), &config)?;
+        PromptSource::registry(url, Duration::from_secs(60))
     } else {
         PromptSource::repository(&config, context.rev.as_deref()).map_err(router_error)?
     };

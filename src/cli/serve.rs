@@ -72,10 +72,14 @@ pub fn run(context: &Context, args: &ServeArgs) -> Result<u8, CliError> {
         .enable_all()
         .build()
         .map_err(|err| CliError::external(format!("cannot start the async runtime: {err}")))?;
+    let token_variables = format!(
+        "set {} and {} (comma-separated tokens; `[serve] read_tokens_env` and `run_tokens_env` name other variables)",
+        settings.read_tokens_env, settings.run_tokens_env
+    );
     runtime.block_on(serve(options)).map_err(|err| match err {
-        crate::serve::ServeError::OpenOnNetwork(_) => CliError::input(err.to_string()).hint(
-            "set PROMPTCTL_READ_TOKENS / PROMPTCTL_RUN_TOKENS (the variables `[serve]` names)",
-        ),
+        crate::serve::ServeError::OpenOnNetwork(_) => {
+            CliError::input(err.to_string()).hint(token_variables)
+        }
         other => CliError::external(other.to_string()),
     })?;
     Ok(exit::SUCCESS)

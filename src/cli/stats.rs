@@ -64,10 +64,13 @@ pub fn run(context: &Context, args: &StatsArgs) -> Result<u8, CliError> {
     let now = SystemTime::now();
     let from = now - window;
     let (current, previous) = runtime()?.block_on(async {
-        let client = crate::registry::connect(&url).await?;
-        let current = stats(&client, &query, from, now).await?;
+        // Through the registry, so that a database never synced or of a newer schema
+        // says so (with the fix) instead of a missing table.
+        let registry = crate::registry::Registry::connect(&url).await?;
+        let client = registry.client();
+        let current = stats(client, &query, from, now).await?;
         let previous = if args.check {
-            stats(&client, &query, from - window, from).await?
+            stats(client, &query, from - window, from).await?
         } else {
             Vec::new()
         };

@@ -9,7 +9,7 @@ use crate::check::check;
 use crate::diagnostic::Severity;
 use crate::history::History;
 use crate::registry::connect;
-use crate::registry::sync::{SyncOptions, SyncSummary, sync, tip_source, validate};
+use crate::registry::sync::{SyncOptions, SyncSummary, sync, tip_source};
 
 /// The test hook that kills the process just before the sync commits (see the README).
 const FAIL_HOOK_ENV: &str = "PROMPTCTL_SYNC_FAIL_BEFORE_COMMIT";
@@ -105,7 +105,6 @@ pub fn run(context: &Context, args: &SyncArgs) -> Result<u8, CliError> {
         }
         .hint("fix them on the branch, then sync again"));
     }
-    validate(&history)?;
     let options = SyncOptions {
         branch: branch.clone(),
         dry_run: args.dry_run,

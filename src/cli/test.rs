@@ -216,10 +216,10 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
         code = code.max(exit::FAILED);
     }
     if want_report {
-        let mut annotations = github::test_annotations(judged);
-        annotations.extend(github::diagnostic_annotations(&snapshot.problems));
-        annotations.extend(coverage.as_ref().and_then(github::coverage_annotation));
         if args.github.enabled() {
+            let mut annotations = github::test_annotations(judged);
+            annotations.extend(github::diagnostic_annotations(&snapshot.problems));
+            annotations.extend(coverage.as_ref().and_then(github::coverage_annotation));
             ci::print_annotations(context, &config, &annotations);
         }
         let changed = base

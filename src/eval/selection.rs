@@ -377,11 +377,13 @@ pub fn messages_text(messages: &[crate::render::RenderedMessage]) -> String {
 /// For each test of `head` (a changed prompt, rendered with the working tree's partials),
 /// a unified diff of its rendered messages against the same variables rendered with the
 /// `base` prompt and the base's partials (`None`: a new prompt, diffed against nothing).
-/// A side that does not render shows its error instead of messages.
+/// A side that does not render shows its error instead of messages. Only the first `limit`
+/// tests are rendered.
 pub fn rendered_diffs(
     base: Option<(&Definition, &Renderer)>,
     head: (&Definition, &Renderer),
     prompt: &LoadedPrompt,
+    limit: usize,
 ) -> Vec<RenderDiff> {
     let render = |definition: &Definition, renderer: &Renderer, vars| match renderer
         .render(definition, vars)
@@ -394,6 +396,7 @@ pub fn rendered_diffs(
         .tests
         .iter()
         .flat_map(|tests| tests.value.iter())
+        .take(limit)
         .map(|test| {
             let vars = &test.value.vars;
             let before = base.map_or_else(String::new, |(d, r)| render(d, r, vars));

@@ -585,15 +585,9 @@ pub(crate) fn store(
     let Some(body) = encode(key, tip, tip_prompts, tracker) else {
         return Ok(()); // the working tree's state is never cached
     };
-    let file = key.file(repo);
-    if let Some(folder) = file.parent() {
-        std::fs::create_dir_all(folder)?;
-    }
-    let temporary = file.with_extension(format!("tmp{}", std::process::id()));
     let mut data = format!("{MAGIC} {}\n", checksum(&body)).into_bytes();
     data.extend_from_slice(&body);
-    std::fs::write(&temporary, data)?;
-    std::fs::rename(&temporary, &file)?;
+    super::replace_file(&key.file(repo), &data)?;
     // A cache of the previous format is dead weight once this one exists.
     let _ = std::fs::remove_file(key.old_file(repo));
     Ok(())

@@ -68,14 +68,9 @@ pub(crate) fn store<'a>(
         let mut out = std::fs::OpenOptions::new().append(true).open(&path)?;
         return out.write_all(&records);
     }
-    if let Some(folder) = path.parent() {
-        std::fs::create_dir_all(folder)?;
-    }
-    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
     let mut data = header().into_bytes();
     data.extend_from_slice(&records);
-    std::fs::write(&temporary, data)?;
-    std::fs::rename(&temporary, &path)
+    super::replace_file(&path, &data)
 }
 
 fn has_current_header(path: &Path) -> bool {
@@ -103,7 +98,7 @@ pub(crate) fn load(git_dir: &Path, wanted: &HashMap<Oid, u128>) -> HashMap<Oid, 
     // Runs that each appended what they parsed can leave a blob's record more than once;
     // a store mostly made of repeats is written again with each record once.
     let mut first_records: Vec<&[u8]> = Vec::new();
-    let mut seen: HashSet<[u8; 20]> = HashSet::new();
+    let mut seen: HashSet<Oid> = HashSet::new();
     let mut repeats = 0usize;
     while !rest.is_empty() {
         let Some((blob, json, after)) = record(rest) else {
@@ -111,11 +106,7 @@ pub(crate) fn load(git_dir: &Path, wanted: &HashMap<Oid, u128>) -> HashMap<Oid, 
         };
         let whole = &rest[..rest.len() - after.len()];
         rest = after;
-        let mut key = [0u8; 20];
-        for (byte, from) in key.iter_mut().zip(blob.as_bytes()) {
-            *byte = *from;
-        }
-        if !seen.insert(key) {
+        if !seen.insert(blob) {
             repeats += 1;
             continue;
         }
@@ -127,46 +118,25 @@ pub(crate) fn load(git_dir: &Path, wanted: &HashMap<Oid, u128>) -> HashMap<Oid, 
     if repeats > first_records.len() {
         let _ = rewrite(git_dir, &first_records);
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = records.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = records
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .filter(|(_, digest, json)| digest_of_json(json) == *digest)
-                        .filter_map(|(blob, _, json)| {
-                            serde_json::from_slice::<Definition>(json)
-                                .ok()
-                                .map(|definition| (*blob, definition))
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for worker in workers {
-            // A worker that panicked only leaves its blobs to be parsed.
-            if let Ok(decoded) = worker.join() {
-                for (blob, definition) in decoded {
-                    found.entry(blob).or_insert(definition);
-                }
-            }
-        }
+    let decoded = crate::parallel::map(&records, |&(blob, digest, json)| {
+        (digest_of_json(json) == digest)
+            .then(|| serde_json::from_slice::<Definition>(json).ok())
+            .flatten()
+            .map(|definition| (blob, definition))
     });
+    for (blob, definition) in decoded.into_iter().flatten() {
+        found.entry(blob).or_insert(definition);
+    }
     found
 }
 
 /// Replaces the store with `records` (whole records, as read).
 fn rewrite(git_dir: &Path, records: &[&[u8]]) -> std::io::Result<()> {
-    let path = file(git_dir);
-    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
     let mut data = header().into_bytes();
     for record in records {
         data.extend_from_slice(record);
     }
-    std::fs::write(&temporary, data)?;
-    std::fs::rename(&temporary, &path)
+    super::replace_file(&file(git_dir), &data)
 }
 
 /// Splits one record off the front of `data`: its blob, its JSON and what follows.

@@ -58,6 +58,16 @@ pub enum HistoryError {
         /// The repository's working tree.
         repository: PathBuf,
     },
+    /// A definition the history cache names could not be read back from its blob.
+    #[error("cannot read the definition of {} from blob {blob}: {why}", display_path(.path))]
+    StaleDefinition {
+        /// The prompt file the version was read from.
+        path: PathBuf,
+        /// The blob the cache names.
+        blob: Oid,
+        /// What went wrong.
+        why: &'static str,
+    },
     /// Git failed.
     #[error("git: {0}")]
     Git(#[from] git2::Error),
@@ -158,34 +168,29 @@ impl StoredDefinition {
         if let Some(definition) = self.loaded.get() {
             return Ok(definition.clone());
         }
-        let failed = |why: &str| {
-            HistoryError::Git(git2::Error::from_str(&format!(
-                "cannot read the definition of {} from blob {}: {why}",
-                display_path(path),
-                self.blob
-            )))
+        let stale = |why| HistoryError::StaleDefinition {
+            path: path.to_path_buf(),
+            blob: self.blob,
+            why,
         };
+        // Only a definition read from the cache is not loaded, and it has its Git folder.
         let git_dir = self
             .git_dir
             .as_deref()
-            .ok_or_else(|| failed("no repository"))?;
-        let parsed = with_repository(git_dir, |repo| {
+            .ok_or_else(|| stale("it names no repository"))?;
+        let text = with_repository(git_dir, |repo| {
             let odb = repo.odb()?;
             let object = odb.read(self.blob)?;
-            Ok(ParsedBlob::parse(path, self.blob, object.data()))
+            Ok(crate::repo::file::decode_text(path, object.data()).ok())
         })?;
-        let tracker::Outcome::Complete(stored) = parsed.outcome else {
-            return Err(failed("it no longer parses"));
-        };
-        if stored.digest != self.digest {
-            return Err(failed("it parses to another definition"));
+        let definition = text
+            .and_then(|text| crate::repo::file::parse_prompt(path, &text).ok())
+            .and_then(|file| Definition::of(&file))
+            .ok_or_else(|| stale("it no longer parses"))?;
+        if digest(&definition) != self.digest {
+            return Err(stale("it parses to another definition"));
         }
-        let definition = stored
-            .loaded
-            .get()
-            .cloned()
-            .ok_or_else(|| failed("it did not parse"))?;
-        Ok(self.loaded.get_or_init(|| definition).clone())
+        Ok(self.loaded.get_or_init(|| Arc::new(definition)).clone())
     }
 }
 
@@ -200,16 +205,27 @@ fn with_repository<T>(
             const { std::cell::RefCell::new(None) };
     }
     OPEN.with_borrow_mut(|open| {
-        if open.as_ref().is_none_or(|(dir, _)| dir != git_dir) {
-            *open = Some((git_dir.to_path_buf(), Repository::open(git_dir)?));
-        }
-        let Some((_, repo)) = open.as_ref() else {
-            return Err(HistoryError::Git(git2::Error::from_str(
-                "the repository could not be opened",
-            )));
+        let repo = match open {
+            Some((dir, repo)) if dir == git_dir => repo,
+            _ => {
+                &open
+                    .insert((git_dir.to_path_buf(), Repository::open(git_dir)?))
+                    .1
+            }
         };
         Ok(read(repo)?)
     })
+}
+
+/// Writes `data` to `path` through a temporary file renamed over it, creating its folder:
+/// a crash never leaves half a file (the history cache and the definitions store).
+fn replace_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder)?;
+    }
+    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&temporary, data)?;
+    std::fs::rename(&temporary, path)
 }
 
 /// The digest of a definition: the first 128 bits of the SHA-256 of its canonical JSON.
@@ -581,10 +597,7 @@ impl History {
         let mut seen = std::collections::HashSet::new();
         for version in versions {
             let stored = &*version.definition;
-            if stored.loaded.get().is_none()
-                && stored.git_dir.is_some()
-                && seen.insert(stored as *const StoredDefinition)
-            {
+            if stored.loaded.get().is_none() && seen.insert(stored as *const StoredDefinition) {
                 pending.push((stored, version.path.as_path()));
             }
         }
@@ -609,28 +622,9 @@ impl History {
         if pending.is_empty() {
             return Ok(());
         }
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = pending.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = pending
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || -> Result<(), HistoryError> {
-                        for (stored, path) in part {
-                            stored.get(path)?;
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            for worker in workers {
-                match worker.join() {
-                    Ok(result) => result?,
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-            Ok::<(), HistoryError>(())
-        })?;
+        crate::parallel::map(&pending, |(stored, path)| stored.get(path).map(drop))
+            .into_iter()
+            .collect::<Result<(), HistoryError>>()?;
         // A store that cannot be written only costs the next run the parsing.
         let _ = definitions::store(
             &self.git_dir,
@@ -648,20 +642,22 @@ impl History {
     /// The partials (`.j2`, `.jinja` files of the prompts folder) at `commit`, for
     /// rendering an old version as it was.
     pub fn partials_at(&self, commit: &str) -> Result<Partials, HistoryError> {
-        let repo = Repository::open(&self.git_dir)?;
         let id = Oid::from_str(commit)?;
-        let tree = repo.find_commit(id)?.tree_id();
-        let odb = repo.odb()?;
-        let mut partials = BTreeMap::new();
-        if let Some(root) = walk::subtree(&odb, tree, &self.prompts_rel)? {
-            for (path, blob) in walk::files_of_kind(&odb, root, FileKind::Partial)? {
-                let object = odb.read(blob)?;
-                let shown = self.tracker.prompts_dir.join(&path);
-                if let Ok(text) = crate::repo::file::decode_text(&shown, object.data()) {
-                    partials.insert(path, text);
+        let partials = with_repository(&self.git_dir, |repo| {
+            let tree = repo.find_commit(id)?.tree_id();
+            let odb = repo.odb()?;
+            let mut partials = BTreeMap::new();
+            if let Some(root) = walk::subtree(&odb, tree, &self.prompts_rel)? {
+                for (path, blob) in walk::files_of_kind(&odb, root, FileKind::Partial)? {
+                    let object = odb.read(blob)?;
+                    let shown = self.tracker.prompts_dir.join(&path);
+                    if let Ok(text) = crate::repo::file::decode_text(&shown, object.data()) {
+                        partials.insert(path, text);
+                    }
                 }
             }
-        }
+            Ok(partials)
+        })?;
         Ok(Arc::new(partials))
     }
 }
@@ -780,42 +776,16 @@ fn walk_chain(
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 let receiver = &receiver;
-                scope.spawn(move || -> Vec<(Oid, ParsedBlob)> {
-                    let mut parsed = Vec::new();
-                    loop {
-                        let batch = match receiver.lock() {
-                            Ok(receiver) => receiver.recv(),
-                            Err(poisoned) => poisoned.into_inner().recv(),
-                        };
-                        let Ok(batch) = batch else {
-                            return parsed;
-                        };
-                        for (blob, path, data) in batch {
-                            let path = prompts_dir.join(path);
-                            parsed.push((blob, ParsedBlob::parse(&path, blob, &data)));
-                        }
-                    }
-                })
+                scope.spawn(move || parse_queued(receiver, prompts_dir))
             })
             .collect();
         let walked = walk_and_diff(&odb, tip, stop, prompts_rel, known, &sender);
         drop(sender);
         // The walk done, this thread parses what is still queued beside the workers.
-        let mut parsed = HashMap::new();
-        loop {
-            let batch = match receiver.lock() {
-                Ok(receiver) => receiver.recv(),
-                Err(poisoned) => poisoned.into_inner().recv(),
-            };
-            let Ok(batch) = batch else {
-                break;
-            };
-            for (blob, path, data) in batch {
-                let path = prompts_dir.join(path);
-                let result = ParsedBlob::parse(&path, blob, &data);
-                parsed.insert(blob, Arc::new(result));
-            }
-        }
+        let mut parsed: HashMap<Oid, Arc<ParsedBlob>> = parse_queued(&receiver, prompts_dir)
+            .into_iter()
+            .map(|(blob, result)| (blob, Arc::new(result)))
+            .collect();
         for worker in workers {
             match worker.join() {
                 Ok(results) => parsed.extend(
@@ -834,6 +804,27 @@ fn walk_chain(
 
 /// A blob for a parser thread: its id, its path in the prompts folder and its content.
 type BlobToParse = (Oid, String, Vec<u8>);
+
+/// Parses the batches of blobs `receiver` hands out until the walk closes it.
+fn parse_queued(
+    receiver: &std::sync::Mutex<std::sync::mpsc::Receiver<Vec<BlobToParse>>>,
+    prompts_dir: &Path,
+) -> Vec<(Oid, ParsedBlob)> {
+    let mut parsed = Vec::new();
+    loop {
+        let batch = match receiver.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(poisoned) => poisoned.into_inner().recv(),
+        };
+        let Ok(batch) = batch else {
+            return parsed;
+        };
+        for (blob, path, data) in batch {
+            let path = prompts_dir.join(path);
+            parsed.push((blob, ParsedBlob::parse(&path, blob, &data)));
+        }
+    }
+}
 
 /// The walk itself, sending new blobs to the parser threads. Only this thread reads
 /// objects: libgit2 serializes reads of one pack behind a mutex, and parser threads

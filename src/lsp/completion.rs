@@ -231,7 +231,13 @@ pub fn complete(
         .is_some_and(|key| key == "assert" || key == "monitor");
     if TYPE_VALUE.is_match(prefix) {
         if in_assertion {
-            let names: Vec<&str> = AssertionKind::NAMES.iter().map(|(name, _)| *name).collect();
+            // Under `monitor:`, only what `check` accepts there (no expected output).
+            let monitor = parents.first().is_some_and(|key| key == "monitor");
+            let names: Vec<&str> = AssertionKind::NAMES
+                .iter()
+                .filter(|(_, kind)| !monitor || kind.allowed_in_monitor())
+                .map(|(name, _)| *name)
+                .collect();
             return Some(words(&names, CompletionItemKind::ENUM_MEMBER));
         }
         let is_variable = parents.first().is_some_and(|key| key == "variables")

@@ -4,11 +4,13 @@ use lsp_types::{DocumentFormattingParams, Position, Range, TextEdit};
 
 use super::documents::{Documents, byte_to_utf16};
 use crate::format::format_prompt_at;
+use crate::repo::FileKind;
 
 /// The edits that format the buffer: none when it is already formatted or is not a prompt
 /// file, an error message when it cannot be formatted (it does not parse, or uses YAML
 /// the formatter leaves alone).
 pub fn format(
+    project: &super::Project,
     documents: &Documents,
     params: &DocumentFormattingParams,
 ) -> Result<Vec<TextEdit>, String> {
@@ -17,9 +19,11 @@ pub fn format(
         return Err(format!("{uri} is not open"));
     };
     let path = uri.to_file_path().unwrap_or_default();
-    let is_prompt = path
-        .extension()
-        .is_some_and(|extension| extension == "yaml" || extension == "yml");
+    // Only prompt files, as `promptctl fmt` decides: not `environments.yaml`, workflows or
+    // other YAML outside the prompts folder.
+    let is_prompt = project
+        .relative(&path)
+        .is_some_and(|relative| FileKind::of(&relative) == Some(FileKind::Prompt));
     if !is_prompt {
         return Ok(Vec::new());
     }

@@ -236,7 +236,7 @@ impl Server {
             r::GotoDefinition::METHOD => params(request)
                 .map(|p| to_value(definition::definition(project, &self.documents, &p))),
             r::Formatting::METHOD => params(request).and_then(|p| {
-                formatting::format(&self.documents, &p)
+                formatting::format(project, &self.documents, &p)
                     .map(to_value)
                     .map_err(|message| (codes::REQUEST_FAILED, message))
             }),

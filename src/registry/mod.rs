@@ -423,23 +423,22 @@ impl Registry {
                 }
             }
         };
+        // A database an older promptctl synced has no `prompt_monitors` table.
+        let monitor = if self.schema >= MONITORS_SCHEMA {
+            "(SELECT assertions FROM prompt_monitors m \
+              WHERE m.service = prompts.service AND m.name = prompts.name)"
+        } else {
+            "NULL::jsonb"
+        };
+        let sql = format!(
+            "SELECT id, version, template, model, parameters, created_at, created_by, \
+             commit_sha, commit_message, archived, template_format, variables, partials, \
+             {monitor} AS monitor \
+             FROM prompts WHERE service = $1 AND name = $2 AND version = $3"
+        );
         let row = self
             .client
-            .query_opt(
-                if self.schema >= MONITORS_SCHEMA {
-                    "SELECT id, version, template, model, parameters, created_at, created_by, \
-                     commit_sha, commit_message, archived, template_format, variables, partials, \
-                     (SELECT assertions FROM prompt_monitors m \
-                      WHERE m.service = prompts.service AND m.name = prompts.name) AS monitor \
-                     FROM prompts WHERE service = $1 AND name = $2 AND version = $3"
-                } else {
-                    "SELECT id, version, template, model, parameters, created_at, created_by, \
-                     commit_sha, commit_message, archived, template_format, variables, partials, \
-                     NULL::jsonb AS monitor \
-                     FROM prompts WHERE service = $1 AND name = $2 AND version = $3"
-                },
-                &[&service, &name, &version],
-            )
+            .query_opt(&sql, &[&service, &name, &version])
             .await?;
         let Some(row) = row else {
             return Err(RegistryError::NoSuchVersion {

@@ -257,8 +257,8 @@ pub fn check(
             );
         }
         if let Some(max) = alerts.max_cost_usd_per_day {
-            let days = (window.as_secs_f64() / 86_400.0).max(1e-9);
-            let per_day = row.cost_usd / days.max(1.0);
+            let days = (window.as_secs_f64() / 86_400.0).max(1.0);
+            let per_day = row.cost_usd / days;
             if per_day > max {
                 breach(
                     "max_cost_usd_per_day",

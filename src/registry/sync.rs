@@ -14,7 +14,6 @@
 //! was last the latest one synced.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use git2::{Oid, Repository};
@@ -26,7 +25,7 @@ use tokio_postgres::types::{ToSql, Type};
 use super::{RegistryError, test_id, version_id};
 use crate::config::Config;
 use crate::history::{CommitInfo, History, PromptHistory, Version};
-use crate::repo::{Body, Definition, FileKind, Snapshot};
+use crate::repo::{Body, Definition, Snapshot};
 
 /// The key of the advisory lock that serializes syncs.
 const SYNC_LOCK: i64 = 0x7072_6f6d_7074_0002;
@@ -53,47 +52,20 @@ pub struct TipSource {
 
 /// Reads the prompts folder and the environments file of commit `tip`.
 pub fn tip_source(config: &Config, tip: &str) -> Result<TipSource, RegistryError> {
+    let snapshot = crate::history::snapshot_at(config, tip)?;
     let repo = Repository::discover(&config.root)?;
     let workdir = repo
         .workdir()
         .map(|dir| dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()));
-    let inside = |path: &Path| -> PathBuf {
-        let absolute = config.root.join(path);
-        match &workdir {
-            Some(workdir) => absolute
-                .strip_prefix(workdir)
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|_| path.to_path_buf()),
-            None => path.to_path_buf(),
-        }
+    let file = config.root.join(&config.settings.environments);
+    let inside = match &workdir {
+        Some(workdir) => file
+            .strip_prefix(workdir)
+            .unwrap_or(&config.settings.environments),
+        None => &config.settings.environments,
     };
     let tree = repo.find_commit(Oid::from_str(tip)?)?.tree()?;
-    let prompts_rel = inside(&config.settings.prompts_dir);
-    let mut files = Vec::new();
-    let prompts_tree = if prompts_rel.as_os_str().is_empty() {
-        Some(tree.clone())
-    } else {
-        match tree.get_path(&prompts_rel) {
-            Ok(entry) => entry.to_object(&repo)?.into_tree().ok(),
-            Err(_) => None,
-        }
-    };
-    if let Some(prompts_tree) = prompts_tree {
-        let mut blobs = Vec::new();
-        prompts_tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-            if entry.kind() == Some(git2::ObjectType::Blob) {
-                let path = PathBuf::from(format!("{dir}{}", entry.name().unwrap_or("")));
-                if FileKind::of(&path).is_some() {
-                    blobs.push((path, entry.id()));
-                }
-            }
-            git2::TreeWalkResult::Ok
-        })?;
-        for (path, blob) in blobs {
-            files.push((path, repo.find_blob(blob)?.content().to_vec()));
-        }
-    }
-    let environments = match tree.get_path(&inside(&config.settings.environments)) {
+    let environments = match tree.get_path(inside) {
         Ok(entry) => match entry.to_object(&repo)?.into_blob() {
             Ok(blob) => Some(String::from_utf8_lossy(blob.content()).into_owned()),
             Err(_) => None,
@@ -101,7 +73,7 @@ pub fn tip_source(config: &Config, tip: &str) -> Result<TipSource, RegistryError
         Err(_) => None,
     };
     Ok(TipSource {
-        snapshot: Snapshot::from_files(&config.settings.prompts_dir, files),
+        snapshot,
         environments,
     })
 }
@@ -220,22 +192,6 @@ pub struct SyncSummary {
     pub versions: usize,
     /// The versions sent: those made after the previous synced commit.
     pub sent: Vec<VersionRef>,
-}
-
-/// Whether anything at all changed.
-impl SyncSummary {
-    /// Whether the sync changed (or would change) any row.
-    pub fn changed_anything(&self) -> bool {
-        self.versions_added
-            + self.versions_updated
-            + self.versions_removed
-            + self.archived_changed
-            + self.tests_changed
-            + self.tests_removed
-            + self.environments_changed
-            + self.monitors_changed
-            > 0
-    }
 }
 
 /// The commits on `tip`'s first-parent chain after `stored`, or `None` when `stored` is
@@ -667,7 +623,7 @@ async fn copy_versions(
                     serde_json::to_value(&*partials).unwrap_or(serde_json::Value::Null),
                 );
             }
-            partials_at.get(commit.id.as_str()).cloned()
+            partials_at.get(commit.id.as_str())
         } else {
             None
         };

@@ -46,7 +46,6 @@ use crate::eval::assertions::{AssertionError, AssertionOutcome, CallFacts, evalu
 use crate::providers::{ProviderError, Providers, Recordings, Usage};
 use crate::registry::runs::{RecorderStats, RunRecord, RunRecorder};
 use crate::render::RenderError;
-use crate::repo::Assertion;
 pub use source::{Bundle, PromptSource, ResolvedPrompt};
 
 /// Why an execution failed.
@@ -514,7 +513,7 @@ impl Router {
                         &this.inner.judge_model,
                     )
                     .await;
-                    this.record_grading(&record, assertion, &result, started, created_at);
+                    this.record_grading(&record, &result, started, created_at);
                     if result.is_ok_and(|outcome| outcome.passed) {
                         passed += 1;
                     }
@@ -549,7 +548,6 @@ impl Router {
     fn record_grading(
         &self,
         judged: &RunRecord,
-        assertion: &Assertion,
         result: &Result<AssertionOutcome, AssertionError>,
         started: Instant,
         created_at: SystemTime,
@@ -560,15 +558,14 @@ impl Router {
                 Some(call) => (call.model.clone(), call.usage, None),
                 None => return,
             },
-            Err(error) if error.kind == "llm_judge" => (
-                assertion
-                    .model
-                    .clone()
-                    .unwrap_or_else(|| inner.judge_model.clone()),
-                Usage::default(),
-                Some(error.source.to_string()),
-            ),
-            Err(_) => return,
+            Err(error) => match &error.grader {
+                Some(model) => (
+                    model.clone(),
+                    Usage::default(),
+                    Some(error.source.to_string()),
+                ),
+                None => return,
+            },
         };
         let provider = inner
             .providers

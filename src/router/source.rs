@@ -322,20 +322,16 @@ impl RegistryCache {
             Selector::Environment(env.to_owned())
         };
         match registry.get_prompt(query, &selector).await {
-            Ok(found) => {
-                let mut definition = found.definition.clone();
-                definition.model = found.model.clone();
-                Ok(Ready::new(ResolvedPrompt {
-                    service: found.service,
-                    name: found.name,
-                    environment: found.environment,
-                    version: Some(found.version),
-                    model: found.model,
-                    definition,
-                    partials: found.partials,
-                    monitor: found.monitor,
-                }))
-            }
+            Ok(found) => Ok(Ready::new(ResolvedPrompt {
+                service: found.service,
+                name: found.name,
+                environment: found.environment,
+                version: Some(found.version),
+                model: found.model,
+                definition: found.definition,
+                partials: found.partials,
+                monitor: found.monitor,
+            })),
             Err(err) => {
                 if err.is_external() {
                     *self.client.lock().await = None;

@@ -131,7 +131,12 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result<(), ApiError> {
+/// Refuses a request whose bearer token does not grant `scope`.
+pub(super) fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: Scope,
+) -> Result<(), ApiError> {
     state
         .tokens
         .check(

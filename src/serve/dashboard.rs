@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Environment, context};
 use serde::{Deserialize, Serialize};
@@ -50,13 +50,7 @@ fn page(name: &str, context: minijinja::Value) -> Response {
 }
 
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    state
-        .tokens
-        .check(
-            headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
-            Scope::Read,
-        )
-        .map_err(ApiError::denied)
+    super::api::authorize(state, headers, Scope::Read)
 }
 
 /// `GET /`: prompts by service, latest version and pins.

@@ -80,14 +80,9 @@ pub fn install() -> Result<PrometheusHandle, String> {
 
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    if let Err(denied) = state.tokens.check(
-        request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .map(|v| v.as_bytes()),
-        super::auth::Scope::Read,
-    ) {
-        return super::api::ApiError::denied(denied).into_response();
+    if let Err(denied) = super::api::authorize(&state, request.headers(), super::auth::Scope::Read)
+    {
+        return denied.into_response();
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

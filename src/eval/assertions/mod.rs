@@ -75,6 +75,8 @@ pub struct AssertionError {
     pub kind: String,
     /// The provider error.
     pub source: crate::providers::ProviderError,
+    /// The grader model whose call failed, for an assertion judged by one (`llm_judge`).
+    pub grader: Option<String>,
 }
 
 fn value_text(assertion: &Assertion) -> String {
@@ -388,6 +390,7 @@ pub async fn evaluate(
     let failed = |source| AssertionError {
         kind: assertion.kind.clone(),
         source,
+        grader: None,
     };
     let kind = AssertionKind::parse(&assertion.kind).unwrap_or(AssertionKind::LlmJudge);
     match kind {
@@ -426,7 +429,10 @@ pub async fn evaluate(
                         .collect(),
                 )
                 .await
-                .map_err(failed)?;
+                .map_err(|source| AssertionError {
+                    grader: Some(judge.clone()),
+                    ..failed(source)
+                })?;
             let (score, reason) = parse_judgement(&response.text);
             let mut outcome = scored(
                 assertion,
