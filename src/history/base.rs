@@ -8,6 +8,7 @@
 
 use git2::{Oid, Repository};
 
+use super::objects::ObjectReader;
 use super::{HistoryError, prompts_relative, resolve, walk};
 use crate::config::Config;
 use crate::repo::{FileKind, Snapshot};
@@ -81,10 +82,11 @@ pub fn snapshot_at(config: &Config, commit: &str) -> Result<Snapshot, HistoryErr
     let id = Oid::from_str(commit)?;
     let tree = repo.find_commit(id)?.tree_id();
     let odb = repo.odb()?;
+    let objects = ObjectReader::libgit2(&odb);
     let mut files = Vec::new();
-    if let Some(root) = walk::subtree(&odb, tree, &prompts_rel)? {
+    if let Some(root) = walk::subtree(&objects, tree, &prompts_rel)? {
         for kind in [FileKind::Prompt, FileKind::Partial] {
-            for (path, blob) in walk::files_of_kind(&odb, root, kind)? {
+            for (path, blob) in walk::files_of_kind(&objects, root, kind)? {
                 let object = odb.read(blob)?;
                 files.push((std::path::PathBuf::from(path), object.data().to_vec()));
             }

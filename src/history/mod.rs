@@ -2,9 +2,11 @@
 //!
 //! [`History::load`] walks the first-parent chain of `HEAD` (or a given revision) oldest
 //! first and numbers each prompt's versions by changes of its definition (see
-//! `tracker` for the rule itself). The walk reads Git objects raw (`walk`), skips commits
-//! whose prompts subtree did not change, parses each blob once, and keeps an index cache in
-//! the Git folder (`cache`) so that a run after one new commit reads only that commit.
+//! `tracker` for the rule itself). The walk reads Git objects raw (`walk`), straight from
+//! the pack files where it can (`objects`), skips commits whose prompts subtree did not
+//! change, parses each blob once (plain YAML with a fast reader, `repo::plain_yaml`), and
+//! keeps an index cache in the Git folder (`cache`) so that a run after one new commit
+//! reads only that commit.
 //!
 //! This module knows Git and the prompt file format, nothing of providers, the database or
 //! HTTP. It never prints: problems found in old commits come back as [`Problem`]s.
@@ -13,6 +15,7 @@ mod base;
 mod cache;
 pub mod commit;
 mod definitions;
+mod objects;
 mod tracker;
 mod walk;
 
@@ -178,15 +181,13 @@ impl StoredDefinition {
             .git_dir
             .as_deref()
             .ok_or_else(|| stale("it names no repository"))?;
-        let text = with_repository(git_dir, |repo| {
+        let definition = with_repository(git_dir, |repo| {
             let odb = repo.odb()?;
             let object = odb.read(self.blob)?;
-            Ok(crate::repo::file::decode_text(path, object.data()).ok())
-        })?;
-        let definition = text
-            .and_then(|text| crate::repo::file::parse_prompt(path, &text).ok())
-            .and_then(|file| Definition::of(&file))
-            .ok_or_else(|| stale("it no longer parses"))?;
+            Ok(crate::repo::plain_yaml::read_or_parse(path, object.data()).ok())
+        })?
+        .and_then(|file| file.definition)
+        .ok_or_else(|| stale("it no longer parses"))?;
         if digest(&definition) != self.digest {
             return Err(stale("it parses to another definition"));
         }
@@ -646,9 +647,10 @@ impl History {
         let partials = with_repository(&self.git_dir, |repo| {
             let tree = repo.find_commit(id)?.tree_id();
             let odb = repo.odb()?;
+            let objects = objects::ObjectReader::libgit2(&odb);
             let mut partials = BTreeMap::new();
-            if let Some(root) = walk::subtree(&odb, tree, &self.prompts_rel)? {
-                for (path, blob) in walk::files_of_kind(&odb, root, FileKind::Partial)? {
+            if let Some(root) = walk::subtree(&objects, tree, &self.prompts_rel)? {
+                for (path, blob) in walk::files_of_kind(&objects, root, FileKind::Partial)? {
                     let object = odb.read(blob)?;
                     let shown = self.tracker.prompts_dir.join(&path);
                     if let Ok(text) = crate::repo::file::decode_text(&shown, object.data()) {
@@ -761,14 +763,16 @@ fn walk_chain(
 ) -> Result<Walked, HistoryError> {
     let odb = repo.odb()?;
     // Extending a cache reads a few commits: threads would cost more than they save, so
-    // the new blobs are parsed here after the walk. A full walk leaves this thread a core
-    // of its own (it reads every object, and the walk is only as fast as it is) and
-    // parses on the others.
-    let threads = match stop {
-        Some(_) => 0,
-        None => {
-            std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
-        }
+    // the new blobs are parsed here after the walk, and objects are read through libgit2
+    // (opening the pack indexes would cost more than those few reads). A full walk reads
+    // the packs itself, leaves this thread a core of its own (it reads every object, and
+    // the walk is only as fast as it is) and parses on the others.
+    let (threads, objects) = match stop {
+        Some(_) => (0, objects::ObjectReader::libgit2(&odb)),
+        None => (
+            std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
+            objects::ObjectReader::with_packs(&odb, &repo.commondir().join("objects")),
+        ),
     };
     let (sender, receiver) = std::sync::mpsc::channel::<Vec<BlobToParse>>();
     let receiver = std::sync::Mutex::new(receiver);
@@ -779,8 +783,9 @@ fn walk_chain(
                 scope.spawn(move || parse_queued(receiver, prompts_dir))
             })
             .collect();
-        let walked = walk_and_diff(&odb, tip, stop, prompts_rel, known, &sender);
+        let walked = walk_and_diff(&objects, tip, stop, prompts_rel, known, &sender);
         drop(sender);
+        objects.release();
         // The walk done, this thread parses what is still queued beside the workers.
         let mut parsed: HashMap<Oid, Arc<ParsedBlob>> = parse_queued(&receiver, prompts_dir)
             .into_iter()
@@ -803,7 +808,7 @@ fn walk_chain(
 }
 
 /// A blob for a parser thread: its id, its path in the prompts folder and its content.
-type BlobToParse = (Oid, String, Vec<u8>);
+type BlobToParse = (Oid, String, objects::Object);
 
 /// Parses the batches of blobs `receiver` hands out until the walk closes it.
 fn parse_queued(
@@ -827,22 +832,23 @@ fn parse_queued(
 }
 
 /// The walk itself, sending new blobs to the parser threads. Only this thread reads
-/// objects: libgit2 serializes reads of one pack behind a mutex, and parser threads
-/// reading their own blobs spent a quarter of the walk's time waking each other.
+/// objects: the reader's caches serve one thread, and (through libgit2, which serializes
+/// reads of one pack behind a mutex) parser threads reading their own blobs spent a
+/// quarter of the walk's time waking each other.
 fn walk_and_diff(
-    odb: &git2::Odb<'_>,
+    objects: &objects::ObjectReader<'_>,
     tip: Oid,
     stop: Option<Oid>,
     prompts_rel: &[String],
     known: &HashMap<Oid, Arc<ParsedBlob>>,
     sender: &std::sync::mpsc::Sender<Vec<BlobToParse>>,
 ) -> Result<Walked, HistoryError> {
-    let mut reader = walk::CommitReader::new(odb, prompts_rel);
-    let mut differ = walk::ChainDiffer::new(odb);
+    let mut reader = walk::CommitReader::new(objects, prompts_rel);
+    let mut differ = walk::ChainDiffer::new(objects);
     let mut steps = Vec::new();
     let mut sent: std::collections::HashSet<Oid> = std::collections::HashSet::new();
     let mut batch = Vec::with_capacity(PARSE_BATCH);
-    let mut child: Option<(Oid, walk::ReadCommit<'_>)> = None;
+    let mut child: Option<(Oid, walk::ReadCommit)> = None;
     let mut tip_prompts = None;
     let mut next = Some(tip);
     let mut commits = 0;
@@ -859,7 +865,7 @@ fn walk_and_diff(
                     && !known.contains_key(blob)
                     && sent.insert(*blob)
                 {
-                    batch.push((*blob, path.clone(), odb.read(*blob)?.data().to_vec()));
+                    batch.push((*blob, path.clone(), objects.read(*blob)?));
                     if batch.len() == PARSE_BATCH {
                         // A closed channel means a parser failed; its error is reported.
                         let _ = sender.send(std::mem::take(&mut batch));
@@ -867,7 +873,7 @@ fn walk_and_diff(
                 }
             }
             if !changes.is_empty() {
-                let details = walk::commit_details(child_read.object.data());
+                let details = walk::commit_details(&objects.read(*child_id)?);
                 steps.push((*child_id, details, changes));
             }
         }

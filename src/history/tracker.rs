@@ -24,7 +24,7 @@ use git2::Oid;
 
 use super::{CommitInfo, Problem, PromptHistory, StoredDefinition, Version};
 use crate::diagnostic::{Diagnostic, Position};
-use crate::repo::{Definition, PromptId};
+use crate::repo::PromptId;
 
 /// What one blob says, parsed once whatever path and commit it appears at.
 #[derive(Debug)]
@@ -52,20 +52,16 @@ impl ParsedBlob {
     /// Parses the bytes of `blob`; `path` (relative to the project root) names it in
     /// problems.
     pub fn parse(path: &Path, blob: Oid, bytes: &[u8]) -> ParsedBlob {
-        let parsed = match crate::repo::file::decode_text(path, bytes) {
-            Ok(text) => crate::repo::file::parse_prompt(path, &text),
-            Err(diagnostic) => Err(diagnostic),
-        };
-        match parsed {
+        match crate::repo::plain_yaml::read_or_parse(path, bytes) {
             Ok(file) => ParsedBlob {
-                outcome: match Definition::of(&file) {
+                outcome: match file.definition {
                     Some(definition) => {
                         Outcome::Complete(Arc::new(StoredDefinition::parsed(blob, definition)))
                     }
                     None => Outcome::Incomplete,
                 },
-                name: file.name.map(|name| name.value),
-                service: file.service.map(|service| service.value),
+                name: file.name,
+                service: file.service,
             },
             Err(diagnostic) => ParsedBlob {
                 name: None,

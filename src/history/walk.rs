@@ -6,60 +6,58 @@
 //! tree or prompts subtree equals its parent's costs one object read; diffs descend only
 //! into subtrees whose ids differ.
 
+use git2::Oid;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::path::Path;
-use std::rc::Rc;
 
-use git2::{Odb, OdbObject, Oid};
-
+use super::objects::{Object, ObjectReader};
 use crate::repo::FileKind;
 
 /// Reads commits of a first-parent chain, remembering the last root tree seen so that a
 /// commit with its parent's tree costs no tree read.
 pub(crate) struct CommitReader<'a> {
-    odb: &'a Odb<'a>,
+    objects: &'a ObjectReader<'a>,
     prompts_rel: &'a [String],
     last_tree: Option<(Oid, Option<Oid>)>,
 }
 
 impl<'a> CommitReader<'a> {
     /// A reader of commits whose prompts folder is at `prompts_rel`.
-    pub fn new(odb: &'a Odb<'a>, prompts_rel: &'a [String]) -> CommitReader<'a> {
+    pub fn new(objects: &'a ObjectReader<'a>, prompts_rel: &'a [String]) -> CommitReader<'a> {
         CommitReader {
-            odb,
+            objects,
             prompts_rel,
             last_tree: None,
         }
     }
 
-    /// The commit's prompts subtree (`None`: no prompts folder), its first parent and the
-    /// raw commit object.
-    pub fn read(&mut self, id: Oid) -> Result<ReadCommit<'a>, git2::Error> {
-        let object = self.odb.read(id)?;
-        let (tree, parent) = commit_header(object.data())
+    /// The commit's prompts subtree (`None`: no prompts folder) and its first parent.
+    pub fn read(&mut self, id: Oid) -> Result<ReadCommit, git2::Error> {
+        // The tree and the first parent come first, in 94 bytes (a line is cut short at
+        // the end of what was read, and a cut `parent` line is not taken for one).
+        let start = self.objects.read_start(id, 128)?;
+        let header = match commit_header(&start) {
+            Some(header) => Some(header),
+            None => commit_header(&self.objects.read(id)?),
+        };
+        let (tree, parent) = header
             .ok_or_else(|| git2::Error::from_str(&format!("commit {id} cannot be decoded")))?;
         let prompts = match self.last_tree {
             Some((last, prompts)) if last == tree => prompts,
-            _ => subtree(self.odb, tree, self.prompts_rel)?,
+            _ => subtree(self.objects, tree, self.prompts_rel)?,
         };
         self.last_tree = Some((tree, prompts));
-        Ok(ReadCommit {
-            prompts,
-            parent,
-            object,
-        })
+        Ok(ReadCommit { prompts, parent })
     }
 }
 
 /// A commit as the walk read it.
-pub(crate) struct ReadCommit<'a> {
+pub(crate) struct ReadCommit {
     /// Its prompts subtree (`None`: no prompts folder).
     pub prompts: Option<Oid>,
     /// Its first parent.
     pub parent: Option<Oid>,
-    /// The raw commit object.
-    pub object: OdbObject<'a>,
 }
 
 /// The committer's time and time zone (minutes east of UTC), the author's name and email
@@ -141,7 +139,7 @@ fn signature(line: &[u8]) -> Option<(&[u8], &[u8], i64, i32)> {
     }
 }
 
-/// The tree and the first parent named in a raw commit object.
+/// The tree and the first parent named in a raw commit object, or in its start.
 fn commit_header(data: &[u8]) -> Option<(Oid, Option<Oid>)> {
     let mut tree = None;
     let mut parent = None;
@@ -163,12 +161,16 @@ fn commit_header(data: &[u8]) -> Option<(Oid, Option<Oid>)> {
     Some((tree?, parent))
 }
 
-/// One entry of a raw tree object.
+/// One entry of a raw tree object, borrowed from the object's bytes.
 #[derive(Debug, Clone, Copy)]
 struct Entry<'a> {
     name: &'a [u8],
     mode: u32,
-    id: Oid,
+    /// The raw 20-byte object id.
+    id: &'a [u8],
+    /// The whole entry as written (`MODE SP NAME NUL OID`): two entries with equal bytes
+    /// have the same name, mode and object.
+    raw: &'a [u8],
 }
 
 const MODE_TREE: u32 = 0o040000;
@@ -183,47 +185,91 @@ impl Entry<'_> {
     fn is_blob(&self) -> bool {
         self.mode == MODE_BLOB || self.mode == MODE_EXECUTABLE
     }
+
+    fn oid(&self) -> Result<Oid, git2::Error> {
+        Oid::from_bytes(self.id)
+    }
+
+    /// Same name, mode and object (the mode compared as a number: `040000` is `40000`).
+    fn same(&self, other: &Entry<'_>) -> bool {
+        self.raw == other.raw
+            || (self.name == other.name && self.mode == other.mode && self.id == other.id)
+    }
 }
 
-/// Decodes a raw tree object: `MODE SP NAME NUL OID(20)` repeated.
-fn tree_entries(data: &[u8]) -> Result<Vec<Entry<'_>>, git2::Error> {
-    let bad = || git2::Error::from_str("tree object cannot be decoded");
-    let mut entries = Vec::new();
-    let mut rest = data;
-    while !rest.is_empty() {
-        let space = rest.iter().position(|&b| b == b' ').ok_or_else(bad)?;
-        let mode = std::str::from_utf8(&rest[..space])
-            .ok()
-            .and_then(|text| u32::from_str_radix(text, 8).ok())
-            .ok_or_else(bad)?;
-        rest = &rest[space + 1..];
-        let nul = rest.iter().position(|&b| b == 0).ok_or_else(bad)?;
-        let name = &rest[..nul];
-        rest = &rest[nul + 1..];
-        if rest.len() < 20 {
-            return Err(bad());
-        }
-        let id = Oid::from_bytes(&rest[..20])?;
-        rest = &rest[20..];
-        entries.push(Entry { name, mode, id });
+/// The entries of a raw tree object (`MODE SP NAME NUL OID(20)` repeated), decoded one at
+/// a time without copying: a diff of two trees that share most entries compares bytes.
+#[derive(Clone)]
+struct Entries<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Entries<'a> {
+    fn of(data: &'a [u8]) -> Entries<'a> {
+        Entries { rest: data }
     }
-    Ok(entries)
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = Result<Entry<'a>, git2::Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let bad = || git2::Error::from_str("tree object cannot be decoded");
+        let data = self.rest;
+        // Modes and names are short: a plain scan beats a vectorized search's setup.
+        let Some(nul) = data.iter().position(|&b| b == 0) else {
+            self.rest = &[];
+            return Some(Err(bad()));
+        };
+        let end = nul + 21;
+        let space = data[..nul].iter().position(|&b| b == b' ');
+        let (Some(space), true) = (space, data.len() >= end) else {
+            self.rest = &[];
+            return Some(Err(bad()));
+        };
+        let mode = data[..space].iter().try_fold(0u32, |mode, &digit| {
+            matches!(digit, b'0'..=b'7')
+                .then(|| mode.checked_mul(8)?.checked_add(u32::from(digit - b'0')))
+                .flatten()
+        });
+        let Some(mode) = mode.filter(|_| space > 0) else {
+            self.rest = &[];
+            return Some(Err(bad()));
+        };
+        self.rest = &data[end..];
+        Some(Ok(Entry {
+            name: &data[space + 1..nul],
+            mode,
+            id: &data[nul + 1..end],
+            raw: &data[..end],
+        }))
+    }
+}
+
+/// The entry named `name` in a raw tree object, if it is a folder.
+fn find_subtree(data: &[u8], name: &[u8]) -> Result<Option<Oid>, git2::Error> {
+    for entry in Entries::of(data) {
+        let entry = entry?;
+        if entry.name == name && entry.is_tree() {
+            return entry.oid().map(Some);
+        }
+    }
+    Ok(None)
 }
 
 /// The id of the subtree at `path` (components) under the tree `root`, if it is a folder.
 pub(crate) fn subtree(
-    odb: &Odb<'_>,
+    objects: &ObjectReader<'_>,
     root: Oid,
     path: &[String],
 ) -> Result<Option<Oid>, git2::Error> {
     let mut current = root;
     for component in path {
-        let object = odb.read(current)?;
-        let found = tree_entries(object.data())?
-            .into_iter()
-            .find(|entry| entry.is_tree() && entry.name == component.as_bytes())
-            .map(|entry| entry.id);
-        match found {
+        let object = objects.read(current)?;
+        match find_subtree(&object, component.as_bytes())? {
             Some(id) => current = id,
             None => return Ok(None),
         }
@@ -239,18 +285,18 @@ pub(crate) type BlobChange = (String, Option<Oid>);
 /// for one diff's old side (the parent's) are the next diff's new side, so they are kept
 /// from one diff to the next instead of being read and inflated again.
 pub(crate) struct ChainDiffer<'a> {
-    odb: &'a Odb<'a>,
+    objects: &'a ObjectReader<'a>,
     /// The trees of the previous diff's old side.
-    kept: Vec<(Oid, Rc<OdbObject<'a>>)>,
+    kept: Vec<(Oid, Object)>,
     /// The trees of this diff's old side.
-    old_side: Vec<(Oid, Rc<OdbObject<'a>>)>,
+    old_side: Vec<(Oid, Object)>,
 }
 
 impl<'a> ChainDiffer<'a> {
-    /// A differ reading from `odb`.
-    pub fn new(odb: &'a Odb<'a>) -> ChainDiffer<'a> {
+    /// A differ reading from `objects`.
+    pub fn new(objects: &'a ObjectReader<'a>) -> ChainDiffer<'a> {
         ChainDiffer {
-            odb,
+            objects,
             kept: Vec::new(),
             old_side: Vec::new(),
         }
@@ -270,10 +316,10 @@ impl<'a> ChainDiffer<'a> {
         Ok(changes)
     }
 
-    fn read(&mut self, id: Oid, old: bool) -> Result<Rc<OdbObject<'a>>, git2::Error> {
+    fn read(&mut self, id: Oid, old: bool) -> Result<Object, git2::Error> {
         let object = match self.kept.iter().find(|(kept, _)| *kept == id) {
             Some((_, object)) => object.clone(),
-            None => Rc::new(self.odb.read(id)?),
+            None => self.objects.read(id)?,
         };
         if old {
             self.old_side.push((id, object.clone()));
@@ -293,15 +339,14 @@ impl<'a> ChainDiffer<'a> {
         }
         let old_object = old.map(|id| self.read(id, true)).transpose()?;
         let new_object = new.map(|id| self.read(id, false)).transpose()?;
-        let old_entries = match &old_object {
-            Some(object) => tree_entries(object.data())?,
-            None => Vec::new(),
-        };
-        let new_entries = match &new_object {
-            Some(object) => tree_entries(object.data())?,
-            None => Vec::new(),
-        };
-        for (before, after) in pair_entries(old_entries, new_entries) {
+        let empty: &[u8] = &[];
+        let old_data = old_object
+            .as_ref()
+            .map_or(empty, |object| object.as_slice());
+        let new_data = new_object
+            .as_ref()
+            .map_or(empty, |object| object.as_slice());
+        for (before, after) in pair_entries(old_data, new_data)? {
             let Some(name) = before.or(after).map(|entry| entry.name) else {
                 continue;
             };
@@ -309,15 +354,17 @@ impl<'a> ChainDiffer<'a> {
                 continue;
             }
             let path = format!("{prefix}{}", String::from_utf8_lossy(name));
-            let old_tree = before.filter(Entry::is_tree).map(|entry| entry.id);
-            let new_tree = after.filter(Entry::is_tree).map(|entry| entry.id);
+            let old_tree = before.filter(Entry::is_tree).map(|e| e.oid()).transpose()?;
+            let new_tree = after.filter(Entry::is_tree).map(|e| e.oid()).transpose()?;
             if old_tree.is_some() || new_tree.is_some() {
                 self.diff_into(old_tree, new_tree, &format!("{path}/"), changes)?;
             }
             let old_blob = before.filter(Entry::is_blob).map(|entry| entry.id);
-            let new_blob = after.filter(Entry::is_blob).map(|entry| entry.id);
-            if old_blob != new_blob && FileKind::of(Path::new(&path)) == Some(FileKind::Prompt) {
-                changes.push((path, new_blob));
+            let new_blob = after.filter(Entry::is_blob);
+            if old_blob != new_blob.map(|entry| entry.id)
+                && FileKind::of(Path::new(&path)) == Some(FileKind::Prompt)
+            {
+                changes.push((path, new_blob.map(|entry| entry.oid()).transpose()?));
             }
         }
         Ok(())
@@ -341,89 +388,170 @@ fn git_order(a: &Entry<'_>, b: &Entry<'_>) -> Ordering {
     })
 }
 
+/// An entry of the old tree and of the new one under the same name.
+type EntryPair<'t> = (Option<Entry<'t>>, Option<Entry<'t>>);
+
 /// An entry of the old tree and of the new one under the same name (either may be
 /// missing), for every name whose entry differs. Git writes tree entries sorted, so the
-/// two lists are merged in one pass; a tree whose entries are not in Git's order (written
-/// by a broken tool) is paired through a map instead.
-fn pair_entries<'t>(
-    old: Vec<Entry<'t>>,
-    new: Vec<Entry<'t>>,
-) -> Vec<(Option<Entry<'t>>, Option<Entry<'t>>)> {
-    let sorted = |entries: &[Entry<'_>]| {
-        entries
-            .windows(2)
-            .all(|pair| git_order(&pair[0], &pair[1]) == Ordering::Less)
-    };
-    let same = |a: &Entry<'_>, b: &Entry<'_>| a.id == b.id && a.mode == b.mode;
-    let mut pairs = Vec::new();
-    if !sorted(&old) || !sorted(&new) {
-        let mut old_by_name: HashMap<&[u8], Entry<'t>> =
-            old.into_iter().map(|entry| (entry.name, entry)).collect();
-        for entry in new {
-            let previous = old_by_name.remove(entry.name);
-            if !previous.is_some_and(|p| same(&p, &entry)) {
-                pairs.push((previous, Some(entry)));
-            }
-        }
-        pairs.extend(old_by_name.into_values().map(|entry| (Some(entry), None)));
-        return pairs;
+/// two trees are merged in one pass, and the entries the two share (most of them) cost a
+/// byte comparison; a tree whose entries are not in Git's order (written by a broken tool)
+/// is paired through a map instead.
+fn pair_entries<'t>(old: &'t [u8], new: &'t [u8]) -> Result<Vec<EntryPair<'t>>, git2::Error> {
+    match merge_sorted(old, new)? {
+        Some(pairs) => Ok(pairs),
+        None => pair_by_name(old, new),
     }
-    let (mut old, mut new) = (old.into_iter().peekable(), new.into_iter().peekable());
+}
+
+/// The length of the entries two raw trees start with byte for byte.
+fn shared_entries_len(old: &[u8], new: &[u8]) -> usize {
+    const BLOCK: usize = 64;
+    let length = old.len().min(new.len());
+    let mut same = 0;
+    while same + BLOCK <= length && old[same..same + BLOCK] == new[same..same + BLOCK] {
+        same += BLOCK;
+    }
+    same += old[same..length]
+        .iter()
+        .zip(&new[same..length])
+        .take_while(|(a, b)| a == b)
+        .count();
+    // Back to the end of the last entry wholly inside the shared bytes.
+    let mut end = 0;
+    while let Some(nul) = old[end..same].iter().position(|&b| b == 0) {
+        let next = end + nul + 21;
+        if next > same {
+            break;
+        }
+        end = next;
+    }
+    end
+}
+
+/// [`pair_entries`] for two trees in Git's order; `None` when either is not. A diff
+/// usually changes one entry of a tree of a hundred: the entries before it are skipped
+/// as bytes, and the merge stops once the rest of both trees is the same bytes.
+fn merge_sorted<'t>(
+    old: &'t [u8],
+    new: &'t [u8],
+) -> Result<Option<Vec<EntryPair<'t>>>, git2::Error> {
+    let mut pairs = Vec::new();
+    let start = shared_entries_len(old, new);
+    let (mut old, mut new) = (Entries::of(&old[start..]), Entries::of(&new[start..]));
+    let (mut a, mut b) = (old.next().transpose()?, new.next().transpose()?);
+    let mut after_change = false;
     loop {
-        match (old.peek(), new.peek()) {
-            (None, None) => break,
-            (Some(_), None) => pairs.push((old.next(), None)),
-            (None, Some(_)) => pairs.push((None, new.next())),
-            (Some(a), Some(b)) => match git_order(a, b) {
-                Ordering::Less => pairs.push((old.next(), None)),
-                Ordering::Greater => pairs.push((None, new.next())),
+        if after_change
+            && let (Some(x), Some(y)) = (a, b)
+            && x.raw == y.raw
+            && old.rest == new.rest
+        {
+            return Ok(Some(pairs));
+        }
+        after_change = !matches!((a, b), (Some(x), Some(y)) if x.raw == y.raw);
+        let (next_a, next_b) = match (a, b) {
+            (None, None) => return Ok(Some(pairs)),
+            (Some(_), None) => {
+                pairs.push((a, None));
+                (true, false)
+            }
+            (None, Some(_)) => {
+                pairs.push((None, b));
+                (false, true)
+            }
+            // Entries the two trees share (most of them) are equal byte for byte.
+            (Some(x), Some(y)) if x.raw == y.raw => (true, true),
+            (Some(x), Some(y)) => match git_order(&x, &y) {
+                Ordering::Less => {
+                    pairs.push((a, None));
+                    (true, false)
+                }
+                Ordering::Greater => {
+                    pairs.push((None, b));
+                    (false, true)
+                }
                 Ordering::Equal => {
-                    let (a, b) = (old.next(), new.next());
-                    if let (Some(a), Some(b)) = (a, b)
-                        && !same(&a, &b)
-                    {
-                        pairs.push((Some(a), Some(b)));
+                    if !x.same(&y) {
+                        pairs.push((a, b));
                     }
+                    (true, true)
                 }
             },
+        };
+        if next_a {
+            let following = old.next().transpose()?;
+            if let (Some(x), Some(y)) = (a, following)
+                && git_order(&x, &y) != Ordering::Less
+            {
+                return Ok(None);
+            }
+            a = following;
+        }
+        if next_b {
+            let following = new.next().transpose()?;
+            if let (Some(x), Some(y)) = (b, following)
+                && git_order(&x, &y) != Ordering::Less
+            {
+                return Ok(None);
+            }
+            b = following;
         }
     }
     // A name that is a file on one side and a folder on the other sorts apart and comes
     // out as two pairs, which yields the same changes as one.
-    pairs
+}
+
+/// [`pair_entries`] for trees in any order, through a map of the old tree's names.
+fn pair_by_name<'t>(old: &'t [u8], new: &'t [u8]) -> Result<Vec<EntryPair<'t>>, git2::Error> {
+    let mut old_by_name = HashMap::new();
+    for entry in Entries::of(old) {
+        let entry = entry?;
+        old_by_name.insert(entry.name, entry);
+    }
+    let mut pairs = Vec::new();
+    for entry in Entries::of(new) {
+        let entry = entry?;
+        let previous = old_by_name.remove(entry.name);
+        if !previous.is_some_and(|p| p.same(&entry)) {
+            pairs.push((previous, Some(entry)));
+        }
+    }
+    pairs.extend(old_by_name.into_values().map(|entry| (Some(entry), None)));
+    Ok(pairs)
 }
 
 /// Every file under the subtree `root` whose kind is `kind`, with its blob.
 pub(crate) fn files_of_kind(
-    odb: &Odb<'_>,
+    objects: &ObjectReader<'_>,
     root: Oid,
     kind: FileKind,
 ) -> Result<Vec<(String, Oid)>, git2::Error> {
     let changes = {
         let mut all = Vec::new();
-        collect(odb, root, "", kind, &mut all)?;
+        collect(objects, root, "", kind, &mut all)?;
         all
     };
     Ok(changes)
 }
 
 fn collect(
-    odb: &Odb<'_>,
+    objects: &ObjectReader<'_>,
     tree: Oid,
     prefix: &str,
     kind: FileKind,
     out: &mut Vec<(String, Oid)>,
 ) -> Result<(), git2::Error> {
-    let object = odb.read(tree)?;
-    for entry in tree_entries(object.data())? {
+    let object = objects.read(tree)?;
+    for entry in Entries::of(&object) {
+        let entry = entry?;
         if entry.name.starts_with(b".") {
             continue;
         }
         let path = format!("{prefix}{}", String::from_utf8_lossy(entry.name));
         if entry.is_tree() {
-            collect(odb, entry.id, &format!("{path}/"), kind, out)?;
+            collect(objects, entry.oid()?, &format!("{path}/"), kind, out)?;
         } else if entry.is_blob() && FileKind::of(Path::new(&path)) == Some(kind) {
-            out.push((path, entry.id));
+            out.push((path, entry.oid()?));
         }
     }
     Ok(())
@@ -431,6 +559,8 @@ fn collect(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]
@@ -480,6 +610,104 @@ mod tests {
             assert_eq!(email.as_bytes(), commit.author().email_bytes());
             assert_eq!(message.as_bytes(), commit.message_bytes());
         }
+    }
+
+    /// A raw tree of `(mode, name, id byte)` entries, in the order given.
+    fn raw_tree(entries: &[(&str, String, u8)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (mode, name, id) in entries {
+            out.extend_from_slice(format!("{mode} {name}\0").as_bytes());
+            out.extend_from_slice(&[*id; 20]);
+        }
+        out
+    }
+
+    /// The raw entries before and after, by name.
+    type ByName = BTreeMap<Vec<u8>, (Option<Vec<u8>>, Option<Vec<u8>>)>;
+
+    /// Pairs by name, a name whose file became a folder (two pairs) joined into one.
+    fn by_name(pairs: Vec<EntryPair<'_>>) -> ByName {
+        let mut out = ByName::new();
+        for (before, after) in pairs {
+            let name = before.or(after).expect("a side").name.to_vec();
+            let slot = out.entry(name).or_default();
+            if let Some(before) = before {
+                slot.0 = Some(before.raw.to_vec());
+            }
+            if let Some(after) = after {
+                slot.1 = Some(after.raw.to_vec());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn merging_sorted_trees_pairs_as_a_map_of_names_does() {
+        let mut random = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut below = |n: u64| {
+            random ^= random << 13;
+            random ^= random >> 7;
+            random ^= random << 17;
+            random % n
+        };
+        // Git's order: by name, a folder's name followed by `/`.
+        let git_sorted = |mut entries: Vec<(&'static str, String, u8)>| {
+            entries.sort_by_key(|(mode, name, _)| {
+                format!("{name}{}", if *mode == "40000" { "/" } else { "" })
+            });
+            entries
+        };
+        for _ in 0..2_000 {
+            let count = below(40) as usize;
+            let mut old = Vec::new();
+            for i in 0..count {
+                let mode = if below(4) == 0 { "40000" } else { "100644" };
+                let name = format!("{}{}", ["a", "a.b", "a-b", "ab", "b"][below(5) as usize], i);
+                old.push((mode, name, below(3) as u8));
+            }
+            let mut new = old.clone();
+            for _ in 0..below(4) {
+                let at = below(new.len() as u64 + 1) as usize;
+                match below(4) {
+                    0 if at < new.len() => {
+                        new.remove(at);
+                    }
+                    1 if at < new.len() => new[at].2 = new[at].2.wrapping_add(1),
+                    2 if at < new.len() => {
+                        // A file becomes a folder of the same name, or back.
+                        new[at].0 = if new[at].0 == "40000" {
+                            "100644"
+                        } else {
+                            "40000"
+                        };
+                    }
+                    _ => new.push(("100644", format!("new{}", below(1000)), 7)),
+                }
+            }
+            let mut names = std::collections::HashSet::new();
+            new.retain(|entry| names.insert(entry.1.clone()));
+            let (old, new) = (raw_tree(&git_sorted(old)), raw_tree(&git_sorted(new)));
+            let merged = merge_sorted(&old, &new).expect("valid").expect("sorted");
+            let mapped = pair_by_name(&old, &new).expect("valid");
+            assert_eq!(by_name(merged), by_name(mapped));
+        }
+    }
+
+    #[test]
+    fn unsorted_trees_and_equal_modes_are_paired_by_name() {
+        let name = |text: &str| text.to_owned();
+        let old = raw_tree(&[("100644", name("b"), 1), ("100644", name("a"), 1)]);
+        let new = raw_tree(&[("100644", name("b"), 2), ("100644", name("a"), 1)]);
+        assert!(merge_sorted(&old, &new).expect("valid").is_none());
+        let pairs = pair_entries(&old, &new).expect("valid");
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(pairs[0].1.expect("new side").name, b"b");
+        // `040000` (written by old tools) and `40000` are the same mode.
+        let old = raw_tree(&[("040000", name("d"), 1)]);
+        let new = raw_tree(&[("40000", name("d"), 1)]);
+        assert!(pair_entries(&old, &new).expect("valid").is_empty());
+        // A tree cut short is an error, not a panic.
+        assert!(pair_entries(&old[..old.len() - 3], &new).is_err());
     }
 
     #[test]

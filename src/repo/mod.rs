@@ -7,6 +7,7 @@
 
 pub mod definition;
 pub mod file;
+pub mod plain_yaml;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
