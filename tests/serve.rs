@@ -126,6 +126,25 @@ fn api_endpoints_errors_scopes_etags_and_notify() {
     assert_eq!(rendered.status, 200, "{}", rendered.text);
     assert_eq!(rendered.json()["messages"][0]["content"], "first hello");
     assert_eq!(rendered.json()["messages"][0]["role"], "user");
+    // A prompt that includes a partial renders with the partial of its version.
+    repo.write("prompts/shared/signature.j2", "-- the {{ x }} team");
+    repo.write(
+        "prompts/billing/signed.yaml",
+        "model: gpt-4o\nvariables:\n  x: {type: string}\ntemplate: \"Hi. {% include 'shared/signature.j2' %}\"\n",
+    );
+    repo.commit("signed");
+    let (code, stdout, stderr) = repo.run(&["sync", "--database-url", &db.url]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let signed = server.post(
+        "/v1/prompts/billing/signed/render",
+        Some(READ),
+        &json!({"vars": {"x": "billing"}}),
+    );
+    assert_eq!(signed.status, 200, "{}", signed.text);
+    assert_eq!(
+        signed.json()["messages"][0]["content"],
+        "Hi. -- the billing team"
+    );
     let missing = server.post(
         "/v1/prompts/billing/invoice/render",
         Some(READ),
@@ -233,24 +252,39 @@ fn api_endpoints_errors_scopes_etags_and_notify() {
     assert!(page.text.contains("class=\"ins\""));
     assert!(page.text.contains("<svg"));
 
-    // A sync's new version is visible within a second.
+    // A sync's new version is visible within a second, to reads and to runs (production,
+    // promoted in the same commit) alike.
+    let run_production = || {
+        let run = server.post(
+            "/v1/prompts/billing/invoice/run",
+            Some(RUN),
+            &json!({"vars": {"x": "ran"}}),
+        );
+        assert_eq!(run.status, 200, "{}", run.text);
+        run.json()["version"].clone()
+    };
     assert_eq!(
         server.get("/v1/prompts/billing/invoice", Some(READ)).json()["version"],
         2
     );
+    assert_eq!(run_production(), 1);
     repo.write("prompts/billing/invoice.yaml", &prompt("third"));
+    repo.write(
+        "environments.yaml",
+        "prompts:\n  invoice:\n    production: {version: 3, model: gpt-4o-mini}\n",
+    );
     repo.commit("v3");
     let (code, stdout, stderr) = repo.run(&["sync", "--database-url", &db.url]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let synced = Instant::now();
     loop {
         let latest = server.get("/v1/prompts/billing/invoice", Some(READ)).json();
-        if latest["version"] == 3 {
+        if latest["version"] == 3 && run_production() == 3 {
             break;
         }
         assert!(
             synced.elapsed() < Duration::from_secs(1),
-            "version 3 not visible a second after sync"
+            "version 3 not read and run a second after sync"
         );
         std::thread::sleep(Duration::from_millis(20));
     }

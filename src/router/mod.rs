@@ -303,6 +303,14 @@ impl Router {
         &self.inner.metrics
     }
 
+    /// Tells the router that the registry changed (`promptctl sync` published, and said
+    /// so on its `NOTIFY` channel): the next call of each prompt reads it again instead of
+    /// waiting for its cached copy to expire, and keeps that copy in case the database
+    /// does not answer. Nothing changes for a repository or bundle source.
+    pub fn registry_changed(&self) {
+        self.inner.source.changed();
+    }
+
     /// Rows written and dropped by the run recorder so far.
     pub fn recorder_stats(&self) -> RecorderStats {
         self.inner.recorder.stats()

@@ -288,6 +288,9 @@ struct CacheEntry {
     ready: Arc<Ready>,
     fetched: Instant,
     refreshing: bool,
+    /// The registry changed since it was fetched: read it again before using it, and
+    /// keep it only as the last good copy.
+    changed: bool,
 }
 
 /// The registry source: a TTL cache, stale-while-revalidate, last good copy on failure.
@@ -349,9 +352,14 @@ impl RegistryCache {
         env: &str,
     ) -> Result<Arc<Ready>, RouterError> {
         let key = (query.to_owned(), env.to_owned());
+        let mut last_good = None;
         let stale = {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             match entries.get_mut(&key) {
+                Some(entry) if entry.changed => {
+                    last_good = Some(entry.ready.clone());
+                    None
+                }
                 Some(entry) if entry.fetched.elapsed() < self.ttl => {
                     return Ok(entry.ready.clone());
                 }
@@ -381,15 +389,35 @@ impl RegistryCache {
                             ready: ready.clone(),
                             fetched: Instant::now(),
                             refreshing: false,
+                            changed: false,
                         },
                     );
                 Ok(ready)
             }
-            Err(err @ RouterError::Source(_)) => match &self.fallback {
-                Some(table) => table.lookup(query, env),
-                None => Err(err),
+            Err(err @ RouterError::Source(_)) => match (last_good, &self.fallback) {
+                (Some(ready), _) => {
+                    // Served stale from now on, refreshed in the background, rather than
+                    // every call waiting on a database that does not answer.
+                    let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(entry) = entries.get_mut(&key) {
+                        entry.changed = false;
+                    }
+                    Ok(ready)
+                }
+                (None, Some(table)) => table.lookup(query, env),
+                (None, None) => Err(err),
             },
             Err(err) => Err(err),
+        }
+    }
+
+    /// Marks every cached prompt as changed: the next call of each reads the registry
+    /// again (a sync has published), falling back to the copy it had if the database does
+    /// not answer.
+    pub(crate) fn changed(&self) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        for entry in entries.values_mut() {
+            entry.changed = true;
         }
     }
 
@@ -432,6 +460,13 @@ impl Source {
         match self {
             Source::Static(table) => table.lookup(query, env),
             Source::Registry(cache) => cache.get(query, env).await,
+        }
+    }
+
+    /// The registry changed (a static source never does).
+    pub(crate) fn changed(&self) {
+        if let Source::Registry(cache) = self {
+            cache.changed();
         }
     }
 }

@@ -434,7 +434,13 @@ async fn cached_prompt(
                 };
                 let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
                 let etag = etag_of(&body);
-                Ok(Cached { prompt, body, etag })
+                let renderer = prompt.renderer();
+                Ok(Cached {
+                    prompt,
+                    renderer,
+                    body,
+                    etag,
+                })
             }
         })
         .await;
@@ -591,7 +597,7 @@ pub async fn render(
     let selector = selector_of(request.version, request.env.as_deref());
     let (value, source) = cached_prompt(&state, &service, &name, selector).await?;
     let prompt = &value.prompt;
-    let messages = state
+    let messages = value
         .renderer
         .render(&prompt.definition, &request.vars)
         .map_err(|err| {

@@ -20,6 +20,8 @@ pub const CHANNEL: &str = "promptctl_sync";
 pub struct Cached {
     /// The prompt, for render and run.
     pub prompt: RegistryPrompt,
+    /// Renders it with the partials of its version.
+    pub renderer: crate::render::Renderer,
     /// The JSON response body.
     pub body: axum::body::Bytes,
     /// The quoted ETag: a hash of `body`.
@@ -219,12 +221,12 @@ impl Db {
 }
 
 /// Listens on [`CHANNEL`] with a dedicated connection, reconnecting after a failure, and
-/// drops the cache on every notification (and after every reconnection, since
-/// notifications may have been missed meanwhile).
-pub async fn listen(cache: Arc<Cache>, url: String) {
+/// drops the cache and tells the router on every notification (and after every
+/// reconnection, since notifications may have been missed meanwhile).
+pub async fn listen(cache: Arc<Cache>, router: crate::router::Router, url: String) {
     let mut first = true;
     loop {
-        match listen_once(&cache, &url, first).await {
+        match listen_once(&cache, &router, &url, first).await {
             Ok(()) => {}
             Err(err) => {
                 tracing::warn!(error = %err, "LISTEN connection lost; reconnecting");
@@ -236,7 +238,12 @@ pub async fn listen(cache: Arc<Cache>, url: String) {
     }
 }
 
-async fn listen_once(cache: &Cache, url: &str, first: bool) -> Result<(), String> {
+async fn listen_once(
+    cache: &Cache,
+    router: &crate::router::Router,
+    url: &str,
+    first: bool,
+) -> Result<(), String> {
     let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .map_err(|err| crate::registry::describe(&err))?;
@@ -269,6 +276,7 @@ async fn listen_once(cache: &Cache, url: &str, first: bool) -> Result<(), String
     cache.db.set_up(true);
     if !first {
         cache.clear();
+        router.registry_changed();
     }
     tracing::info!(channel = CHANNEL, "listening for sync notifications");
     while let Some(message) = receiver.recv().await {
@@ -279,6 +287,7 @@ async fn listen_once(cache: &Cache, url: &str, first: bool) -> Result<(), String
                     "sync notification: cache dropped"
                 );
                 cache.clear();
+                router.registry_changed();
             }
             Some(_) => {}
             None => break,

@@ -19,8 +19,6 @@ use axum::routing::{get, post};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::render::Renderer;
-
 /// The largest request body: 1 MiB.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
@@ -55,8 +53,6 @@ pub struct AppState {
     pub tokens: auth::Tokens,
     /// The rate limit of run.
     pub limiter: auth::RateLimiter,
-    /// Renders prompts (strict, fuel-bounded, no file access).
-    pub renderer: Renderer,
     /// The Prometheus exporter.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Whether metrics carry prompt labels.
@@ -117,7 +113,6 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         options.read_database_url.clone(),
         options.cache_ttl,
     ));
-    tokio::spawn(cache::listen(cache.clone(), options.database_url.clone()));
     let runner = crate::router::Router::new(
         &options.settings,
         crate::router::PromptSource::Registry {
@@ -127,6 +122,11 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         },
         Some(options.database_url.clone()),
     );
+    tokio::spawn(cache::listen(
+        cache.clone(),
+        runner.clone(),
+        options.database_url.clone(),
+    ));
     {
         let metrics = metrics.clone();
         let runner = runner.clone();
@@ -144,7 +144,6 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         cache,
         tokens,
         limiter: auth::RateLimiter::new(options.run_rate, (options.run_rate * 2.0).max(1.0)),
-        renderer: Renderer::new(Arc::default()),
         metrics,
         prompt_labels: options.prompt_labels,
         router: runner.clone(),
