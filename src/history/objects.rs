@@ -8,8 +8,9 @@
 //! caches every object a chain resolves through, which is what makes `git log` fast; this
 //! reader does the same for version 2 pack indexes and version 2 and 3 packs, the formats
 //! Git has written since 2007. An object it cannot find or cannot decode (loose objects,
-//! alternates, anything unusual) is read through libgit2, which also reports the errors:
-//! this reader only ever answers with the bytes libgit2 would give.
+//! alternates, a base in another pack, anything unusual) is read through libgit2, which
+//! also reports the errors. Sizes, offsets and the pack's checksum are checked against
+//! the index, so a corrupt pack is left to libgit2 rather than misread.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -28,6 +29,8 @@ pub(crate) type Object = Arc<Vec<u8>>;
 pub(crate) struct ObjectReader<'r> {
     odb: &'r Odb<'r>,
     packs: Vec<Pack>,
+    /// The pack that held the last object found.
+    last_pack: std::cell::Cell<usize>,
     state: RefCell<ReadState>,
 }
 
@@ -41,6 +44,9 @@ struct ReadState {
     inflater: Decompress,
 }
 
+/// The most room reserved up front for an object, whose size a corrupt pack may get wrong.
+const INITIAL_ROOM: usize = 1 << 20;
+
 /// How much pack data is read at once.
 const WINDOW_BYTES: u64 = 1 << 20;
 
@@ -51,9 +57,9 @@ const WINDOW_BUDGET: usize = 256 << 20;
 /// `core.deltaBaseCacheLimit`).
 const BASE_BUDGET: usize = 96 << 20;
 
-/// The longest delta chain followed; Git writes chains of at most 50 by default, and a
-/// longer one (or a cycle of reference deltas) is left to libgit2.
-const MAX_CHAIN: usize = 10_000;
+/// The longest delta chain followed: Git writes chains of at most 50 by default and 4095
+/// at most; a longer one (or a cycle of reference deltas) is left to libgit2.
+const MAX_CHAIN: usize = 4_096;
 
 impl<'r> ObjectReader<'r> {
     /// A reader that asks libgit2 for every object: for reading a few objects, where
@@ -62,6 +68,7 @@ impl<'r> ObjectReader<'r> {
         ObjectReader {
             odb,
             packs: Vec::new(),
+            last_pack: std::cell::Cell::new(0),
             state: RefCell::new(ReadState {
                 windows: TwoGenerations::new(WINDOW_BUDGET),
                 bases: TwoGenerations::new(BASE_BUDGET),
@@ -89,7 +96,7 @@ impl<'r> ObjectReader<'r> {
 
     /// The content of the object `id`.
     pub fn read(&self, id: Oid) -> Result<Object, git2::Error> {
-        if let Some(object) = self.read_packed(id.as_bytes(), 0) {
+        if let Some(object) = self.read_packed(id.as_bytes()) {
             return Ok(object);
         }
         Ok(Arc::new(self.odb.read(id)?.data().to_vec()))
@@ -97,10 +104,9 @@ impl<'r> ObjectReader<'r> {
 
     /// The object `id`, or at least its first `length` bytes: reading a commit's tree and
     /// parent needs a hundred bytes of it, and a whole object stored as it is in a pack is
-    /// inflated only that far.
+    /// inflated only that far (so a stream corrupt further on goes unnoticed here).
     pub fn read_start(&self, id: Oid, length: usize) -> Result<Object, git2::Error> {
-        let start = self.packs.iter().enumerate().find_map(|(pack, index)| {
-            let offset = index.find(id.as_bytes())?;
+        let start = self.locate(id.as_bytes()).and_then(|(pack, offset)| {
             let header = self.entry_header(pack, offset)?;
             match header.base {
                 EntryBase::None => Some(Arc::new(self.inflate(
@@ -109,7 +115,7 @@ impl<'r> ObjectReader<'r> {
                     header.size,
                     length,
                 )?)),
-                _ => self.resolve(pack, offset, 0),
+                _ => self.resolve(pack, offset),
             }
         });
         match start {
@@ -118,17 +124,31 @@ impl<'r> ObjectReader<'r> {
         }
     }
 
-    /// The object `id` from the packs, or `None` to ask libgit2. `depth` counts the
-    /// reference deltas followed to get here.
-    fn read_packed(&self, id: &[u8], depth: usize) -> Option<Object> {
-        self.packs.iter().enumerate().find_map(|(index, pack)| {
-            let offset = pack.find(id)?;
-            self.resolve(index, offset, depth)
-        })
+    /// The object `id` from the packs, or `None` to ask libgit2.
+    fn read_packed(&self, id: &[u8]) -> Option<Object> {
+        let (pack, offset) = self.locate(id)?;
+        self.resolve(pack, offset)
+    }
+
+    /// The pack holding `id` and its offset there. The pack that held the last object
+    /// found is asked first: objects read one after the other tend to share a pack.
+    fn locate(&self, id: &[u8]) -> Option<(usize, u64)> {
+        let last = self.last_pack.get();
+        if let Some(offset) = self.packs.get(last).and_then(|pack| pack.find(id)) {
+            return Some((last, offset));
+        }
+        let (pack, offset) = self
+            .packs
+            .iter()
+            .enumerate()
+            .filter(|(pack, _)| *pack != last)
+            .find_map(|(pack, index)| Some((pack, index.find(id)?)))?;
+        self.last_pack.set(pack);
+        Some((pack, offset))
     }
 
     /// The object at `offset` in pack `pack`, its delta chain applied.
-    fn resolve(&self, pack: usize, offset: u64, depth: usize) -> Option<Object> {
+    fn resolve(&self, pack: usize, offset: u64) -> Option<Object> {
         if let Some(hit) = self.state.borrow_mut().bases.get(&(pack, offset)) {
             return Some(hit);
         }
@@ -141,7 +161,7 @@ impl<'r> ObjectReader<'r> {
             {
                 break hit;
             }
-            if chain.len() + depth > MAX_CHAIN {
+            if chain.len() > MAX_CHAIN || at >= self.packs[pack].entries_end {
                 return None;
             }
             let header = self.entry_header(pack, at)?;
@@ -159,11 +179,10 @@ impl<'r> ObjectReader<'r> {
                     at = base;
                 }
                 EntryBase::Id(base_id) => {
+                    // Packs on disk are self-contained (fetching completes thin packs
+                    // with their bases); a base elsewhere is left to libgit2.
                     chain.push((at, header.data, header.size));
-                    match self.packs[pack].find(&base_id) {
-                        Some(base) => at = base,
-                        None => break self.read_packed(&base_id, depth + chain.len())?,
-                    }
+                    at = self.packs[pack].find(&base_id)?;
                 }
             }
         };
@@ -250,7 +269,9 @@ impl<'r> ObjectReader<'r> {
                     distance = distance.checked_add(1)?.checked_mul(128)? | u64::from(byte & 0x7f);
                 }
                 // A base comes before its delta, after the 12-byte pack header.
-                let base = offset.checked_sub(distance).filter(|&base| base >= 12)?;
+                let base = offset
+                    .checked_sub(distance)
+                    .filter(|&base| base >= 12 && distance > 0)?;
                 EntryBase::Offset(base)
             }
             7 => {
@@ -271,13 +292,19 @@ impl<'r> ObjectReader<'r> {
     /// its first `limit` bytes when that is fewer.
     fn inflate(&self, pack: usize, offset: u64, size: usize, limit: usize) -> Option<Vec<u8>> {
         let partial = limit < size;
-        // One byte of room more than expected, so a stream that gives more is caught.
-        let mut out = Vec::with_capacity(if partial { limit } else { size.checked_add(1)? });
+        // One byte of room more than expected, so a stream that gives more is caught; the
+        // room grows as the stream fills it, so a corrupt size allocates nothing huge.
+        let room = if partial { limit } else { size.checked_add(1)? };
+        let mut out = Vec::with_capacity(room.min(INITIAL_ROOM));
         let mut at = offset;
         self.state.borrow_mut().inflater.reset(true);
         loop {
             let window = self.window(pack, at / WINDOW_BYTES)?;
             let input = window.get(usize::try_from(at % WINDOW_BYTES).ok()?..)?;
+            if out.len() == out.capacity() {
+                out.try_reserve_exact((room - out.len()).min(out.len().max(INITIAL_ROOM)))
+                    .ok()?;
+            }
             let mut state = self.state.borrow_mut();
             let (read_before, written_before) = (state.inflater.total_in(), out.len());
             let status = state
@@ -288,7 +315,10 @@ impl<'r> ObjectReader<'r> {
             at += read;
             match status {
                 Status::StreamEnd => break,
-                _ if partial && out.len() == limit => return Some(out),
+                _ if out.len() == room => {
+                    // A partial read is done; a whole one has a byte too many.
+                    return partial.then_some(out);
+                }
                 _ if read == 0 && out.len() == written_before => return None,
                 _ => {}
             }
@@ -340,7 +370,7 @@ fn apply_delta(base: &[u8], delta: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let target_size = varint(delta, &mut at)?;
-    let mut out = Vec::with_capacity(target_size);
+    let mut out = Vec::with_capacity(target_size.min(INITIAL_ROOM));
     while at < delta.len() {
         let op = delta[at];
         at += 1;
@@ -385,6 +415,8 @@ struct Pack {
     /// How many objects it holds.
     count: usize,
     file: std::fs::File,
+    /// Where the entries end: the pack's 20-byte checksum follows.
+    entries_end: u64,
 }
 
 /// The version 2 index's header: magic number and version.
@@ -425,8 +457,14 @@ impl Pack {
             Some(u32::from_be_bytes(index.get(at..at + 4)?.try_into().ok()?) as usize)
         };
         let count = fanout(255)?;
-        // Ids, CRCs and offsets, then the two checksums at least.
-        if index.len() < NAMES_START + count * 28 + 40 {
+        // Ids (20 bytes: a SHA-256 index has longer ones and another size), CRCs and
+        // 32-bit offsets, whole 64-bit offsets (at most one per object), two checksums.
+        let fixed = count
+            .checked_mul(28)?
+            .checked_add(NAMES_START + 40)
+            .filter(|&fixed| fixed <= index.len())?;
+        let large = index.len() - fixed;
+        if large % 8 != 0 || large / 8 > count {
             return None;
         }
         let mut file = std::fs::File::open(index_path.with_extension("pack")).ok()?;
@@ -437,7 +475,22 @@ impl Pack {
         if &header[..4] != b"PACK" || !(version == 2 || version == 3) || objects != count {
             return None;
         }
-        Some(Pack { index, count, file })
+        // The index names the pack it was made for by the pack's checksum, its last 20
+        // bytes: a pack replaced under the same name (by a `git gc` running meanwhile, say)
+        // is not read through another pack's index.
+        let length = file.metadata().ok()?.len();
+        let entries_end = length.checked_sub(20).filter(|&end| end >= 12)?;
+        let mut checksum = [0u8; 20];
+        read_exact_at(&file, &mut checksum, entries_end)?;
+        if index.get(index.len() - 40..index.len() - 20)? != checksum {
+            return None;
+        }
+        Some(Pack {
+            index,
+            count,
+            file,
+            entries_end,
+        })
     }
 
     /// The offset in the pack of the object `id`, if the pack holds it.
@@ -512,32 +565,43 @@ impl Pack {
         ))
     }
 
-    /// The window of pack data numbered `number` (shorter at the end of the file).
-    #[cfg(unix)]
+    /// The window of pack entries numbered `number` (shorter at their end).
     fn read_window(&self, number: u64) -> Option<Vec<u8>> {
-        use std::os::unix::fs::FileExt;
-        let mut window = vec![0u8; WINDOW_BYTES as usize];
-        let mut filled = 0;
-        while filled < window.len() {
-            match self
-                .file
-                .read_at(&mut window[filled..], number * WINDOW_BYTES + filled as u64)
-            {
-                Ok(0) => break,
-                Ok(read) => filled += read,
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return None,
-            }
-        }
-        window.truncate(filled);
+        let start = number.checked_mul(WINDOW_BYTES)?;
+        let length = self.entries_end.checked_sub(start)?.min(WINDOW_BYTES);
+        let mut window = vec![0u8; usize::try_from(length).ok()?];
+        read_exact_at(&self.file, &mut window, start)?;
         Some(window)
     }
+}
 
-    /// Without positioned reads, every object is left to libgit2.
-    #[cfg(not(unix))]
-    fn read_window(&self, _number: u64) -> Option<Vec<u8>> {
-        None
+/// Fills `buffer` from `file` at `offset`.
+#[cfg(unix)]
+fn read_exact_at(file: &std::fs::File, buffer: &mut [u8], offset: u64) -> Option<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buffer, offset).ok()
+}
+
+/// Fills `buffer` from `file` at `offset`.
+#[cfg(windows)]
+fn read_exact_at(file: &std::fs::File, buffer: &mut [u8], offset: u64) -> Option<()> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match std::os::windows::fs::FileExt::seek_read(
+            file,
+            &mut buffer[filled..],
+            offset + filled as u64,
+        ) {
+            Ok(0) | Err(_) => return None,
+            Ok(read) => filled += read,
+        }
     }
+    Some(())
+}
+
+/// Without positioned reads, no pack is read directly: every object goes to libgit2.
+#[cfg(not(any(unix, windows)))]
+fn read_exact_at(_file: &std::fs::File, _buffer: &mut [u8], _offset: u64) -> Option<()> {
+    None
 }
 
 /// Hashes a cache key (pack number and offset, both small numbers spread over a range)
@@ -648,6 +712,7 @@ mod tests {
 
     /// Every object of a repository with packs (deltas included), loose objects and a
     /// second pack reads the same through the packs as through libgit2.
+    #[cfg(unix)]
     #[test]
     fn every_object_reads_as_libgit2_reads_it() {
         let dir = tempfile::tempdir().expect("temporary folder");
@@ -707,10 +772,11 @@ mod tests {
             true
         })
         .expect("objects");
+        let all = ids.clone();
         let mut from_packs = 0;
         for id in ids {
             let expected = odb.read(id).expect("libgit2 reads it");
-            if packed.read_packed(id.as_bytes(), 0).is_some() {
+            if packed.read_packed(id.as_bytes()).is_some() {
                 from_packs += 1;
             }
             let read = packed.read(id).expect("reads");
@@ -724,5 +790,30 @@ mod tests {
             from_packs > 500,
             "only {from_packs} objects came from the packs"
         );
+
+        // Bytes flipped all over the packs: no read panics, and whatever is read is what
+        // libgit2 reads (a damaged stream fails its checksum and is left to libgit2).
+        drop(packed);
+        for entry in std::fs::read_dir(repo.path().join("objects/pack")).expect("packs") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|ext| ext == "pack") {
+                let mut bytes = std::fs::read(&path).expect("pack");
+                for i in 1..60 {
+                    let at = 12 + (i * 7919) % (bytes.len() - 32);
+                    bytes[at] ^= 0x5a;
+                }
+                std::fs::remove_file(&path).expect("remove the read-only pack");
+                std::fs::write(&path, bytes).expect("write");
+            }
+        }
+        let damaged = ObjectReader::with_packs(&odb, &repo.path().join("objects"));
+        let fresh = git2::Repository::open(dir.path()).expect("repository");
+        let fresh_odb = fresh.odb().expect("odb");
+        for id in &all {
+            if let (Ok(read), Ok(expected)) = (damaged.read(*id), fresh_odb.read(*id)) {
+                assert_eq!(read.as_slice(), expected.data(), "damaged object {id}");
+            }
+            let _ = damaged.read_start(*id, 100);
+        }
     }
 }

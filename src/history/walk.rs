@@ -147,11 +147,16 @@ fn commit_header(data: &[u8]) -> Option<(Oid, Option<Oid>)> {
         if line.is_empty() {
             break;
         }
+        // libgit2 takes a short id and pads it with zeros: only a whole one is an id here.
+        let id = |hex: &[u8]| match hex.len() {
+            40 => Oid::from_str(std::str::from_utf8(hex).ok()?).ok(),
+            _ => None,
+        };
         if let Some(hex) = line.strip_prefix(b"tree ") {
-            tree = Some(Oid::from_str(std::str::from_utf8(hex).ok()?).ok()?);
+            tree = Some(id(hex)?);
         } else if let Some(hex) = line.strip_prefix(b"parent ") {
             if parent.is_none() {
-                parent = Some(Oid::from_str(std::str::from_utf8(hex).ok()?).ok()?);
+                parent = Some(id(hex)?);
             }
         } else if !line.starts_with(b"parent ") && tree.is_some() {
             // author, committer and the rest: the header fields we need come first.
@@ -173,17 +178,20 @@ struct Entry<'a> {
     raw: &'a [u8],
 }
 
+/// The type bits of a tree entry's mode.
+const MODE_TYPE: u32 = 0o170000;
 const MODE_TREE: u32 = 0o040000;
-const MODE_BLOB: u32 = 0o100644;
-const MODE_EXECUTABLE: u32 = 0o100755;
+const MODE_FILE: u32 = 0o100000;
 
 impl Entry<'_> {
     fn is_tree(&self) -> bool {
-        self.mode == MODE_TREE
+        self.mode & MODE_TYPE == MODE_TREE
     }
 
+    /// A regular file, whatever its permission bits (old histories hold `100664`), as
+    /// Git reads it; not a symbolic link or a submodule.
     fn is_blob(&self) -> bool {
-        self.mode == MODE_BLOB || self.mode == MODE_EXECUTABLE
+        self.mode & MODE_TYPE == MODE_FILE
     }
 
     fn oid(&self) -> Result<Oid, git2::Error> {
@@ -430,7 +438,9 @@ fn shared_entries_len(old: &[u8], new: &[u8]) -> usize {
 
 /// [`pair_entries`] for two trees in Git's order; `None` when either is not. A diff
 /// usually changes one entry of a tree of a hundred: the entries before it are skipped
-/// as bytes, and the merge stops once the rest of both trees is the same bytes.
+/// as bytes, and the merge stops once the rest of both trees is the same bytes. (Skipped
+/// entries are not decoded or checked for order: equal on both sides, they pair with
+/// each other whatever the order, unless a broken tree repeats a name.)
 fn merge_sorted<'t>(
     old: &'t [u8],
     new: &'t [u8],
@@ -706,6 +716,17 @@ mod tests {
         let old = raw_tree(&[("040000", name("d"), 1)]);
         let new = raw_tree(&[("40000", name("d"), 1)]);
         assert!(pair_entries(&old, &new).expect("valid").is_empty());
+        // Any regular file is a blob, a symbolic link or a submodule is not.
+        for (mode, blob) in [
+            ("100664", true),
+            ("100755", true),
+            ("120000", false),
+            ("160000", false),
+        ] {
+            let raw = raw_tree(&[(mode, name("f"), 1)]);
+            let entry = Entries::of(&raw).next().expect("one").expect("valid");
+            assert_eq!(entry.is_blob(), blob, "{mode}");
+        }
         // A tree cut short is an error, not a panic.
         assert!(pair_entries(&old[..old.len() - 3], &new).is_err());
     }
