@@ -35,6 +35,9 @@ pub struct PlainFile {
 /// Files larger than this go to the full parser (which also enforces its budgets).
 const MAX_PLAIN_BYTES: usize = 64 * 1024;
 
+/// The longest key this reader takes.
+const MAX_KEY_LENGTH: usize = 1000;
+
 /// The deepest nesting this reader follows.
 const MAX_DEPTH: usize = 16;
 
@@ -326,7 +329,12 @@ fn split_key(text: &str) -> Option<(&str, &str)> {
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if !key_ok || !(after.is_empty() || after.starts_with(' ')) || is_reserved_word(key) {
+    // serde-saphyr looks at most 1024 characters ahead for a key's colon.
+    if !key_ok
+        || key.len() > MAX_KEY_LENGTH
+        || !(after.is_empty() || after.starts_with(' '))
+        || is_reserved_word(key)
+    {
         return None;
     }
     Some((key, after.trim_start_matches(' ')))
@@ -470,7 +478,8 @@ impl<'a> Flow<'a> {
                 let scalar = rest[..end].trim_end_matches(' ');
                 let first = scalar.bytes().next()?;
                 let indicator = b"-?:,[]{}#&*!|>'\"%@`".contains(&first);
-                if scalar.contains(':')
+                // A bracket inside a flow scalar opens a collection to YAML.
+                if scalar.contains([':', '[', '{'])
                     || scalar.contains(" #")
                     || (indicator
                         && !(first == b'-'
@@ -846,6 +855,20 @@ mod tests {
             "model: gpt\ntemplate: hi\nunknown: x\n",
             "model: 4o\ntemplate: hi\n",
             "model: gpt\ntemplate: hi\ndescription:\n",
+            // Found by review: brackets inside flow scalars, keys past serde-saphyr's
+            // look-ahead.
+            "model: gpt\ntemplate: hi\nparameters: {x: a{b}\n",
+            "model: gpt\ntemplate: hi\nparameters:\n  x: [a[b]\n",
+            "model: gpt\ntemplate: hi\nparameters:\n  x: [a, a{b]\n",
+            "model: m\nmessages: [{role: user, content: hi{---}]\n",
+            &format!(
+                "model: gpt\ntemplate: hi\nparameters:\n  {}: 1\n",
+                "a".repeat(1025)
+            ),
+            &format!(
+                "model: gpt\ntemplate: hi\nparameters: {{{}: 1}}\n",
+                "a".repeat(1025)
+            ),
             "# only a comment\n",
             "",
         ] {
