@@ -536,6 +536,47 @@ fn random_edit(repo: &TestRepo, rng: &mut Rng, prompts: &mut [Gen]) {
     repo.write(&p.path(), &p.text());
 }
 
+/// The contents of `blobs`, read by one `git cat-file --batch`.
+fn cat_blobs(repo: &TestRepo, blobs: &[String]) -> Vec<String> {
+    use std::io::{Read, Write};
+    let mut child = std::process::Command::new("git")
+        .args(["cat-file", "--batch"])
+        .current_dir(repo.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("git cat-file runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let ids = blobs.join("\n") + "\n";
+    let writer = std::thread::spawn(move || stdin.write_all(ids.as_bytes()));
+    let mut out = Vec::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_end(&mut out)
+        .expect("read");
+    writer.join().expect("writer").expect("written");
+    assert!(child.wait().expect("git exits").success());
+    // `ID TYPE SIZE\n` then SIZE bytes and a newline, per blob.
+    let mut texts = Vec::new();
+    let mut rest = &out[..];
+    for _ in blobs {
+        let header_end = rest.iter().position(|&b| b == b'\n').expect("header");
+        let header = String::from_utf8_lossy(&rest[..header_end]).into_owned();
+        let size: usize = header
+            .rsplit(' ')
+            .next()
+            .expect("size")
+            .parse()
+            .expect("size");
+        let body = &rest[header_end + 1..header_end + 1 + size];
+        texts.push(String::from_utf8_lossy(body).into_owned());
+        rest = &rest[header_end + 1 + size + 1..];
+    }
+    texts
+}
+
 /// Per prompt the expected (version, commit) pairs, and whether it ends archived.
 type ExpectedNumbering = (BTreeMap<String, Vec<(u64, String)>>, BTreeMap<String, bool>);
 
@@ -550,19 +591,27 @@ fn expected_versions(repo: &TestRepo) -> ExpectedNumbering {
     for commit in commits.lines() {
         let listing = repo.git(&["ls-tree", "-r", "-z", commit, "--", "prompts"]);
         let mut present: BTreeMap<String, Value> = BTreeMap::new();
-        for entry in listing.split('\0').filter(|e| !e.is_empty()) {
-            let (meta, path) = entry.split_once('\t').expect("ls-tree line");
-            if !(path.ends_with(".yaml") || path.ends_with(".yml")) {
-                continue;
-            }
-            let blob = meta.split(' ').nth(2).expect("blob id").to_owned();
-            let value = parsed
-                .entry(blob.clone())
-                .or_insert_with(|| {
-                    let text = repo.git(&["cat-file", "-p", &blob]);
-                    serde_saphyr::from_str::<Value>(&text).ok()
-                })
-                .clone();
+        let files: Vec<(String, &str)> = listing
+            .split('\0')
+            .filter(|e| !e.is_empty())
+            .map(|entry| {
+                let (meta, path) = entry.split_once('\t').expect("ls-tree line");
+                (meta.split(' ').nth(2).expect("blob id").to_owned(), path)
+            })
+            .filter(|(_, path)| path.ends_with(".yaml") || path.ends_with(".yml"))
+            .collect();
+        let new_blobs: Vec<String> = files
+            .iter()
+            .map(|(blob, _)| blob.clone())
+            .filter(|blob| !parsed.contains_key(blob))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for (blob, text) in new_blobs.iter().zip(cat_blobs(repo, &new_blobs)) {
+            parsed.insert(blob.clone(), serde_saphyr::from_str::<Value>(&text).ok());
+        }
+        for (blob, path) in files {
+            let value = parsed[&blob].clone();
             let Some(value) = value else { continue };
             let relative = path.strip_prefix("prompts/").expect("under prompts");
             let service = value["service"]
@@ -709,5 +758,106 @@ fn numbering_matches_an_independent_computation_on_a_generated_history() {
     }
     for (id, versions) in &expected {
         assert_eq!(&log(&repo, id), versions, "packed: {id}");
+    }
+}
+
+/// Every version number of a history of 1,200 prompts, as the library derives it (cold,
+/// from loose objects, then from a pack with long delta chains), against the independent
+/// implementation.
+#[test]
+fn every_number_matches_an_independent_computation_on_a_thousand_prompt_history() {
+    let repo = TestRepo::new();
+    let mut rng = Rng(0x0123_4567_89ab_cdef);
+    let mut prompts: Vec<Gen> = (0..1_200)
+        .map(|index| Gen {
+            service: index as u64 % 20,
+            index,
+            place: index as u64 % 3,
+            model: 0,
+            text: 0,
+            temp: 2,
+            test: 0,
+            desc: 0,
+            style: index as u64 % 3,
+            present: index % 7 != 3,
+            broken: false,
+        })
+        .collect();
+    for p in prompts.iter().filter(|p| p.present) {
+        repo.write(&p.path(), &p.text());
+    }
+    repo.commit("initial prompts");
+    for commit in 0..60 {
+        if commit % 15 == 7 {
+            let name = format!("feature-{commit}");
+            repo.git(&["checkout", "-q", "-b", &name]);
+            for _ in 0..2 {
+                for _ in 0..1 + rng.below(20) {
+                    random_edit(&repo, &mut rng, &mut prompts);
+                }
+                repo.commit(&format!("work on {name}"));
+            }
+            repo.git(&["checkout", "-q", "main"]);
+            repo.git(&[
+                "merge",
+                "-q",
+                "--no-ff",
+                "-m",
+                &format!("Merge {name}"),
+                &name,
+            ]);
+            repo.tick();
+        } else {
+            for _ in 0..1 + rng.below(40) {
+                random_edit(&repo, &mut rng, &mut prompts);
+            }
+            repo.commit(&format!("commit {commit}"));
+        }
+    }
+    for p in prompts.iter_mut().filter(|p| p.broken) {
+        p.broken = false;
+        repo.write(&p.path(), &p.text());
+    }
+    repo.commit("fix broken files");
+
+    let (expected, archived) = expected_versions(&repo);
+    assert!(expected.len() > 1_000, "{} prompts", expected.len());
+    assert!(expected.values().any(|v| v.len() >= 4), "and many versions");
+    let derived = || {
+        let config = promptctl::config::Config::discover(repo.path()).expect("config");
+        let history =
+            promptctl::history::History::load(&config, None, false).expect("history loads");
+        history
+            .prompts
+            .values()
+            .map(|prompt| {
+                let versions: Vec<(u64, String)> = prompt
+                    .versions
+                    .iter()
+                    .map(|version| {
+                        let commit = version.commit.as_ref().expect("committed");
+                        (u64::from(version.number), commit.id.clone())
+                    })
+                    .collect();
+                (prompt.id.to_string(), (versions, prompt.archived))
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    for packed in [false, true] {
+        if packed {
+            repo.git(&["repack", "-adfq", "--depth=50", "--window=100"]);
+        }
+        let derived = derived();
+        assert_eq!(
+            derived.keys().collect::<Vec<_>>(),
+            expected.keys().collect::<Vec<_>>()
+        );
+        for (id, versions) in &expected {
+            assert_eq!(&derived[id].0, versions, "{id} (packed: {packed})");
+            assert_eq!(
+                derived[id].1, archived[id],
+                "{id} archived (packed: {packed})"
+            );
+        }
     }
 }
