@@ -6,10 +6,11 @@
 //! tree or prompts subtree equals its parent's costs one object read; diffs descend only
 //! into subtrees whose ids differ.
 
-use git2::Oid;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::path::Path;
+
+use git2::Oid;
 
 use super::objects::{Object, ObjectReader};
 use crate::repo::FileKind;

@@ -4,10 +4,11 @@
 //! thousands of files in a monorepo, and the full YAML parser (serde-saphyr, with source
 //! positions for diagnostics) spends about 50 µs on a small one. This reader knows a
 //! subset of YAML: block mappings and sequences indented with spaces, plain scalars that
-//! are plainly strings, integers, decimals or `true`/`false`, quoted scalars without
-//! escapes, `|` and `|-` block scalars, one-line flow collections, and comments. On
-//! anything else (anchors, tags, escapes, folded or multi-line scalars, duplicate keys,
-//! a word YAML might read as a boolean or a null, a key the prompt schema does not know)
+//! are plainly strings, integers, decimals or `true`/`false`, one-line quoted scalars
+//! (escapes `\n`, `\t`, `\"`, `\\` and `\/` at most), `|` and `|-` block scalars, one-line
+//! flow collections, and comments. On anything else (anchors, tags, other escapes,
+//! folded or multi-line scalars, duplicate keys, a word YAML might read as a boolean or a
+//! null, a number where a string belongs, a key the prompt schema does not know)
 //! it answers `None`, and the caller parses the file with the full parser, which also
 //! reports what is wrong. So it decides nothing on its own: when it answers, the full
 //! parser would have accepted the file and given the same name, service and definition
