@@ -27,15 +27,9 @@ pub const CACHE_READS: &str = "promptctl_cache_requests_total";
 /// HTTP requests by route and status.
 pub const HTTP_REQUESTS: &str = "promptctl_http_requests_total";
 
-/// The conventions' advised bucket boundaries for `gen_ai.client.operation.duration`.
-pub const DURATION_BUCKETS: [f64; 14] = [
-    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
-];
-/// The conventions' advised bucket boundaries for `gen_ai.client.token.usage`.
-pub const TOKEN_BUCKETS: [f64; 14] = [
-    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
-    16777216.0, 67108864.0,
-];
+/// The conventions' advised bucket boundaries for `gen_ai.client.operation.duration` and
+/// `gen_ai.client.token.usage`: the router's own, so `/metrics` and the router agree.
+pub use crate::router::metrics::{DURATION_BUCKETS, TOKEN_BUCKETS};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
