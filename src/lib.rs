@@ -26,6 +26,7 @@ pub mod config;
 pub mod diagnostic;
 pub mod environments;
 pub mod eval;
+pub mod files;
 pub mod format;
 pub mod history;
 pub mod lsp;

@@ -528,3 +528,22 @@ fn the_library_registry_returns_a_prompt_ready_to_render_with_its_partials() {
     assert_eq!(messages[0].content, "Be kind to Ada. Answer in en.");
     assert_eq!(messages[1].content, "Hello from Ada");
 }
+
+#[test]
+fn a_registry_missing_monitor_assertions_gets_them_from_a_sync_at_the_same_tip() {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    repo.write(
+        "prompts/support/reply.yaml",
+        "model: gpt-4o\ntemplate: \"hi\"\nmonitor:\n  - {type: safety_check}\n",
+    );
+    repo.commit("a monitored prompt");
+    let first = sync_json(&repo, &db);
+    assert_eq!(first["monitors_changed"], 1);
+    // As a registry synced before it held monitor assertions (migration 3) is.
+    db.rows("DELETE FROM prompt_monitors");
+    let again = sync_json(&repo, &db);
+    assert_eq!(again["up_to_date"], true, "{again}");
+    assert_eq!(again["monitors_changed"], 1, "{again}");
+    assert_eq!(db.count("SELECT count(*) FROM prompt_monitors"), 1);
+}

@@ -154,13 +154,8 @@ fn key_for(history: &History, prompt: &PromptHistory) -> String {
 
 /// Writes `text` to `path` through a temporary file, so a crash never leaves half a file.
 pub fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), CliError> {
-    let temporary = path.with_extension("yaml.promptctl-tmp");
-    std::fs::write(&temporary, text)
-        .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(|err| {
-            let _ = std::fs::remove_file(&temporary);
-            CliError::input(format!("cannot write {}: {err}", display_path(path)))
-        })
+    crate::files::replace(path, text.as_bytes())
+        .map_err(|err| CliError::input(format!("cannot write {}: {err}", display_path(path))))
 }
 
 /// A commit error as the user sees it.

@@ -164,13 +164,14 @@ fn print(context: &Context, summary: &SyncSummary) {
         ));
     }
     text.push_str(&format!(
-        "{verb} {at}: {} versions added, {} updated, {} archived flags, {} tests changed, {} tests removed, {} environment rows changed ({} prompts, {} versions)\n",
+        "{verb} {at}: {} versions added, {} updated, {} archived flags, {} tests changed, {} tests removed, {} environment rows changed, {} monitors changed ({} prompts, {} versions)\n",
         summary.versions_added,
         summary.versions_updated,
         summary.archived_changed,
         summary.tests_changed,
         summary.tests_removed,
         summary.environments_changed,
+        summary.monitors_changed,
         summary.prompts,
         summary.versions
     ));

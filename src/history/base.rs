@@ -23,7 +23,9 @@ pub struct ChangeBase {
     pub how: String,
 }
 
-fn open(config: &Config) -> Result<Repository, HistoryError> {
+/// The repository holding the project, with libgit2 set up for reading history.
+pub(super) fn open(config: &Config) -> Result<Repository, HistoryError> {
+    super::tune_libgit2();
     Repository::discover(&config.root).map_err(|err| match err.code() {
         git2::ErrorCode::NotFound => HistoryError::NotARepository {
             path: config.root.clone(),
@@ -85,11 +87,10 @@ pub fn snapshot_at(config: &Config, commit: &str) -> Result<Snapshot, HistoryErr
     let objects = ObjectReader::libgit2(&odb);
     let mut files = Vec::new();
     if let Some(root) = walk::subtree(&objects, tree, &prompts_rel)? {
-        for kind in [FileKind::Prompt, FileKind::Partial] {
-            for (path, blob) in walk::files_of_kind(&objects, root, kind)? {
-                let object = odb.read(blob)?;
-                files.push((std::path::PathBuf::from(path), object.data().to_vec()));
-            }
+        let kinds = [FileKind::Prompt, FileKind::Partial];
+        for (path, blob) in walk::files_of_kinds(&objects, root, &kinds)? {
+            let object = odb.read(blob)?;
+            files.push((std::path::PathBuf::from(path), object.data().to_vec()));
         }
     }
     Ok(Snapshot::from_files(&config.settings.prompts_dir, files))

@@ -587,7 +587,7 @@ pub(crate) fn store(
     };
     let mut data = format!("{MAGIC} {}\n", checksum(&body)).into_bytes();
     data.extend_from_slice(&body);
-    super::replace_file(&key.file(repo), &data)?;
+    crate::files::replace(&key.file(repo), &data)?;
     // A cache of the previous format is dead weight once this one exists.
     let _ = std::fs::remove_file(key.old_file(repo));
     Ok(())

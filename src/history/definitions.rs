@@ -70,7 +70,7 @@ pub(crate) fn store<'a>(
     }
     let mut data = header().into_bytes();
     data.extend_from_slice(&records);
-    super::replace_file(&path, &data)
+    crate::files::replace(&path, &data)
 }
 
 fn has_current_header(path: &Path) -> bool {
@@ -87,12 +87,11 @@ fn has_current_header(path: &Path) -> bool {
 /// history holds for it); a blob missing from the answer is to be parsed. The records are
 /// split first (their headers only), then checked and decoded on every core.
 pub(crate) fn load(git_dir: &Path, wanted: &HashMap<Oid, u128>) -> HashMap<Oid, Definition> {
-    let mut found = HashMap::new();
     let Ok(data) = std::fs::read(file(git_dir)) else {
-        return found;
+        return HashMap::new();
     };
     let Some(mut rest) = data.strip_prefix(header().as_bytes()) else {
-        return found;
+        return HashMap::new();
     };
     let mut records = Vec::new();
     // Runs that each appended what they parsed can leave a blob's record more than once;
@@ -124,10 +123,8 @@ pub(crate) fn load(git_dir: &Path, wanted: &HashMap<Oid, u128>) -> HashMap<Oid, 
             .flatten()
             .map(|definition| (blob, definition))
     });
-    for (blob, definition) in decoded.into_iter().flatten() {
-        found.entry(blob).or_insert(definition);
-    }
-    found
+    // Each blob was taken once (`seen`), so no two results share a key.
+    decoded.into_iter().flatten().collect()
 }
 
 /// Replaces the store with `records` (whole records, as read).
@@ -136,7 +133,7 @@ fn rewrite(git_dir: &Path, records: &[&[u8]]) -> std::io::Result<()> {
     for record in records {
         data.extend_from_slice(record);
     }
-    super::replace_file(&file(git_dir), &data)
+    crate::files::replace(&file(git_dir), &data)
 }
 
 /// Splits one record off the front of `data`: its blob, its JSON and what follows.

@@ -218,17 +218,6 @@ fn with_repository<T>(
     })
 }
 
-/// Writes `data` to `path` through a temporary file renamed over it, creating its folder:
-/// a crash never leaves half a file (the history cache and the definitions store).
-fn replace_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    if let Some(folder) = path.parent() {
-        std::fs::create_dir_all(folder)?;
-    }
-    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&temporary, data)?;
-    std::fs::rename(&temporary, path)
-}
-
 /// The digest of a definition: the first 128 bits of the SHA-256 of its canonical JSON.
 fn digest(definition: &Definition) -> u128 {
     definitions::digest_of_json(definition.canonical_json().as_bytes())
@@ -357,12 +346,7 @@ impl History {
         rev: Option<&str>,
         use_cache: bool,
     ) -> Result<History, HistoryError> {
-        let repo = Repository::discover(&config.root).map_err(|err| match err.code() {
-            ErrorCode::NotFound => HistoryError::NotARepository {
-                path: config.root.clone(),
-            },
-            _ => HistoryError::Git(err),
-        })?;
+        let repo = base::open(config)?;
         if repo.is_shallow() {
             return Err(HistoryError::Shallow);
         }
@@ -650,7 +634,7 @@ impl History {
             let objects = objects::ObjectReader::libgit2(&odb);
             let mut partials = BTreeMap::new();
             if let Some(root) = walk::subtree(&objects, tree, &self.prompts_rel)? {
-                for (path, blob) in walk::files_of_kind(&objects, root, FileKind::Partial)? {
+                for (path, blob) in walk::files_of_kinds(&objects, root, &[FileKind::Partial])? {
                     let object = odb.read(blob)?;
                     let shown = self.tracker.prompts_dir.join(&path);
                     if let Ok(text) = crate::repo::file::decode_text(&shown, object.data()) {
@@ -747,6 +731,10 @@ struct Walked {
     parsed: HashMap<Oid, Arc<ParsedBlob>>,
 }
 
+/// How many objects a walk extending a cache reads through libgit2 before it opens the
+/// pack indexes (a few hundred commits).
+const OPEN_PACKS_AFTER: usize = 1_000;
+
 /// How many blobs go to a parser thread at once.
 const PARSE_BATCH: usize = 32;
 
@@ -762,16 +750,20 @@ fn walk_chain(
     known: &HashMap<Oid, Arc<ParsedBlob>>,
 ) -> Result<Walked, HistoryError> {
     let odb = repo.odb()?;
-    // Extending a cache reads a few commits: threads would cost more than they save, so
-    // the new blobs are parsed here after the walk, and objects are read through libgit2
-    // (opening the pack indexes would cost more than those few reads). A full walk reads
-    // the packs itself, leaves this thread a core of its own (it reads every object, and
-    // the walk is only as fast as it is) and parses on the others.
+    // Extending a cache usually reads a few commits: threads would cost more than they
+    // save, so the new blobs are parsed here after the walk, and the pack indexes are
+    // opened only if the walk turns out long (a rewritten history). A full walk reads the
+    // packs from the start, leaves this thread a core of its own (it reads every object,
+    // and the walk is only as fast as it is) and parses on the others.
+    let objects_dir = repo.commondir().join("objects");
     let (threads, objects) = match stop {
-        Some(_) => (0, objects::ObjectReader::libgit2(&odb)),
+        Some(_) => (
+            0,
+            objects::ObjectReader::with_packs(&odb, &objects_dir, OPEN_PACKS_AFTER),
+        ),
         None => (
             std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
-            objects::ObjectReader::with_packs(&odb, &repo.commondir().join("objects")),
+            objects::ObjectReader::with_packs(&odb, &objects_dir, 0),
         ),
     };
     let (sender, receiver) = std::sync::mpsc::channel::<Vec<BlobToParse>>();
@@ -867,7 +859,7 @@ fn walk_and_diff(
                 {
                     batch.push((*blob, path.clone(), objects.read(*blob)?));
                     if batch.len() == PARSE_BATCH {
-                        // A closed channel means a parser failed; its error is reported.
+                        // The receiver lives as long as the walk: sending cannot fail.
                         let _ = sender.send(std::mem::take(&mut batch));
                     }
                 }

@@ -28,7 +28,14 @@ pub(crate) type Object = Arc<Vec<u8>>;
 /// Reads objects by id; see the module documentation.
 pub(crate) struct ObjectReader<'r> {
     odb: &'r Odb<'r>,
-    packs: Vec<Pack>,
+    /// The repository's `pack` folder, when its packs may be read.
+    pack_dir: Option<std::path::PathBuf>,
+    /// How many objects to read through libgit2 before opening the packs.
+    open_after: usize,
+    /// Objects read so far (counted until the packs are open).
+    reads: std::cell::Cell<usize>,
+    /// The packs, once open.
+    packs: std::cell::OnceCell<Vec<Pack>>,
     /// The pack that held the last object found.
     last_pack: std::cell::Cell<usize>,
     state: RefCell<ReadState>,
@@ -67,7 +74,10 @@ impl<'r> ObjectReader<'r> {
     pub fn libgit2(odb: &'r Odb<'r>) -> ObjectReader<'r> {
         ObjectReader {
             odb,
-            packs: Vec::new(),
+            pack_dir: None,
+            open_after: 0,
+            reads: std::cell::Cell::new(0),
+            packs: std::cell::OnceCell::new(),
             last_pack: std::cell::Cell::new(0),
             state: RefCell::new(ReadState {
                 windows: TwoGenerations::new(WINDOW_BUDGET),
@@ -77,12 +87,32 @@ impl<'r> ObjectReader<'r> {
         }
     }
 
-    /// A reader of the packs in `objects_dir` (the repository's `objects` folder), for
-    /// reading many objects. A pack it cannot use is left to libgit2.
-    pub fn with_packs(odb: &'r Odb<'r>, objects_dir: &Path) -> ObjectReader<'r> {
+    /// A reader of the packs in `objects_dir` (the repository's `objects` folder), opened
+    /// once `open_after` objects have been read through libgit2: a walk that turns out to
+    /// read a few objects (extending a cache by a commit or two) never pays for opening
+    /// the pack indexes, and one that reads many (a rebuild) reads the packs. A pack it
+    /// cannot use is left to libgit2.
+    pub fn with_packs(odb: &'r Odb<'r>, objects_dir: &Path, open_after: usize) -> ObjectReader<'r> {
         let mut reader = ObjectReader::libgit2(odb);
-        reader.packs = Pack::open_all(&objects_dir.join("pack"));
+        reader.pack_dir = Some(objects_dir.join("pack"));
+        reader.open_after = open_after;
         reader
+    }
+
+    /// The packs: none until they are open.
+    fn packs(&self) -> &[Pack] {
+        if let Some(packs) = self.packs.get() {
+            return packs;
+        }
+        let Some(pack_dir) = &self.pack_dir else {
+            return &[];
+        };
+        let reads = self.reads.get();
+        if reads < self.open_after {
+            self.reads.set(reads + 1);
+            return &[];
+        }
+        self.packs.get_or_init(|| Pack::open_all(pack_dir))
     }
 
     /// Frees the caches (after a full walk, tens of megabytes in many blocks) on a
@@ -134,11 +164,11 @@ impl<'r> ObjectReader<'r> {
     /// found is asked first: objects read one after the other tend to share a pack.
     fn locate(&self, id: &[u8]) -> Option<(usize, u64)> {
         let last = self.last_pack.get();
-        if let Some(offset) = self.packs.get(last).and_then(|pack| pack.find(id)) {
+        let packs = self.packs();
+        if let Some(offset) = packs.get(last).and_then(|pack| pack.find(id)) {
             return Some((last, offset));
         }
-        let (pack, offset) = self
-            .packs
+        let (pack, offset) = packs
             .iter()
             .enumerate()
             .filter(|(pack, _)| *pack != last)
@@ -161,7 +191,7 @@ impl<'r> ObjectReader<'r> {
             {
                 break hit;
             }
-            if chain.len() > MAX_CHAIN || at >= self.packs[pack].entries_end {
+            if chain.len() > MAX_CHAIN || at >= self.packs()[pack].entries_end {
                 return None;
             }
             let header = self.entry_header(pack, at)?;
@@ -182,7 +212,7 @@ impl<'r> ObjectReader<'r> {
                     // Packs on disk are self-contained (fetching completes thin packs
                     // with their bases); a base elsewhere is left to libgit2.
                     chain.push((at, header.data, header.size));
-                    at = self.packs[pack].find(&base_id)?;
+                    at = self.packs()[pack].find(&base_id)?;
                 }
             }
         };
@@ -209,7 +239,7 @@ impl<'r> ObjectReader<'r> {
         if let Some(window) = state.windows.get(&(pack, number)) {
             return Some(window);
         }
-        let window = Arc::new(self.packs[pack].read_window(number)?);
+        let window = Arc::new(self.packs()[pack].read_window(number)?);
         state
             .windows
             .insert((pack, number), window.clone(), window.len());
@@ -764,8 +794,8 @@ mod tests {
         }
         let repo = git2::Repository::open(dir.path()).expect("repository");
         let odb = repo.odb().expect("odb");
-        let packed = ObjectReader::with_packs(&odb, &repo.path().join("objects"));
-        assert!(packed.packs.len() >= 2, "{} packs", packed.packs.len());
+        let packed = ObjectReader::with_packs(&odb, &repo.path().join("objects"), 0);
+        assert!(packed.packs().len() >= 2, "{} packs", packed.packs().len());
         let mut ids = Vec::new();
         odb.foreach(|id| {
             ids.push(*id);
@@ -791,6 +821,14 @@ mod tests {
             "only {from_packs} objects came from the packs"
         );
 
+        // A reader that opens the packs after ten objects reads the same before and after.
+        let later = ObjectReader::with_packs(&odb, &repo.path().join("objects"), 10);
+        for (read, id) in all.iter().enumerate() {
+            assert_eq!(later.packs.get().is_some(), read > 10, "after {read} reads");
+            let expected = odb.read(*id).expect("libgit2 reads it");
+            assert_eq!(later.read(*id).expect("reads").as_slice(), expected.data());
+        }
+
         // Bytes flipped all over the packs: no read panics, and whatever is read is what
         // libgit2 reads (a damaged stream fails its checksum and is left to libgit2).
         drop(packed);
@@ -806,7 +844,7 @@ mod tests {
                 std::fs::write(&path, bytes).expect("write");
             }
         }
-        let damaged = ObjectReader::with_packs(&odb, &repo.path().join("objects"));
+        let damaged = ObjectReader::with_packs(&odb, &repo.path().join("objects"), 0);
         let fresh = git2::Repository::open(dir.path()).expect("repository");
         let fresh_odb = fresh.odb().expect("odb");
         for id in &all {

@@ -66,8 +66,8 @@ pub(crate) struct ReadCommit {
 pub(crate) type CommitDetails = (i64, i32, String, String, String);
 
 /// The [`CommitDetails`] of a raw commit object, decoded the way libgit2 decodes them
-/// (`None` for anything unusual, for the caller to ask libgit2). Decoding the object the
-/// walk already read saves reading every commit that changed a prompt a second time.
+/// (`None` for anything unusual, for the caller to ask libgit2): cheaper than libgit2's
+/// `find_commit`, which parses every header and copies the object again.
 pub(crate) fn commit_details(data: &[u8]) -> Option<CommitDetails> {
     let header_end = data.windows(2).position(|pair| pair == b"\n\n");
     let (header, message) = match header_end {
@@ -531,25 +531,23 @@ fn pair_by_name<'t>(old: &'t [u8], new: &'t [u8]) -> Result<Vec<EntryPair<'t>>, 
     Ok(pairs)
 }
 
-/// Every file under the subtree `root` whose kind is `kind`, with its blob.
-pub(crate) fn files_of_kind(
+/// Every file under the subtree `root` whose kind is one of `kinds`, with its blob, in
+/// one pass over the trees.
+pub(crate) fn files_of_kinds(
     objects: &ObjectReader<'_>,
     root: Oid,
-    kind: FileKind,
+    kinds: &[FileKind],
 ) -> Result<Vec<(String, Oid)>, git2::Error> {
-    let changes = {
-        let mut all = Vec::new();
-        collect(objects, root, "", kind, &mut all)?;
-        all
-    };
-    Ok(changes)
+    let mut files = Vec::new();
+    collect(objects, root, "", kinds, &mut files)?;
+    Ok(files)
 }
 
 fn collect(
     objects: &ObjectReader<'_>,
     tree: Oid,
     prefix: &str,
-    kind: FileKind,
+    kinds: &[FileKind],
     out: &mut Vec<(String, Oid)>,
 ) -> Result<(), git2::Error> {
     let object = objects.read(tree)?;
@@ -560,8 +558,10 @@ fn collect(
         }
         let path = format!("{prefix}{}", String::from_utf8_lossy(entry.name));
         if entry.is_tree() {
-            collect(objects, entry.oid()?, &format!("{path}/"), kind, out)?;
-        } else if entry.is_blob() && FileKind::of(Path::new(&path)) == Some(kind) {
+            collect(objects, entry.oid()?, &format!("{path}/"), kinds, out)?;
+        } else if entry.is_blob()
+            && FileKind::of(Path::new(&path)).is_some_and(|kind| kinds.contains(&kind))
+        {
             out.push((path, entry.oid()?));
         }
     }

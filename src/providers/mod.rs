@@ -324,7 +324,14 @@ impl Providers {
         &self.settings
     }
 
-    /// Resolves a model to its provider.
+    /// The name of the provider `model` is called through, when one is configured.
+    pub fn provider_name(&self, model: &str) -> Option<String> {
+        self.target(model)
+            .ok()
+            .map(|target| target.provider.spec.name.clone())
+    }
+
+    /// The provider and settings `model` is called with.
     pub fn target(&self, model: &str) -> Result<ModelTarget, ProviderError> {
         let model_settings = self.settings.models.get(model);
         let provider_name = match model_settings.and_then(|m| m.provider.clone()) {

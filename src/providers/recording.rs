@@ -147,14 +147,9 @@ impl Recordings {
             path: path.display().to_string(),
             message,
         };
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| failed(e.to_string()))?;
-        }
         let mut text = serde_json::to_string_pretty(value).map_err(|e| failed(e.to_string()))?;
         text.push('\n');
-        let temporary = path.with_extension("json.tmp");
-        std::fs::write(&temporary, text).map_err(|e| failed(e.to_string()))?;
-        std::fs::rename(&temporary, &path).map_err(|e| failed(e.to_string()))
+        crate::files::replace(&path, text.as_bytes()).map_err(|e| failed(e.to_string()))
     }
 
     /// The recorded answer to a chat request, in replay mode.

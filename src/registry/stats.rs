@@ -146,8 +146,9 @@ pub async fn stats(
         .iter()
         .map(|p| p.as_ref() as &(dyn ToSql + Sync))
         .collect();
-    // JIT compilation costs more than it saves on a query this size, and a session
-    // setting keeps it off for the statement without touching the server's settings.
+    // JIT compilation costs more than it saves on a query this size. The setting holds
+    // for the rest of this connection's session (whose other queries are small too) and
+    // leaves the server's settings alone.
     client.batch_execute("SET jit = off").await?;
     let rows = client.query(&sql, &refs).await?;
     Ok(rows

@@ -81,7 +81,7 @@ pub fn tip_source(config: &Config, tip: &str) -> Result<TipSource, RegistryError
 /// Refuses what the `prompts` table cannot hold: names, services and models longer than
 /// its columns. Reads no definition (the models are known without one); the templates'
 /// NUL characters are refused as each version is sent ([`storable`]).
-pub fn validate(history: &History) -> Result<(), RegistryError> {
+fn validate(history: &History) -> Result<(), RegistryError> {
     for (id, prompt) in &history.prompts {
         let too_long = |what: &str, value: &str, limit: usize| {
             (value.chars().count() > limit).then(|| {
@@ -281,7 +281,11 @@ pub async fn sync(
         Some(_) if registry_empty => None,
         Some(previous) if *previous == tip_commit && !options.allow_rewrite => {
             summary.up_to_date = true;
-            // Commit all the same: it writes nothing but the schema's pending migrations.
+            // A registry synced before it held monitor assertions (migration 3) gets them
+            // now, not at the next commit.
+            summary.monitors_changed = sync_monitors(&transaction, &tip.snapshot).await?;
+            // Commit all the same: it writes nothing but the schema's pending migrations
+            // and the monitor assertions the registry lacked.
             if options.dry_run {
                 transaction.rollback().await?;
             } else {

@@ -108,6 +108,14 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role.
+    pub const ALL: [Role; 3] = [Role::System, Role::User, Role::Assistant];
+
+    /// The role a file names (`system`, `user`, `assistant`).
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.as_str() == name)
+    }
+
     /// The role's name on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -153,6 +161,24 @@ pub enum VariableType {
 }
 
 impl VariableType {
+    /// Every type.
+    pub const ALL: [VariableType; 7] = [
+        VariableType::String,
+        VariableType::Number,
+        VariableType::Integer,
+        VariableType::Boolean,
+        VariableType::Array,
+        VariableType::Object,
+        VariableType::Any,
+    ];
+
+    /// The type a file names (`string`, `number`, ...).
+    pub fn parse(name: &str) -> Option<VariableType> {
+        VariableType::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
+
     /// The type's name as written in files.
     pub fn as_str(self) -> &'static str {
         match self {

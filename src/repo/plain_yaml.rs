@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::definition::{Body, Definition, MessageTemplate};
-use super::file::{Role, VariableSpec, VariableType};
+use super::file::{PromptFile, Role, VariableSpec, VariableType};
 use crate::diagnostic::Diagnostic;
 
 /// What a prompt file says, read by [`read`].
@@ -51,12 +51,18 @@ pub fn read_or_parse(path: &Path, bytes: &[u8]) -> Result<PlainFile, Diagnostic>
     if let Some(plain) = read(&text) {
         return Ok(plain);
     }
-    let file = super::file::parse_prompt(path, &text)?;
-    Ok(PlainFile {
-        definition: Definition::of(&file),
-        name: file.name.map(|name| name.value),
-        service: file.service.map(|service| service.value),
-    })
+    Ok(PlainFile::of(super::file::parse_prompt(path, &text)?))
+}
+
+impl PlainFile {
+    /// What a file parsed by the full parser says.
+    pub fn of(file: PromptFile) -> PlainFile {
+        PlainFile {
+            definition: Definition::of(&file),
+            name: file.name.map(|name| name.value),
+            service: file.service.map(|service| service.value),
+        }
+    }
 }
 
 /// Reads a prompt file written in plain YAML; `None` means "ask the full parser".
@@ -349,15 +355,19 @@ fn plain_block_scalar(text: &str) -> Option<&str> {
         None => text,
     };
     let text = text.trim_end_matches(' ');
-    let first = text.bytes().next()?;
-    let indicator = b"-?:,[]{}#&*!|>'\"%@`".contains(&first);
-    if (indicator && !(first == b'-' && text.len() > 1 && text.as_bytes()[1].is_ascii_digit()))
-        || text.contains(": ")
-        || text.ends_with(':')
-    {
+    if starts_with_indicator(text)? || text.contains(": ") || text.ends_with(':') {
         return None;
     }
     Some(text)
+}
+
+/// Whether a plain scalar starts with one of YAML's indicator characters (a `-` before a
+/// digit, a negative number, excepted); `None` for an empty one.
+fn starts_with_indicator(text: &str) -> Option<bool> {
+    let bytes = text.as_bytes();
+    let first = *bytes.first()?;
+    let negative_number = first == b'-' && bytes.get(1).is_some_and(u8::is_ascii_digit);
+    Some(b"-?:,[]{}#&*!|>'\"%@`".contains(&first) && !negative_number)
 }
 
 /// A quoted scalar on one line at the start of `text`, and what follows it: `'...'`
@@ -477,14 +487,10 @@ impl<'a> Flow<'a> {
                 let rest = &self.text[self.at..];
                 let end = rest.find([',', '}', ']'])?;
                 let scalar = rest[..end].trim_end_matches(' ');
-                let first = scalar.bytes().next()?;
-                let indicator = b"-?:,[]{}#&*!|>'\"%@`".contains(&first);
                 // A bracket inside a flow scalar opens a collection to YAML.
-                if scalar.contains([':', '[', '{'])
+                if starts_with_indicator(scalar)?
+                    || scalar.contains([':', '[', '{'])
                     || scalar.contains(" #")
-                    || (indicator
-                        && !(first == b'-'
-                            && scalar.as_bytes().get(1).is_some_and(u8::is_ascii_digit)))
                 {
                     return None;
                 }
@@ -631,19 +637,7 @@ fn variable(node: &Node<'_>) -> Option<VariableSpec> {
     for (key, node) in map(node)? {
         match *key {
             "type" => {
-                let name = string(node)?;
-                let kind = [
-                    VariableType::String,
-                    VariableType::Number,
-                    VariableType::Integer,
-                    VariableType::Boolean,
-                    VariableType::Array,
-                    VariableType::Object,
-                    VariableType::Any,
-                ]
-                .into_iter()
-                .find(|kind| kind.as_str() == name)?;
-                spec.kind = Some(kind);
+                spec.kind = Some(VariableType::parse(&string(node)?)?);
             }
             "required" => spec.required = boolean(node)?,
             "default" => spec.default = Some(value(node)?),
@@ -710,12 +704,7 @@ fn messages(node: &Node<'_>) -> Option<Vec<MessageTemplate>> {
             for (key, node) in map(item)? {
                 match *key {
                     "role" => {
-                        role = Some(match string(node)?.as_str() {
-                            "system" => Role::System,
-                            "user" => Role::User,
-                            "assistant" => Role::Assistant,
-                            _ => return None,
-                        });
+                        role = Some(Role::parse(&string(node)?)?);
                     }
                     "content" => content = Some(string(node)?),
                     _ => return None,
@@ -792,12 +781,9 @@ mod tests {
 
     /// What the full parser makes of `text`: `None` when it refuses the file.
     fn full(text: &str) -> Option<PlainFile> {
-        let file = parse_prompt(Path::new("prompts/s/p.yaml"), text).ok()?;
-        Some(PlainFile {
-            definition: Definition::of(&file),
-            name: file.name.map(|name| name.value),
-            service: file.service.map(|service| service.value),
-        })
+        parse_prompt(Path::new("prompts/s/p.yaml"), text)
+            .ok()
+            .map(PlainFile::of)
     }
 
     /// Whenever the plain reader answers, the full parser accepts the file and agrees.

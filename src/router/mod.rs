@@ -396,13 +396,7 @@ impl Router {
             }
         }
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let provider_of = |model: &str| {
-            inner
-                .providers
-                .target(model)
-                .map(|t| t.provider.spec.name.clone())
-                .ok()
-        };
+        let provider_of = |model: &str| inner.providers.provider_name(model);
         let mut record = RunRecord {
             run_id,
             trace_id: options.trace_id,
@@ -575,17 +569,13 @@ impl Router {
                 None => return,
             },
         };
-        let provider = inner
-            .providers
-            .target(&model)
-            .map(|t| t.provider.spec.name.clone())
-            .ok();
+        let provider = inner.providers.provider_name(&model);
         let answered = error.is_none();
         inner.recorder.record(RunRecord {
             run_id: new_run_id(),
             trace_id: Some(judged.run_id.to_string()),
             service: judged.service.clone(),
-            name: format!("{}:judge", judged.name),
+            name: judge_run_name(&judged.name),
             version: judged.version,
             environment: judged.environment.clone(),
             model_requested: model.clone(),
@@ -653,4 +643,25 @@ fn join_attempts(attempts: &[AttemptError]) -> Option<String> {
             .collect::<Vec<_>>()
             .join("; ")
     })
+}
+/// The run name of a grading call: `NAME:judge`, the judged name cut (between characters)
+/// so that the whole fits the registry's 255-character `name` column; one row too long
+/// would fail the whole batch it is written in.
+fn judge_run_name(judged: &str) -> String {
+    const SUFFIX: &str = ":judge";
+    let kept: String = judged.chars().take(255 - SUFFIX.len()).collect();
+    format!("{kept}{SUFFIX}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_judge_run_name_fits_the_name_column() {
+        assert_eq!(judge_run_name("billing_summary"), "billing_summary:judge");
+        let long = judge_run_name(&"é".repeat(300));
+        assert_eq!(long.chars().count(), 255);
+        assert!(long.ends_with(":judge"));
+    }
 }

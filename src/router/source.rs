@@ -401,6 +401,9 @@ impl RegistryCache {
                     let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
                     if let Some(entry) = entries.get_mut(&key) {
                         entry.changed = false;
+                        entry.fetched = Instant::now()
+                            .checked_sub(self.ttl)
+                            .unwrap_or(entry.fetched);
                     }
                     Ok(ready)
                 }
@@ -418,6 +421,11 @@ impl RegistryCache {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         for entry in entries.values_mut() {
             entry.changed = true;
+        }
+        // The connection knows the schema it met when it opened; a sync may have
+        // migrated it since (the monitor assertions of migration 3): connect again.
+        if let Ok(mut client) = self.client.try_lock() {
+            *client = None;
         }
     }
 
