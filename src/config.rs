@@ -15,17 +15,16 @@ use crate::diagnostic::{Diagnostic, Position, closest};
 /// The name of the project configuration file.
 pub const CONFIG_FILE: &str = "promptctl.toml";
 
+/// `promptctl.toml` files larger than this are refused: settings are a few lines.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 /// Errors finding or reading the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The configuration file exists but could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    /// The configuration file exists but could not be read (or is not a regular file, or
+    /// is over [`MAX_CONFIG_BYTES`]).
+    #[error("{0}")]
+    Read(crate::files::ReadError),
     /// The configuration file is not valid.
     #[error("{0}")]
     Invalid(Box<Diagnostic>),
@@ -56,18 +55,19 @@ impl Config {
                 path: start.to_path_buf(),
             });
         }
-        let start = start.canonicalize().map_err(|source| ConfigError::Read {
-            path: start.to_path_buf(),
-            source,
+        let start = start.canonicalize().map_err(|source| {
+            ConfigError::Read(crate::files::ReadError::Io {
+                path: start.to_path_buf(),
+                source,
+            })
         })?;
         for dir in start.ancestors() {
             let candidate = dir.join(CONFIG_FILE);
-            if candidate.is_file() {
-                let text =
-                    std::fs::read_to_string(&candidate).map_err(|source| ConfigError::Read {
-                        path: candidate.clone(),
-                        source,
-                    })?;
+            // Whatever the name is (a FIFO, a link), it is the project's configuration: it
+            // is read as a regular file or refused, never skipped.
+            if std::fs::symlink_metadata(&candidate).is_ok() {
+                let text = crate::files::read_regular_text(&candidate, MAX_CONFIG_BYTES)
+                    .map_err(ConfigError::Read)?;
                 let settings = Settings::parse(&text, Path::new(CONFIG_FILE))?;
                 return Ok(Config {
                     root: dir.to_path_buf(),

@@ -322,15 +322,28 @@ impl Environments {
     pub fn load(config: &Config) -> Result<Option<Environments>, Diagnostic> {
         let full = config.environments_file();
         let shown = config.settings.environments.clone();
-        let bytes = match std::fs::read(&full) {
+        let limit = crate::repo::file::MAX_FILE_BYTES as u64;
+        let bytes = match crate::files::read_regular(&full, limit) {
             Ok(bytes) => bytes,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) if err.is_not_found() => return Ok(None),
             Err(err) => {
+                let message = match err {
+                    crate::files::ReadError::Io { source, .. } => {
+                        format!("cannot read {}: {source}", display_path(&shown))
+                    }
+                    crate::files::ReadError::NotRegular { kind, .. } => format!(
+                        "{} is {kind}, not a regular file: promptctl reads only regular files, never through a symbolic link",
+                        display_path(&shown)
+                    ),
+                    crate::files::ReadError::TooLarge { .. } => {
+                        return Err(crate::repo::file::too_large(&shown));
+                    }
+                };
                 return Err(Diagnostic::error(
                     "unreadable",
                     &shown,
                     Position::start(),
-                    format!("cannot read {}: {err}", display_path(&shown)),
+                    message,
                 ));
             }
         };

@@ -52,15 +52,21 @@ pub fn run(context: &Context, args: &FmtArgs) -> Result<u8, CliError> {
         let mut files = Vec::new();
         for path in &args.paths {
             let full = context.directory.join(path);
-            if full.is_dir() {
-                files.extend(prompt_files(&full)?);
-            } else if full.is_file() {
-                files.push(full);
-            } else {
-                return Err(CliError::input(format!(
-                    "{} does not exist",
-                    display_path(path)
-                )));
+            match std::fs::symlink_metadata(&full) {
+                Ok(metadata) if metadata.is_dir() => files.extend(prompt_files(&full)?),
+                Ok(metadata) if metadata.is_file() => files.push(full),
+                Ok(_) => {
+                    return Err(CliError::input(format!(
+                        "{} is not a regular file: fmt formats only regular files, never through a symbolic link",
+                        display_path(path)
+                    )));
+                }
+                Err(_) => {
+                    return Err(CliError::input(format!(
+                        "{} does not exist",
+                        display_path(path)
+                    )));
+                }
             }
         }
         files
@@ -69,8 +75,14 @@ pub fn run(context: &Context, args: &FmtArgs) -> Result<u8, CliError> {
     let mut report = Report::default();
     for file in &files {
         let shown = shown_path(&config.root, file);
-        let bytes = std::fs::read(file)
-            .map_err(|err| CliError::input(format!("cannot read {shown}: {err}")))?;
+        let bytes = match crate::repo::read_working_file(file, Path::new(&shown)) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => continue,
+            Err(diagnostic) => {
+                report.skipped.push(diagnostic);
+                continue;
+            }
+        };
         let text = match crate::repo::file::decode_text(Path::new(&shown), &bytes) {
             Ok(text) => text,
             Err(diagnostic) => {
@@ -96,7 +108,7 @@ pub fn run(context: &Context, args: &FmtArgs) -> Result<u8, CliError> {
             if had_bom {
                 new.splice(0..0, "\u{feff}".bytes());
             }
-            std::fs::write(file, new)
+            crate::files::replace(file, &new)
                 .map_err(|err| CliError::input(format!("cannot write {shown}: {err}")))?;
         }
         report.changed.push(shown);
@@ -143,20 +155,14 @@ pub fn run(context: &Context, args: &FmtArgs) -> Result<u8, CliError> {
     Ok(exit::SUCCESS)
 }
 
-/// Every prompt file under `dir`, sorted (hidden folders such as recordings skipped).
+/// Every prompt file under `dir`, sorted (hidden folders such as recordings skipped), as
+/// every command finds them.
 fn prompt_files(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
-    let mut files = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry.map_err(|err| CliError::input(err.to_string()))?;
-        if !entry.file_type().is_file() {
-            continue;
-        }
-        let relative = entry.path().strip_prefix(dir).unwrap_or(entry.path());
-        if FileKind::of(relative) == Some(FileKind::Prompt) {
-            files.push(entry.path().to_path_buf());
-        }
-    }
-    Ok(files)
+    Ok(crate::repo::working_files(dir)?
+        .into_iter()
+        .filter(|(_, kind)| *kind == FileKind::Prompt)
+        .map(|(relative, _)| dir.join(relative))
+        .collect())
 }
 
 /// `file` relative to the project root when it is inside it.

@@ -11,6 +11,9 @@ use crate::diagnostic::{Diagnostic, Position};
 use crate::render::{RenderError, Renderer, TemplatePart, coerce_cli_value};
 use crate::repo::{LoadedPrompt, Snapshot, locate_in_scalar};
 
+/// `--vars-file` files larger than this are refused (the variables of one render).
+const MAX_VARS_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Arguments of `promptctl render`.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
@@ -144,8 +147,12 @@ pub fn read_vars(
     let mut values = BTreeMap::new();
     if let Some(file) = vars_file {
         let path = context.directory.join(file);
-        let text = std::fs::read_to_string(&path).map_err(|err| {
-            CliError::input(format!("cannot read vars file {}: {err}", file.display()))
+        let text = crate::files::read_bounded_text(&path, MAX_VARS_FILE_BYTES).map_err(|err| {
+            let why = match err {
+                crate::files::ReadError::Io { source, .. } => source.to_string(),
+                other => other.to_string(),
+            };
+            CliError::input(format!("cannot read vars file {}: {why}", file.display()))
         })?;
         let parsed: BTreeMap<String, serde_json::Value> =
             crate::repo::file::parse_yaml(file, &text, &[])

@@ -92,10 +92,14 @@ pub fn commit_file(path: &Path, message: &str) -> Result<String, CommitError> {
     let (repo, relative) = open(path)?;
     let author = signature(&repo, "AUTHOR")?;
     let committer = signature(&repo, "COMMITTER")?;
-    let content = std::fs::read(path).map_err(|source| CommitError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let content = crate::files::read_regular(path, crate::repo::file::MAX_FILE_BYTES as u64)
+        .map_err(|err| CommitError::Io {
+            path: path.to_path_buf(),
+            source: match err {
+                crate::files::ReadError::Io { source, .. } => source,
+                other => std::io::Error::other(other.to_string()),
+            },
+        })?;
     let head = match repo.head() {
         Ok(head) => Some(head.peel_to_commit()?),
         Err(_) => None,

@@ -521,8 +521,11 @@ impl History {
                 continue;
             }
             let on_disk = workdir.join(path);
-            let new = match std::fs::read(&on_disk) {
-                Ok(bytes) => {
+            let shown = self.tracker.prompts_dir.join(relative);
+            // Read as every command reads the working tree: a symbolic link, FIFO or device
+            // is no prompt file (as if deleted), and a read stops at the size limit.
+            let new = match crate::repo::read_working_file(&on_disk, &shown) {
+                Ok(Some(bytes)) => {
                     let blob = Oid::hash_object(git2::ObjectType::Blob, &bytes)?;
                     if self
                         .tracker
@@ -532,11 +535,11 @@ impl History {
                     {
                         continue;
                     }
-                    let shown = self.tracker.prompts_dir.join(relative);
                     Some((blob, Arc::new(ParsedBlob::parse(&shown, blob, &bytes))))
                 }
-                Err(_) if !self.tracker.files.contains_key(relative) => continue,
-                Err(_) => None,
+                Err(diagnostic) => Some((Oid::zero(), Arc::new(ParsedBlob::failed(diagnostic)))),
+                Ok(None) if !self.tracker.files.contains_key(relative) => continue,
+                Ok(None) => None,
             };
             changes.push(Change {
                 path: relative.to_owned(),

@@ -49,6 +49,15 @@ pub(crate) enum Outcome {
 }
 
 impl ParsedBlob {
+    /// A file that could not be read, for the reason `diagnostic` gives.
+    pub fn failed(diagnostic: Diagnostic) -> ParsedBlob {
+        ParsedBlob {
+            name: None,
+            service: None,
+            outcome: Outcome::Failed(diagnostic),
+        }
+    }
+
     /// Parses the bytes of `blob`; `path` (relative to the project root) names it in
     /// problems.
     pub fn parse(path: &Path, blob: Oid, bytes: &[u8]) -> ParsedBlob {
@@ -63,11 +72,7 @@ impl ParsedBlob {
                 name: file.name,
                 service: file.service,
             },
-            Err(diagnostic) => ParsedBlob {
-                name: None,
-                service: None,
-                outcome: Outcome::Failed(diagnostic),
-            },
+            Err(diagnostic) => ParsedBlob::failed(diagnostic),
         }
     }
 }

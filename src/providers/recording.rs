@@ -11,6 +11,9 @@ use sha2::{Digest, Sha256};
 
 use super::{ChatRequest, ChatResponse, ProviderError};
 
+/// Recordings larger than this are refused on replay: one model answer.
+const MAX_RECORDING_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Whether calls go to the provider, are recorded, or come from recordings only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
@@ -115,9 +118,9 @@ impl Recordings {
             return Ok(None);
         }
         let path = key.path(&self.dir);
-        let text = match std::fs::read_to_string(&path) {
+        let text = match crate::files::read_regular_text(&path, MAX_RECORDING_BYTES) {
             Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            Err(err) if err.is_not_found() => {
                 return Err(ProviderError::NoRecording {
                     model: model.to_owned(),
                     path: path.display().to_string(),

@@ -126,36 +126,26 @@ pub fn partial_name(relative: &Path) -> String {
 }
 
 impl Snapshot {
-    /// Loads the working tree's prompts folder.
+    /// Loads the working tree's prompts folder: the files [`working_files`] finds, read
+    /// with [`read_working_file`].
     pub fn load_working_tree(config: &Config) -> Result<Snapshot, RepoError> {
         let prompts_dir = config.prompts_dir();
         if !prompts_dir.is_dir() {
             return Err(RepoError::NoPromptsDir { path: prompts_dir });
         }
+        let shown_dir = &config.settings.prompts_dir;
         let mut files = Vec::new();
-        for entry in walkdir::WalkDir::new(&prompts_dir).sort_by_file_name() {
-            let entry = entry.map_err(|err| RepoError::Io {
-                path: err.path().unwrap_or(&prompts_dir).to_path_buf(),
-                source: err.into(),
-            })?;
-            if !entry.file_type().is_file() {
-                continue;
+        let mut problems = Vec::new();
+        for (relative, _) in working_files(&prompts_dir)? {
+            match read_working_file(&prompts_dir.join(&relative), &shown_dir.join(&relative)) {
+                Ok(Some(bytes)) => files.push((relative, bytes)),
+                Ok(None) => {}
+                Err(diagnostic) => problems.push(diagnostic),
             }
-            let relative = entry
-                .path()
-                .strip_prefix(&prompts_dir)
-                .unwrap_or(entry.path())
-                .to_path_buf();
-            if FileKind::of(&relative).is_none() {
-                continue;
-            }
-            let bytes = std::fs::read(entry.path()).map_err(|source| RepoError::Io {
-                path: entry.path().to_path_buf(),
-                source,
-            })?;
-            files.push((relative, bytes));
         }
-        Ok(Snapshot::from_files(&config.settings.prompts_dir, files))
+        let mut snapshot = Snapshot::from_files(shown_dir, files);
+        snapshot.problems.extend(problems);
+        Ok(snapshot)
     }
 
     /// Builds a snapshot from files given relative to the prompts folder.
@@ -201,6 +191,52 @@ impl Snapshot {
                 .filter_map(|prompt| Some((prompt.id.as_ref()?, prompt))),
             query,
         )
+    }
+}
+
+/// Every prompt file and partial under the folder `dir` (paths relative to it, sorted),
+/// skipping hidden paths. Only regular files count: a symbolic link (to a file or a
+/// folder), FIFO, socket or device is not a prompt file, so nothing outside the repository
+/// is read and no read can hang. Every command that reads the working tree's prompts
+/// folder finds its files here.
+pub fn working_files(dir: &Path) -> Result<Vec<(PathBuf, FileKind)>, RepoError> {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.map_err(|err| RepoError::Io {
+            path: err.path().unwrap_or(dir).to_path_buf(),
+            source: err.into(),
+        })?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let relative = entry
+            .path()
+            .strip_prefix(dir)
+            .unwrap_or(entry.path())
+            .to_path_buf();
+        if let Some(kind) = FileKind::of(&relative) {
+            files.push((relative, kind));
+        }
+    }
+    Ok(files)
+}
+
+/// Reads one prompt file or partial of the working tree at `path` (`shown` names it in
+/// diagnostics): `None` when it is not a regular file, which promptctl ignores as
+/// [`working_files`] does; a diagnostic when it is over [`file::MAX_FILE_BYTES`] (the read
+/// stops there) or cannot be read.
+pub fn read_working_file(path: &Path, shown: &Path) -> Result<Option<Vec<u8>>, Diagnostic> {
+    match crate::files::read_regular(path, file::MAX_FILE_BYTES as u64) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(crate::files::ReadError::NotRegular { .. }) => Ok(None),
+        Err(crate::files::ReadError::TooLarge { .. }) => Err(file::too_large(shown)),
+        Err(err) if err.is_not_found() => Ok(None),
+        Err(crate::files::ReadError::Io { source, .. }) => Err(Diagnostic::error(
+            "unreadable",
+            shown,
+            crate::diagnostic::Position::start(),
+            format!("cannot read {}: {source}", display_path(shown)),
+        )),
     }
 }
 

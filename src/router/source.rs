@@ -13,6 +13,10 @@ use crate::config::Config;
 use crate::environments::{Environments, resolve_definition};
 use crate::history::History;
 use crate::registry::{Registry, Selector};
+
+/// Bundle files larger than this are refused: every environment's prompts of a large
+/// repository fit in a few megabytes.
+pub const MAX_BUNDLE_BYTES: u64 = 256 * 1024 * 1024;
 use crate::render::Renderer;
 use crate::repo::{Assertion, Definition, PromptId, Snapshot};
 
@@ -225,10 +229,11 @@ impl Bundle {
         })
     }
 
-    /// Reads a bundle file.
+    /// Reads a bundle file (a symbolic link is followed: deployments mount files through
+    /// them), refusing one over [`MAX_BUNDLE_BYTES`].
     pub fn read(path: &Path) -> Result<Bundle, RouterError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| RouterError::Source(format!("cannot read {}: {e}", path.display())))?;
+        let text = crate::files::read_bounded_text(path, MAX_BUNDLE_BYTES)
+            .map_err(|e| RouterError::Source(e.to_string()))?;
         serde_json::from_str(&text)
             .map_err(|e| RouterError::Source(format!("{} is not a bundle: {e}", path.display())))
     }

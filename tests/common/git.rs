@@ -33,6 +33,49 @@ fn sealed(command: &mut Command, home: &Path) {
         .env("LC_ALL", "C");
 }
 
+/// How long one run of promptctl may take before the test kills it and fails: a hang
+/// fails the test instead of blocking the suite.
+const RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs `command` to its end (killed after [`RUN_TIMEOUT`], which fails the test):
+/// (exit code, stdout, stderr).
+fn finish(mut command: Command) -> (i32, String, String) {
+    use std::io::Read as _;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promptctl runs");
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > RUN_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("promptctl {command:?} did not finish within {RUN_TIMEOUT:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    (
+        status.code().unwrap_or(-1),
+        stdout.join().expect("stdout"),
+        stderr.join().expect("stderr"),
+    )
+}
+
 impl TestRepo {
     /// An empty repository on branch `main`.
     pub fn new() -> TestRepo {
@@ -116,30 +159,20 @@ impl TestRepo {
 
     /// Runs promptctl in `dir`: (exit code, stdout, stderr).
     pub fn run_in(&self, dir: &Path, args: &[&str]) -> (i32, String, String) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_promptctl"));
+        let mut command = Command::new(super::binary());
         command.args(args).current_dir(dir);
         sealed(&mut command, self.path());
-        let out = command.output().expect("promptctl runs");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        finish(command)
     }
 
     /// Runs promptctl in the repository with extra environment variables (on top of the
     /// sealed environment): (exit code, stdout, stderr).
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_promptctl"));
+        let mut command = Command::new(super::binary());
         command.args(args).current_dir(self.path());
         sealed(&mut command, self.path());
         command.envs(env.iter().copied());
-        let out = command.output().expect("promptctl runs");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        finish(command)
     }
 
     /// Runs promptctl with `--format json`, expecting success, and parses stdout.

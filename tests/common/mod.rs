@@ -85,10 +85,19 @@ impl Project {
     }
 }
 
+/// The binary under test: the one Cargo built, or `PROMPTCTL_TEST_BIN` when set (to run
+/// the tests against another build, e.g. to see a new test fail on the code before a fix).
+pub fn binary() -> PathBuf {
+    std::env::var_os("PROMPTCTL_TEST_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_promptctl")),
+        PathBuf::from,
+    )
+}
+
 /// The `promptctl` binary with a sealed environment and colour off, run nowhere in
 /// particular (set `current_dir` or pass `-C`).
 pub fn promptctl_command() -> Command {
-    let mut command = Command::cargo_bin("promptctl").expect("the promptctl binary is built");
+    let mut command = Command::new(binary());
     command
         .env_remove("NO_COLOR")
         .env_remove("CLICOLOR_FORCE")

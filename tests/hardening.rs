@@ -1,0 +1,148 @@
+//! Hostile input from the hardening issue, end to end: workflow-command injection in GitHub
+//! mode, files that are not regular files, odd but real Git data, overflowing numbers and
+//! control characters. Every test drives the built binary over a real Git repository, and
+//! every run is killed (failing the test) if it hangs.
+
+mod common;
+
+use common::git::TestRepo;
+
+const PROMPT: &str = "model: echo\nvariables:\n  x: {type: string}\ntemplate: \"Hi {{ x }}\"\ntests:\n  - name: says hi\n    vars: {x: a}\n    assert: [{type: contains, value: Hi}]\n";
+
+/// A repository with one committed prompt, `svc/good`.
+fn repo_with_prompt() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write("promptctl.toml", "");
+    repo.write("prompts/svc/good.yaml", PROMPT);
+    repo.commit("add good");
+    repo
+}
+
+#[cfg(unix)]
+fn symlink(target: &std::path::Path, link: &std::path::Path) {
+    std::os::unix::fs::symlink(target, link).expect("symlink");
+}
+
+#[cfg(unix)]
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success(), "mkfifo failed");
+}
+
+/// Uncommitted symbolic links to `/dev/zero` and to a prompt outside the repository, and
+/// FIFOs, named as prompt files and partials: no command reads them, hangs on them or lists
+/// them; every command sees the one real prompt.
+#[cfg(unix)]
+#[test]
+fn non_regular_prompt_files_and_partials_are_ignored_by_every_command() {
+    let repo = repo_with_prompt();
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        outside.path().join("secret.yaml"),
+        "name: outside\nmodel: echo\ntemplate: SECRET\n",
+    )
+    .expect("write");
+    let dir = repo.path().join("prompts/svc");
+    symlink(std::path::Path::new("/dev/zero"), &dir.join("zero.yaml"));
+    symlink(
+        &outside.path().join("secret.yaml"),
+        &dir.join("outside.yaml"),
+    );
+    symlink(outside.path(), &repo.path().join("prompts/linked"));
+    mkfifo(&dir.join("pipe.yaml"));
+    symlink(std::path::Path::new("/dev/zero"), &dir.join("zero.j2"));
+    mkfifo(&dir.join("pipe.jinja"));
+
+    let listed = repo.json(&["list", "--all"]);
+    let names: Vec<&str> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|row| row["name"].as_str())
+        .collect();
+    assert_eq!(names, ["good"], "{listed}");
+
+    for args in [
+        &["list"][..],
+        &["list", "--all"],
+        &["log", "good"],
+        &["render", "good", "--var", "x=1"],
+        &["show", "good"],
+        &["check"],
+        &["status"],
+        &["fmt", "--check"],
+        &["test", "--model", "echo"],
+        &["diff", "good", "1"],
+    ] {
+        let (code, stdout, stderr) = repo.run(args);
+        assert!(
+            code == 0 || code == 1,
+            "{args:?} exited {code}\n{stdout}\n{stderr}"
+        );
+        assert!(
+            !stdout.contains("SECRET") && !stdout.contains("outside") && !stderr.contains("SECRET"),
+            "{args:?} read the file outside the repository\n{stdout}\n{stderr}"
+        );
+    }
+    let (code, _, stderr) = repo.run(&["log", "outside"]);
+    assert_eq!(code, 2, "{stderr}");
+    // Named on the command line, a link is refused rather than followed.
+    let (code, _, stderr) = repo.run(&["fmt", "prompts/svc/zero.yaml"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+}
+
+/// `environments.yaml` and `promptctl.toml` that are a link to `/dev/zero`, a FIFO, a link to
+/// a file outside the repository or a huge file: a clear error (exit 2), never a hang or a
+/// read without end.
+#[cfg(unix)]
+#[test]
+fn settings_files_that_are_not_regular_files_are_refused() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    let elsewhere = outside.path().join("environments.yaml");
+    std::fs::write(&elsewhere, "environments: {}\n").expect("write");
+    for file in ["environments.yaml", "promptctl.toml"] {
+        for kind in ["zero", "fifo", "outside", "huge"] {
+            let repo = repo_with_prompt();
+            let path = repo.path().join(file);
+            let _ = std::fs::remove_file(&path);
+            match kind {
+                "zero" => symlink(std::path::Path::new("/dev/zero"), &path),
+                "fifo" => mkfifo(&path),
+                "outside" => symlink(&elsewhere, &path),
+                _ => std::fs::write(&path, "#".repeat(2 * 1024 * 1024)).expect("write"),
+            }
+            for args in [&["status"][..], &["check"]] {
+                let (code, stdout, stderr) = repo.run(args);
+                // `check` may report a bad environments file as a finding (exit 1).
+                let lenient = args == ["check"] && file == "environments.yaml";
+                assert!(
+                    code == 2 || (lenient && code == 1),
+                    "{file} ({kind}): {args:?} exited {code}\n{stdout}\n{stderr}"
+                );
+                let expected = if kind == "huge" {
+                    "limit"
+                } else {
+                    "not a regular file"
+                };
+                assert!(
+                    stderr.contains(expected) || stdout.contains(expected),
+                    "{file} ({kind}): {args:?}\n{stdout}\n{stderr}"
+                );
+            }
+        }
+    }
+}
+
+/// A partial, prompt or vars file of `/dev/zero` size is cut at the limit.
+#[cfg(unix)]
+#[test]
+fn vars_file_reads_are_bounded() {
+    let repo = repo_with_prompt();
+    let (code, _, stderr) = repo.run(&["render", "good", "--vars-file", "/dev/zero"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("limit"), "{stderr}");
+}
