@@ -146,3 +146,150 @@ fn vars_file_reads_are_bounded() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("limit"), "{stderr}");
 }
+
+/// Commits `tree` on top of `HEAD` with the raw `author` and `committer` lines given, as
+/// only a broken or old tool writes them, and moves `main` to it; returns its id.
+fn raw_commit(repo: &TestRepo, author: &str, committer: &str, message: &str) -> String {
+    repo.git(&["add", "-A"]);
+    let tree = repo.git(&["write-tree"]).trim().to_owned();
+    let parent = repo.head();
+    let object = format!(
+        "tree {tree}\nparent {parent}\nauthor {author}\ncommitter {committer}\n\n{message}\n"
+    );
+    let file = repo.path().join(".git/raw-commit");
+    std::fs::write(&file, object).expect("write");
+    let id = repo
+        .git(&[
+            "hash-object",
+            "-t",
+            "commit",
+            "-w",
+            "--literally",
+            ".git/raw-commit",
+        ])
+        .trim()
+        .to_owned();
+    repo.git(&["update-ref", "refs/heads/main", &id]);
+    id
+}
+
+/// Author and committer lines Git shows although they break the rules (no email, an
+/// overflowing or missing time, a bad time zone, trailing fields): `list`, `log`, `show`
+/// and `render --version` read them as Git does, with the author Git shows and the time
+/// Git shows (0 for a time Git cannot show, UTC for a zone it cannot use).
+#[test]
+fn odd_but_real_commits_are_read_as_git_reads_them() {
+    // (author line, committer line, expected author name, email, committer timestamp).
+    let cases = [
+        (
+            "A 1700000000 +0000",
+            "C <c@d> 1700000000 +0000",
+            "",
+            "",
+            1_700_000_000,
+        ),
+        (
+            "A <a@b> 99999999999999999999 +0000",
+            "C <c@d> 99999999999999999999 +0000",
+            "A",
+            "a@b",
+            0,
+        ),
+        (
+            "A <a@b> 1700000000 +9999",
+            "C <c@d> 1700000100 +9999",
+            "A",
+            "a@b",
+            1_700_000_100,
+        ),
+        (
+            "A <a@b> 1700000000 bogus",
+            "C <c@d> 1700000200 x",
+            "A",
+            "a@b",
+            1_700_000_200,
+        ),
+        ("A <a@b>", "C <c@d>", "A", "a@b", 0),
+        ("<> 1 +0000", "C <c@d> 12abc +0000", "", "", 0),
+        (
+            "A <a@b 1700000000 +0000",
+            "C <c@d> 9223372036854775807 -0130",
+            "",
+            "",
+            0,
+        ),
+        (
+            "A <a@b> 1700000000 +0100 extra",
+            "C <c@d> 1700000300 +0100 more",
+            "A",
+            "a@b",
+            1_700_000_300,
+        ),
+    ];
+    let repo = repo_with_prompt();
+    for (index, (author, committer, _, _, _)) in cases.iter().enumerate() {
+        repo.write(
+            "prompts/svc/good.yaml",
+            &PROMPT.replace("Hi", &format!("Hello{index}")),
+        );
+        raw_commit(&repo, author, committer, &format!("odd {index}"));
+    }
+    let git_log = repo.git(&["log", "--format=%H %an"]);
+    assert_eq!(git_log.lines().count(), cases.len() + 1, "{git_log}");
+
+    let list = repo.json(&["list"]);
+    assert_eq!(list[0]["version"], cases.len() + 1, "{list}");
+    let log = repo.json(&["log", "good"]);
+    let versions = log.as_array().expect("array");
+    assert_eq!(versions.len(), cases.len() + 1, "{log}");
+    for (index, (_, _, name, email, time)) in cases.iter().enumerate() {
+        let version = &versions[index + 1];
+        assert_eq!(version["author"], *name, "case {index}: {version}");
+        assert_eq!(version["author_email"], *email, "case {index}: {version}");
+        assert_eq!(version["timestamp"], *time, "case {index}: {version}");
+    }
+    for args in [
+        &["list"][..],
+        &["log", "good"],
+        &["show", "good@3"],
+        &["render", "good", "--version", "4", "--var", "x=1"],
+        &["status"],
+        &["diff", "good", "2", "5"],
+        &["--no-cache", "list"],
+        &["--rev", "main", "log", "good"],
+    ] {
+        let (code, stdout, stderr) = repo.run(args);
+        assert_eq!(code, 0, "{args:?}\n{stdout}\n{stderr}");
+    }
+}
+
+/// In a repository without commits, `log`, `show` and `render --version` find the prompt
+/// `list` shows, as its uncommitted version 1.
+#[test]
+fn without_commits_log_shows_what_list_shows() {
+    let repo = TestRepo::new();
+    repo.write("promptctl.toml", "");
+    repo.write("prompts/svc/fresh.yaml", PROMPT);
+    let list = repo.json(&["list"]);
+    assert_eq!(list[0]["name"], "fresh", "{list}");
+    assert_eq!(list[0]["version"], 1, "{list}");
+    assert_eq!(list[0]["uncommitted"], true, "{list}");
+    let log = repo.json(&["log", "fresh"]);
+    assert_eq!(log[0]["number"], 1, "{log}");
+    assert_eq!(log[0]["uncommitted"], true, "{log}");
+    for args in [
+        &["log", "fresh"][..],
+        &["show", "fresh"],
+        &["render", "fresh", "--version", "1", "--var", "x=1"],
+    ] {
+        let (code, stdout, stderr) = repo.run(args);
+        assert_eq!(code, 0, "{args:?}\n{stdout}\n{stderr}");
+    }
+    // After a first commit, a second new prompt is found the same way.
+    repo.commit("first");
+    repo.write("prompts/svc/newer.yaml", PROMPT);
+    let log = repo.json(&["log", "newer"]);
+    assert_eq!(log[0]["uncommitted"], true, "{log}");
+    let (code, _, stderr) = repo.run(&["log", "nothing"]);
+    assert_eq!(code, 2, "{stderr}");
+}

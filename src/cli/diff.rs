@@ -5,7 +5,7 @@
 use clap::Args;
 use serde::Serialize;
 
-use super::log::all_versions;
+use super::log::find_versions;
 use super::output::{Format, Style};
 use super::{CliError, Context, exit};
 
@@ -34,8 +34,8 @@ struct DiffOutput {
 pub fn run(context: &Context, args: &DiffArgs) -> Result<u8, CliError> {
     let config = context.config()?;
     let history = context.history(&config)?;
-    let prompt = history.find(&args.prompt)?;
-    let versions = all_versions(&history, prompt)?;
+    let (prompt, versions) = find_versions(&history, &args.prompt)?;
+    let prompt = &prompt;
     let find = |number: u32| {
         versions.iter().find(|v| v.number == number).ok_or_else(|| {
             CliError::input(format!(

@@ -33,21 +33,42 @@ struct Entry {
     fingerprint: String,
 }
 
-/// A prompt's versions with the working tree's uncommitted one last, if any.
-pub fn all_versions(history: &History, prompt: &PromptHistory) -> Result<Vec<Version>, CliError> {
+/// The prompt `query` names and its versions, the working tree's uncommitted one last. A
+/// prompt only the working tree has (new, or in a repository without commits yet) is found
+/// too, with its uncommitted version 1: what `list` shows, `log`, `show`, `diff` and
+/// `render --version` find.
+pub fn find_versions(
+    history: &History,
+    query: &str,
+) -> Result<(PromptHistory, Vec<Version>), CliError> {
+    let mut uncommitted = history.uncommitted()?.versions;
+    let new: Vec<PromptHistory> = uncommitted
+        .iter()
+        .filter(|(id, _)| !history.prompts.contains_key(*id))
+        .map(|(id, version)| PromptHistory {
+            id: id.clone(),
+            versions: Vec::new(),
+            archived: false,
+            path: version.path.clone(),
+        })
+        .collect();
+    let candidates = history
+        .prompts
+        .iter()
+        .chain(new.iter().map(|prompt| (&prompt.id, prompt)));
+    let prompt = crate::repo::find_by_query(candidates, query)?.clone();
     let mut versions = prompt.versions.clone();
-    if let Some(pending) = history.uncommitted()?.versions.remove(&prompt.id) {
+    if let Some(pending) = uncommitted.remove(&prompt.id) {
         versions.push(pending);
     }
-    Ok(versions)
+    Ok((prompt, versions))
 }
 
 /// Runs `promptctl log`.
 pub fn run(context: &Context, args: &LogArgs) -> Result<u8, CliError> {
     let config = context.config()?;
     let history = context.history(&config)?;
-    let prompt = history.find(&args.prompt)?;
-    let versions = all_versions(&history, prompt)?;
+    let (prompt, versions) = find_versions(&history, &args.prompt)?;
     let output = &context.output;
     match output.format {
         Format::Json => {

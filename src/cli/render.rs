@@ -72,8 +72,8 @@ fn render_version(
     number: u32,
 ) -> Result<u8, CliError> {
     let history = context.history(config)?;
-    let prompt = history.find(&args.prompt)?;
-    let versions = super::log::all_versions(&history, prompt)?;
+    let (prompt, versions) = super::log::find_versions(&history, &args.prompt)?;
+    let prompt = &prompt;
     let version = versions
         .iter()
         .find(|v| v.number == number)

@@ -3,7 +3,7 @@
 
 use clap::Args;
 
-use super::log::all_versions;
+use super::log::find_versions;
 use super::output::Format;
 use super::{CliError, Context, exit, short};
 use crate::diagnostic::display_path;
@@ -36,8 +36,8 @@ pub fn run(context: &Context, args: &ShowArgs) -> Result<u8, CliError> {
     let (query, number) = parse_prompt_at(&args.prompt)?;
     let config = context.config()?;
     let history = context.history(&config)?;
-    let prompt = history.find(query)?;
-    let versions = all_versions(&history, prompt)?;
+    let (prompt, versions) = find_versions(&history, query)?;
+    let prompt = &prompt;
     let version = match number {
         Some(n) => versions.iter().find(|v| v.number == n),
         None => versions.last(),

@@ -66,12 +66,21 @@ pub fn merge_base(config: &Config, reference: &str) -> Result<ChangeBase, Histor
 /// a Git repository.
 pub fn merge_commit_base(config: &Config) -> Option<ChangeBase> {
     let repo = open(config).ok()?;
-    let head = repo.head().ok()?.peel_to_commit().ok()?;
-    if head.parent_count() < 2 {
+    // Read raw, as the history is: libgit2 refuses to parse some commits Git reads.
+    let head = super::resolve(&repo, None).ok()??;
+    let odb = repo.odb().ok()?;
+    let object = odb.read(head).ok()?;
+    let parents: Vec<&[u8]> = object
+        .data()
+        .split(|&b| b == b'\n')
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| line.strip_prefix(b"parent "))
+        .collect();
+    if parents.len() < 2 {
         return None;
     }
     Some(ChangeBase {
-        commit: head.parent_id(0).ok()?.to_string(),
+        commit: String::from_utf8_lossy(parents[0]).into_owned(),
         how: "first parent of the merge commit".to_owned(),
     })
 }
@@ -82,7 +91,7 @@ pub fn snapshot_at(config: &Config, commit: &str) -> Result<Snapshot, HistoryErr
     let repo = open(config)?;
     let prompts_rel = prompts_relative(&repo, config)?;
     let id = Oid::from_str(commit)?;
-    let tree = repo.find_commit(id)?.tree_id();
+    let tree = super::commit_tree(&repo, id)?;
     let odb = repo.odb()?;
     let objects = ObjectReader::libgit2(&odb);
     let mut files = Vec::new();

@@ -434,7 +434,7 @@ impl History {
         } else {
             Vec::new()
         };
-        apply_steps(&repo, walked, &known, &mut history.tracker)?;
+        apply_steps(walked, &known, &mut history.tracker)?;
         if use_cache {
             history.cache = match (cached, met_stop) {
                 (cache::Loaded::Hit(_), true) if new_commits == 0 => CacheStatus::UpToDate,
@@ -632,7 +632,7 @@ impl History {
     pub fn partials_at(&self, commit: &str) -> Result<Partials, HistoryError> {
         let id = Oid::from_str(commit)?;
         let partials = with_repository(&self.git_dir, |repo| {
-            let tree = repo.find_commit(id)?.tree_id();
+            let tree = commit_tree(repo, id)?;
             let odb = repo.odb()?;
             let objects = objects::ObjectReader::libgit2(&odb);
             let mut partials = BTreeMap::new();
@@ -651,23 +651,37 @@ impl History {
     }
 }
 
-/// The paths `git status` reports (changed, staged, untracked) under `prefix`.
+/// The paths `git status` reports (changed, staged, untracked) under `prefix`. Computed as
+/// a diff of `HEAD`'s tree (found through the raw commit, see [`resolve`]) against the
+/// index and the working tree, because libgit2's own status parses the `HEAD` commit and
+/// refuses some that Git reads.
 fn changed_paths(repo: &Repository, prefix: &str) -> Result<Vec<String>, git2::Error> {
-    let mut options = git2::StatusOptions::new();
+    let head_tree = match resolve(repo, None) {
+        Ok(Some(head)) => Some(repo.find_tree(commit_tree(repo, head)?)?),
+        Ok(None) => None,
+        Err(HistoryError::Git(err)) => return Err(err),
+        Err(err) => return Err(git2::Error::from_str(&err.to_string())),
+    };
+    let mut options = git2::DiffOptions::new();
     options
         .include_untracked(true)
         .recurse_untracked_dirs(true)
         .include_ignored(false)
-        .exclude_submodules(true)
-        .renames_head_to_index(false);
+        .include_typechange(true)
+        .ignore_submodules(true);
     if !prefix.is_empty() {
         options.pathspec(prefix);
     }
-    let statuses = repo.statuses(Some(&mut options))?;
-    Ok(statuses
-        .iter()
-        .map(|entry| String::from_utf8_lossy(entry.path_bytes()).into_owned())
-        .collect())
+    let diff = repo.diff_tree_to_workdir_with_index(head_tree.as_ref(), Some(&mut options))?;
+    let mut paths: Vec<String> = diff
+        .deltas()
+        .flat_map(|delta| [delta.old_file().path_bytes(), delta.new_file().path_bytes()])
+        .flatten()
+        .map(|path| String::from_utf8_lossy(path).into_owned())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
 }
 
 /// The prompts folder as path components inside the repository.
@@ -698,19 +712,38 @@ fn prompts_relative(repo: &Repository, config: &Config) -> Result<Vec<String>, H
         .collect())
 }
 
-/// The commit `rev` names, or `HEAD`'s (`None` when `HEAD` is unborn).
+/// The commit `rev` names, or `HEAD`'s (`None` when `HEAD` is unborn). A branch, tag or
+/// full id is resolved without libgit2 parsing the commit, which it refuses for odd but
+/// real data Git reads (an author without an email, an overflowing time); other
+/// revision syntax (`HEAD~2`, a short id) goes through libgit2.
 fn resolve(repo: &Repository, rev: Option<&str>) -> Result<Option<Oid>, HistoryError> {
     match rev {
-        Some(rev) => repo
-            .revparse_single(rev)
-            .and_then(|object| object.peel_to_commit())
-            .map(|commit| Some(commit.id()))
-            .map_err(|err| HistoryError::BadRevision {
+        Some(rev) => {
+            let bad = |err: git2::Error| HistoryError::BadRevision {
                 rev: rev.to_owned(),
                 message: err.message().to_owned(),
-            }),
+            };
+            let target = match repo
+                .resolve_reference_from_short_name(rev)
+                .and_then(|reference| reference.resolve())
+            {
+                Ok(reference) => reference.target(),
+                Err(_) => None,
+            };
+            let id = match target.or_else(|| Oid::from_str(rev).ok().filter(|_| rev.len() == 40)) {
+                Some(id) => id,
+                None => repo.revparse_single(rev).map_err(bad)?.id(),
+            };
+            peel_to_commit(repo, id).map(Some).map_err(bad)
+        }
         None => match repo.head() {
-            Ok(head) => Ok(Some(head.peel_to_commit()?.id())),
+            Ok(head) => {
+                let id = head
+                    .resolve()?
+                    .target()
+                    .ok_or_else(|| git2::Error::from_str("HEAD points at no object"))?;
+                Ok(Some(peel_to_commit(repo, id)?))
+            }
             Err(err) if matches!(err.code(), ErrorCode::UnbornBranch | ErrorCode::NotFound) => {
                 Ok(None)
             }
@@ -719,11 +752,48 @@ fn resolve(repo: &Repository, rev: Option<&str>) -> Result<Option<Oid>, HistoryE
     }
 }
 
+/// The commit `id` is or (through annotated tags) points at, read from the raw objects.
+fn peel_to_commit(repo: &Repository, mut id: Oid) -> Result<Oid, git2::Error> {
+    let odb = repo.odb()?;
+    // A chain of tags longer than this is a loop.
+    for _ in 0..64 {
+        let object = odb.read(id)?;
+        match object.kind() {
+            git2::ObjectType::Commit => return Ok(id),
+            git2::ObjectType::Tag => {
+                id = object
+                    .data()
+                    .split(|&b| b == b'\n')
+                    .find_map(|line| line.strip_prefix(b"object "))
+                    .and_then(|hex| Oid::from_str(std::str::from_utf8(hex).ok()?).ok())
+                    .ok_or_else(|| git2::Error::from_str(&format!("tag {id} names no object")))?;
+            }
+            other => {
+                return Err(git2::Error::from_str(&format!(
+                    "{id} is a {other}, not a commit"
+                )));
+            }
+        }
+    }
+    Err(git2::Error::from_str(
+        "the tags point at each other in a loop",
+    ))
+}
+
+/// The root tree of the commit `id`, read from the raw object (see [`resolve`]).
+fn commit_tree(repo: &Repository, id: Oid) -> Result<Oid, git2::Error> {
+    let odb = repo.odb()?;
+    let object = odb.read(id)?;
+    walk::commit_header(object.data())
+        .map(|(tree, _)| tree)
+        .ok_or_else(|| git2::Error::from_str(&format!("commit {id} cannot be decoded")))
+}
+
 /// What walking the new part of the chain gave.
 struct Walked {
     /// The commits that changed prompt files, oldest first, with what the walk decoded of
     /// them (time, time zone, author, email, message) and their changes.
-    steps: Vec<(Oid, Option<walk::CommitDetails>, Vec<walk::BlobChange>)>,
+    steps: Vec<(Oid, walk::CommitDetails, Vec<walk::BlobChange>)>,
     /// How many commits were read.
     commits: usize,
     /// Whether the walk met the cached tip (else it read down to the root commit).
@@ -914,25 +984,12 @@ fn tune_libgit2() {
 
 /// Feeds the walked commits to the tracker, oldest first.
 fn apply_steps(
-    repo: &Repository,
     walked: Walked,
     known: &HashMap<Oid, Arc<ParsedBlob>>,
     tracker: &mut Tracker,
 ) -> Result<(), HistoryError> {
     for (commit_id, details, changes) in walked.steps {
-        let (time, offset_minutes, author_name, author_email, message) = match details {
-            Some(details) => details,
-            None => {
-                let commit = repo.find_commit(commit_id)?;
-                (
-                    commit.time().seconds(),
-                    commit.time().offset_minutes(),
-                    String::from_utf8_lossy(commit.author().name_bytes()).into_owned(),
-                    String::from_utf8_lossy(commit.author().email_bytes()).into_owned(),
-                    String::from_utf8_lossy(commit.message_bytes()).into_owned(),
-                )
-            }
-        };
+        let (time, offset_minutes, author_name, author_email, message) = details;
         let info = Arc::new(CommitInfo {
             id: commit_id.to_string(),
             time,

@@ -65,10 +65,11 @@ pub(crate) struct ReadCommit {
 /// and the message of a commit.
 pub(crate) type CommitDetails = (i64, i32, String, String, String);
 
-/// The [`CommitDetails`] of a raw commit object, decoded the way libgit2 decodes them
-/// (`None` for anything unusual, for the caller to ask libgit2): cheaper than libgit2's
-/// `find_commit`, which parses every header and copies the object again.
-pub(crate) fn commit_details(data: &[u8]) -> Option<CommitDetails> {
+/// The [`CommitDetails`] of a raw commit object, cheaper than libgit2's `find_commit`
+/// (which parses every header and copies the object again) and as lenient as Git: a
+/// commit Git shows is never refused. Missing or odd fields read as Git shows them (see
+/// [`signature`]); a commit without an author or committer line has an empty one.
+pub(crate) fn commit_details(data: &[u8]) -> CommitDetails {
     let header_end = data.windows(2).position(|pair| pair == b"\n\n");
     let (header, message) = match header_end {
         Some(end) => (&data[..end + 1], &data[end + 2..]),
@@ -83,65 +84,113 @@ pub(crate) fn commit_details(data: &[u8]) -> Option<CommitDetails> {
             committer.get_or_insert(rest);
         }
     }
-    let (author_name, author_email, _, _) = signature(author?)?;
-    let (_, _, time, offset) = signature(committer?)?;
+    let author = signature(author.unwrap_or_default());
+    let committer = signature(committer.unwrap_or_default());
     let start = message
         .iter()
         .position(|&b| b != b'\n')
         .unwrap_or(message.len());
-    Some((
-        time,
-        offset,
-        String::from_utf8_lossy(author_name).into_owned(),
-        String::from_utf8_lossy(author_email).into_owned(),
+    (
+        committer.time,
+        committer.offset_minutes,
+        String::from_utf8_lossy(author.name).into_owned(),
+        String::from_utf8_lossy(author.email).into_owned(),
         String::from_utf8_lossy(&message[start..]).into_owned(),
-    ))
+    )
 }
 
-/// `NAME <EMAIL> SECONDS ZONE` as libgit2's signature parser reads it: name and email
-/// trimmed, a zone beyond ±14:59 ignored.
-fn signature(line: &[u8]) -> Option<(&[u8], &[u8], i64, i32)> {
-    let open = line.iter().rposition(|&b| b == b'<')?;
-    let close = line.iter().rposition(|&b| b == b'>')?;
+/// An author or committer line, decoded.
+#[derive(Debug, PartialEq, Eq)]
+struct Signature<'a> {
+    name: &'a [u8],
+    email: &'a [u8],
+    time: i64,
+    offset_minutes: i32,
+}
+
+/// The latest time a commit may carry, 9999-12-31T23:59:59Z: later ones read as 0, as Git
+/// shows a date it cannot represent (and as it shows an overflowing one).
+const MAX_TIME: i64 = 253_402_300_799;
+
+/// `NAME <EMAIL> SECONDS ZONE` read as leniently as Git reads it (`split_ident_line`):
+/// name and email trimmed as libgit2 trims them (vertical tabs included); a line without
+/// `<...>` has no name, email or date; a time that is missing, not digits, or past the
+/// year 9999 (overflowing ones included) reads as 0; a zone that is missing, not digits
+/// or beyond ±14:59 reads as UTC; anything after the zone is ignored.
+fn signature(line: &[u8]) -> Signature<'_> {
+    let empty = Signature {
+        name: &[],
+        email: &[],
+        time: 0,
+        offset_minutes: 0,
+    };
+    let (Some(open), Some(close)) = (
+        line.iter().rposition(|&b| b == b'<'),
+        line.iter().rposition(|&b| b == b'>'),
+    ) else {
+        return empty;
+    };
     if close <= open {
+        return empty;
+    }
+    let mut fields = line[close + 1..]
+        .split(|&b| b == b' ')
+        .filter(|field| !field.is_empty());
+    let time = fields
+        .next()
+        .and_then(digits_value)
+        .filter(|time| *time <= MAX_TIME)
+        .unwrap_or(0);
+    let offset_minutes = fields.next().map_or(0, zone_minutes);
+    Signature {
+        name: trim(&line[..open]),
+        email: trim(&line[open + 1..close]),
+        time,
+        offset_minutes,
+    }
+}
+
+/// `text` without the whitespace libgit2 trims around a name or an email (vertical tabs
+/// included).
+fn trim(text: &[u8]) -> &[u8] {
+    let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let start = text.iter().position(|b| !space(b)).unwrap_or(text.len());
+    let end = text
+        .iter()
+        .rposition(|b| !space(b))
+        .map_or(start, |end| end + 1);
+    &text[start..end]
+}
+
+/// The value of a run of ASCII digits, `None` for anything else or an overflow.
+fn digits_value(digits: &[u8]) -> Option<i64> {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let name = line[..open].trim_ascii();
-    let email = line[open + 1..close].trim_ascii();
-    // libgit2 also trims vertical tabs, which `trim_ascii` keeps: leave such a name to it.
-    let vertical_tab = |text: &[u8]| text.first() == Some(&0x0b) || text.last() == Some(&0x0b);
-    if vertical_tab(name) || vertical_tab(email) {
-        return None;
-    }
-    let mut fields = std::str::from_utf8(line.get(close + 1..)?).ok()?.split(' ');
-    if fields.next() != Some("") {
-        return None;
-    }
-    let time: i64 = fields.next()?.parse().ok()?;
-    let zone = fields.next()?;
-    if fields.next().is_some() || zone.len() != 5 {
-        return None;
-    }
-    let (sign, digits) = zone.split_at(1);
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let digits: i32 = digits.parse().ok()?;
-    let (hours, minutes) = (digits / 100, digits % 100);
-    let offset = if hours <= 14 && minutes <= 59 {
-        hours * 60 + minutes
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Minutes east of UTC of a zone such as `+0130`; 0 for a zone that is not `±HHMM` with
+/// hours up to 14 and minutes up to 59 (libgit2's rule).
+fn zone_minutes(zone: &[u8]) -> i32 {
+    let (sign, digits) = match zone.split_first() {
+        Some((b'+', digits)) => (1, digits),
+        Some((b'-', digits)) => (-1, digits),
+        _ => return 0,
+    };
+    let Some(value) = digits_value(digits).filter(|_| digits.len() == 4) else {
+        return 0;
+    };
+    let (hours, minutes) = (value / 100, value % 100);
+    if hours <= 14 && minutes <= 59 {
+        sign * i32::try_from(hours * 60 + minutes).unwrap_or(0)
     } else {
         0
-    };
-    match sign {
-        "+" => Some((name, email, time, offset)),
-        "-" => Some((name, email, time, -offset)),
-        _ => None,
     }
 }
 
 /// The tree and the first parent named in a raw commit object, or in its start.
-fn commit_header(data: &[u8]) -> Option<(Oid, Option<Oid>)> {
+pub(crate) fn commit_header(data: &[u8]) -> Option<(Oid, Option<Oid>)> {
     let mut tree = None;
     let mut parent = None;
     for line in data.split(|&b| b == b'\n') {
@@ -613,8 +662,7 @@ mod tests {
             let commit = repo.find_commit(id).expect("commit");
             let odb = repo.odb().expect("odb");
             let object = odb.read(id).expect("object");
-            let (time, offset, name, email, message) =
-                commit_details(object.data()).expect("decodes");
+            let (time, offset, name, email, message) = commit_details(object.data());
             assert_eq!(time, commit.time().seconds());
             assert_eq!(offset, commit.time().offset_minutes());
             assert_eq!(name.as_bytes(), commit.author().name_bytes());
