@@ -114,7 +114,7 @@ fn pull_request_check_fails_at_the_broken_test_and_tests_only_what_changed() {
     // The annotation sits at the failing test's line, and it is the first one.
     let first = stdout
         .lines()
-        .find(|line| line.starts_with("::"))
+        .find(|line| line.starts_with("::error"))
         .expect("an annotation");
     assert_eq!(
         first,

@@ -293,3 +293,177 @@ fn without_commits_log_shows_what_list_shows() {
     let (code, _, stderr) = repo.run(&["log", "nothing"]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+/// A workflow command as GitHub's runner would run it: name, properties and data, each
+/// decoded.
+#[derive(Debug)]
+struct RunnerCommand {
+    name: String,
+    properties: Vec<(String, String)>,
+    data: String,
+}
+
+/// Undoes the escaping of workflow commands.
+fn unescape(text: &str) -> String {
+    text.replace("%0D", "\r")
+        .replace("%0A", "\n")
+        .replace("%3A", ":")
+        .replace("%2C", ",")
+        .replace("%25", "%")
+}
+
+/// The commands GitHub's runner would run from one output stream, read as it reads them:
+/// lines split at `\n`, `\r` or `\r\n`, leading whitespace trimmed, `::NAME PROPS::DATA`
+/// (or the legacy `##[NAME PROPS]DATA`) outside `::stop-commands::TOKEN` … `::TOKEN::`.
+fn runner_commands(stream: &str) -> Vec<RunnerCommand> {
+    let mut commands = Vec::new();
+    let mut stopped: Option<String> = None;
+    for line in stream.split(['\n', '\r']) {
+        let line = line.trim_start();
+        if let Some(token) = &stopped {
+            if line == format!("::{token}::") {
+                stopped = None;
+            }
+            continue;
+        }
+        if line.starts_with("##[") {
+            commands.push(RunnerCommand {
+                name: "legacy".into(),
+                properties: Vec::new(),
+                data: line.into(),
+            });
+            continue;
+        }
+        let Some(rest) = line.strip_prefix("::") else {
+            continue;
+        };
+        let Some((head, data)) = rest.split_once("::") else {
+            continue;
+        };
+        let (name, properties) = head.split_once(' ').unwrap_or((head, ""));
+        if name == "stop-commands" {
+            stopped = Some(data.to_owned());
+            continue;
+        }
+        commands.push(RunnerCommand {
+            name: name.to_owned(),
+            properties: properties
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (key, value) = p.split_once('=').unwrap_or((p, ""));
+                    (key.to_owned(), unescape(value))
+                })
+                .collect(),
+            data: unescape(data),
+        });
+    }
+    commands
+}
+
+/// Test names, assertion values, prompt names, file names and model answers that carry
+/// workflow commands (`::error ...`, indented, after a carriage return, legacy `##[...]`)
+/// in `check --github` and `test --github`: the runner would run only promptctl's own
+/// annotations, each naming a real file and decoding back to the intended text, and the
+/// hostile text is still shown to people, as text.
+#[test]
+fn untrusted_text_cannot_forge_workflow_commands() {
+    let repo = TestRepo::new();
+    repo.write("promptctl.toml", "");
+    let name = "x\n::error file=INJ,line=1::INJECTED-NAME";
+    let answer = "answer\n::error file=OUT,line=2::INJECTED-OUTPUT\n  ::warning::INJECTED-INDENT\r::notice::INJECTED-CR\n##[error]INJECTED-LEGACY";
+    repo.write(
+        "prompts/svc/good.yaml",
+        &format!(
+            "model: echo\nvariables:\n  x: {{type: string}}\ntemplate: \"{{{{ x }}}}\"\ntests:\n  - name: {}\n    vars: {{x: {}}}\n    assert:\n      - {{type: contains, value: \"\\n::error::INJECTED-VALUE\"}}\n",
+            serde_json::to_string(name).expect("json"),
+            serde_json::to_string(answer).expect("json"),
+        ),
+    );
+    repo.write(
+        "prompts/svc/named.yaml",
+        "name: \"n\\n::error file=NAME::INJECTED-PROMPT-NAME\"\nmodel: echo\ntemplate: \"{{ undeclared }}\"\n",
+    );
+    repo.write(
+        "prompts/svc/f\n::error file=FILE::INJECTED-FILE,a:b.yaml",
+        "model: echo\ntemplate: \"{{ also_undeclared }}\"\n",
+    );
+    repo.commit("hostile prompts");
+    let summary = repo.path().join("summary.md");
+    let summary = summary.to_string_lossy().into_owned();
+    let env = [
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_STEP_SUMMARY", summary.as_str()),
+    ];
+    let title = format!("svc/good › {name} failed on echo");
+    for args in [
+        &["test"][..],
+        &["test", "--format", "json"],
+        &["check"],
+        &["check", "--format", "json"],
+    ] {
+        let (code, stdout, stderr) = repo.run_env(args, &env);
+        assert!(
+            code == 1 || code == 2,
+            "{args:?} exited {code}\n{stdout}\n{stderr}"
+        );
+        let mut annotations = Vec::new();
+        for stream in [&stdout, &stderr] {
+            for command in runner_commands(stream) {
+                assert!(
+                    ["error", "warning", "notice"].contains(&command.name.as_str()),
+                    "{args:?}: the runner would run {command:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+                );
+                for (key, value) in &command.properties {
+                    assert!(
+                        ["file", "line", "col", "title"].contains(&key.as_str()),
+                        "{command:?}"
+                    );
+                    if key == "file" {
+                        assert!(
+                            std::fs::symlink_metadata(repo.path().join(value)).is_ok(),
+                            "{args:?}: an annotation names a file that does not exist: {command:?}"
+                        );
+                    }
+                }
+                annotations.push(command);
+            }
+        }
+        assert!(
+            !annotations.is_empty(),
+            "{args:?}: no annotation\n{stdout}\n{stderr}"
+        );
+        if args[0] == "test" {
+            let ours: Vec<&RunnerCommand> = annotations
+                .iter()
+                .filter(|c| {
+                    c.properties
+                        .iter()
+                        .any(|(k, v)| k == "title" && v.starts_with("svc/good"))
+                })
+                .collect();
+            assert_eq!(ours.len(), 1, "{annotations:?}");
+            let title_of = |c: &RunnerCommand| {
+                c.properties
+                    .iter()
+                    .find(|(k, _)| k == "title")
+                    .map(|(_, v)| v.clone())
+            };
+            assert_eq!(title_of(ours[0]).as_deref(), Some(title.as_str()));
+            assert!(
+                ours[0]
+                    .data
+                    .contains("::error file=OUT,line=2::INJECTED-OUTPUT"),
+                "{:?}",
+                ours[0]
+            );
+            if args.len() == 1 {
+                // People still see the answer as it was.
+                assert!(
+                    stdout.contains("::error file=OUT,line=2::INJECTED-OUTPUT"),
+                    "{stdout}"
+                );
+            }
+        }
+    }
+}

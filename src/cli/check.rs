@@ -17,6 +17,13 @@ pub struct CheckArgs {
     github: super::ci::GithubArgs,
 }
 
+impl CheckArgs {
+    /// Whether GitHub Actions annotations are on (`--github`, or `GITHUB_ACTIONS=true`).
+    pub fn github_enabled(&self) -> bool {
+        self.github.enabled()
+    }
+}
+
 /// Runs `promptctl check`.
 pub fn run(context: &Context, args: &CheckArgs) -> Result<u8, CliError> {
     let config = context.config()?;

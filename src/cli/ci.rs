@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::output::Format;
 use super::{CliError, Context};
 use crate::config::Config;
 use crate::eval::TestJob;
@@ -57,7 +56,7 @@ impl GithubArgs {
 /// stdout, or on stderr when stdout carries JSON (the runner reads commands from both).
 pub fn print_annotations(context: &Context, config: &Config, annotations: &[Annotation]) {
     let prefix = history::root_in_repository(config).unwrap_or_default();
-    let text: String = annotations
+    let commands: Vec<String> = annotations
         .iter()
         .map(|annotation| {
             let mut annotation = annotation.clone();
@@ -66,16 +65,10 @@ pub fn print_annotations(context: &Context, config: &Config, annotations: &[Anno
             {
                 annotation.file = Some(crate::diagnostic::display_path(&prefix.join(file)));
             }
-            format!("{}\n", annotation.command())
+            annotation.command()
         })
         .collect();
-    if text.is_empty() {
-        return;
-    }
-    match context.output.format {
-        Format::Json => context.output.note(text.trim_end()),
-        Format::Human => context.output.data(&text),
-    }
+    context.output.workflow_commands(&commands);
 }
 
 /// Appends `markdown` to the step summary (when GitHub Actions is on) and writes it to

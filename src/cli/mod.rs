@@ -371,7 +371,12 @@ pub fn find_prompt<'a>(
 
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> u8 {
-    let output = Output::new(cli.global.format, cli.global.color);
+    let github = match &cli.command {
+        Command::Check(args) => args.github_enabled(),
+        Command::Test(args) => args.github_enabled(),
+        _ => false,
+    };
+    let output = Output::new(cli.global.format, cli.global.color).for_github(github);
     let directory = cli
         .global
         .directory

@@ -73,6 +73,10 @@ pub struct Output {
     pub format: Format,
     color_stdout: bool,
     color_stderr: bool,
+    /// Whether GitHub's runner reads the output (`--github`): then every text written is
+    /// made inert (see [`crate::eval::github::inert`]) and only
+    /// [`Output::workflow_commands`] writes commands.
+    github: bool,
 }
 
 fn color_wanted(choice: ColorChoice, is_terminal: bool) -> bool {
@@ -95,6 +99,26 @@ impl Output {
             format,
             color_stdout: color_wanted(color, std::io::stdout().is_terminal()),
             color_stderr: color_wanted(color, std::io::stderr().is_terminal()),
+            github: false,
+        }
+    }
+
+    /// The printer for a run whose output GitHub's runner reads as workflow commands.
+    #[must_use]
+    pub fn for_github(mut self, github: bool) -> Output {
+        self.github = github;
+        self
+    }
+
+    /// `text` as it may be written: made inert for GitHub's runner in GitHub mode, with a
+    /// final line break either way.
+    fn guarded(&self, text: &str) -> String {
+        if self.github {
+            crate::eval::github::inert(text)
+        } else if text.ends_with('\n') {
+            text.to_owned()
+        } else {
+            format!("{text}\n")
         }
     }
 
@@ -120,26 +144,35 @@ impl Output {
 
     /// Writes data to stdout.
     pub fn data(&self, text: &str) {
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(text.as_bytes());
-        if !text.ends_with('\n') {
-            let _ = stdout.write_all(b"\n");
-        }
-        let _ = stdout.flush();
+        write_whole(&mut std::io::stdout().lock(), &self.guarded(text));
     }
 
-    /// Writes a value as pretty JSON to stdout.
+    /// Writes a value as pretty JSON to stdout, exactly: a JSON line never starts a
+    /// workflow command (strings are quoted and their line breaks escaped).
     pub fn json<T: Serialize + ?Sized>(&self, value: &T) {
         match serde_json::to_string_pretty(value) {
-            Ok(text) => self.data(&text),
+            Ok(text) => write_whole(&mut std::io::stdout().lock(), &format!("{text}\n")),
             Err(err) => self.note(&format!("error: cannot encode output as JSON: {err}")),
         }
     }
 
     /// Writes a line to stderr.
     pub fn note(&self, text: &str) {
-        let mut stderr = std::io::stderr().lock();
-        let _ = writeln!(stderr, "{text}");
+        write_whole(&mut std::io::stderr().lock(), &self.guarded(text));
+    }
+
+    /// Writes GitHub workflow commands, one a line, as they are (each built by
+    /// [`crate::eval::github::command`]): to stdout, or to stderr when stdout carries JSON.
+    pub fn workflow_commands(&self, commands: &[String]) {
+        if commands.is_empty() {
+            return;
+        }
+        let mut text = commands.join("\n");
+        text.push('\n');
+        match self.format {
+            Format::Json => write_whole(&mut std::io::stderr().lock(), &text),
+            Format::Human => write_whole(&mut std::io::stdout().lock(), &text),
+        }
     }
 
     /// Writes a diagnostic to stderr, compiler style.
@@ -158,6 +191,12 @@ impl Output {
         }
         self.note(&text);
     }
+}
+
+/// Writes `text` in one go and flushes it (a closed pipe is not an error).
+fn write_whole(stream: &mut impl Write, text: &str) {
+    let _ = stream.write_all(text.as_bytes());
+    let _ = stream.flush();
 }
 
 fn paint(enabled: bool, style: Style, text: &str) -> String {

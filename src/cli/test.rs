@@ -56,6 +56,13 @@ pub struct TestArgs {
     github: ci::GithubArgs,
 }
 
+impl TestArgs {
+    /// Whether GitHub Actions annotations are on (`--github`, or `GITHUB_ACTIONS=true`).
+    pub fn github_enabled(&self) -> bool {
+        self.github.enabled()
+    }
+}
+
 /// Runs `promptctl test`.
 pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
     let config = context.config()?;

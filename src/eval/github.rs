@@ -55,6 +55,56 @@ pub fn escape_property(text: &str) -> String {
     escape_data(text).replace(':', "%3A").replace(',', "%2C")
 }
 
+/// One workflow command line, `::NAME KEY=VALUE,...::DATA`, every property value and the
+/// data escaped: the one place promptctl writes a workflow command, so nothing untrusted
+/// (a test name, a file name, a model's answer) can end it early or start another.
+pub fn command(name: &str, properties: &[(&str, String)], data: &str) -> String {
+    let properties: Vec<String> = properties
+        .iter()
+        .map(|(key, value)| format!("{key}={}", escape_property(value)))
+        .collect();
+    let separator = if properties.is_empty() { "" } else { " " };
+    format!(
+        "::{name}{separator}{}::{}",
+        properties.join(","),
+        escape_data(data)
+    )
+}
+
+/// Free text made inert for GitHub's runner: wrapped in a `::stop-commands::TOKEN` …
+/// `::TOKEN::` block, so that no line of it (a test name, a model's answer, a file's line)
+/// is run as a workflow command, however it starts. The token is new for every block and
+/// drawn from the operating system's random source, so the text cannot end the block
+/// itself. The result ends with a line break.
+pub fn inert(text: &str) -> String {
+    let token = stop_token();
+    let newline = if text.ends_with('\n') { "" } else { "\n" };
+    format!(
+        "{}\n{text}{newline}::{token}::\n",
+        command("stop-commands", &[], &token)
+    )
+}
+
+/// 128 random bits from the operating system, as hex. Should the system have no random
+/// source, a hash of the clock, the process and a counter stands in: text written before
+/// the run still cannot know it.
+fn stop_token() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        use sha2::Digest as _;
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seed = format!(
+            "{:?} {} {}",
+            std::time::SystemTime::now(),
+            std::process::id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let digest = sha2::Sha256::digest(seed.as_bytes());
+        bytes.copy_from_slice(&digest[..16]);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl Annotation {
     /// The workflow command line, e.g. `::error file=a.yaml,line=3,title=t::message`.
     pub fn command(&self) -> String {
@@ -65,20 +115,16 @@ impl Annotation {
         };
         let mut properties = Vec::new();
         if let Some(file) = &self.file {
-            properties.push(format!("file={}", escape_property(file)));
+            properties.push(("file", file.clone()));
         }
         if let Some(line) = self.line {
-            properties.push(format!("line={line}"));
+            properties.push(("line", line.to_string()));
         }
         if let Some(col) = self.col {
-            properties.push(format!("col={col}"));
+            properties.push(("col", col.to_string()));
         }
-        properties.push(format!("title={}", escape_property(&self.title)));
-        format!(
-            "::{level} {}::{}",
-            properties.join(","),
-            escape_data(&self.message)
-        )
+        properties.push(("title", self.title.clone()));
+        command(level, &properties, &self.message)
     }
 }
 
@@ -583,6 +629,20 @@ mod tests {
         let annotations = test_annotations(&[error, result("ok", CaseStatus::Passed), failed]);
         let lines: Vec<Option<usize>> = annotations.iter().map(|a| a.line).collect();
         assert_eq!(lines, vec![Some(9), Some(1)]);
+    }
+
+    #[test]
+    fn inert_text_sits_in_a_block_whose_token_it_cannot_know() {
+        let text = "::error::forged\n  ::warning::indented";
+        let first = inert(text);
+        let lines: Vec<&str> = first.lines().collect();
+        let token = lines[0]
+            .strip_prefix("::stop-commands::")
+            .expect("opens a block");
+        assert_eq!(token.len(), 32);
+        assert_eq!(lines[1..3], ["::error::forged", "  ::warning::indented"]);
+        assert_eq!(lines[3], format!("::{token}::"));
+        assert_ne!(inert(text), first, "every block has its own token");
     }
 
     #[test]
