@@ -162,10 +162,16 @@ pub struct ProviderSettings {
     /// The environment variable holding the API key (never the key itself).
     pub api_key_env: Option<String>,
     /// Requests per second allowed to this provider (unlimited when absent).
+    #[serde(default, deserialize_with = "bounded::rate")]
+    #[schemars(range(min = 0.001, max = 100000))]
     pub rate_limit_per_s: Option<f64>,
     /// Attempts after the first for transient failures.
+    #[serde(default, deserialize_with = "bounded::retries")]
+    #[schemars(range(min = 0, max = 20))]
     pub max_retries: Option<u32>,
     /// The request timeout in seconds.
+    #[serde(default, deserialize_with = "bounded::seconds")]
+    #[schemars(range(min = 0.001, max = 3600))]
     pub timeout_s: Option<f64>,
 }
 
@@ -178,12 +184,18 @@ pub struct ModelSettings {
     /// The model's name at the provider, when it differs from ours.
     pub api_name: Option<String>,
     /// US dollars per million input tokens.
+    #[serde(default, deserialize_with = "bounded::price")]
+    #[schemars(range(min = 0, max = 1000000))]
     pub input_usd_per_mtok: Option<f64>,
     /// US dollars per million output tokens.
+    #[serde(default, deserialize_with = "bounded::price")]
+    #[schemars(range(min = 0, max = 1000000))]
     pub output_usd_per_mtok: Option<f64>,
     /// Models to try, in order, when this one's provider fails.
     pub fallbacks: Vec<String>,
     /// The request timeout in seconds for this model.
+    #[serde(default, deserialize_with = "bounded::seconds")]
+    #[schemars(range(min = 0.001, max = 3600))]
     pub timeout_s: Option<f64>,
 }
 
@@ -192,6 +204,8 @@ pub struct ModelSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct TestSettings {
     /// How many model calls run at once.
+    #[serde(deserialize_with = "bounded::concurrency")]
+    #[schemars(range(min = 1, max = 256))]
     pub concurrency: usize,
     /// The embedding model for `semantic_similarity`; lexical similarity when absent.
     pub embedding_model: Option<String>,
@@ -200,6 +214,8 @@ pub struct TestSettings {
     /// Where `--record` writes and `--replay` reads, relative to the root.
     pub recordings: PathBuf,
     /// The share of prompts that must have tests.
+    #[serde(deserialize_with = "bounded::share")]
+    #[schemars(range(min = 0, max = 1))]
     pub min_coverage: f64,
 }
 
@@ -239,8 +255,12 @@ impl Default for SyncSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct MonitoringSettings {
     /// The share of runs scored by the prompt's `monitor` assertions.
+    #[serde(deserialize_with = "bounded::share")]
+    #[schemars(range(min = 0, max = 1))]
     pub sample_rate: f64,
     /// How many days of runs to keep.
+    #[serde(deserialize_with = "bounded::days")]
+    #[schemars(range(min = 0, max = 36500))]
     pub retention_days: u32,
     /// Whether rendered inputs and outputs are stored with each run.
     pub store_io: bool,
@@ -264,14 +284,24 @@ impl Default for MonitoringSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct AlertSettings {
     /// Lowest acceptable mean quality of sampled runs.
+    #[serde(default, deserialize_with = "bounded::optional_share")]
+    #[schemars(range(min = 0, max = 1))]
     pub min_quality: Option<f64>,
     /// Largest acceptable drop of mean quality against the previous window.
+    #[serde(default, deserialize_with = "bounded::optional_share")]
+    #[schemars(range(min = 0, max = 1))]
     pub max_quality_drop: Option<f64>,
     /// Largest acceptable share of failed runs.
+    #[serde(default, deserialize_with = "bounded::optional_share")]
+    #[schemars(range(min = 0, max = 1))]
     pub max_error_rate: Option<f64>,
     /// Largest acceptable 95th percentile latency in milliseconds.
+    #[serde(default, deserialize_with = "bounded::amount")]
+    #[schemars(range(min = 0, max = 1000000000000.0))]
     pub max_p95_ms: Option<f64>,
     /// Largest acceptable spend per day in US dollars.
+    #[serde(default, deserialize_with = "bounded::amount")]
+    #[schemars(range(min = 0, max = 1000000000000.0))]
     pub max_cost_usd_per_day: Option<f64>,
 }
 
@@ -286,6 +316,8 @@ pub struct ServeSettings {
     /// The environment variable holding comma-separated run tokens.
     pub run_tokens_env: String,
     /// How long a cached read stays fresh, in seconds.
+    #[serde(deserialize_with = "bounded::ttl")]
+    #[schemars(range(min = 0, max = 31536000))]
     pub cache_ttl_s: u64,
     /// A read replica's URL, for reads only.
     pub read_database_url: Option<String>,
@@ -334,6 +366,130 @@ impl Settings {
             ConfigError::Invalid(Box::new(diagnostic))
         })
     }
+}
+
+/// Deserializers that bound the numbers of `promptctl.toml`: a value no run could use (a
+/// zero rate, an endless timeout, NaN) is an error at its place in the file (exit 2),
+/// never a panic or a hang later.
+mod bounded {
+    use std::fmt::Display;
+
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer};
+
+    /// The most model calls at once, `[test] concurrency` and `test --concurrency`.
+    pub const MAX_CONCURRENCY: usize = 256;
+
+    /// A number from `min` to `max` (NaN and infinities are never within).
+    fn within<'de, D, T>(deserializer: D, min: T, max: T, what: &str) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de> + PartialOrd + Display,
+    {
+        let value = T::deserialize(deserializer)?;
+        if value >= min && value <= max {
+            Ok(value)
+        } else {
+            Err(D::Error::custom(format!(
+                "{value} is out of range for {what}: expected {min} to {max}"
+            )))
+        }
+    }
+
+    /// Requests per second.
+    pub fn rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        within(d, 0.001, 100_000.0, "requests per second").map(Some)
+    }
+
+    /// Attempts after the first.
+    pub fn retries<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        within(d, 0, 20, "retries").map(Some)
+    }
+
+    /// A timeout in seconds.
+    pub fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        within(d, 0.001, 3600.0, "a timeout in seconds").map(Some)
+    }
+
+    /// US dollars per million tokens.
+    pub fn price<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        within(d, 0.0, 1_000_000.0, "a price in US dollars").map(Some)
+    }
+
+    /// Model calls at once.
+    pub fn concurrency<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+        within(d, 1, MAX_CONCURRENCY, "concurrency")
+    }
+
+    /// A share from 0 to 1.
+    pub fn share<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        within(d, 0.0, 1.0, "a share")
+    }
+
+    /// An optional share from 0 to 1.
+    pub fn optional_share<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        share(d).map(Some)
+    }
+
+    /// Days of runs kept.
+    pub fn days<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        within(d, 0, 36_500, "days")
+    }
+
+    /// A latency or cost threshold.
+    pub fn amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        within(d, 0.0, 1e12, "a threshold").map(Some)
+    }
+
+    /// A cache lifetime in seconds.
+    pub fn ttl<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        within(d, 0, 31_536_000, "a cache lifetime in seconds")
+    }
+}
+
+pub use bounded::MAX_CONCURRENCY;
+
+/// The longest duration [`parse_duration`] takes: ten years.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(3650 * 86_400);
+
+/// Parses a duration such as `90s`, `30m`, `24h`, `7d` or `2w` (a decimal number and a
+/// unit), up to [`MAX_DURATION`]; anything else, an overflowing number included, is an
+/// error saying what is expected.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || {
+        format!(
+            "`{text}` is not a duration: write a positive number and a unit (s, m, h, d or w), e.g. 24h or 7d, up to {}d",
+            MAX_DURATION.as_secs() / 86_400
+        )
+    };
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| bad())?;
+    let unit_seconds = match unit {
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        "w" => 604_800.0,
+        _ => return Err(bad()),
+    };
+    let seconds = number * unit_seconds;
+    if !(seconds > 0.0 && seconds <= MAX_DURATION.as_secs_f64()) {
+        return Err(bad());
+    }
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|_| bad())
+}
+
+/// Parses a count of model calls at once, from 1 to [`MAX_CONCURRENCY`] (`--concurrency`).
+pub fn parse_concurrency(text: &str) -> Result<usize, String> {
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
+        .ok_or_else(|| format!("`{text}` is not a concurrency: expected 1 to {MAX_CONCURRENCY}"))
 }
 
 /// The 1-based line and column of a byte offset in `text`.
@@ -390,6 +546,64 @@ max_p95_ms = 4000
         let settings = Settings::parse(text, Path::new("promptctl.toml")).expect("parses");
         assert_eq!(settings.models["gpt-4o"].fallbacks, ["claude-sonnet-4-5"]);
         assert_eq!(settings.monitoring.alerts.max_p95_ms, Some(4000.0));
+    }
+
+    #[test]
+    fn durations_and_counts_never_overflow() {
+        assert_eq!(
+            parse_duration("24h"),
+            Ok(std::time::Duration::from_secs(86_400))
+        );
+        assert_eq!(
+            parse_duration("1.5m"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        for bad in [
+            "999999999999999999999h",
+            "1e309h",
+            "0h",
+            "h",
+            "3x",
+            "-1h",
+            "3651d",
+            "NaNh",
+            "",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_concurrency("8"), Ok(8));
+        for bad in ["0", "257", "18446744073709551616", "-1", "x"] {
+            assert!(parse_concurrency(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn numbers_out_of_range_point_at_their_value() {
+        for (text, line) in [
+            ("[test]\nconcurrency = 9223372036854775807\n", 2),
+            (
+                "[providers.p]\nkind = \"openai\"\nrate_limit_per_s = 0\n",
+                3,
+            ),
+            ("[providers.p]\nkind = \"openai\"\ntimeout_s = inf\n", 3),
+            ("[models.m]\ntimeout_s = 1e300\n", 2),
+            ("[monitoring]\nsample_rate = nan\n", 2),
+        ] {
+            let err = Settings::parse(text, Path::new("promptctl.toml")).expect_err(text);
+            let ConfigError::Invalid(diagnostic) = err else {
+                panic!("wrong error")
+            };
+            assert_eq!(
+                diagnostic.position.line, line,
+                "{text}: {}",
+                diagnostic.message
+            );
+            assert!(
+                diagnostic.message.contains("out of range"),
+                "{}",
+                diagnostic.message
+            );
+        }
     }
 
     #[test]

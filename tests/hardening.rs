@@ -467,3 +467,56 @@ fn untrusted_text_cannot_forge_workflow_commands() {
         }
     }
 }
+
+/// Numbers that overflow or make no sense, on the command line and in `promptctl.toml`:
+/// a clear error, exit 2, never a panic.
+#[test]
+fn overflowing_numbers_are_clear_errors() {
+    let repo = repo_with_prompt();
+    for args in [
+        &[
+            "stats",
+            "--since",
+            "999999999999999999999h",
+            "--database-url",
+            "postgres://127.0.0.1:1/none",
+        ][..],
+        &[
+            "stats",
+            "--since",
+            "1e400d",
+            "--database-url",
+            "postgres://127.0.0.1:1/none",
+        ],
+        &[
+            "stats",
+            "--since",
+            "36500000d",
+            "--database-url",
+            "postgres://127.0.0.1:1/none",
+        ],
+        &["test", "--concurrency", "18446744073709551615"],
+        &["test", "--concurrency", "0"],
+        &["test", "--shard", "1/99999999999999999999999"],
+        &["render", "good", "--version", "99999999999999999999"],
+        &["show", "good@99999999999999999999"],
+    ] {
+        let (code, stdout, stderr) = repo.run(args);
+        assert_eq!(code, 2, "{args:?}\n{stdout}\n{stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}\n{stderr}");
+    }
+    for config in [
+        "[test]\nconcurrency = 9223372036854775807\n",
+        "[providers.openai]\nkind = \"openai\"\nrate_limit_per_s = 0\n",
+        "[providers.openai]\nkind = \"openai\"\ntimeout_s = 1e300\n",
+        "[models.echo]\ntimeout_s = inf\n",
+        "[providers.openai]\nkind = \"openai\"\nmax_retries = 4000000000\n",
+        "[monitoring]\nsample_rate = nan\n",
+        "[serve]\ncache_ttl_s = 18446744073709551615\n",
+    ] {
+        repo.write("promptctl.toml", config);
+        let (code, stdout, stderr) = repo.run(&["test", "--model", "echo"]);
+        assert_eq!(code, 2, "{config}\n{stdout}\n{stderr}");
+        assert!(stderr.contains("out of range"), "{config}\n{stderr}");
+    }
+}

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use super::output::{Format, table};
 use super::sync::{database_url, runtime};
 use super::{CliError, Context, exit};
-use crate::registry::stats::{GroupBy, StatsQuery, check, parse_duration, stats};
+use crate::registry::stats::{GroupBy, StatsQuery, check, stats};
 
 /// The grouping of `--by`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -43,14 +43,10 @@ pub struct StatsArgs {
 
 /// Runs `promptctl stats`.
 pub fn run(context: &Context, args: &StatsArgs) -> Result<u8, CliError> {
+    let window = crate::config::parse_duration(&args.since)
+        .map_err(|why| CliError::input(format!("--since: {why}")))?;
     let config = context.config()?;
     let url = database_url(args.database_url.as_deref(), &config)?;
-    let window = parse_duration(&args.since).ok_or_else(|| {
-        CliError::input(format!(
-            "--since {}: expected a duration such as 24h, 30m or 7d",
-            args.since
-        ))
-    })?;
     let query = StatsQuery {
         prompt: args.prompt.clone(),
         environment: args.environment.clone(),

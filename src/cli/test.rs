@@ -26,7 +26,7 @@ pub struct TestArgs {
     #[arg(long, value_name = "MODEL")]
     model: Option<String>,
     /// How many model calls run at once (default: `[test] concurrency`).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = crate::config::parse_concurrency)]
     concurrency: Option<usize>,
     /// Call models live and write each answer to the recordings folder.
     #[arg(long, conflicts_with = "replay")]

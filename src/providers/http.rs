@@ -68,7 +68,9 @@ impl RateLimiter {
     /// A limiter for `rate` requests per second (`None`: unlimited).
     pub fn new(rate: Option<f64>) -> RateLimiter {
         RateLimiter {
-            interval: rate.map(|r| Duration::from_secs_f64(1.0 / r)),
+            // A rate of zero, below zero or not a number is no limit rather than a panic
+            // (promptctl.toml bounds it; this guards other callers).
+            interval: rate.and_then(|r| Duration::try_from_secs_f64(1.0 / r).ok()),
             next: tokio::sync::Mutex::new(Instant::now()),
         }
     }
@@ -93,7 +95,8 @@ impl RateLimiter {
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     let seconds: f64 = value.trim().parse().ok()?;
-    (seconds >= 0.0 && seconds.is_finite()).then(|| Duration::from_secs_f64(seconds))
+    // A huge value waits the longest wait the policy allows, never panics.
+    (seconds >= 0.0).then(|| Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX))
 }
 
 /// The provider's error message from an error body, shortened.
@@ -218,6 +221,30 @@ fn transport_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_or_odd_retry_after_and_rates_never_panic() {
+        for (value, expected) in [
+            ("1e30", Some(Duration::MAX)),
+            ("99999999999999999999999", Some(Duration::MAX)),
+            ("inf", Some(Duration::MAX)),
+            ("NaN", None),
+            ("-1", None),
+            ("2", Some(Duration::from_secs(2))),
+        ] {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(
+                reqwest::header::RETRY_AFTER,
+                value.parse().expect("header value"),
+            );
+            assert_eq!(retry_after(&headers), expected, "{value}");
+        }
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.delay(0, Some(Duration::MAX)), policy.max_delay);
+        for rate in [0.0, -1.0, f64::NAN, 1e-300] {
+            assert!(RateLimiter::new(Some(rate)).interval.is_none(), "{rate}");
+        }
+    }
 
     #[test]
     fn backoff_grows_and_honours_retry_after() {

@@ -243,8 +243,9 @@ impl ProviderSpec {
             },
             timeout: settings
                 .timeout_s
-                .filter(|t| *t > 0.0)
-                .map_or(DEFAULT_TIMEOUT, Duration::from_secs_f64),
+                .and_then(|t| Duration::try_from_secs_f64(t).ok())
+                .filter(|t| !t.is_zero())
+                .unwrap_or(DEFAULT_TIMEOUT),
         }
     }
 }
@@ -347,8 +348,9 @@ impl Providers {
         })?;
         let timeout = model_settings
             .and_then(|m| m.timeout_s)
-            .filter(|t| *t > 0.0)
-            .map_or(provider.spec.timeout, Duration::from_secs_f64);
+            .and_then(|t| Duration::try_from_secs_f64(t).ok())
+            .filter(|t| !t.is_zero())
+            .unwrap_or(provider.spec.timeout);
         Ok(ModelTarget {
             model: model.to_owned(),
             api_model: model_settings
