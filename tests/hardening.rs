@@ -520,3 +520,68 @@ fn overflowing_numbers_are_clear_errors() {
         assert!(stderr.contains("out of range"), "{config}\n{stderr}");
     }
 }
+
+/// File names, prompt and test names, authors, commit messages and model answers holding
+/// escape sequences, bells, carriage returns and bidirectional overrides reach the
+/// terminal escaped (`\u{1b}`) in every human output; JSON keeps them exact.
+#[test]
+fn control_characters_reach_the_terminal_escaped() {
+    let repo = TestRepo::new();
+    repo.write("promptctl.toml", "");
+    let hostile = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{202e}";
+    repo.write(
+        &format!("prompts/svc/file{hostile}.yaml"),
+        "model: echo\ntemplate: \"hi\"\n",
+    );
+    repo.write(
+        "prompts/svc/named.yaml",
+        &format!(
+            "name: {}\nmodel: echo\nvariables:\n  x: {{type: string}}\ntemplate: \"{{{{ x }}}}\"\ntests:\n  - name: {}\n    vars: {{x: {}}}\n    assert: [{{type: contains, value: zzz}}]\n",
+            serde_json::to_string(&format!("n{hostile}")).expect("json"),
+            serde_json::to_string(&format!("t{hostile}\rFAKE PASS")).expect("json"),
+            serde_json::to_string(&format!("out{hostile}\rline")).expect("json"),
+        ),
+    );
+    repo.git(&["add", "-A"]);
+    repo.git(&[
+        "-c",
+        &format!("user.name=Eve{hostile}"),
+        "commit",
+        "-q",
+        "-m",
+        &format!("msg{hostile}\rfake"),
+    ]);
+    let raw = |text: &str| {
+        text.contains('\u{1b}')
+            || text.contains('\u{7}')
+            || text.contains('\u{202e}')
+            || text.replace("\r\n", "\n").contains('\r')
+    };
+    let mut seen_escaped = false;
+    for args in [
+        &["list"][..],
+        &["log", "named"],
+        &["show", "named"],
+        &["status"],
+        &["check"],
+        &["test", "--model", "echo"],
+        &["render", "named", "--var", "x=\u{1b}[2Jy"],
+    ] {
+        let (code, stdout, stderr) = repo.run(args);
+        assert!(code <= 2, "{args:?} exited {code}\n{stdout}\n{stderr}");
+        assert!(
+            !raw(&stdout) && !raw(&stderr),
+            "{args:?} printed control characters raw\n{stdout:?}\n{stderr:?}"
+        );
+        seen_escaped |= stdout.contains("\\u{1b}") || stderr.contains("\\u{1b}");
+    }
+    assert!(seen_escaped, "the escapes are shown");
+    let list = repo.json(&["list"]);
+    assert!(
+        list.as_array()
+            .expect("array")
+            .iter()
+            .any(|row| row["name"] == format!("n{hostile}")),
+        "{list}"
+    );
+}

@@ -47,18 +47,19 @@ pub fn run(context: &Context, args: &DiffArgs) -> Result<u8, CliError> {
         })
     };
     let old = find(args.from)?;
-    let old_label = format!("{}@{}", prompt.id, old.number);
+    let shown_id = super::output::escape_control(&prompt.id.to_string()).into_owned();
+    let old_label = format!("{shown_id}@{}", old.number);
     let (new_text, new_label) = match args.to {
         Some(number) => {
             let new = find(number)?;
             (
                 new.definition()?.to_yaml(),
-                format!("{}@{}", prompt.id, new.number),
+                format!("{shown_id}@{}", new.number),
             )
         }
         None => {
             let uncommitted = history.uncommitted()?;
-            let label = format!("{} (working tree)", prompt.id);
+            let label = format!("{shown_id} (working tree)");
             if uncommitted.deleted.contains(&prompt.id)
                 || (prompt.archived && !uncommitted.versions.contains_key(&prompt.id))
             {

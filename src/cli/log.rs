@@ -115,7 +115,10 @@ pub fn run(context: &Context, args: &LogArgs) -> Result<u8, CliError> {
                     ],
                 })
                 .collect();
-            let mut text = output.paint(Style::Bold, &prompt.id.to_string());
+            let mut text = output.paint(
+                Style::Bold,
+                &super::output::escape_control(&prompt.id.to_string()),
+            );
             if prompt.archived {
                 text.push_str(&format!(" {}", output.paint(Style::Dim, "(archived)")));
             }

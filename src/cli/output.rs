@@ -3,7 +3,13 @@
 //!
 //! A closed stdout (`promptctl list | head`) is not an error: writes are dropped quietly,
 //! as ripgrep does.
+//!
+//! Text from outside (file, prompt and test names, authors, commit messages, model answers)
+//! never reaches the terminal raw: [`escape_control`] shows its control characters as
+//! escapes, and every human text the printer writes passes the same escaping (line breaks,
+//! tabs and promptctl's own colours excepted). JSON is written exactly.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 
 use clap::ValueEnum;
@@ -144,7 +150,8 @@ impl Output {
 
     /// Writes data to stdout.
     pub fn data(&self, text: &str) {
-        write_whole(&mut std::io::stdout().lock(), &self.guarded(text));
+        let text = escape(text, true, self.color_stdout);
+        write_whole(&mut std::io::stdout().lock(), &self.guarded(&text));
     }
 
     /// Writes a value as pretty JSON to stdout, exactly: a JSON line never starts a
@@ -158,7 +165,8 @@ impl Output {
 
     /// Writes a line to stderr.
     pub fn note(&self, text: &str) {
-        write_whole(&mut std::io::stderr().lock(), &self.guarded(text));
+        let text = escape(text, true, self.color_stderr);
+        write_whole(&mut std::io::stderr().lock(), &self.guarded(&text));
     }
 
     /// Writes GitHub workflow commands, one a line, as they are (each built by
@@ -191,6 +199,67 @@ impl Output {
         }
         self.note(&text);
     }
+}
+
+/// Untrusted text for one line of terminal output (a name, a path, an author, a commit
+/// message): every control character (line breaks, tabs, escape, the C1 range) and every
+/// bidirectional override shown as an escape (`\n`, `\t`, `\u{1b}`), so that the text
+/// can neither forge a line nor move the cursor, clear the screen, retitle the terminal or
+/// reorder what is shown. Text without them is returned as it is.
+pub fn escape_control(text: &str) -> Cow<'_, str> {
+    escape(text, false, false)
+}
+
+/// Whether a character is shown escaped.
+fn is_unsafe(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The length of the SGR sequence `text` starts with, when it only sets what promptctl's
+/// own colours set (reset, bold, dim, italic, underline, the 16 colours): such sequences
+/// pass through coloured output; any other escape sequence is shown escaped.
+fn own_style_length(text: &str) -> Option<usize> {
+    let rest = text.strip_prefix("\x1b[")?;
+    let end = rest.find(|c: char| !c.is_ascii_digit() && c != ';')?;
+    if rest.as_bytes()[end] != b'm' {
+        return None;
+    }
+    let safe = rest[..end].split(';').all(|code| {
+        matches!(
+            code.parse::<u8>().unwrap_or(0),
+            0..=4 | 22..=24 | 30..=37 | 39 | 90..=97
+        ) && code.len() <= 2
+    });
+    safe.then_some(2 + end + 1)
+}
+
+/// [`escape_control`], keeping line breaks and tabs when `keep_layout` and promptctl's own
+/// colours when `keep_styles`.
+fn escape(text: &str, keep_layout: bool, keep_styles: bool) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut index = 0;
+    while let Some(c) = text[index..].chars().next() {
+        let rest = &text[index..];
+        let mut taken = c.len_utf8();
+        match c {
+            '\n' | '\t' if keep_layout => out.push(c),
+            '\r' if keep_layout && rest.starts_with("\r\n") => out.push(c),
+            '\x1b' if keep_styles && own_style_length(rest).is_some() => {
+                taken = own_style_length(rest).unwrap_or(taken);
+                out.push_str(&rest[..taken]);
+            }
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if is_unsafe(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+        index += taken;
+    }
+    Cow::Owned(out)
 }
 
 /// Writes `text` in one go and flushes it (a closed pipe is not an error).
@@ -233,14 +302,19 @@ pub fn render_diagnostic(diagnostic: &Diagnostic, color: bool) -> String {
     text.push_str(&format!(
         "\n{gutter}{} {}",
         paint(color, Style::Blue, "-->"),
-        diagnostic.location()
+        escape_control(&diagnostic.location())
     ));
     if let Some(line) = &diagnostic.line_text {
+        // A control character is one column wide as the caret counts it.
         let shown: String = line
             .chars()
             .take(200)
-            .collect::<String>()
-            .replace('\t', " ");
+            .map(|c| match c {
+                '\t' => ' ',
+                c if is_unsafe(c) => '?',
+                c => c,
+            })
+            .collect();
         let column = diagnostic.position.column.saturating_sub(1);
         let marker_len = diagnostic
             .length
@@ -267,6 +341,15 @@ pub fn render_diagnostic(diagnostic: &Diagnostic, color: bool) -> String {
 
 /// Lays out rows as a table with columns padded to their widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|cell| escape_control(cell).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = rows.as_slice();
     let columns = header.len();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
@@ -318,6 +401,22 @@ mod tests {
           |                 ^^^
           = help: declare it
         ");
+    }
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert_eq!(
+            escape_control("a\x1b]0;title\x07b\nc\td\u{202e}e\u{9b}"),
+            "a\\u{1b}]0;title\\u{7}b\\nc\\td\\u{202e}e\\u{9b}"
+        );
+        assert!(matches!(escape_control("plain ünïcode"), Cow::Borrowed(_)));
+        let painted = paint(true, Style::Red, "x");
+        assert_eq!(escape(&painted, true, true), painted);
+        assert_eq!(
+            escape("\x1b[8mhidden\x1b[2J\r\nz\rw", true, true),
+            "\\u{1b}[8mhidden\\u{1b}[2J\r\nz\\rw"
+        );
+        assert_eq!(escape(&painted, true, false), "\\u{1b}[1;31mx\\u{1b}[0m");
     }
 
     #[test]

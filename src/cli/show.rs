@@ -5,6 +5,7 @@ use clap::Args;
 
 use super::log::find_versions;
 use super::output::Format;
+use super::output::escape_control;
 use super::{CliError, Context, exit, short};
 use crate::diagnostic::display_path;
 
@@ -74,16 +75,17 @@ pub fn run(context: &Context, args: &ShowArgs) -> Result<u8, CliError> {
             let header = match commit {
                 Some(c) => format!(
                     "# {}@{} — commit {}, {}, {}\n# {}\n",
-                    prompt.id,
+                    escape_control(&prompt.id.to_string()),
                     version.number,
                     short(&c.id),
                     c.time_rfc3339(),
-                    c.author_name,
-                    c.summary()
+                    escape_control(&c.author_name),
+                    escape_control(c.summary())
                 ),
                 None => format!(
                     "# {}@{} — uncommitted changes in the working tree\n",
-                    prompt.id, version.number
+                    escape_control(&prompt.id.to_string()),
+                    version.number
                 ),
             };
             output.data(&format!("{header}{}", definition.to_yaml()));

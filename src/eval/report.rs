@@ -82,7 +82,12 @@ fn paint(color: bool, code: &str, text: &str) -> String {
 
 /// `service/name › test`.
 pub fn case_label(result: &CaseResult) -> String {
-    format!("{} › {}", result.prompt, result.test)
+    use crate::cli::output::escape_control;
+    format!(
+        "{} › {}",
+        escape_control(&result.prompt.to_string()),
+        escape_control(&result.test)
+    )
 }
 
 /// One line per case: status, label, model, latency.
@@ -94,7 +99,7 @@ pub fn result_table(results: &[CaseResult], color: bool) -> String {
         .unwrap_or(0);
     let model_width = results
         .iter()
-        .map(|r| r.model.chars().count())
+        .map(|r| crate::cli::output::escape_control(&r.model).chars().count())
         .max()
         .unwrap_or(0);
     let mut out = String::new();
@@ -110,11 +115,11 @@ pub fn result_table(results: &[CaseResult], color: bool) -> String {
             Some(ms) => format!("{ms:>6.0} ms"),
             None => String::new(),
         };
+        let model = crate::cli::output::escape_control(&result.model);
         out.push_str(&format!(
-            "{status}  {label}{}  {}{}  {timing}\n",
+            "{status}  {label}{}  {model}{}  {timing}\n",
             " ".repeat(width - label.chars().count()),
-            result.model,
-            " ".repeat(model_width - result.model.chars().count()),
+            " ".repeat(model_width.saturating_sub(model.chars().count())),
         ));
     }
     out
@@ -132,9 +137,9 @@ pub fn failure_details(results: &[CaseResult], color: bool) -> String {
         out.push_str(&format!(
             "\n── {heading} {} ({}:{}) on {}\n",
             case_label(result),
-            display_path(&result.path),
+            crate::cli::output::escape_control(&display_path(&result.path)),
             result.line,
-            result.model
+            crate::cli::output::escape_control(&result.model)
         ));
         if let Some(error) = &result.error {
             out.push_str(&format!("   {}\n", error.message));
