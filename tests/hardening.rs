@@ -89,6 +89,26 @@ fn non_regular_prompt_files_and_partials_are_ignored_by_every_command() {
     }
     let (code, _, stderr) = repo.run(&["log", "outside"]);
     assert_eq!(code, 2, "{stderr}");
+    // Committed, the links are still no prompt files: history skips them as Git stores
+    // them (mode 120000), and the working tree reads none of them.
+    repo.git(&[
+        "add",
+        "prompts/svc/zero.yaml",
+        "prompts/svc/outside.yaml",
+        "prompts/svc/zero.j2",
+        "prompts/linked",
+    ]);
+    repo.git(&["commit", "-q", "-m", "links"]);
+    for args in [
+        &["list", "--all"][..],
+        &["log", "good"],
+        &["check"],
+        &["status"],
+    ] {
+        let (code, stdout, stderr) = repo.run(args);
+        assert_eq!(code, 0, "{args:?}\n{stdout}\n{stderr}");
+        assert!(!stdout.contains("outside"), "{args:?}\n{stdout}");
+    }
     // Named on the command line, a link is refused rather than followed.
     let (code, _, stderr) = repo.run(&["fmt", "prompts/svc/zero.yaml"]);
     assert_eq!(code, 2, "{stderr}");
@@ -261,6 +281,13 @@ fn odd_but_real_commits_are_read_as_git_reads_them() {
         let (code, stdout, stderr) = repo.run(args);
         assert_eq!(code, 0, "{args:?}\n{stdout}\n{stderr}");
     }
+    // A pull request on top of them: its merge base is found all the same.
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.write("prompts/svc/good.yaml", PROMPT);
+    repo.commit("back to Hi");
+    let (code, stdout, stderr) = repo.run(&["test", "--changed-since", "main"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("svc/good › says hi"), "{stdout}");
 }
 
 /// In a repository without commits, `log`, `show` and `render --version` find the prompt

@@ -49,16 +49,66 @@ pub fn merge_base(config: &Config, reference: &str) -> Result<ChangeBase, Histor
         rev: reference.to_owned(),
         message: "not a commit".to_owned(),
     })?;
-    let base = repo
-        .merge_base(head, other)
-        .map_err(|err| HistoryError::BadRevision {
-            rev: reference.to_owned(),
-            message: format!("no common ancestor with HEAD ({})", err.message()),
-        })?;
+    // libgit2 refuses commits with times it cannot parse, which Git reads: then the
+    // ancestors are walked raw.
+    let base = match repo.merge_base(head, other) {
+        Ok(base) => Some(base),
+        Err(err) if err.code() == git2::ErrorCode::NotFound => None,
+        Err(_) => raw_merge_base(&repo, head, other)?,
+    }
+    .ok_or_else(|| HistoryError::BadRevision {
+        rev: reference.to_owned(),
+        message: "no common ancestor with HEAD".to_owned(),
+    })?;
     Ok(ChangeBase {
         commit: base.to_string(),
         how: format!("merge base with {reference}"),
     })
+}
+
+/// The parents named in a raw commit object.
+fn raw_parents(odb: &git2::Odb<'_>, id: Oid) -> Result<Vec<Oid>, git2::Error> {
+    let object = odb.read(id)?;
+    Ok(object
+        .data()
+        .split(|&b| b == b'\n')
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| line.strip_prefix(b"parent "))
+        .filter_map(|hex| Oid::from_str(std::str::from_utf8(hex).ok()?).ok())
+        .collect())
+}
+
+/// A merge base of `head` and `other` found from the raw commits: every ancestor of
+/// `other`, then the common ancestor nearest to `head` (breadth first). The fork point of
+/// a branch, as `git merge-base` finds it for the histories pull requests have.
+fn raw_merge_base(repo: &Repository, head: Oid, other: Oid) -> Result<Option<Oid>, HistoryError> {
+    let odb = repo.odb()?;
+    let mut theirs = std::collections::HashSet::from([other]);
+    let mut queue = std::collections::VecDeque::from([other]);
+    while let Some(id) = queue.pop_front() {
+        for parent in raw_parents(&odb, id)? {
+            if theirs.insert(parent) {
+                queue.push_back(parent);
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::from([head]);
+    let mut layer = vec![head];
+    while !layer.is_empty() {
+        if let Some(found) = layer.iter().find(|id| theirs.contains(id)) {
+            return Ok(Some(*found));
+        }
+        let mut next = Vec::new();
+        for id in layer {
+            for parent in raw_parents(&odb, id)? {
+                if seen.insert(parent) {
+                    next.push(parent);
+                }
+            }
+        }
+        layer = next;
+    }
+    Ok(None)
 }
 
 /// When `HEAD` is a merge commit (as GitHub checks out for a pull request), its first
