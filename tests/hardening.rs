@@ -415,6 +415,10 @@ fn untrusted_text_cannot_forge_workflow_commands() {
         "prompts/svc/f\n::error file=FILE::INJECTED-FILE,a:b.yaml",
         "model: echo\ntemplate: \"{{ also_undeclared }}\"\n",
     );
+    repo.write(
+        "prompts/::error file=SVC::INJECTED-SERVICE/p.yaml",
+        "model: echo\ntemplate: \"hi\"\n",
+    );
     repo.commit("hostile prompts");
     let summary = repo.path().join("summary.md");
     let summary = summary.to_string_lossy().into_owned();
@@ -423,6 +427,23 @@ fn untrusted_text_cannot_forge_workflow_commands() {
         ("GITHUB_STEP_SUMMARY", summary.as_str()),
     ];
     let title = format!("svc/good › {name} failed on echo");
+    // Commands without annotations, in GitHub Actions, print names at the start of lines.
+    for args in [
+        &["list"][..],
+        &["log", "p"],
+        &["status"],
+        &["render", "good", "--var", "x=\n::error::INJECTED-VAR"],
+    ] {
+        let (code, stdout, stderr) = repo.run_env(args, &env);
+        assert_eq!(code, 0, "{args:?}\n{stdout}\n{stderr}");
+        for stream in [&stdout, &stderr] {
+            let commands = runner_commands(stream);
+            assert!(
+                commands.is_empty(),
+                "{args:?}: the runner would run {commands:?}\n{stream}"
+            );
+        }
+    }
     for args in [
         &["test"][..],
         &["test", "--format", "json"],

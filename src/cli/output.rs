@@ -79,10 +79,22 @@ pub struct Output {
     pub format: Format,
     color_stdout: bool,
     color_stderr: bool,
-    /// Whether GitHub's runner reads the output (`--github`): then every text written is
-    /// made inert (see [`crate::eval::github::inert`]) and only
-    /// [`Output::workflow_commands`] writes commands.
-    github: bool,
+    /// How text is kept from running as GitHub workflow commands.
+    github: Guard,
+}
+
+/// How the printer keeps GitHub's runner from running text as workflow commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Guard {
+    /// Not in GitHub Actions.
+    Off,
+    /// In GitHub Actions (`GITHUB_ACTIONS=true`), in a command without annotations: text
+    /// with a line the runner would run (`::...`, `##[...]`, after any indentation) is made
+    /// inert; other text is written as it is, so output piped to a file stays exact.
+    WhenNeeded,
+    /// `--github`: every text is made inert, and only [`Output::workflow_commands`]
+    /// writes commands.
+    Always,
 }
 
 fn color_wanted(choice: ColorChoice, is_terminal: bool) -> bool {
@@ -105,21 +117,32 @@ impl Output {
             format,
             color_stdout: color_wanted(color, std::io::stdout().is_terminal()),
             color_stderr: color_wanted(color, std::io::stderr().is_terminal()),
-            github: false,
+            github: if std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true") {
+                Guard::WhenNeeded
+            } else {
+                Guard::Off
+            },
         }
     }
 
     /// The printer for a run whose output GitHub's runner reads as workflow commands.
     #[must_use]
     pub fn for_github(mut self, github: bool) -> Output {
-        self.github = github;
+        if github {
+            self.github = Guard::Always;
+        }
         self
     }
 
     /// `text` as it may be written: made inert for GitHub's runner in GitHub mode, with a
     /// final line break either way.
     fn guarded(&self, text: &str) -> String {
-        if self.github {
+        let needed = match self.github {
+            Guard::Off => false,
+            Guard::WhenNeeded => crate::eval::github::could_run(text),
+            Guard::Always => true,
+        };
+        if needed {
             crate::eval::github::inert(text)
         } else if text.ends_with('\n') {
             text.to_owned()

@@ -85,6 +85,16 @@ pub fn inert(text: &str) -> String {
     )
 }
 
+/// Whether GitHub's runner would take a line of `text` for a workflow command: lines end
+/// at a line feed or a carriage return, and leading whitespace is skipped, as the runner
+/// reads them; `::` starts a command, and so does `##[` (the older syntax).
+pub fn could_run(text: &str) -> bool {
+    text.split(['\n', '\r']).any(|line| {
+        let line = line.trim_start();
+        line.starts_with("::") || line.starts_with("##[")
+    })
+}
+
 /// 128 random bits from the operating system, as hex. Should the system have no random
 /// source, a hash of the clock, the process and a counter stands in: text written before
 /// the run still cannot know it.
@@ -643,6 +653,12 @@ mod tests {
         assert_eq!(lines[1..3], ["::error::forged", "  ::warning::indented"]);
         assert_eq!(lines[3], format!("::{token}::"));
         assert_ne!(inert(text), first, "every block has its own token");
+        for runs in ["::x", "a\n  ::x", "a\r::x", "\t##[error]x", "\u{a0}::x"] {
+            assert!(could_run(runs), "{runs:?}");
+        }
+        for inert_text in ["a::b", "a\n b ::x", "#[x]"] {
+            assert!(!could_run(inert_text), "{inert_text:?}");
+        }
     }
 
     #[test]
