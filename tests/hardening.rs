@@ -281,6 +281,33 @@ fn odd_but_real_commits_are_read_as_git_reads_them() {
         let (code, stdout, stderr) = repo.run(args);
         assert_eq!(code, 0, "{args:?}\n{stdout}\n{stderr}");
     }
+    // A rollback commits on top of them, as Git would.
+    let (code, stdout, stderr) = repo.run(&["rollback", "good", "--to", "1", "--skip-tests"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let raw = repo.git(&["cat-file", "commit", "HEAD"]);
+    let header: Vec<&str> = raw.lines().take_while(|l| !l.is_empty()).collect();
+    assert_eq!(header.len(), 4, "{raw}");
+    assert!(
+        header[0].starts_with("tree ") && header[1].starts_with("parent "),
+        "{raw}"
+    );
+    for (line, role) in header[2..].iter().zip(["author", "committer"]) {
+        let rest = line
+            .strip_prefix(&format!("{role} Ada Lovelace <ada@example.com> "))
+            .unwrap_or_else(|| panic!("{raw}"));
+        let (seconds, zone) = rest.split_once(' ').expect("time and zone");
+        assert!(seconds.parse::<i64>().is_ok() && zone.len() == 5, "{raw}");
+    }
+    assert_eq!(
+        repo.git(&["log", "-1", "--format=%an <%ae>|%P"]).trim(),
+        format!(
+            "Ada Lovelace <ada@example.com>|{}",
+            repo.git(&["rev-parse", "HEAD~1"]).trim()
+        )
+    );
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+    let log = repo.json(&["log", "good"]);
+    assert_eq!(log.as_array().map(Vec::len), Some(cases.len() + 2), "{log}");
     // A pull request on top of them: its merge base is found all the same.
     repo.git(&["checkout", "-q", "-b", "feature"]);
     repo.write("prompts/svc/good.yaml", PROMPT);

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use git2::{IndexEntry, IndexTime, Repository, Signature, Status};
+use git2::{IndexEntry, IndexTime, Repository, Signature};
 
 /// Errors committing a file.
 #[derive(Debug, thiserror::Error)]
@@ -58,16 +58,98 @@ fn open(path: &Path) -> Result<(Repository, PathBuf), CommitError> {
     Ok((repo, relative))
 }
 
-/// Whether `path` differs from `HEAD` (in the index or the working tree).
+/// `HEAD`'s commit, read raw as the history reads it (`None` on an unborn branch): libgit2
+/// refuses to parse some commits Git reads.
+fn head_commit(repo: &Repository) -> Result<Option<git2::Oid>, CommitError> {
+    super::resolve(repo, None).map_err(|err| match err {
+        super::HistoryError::Git(err) => CommitError::Git(err),
+        other => CommitError::Git(git2::Error::from_str(&other.to_string())),
+    })
+}
+
+/// Whether `path` differs from `HEAD` (in the index or the working tree); an ignored
+/// file has no changes.
 pub fn has_changes(path: &Path) -> Result<bool, CommitError> {
     let (repo, relative) = open(path)?;
-    match repo.status_file(&relative) {
-        Ok(status) => Ok(!(status.is_empty()
-            || status == Status::CURRENT
-            || status.contains(Status::IGNORED))),
-        Err(err) if err.code() == git2::ErrorCode::NotFound => Ok(false),
-        Err(err) => Err(err.into()),
+    let path_text = relative.to_string_lossy().replace('\\', "/");
+    if repo.status_should_ignore(&relative).unwrap_or(false) {
+        return Ok(false);
     }
+    let head_tree = match head_commit(&repo)? {
+        Some(head) => Some(repo.find_tree(super::commit_tree(&repo, head)?)?),
+        None => None,
+    };
+    let mut options = git2::DiffOptions::new();
+    options
+        .pathspec(&path_text)
+        .disable_pathspec_match(true)
+        .include_untracked(true)
+        .include_typechange(true);
+    let diff = repo.diff_tree_to_workdir_with_index(head_tree.as_ref(), Some(&mut options))?;
+    Ok(diff.deltas().len() > 0)
+}
+
+/// `when` as a commit header writes it: seconds and `+HHMM`.
+fn signature_line(signature: &Signature<'_>) -> Vec<u8> {
+    let when = signature.when();
+    let offset = when.offset_minutes();
+    let sign = if offset < 0 { '-' } else { '+' };
+    let offset = offset.unsigned_abs();
+    let mut line = Vec::new();
+    line.extend_from_slice(signature.name_bytes());
+    line.extend_from_slice(b" <");
+    line.extend_from_slice(signature.email_bytes());
+    line.extend_from_slice(
+        format!(
+            "> {} {sign}{:02}{:02}",
+            when.seconds(),
+            offset / 60,
+            offset % 60
+        )
+        .as_bytes(),
+    );
+    line
+}
+
+/// Writes a commit of `tree` on `parent` as Git writes one, without libgit2 parsing the
+/// parent (it refuses some commits Git reads), and moves the branch `HEAD` names (or a
+/// detached `HEAD`) to it, only if it still points at `parent`.
+fn write_commit(
+    repo: &Repository,
+    tree: git2::Oid,
+    parent: Option<git2::Oid>,
+    author: &Signature<'_>,
+    committer: &Signature<'_>,
+    message: &str,
+) -> Result<git2::Oid, CommitError> {
+    let mut object = format!("tree {tree}\n").into_bytes();
+    if let Some(parent) = parent {
+        object.extend_from_slice(format!("parent {parent}\n").as_bytes());
+    }
+    object.extend_from_slice(b"author ");
+    object.extend_from_slice(&signature_line(author));
+    object.extend_from_slice(b"\ncommitter ");
+    object.extend_from_slice(&signature_line(committer));
+    object.extend_from_slice(b"\n\n");
+    object.extend_from_slice(message.as_bytes());
+    let id = repo.odb()?.write(git2::ObjectType::Commit, &object)?;
+    let summary = message.lines().next().unwrap_or_default();
+    let log = format!(
+        "commit{}: {summary}",
+        if parent.is_none() { " (initial)" } else { "" }
+    );
+    let head = repo.find_reference("HEAD")?;
+    let branch = head.symbolic_target().map(str::to_owned);
+    match (branch, parent) {
+        (Some(branch), Some(parent)) => {
+            repo.reference_matching(&branch, id, true, parent, &log)?;
+        }
+        (Some(branch), None) => {
+            repo.reference(&branch, id, false, &log)?;
+        }
+        (None, _) => repo.set_head_detached(id)?,
+    }
+    Ok(id)
 }
 
 fn signature(repo: &Repository, who: &str) -> Result<Signature<'static>, CommitError> {
@@ -100,13 +182,10 @@ pub fn commit_file(path: &Path, message: &str) -> Result<String, CommitError> {
                 other => std::io::Error::other(other.to_string()),
             },
         })?;
-    let head = match repo.head() {
-        Ok(head) => Some(head.peel_to_commit()?),
-        Err(_) => None,
-    };
+    let head = head_commit(&repo)?;
     let mut index = git2::Index::new()?;
-    if let Some(head) = &head {
-        index.read_tree(&head.tree()?)?;
+    if let Some(head) = head {
+        index.read_tree(&repo.find_tree(super::commit_tree(&repo, head)?)?)?;
     }
     let path_text = relative.to_string_lossy().replace('\\', "/");
     let mode = index
@@ -127,9 +206,8 @@ pub fn commit_file(path: &Path, message: &str) -> Result<String, CommitError> {
         path: path_text.clone().into_bytes(),
     };
     index.add(&entry)?;
-    let tree = repo.find_tree(index.write_tree_to(&repo)?)?;
-    let parents: Vec<&git2::Commit<'_>> = head.iter().collect();
-    let id = repo.commit(Some("HEAD"), &author, &committer, message, &tree, &parents)?;
+    let tree = index.write_tree_to(&repo)?;
+    let id = write_commit(&repo, tree, head, &author, &committer, message)?;
     let mut real = repo.index()?;
     real.add_path(Path::new(&path_text))?;
     real.write()?;
