@@ -157,6 +157,28 @@ fn settings_files_that_are_not_regular_files_are_refused() {
     }
 }
 
+/// A prompts folder that is a link to a folder elsewhere is refused, not followed.
+#[cfg(unix)]
+#[test]
+fn a_linked_prompts_folder_is_refused() {
+    let repo = repo_with_prompt();
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(outside.path().join("svc")).expect("mkdir");
+    std::fs::write(
+        outside.path().join("svc/secret.yaml"),
+        "model: echo\ntemplate: SECRET\n",
+    )
+    .expect("write");
+    repo.write("promptctl.toml", "prompts_dir = \"linked\"\n");
+    symlink(outside.path(), &repo.path().join("linked"));
+    for args in [&["check"][..], &["fmt", "--check"], &["render", "secret"]] {
+        let (code, stdout, stderr) = repo.run(args);
+        assert_eq!(code, 2, "{args:?}\n{stdout}\n{stderr}");
+        assert!(stderr.contains("symbolic link"), "{args:?}\n{stderr}");
+        assert!(!stdout.contains("SECRET"), "{args:?}\n{stdout}");
+    }
+}
+
 /// A partial, prompt or vars file of `/dev/zero` size is cut at the limit.
 #[cfg(unix)]
 #[test]

@@ -210,7 +210,7 @@ impl From<RepoError> for CliError {
             RepoError::NoPromptsDir { .. } => Some(
                 "run `promptctl init` to start a prompts repository, or set `prompts_dir` in promptctl.toml",
             ),
-            RepoError::Io { .. } => None,
+            RepoError::Io { .. } | RepoError::LinkedPromptsDir { .. } => None,
         };
         let error = CliError::input(err.to_string());
         match hint {

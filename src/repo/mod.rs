@@ -28,6 +28,12 @@ pub enum RepoError {
         /// The folder looked for.
         path: PathBuf,
     },
+    /// The prompts folder is a symbolic link, which would read files from elsewhere.
+    #[error("prompts folder {} is a symbolic link: promptctl reads only the repository's own files", display_path(.path))]
+    LinkedPromptsDir {
+        /// The folder.
+        path: PathBuf,
+    },
     /// A file or folder could not be read.
     #[error("cannot read {}: {source}", display_path(.path))]
     Io {
@@ -197,11 +203,19 @@ impl Snapshot {
 /// Every prompt file and partial under the folder `dir` (paths relative to it, sorted),
 /// skipping hidden paths. Only regular files count: a symbolic link (to a file or a
 /// folder), FIFO, socket or device is not a prompt file, so nothing outside the repository
-/// is read and no read can hang. Every command that reads the working tree's prompts
+/// is read and no read can hang; `dir` itself being a link is an error. Every command that reads the working tree's prompts
 /// folder finds its files here.
 pub fn working_files(dir: &Path) -> Result<Vec<(PathBuf, FileKind)>, RepoError> {
+    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(RepoError::LinkedPromptsDir {
+            path: dir.to_path_buf(),
+        });
+    }
     let mut files = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(dir)
+        .follow_root_links(false)
+        .sort_by_file_name()
+    {
         let entry = entry.map_err(|err| RepoError::Io {
             path: err.path().unwrap_or(dir).to_path_buf(),
             source: err.into(),
