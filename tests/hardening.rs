@@ -179,6 +179,40 @@ fn a_linked_prompts_folder_is_refused() {
     }
 }
 
+/// A 300 MB prompt file and partial in history are read only to the size limit: `list`,
+/// `log` and `check` run in 250 MB of address space (they needed twice the file before).
+#[cfg(unix)]
+#[test]
+fn huge_committed_files_are_read_only_to_the_limit() {
+    let repo = repo_with_prompt();
+    let huge = "#".repeat(300 * 1024 * 1024);
+    repo.write("prompts/svc/huge.yaml", &huge);
+    repo.write("prompts/svc/huge.j2", &huge);
+    drop(huge);
+    repo.commit("huge");
+    for args in [
+        "--no-cache list",
+        "log good",
+        "render good --version 1 --var x=1",
+    ] {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -v 250000; exec \"$0\" {args}",))
+            .arg(common::binary())
+            .current_dir(repo.path())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .expect("sh runs");
+        assert!(
+            out.status.success(),
+            "{args}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// A partial, prompt or vars file of `/dev/zero` size is cut at the limit.
 #[cfg(unix)]
 #[test]

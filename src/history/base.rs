@@ -148,8 +148,8 @@ pub fn snapshot_at(config: &Config, commit: &str) -> Result<Snapshot, HistoryErr
     if let Some(root) = walk::subtree(&objects, tree, &prompts_rel)? {
         let kinds = [FileKind::Prompt, FileKind::Partial];
         for (path, blob) in walk::files_of_kinds(&objects, root, &kinds)? {
-            let object = odb.read(blob)?;
-            files.push((std::path::PathBuf::from(path), object.data().to_vec()));
+            let object = objects.read_start(blob, super::BLOB_LIMIT)?;
+            files.push((std::path::PathBuf::from(path), object.to_vec()));
         }
     }
     Ok(Snapshot::from_files(&config.settings.prompts_dir, files))

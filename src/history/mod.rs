@@ -638,9 +638,9 @@ impl History {
             let mut partials = BTreeMap::new();
             if let Some(root) = walk::subtree(&objects, tree, &self.prompts_rel)? {
                 for (path, blob) in walk::files_of_kinds(&objects, root, &[FileKind::Partial])? {
-                    let object = odb.read(blob)?;
+                    let object = objects.read_start(blob, BLOB_LIMIT)?;
                     let shown = self.tracker.prompts_dir.join(&path);
-                    if let Ok(text) = crate::repo::file::decode_text(&shown, object.data()) {
+                    if let Ok(text) = crate::repo::file::decode_text(&shown, &object) {
                         partials.insert(path, text);
                     }
                 }
@@ -808,6 +808,10 @@ struct Walked {
 /// pack indexes (a few hundred commits).
 const OPEN_PACKS_AFTER: usize = 1_000;
 
+/// How much of a prompt file's blob is read: one byte over the size limit, enough for the
+/// parser to refuse it.
+const BLOB_LIMIT: usize = crate::repo::file::MAX_FILE_BYTES + 1;
+
 /// How many blobs go to a parser thread at once.
 const PARSE_BATCH: usize = 32;
 
@@ -930,7 +934,9 @@ fn walk_and_diff(
                     && !known.contains_key(blob)
                     && sent.insert(*blob)
                 {
-                    batch.push((*blob, path.clone(), objects.read(*blob)?));
+                    // A prompt file over the size limit is read only that far: the parser
+                    // refuses it, and a huge blob never fills the memory.
+                    batch.push((*blob, path.clone(), objects.read_start(*blob, BLOB_LIMIT)?));
                     if batch.len() == PARSE_BATCH {
                         // The receiver lives as long as the walk: sending cannot fail.
                         let _ = sender.send(std::mem::take(&mut batch));

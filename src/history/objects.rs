@@ -150,7 +150,22 @@ impl<'r> ObjectReader<'r> {
         });
         match start {
             Some(start) => Ok(start),
-            None => self.read(id),
+            None => self.read_loose_start(id, length),
+        }
+    }
+
+    /// The first `length` bytes of an object libgit2 reads (a loose object is streamed, so
+    /// a huge one is never inflated whole), or the whole object when it cannot be streamed.
+    fn read_loose_start(&self, id: Oid, length: usize) -> Result<Object, git2::Error> {
+        use std::io::Read as _;
+        let Ok(mut reader) = self.odb.reader(id).map(|(reader, _, _)| reader) else {
+            return self.read(id);
+        };
+        let mut start = Vec::new();
+        let limit = u64::try_from(length).unwrap_or(u64::MAX);
+        match reader.by_ref().take(limit).read_to_end(&mut start) {
+            Ok(_) => Ok(Arc::new(start)),
+            Err(_) => self.read(id),
         }
     }
 
