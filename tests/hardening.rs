@@ -673,6 +673,10 @@ fn control_characters_reach_the_terminal_escaped() {
             serde_json::to_string(&format!("out{hostile}\rline")).expect("json"),
         ),
     );
+    repo.write(
+        "prompts/svc/nl\nFAKE-LINE.yaml",
+        "model: echo\ntemplate: \"{{ undeclared }}\"\n",
+    );
     repo.git(&["add", "-A"]);
     repo.git(&[
         "-c",
@@ -705,6 +709,13 @@ fn control_characters_reach_the_terminal_escaped() {
             "{args:?} printed control characters raw\n{stdout:?}\n{stderr:?}"
         );
         seen_escaped |= stdout.contains("\\u{1b}") || stderr.contains("\\u{1b}");
+        assert!(
+            !stdout
+                .lines()
+                .chain(stderr.lines())
+                .any(|l| l.starts_with("FAKE")),
+            "{args:?}: a name forged a line\n{stdout}\n{stderr}"
+        );
     }
     assert!(seen_escaped, "the escapes are shown");
     let list = repo.json(&["list"]);

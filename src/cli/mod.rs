@@ -335,7 +335,7 @@ pub fn report_history_problems(
         output.note(&format!(
             "{} {at}: {}",
             output.paint_err(output::Style::Yellow, "warning:"),
-            problem.diagnostic
+            output::escape_control(&problem.diagnostic.to_string())
         ));
     }
     if problems.len() > limit {
@@ -436,7 +436,7 @@ pub fn report_error(output: &Output, err: &CliError) {
         Some(diagnostic) => {
             output.diagnostic(diagnostic);
             for hint in &err.hints {
-                output.note(&format!("  help: {hint}"));
+                output.note(&format!("  help: {}", output::escape_control(hint)));
             }
         }
         None => output.error(&err.message, &err.hints),

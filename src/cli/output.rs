@@ -211,13 +211,19 @@ impl Output {
         self.note(&render_diagnostic(diagnostic, self.color_stderr));
     }
 
-    /// Writes an error with its hints to stderr.
+    /// Writes an error with its hints to stderr, each one line (they quote names and
+    /// paths, whose line breaks are shown escaped).
     pub fn error(&self, message: &str, hints: &[String]) {
-        let mut text = format!("{} {message}", self.paint_err(Style::Red, "error:"));
+        let mut text = format!(
+            "{} {}",
+            self.paint_err(Style::Red, "error:"),
+            escape_control(message)
+        );
         for hint in hints {
             text.push_str(&format!(
-                "\n  {} {hint}",
-                self.paint_err(Style::Blue, "help:")
+                "\n  {} {}",
+                self.paint_err(Style::Blue, "help:"),
+                escape_control(hint)
             ));
         }
         self.note(&text);

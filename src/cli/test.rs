@@ -100,7 +100,10 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
         return Ok(exit::SUCCESS);
     }
     for problem in &snapshot.problems {
-        output.note(&format!("warning: skipped {problem}"));
+        output.note(&format!(
+            "warning: skipped {}",
+            super::output::escape_control(&problem.to_string())
+        ));
     }
     let mode = if args.replay {
         Mode::Replay
