@@ -94,7 +94,7 @@ pub fn write_report(
     }
     if let Some(path) = report {
         let path = context.directory.join(path);
-        std::fs::write(&path, markdown)
+        crate::files::replace(&path, markdown.as_bytes())
             .map_err(|err| CliError::input(format!("cannot write {}: {err}", path.display())))?;
     }
     Ok(())

@@ -162,7 +162,7 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
         let mut all = own.clone();
         all.extend(candidate.iter().flatten().cloned());
         let xml = report::junit(&all, "promptctl");
-        std::fs::write(context.directory.join(path), xml)
+        crate::files::replace(&context.directory.join(path), xml.as_bytes())
             .map_err(|err| CliError::input(format!("cannot write {}: {err}", path.display())))?;
     }
     match output.format {
