@@ -142,6 +142,27 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     Ok(bytes)
 }
 
+/// Reads a file the user named on the command line: inside `root` (the project, whose
+/// files anyone who can push to the repository controls) only a regular file is read, as
+/// [`read_regular`] does, so a committed link cannot point the read at a secret outside it;
+/// elsewhere the path is the user's own choice and is read as [`read_bounded`] reads it
+/// (`<(cmd)`, a link). Bounded either way.
+pub fn read_named(path: &Path, root: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    let folder = path
+        .parent()
+        .filter(|folder| !folder.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let inside = match (folder.canonicalize(), root.canonicalize()) {
+        (Ok(folder), Ok(root)) => folder.starts_with(root),
+        _ => false,
+    };
+    if inside {
+        read_regular(path, limit)
+    } else {
+        read_bounded(path, limit)
+    }
+}
+
 /// Bytes as UTF-8 text, or the error of a file that is not.
 fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String, ReadError> {
     String::from_utf8(bytes).map_err(|err| ReadError::Io {

@@ -221,6 +221,33 @@ fn vars_file_reads_are_bounded() {
     let (code, _, stderr) = repo.run(&["render", "good", "--vars-file", "/dev/zero"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("limit"), "{stderr}");
+    // A vars file committed as a link to a secret outside the repository is refused (its
+    // content would show in a parse error); a link the user makes outside it is theirs.
+    let outside = tempfile::tempdir().expect("tempdir");
+    let secret = outside.path().join("secret");
+    std::fs::write(&secret, "x: [SECRET\n").expect("write");
+    symlink(&secret, &repo.path().join("vars.yaml"));
+    let (code, stdout, stderr) = repo.run(&["render", "good", "--vars-file", "vars.yaml"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+    assert!(
+        !stdout.contains("SECRET") && !stderr.contains("SECRET"),
+        "{stderr}"
+    );
+    std::fs::write(outside.path().join("vars.yaml"), "x: hello\n").expect("write");
+    symlink(
+        &outside.path().join("vars.yaml"),
+        &outside.path().join("link.yaml"),
+    );
+    let link = outside.path().join("link.yaml");
+    let (code, stdout, stderr) = repo.run(&[
+        "render",
+        "good",
+        "--vars-file",
+        link.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("hello"), "{stdout}");
 }
 
 /// Commits `tree` on top of `HEAD` with the raw `author` and `committer` lines given, as

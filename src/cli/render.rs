@@ -147,13 +147,21 @@ pub fn read_vars(
     let mut values = BTreeMap::new();
     if let Some(file) = vars_file {
         let path = context.directory.join(file);
-        let text = crate::files::read_bounded_text(&path, MAX_VARS_FILE_BYTES).map_err(|err| {
-            let why = match err {
-                crate::files::ReadError::Io { source, .. } => source.to_string(),
-                other => other.to_string(),
-            };
-            CliError::input(format!("cannot read vars file {}: {why}", file.display()))
-        })?;
+        let root = context.config()?.root;
+        let text = crate::files::read_named(&path, &root, MAX_VARS_FILE_BYTES)
+            .and_then(|bytes| {
+                String::from_utf8(bytes).map_err(|err| crate::files::ReadError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, err),
+                })
+            })
+            .map_err(|err| {
+                let why = match err {
+                    crate::files::ReadError::Io { source, .. } => source.to_string(),
+                    other => other.to_string(),
+                };
+                CliError::input(format!("cannot read vars file {}: {why}", file.display()))
+            })?;
         let parsed: BTreeMap<String, serde_json::Value> =
             crate::repo::file::parse_yaml(file, &text, &[])
                 .map_err(|diagnostic| CliError::at(ErrorKind::Input, diagnostic))?;
