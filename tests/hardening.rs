@@ -337,6 +337,10 @@ fn odd_but_real_commits_are_read_as_git_reads_them() {
         );
         raw_commit(&repo, author, committer, &format!("odd {index}"));
     }
+    let short_id = repo
+        .git(&["rev-parse", "--short=7", "main~1"])
+        .trim()
+        .to_owned();
     let git_log = repo.git(&["log", "--format=%H %an"]);
     assert_eq!(git_log.lines().count(), cases.len() + 1, "{git_log}");
 
@@ -360,6 +364,9 @@ fn odd_but_real_commits_are_read_as_git_reads_them() {
         &["diff", "good", "2", "5"],
         &["--no-cache", "list"],
         &["--rev", "main", "log", "good"],
+        &["--rev", "main~2", "list"],
+        &["--rev", "main^^1~1", "log", "good"],
+        &["--rev", &short_id, "show", "good"],
     ] {
         let (code, stdout, stderr) = repo.run(args);
         assert_eq!(code, 0, "{args:?}\n{stdout}\n{stderr}");

@@ -712,30 +712,18 @@ fn prompts_relative(repo: &Repository, config: &Config) -> Result<Vec<String>, H
         .collect())
 }
 
-/// The commit `rev` names, or `HEAD`'s (`None` when `HEAD` is unborn). A branch, tag or
-/// full id is resolved without libgit2 parsing the commit, which it refuses for odd but
-/// real data Git reads (an author without an email, an overflowing time); other
-/// revision syntax (`HEAD~2`, a short id) goes through libgit2.
+/// The commit `rev` names, or `HEAD`'s (`None` when `HEAD` is unborn). Branches, tags,
+/// full or short ids and `~N` / `^N` steps are resolved from the raw objects, because
+/// libgit2 refuses to parse some commits Git reads (an author without an email, an
+/// overflowing time); other revision syntax goes through libgit2.
 fn resolve(repo: &Repository, rev: Option<&str>) -> Result<Option<Oid>, HistoryError> {
     match rev {
-        Some(rev) => {
-            let bad = |err: git2::Error| HistoryError::BadRevision {
+        Some(rev) => resolve_rev(repo, rev)
+            .map(Some)
+            .map_err(|err| HistoryError::BadRevision {
                 rev: rev.to_owned(),
                 message: err.message().to_owned(),
-            };
-            let target = match repo
-                .resolve_reference_from_short_name(rev)
-                .and_then(|reference| reference.resolve())
-            {
-                Ok(reference) => reference.target(),
-                Err(_) => None,
-            };
-            let id = match target.or_else(|| Oid::from_str(rev).ok().filter(|_| rev.len() == 40)) {
-                Some(id) => id,
-                None => repo.revparse_single(rev).map_err(bad)?.id(),
-            };
-            peel_to_commit(repo, id).map(Some).map_err(bad)
-        }
+            }),
         None => match repo.head() {
             Ok(head) => {
                 let id = head
@@ -750,6 +738,75 @@ fn resolve(repo: &Repository, rev: Option<&str>) -> Result<Option<Oid>, HistoryE
             Err(err) => Err(err.into()),
         },
     }
+}
+
+/// The commit of a revision: `BASE` followed by `~N` and `^N` steps, `BASE` a reference,
+/// a full or short commit id; anything else is left to libgit2.
+fn resolve_rev(repo: &Repository, rev: &str) -> Result<Oid, git2::Error> {
+    let split = rev.find(['~', '^']).unwrap_or(rev.len());
+    let (base, steps) = rev.split_at(split);
+    let Some(steps) = parse_steps(steps) else {
+        return peel_to_commit(repo, repo.revparse_single(rev)?.id());
+    };
+    let reference = repo
+        .resolve_reference_from_short_name(base)
+        .and_then(|reference| reference.resolve())
+        .ok()
+        .and_then(|reference| reference.target());
+    let hex = base.len() >= 4 && base.bytes().all(|b| b.is_ascii_hexdigit());
+    let id = match reference {
+        Some(id) => id,
+        None if hex => repo
+            .odb()?
+            .exists_prefix(Oid::from_str(base)?, base.len())?,
+        None => repo.revparse_single(base)?.id(),
+    };
+    let mut id = peel_to_commit(repo, id)?;
+    let odb = repo.odb()?;
+    for (first_parent_times, parent) in steps {
+        for _ in 0..first_parent_times {
+            id = nth_parent(&odb, id, 1)?;
+        }
+        if let Some(n) = parent {
+            id = nth_parent(&odb, id, n)?;
+        }
+    }
+    Ok(id)
+}
+
+/// `~N` and `^N` steps as (first parents to follow, then the Nth parent to take; `^0` is
+/// the commit itself), `None` for other syntax (`^{tree}`, `@{1}`...).
+fn parse_steps(mut steps: &str) -> Option<Vec<(u32, Option<usize>)>> {
+    let mut parsed = Vec::new();
+    while let Some(kind) = steps.chars().next() {
+        let rest = &steps[1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let number: Option<u32> = if digits == 0 {
+            Some(1)
+        } else {
+            rest[..digits].parse().ok()
+        };
+        match kind {
+            '~' => parsed.push((number?, None)),
+            '^' => parsed.push((0, Some(usize::try_from(number?).ok()?).filter(|n| *n > 0))),
+            _ => return None,
+        }
+        steps = &rest[digits..];
+    }
+    Some(parsed)
+}
+
+/// The `n`th (1-based) parent of the commit `id`, read raw.
+fn nth_parent(odb: &git2::Odb<'_>, id: Oid, n: usize) -> Result<Oid, git2::Error> {
+    let object = odb.read(id)?;
+    object
+        .data()
+        .split(|&b| b == b'\n')
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| line.strip_prefix(b"parent "))
+        .nth(n - 1)
+        .and_then(|hex| Oid::from_str(std::str::from_utf8(hex).ok()?).ok())
+        .ok_or_else(|| git2::Error::from_str(&format!("commit {id} has no parent {n}")))
 }
 
 /// The commit `id` is or (through annotated tags) points at, read from the raw objects.
