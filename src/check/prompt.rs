@@ -2,6 +2,8 @@
 //! includes, tests and monitor assertions.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use serde_saphyr::Location;
 
@@ -68,6 +70,7 @@ pub(super) fn check_prompt(
     renderer: &Renderer,
     snapshot: &Snapshot,
     partials: &PartialAnalysis,
+    cancel: Option<&Arc<AtomicBool>>,
 ) -> Vec<Diagnostic> {
     let mut checker = PromptChecker {
         loaded,
@@ -255,7 +258,7 @@ pub(super) fn check_prompt(
         }
     }
 
-    check_tests(&mut checker, renderer, templates_ok && !undeclared);
+    check_tests(&mut checker, renderer, templates_ok && !undeclared, cancel);
     for assertion in file.monitor.iter().flatten() {
         check_assertion(&mut checker, assertion, true);
     }
@@ -306,7 +309,17 @@ pub(super) fn include_problem(
     ))
 }
 
-fn check_tests(checker: &mut PromptChecker<'_>, renderer: &Renderer, templates_ok: bool) {
+/// The steps the test renders of one prompt file may take together in one check: two
+/// renders' worth ([`crate::render::limits::MAX_STEPS`] each), so a file of many runaway
+/// tests costs a second or two, not minutes.
+pub const CHECK_FILE_STEPS: u64 = 2 * crate::render::limits::MAX_STEPS;
+
+fn check_tests(
+    checker: &mut PromptChecker<'_>,
+    renderer: &Renderer,
+    templates_ok: bool,
+    cancel: Option<&Arc<AtomicBool>>,
+) {
     let loaded = checker.loaded;
     let tests = loaded.file.tests.as_ref();
     let Some(tests) = tests.filter(|tests| !tests.value.is_empty()) else {
@@ -318,6 +331,8 @@ fn check_tests(checker: &mut PromptChecker<'_>, renderer: &Renderer, templates_o
         );
         return;
     };
+    let budget = crate::render::limits::Scope::with_steps(CHECK_FILE_STEPS, cancel.cloned());
+    let mut unrendered = 0;
     let mut names = BTreeSet::new();
     for test in &tests.value {
         let at = position(&test.referenced);
@@ -360,10 +375,15 @@ fn check_tests(checker: &mut PromptChecker<'_>, renderer: &Renderer, templates_o
                 };
                 checker.error("test-vars", at, format!("`{label}`: {err}"), Some(help));
             }
+            Ok(_) if templates_ok && budget.exhausted() => unrendered += 1,
             Ok(_) if templates_ok => {
                 if let Err(err) = renderer.render(definition, &test.value.vars) {
                     checker.error(
-                        "render-failed",
+                        if err.is_limit() {
+                            "render-limit"
+                        } else {
+                            "render-failed"
+                        },
                         at,
                         format!("`{label}` does not render: {err}"),
                         None,
@@ -372,6 +392,17 @@ fn check_tests(checker: &mut PromptChecker<'_>, renderer: &Renderer, templates_o
             }
             Ok(_) => {}
         }
+    }
+    if unrendered > 0 {
+        checker.error(
+            "render-limit",
+            position(&tests.referenced),
+            format!(
+                "{unrendered} of {} tests were not rendered: this file's tests used the {CHECK_FILE_STEPS} steps one check gives a file",
+                tests.value.len()
+            ),
+            Some("fix the tests above that ran out of fuel or memory first".into()),
+        );
     }
 }
 

@@ -605,6 +605,7 @@ pub async fn render(
                 RenderError::MissingVariable { .. }
                 | RenderError::UnknownVariable { .. }
                 | RenderError::WrongType { .. } => "invalid_variables",
+                _ if err.is_limit() => "render_limit",
                 _ => "render_failed",
             };
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, err.to_string())
@@ -731,9 +732,13 @@ pub async fn run(
                 RouterError::UnknownPrompt(_) | RouterError::UnknownEnvironment(_) => {
                     ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
                 }
-                RouterError::Render { .. } => ApiError::new(
+                RouterError::Render { error, .. } => ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_variables",
+                    if error.is_limit() {
+                        "render_limit"
+                    } else {
+                        "invalid_variables"
+                    },
                     message,
                 ),
                 RouterError::Source(_) => {
