@@ -312,7 +312,19 @@ impl Default for ServeSettings {
 pub struct RenderSettings {
     /// The memory one render's values and output may use, in MiB (1 to 4096).
     #[schemars(range(min = 1, max = 4096))]
+    #[serde(deserialize_with = "memory_limit_mib")]
     pub memory_limit_mib: u16,
+}
+
+fn memory_limit_mib<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u16, D::Error> {
+    let mib = u16::deserialize(deserializer)?;
+    if (1..=4096).contains(&mib) {
+        Ok(mib)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "memory_limit_mib must be from 1 to 4096, not {mib}"
+        )))
+    }
 }
 
 impl Default for RenderSettings {
@@ -326,7 +338,7 @@ impl Default for RenderSettings {
 impl RenderSettings {
     /// Makes these limits the ones of every later render in this process.
     pub fn apply(&self) {
-        let mib = usize::from(self.memory_limit_mib.clamp(1, 4096));
+        let mib = usize::from(self.memory_limit_mib);
         crate::render::limits::set_limit(mib * 1024 * 1024);
     }
 }

@@ -608,7 +608,8 @@ pub async fn render(
                 _ if err.is_limit() => "render_limit",
                 _ => "render_failed",
             };
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, err.to_string())
+            let message = format!("{}/{}: {err}", prompt.service, prompt.name);
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
         })?;
     let mut response = Json(RenderResponse {
         service: prompt.service.clone(),
