@@ -47,6 +47,8 @@ pub fn is_unreadable_code(code: &str) -> bool {
     matches!(
         code,
         "file-too-large"
+            | "not-a-file"
+            | "unreadable"
             | "binary-file"
             | "not-utf8"
             | "empty-file"
