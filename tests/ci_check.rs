@@ -362,13 +362,16 @@ fn annotation_paths_are_relative_to_the_repository() {
     );
 }
 
+/// A way to break `prompts/s/bad.yaml` under a project root.
+type Breaker = Box<dyn Fn(&std::path::Path)>;
+
 /// Ways a prompt file can fail to load, each set up in `prompts/s/bad.yaml` (which exists
 /// in no other form): over the 1 MiB limit, invalid UTF-8, a YAML syntax error, an unknown
 /// key, an empty file, a directory named like a prompt file, a symbolic link, and (when the
 /// tests do not run as root, who reads any file) a file nobody may read.
-fn unloadable_cases() -> Vec<(&'static str, Box<dyn Fn(&std::path::Path)>)> {
+fn unloadable_cases() -> Vec<(&'static str, Breaker)> {
     let file = |root: &std::path::Path| root.join("prompts/s/bad.yaml");
-    let mut cases: Vec<(&'static str, Box<dyn Fn(&std::path::Path)>)> = vec![
+    let mut cases: Vec<(&'static str, Breaker)> = vec![
         (
             "over the size limit",
             Box::new(move |root| {
