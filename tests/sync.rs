@@ -656,9 +656,11 @@ fn check_refuses_what_the_registry_cannot_store_at_its_line() {
 }
 
 /// The environments file: an environment name or a model override longer than its column,
-/// or holding a NUL, is refused by `check` at its line.
+/// or holding a NUL, is refused by `check` at its line, and by `sync` (it is the tip's
+/// file, not history) with the same place and reason rather than PostgreSQL's error.
 #[test]
 fn check_refuses_environment_names_and_models_the_registry_cannot_store() {
+    let db = TestDb::new();
     let cases = [
         (
             format!(
@@ -699,7 +701,18 @@ fn check_refuses_environment_names_and_models_the_registry_cannot_store() {
                 }),
             "{text}: {stdout}"
         );
+        let (code, stdout, stderr) = sync(&repo, &db, &[]);
+        assert_eq!(code, 2, "{text}\n{stdout}\n{stderr}");
+        assert!(
+            stderr.contains(&format!("environments.yaml: {line}:")),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("PostgreSQL:"), "{stderr}");
     }
+    assert_eq!(
+        db.count("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+        0
+    );
 }
 
 /// Old versions the registry cannot store do not block publishing the good ones: a NUL

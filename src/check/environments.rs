@@ -149,34 +149,17 @@ fn unpublishable(version: &crate::history::Version) -> Option<String> {
 }
 
 /// The environment names and model overrides of `entry` that the registry's columns
-/// cannot hold (`prompt_environments.environment` and `.model`).
+/// cannot hold.
 fn unstorable_pins(environments: &Environments, entry: &PromptEntry) -> Vec<Diagnostic> {
     let mut found = Vec::new();
     for env in &entry.environments {
-        let fields = [
-            (
-                "environment name",
-                Some(env.name.as_str()),
-                env.key,
-                columns::MAX_ENVIRONMENT,
-            ),
-            (
-                "model",
-                env.pin.model.as_deref(),
-                env.model_at.unwrap_or(env.value),
-                columns::MAX_ENVIRONMENT_MODEL,
-            ),
-        ];
-        for (what, value, place, limit) in fields {
-            let Some(problem) = value.and_then(|v| columns::text_problem(v, Some(limit))) else {
-                continue;
-            };
+        for (place, message, problem) in columns::pin_problems(env) {
             found.push(
                 Diagnostic::error(
                     "registry-unfit",
                     &environments.path,
                     place.position(),
-                    format!("the {what} {problem}"),
+                    message,
                 )
                 .with_source(&environments.source)
                 .with_help(match problem {

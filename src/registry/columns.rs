@@ -10,6 +10,7 @@
 
 use std::fmt;
 
+use crate::environments::{EnvEntry, Place};
 use crate::repo::file::{Assertion, TestCase};
 use crate::repo::{Body, Definition, PromptId};
 
@@ -228,6 +229,33 @@ pub fn test_problems(test: &TestCase) -> Vec<(TestField, Problem)> {
         }
     }
     found
+}
+
+/// What the registry cannot hold in an environment's pin: its name
+/// (`prompt_environments.environment`) or its model override (`.model`), each with the
+/// place in the environments file and the message.
+pub fn pin_problems(env: &EnvEntry) -> Vec<(Place, String, Problem)> {
+    let fields = [
+        (
+            "environment name",
+            Some(env.name.as_str()),
+            env.key,
+            MAX_ENVIRONMENT,
+        ),
+        (
+            "model",
+            env.pin.model.as_deref(),
+            env.model_at.unwrap_or(env.value),
+            MAX_ENVIRONMENT_MODEL,
+        ),
+    ];
+    fields
+        .into_iter()
+        .filter_map(|(what, value, place, limit)| {
+            let problem = text_problem(value?, Some(limit))?;
+            Some((place, format!("the {what} {problem}"), problem))
+        })
+        .collect()
 }
 
 /// Replaces every NUL character of `text` with U+FFFD (the replacement character); returns

@@ -584,8 +584,8 @@ fn select_versions<'h>(
 }
 
 /// The environment rows the registry can store: not those of a prompt or a pinned version
-/// left out, nor an environment name or model override over its column (each recorded in
-/// `summary.skipped`).
+/// left out (each recorded in `summary.skipped`). The environment names and models are the
+/// tip's, refused as the file is read ([`environment_rows`]).
 fn publishable_pins<'h>(
     history: &'h History,
     rows: Vec<EnvironmentRow>,
@@ -610,31 +610,11 @@ fn publishable_pins<'h>(
     for row in rows {
         let id = PromptId::new(&row.service, &row.name);
         let version = row.version.and_then(|v| u32::try_from(v).ok());
-        let reason = if let Some(why) = exclusions.prompts.get(&id) {
-            Some(why.clone())
-        } else if let Some(why) = version.and_then(|v| exclusions.versions.get(&(&id, v))) {
-            Some(format!(
-                "version {} is left out: {why}",
-                version.unwrap_or(0)
-            ))
-        } else {
-            let problems = [
-                (
-                    "environment name",
-                    Some(row.environment.as_str()),
-                    columns::MAX_ENVIRONMENT,
-                ),
-                (
-                    "model",
-                    row.model.as_deref(),
-                    columns::MAX_ENVIRONMENT_MODEL,
-                ),
-            ];
-            problems.into_iter().find_map(|(what, value, limit)| {
-                let problem = columns::text_problem(value?, Some(limit))?;
-                Some(format!("the {what} {problem}"))
-            })
-        };
+        let reason = exclusions.prompts.get(&id).cloned().or_else(|| {
+            let number = version?;
+            let why = exclusions.versions.get(&(&id, number))?;
+            Some(format!("version {number} is left out: {why}"))
+        });
         match reason {
             None => kept.push(row),
             Some(reason) => summary.skipped.push(Skipped {
@@ -1065,6 +1045,9 @@ pub fn environment_rows(
             .find(&entry.key)
             .map_err(|err| bad(format!("{err}")))?;
         for environment in &entry.environments {
+            if let Some((place, message, _)) = columns::pin_problems(environment).pop() {
+                return Err(bad(format!("{}:{}: {message}", place.line, place.column)));
+            }
             let version = match environment.pin.version {
                 crate::environments::VersionRef::Latest => None,
                 crate::environments::VersionRef::Number(number) => {
