@@ -278,7 +278,10 @@ impl Coverage {
             .problems
             .iter()
             .map(|problem| problem.path.as_path())
-            .filter(|path| crate::repo::FileKind::of(path) == Some(crate::repo::FileKind::Prompt))
+            .filter(|path| {
+                let relative = path.strip_prefix(&snapshot.prompts_dir).unwrap_or(path);
+                crate::repo::FileKind::of(relative) == Some(crate::repo::FileKind::Prompt)
+            })
             .collect();
         for path in unloadable {
             coverage.prompts += 1;

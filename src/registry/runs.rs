@@ -303,7 +303,9 @@ const TYPES: [Type; 22] = [
     Type::TIMESTAMPTZ,
 ];
 
-/// Writes `rows` with one binary `COPY` (what each flush does).
+/// Writes `rows` with one binary `COPY`, all or none: PostgreSQL refuses the whole `COPY`
+/// for one row that does not fit, so make each fit first ([`fit_row`]). Each flush of the
+/// recorder goes through here (and splits a refused batch, see the module's doc).
 pub async fn write_rows(client: &Client, rows: &[RunRecord]) -> Result<(), tokio_postgres::Error> {
     let sink = client
         .copy_in(&format!(
