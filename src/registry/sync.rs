@@ -223,6 +223,32 @@ pub struct SyncSummary {
     pub skipped: Vec<Skipped>,
 }
 
+impl SyncSummary {
+    /// A summary of nothing done yet: syncing `history` at `commit` as `options` say.
+    fn new(history: &History, options: &SyncOptions, commit: &str) -> SyncSummary {
+        SyncSummary {
+            branch: options.branch.clone(),
+            commit: commit.to_owned(),
+            previous: None,
+            dry_run: options.dry_run,
+            up_to_date: false,
+            rewritten: false,
+            versions_added: 0,
+            versions_updated: 0,
+            versions_removed: 0,
+            archived_changed: 0,
+            tests_changed: 0,
+            tests_removed: 0,
+            environments_changed: 0,
+            monitors_changed: 0,
+            prompts: history.prompts.len(),
+            versions: history.prompts.values().map(|p| p.versions.len()).sum(),
+            sent: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+}
+
 /// The commits on `tip`'s first-parent chain after `stored`, or `None` when `stored` is
 /// not on that chain (the history was rewritten).
 fn commits_after(
@@ -264,26 +290,7 @@ pub async fn sync(
     };
     let repo = Repository::discover(&config.root)?;
     let tip_oid = Oid::from_str(&tip_commit)?;
-    let mut summary = SyncSummary {
-        branch: options.branch.clone(),
-        commit: tip_commit.clone(),
-        previous: None,
-        dry_run: options.dry_run,
-        up_to_date: false,
-        rewritten: false,
-        versions_added: 0,
-        versions_updated: 0,
-        versions_removed: 0,
-        archived_changed: 0,
-        tests_changed: 0,
-        tests_removed: 0,
-        environments_changed: 0,
-        monitors_changed: 0,
-        prompts: history.prompts.len(),
-        versions: history.prompts.values().map(|p| p.versions.len()).sum(),
-        sent: Vec::new(),
-        skipped: Vec::new(),
-    };
+    let mut summary = SyncSummary::new(history, options, &tip_commit);
     let environments = environment_rows(config, history, tip.environments.as_deref())?;
 
     let transaction = client.transaction().await?;
@@ -357,13 +364,73 @@ pub async fn sync(
         .await?;
 
     // The versions.
+    merge_versions(&transaction, registry_empty, history, &sent, &mut summary).await?;
+
+    // The archived flags and the tip's test cases.
+    copy_state(&transaction, history, &tip.snapshot, &exclusions).await?;
+    if only.is_some() {
+        summary.archived_changed =
+            update_archived(&transaction, history, &sent, &exclusions).await?;
+    }
+    merge_tests(&transaction, history, tip, &exclusions, &mut summary).await?;
+
+    // The monitor assertions at the tip.
+    summary.monitors_changed = sync_monitors(
+        &transaction,
+        &tip.snapshot,
+        &exclusions,
+        &mut summary.skipped,
+    )
+    .await?;
+
+    // The environments.
+    summary.environments_changed = merge_environments(&transaction, &environments).await?;
+
+    transaction
+        .execute(
+            "INSERT INTO sync_state (branch, commit_sha) VALUES ($1, $2)
+             ON CONFLICT (branch) DO UPDATE SET commit_sha = EXCLUDED.commit_sha, synced_at = NOW()",
+            &[&options.branch, &tip_commit],
+        )
+        .await?;
+    let notice = serde_json::json!({
+        "branch": options.branch,
+        "commit": tip_commit,
+        "previous": previous,
+        "versions_added": summary.versions_added,
+    })
+    .to_string();
+    transaction
+        .execute("SELECT pg_notify('promptctl_sync', $1)", &[&notice])
+        .await?;
+    if options.dry_run {
+        transaction.rollback().await?;
+        return Ok(summary);
+    }
+    if let Some(hook) = options.before_commit {
+        hook();
+    }
+    transaction.commit().await?;
+    Ok(summary)
+}
+
+/// Writes the versions `sent`: straight into `prompts` when the registry is empty (and not
+/// being rewritten), else through `promptctl_new_prompts`, merged without touching equal
+/// rows (and, for a rewrite, deleting the rows whose commit changed).
+async fn merge_versions(
+    transaction: &tokio_postgres::Transaction<'_>,
+    registry_empty: bool,
+    history: &History,
+    sent: &[(&PromptHistory, &Version, &CommitInfo)],
+    summary: &mut SyncSummary,
+) -> Result<(), RegistryError> {
     let direct = registry_empty && !summary.rewritten;
     let table = if direct {
         "prompts"
     } else {
         "promptctl_new_prompts"
     };
-    let copied = copy_versions(&transaction, table, history, &sent).await?;
+    let copied = copy_versions(transaction, table, history, sent).await?;
     if direct {
         summary.versions_added = copied;
     } else {
@@ -417,20 +484,19 @@ pub async fn sync(
         summary.versions_updated = u64::try_from(updated).unwrap_or(0);
     }
 
-    // The archived flags and the tip's test cases.
-    copy_state(&transaction, history, &tip.snapshot, &exclusions).await?;
-    if only.is_some() {
-        summary.archived_changed =
-            update_archived(&transaction, history, &sent, &exclusions).await?;
-    }
-    copy_tests(
-        &transaction,
-        history,
-        tip,
-        &exclusions,
-        &mut summary.skipped,
-    )
-    .await?;
+    Ok(())
+}
+
+/// Writes the tip's test cases (under each prompt's latest version) and deletes the tests
+/// the tip no longer has.
+async fn merge_tests(
+    transaction: &tokio_postgres::Transaction<'_>,
+    history: &History,
+    tip: &TipSource,
+    exclusions: &Exclusions<'_>,
+    summary: &mut SyncSummary,
+) -> Result<(), RegistryError> {
+    copy_tests(transaction, history, tip, exclusions, &mut summary.skipped).await?;
     let row = transaction
         .query_one(
             "WITH up AS (
@@ -461,18 +527,17 @@ pub async fn sync(
         )
         .await?;
 
-    // The monitor assertions at the tip.
-    summary.monitors_changed = sync_monitors(
-        &transaction,
-        &tip.snapshot,
-        &exclusions,
-        &mut summary.skipped,
-    )
-    .await?;
+    Ok(())
+}
 
-    // The environments.
-    copy_environments(&transaction, &environments).await?;
-    summary.environments_changed = transaction
+/// Writes the environment rows and deletes those the file no longer has; returns the rows
+/// inserted, changed or deleted.
+async fn merge_environments(
+    transaction: &tokio_postgres::Transaction<'_>,
+    environments: &[EnvironmentRow],
+) -> Result<u64, RegistryError> {
+    copy_environments(transaction, environments).await?;
+    let mut changed = transaction
         .execute(
             "INSERT INTO prompt_environments (service, name, environment, version, model)
              SELECT service, name, environment, version, model FROM promptctl_env
@@ -482,7 +547,7 @@ pub async fn sync(
             &[],
         )
         .await?;
-    summary.environments_changed += transaction
+    changed += transaction
         .execute(
             "DELETE FROM prompt_environments e WHERE NOT EXISTS (
                SELECT 1 FROM promptctl_env n
@@ -491,32 +556,7 @@ pub async fn sync(
         )
         .await?;
 
-    transaction
-        .execute(
-            "INSERT INTO sync_state (branch, commit_sha) VALUES ($1, $2)
-             ON CONFLICT (branch) DO UPDATE SET commit_sha = EXCLUDED.commit_sha, synced_at = NOW()",
-            &[&options.branch, &tip_commit],
-        )
-        .await?;
-    let notice = serde_json::json!({
-        "branch": options.branch,
-        "commit": tip_commit,
-        "previous": previous,
-        "versions_added": summary.versions_added,
-    })
-    .to_string();
-    transaction
-        .execute("SELECT pg_notify('promptctl_sync', $1)", &[&notice])
-        .await?;
-    if options.dry_run {
-        transaction.rollback().await?;
-        return Ok(summary);
-    }
-    if let Some(hook) = options.before_commit {
-        hook();
-    }
-    transaction.commit().await?;
-    Ok(summary)
+    Ok(changed)
 }
 
 /// The versions to send: those made by the commits in `only` (every version when `None`),
