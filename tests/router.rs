@@ -766,6 +766,35 @@ fn a_run_holding_a_nul_lands_cleaned_and_its_batch_with_it() {
     assert_eq!(output, "bad\u{FFFD}output");
 }
 
+/// A log sink for a `tracing` subscriber: what it wrote, as text.
+#[derive(Clone, Default)]
+struct SharedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl SharedLog {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log")).into_owned()
+    }
+}
+
+impl std::io::Write for SharedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for SharedLog {
+    type Writer = SharedLog;
+
+    fn make_writer(&'a self) -> SharedLog {
+        self.clone()
+    }
+}
+
 fn run_record(run_id: uuid::Uuid, at: std::time::SystemTime) -> RunRecord {
     RunRecord {
         run_id,
@@ -800,8 +829,15 @@ fn run_record(run_id: uuid::Uuid, at: std::time::SystemTime) -> RunRecord {
 #[test]
 fn a_row_postgres_refuses_is_dropped_alone_and_counted() {
     let db = TestDb::new();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // The writer task runs on this thread (a current-thread runtime), so a subscriber set
+    // for this thread sees its warnings.
+    let logged = SharedLog::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logged.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
@@ -826,6 +862,14 @@ fn a_row_postgres_refuses_is_dropped_alone_and_counted() {
             .as_deref()
             .is_some_and(|e| e.contains("duplicate key")),
         "{stats:?}"
+    );
+    let log = logged.text();
+    assert!(
+        log.contains("WARN")
+            && log.contains("run record dropped: PostgreSQL refused the row")
+            && log.contains(&uuid::Uuid::from_u128(1).to_string())
+            && log.contains("duplicate key"),
+        "{log}"
     );
     assert_eq!(db.count("SELECT count(*) FROM prompt_runs"), 6);
     let row = &db.rows(

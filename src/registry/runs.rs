@@ -110,9 +110,7 @@ struct Shared {
     dropped: AtomicU64,
     rejected: AtomicU64,
     cleaned: AtomicU64,
-    /// Queue-full drops not logged yet, and when the last such warning was logged.
-    unlogged_full: AtomicU64,
-    full_logged_at: Mutex<Option<Instant>>,
+    drop_log: DropLog,
     /// Rows queued or being flushed.
     pending: AtomicU64,
     closing: AtomicBool,
@@ -120,15 +118,64 @@ struct Shared {
     last_error: Mutex<Option<String>>,
 }
 
-/// Queue-full drops are logged at most once per this interval, with their count.
-const FULL_LOG_INTERVAL: Duration = Duration::from_secs(1);
+/// Drops are logged at most once per this interval, with their count: a database that is
+/// down, or a full queue, would otherwise log a line per flush or per call.
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The throttled warning of dropped rows: counts add up between two warnings.
+#[derive(Default)]
+struct DropLog {
+    state: Mutex<DropLogState>,
+}
+
+#[derive(Default)]
+struct DropLogState {
+    rows: u64,
+    reason: String,
+    logged_at: Option<Instant>,
+}
+
+impl DropLog {
+    /// Adds `rows` dropped because of `reason`; logs them (and those not logged yet) unless
+    /// a warning went out less than [`DROP_LOG_INTERVAL`] ago.
+    fn note(&self, rows: u64, reason: &str) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.rows += rows;
+        if state.reason != reason {
+            reason.clone_into(&mut state.reason);
+        }
+        if state
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= DROP_LOG_INTERVAL)
+        {
+            state.logged_at = Some(Instant::now());
+            DropLog::emit(&mut state);
+        }
+    }
+
+    /// Logs the drops not logged yet, if any.
+    fn flush(&self) {
+        DropLog::emit(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    fn emit(state: &mut DropLogState) {
+        if state.rows > 0 {
+            tracing::warn!(
+                rows = state.rows,
+                reason = %state.reason,
+                "run records dropped: not written to prompt_runs"
+            );
+            state.rows = 0;
+        }
+    }
+}
 
 impl Shared {
-    /// Counts and logs `rows` dropped because of `error` (the database is down or refused
-    /// the batch as a whole).
+    /// Counts and logs (throttled) `rows` dropped because of `error`: the database is down
+    /// or refused the batch as a whole.
     fn fail(&self, rows: usize, error: String) {
-        tracing::warn!(rows, error = %error, "run records dropped: not written to prompt_runs");
         self.dropped.fetch_add(rows as u64, Ordering::Relaxed);
+        self.drop_log.note(rows as u64, &error);
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
     }
 
@@ -145,32 +192,14 @@ impl Shared {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
     }
 
-    /// Counts a row dropped because the queue is full or the recorder is closing; logs the
-    /// count at most once per [`FULL_LOG_INTERVAL`] (a flood would otherwise log a line
-    /// per call).
+    /// Counts and logs (throttled) a row dropped because the queue is full or the recorder
+    /// is closing.
     fn drop_queued(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
-        self.unlogged_full.fetch_add(1, Ordering::Relaxed);
-        let mut logged_at = self
-            .full_logged_at
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if logged_at.is_none_or(|at| at.elapsed() >= FULL_LOG_INTERVAL) {
-            *logged_at = Some(Instant::now());
-            self.log_queued_drops();
-        }
-    }
-
-    /// Logs the queue-full drops not logged yet, if any.
-    fn log_queued_drops(&self) {
-        let rows = self.unlogged_full.swap(0, Ordering::Relaxed);
-        if rows > 0 {
-            tracing::warn!(
-                rows,
-                capacity = QUEUE_CAPACITY,
-                "run records dropped: the recorder's queue is full or closed"
-            );
-        }
+        self.drop_log.note(
+            1,
+            "the recorder's queue is full (the database is slower than the runs) or closing",
+        );
     }
 }
 
@@ -241,7 +270,6 @@ impl RunRecorder {
     /// Flushes what is queued, waiting at most `deadline`; rows still queued then are
     /// dropped (counted). Later rows are dropped.
     pub async fn shutdown(&self, deadline: Duration) -> RecorderStats {
-        self.shared.log_queued_drops();
         self.shared.closing.store(true, Ordering::SeqCst);
         self.shared.close.notify_one();
         let task = self.task.lock().await.take();
@@ -250,13 +278,11 @@ impl RunRecorder {
         {
             task.abort();
             let pending = self.shared.pending.swap(0, Ordering::SeqCst);
-            if pending > 0 {
-                tracing::warn!(
-                    rows = pending,
-                    "run records dropped: the database took longer than the flush deadline"
-                );
-            }
             self.shared.dropped.fetch_add(pending, Ordering::Relaxed);
+            self.shared.drop_log.note(
+                pending,
+                "the database took longer than the shutdown's flush deadline",
+            );
             let mut error = self
                 .shared
                 .last_error
@@ -269,6 +295,7 @@ impl RunRecorder {
                 ));
             }
         }
+        self.shared.drop_log.flush();
         self.stats()
     }
 }
