@@ -752,6 +752,9 @@ fn tip_commit_time(history: &History) -> SystemTime {
 
 /// Seconds since the epoch as a `SystemTime`.
 fn system_time(seconds: i64) -> SystemTime {
+    // A commit's time is whatever its object says; PostgreSQL's `timestamp` (and
+    // `SystemTime` arithmetic) hold less than an `i64` of seconds: years 1 to 9999 it is.
+    let seconds = seconds.clamp(-62_135_596_800, 253_402_300_799);
     if seconds >= 0 {
         UNIX_EPOCH + Duration::from_secs(seconds.unsigned_abs())
     } else {
@@ -1149,6 +1152,15 @@ async fn copy_environments(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_commit_time_gives_a_time_postgres_holds() {
+        for seconds in [i64::MIN, -62_135_596_801, 0, 1_700_000_000, i64::MAX] {
+            let time = system_time(seconds);
+            let year_10000 = UNIX_EPOCH + Duration::from_secs(253_402_300_800);
+            assert!(time < year_10000, "{seconds}");
+        }
+    }
 
     #[test]
     fn commit_metadata_is_made_to_fit() {
