@@ -332,7 +332,7 @@ fn check_storable(checker: &mut PromptChecker<'_>) {
                 "remove the `\\0` (`\\x00`, `\\u0000`) escape: PostgreSQL text cannot hold it, so `sync` could not publish this"
             }
             columns::Problem::TooLong { .. } => {
-                "shorten it: the registry's column is no longer, so `sync` could not publish this"
+                "shorten it: the registry's column holds no more, so `sync` could not publish this"
             }
         };
         checker.error("registry-unfit", at, message, Some(help.to_owned()));
