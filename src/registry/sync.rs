@@ -12,6 +12,15 @@
 //! Test cases are not versioned (SPEC section 2): each sync stores the tip's test cases
 //! under each prompt's latest version, so an older version keeps the tests it had when it
 //! was last the latest one synced.
+//!
+//! What the registry cannot store ([`super::columns`]: a NUL character, a name, service or
+//! model over its column) is refused at the tip (by `check`, which runs first) but only
+//! skipped in the history: an old version that does not fit, every version of a prompt
+//! whose identity does not fit, and what hangs on them (an environment pin to a skipped
+//! version, the tip's tests of a skipped latest version) are left out and listed in
+//! [`SyncSummary::skipped`] with the reason; the rest is published. The published versions
+//! keep their history numbers, so a skipped version is a gap (v1, v3): the registry's
+//! numbers stay those of `log`, `show`, the environments file and earlier syncs.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
