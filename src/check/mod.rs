@@ -49,6 +49,8 @@ pub fn is_unreadable_code(code: &str) -> bool {
     matches!(
         code,
         "file-too-large"
+            | "not-a-file"
+            | "unreadable"
             | "binary-file"
             | "not-utf8"
             | "empty-file"

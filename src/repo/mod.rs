@@ -133,29 +133,30 @@ impl Snapshot {
             return Err(RepoError::NoPromptsDir { path: prompts_dir });
         }
         let mut files = Vec::new();
+        let mut unreadable = Vec::new();
         for entry in walkdir::WalkDir::new(&prompts_dir).sort_by_file_name() {
             let entry = entry.map_err(|err| RepoError::Io {
                 path: err.path().unwrap_or(&prompts_dir).to_path_buf(),
                 source: err.into(),
             })?;
-            if !entry.file_type().is_file() {
-                continue;
-            }
             let relative = entry
                 .path()
                 .strip_prefix(&prompts_dir)
                 .unwrap_or(entry.path())
                 .to_path_buf();
-            if FileKind::of(&relative).is_none() {
+            if entry.depth() == 0 || FileKind::of(&relative).is_none() {
                 continue;
             }
-            let bytes = std::fs::read(entry.path()).map_err(|source| RepoError::Io {
-                path: entry.path().to_path_buf(),
-                source,
-            })?;
-            files.push((relative, bytes));
+            let shown = config.settings.prompts_dir.join(&relative);
+            match read_prompt_file(entry.path(), entry.file_type(), &shown) {
+                Ok(bytes) => files.push((relative, bytes)),
+                Err(diagnostic) => unreadable.push(diagnostic),
+            }
         }
-        Ok(Snapshot::from_files(&config.settings.prompts_dir, files))
+        let mut snapshot = Snapshot::from_files(&config.settings.prompts_dir, files);
+        snapshot.problems.extend(unreadable);
+        snapshot.problems.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(snapshot)
     }
 
     /// Builds a snapshot from files given relative to the prompts folder.
@@ -202,6 +203,63 @@ impl Snapshot {
             query,
         )
     }
+}
+
+/// Reads a file of the prompts folder, bounded: a file over [`file::MAX_FILE_BYTES`] is
+/// refused by its size without being read, and at most one byte past the limit is read
+/// from a file growing meanwhile. A path named like a prompt file or partial that is not a
+/// regular file (a directory, a symbolic link, a FIFO), or cannot be read, is a problem
+/// naming it (`shown`) and why, never a file silently left out.
+fn read_prompt_file(
+    path: &Path,
+    kind: std::fs::FileType,
+    shown: &Path,
+) -> Result<Vec<u8>, Diagnostic> {
+    use std::io::Read;
+    let refuse = |code: &'static str, message: String, help: &str| {
+        Diagnostic::error(code, shown, crate::diagnostic::Position::start(), message)
+            .with_help(help)
+    };
+    if !kind.is_file() {
+        let (what, help) = if kind.is_dir() {
+            (
+                "a directory",
+                "rename it: names ending in .yaml, .yml, .j2 or .jinja are prompt files and partials",
+            )
+        } else if kind.is_symlink() {
+            (
+                "a symbolic link",
+                "replace it with the file itself: promptctl reads regular files only, and Git stores a link, not what it points to",
+            )
+        } else {
+            (
+                "not a regular file (a FIFO, socket or device)",
+                "remove it from the prompts folder",
+            )
+        };
+        return Err(refuse(
+            "not-a-file",
+            format!("this is {what}, not a prompt file that can be loaded"),
+            help,
+        ));
+    }
+    let unreadable = |err: std::io::Error| {
+        refuse(
+            "unreadable",
+            format!("cannot read the file: {err}"),
+            "make it readable by the user running promptctl",
+        )
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let size = file.metadata().map_err(unreadable)?.len();
+    if size > file::MAX_FILE_BYTES as u64 {
+        return Err(file::too_large(shown, size));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(file::MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    Ok(bytes)
 }
 
 /// The one item whose identity `query` (`name` or `service/name`) names: not found (with a
