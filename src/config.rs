@@ -121,6 +121,8 @@ pub struct Settings {
     pub monitoring: MonitoringSettings,
     /// `promptctl serve` settings.
     pub serve: ServeSettings,
+    /// Limits of every render.
+    pub render: RenderSettings,
 }
 
 impl Default for Settings {
@@ -135,6 +137,7 @@ impl Default for Settings {
             sync: SyncSettings::default(),
             monitoring: MonitoringSettings::default(),
             serve: ServeSettings::default(),
+            render: RenderSettings::default(),
         }
     }
 }
@@ -335,6 +338,43 @@ impl Default for ServeSettings {
     }
 }
 
+/// The `[render]` table: limits of every render (check, test, render, run, serve, lsp).
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RenderSettings {
+    /// The memory one render's values and output may use, in MiB (1 to 4096).
+    #[schemars(range(min = 1, max = 4096))]
+    #[serde(deserialize_with = "memory_limit_mib")]
+    pub memory_limit_mib: u16,
+}
+
+fn memory_limit_mib<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u16, D::Error> {
+    let mib = u16::deserialize(deserializer)?;
+    if (1..=4096).contains(&mib) {
+        Ok(mib)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "memory_limit_mib must be from 1 to 4096, not {mib}"
+        )))
+    }
+}
+
+impl Default for RenderSettings {
+    fn default() -> Self {
+        RenderSettings {
+            memory_limit_mib: (crate::render::limits::DEFAULT_LIMIT_BYTES / (1024 * 1024)) as u16,
+        }
+    }
+}
+
+impl RenderSettings {
+    /// Makes these limits the ones of every later render in this process.
+    pub fn apply(&self) {
+        let mib = usize::from(self.memory_limit_mib);
+        crate::render::limits::set_limit(mib * 1024 * 1024);
+    }
+}
+
 const TOP_LEVEL_KEYS: &[&str] = &[
     "prompts_dir",
     "environments",
@@ -345,6 +385,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "sync",
     "monitoring",
     "serve",
+    "render",
 ];
 
 impl Settings {

@@ -335,8 +335,8 @@ impl Environments {
                         "{} is {kind}, not a regular file: promptctl reads only regular files, never through a symbolic link",
                         display_path(&shown)
                     ),
-                    crate::files::ReadError::TooLarge { .. } => {
-                        return Err(crate::repo::file::too_large(&shown));
+                    crate::files::ReadError::TooLarge { size, .. } => {
+                        return Err(crate::repo::file::too_large(&shown, size));
                     }
                 };
                 return Err(Diagnostic::error(

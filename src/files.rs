@@ -29,6 +29,9 @@ pub enum ReadError {
         path: PathBuf,
         /// The limit.
         limit: u64,
+        /// The size seen: the file's, or what was read of a file growing (or a stream)
+        /// when the read stopped.
+        size: u64,
     },
     /// The file could not be read.
     #[error("cannot read {}: {source}", display_path(.path))]
@@ -101,12 +104,13 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     if !metadata.file_type().is_file() {
         return Err(not_regular(metadata.file_type()));
     }
-    let too_large = || ReadError::TooLarge {
+    let too_large = |size| ReadError::TooLarge {
         path: path.to_path_buf(),
         limit,
+        size,
     };
     if metadata.len() > limit {
-        return Err(too_large());
+        return Err(too_large(metadata.len()));
     }
     // The file may grow after the size was read: the read itself is bounded too.
     let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
@@ -114,7 +118,7 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
         .read_to_end(&mut bytes)
         .map_err(io)?;
     if bytes.len() as u64 > limit {
-        return Err(too_large());
+        return Err(too_large(bytes.len() as u64));
     }
     Ok(bytes)
 }
@@ -137,6 +141,7 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
         return Err(ReadError::TooLarge {
             path: path.to_path_buf(),
             limit,
+            size: bytes.len() as u64,
         });
     }
     Ok(bytes)

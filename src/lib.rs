@@ -34,6 +34,10 @@ pub mod parallel;
 pub mod providers;
 pub mod registry;
 pub mod render;
+
+/// Counts each render's allocations so its memory limit holds (see [`render::limits`]).
+#[global_allocator]
+static ALLOCATOR: render::limits::CountingAllocator = render::limits::CountingAllocator;
 pub mod repo;
 pub mod router;
 pub mod schema;

@@ -361,3 +361,140 @@ fn annotation_paths_are_relative_to_the_repository() {
         "{stdout}"
     );
 }
+
+/// A way to break `prompts/s/bad.yaml` under a project root.
+type Breaker = Box<dyn Fn(&std::path::Path)>;
+
+/// Ways a prompt file can fail to load, each set up in `prompts/s/bad.yaml` (which exists
+/// in no other form): over the 1 MiB limit, invalid UTF-8, a YAML syntax error, an unknown
+/// key, an empty file, a directory named like a prompt file, a symbolic link, and (when the
+/// tests do not run as root, who reads any file) a file nobody may read.
+fn unloadable_cases() -> Vec<(&'static str, Breaker)> {
+    let file = |root: &std::path::Path| root.join("prompts/s/bad.yaml");
+    let mut cases: Vec<(&'static str, Breaker)> = vec![
+        (
+            "over the size limit",
+            Box::new(move |root| {
+                let mut text = String::from("model: echo\ntemplate: hi\n");
+                while text.len() <= 1024 * 1024 {
+                    text.push_str("# padding padding padding padding padding padding\n");
+                }
+                std::fs::write(file(root), text).expect("write");
+            }),
+        ),
+        (
+            "invalid UTF-8",
+            Box::new(move |root| {
+                std::fs::write(file(root), b"model: echo\ntemplate: \"h\xffi\"\n").expect("write")
+            }),
+        ),
+        (
+            "a YAML syntax error",
+            Box::new(move |root| {
+                std::fs::write(file(root), "model: echo\ntemplate: [unclosed\n").expect("write")
+            }),
+        ),
+        (
+            "an unknown key",
+            Box::new(move |root| {
+                std::fs::write(file(root), "model: echo\ntempalte: hi\n").expect("write")
+            }),
+        ),
+        (
+            "an empty file",
+            Box::new(move |root| std::fs::write(file(root), "\n").expect("write")),
+        ),
+        (
+            "a directory",
+            Box::new(move |root| std::fs::create_dir_all(file(root)).expect("mkdir")),
+        ),
+        (
+            "a symbolic link",
+            Box::new(move |root| {
+                std::fs::write(root.join("elsewhere.yaml"), "model: echo\ntemplate: hi\n")
+                    .expect("write");
+                std::os::unix::fs::symlink(root.join("elsewhere.yaml"), file(root))
+                    .expect("symlink");
+            }),
+        ),
+    ];
+    let probe = tempfile::NamedTempFile::new().expect("probe");
+    std::fs::set_permissions(
+        probe.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
+    )
+    .expect("chmod");
+    if std::fs::read(probe.path()).is_err() {
+        cases.push((
+            "unreadable",
+            Box::new(move |root| {
+                std::fs::write(file(root), "model: echo\ntemplate: hi\n").expect("write");
+                std::fs::set_permissions(
+                    file(root),
+                    std::os::unix::fs::PermissionsExt::from_mode(0o000),
+                )
+                .expect("chmod");
+            }),
+        ));
+    }
+    cases
+}
+
+/// A prompt file that cannot be loaded fails `test` with exit 2, whatever else passes: the
+/// file and the reason are printed (human, JSON, JUnit, GitHub annotations), it counts as
+/// an untested prompt in the coverage figure, and `--changed-since` and every `--shard`
+/// fail the same way. It used to be a "warning: skipped" and a green run of 0 tests.
+#[test]
+fn a_prompt_file_that_cannot_be_loaded_fails_test() {
+    for (what, break_it) in unloadable_cases() {
+        let repo = TestRepo::new();
+        repo.write("prompts/s/query.yaml", QUERY);
+        repo.commit("main");
+        repo.git(&["checkout", "-q", "-b", "feature"]);
+        break_it(repo.path());
+        let (code, stdout, stderr) = repo.run(&["test"]);
+        assert_eq!(code, 2, "{what}: test\n{stdout}\n{stderr}");
+        assert!(stderr.contains("prompts/s/bad.yaml"), "{what}: {stderr}");
+        assert!(
+            stdout.contains("coverage: 1/2 prompts have tests (50%"),
+            "{what}: {stdout}"
+        );
+        let (code, stdout, stderr) = repo.run(&["test", "--format", "json", "--junit", "j.xml"]);
+        assert_eq!(code, 2, "{what}: json\n{stdout}\n{stderr}");
+        let json: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+        let unloadable = json["unloadable"].as_array().expect("unloadable");
+        assert_eq!(unloadable.len(), 1, "{what}: {json}");
+        assert_eq!(unloadable[0]["path"], "prompts/s/bad.yaml", "{what}");
+        assert!(
+            unloadable[0]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}"
+        );
+        assert_eq!(json["coverage"]["prompts"], 2, "{what}: {json}");
+        assert_eq!(json["coverage"]["tested"], 1, "{what}");
+        let xml = std::fs::read_to_string(repo.path().join("j.xml")).expect("junit");
+        assert!(
+            xml.contains("prompts/s/bad.yaml") && xml.contains("errors=\"1\""),
+            "{what}: {xml}"
+        );
+        let (code, stdout, stderr, _) = run_on_github(&repo, &["test"]);
+        assert_eq!(code, 2, "{what}: github\n{stderr}");
+        assert!(
+            stdout.contains("::error file=prompts/s/bad.yaml"),
+            "{what}: {stdout}"
+        );
+        let (code, stdout, stderr) = repo.run(&["test", "--changed-since", "main"]);
+        assert_eq!(code, 2, "{what}: changed-since\n{stdout}\n{stderr}");
+        for shard in ["1/2", "2/2"] {
+            let (code, stdout, stderr) = repo.run(&["test", "--shard", shard]);
+            assert_eq!(code, 2, "{what}: shard {shard}\n{stdout}\n{stderr}");
+            assert!(stderr.contains("prompts/s/bad.yaml"), "{what}: {stderr}");
+        }
+        let (code, _, stderr) = repo.run(&["test", "query"]);
+        assert_eq!(code, 2, "{what}: a named prompt\n{stderr}");
+        let (code, _, stderr) = repo.run(&["check"]);
+        assert_eq!(code, 2, "{what}: check\n{stderr}");
+        assert!(stderr.contains("prompts/s/bad.yaml"), "{what}: {stderr}");
+    }
+}

@@ -556,7 +556,7 @@ fn runaway_loop_in_a_test_fails_check() {
         "took {:?}",
         started.elapsed()
     );
-    let d = finding(&json, "render-failed");
+    let d = finding(&json, "render-limit");
     assert_eq!(d["line"], 4);
     assert!(
         d["message"]
@@ -690,7 +690,7 @@ fn render_runaway_loop_runs_out_of_fuel() {
         .code(2)
         .no_panic()
         .stderr_has("prompts/app/loop.yaml:")
-        .stderr_has("instructions and was stopped (a runaway loop?)");
+        .stderr_has("steps inside them) and was stopped (a runaway loop?)");
     assert!(
         started.elapsed().as_secs() < 10,
         "took {:?}",

@@ -33,23 +33,25 @@ fn mkfifo(path: &std::path::Path) {
 }
 
 /// Uncommitted symbolic links to `/dev/zero` and to a prompt outside the repository, and
-/// FIFOs, named as prompt files and partials: no command reads them, hangs on them or lists
-/// them; every command sees the one real prompt.
+/// FIFOs, named as prompt files and partials: no command follows, reads or hangs on them,
+/// or lists what they point to; the commands that load every file (`check`, `fmt`, `test`)
+/// report each one as `not-a-file` (exit 2), as `check` does, and the others go on with
+/// the one real prompt.
 #[cfg(unix)]
 #[test]
-fn non_regular_prompt_files_and_partials_are_ignored_by_every_command() {
+fn non_regular_prompt_files_and_partials_are_reported_and_never_read() {
     let repo = repo_with_prompt();
     let outside = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         outside.path().join("secret.yaml"),
-        "name: outside\nmodel: echo\ntemplate: SECRET\n",
+        "name: leaked\nmodel: echo\ntemplate: SECRET\n",
     )
     .expect("write");
     let dir = repo.path().join("prompts/svc");
     symlink(std::path::Path::new("/dev/zero"), &dir.join("zero.yaml"));
     symlink(
         &outside.path().join("secret.yaml"),
-        &dir.join("outside.yaml"),
+        &dir.join("elsewhere.yaml"),
     );
     symlink(outside.path(), &repo.path().join("prompts/linked"));
     mkfifo(&dir.join("pipe.yaml"));
@@ -65,54 +67,60 @@ fn non_regular_prompt_files_and_partials_are_ignored_by_every_command() {
         .collect();
     assert_eq!(names, ["good"], "{listed}");
 
-    for args in [
-        &["list"][..],
-        &["list", "--all"],
-        &["log", "good"],
-        &["render", "good", "--var", "x=1"],
-        &["show", "good"],
-        &["check"],
-        &["status"],
-        &["fmt", "--check"],
-        &["test", "--model", "echo"],
-        &["diff", "good", "1"],
+    for (args, expected) in [
+        (&["list"][..], 0),
+        (&["list", "--all"], 0),
+        (&["log", "good"], 0),
+        (&["render", "good", "--var", "x=1"], 0),
+        (&["show", "good"], 0),
+        (&["status"], 0),
+        (&["diff", "good", "1"], 0),
+        (&["check"], 2),
+        (&["fmt", "--check"], 2),
+        (&["test", "--model", "echo"], 2),
     ] {
         let (code, stdout, stderr) = repo.run(args);
+        assert_eq!(code, expected, "{args:?}\n{stdout}\n{stderr}");
+        let all = format!("{stdout}{stderr}");
         assert!(
-            code == 0 || code == 1,
-            "{args:?} exited {code}\n{stdout}\n{stderr}"
+            !all.contains("SECRET") && !all.contains("leaked"),
+            "{args:?} read the file outside the repository\n{all}"
         );
-        assert!(
-            !stdout.contains("SECRET") && !stdout.contains("outside") && !stderr.contains("SECRET"),
-            "{args:?} read the file outside the repository\n{stdout}\n{stderr}"
-        );
+        if expected == 2 {
+            let partials = if args[0] == "fmt" {
+                &[][..]
+            } else {
+                &["zero.j2", "pipe.jinja"][..]
+            };
+            for link in ["zero.yaml", "elsewhere.yaml", "pipe.yaml"]
+                .iter()
+                .chain(partials)
+            {
+                assert!(all.contains(link), "{args:?} does not report {link}\n{all}");
+            }
+        }
     }
-    let (code, _, stderr) = repo.run(&["log", "outside"]);
+    let (code, _, stderr) = repo.run(&["log", "leaked"]);
     assert_eq!(code, 2, "{stderr}");
+    // Named on the command line, a link is refused rather than followed.
+    let (code, _, stderr) = repo.run(&["fmt", "prompts/svc/zero.yaml"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
     // Committed, the links are still no prompt files: history skips them as Git stores
     // them (mode 120000), and the working tree reads none of them.
     repo.git(&[
         "add",
         "prompts/svc/zero.yaml",
-        "prompts/svc/outside.yaml",
+        "prompts/svc/elsewhere.yaml",
         "prompts/svc/zero.j2",
         "prompts/linked",
     ]);
     repo.git(&["commit", "-q", "-m", "links"]);
-    for args in [
-        &["list", "--all"][..],
-        &["log", "good"],
-        &["check"],
-        &["status"],
-    ] {
+    for args in [&["list", "--all"][..], &["log", "good"], &["status"]] {
         let (code, stdout, stderr) = repo.run(args);
         assert_eq!(code, 0, "{args:?}\n{stdout}\n{stderr}");
-        assert!(!stdout.contains("outside"), "{args:?}\n{stdout}");
+        assert!(!stdout.contains("leaked"), "{args:?}\n{stdout}");
     }
-    // Named on the command line, a link is refused rather than followed.
-    let (code, _, stderr) = repo.run(&["fmt", "prompts/svc/zero.yaml"]);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("not a regular file"), "{stderr}");
 }
 
 /// `environments.yaml` and `promptctl.toml` that are a link to `/dev/zero`, a FIFO, a link to

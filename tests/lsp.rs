@@ -14,6 +14,34 @@ use serde_json::{Value, json};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The address space of a memory-limited server: far below what an unbounded render takes.
+const MEMORY_LIMIT_KIB: u64 = 1024 * 1024;
+
+/// A prompt whose tests double a list sixty times: 2^60 items unless a limit stops it.
+const DOUBLING: &str = r#"model: echo
+variables:
+  n: {type: integer, required: true}
+template: "{% set ns = namespace(l=[1]) %}{% for i in range(n) %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l|tojson }}"
+tests:
+  - name: doubles
+    vars: {n: 60}
+    assert:
+      - {type: contains, value: "1"}
+"#;
+
+/// A prompt with 200 tests, each a loop that runs until its fuel is gone.
+fn runaway_tests(count: usize) -> String {
+    let mut text = String::from(
+        "model: echo\nvariables:\n  n: {type: integer, required: true}\ntemplate: \"{% for i in range(n) %}{% for j in range(n) %}x{% endfor %}{% endfor %}\"\ntests:\n",
+    );
+    for index in 0..count {
+        text.push_str(&format!(
+            "  - name: t{index}\n    vars: {{n: 100000}}\n    assert:\n      - {{type: contains, value: x}}\n"
+        ));
+    }
+    text
+}
+
 const PROMPT: &str = r#"model: echo
 variables:
   name: {type: string, required: true, description: Who to greet.}
@@ -37,14 +65,31 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin("promptctl"));
+        command.arg("lsp");
+        Server::spawn(command)
+    }
+
+    /// A server whose address space is limited to `MEMORY_LIMIT_KIB` (`ulimit -v`), so a
+    /// render that is not bounded in memory aborts it.
+    fn start_limited() -> Server {
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            &format!("ulimit -v {MEMORY_LIMIT_KIB} && exec \"$0\" lsp"),
+        ]);
+        command.arg(assert_cmd::cargo::cargo_bin("promptctl"));
+        Server::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Server {
         let project = Project::new();
         project.write("prompts/greet/hello.yaml", PROMPT);
         project.write(
             "prompts/shared/_partials/sign.j2",
             "Sign as {{ tone }} bot.",
         );
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("promptctl"))
-            .arg("lsp")
+        let mut child = command
             .current_dir(project.root())
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -510,4 +555,91 @@ fn editing_a_partial_checks_the_open_prompts_again() {
         "{found:?}"
     );
     assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn a_template_that_doubles_a_value_is_a_render_limit_and_the_server_lives() {
+    let mut server = Server::start_limited();
+    server.initialize();
+    let file = "prompts/greet/doubling.yaml";
+    let found = server.open(file, DOUBLING);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["code"], "render-limit", "{found:?}");
+    // Every other way of growing a value is stopped the same way.
+    for template in [
+        "{% set ns = namespace(l=[1]) %}{% for i in range(n) %}{% set ns.l = ns.l|chain(ns.l) %}{% endfor %}{{ ns.l|length }}",
+        "{% set ns = namespace(l=[1]) %}{% for i in range(n) %}{% set ns.l = [ns.l, ns.l] %}{% endfor %}{{ ns.l|tojson }}",
+        "{% set ns = namespace(d={}) %}{% for i in range(n) %}{% set ns.d = {'a': ns.d, 'b': ns.d} %}{% endfor %}{{ ns.d }}",
+        "{% set ns = namespace(s='ab') %}{% for i in range(n) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+    ] {
+        let text = DOUBLING.replace(
+            DOUBLING.lines().nth(3).expect("template line"),
+            &format!("template: \"{template}\""),
+        );
+        let found = server.change(file, 2, &text);
+        assert_eq!(found.len(), 1, "{template}: {found:?}");
+        assert_eq!(found[0]["code"], "render-limit", "{template}: {found:?}");
+    }
+    assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn a_newer_edit_cancels_the_checks_of_the_stale_ones() {
+    let mut server = Server::start();
+    server.initialize();
+    let file = "prompts/greet/hello.yaml";
+    assert_eq!(server.open(file, PROMPT), Vec::<Value>::new());
+    let uri = server.uri(file);
+    // Five quick edits, each a file of 200 runaway tests (seconds of checking each), then
+    // the fix. Checked in turn, the fix's diagnostics would come after all five.
+    let slow = runaway_tests(200);
+    for version in 2..7 {
+        server.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": version}, "contentChanges": [{"text": slow}]}),
+        );
+    }
+    server.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 7}, "contentChanges": [{"text": PROMPT}]}),
+    );
+    let mut stale = 0;
+    loop {
+        let found = server.diagnostics(&uri);
+        if found.is_empty() {
+            break;
+        }
+        stale += 1;
+    }
+    assert!(stale <= 1, "{stale} stale edits were checked and published");
+    assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn ids_that_are_not_numbers_or_strings_are_invalid_requests_and_shutdown_stops_diagnostics() {
+    let mut server = Server::start();
+    server.initialize();
+    for id in [r#"{"a":1}"#, "[1]", "true"] {
+        server.send_raw(
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"textDocument/hover","params":{{}}}}"#)
+                .as_bytes(),
+        );
+        let error = server.wait_for(|m| m.get("error").is_some());
+        assert_eq!(error["error"]["code"], -32600, "{id}: {error}");
+        assert_eq!(error["id"], Value::Null, "{id}: {error}");
+    }
+    let response = server.request("shutdown", Value::Null);
+    assert_eq!(response["result"], Value::Null);
+    // After shutdown an edit publishes nothing: the next message is the refused request.
+    let uri = server.uri("prompts/greet/hello.yaml");
+    server.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "yaml", "version": 1, "text": "nope: ["}}),
+    );
+    let response = server.request("textDocument/hover", json!({}));
+    assert_eq!(response["error"]["code"], -32600, "{response}");
+    let next = server.messages.recv_timeout(Duration::from_millis(300));
+    assert!(next.is_err(), "nothing more after shutdown: {next:?}");
+    server.notify("exit", Value::Null);
+    assert_eq!(wait(&mut server.child), 0);
 }

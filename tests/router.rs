@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use common::db::TestDb;
 use common::git::TestRepo;
 use promptctl::config::Config;
+use promptctl::registry::runs::{RunRecord, RunRecorder};
 use promptctl::router::{PromptSource, Router};
 use serde_json::Value;
 use stub_provider::{Reply, StubProvider, anthropic_answer, openai_answer};
@@ -701,4 +702,183 @@ fn the_registry_source_serves_the_last_good_copy_when_the_database_fails() {
             .expect("from the bundle");
         assert_eq!(run.version, Some(1));
     });
+}
+
+/// Seven runs with `store_io = true`, run at once so they share a flush, one of them with a
+/// NUL character in its input and in the model's output: PostgreSQL text refuses NUL, and
+/// that one row used to make the whole batch's `COPY` fail, dropping the six others
+/// silently. Every row must land, the bad one cleaned (NUL → U+FFFD).
+#[test]
+fn a_run_holding_a_nul_lands_cleaned_and_its_batch_with_it() {
+    let db = TestDb::new();
+    let stub = StubProvider::start(|request, _| {
+        let user = stub_provider::last_user_message(&request.body);
+        if user.contains('\0') {
+            openai_answer("bad\0output")
+        } else {
+            openai_answer("fine")
+        }
+    });
+    let text = config(&stub.url(), &stub.url(), 0.0)
+        .replace("[monitoring]\n", "[monitoring]\nstore_io = true\n");
+    let repo = repo(&text, "local-model", "prompts: {}\n");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let config = Config::discover(repo.path()).expect("config");
+    let stats = runtime.block_on(async {
+        let router = Router::new(
+            &config.settings,
+            PromptSource::repository(&config, None).expect("source"),
+            Some(db.url.clone()),
+        );
+        let mut tasks = Vec::new();
+        for i in 0..7 {
+            let router = router.clone();
+            let value = if i == 3 {
+                "in\0put".to_owned()
+            } else {
+                format!("ok-{i}")
+            };
+            tasks.push(tokio::spawn(async move {
+                let vars = BTreeMap::from([("x".to_owned(), Value::from(value))]);
+                router.execute("reply", "staging", &vars).await
+            }));
+        }
+        for task in tasks {
+            task.await.expect("task").expect("runs");
+        }
+        router.shutdown(Duration::from_secs(10)).await
+    });
+    assert_eq!(stats.dropped, 0, "{stats:?}");
+    assert_eq!(stats.written, 7, "{stats:?}");
+    assert_eq!(stats.cleaned, 1, "{stats:?}");
+    let rows =
+        db.rows("SELECT input_text, output_text FROM prompt_runs WHERE output_text LIKE 'bad%'");
+    assert_eq!(db.count("SELECT count(*) FROM prompt_runs"), 7);
+    assert_eq!(rows.len(), 1);
+    let input: String = rows[0].get(0);
+    let output: String = rows[0].get(1);
+    // The input is stored as the messages' JSON, where the NUL is escaped.
+    assert!(input.contains(r"in\u0000put"), "{input:?}");
+    assert_eq!(output, "bad\u{FFFD}output");
+}
+
+/// A log sink for a `tracing` subscriber: what it wrote, as text.
+#[derive(Clone, Default)]
+struct SharedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl SharedLog {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log")).into_owned()
+    }
+}
+
+impl std::io::Write for SharedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for SharedLog {
+    type Writer = SharedLog;
+
+    fn make_writer(&'a self) -> SharedLog {
+        self.clone()
+    }
+}
+
+fn run_record(run_id: uuid::Uuid, at: std::time::SystemTime) -> RunRecord {
+    RunRecord {
+        run_id,
+        trace_id: Some("trace\0id".to_owned()),
+        service: "s".repeat(150),
+        name: "reply".to_owned(),
+        version: Some(1),
+        environment: Some("e\0".repeat(80)),
+        model_requested: "m".to_owned(),
+        model_used: Some("model\0used".to_owned()),
+        provider: Some("p".repeat(60)),
+        latency_ms: 1.0,
+        input_tokens: 1,
+        output_tokens: 1,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
+        cost_usd: None,
+        error: Some("err\0or".to_owned()),
+        attempt_errors: None,
+        quality_score: None,
+        sampled: false,
+        input_text: None,
+        output_text: None,
+        created_at: at,
+    }
+}
+
+/// A row no cleaning can save (it repeats another row's primary key) costs only itself:
+/// the batch it came in is written again in halves down to single rows, the six others
+/// land, and the refused one is counted with PostgreSQL's reason. Every text column holds a
+/// NUL and the VARCHAR columns are over their limits: all made to fit.
+#[test]
+fn a_row_postgres_refuses_is_dropped_alone_and_counted() {
+    let db = TestDb::new();
+    // The writer task runs on this thread (a current-thread runtime), so a subscriber set
+    // for this thread sees its warnings.
+    let logged = SharedLog::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logged.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stats = runtime.block_on(async {
+        let recorder = RunRecorder::start(db.url.clone(), 0);
+        let at = std::time::SystemTime::now();
+        let ids: Vec<uuid::Uuid> = (1..=6).map(uuid::Uuid::from_u128).collect();
+        for (index, id) in ids.iter().enumerate() {
+            recorder.record(run_record(*id, at));
+            if index == 2 {
+                recorder.record(run_record(ids[0], at));
+            }
+        }
+        recorder.shutdown(Duration::from_secs(10)).await
+    });
+    assert_eq!(stats.written, 6, "{stats:?}");
+    assert_eq!(stats.dropped, 1, "{stats:?}");
+    assert_eq!(stats.rejected, 1, "{stats:?}");
+    assert!(
+        stats
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("duplicate key")),
+        "{stats:?}"
+    );
+    let log = logged.text();
+    assert!(
+        log.contains("WARN")
+            && log.contains("run record dropped: PostgreSQL refused the row")
+            && log.contains(&uuid::Uuid::from_u128(1).to_string())
+            && log.contains("duplicate key"),
+        "{log}"
+    );
+    assert_eq!(db.count("SELECT count(*) FROM prompt_runs"), 6);
+    let row = &db.rows(
+        "SELECT service, environment, provider, trace_id, model_used, error FROM prompt_runs LIMIT 1",
+    )[0];
+    assert_eq!(row.get::<_, String>(0).chars().count(), 100);
+    assert_eq!(row.get::<_, String>(1), "e\u{FFFD}".repeat(50));
+    assert_eq!(row.get::<_, String>(2).chars().count(), 50);
+    assert_eq!(row.get::<_, String>(3), "trace\u{FFFD}id");
+    assert_eq!(row.get::<_, String>(4), "model\u{FFFD}used");
+    assert_eq!(row.get::<_, String>(5), "err\u{FFFD}or");
 }

@@ -547,3 +547,302 @@ fn a_registry_missing_monitor_assertions_gets_them_from_a_sync_at_the_same_tip()
     assert_eq!(again["monitors_changed"], 1, "{again}");
     assert_eq!(db.count("SELECT count(*) FROM prompt_monitors"), 1);
 }
+
+/// Prompt files holding what the registry cannot store, with the line `check` must point
+/// at: a NUL character (written `\0`, `\x00` or `\u0000` in a double-quoted YAML string)
+/// in any string that goes to a TEXT or JSONB column, and names, services and models over
+/// their VARCHAR limits.
+fn unstorable_files() -> Vec<(&'static str, String, usize)> {
+    let tail = "tests:\n  - name: t\n    vars: {}\n    assert: [{type: contains, value: a}]\n";
+    vec![
+        (
+            "variable default",
+            format!("model: gpt-4o\nvariables:\n  x: {{type: string, default: \"a\\0b\"}}\ntemplate: \"hi {{{{ x }}}}\"\n{tail}"),
+            3,
+        ),
+        (
+            "variable description",
+            format!("model: gpt-4o\nvariables:\n  x:\n    description: \"d\\u0000\"\ntemplate: \"hi {{{{ x }}}}\"\n{tail}"),
+            4,
+        ),
+        (
+            "parameter value",
+            format!("model: gpt-4o\nparameters:\n  temperature: 0.1\n  stop: [\"ok\", \"\\x00\"]\ntemplate: hi\n{tail}"),
+            4,
+        ),
+        (
+            "parameter key",
+            format!("model: gpt-4o\nparameters:\n  \"st\\0p\": 1\ntemplate: hi\n{tail}"),
+            3,
+        ),
+        (
+            "test name",
+            "model: gpt-4o\ntemplate: hi\ntests:\n  - name: ok\n    assert: [{type: contains, value: a}]\n  - name: \"t\\u0000\"\n    assert: [{type: contains, value: a}]\n".to_owned(),
+            6,
+        ),
+        (
+            "test assertion",
+            "model: gpt-4o\ntemplate: hi\ntests:\n  - name: t\n    assert:\n      - {type: contains, value: a}\n      - {type: contains, value: \"\\0\"}\n".to_owned(),
+            7,
+        ),
+        (
+            "monitor assertion",
+            format!("model: gpt-4o\ntemplate: hi\nmonitor:\n  - {{type: not_contains, value: [\"x\", \"\\0\"]}}\n{tail}"),
+            4,
+        ),
+        (
+            "template",
+            format!("model: gpt-4o\n\ntemplate: \"hi\\0\"\n{tail}"),
+            3,
+        ),
+        (
+            "message",
+            format!("model: gpt-4o\nmessages:\n  - role: system\n    content: fine\n  - role: user\n    content: \"x\\x00\"\n{tail}"),
+            6,
+        ),
+        (
+            "name over 255",
+            format!("name: {}\nmodel: gpt-4o\ntemplate: hi\n{tail}", "n".repeat(256)),
+            1,
+        ),
+        (
+            "service over 100",
+            format!("model: gpt-4o\nservice: {}\ntemplate: hi\n{tail}", "é".repeat(101)),
+            2,
+        ),
+        (
+            "model over 50",
+            format!("template: hi\nmodel: {}\n{tail}", "m".repeat(51)),
+            2,
+        ),
+    ]
+}
+
+/// `check` refuses everything `sync` would refuse, at the file's line; `sync` then refuses
+/// it as a check error, never with a raw PostgreSQL error.
+#[test]
+fn check_refuses_what_the_registry_cannot_store_at_its_line() {
+    let db = TestDb::new();
+    for (what, text, line) in unstorable_files() {
+        let repo = TestRepo::new();
+        repo.write("prompts/s/p.yaml", &text);
+        repo.commit("bad");
+        let (code, stdout, stderr) = repo.run(&["check", "--format", "json"]);
+        assert_eq!(code, 1, "{what}: check passed\n{stdout}\n{stderr}");
+        let json: Value = serde_json::from_str(&stdout).expect("JSON");
+        let found = json["diagnostics"].as_array().expect("diagnostics");
+        assert!(
+            found.iter().any(|d| d["severity"] == "error"
+                && d["code"] == "registry-unfit"
+                && d["path"] == "prompts/s/p.yaml"
+                && d["line"] == line),
+            "{what}: no registry-unfit error at line {line}: {stdout}"
+        );
+        let (code, _, stderr) = repo.run(&["check"]);
+        assert_eq!(code, 1, "{what}");
+        assert!(
+            stderr.contains(&format!("prompts/s/p.yaml:{line}:")),
+            "{what}: {stderr}"
+        );
+        let (code, stdout, stderr) = sync(&repo, &db, &[]);
+        assert_eq!(code, 1, "{what}: sync\n{stdout}\n{stderr}");
+        assert!(stderr.contains("nothing was published"), "{what}: {stderr}");
+        assert!(!stderr.contains("PostgreSQL:"), "{what}: {stderr}");
+    }
+    assert_eq!(
+        db.count("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+        0
+    );
+}
+
+/// The environments file: an environment name or a model override longer than its column,
+/// or holding a NUL, is refused by `check` at its line, and by `sync` (it is the tip's
+/// file, not history) with the same place and reason rather than PostgreSQL's error.
+#[test]
+fn check_refuses_environment_names_and_models_the_registry_cannot_store() {
+    let db = TestDb::new();
+    let cases = [
+        (
+            format!(
+                "prompts:\n  s/p:\n    {}: {{version: latest}}\n",
+                "e".repeat(101)
+            ),
+            3,
+        ),
+        (
+            format!(
+                "prompts:\n  s/p:\n    production:\n      model: {}\n",
+                "m".repeat(101)
+            ),
+            4,
+        ),
+        (
+            "prompts:\n  s/p:\n    production: {version: latest, model: \"a\\0\"}\n".to_owned(),
+            3,
+        ),
+    ];
+    for (text, line) in cases {
+        let repo = TestRepo::new();
+        repo.write("prompts/s/p.yaml", &prompt("one", "a"));
+        repo.write("environments.yaml", &text);
+        repo.commit("env");
+        let (code, stdout, stderr) = repo.run(&["check", "--format", "json"]);
+        assert_eq!(code, 1, "{text}\n{stdout}\n{stderr}");
+        let json: Value = serde_json::from_str(&stdout).expect("JSON");
+        assert!(
+            json["diagnostics"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .any(|d| {
+                    d["code"] == "registry-unfit"
+                        && d["path"] == "environments.yaml"
+                        && d["line"] == line
+                }),
+            "{text}: {stdout}"
+        );
+        let (code, stdout, stderr) = sync(&repo, &db, &[]);
+        assert_eq!(code, 2, "{text}\n{stdout}\n{stderr}");
+        assert!(
+            stderr.contains(&format!("environments.yaml: {line}:")),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("PostgreSQL:"), "{stderr}");
+    }
+    assert_eq!(
+        db.count("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+        0
+    );
+}
+
+/// Old versions the registry cannot store do not block publishing the good ones: a NUL
+/// template at v2 of `p`, a model over 50 characters at v2 of `r`, a prompt whose name is
+/// 256 characters long (archived since). The sync skips them, says so, and exits 0; the
+/// later versions keep their history numbers (v3 follows v1 when v2 is skipped).
+#[test]
+fn old_versions_the_registry_cannot_store_are_skipped_not_blocking() {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    repo.write("prompts/s/p.yaml", &prompt("one", "a"));
+    repo.write("prompts/s/r.yaml", &prompt("r one", "a"));
+    repo.commit("good");
+    repo.write("prompts/s/p.yaml", &prompt("t\\0wo", "a"));
+    repo.write(
+        "prompts/s/r.yaml",
+        &prompt("r two", "a").replace("gpt-4o", &"m".repeat(51)),
+    );
+    repo.write(
+        "prompts/s/long.yaml",
+        &format!("name: {}\n{}", "n".repeat(256), prompt("long", "a")),
+    );
+    repo.commit("bad");
+    repo.write("prompts/s/p.yaml", &prompt("three", "a"));
+    repo.write("prompts/s/r.yaml", &prompt("r three", "a"));
+    repo.remove("prompts/s/long.yaml");
+    repo.commit("fixed");
+    let (code, stdout, stderr) = sync(&repo, &db, &[]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let all = format!("{stdout}{stderr}");
+    assert!(all.contains("skipped s/p v2"), "{all}");
+    assert!(all.contains("NUL"), "{all}");
+    assert!(all.contains("skipped s/r v2"), "{all}");
+    assert!(all.contains("over the registry's limit of 50"), "{all}");
+    assert!(
+        all.contains(&format!("skipped s/{}", "n".repeat(256))),
+        "{all}"
+    );
+    let versions = |name: &str| -> Vec<i32> {
+        db.rows(&format!(
+            "SELECT version FROM prompts WHERE name = '{name}' ORDER BY version"
+        ))
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+    };
+    assert_eq!(versions("p"), [1, 3]);
+    assert_eq!(versions("r"), [1, 3]);
+    assert_eq!(db.count("SELECT count(*) FROM prompts"), 4);
+    // The tip's tests hang on the latest version.
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM prompt_tests t JOIN prompts p ON p.id = t.prompt_id WHERE p.version = 3"
+        ),
+        2
+    );
+    // Later syncs go on from there.
+    repo.write("prompts/s/p.yaml", &prompt("four", "a"));
+    repo.commit("four");
+    let summary = sync_json(&repo, &db);
+    assert_eq!(summary["versions_added"], 1);
+    assert_eq!(summary["skipped"], serde_json::json!([]));
+    assert_eq!(versions("p"), [1, 3, 4]);
+}
+
+/// The skipped versions in `--format json`, and a registry emptied and synced again
+/// (every version sent) skips them again the same way.
+#[test]
+fn skipped_versions_are_listed_in_json_with_their_reason() {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    repo.write("prompts/s/p.yaml", &prompt("one", "a"));
+    repo.commit("one");
+    repo.write(
+        "prompts/s/p.yaml",
+        &prompt("two", "a").replace("temperature: 0.2", "stop: \"\\u0000\""),
+    );
+    repo.commit("two");
+    repo.write("prompts/s/p.yaml", &prompt("three", "a"));
+    repo.commit("three");
+    let summary = sync_json(&repo, &db);
+    assert_eq!(summary["versions_added"], 2, "{summary}");
+    let skipped = summary["skipped"].as_array().expect("skipped");
+    assert_eq!(skipped.len(), 1, "{summary}");
+    assert_eq!(skipped[0]["service"], "s");
+    assert_eq!(skipped[0]["name"], "p");
+    assert_eq!(skipped[0]["version"], 2);
+    assert!(
+        skipped[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("parameter `stop`") && r.contains("NUL")),
+        "{summary}"
+    );
+    assert!(skipped[0]["commit"].as_str().is_some_and(|c| c.len() == 40));
+    assert!(
+        summary["sent"]
+            .as_array()
+            .expect("sent")
+            .iter()
+            .all(|v| v["version"] != 2),
+        "{summary}"
+    );
+}
+
+/// What the registry can store passes both: a name, service and model exactly at their
+/// limits (counted in characters, not bytes), other control characters anywhere, and a NUL
+/// in a test's `vars` (stored as JSON text, where it is escaped).
+#[test]
+fn values_at_the_limits_and_other_control_characters_publish() {
+    let db = TestDb::new();
+    let repo = TestRepo::new();
+    let name = "n".repeat(255);
+    let service = "é".repeat(100);
+    repo.write(
+        "prompts/s/p.yaml",
+        &format!(
+            "name: {name}\nservice: {service}\nmodel: {}\nparameters: {{stop: \"\\x01\\x1b\"}}\nvariables:\n  x: {{type: string, default: \"\\x7f\"}}\ntemplate: \"a\\x01\\x1f {{{{ x }}}}\"\ntests:\n  - name: \"t\\x02\"\n    vars: {{x: \"a\\0b\"}}\n    assert: [{{type: contains, value: \"\\x03\"}}]\n",
+            "m".repeat(50)
+        ),
+    );
+    repo.commit("limits");
+    let (code, stdout, stderr) = repo.run(&["check", "--format", "json"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let summary = sync_json(&repo, &db);
+    assert_eq!(summary["versions_added"], 1, "{summary}");
+    assert_eq!(summary["skipped"], serde_json::json!([]));
+    let row = &db.rows("SELECT template, length(name), length(service) FROM prompts")[0];
+    assert_eq!(row.get::<_, String>(0), "a\u{1}\u{1f} {{ x }}");
+    assert_eq!(row.get::<_, i32>(1), 255);
+    assert_eq!(row.get::<_, i32>(2), 100);
+    let input: String = db.rows("SELECT test_input FROM prompt_tests")[0].get(0);
+    assert!(input.contains(r"a\u0000b"), "{input}");
+}

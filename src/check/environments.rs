@@ -1,12 +1,14 @@
-//! Rules for `environments.yaml`: every pinned prompt exists and is not archived, and
-//! every pinned version exists.
+//! Rules for `environments.yaml`: every pinned prompt exists and is not archived, every
+//! pinned version exists and can be published, and every environment name and model
+//! override fits the registry's columns.
 //!
 //! Kept apart from `check(&snapshot)`, which stays Git-free: the version rules need the
 //! history, and without one (outside a Git repository) they are skipped.
 
 use crate::diagnostic::{Diagnostic, closest};
-use crate::environments::{Environments, VersionRef};
+use crate::environments::{Environments, PromptEntry, VersionRef};
 use crate::history::History;
+use crate::registry::columns;
 use crate::repo::{PromptId, Snapshot};
 
 /// Every finding about the environments file.
@@ -23,6 +25,7 @@ pub fn check_environments(
                 .with_length(length)
         };
     for entry in &environments.prompts {
+        found.extend(unstorable_pins(environments, entry));
         let key_length = entry.key.chars().count();
         let in_tree: Vec<&PromptId> = snapshot
             .prompts
@@ -99,6 +102,16 @@ pub fn check_environments(
                 continue;
             };
             if (n as usize) <= latest {
+                let version = history.prompts.get(&id).and_then(|p| p.version(n));
+                if let Some(problem) = version.and_then(unpublishable) {
+                    found.push(
+                        at("registry-unfit", place, n.to_string().len(), format!(
+                            "{} pins version {n} of `{id}`, which the registry cannot store: {problem}",
+                            env.name
+                        ))
+                        .with_help("pin another version: `sync` skips this one"),
+                    );
+                }
                 continue;
             }
             let message = if latest == 0 {
@@ -116,6 +129,45 @@ pub fn check_environments(
                 at("unknown-version", place, n.to_string().len(), message).with_help(format!(
                     "`promptctl log {id}` lists its versions; `latest` follows the newest"
                 )),
+            );
+        }
+    }
+    found
+}
+
+/// Why the registry cannot store `version` (its definition), if it cannot.
+fn unpublishable(version: &crate::history::Version) -> Option<String> {
+    let definition = version.definition().ok()?;
+    let problems = columns::definition_problems(&definition);
+    (!problems.is_empty()).then(|| {
+        problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// The environment names and model overrides of `entry` that the registry's columns
+/// cannot hold.
+fn unstorable_pins(environments: &Environments, entry: &PromptEntry) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    for env in &entry.environments {
+        for (place, message, problem) in columns::pin_problems(env) {
+            found.push(
+                Diagnostic::error(
+                    "registry-unfit",
+                    &environments.path,
+                    place.position(),
+                    message,
+                )
+                .with_source(&environments.source)
+                .with_help(match problem {
+                    columns::Problem::Nul => {
+                        "remove the `\\0` escape: PostgreSQL text cannot hold it"
+                    }
+                    columns::Problem::TooLong { .. } => "shorten it: `sync` could not publish it",
+                }),
             );
         }
     }

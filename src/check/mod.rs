@@ -9,6 +9,8 @@ mod prompt;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 
@@ -47,6 +49,8 @@ pub fn is_unreadable_code(code: &str) -> bool {
     matches!(
         code,
         "file-too-large"
+            | "not-a-file"
+            | "unreadable"
             | "binary-file"
             | "not-utf8"
             | "empty-file"
@@ -58,12 +62,24 @@ pub fn is_unreadable_code(code: &str) -> bool {
 
 /// Runs every rule over `snapshot`.
 pub fn check(snapshot: &Snapshot) -> CheckReport {
+    check_cancellable(snapshot, None)
+}
+
+/// Runs every rule over `snapshot`, stopping the rendering of test cases once `cancel` is
+/// set (the language server, when a newer edit replaces the buffer being checked).
+pub fn check_cancellable(snapshot: &Snapshot, cancel: Option<Arc<AtomicBool>>) -> CheckReport {
     let renderer = Renderer::new(snapshot.partials.clone());
     let partial_variables = analyse_partials(snapshot, &renderer);
     let mut diagnostics = snapshot.problems.clone();
     diagnostics.extend(partial_variables.diagnostics.iter().cloned());
     let per_prompt = crate::parallel::map(&snapshot.prompts, |loaded| {
-        prompt::check_prompt(loaded, &renderer, snapshot, &partial_variables)
+        prompt::check_prompt(
+            loaded,
+            &renderer,
+            snapshot,
+            &partial_variables,
+            cancel.as_ref(),
+        )
     });
     diagnostics.extend(per_prompt.into_iter().flatten());
     diagnostics.extend(duplicate_identities(snapshot));

@@ -2,11 +2,14 @@
 //! includes, tests and monitor assertions.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use serde_saphyr::Location;
 
 use super::{PartialAnalysis, error_position_in_text, line_column};
 use crate::diagnostic::{Diagnostic, Position, closest};
+use crate::registry::columns::{self, Field, TestField};
 use crate::render::{
     RenderError, Renderer, TemplatePart, find_includes, find_variable_use, include_path_is_safe,
     resolve_variables,
@@ -68,6 +71,7 @@ pub(super) fn check_prompt(
     renderer: &Renderer,
     snapshot: &Snapshot,
     partials: &PartialAnalysis,
+    cancel: Option<&Arc<AtomicBool>>,
 ) -> Vec<Diagnostic> {
     let mut checker = PromptChecker {
         loaded,
@@ -255,11 +259,122 @@ pub(super) fn check_prompt(
         }
     }
 
-    check_tests(&mut checker, renderer, templates_ok && !undeclared);
+    check_tests(&mut checker, renderer, templates_ok && !undeclared, cancel);
     for assertion in file.monitor.iter().flatten() {
         check_assertion(&mut checker, assertion, true);
     }
+    check_storable(&mut checker);
     checker.found
+}
+
+/// What the registry could not store (`registry::columns` decides, as it does for `sync`):
+/// a NUL character in a string that goes to a TEXT or JSONB column, a name, service or
+/// model longer than its VARCHAR column. Each at its field's line.
+fn check_storable(checker: &mut PromptChecker<'_>) {
+    let loaded = checker.loaded;
+    let file = &loaded.file;
+    let start = Position::start();
+    let at_located = |located: Option<Location>| located.as_ref().map_or(start, position);
+    let mut unfit: Vec<(Position, String, columns::Problem)> = Vec::new();
+    for problem in loaded.id.iter().flat_map(columns::identity_problems) {
+        let at = match problem.field {
+            Field::Name => at_located(file.name.as_ref().map(|n| n.referenced)),
+            _ => at_located(file.service.as_ref().map(|s| s.referenced)),
+        };
+        unfit.push((at, problem.to_string(), problem.problem));
+    }
+    for problem in loaded
+        .definition
+        .iter()
+        .flat_map(columns::definition_problems)
+    {
+        let at = match &problem.field {
+            Field::Model => at_located(file.model.as_ref().map(|m| m.referenced)),
+            Field::Template => at_located(file.template.as_ref().map(|t| t.referenced)),
+            Field::Message(index) => at_located(
+                file.messages
+                    .as_ref()
+                    .and_then(|m| m.value.get(*index))
+                    .map(|m| m.content.referenced),
+            ),
+            Field::Variable(name) => at_located(
+                file.variables
+                    .as_ref()
+                    .and_then(|v| v.get(name))
+                    .map(|v| v.referenced),
+            ),
+            Field::Parameter(key) => parameter_position(&loaded.source, key),
+            Field::Name | Field::Service => start,
+        };
+        unfit.push((at, problem.to_string(), problem.problem));
+    }
+    for test in file.tests.iter().flat_map(|tests| tests.value.iter()) {
+        for (field, problem) in columns::test_problems(&test.value) {
+            let (at, what) = match field {
+                TestField::Name => (position(&test.referenced), "the test's name".to_owned()),
+                TestField::Assertion(index) => (
+                    test.value
+                        .assert
+                        .get(index)
+                        .map_or(position(&test.referenced), |a| position(&a.referenced)),
+                    "the assertion".to_owned(),
+                ),
+            };
+            unfit.push((at, format!("{what} {problem}"), problem));
+        }
+    }
+    for assertion in file.monitor.iter().flatten() {
+        if let Some(problem) = columns::assertion_problem(&assertion.value) {
+            let message = format!("the monitor assertion {problem}");
+            unfit.push((position(&assertion.referenced), message, problem));
+        }
+    }
+    for (at, message, problem) in unfit {
+        let help = match problem {
+            columns::Problem::Nul => {
+                "remove the `\\0` (`\\x00`, `\\u0000`) escape: PostgreSQL text cannot hold it, so `sync` could not publish this"
+            }
+            columns::Problem::TooLong { .. } => {
+                "shorten it: the registry's column holds no more, so `sync` could not publish this"
+            }
+        };
+        checker.error("registry-unfit", at, message, Some(help.to_owned()));
+    }
+}
+
+/// Where parameter `key` is written: the first line from `parameters:` on that mentions
+/// it (up to a NUL it holds, which the file writes as an escape); `parameters:` itself
+/// when none does. Parameters are free-form, so the parser keeps no positions for them.
+fn parameter_position(source: &str, key: &str) -> Position {
+    let needle = key.split('\0').next().unwrap_or_default();
+    let mut lines = source
+        .lines()
+        .enumerate()
+        .skip_while(|(_, line)| !line.starts_with("parameters:"));
+    let Some((first, line)) = lines.next() else {
+        return Position::start();
+    };
+    let after = &line["parameters:".len()..];
+    if !needle.is_empty()
+        && let Some(offset) = after.find(needle)
+    {
+        let column = line[..("parameters:".len() + offset)].chars().count() + 1;
+        return Position::new(first + 1, column);
+    }
+    for (index, line) in lines {
+        if !line.starts_with([' ', '\t'])
+            && !line.trim().is_empty()
+            && !line.trim_start().starts_with('#')
+        {
+            break;
+        }
+        if !needle.is_empty()
+            && let Some(offset) = line.find(needle)
+        {
+            return Position::new(index + 1, line[..offset].chars().count() + 1);
+        }
+    }
+    Position::new(first + 1, 1)
 }
 
 fn undeclared_help(name: &str, declared: &BTreeMap<&str, Position>) -> String {
@@ -306,7 +421,17 @@ pub(super) fn include_problem(
     ))
 }
 
-fn check_tests(checker: &mut PromptChecker<'_>, renderer: &Renderer, templates_ok: bool) {
+/// The steps the test renders of one prompt file may take together in one check: two
+/// renders' worth ([`crate::render::limits::MAX_STEPS`] each), so a file of many runaway
+/// tests costs a second or two, not minutes.
+pub const CHECK_FILE_STEPS: u64 = 2 * crate::render::limits::MAX_STEPS;
+
+fn check_tests(
+    checker: &mut PromptChecker<'_>,
+    renderer: &Renderer,
+    templates_ok: bool,
+    cancel: Option<&Arc<AtomicBool>>,
+) {
     let loaded = checker.loaded;
     let tests = loaded.file.tests.as_ref();
     let Some(tests) = tests.filter(|tests| !tests.value.is_empty()) else {
@@ -318,6 +443,8 @@ fn check_tests(checker: &mut PromptChecker<'_>, renderer: &Renderer, templates_o
         );
         return;
     };
+    let budget = crate::render::limits::Scope::with_steps(CHECK_FILE_STEPS, cancel.cloned());
+    let mut unrendered = 0;
     let mut names = BTreeSet::new();
     for test in &tests.value {
         let at = position(&test.referenced);
@@ -360,10 +487,15 @@ fn check_tests(checker: &mut PromptChecker<'_>, renderer: &Renderer, templates_o
                 };
                 checker.error("test-vars", at, format!("`{label}`: {err}"), Some(help));
             }
+            Ok(_) if templates_ok && budget.exhausted() => unrendered += 1,
             Ok(_) if templates_ok => {
                 if let Err(err) = renderer.render(definition, &test.value.vars) {
                     checker.error(
-                        "render-failed",
+                        if err.is_limit() {
+                            "render-limit"
+                        } else {
+                            "render-failed"
+                        },
                         at,
                         format!("`{label}` does not render: {err}"),
                         None,
@@ -372,6 +504,17 @@ fn check_tests(checker: &mut PromptChecker<'_>, renderer: &Renderer, templates_o
             }
             Ok(_) => {}
         }
+    }
+    if unrendered > 0 {
+        checker.error(
+            "render-limit",
+            position(&tests.referenced),
+            format!(
+                "{unrendered} of {} tests were not rendered: this file's tests used the {CHECK_FILE_STEPS} steps one check gives a file",
+                tests.value.len()
+            ),
+            Some("fix the tests above that ran out of fuel or memory first".into()),
+        );
     }
 }
 

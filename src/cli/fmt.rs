@@ -76,8 +76,7 @@ pub fn run(context: &Context, args: &FmtArgs) -> Result<u8, CliError> {
     for file in &files {
         let shown = shown_path(&config.root, file);
         let bytes = match crate::repo::read_working_file(file, Path::new(&shown)) {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => continue,
+            Ok(bytes) => bytes,
             Err(diagnostic) => {
                 report.skipped.push(diagnostic);
                 continue;
@@ -167,6 +166,12 @@ fn prompt_files(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
 
 /// `file` relative to the project root when it is inside it.
 fn shown_path(root: &Path, file: &Path) -> String {
-    let file = file.canonicalize().unwrap_or_else(|_| file.to_path_buf());
+    // The folder is made canonical, not the file: a link is named, never what it points to.
+    let file = match (file.parent(), file.file_name()) {
+        (Some(folder), Some(name)) => folder
+            .canonicalize()
+            .map_or_else(|_| file.to_path_buf(), |folder| folder.join(name)),
+        _ => file.to_path_buf(),
+    };
     display_path(file.strip_prefix(root).unwrap_or(&file))
 }

@@ -15,8 +15,7 @@ pub struct LspArgs {
 /// Runs the language server until the client sends `exit`.
 pub fn run(context: &Context, args: &LspArgs) -> Result<u8, CliError> {
     let _ = args.stdio;
-    let stdin = std::io::stdin();
     let stdout = std::io::stdout();
-    crate::lsp::run(stdin.lock(), stdout.lock(), &context.directory)
+    crate::lsp::run(std::io::stdin(), stdout.lock(), &context.directory)
         .map_err(|err| CliError::external(format!("language server: {err}")))
 }

@@ -290,7 +290,9 @@ pub struct Context {
 impl Context {
     /// Finds the project and reads its configuration.
     pub fn config(&self) -> Result<Config, CliError> {
-        Ok(Config::discover(&self.directory)?)
+        let config = Config::discover(&self.directory)?;
+        config.settings.render.apply();
+        Ok(config)
     }
 
     /// Loads the working tree, failing when the prompt looked for sits in a file that does

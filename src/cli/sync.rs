@@ -9,7 +9,7 @@ use crate::check::check;
 use crate::diagnostic::Severity;
 use crate::history::History;
 use crate::registry::connect;
-use crate::registry::sync::{SyncOptions, SyncSummary, sync, tip_source};
+use crate::registry::sync::{Skipped, SyncOptions, SyncSummary, sync, tip_source};
 
 /// The test hook that kills the process just before the sync commits (see the README).
 const FAIL_HOOK_ENV: &str = "PROMPTCTL_SYNC_FAIL_BEFORE_COMMIT";
@@ -131,6 +131,13 @@ fn print(context: &Context, summary: &SyncSummary) {
         output.json(summary);
         return;
     }
+    for skipped in &summary.skipped {
+        output.note(&format!(
+            "{} {}",
+            output.paint_err(super::output::Style::Yellow, "warning:"),
+            skipped_line(skipped)
+        ));
+    }
     let at = format!("{} at {}", summary.branch, short(&summary.commit));
     if summary.up_to_date {
         output.data(&format!(
@@ -175,7 +182,30 @@ fn print(context: &Context, summary: &SyncSummary) {
         summary.prompts,
         summary.versions
     ));
+    if !summary.skipped.is_empty() {
+        text.push_str(&format!(
+            "{} left out: the registry cannot store them (see the warnings above)\n",
+            summary.skipped.len()
+        ));
+    }
     output.data(&text);
+}
+
+/// `skipped s/p v2 (abc1234): the template holds a NUL character ...`
+fn skipped_line(skipped: &Skipped) -> String {
+    let mut what = format!("skipped {}/{}", skipped.service, skipped.name);
+    match (&skipped.environment, skipped.version) {
+        (Some(environment), Some(version)) => {
+            what.push_str(&format!(" v{version} pin in {environment}"))
+        }
+        (Some(environment), None) => what.push_str(&format!(" pin in {environment}")),
+        (None, Some(version)) => what.push_str(&format!(" v{version}")),
+        (None, None) => {}
+    }
+    if let Some(commit) = &skipped.commit {
+        what.push_str(&format!(" ({})", short(commit)));
+    }
+    format!("{what}: {}", skipped.reason)
 }
 
 /// Kills the process at once, as `kill -9` would: the test hook's effect.

@@ -11,7 +11,7 @@ use super::{CliError, Context, ci, exit, find_prompt};
 use crate::config::Config;
 use crate::eval::report::{self, Summary};
 use crate::eval::selection::{Coverage, Shard};
-use crate::eval::{CaseResult, CaseStatus, TestJob, github, run_tests};
+use crate::eval::{CaseErrorKind, CaseResult, CaseStatus, TestJob, github, run_tests};
 use crate::providers::{Mode, Providers, Recordings};
 use crate::render::Renderer;
 use crate::repo::{LoadedPrompt, Snapshot};
@@ -95,15 +95,22 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
     };
     let (own_jobs, candidate_jobs) = ci::shard_jobs(args.shard, own_jobs, candidate_jobs);
     let output = &context.output;
-    if own_jobs.is_empty() && coverage.is_none() && !want_report && args.junit.is_none() {
+    // A file that cannot be loaded fails the run (exit 2) in every selection and shard:
+    // its tests cannot run, and a run that skipped it would pass green.
+    let unloadable = &snapshot.problems;
+    if own_jobs.is_empty()
+        && coverage.is_none()
+        && !want_report
+        && args.junit.is_none()
+        && unloadable.is_empty()
+    {
         output.note("no tests to run: add `tests:` to a prompt");
         return Ok(exit::SUCCESS);
     }
-    for problem in &snapshot.problems {
-        output.note(&format!(
-            "warning: skipped {}",
-            super::output::escape_control(&problem.to_string())
-        ));
+    if output.format == Format::Human {
+        for problem in unloadable {
+            output.diagnostic(problem);
+        }
     }
     let mode = if args.replay {
         Mode::Replay
@@ -155,6 +162,12 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
         bar.finish_and_clear();
     }
     let seconds = started.elapsed().as_secs_f64();
+    let mut own = own;
+    own.extend(
+        unloadable
+            .iter()
+            .map(|problem| CaseResult::unloadable(problem, &snapshot.prompts_dir)),
+    );
     // With a candidate model, the verdict is the candidate's.
     let judged: &[CaseResult] = candidate.as_deref().unwrap_or(&own);
     let summary = Summary::of(judged);
@@ -176,6 +189,7 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
                 "comparison": report::comparison(&own, c),
             })),
             "coverage": coverage,
+            "unloadable": unloadable,
             "changes": base.as_ref().map(|b| serde_json::json!({
                 "base": b.base.commit,
                 "changed": b.changes.changed,
@@ -212,6 +226,21 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
         }
     }
     let mut code = exit_code(&own, candidate.as_deref());
+    if !unloadable.is_empty() {
+        output.error(
+            &format!(
+                "{} file{} in the prompts folder could not be loaded, so {} tests did not run",
+                unloadable.len(),
+                if unloadable.len() == 1 { "" } else { "s" },
+                if unloadable.len() == 1 {
+                    "its"
+                } else {
+                    "their"
+                }
+            ),
+            &["`promptctl check` shows every problem; fix or remove the file".to_owned()],
+        );
+    }
     if let Some(coverage) = coverage.as_ref().filter(|c| !c.passes()) {
         output.error(
             &format!(
@@ -227,7 +256,17 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
     }
     if want_report {
         if args.github.enabled() {
-            let mut annotations = github::test_annotations(judged);
+            // The files that could not be loaded are annotated from their diagnostics.
+            let ran: Vec<CaseResult> = judged
+                .iter()
+                .filter(|r| {
+                    r.error
+                        .as_ref()
+                        .is_none_or(|e| e.kind != CaseErrorKind::Load)
+                })
+                .cloned()
+                .collect();
+            let mut annotations = github::test_annotations(&ran);
             annotations.extend(github::diagnostic_annotations(&snapshot.problems));
             annotations.extend(coverage.as_ref().and_then(github::coverage_annotation));
             ci::print_annotations(context, &config, &annotations);

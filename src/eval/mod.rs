@@ -11,7 +11,7 @@ pub mod report;
 pub mod selection;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -68,6 +68,8 @@ pub enum CaseErrorKind {
     Configuration,
     /// The provider failed after its retries.
     Provider,
+    /// A prompt file or partial could not be loaded, so its tests could not run at all.
+    Load,
 }
 
 /// An error of a case.
@@ -135,6 +137,37 @@ impl CaseResult {
             model: job.model.clone(),
             status: CaseStatus::Error,
             error: None,
+            output: None,
+            latency_ms: None,
+            usage: None,
+            cost_usd: None,
+            replayed: false,
+            assertions: Vec::new(),
+        }
+    }
+
+    /// The case standing for a file of the prompts folder that could not be loaded (too
+    /// large, not UTF-8, not YAML, not a file...): an error of kind
+    /// [`CaseErrorKind::Load`] at the problem's line, so every report counts and shows it.
+    /// `prompts_dir` (relative to the project root) gives the file its identity.
+    pub fn unloadable(problem: &crate::diagnostic::Diagnostic, prompts_dir: &Path) -> CaseResult {
+        let relative = problem
+            .path
+            .strip_prefix(prompts_dir)
+            .unwrap_or(&problem.path);
+        let prompt = PromptId::from_parts(None, None, relative)
+            .unwrap_or_else(|| PromptId::new("", crate::diagnostic::display_path(relative)));
+        CaseResult {
+            prompt,
+            test: "(file could not be loaded)".to_owned(),
+            path: problem.path.clone(),
+            line: problem.position.line,
+            model: "-".to_owned(),
+            status: CaseStatus::Error,
+            error: Some(CaseError {
+                kind: CaseErrorKind::Load,
+                message: format!("{} [{}]", problem.message, problem.code),
+            }),
             output: None,
             latency_ms: None,
             usage: None,

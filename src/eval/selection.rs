@@ -251,7 +251,8 @@ pub struct Coverage {
 }
 
 impl Coverage {
-    /// The coverage of every prompt of `snapshot` against `minimum`.
+    /// The coverage of every prompt of `snapshot` against `minimum`. A prompt file that
+    /// could not be loaded counts as a prompt without tests, named by its path.
     pub fn of(snapshot: &Snapshot, minimum: f64) -> Coverage {
         let mut coverage = Coverage {
             prompts: 0,
@@ -272,6 +273,21 @@ impl Coverage {
             } else {
                 coverage.untested.push(id.to_string());
             }
+        }
+        let unloadable: BTreeSet<&std::path::Path> = snapshot
+            .problems
+            .iter()
+            .map(|problem| problem.path.as_path())
+            .filter(|path| {
+                let relative = path.strip_prefix(&snapshot.prompts_dir).unwrap_or(path);
+                crate::repo::FileKind::of(relative) == Some(crate::repo::FileKind::Prompt)
+            })
+            .collect();
+        for path in unloadable {
+            coverage.prompts += 1;
+            coverage
+                .untested
+                .push(crate::diagnostic::display_path(path));
         }
         coverage.untested.sort();
         coverage

@@ -523,9 +523,10 @@ impl History {
             let on_disk = workdir.join(path);
             let shown = self.tracker.prompts_dir.join(relative);
             // Read as every command reads the working tree: a symbolic link, FIFO or device
-            // is no prompt file (as if deleted), and a read stops at the size limit.
+            // is a problem, never followed or read, and a read stops at the size limit.
+            let gone = std::fs::symlink_metadata(&on_disk).is_err();
             let new = match crate::repo::read_working_file(&on_disk, &shown) {
-                Ok(Some(bytes)) => {
+                Ok(bytes) => {
                     let blob = Oid::hash_object(git2::ObjectType::Blob, &bytes)?;
                     if self
                         .tracker
@@ -537,9 +538,10 @@ impl History {
                     }
                     Some((blob, Arc::new(ParsedBlob::parse(&shown, blob, &bytes))))
                 }
+                // Deleted from the working tree.
+                Err(_) if gone && !self.tracker.files.contains_key(relative) => continue,
+                Err(_) if gone => None,
                 Err(diagnostic) => Some((Oid::zero(), Arc::new(ParsedBlob::failed(diagnostic)))),
-                Ok(None) if !self.tracker.files.contains_key(relative) => continue,
-                Ok(None) => None,
             };
             changes.push(Change {
                 path: relative.to_owned(),

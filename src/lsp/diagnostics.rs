@@ -6,17 +6,25 @@
 //! two files defining the same prompt, are left to `promptctl check`.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use lsp_types::{DiagnosticSeverity, NumberOrString, Range};
 
 use super::Project;
 use super::documents::{end_on_line, from_line_column};
-use crate::check::check;
+use crate::check::check_cancellable;
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::repo::Snapshot;
 
-/// The findings of `check` for the buffer `text` of `file` (an absolute path).
-pub fn for_document(project: &Project, file: &Path, text: &str) -> Vec<lsp_types::Diagnostic> {
+/// The findings of `check` for the buffer `text` of `file` (an absolute path); when
+/// `cancel` is set meanwhile, the test cases left are not rendered.
+pub fn for_document(
+    project: &Project,
+    file: &Path,
+    text: &str,
+    cancel: &Arc<AtomicBool>,
+) -> Vec<lsp_types::Diagnostic> {
     let Some(relative) = project.relative(file) else {
         return Vec::new();
     };
@@ -27,7 +35,7 @@ pub fn for_document(project: &Project, file: &Path, text: &str) -> Vec<lsp_types
     );
     snapshot.partials = project.partials.clone();
     let path = prompts_dir.join(&relative);
-    check(&snapshot)
+    check_cancellable(&snapshot, Some(cancel.clone()))
         .diagnostics
         .iter()
         .filter(|d| d.path == path)

@@ -1,9 +1,16 @@
 //! `promptctl lsp`: a Language Server over stdio, working from unsaved buffers.
 //!
-//! One thread reads `Content-Length` framed JSON-RPC messages, handles each in turn and
-//! writes the answers: diagnostics from [`crate::check`] as the user types, completion,
-//! hover, go-to-definition and formatting (through [`crate::format`], as `promptctl fmt`). Requests are cheap enough (a check of one file is a few
-//! milliseconds) that nothing runs in the background.
+//! One thread reads `Content-Length` framed JSON-RPC messages and queues them; the main
+//! thread handles each in turn and writes the answers: diagnostics from [`crate::check`] as
+//! the user types, completion, hover, go-to-definition and formatting (through
+//! [`crate::format`], as `promptctl fmt`).
+//!
+//! A check of one file is a few milliseconds, but a file of runaway tests can take the
+//! whole budget `check` gives a file (a second or two). So an edit replaced by a newer one
+//! is not checked at all when the newer one is already queued, and a check under way is
+//! cancelled (through [`crate::render::limits`]) as soon as the reader sees a newer edit of
+//! the same document: diagnostics always describe the latest text, without waiting for
+//! the stale ones.
 //!
 //! The framing is read here rather than by `lsp-server`'s stdio transport, because that
 //! transport stops at the first message that is not valid JSON; a malformed message must
@@ -19,10 +26,12 @@ mod documents;
 mod formatting;
 mod hover;
 
-use std::io::{self, BufRead, Write};
+use std::collections::VecDeque;
+use std::io::{self, BufRead, Read, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
 use lsp_server::{Message, Notification, Request, RequestId, Response};
 use lsp_types::notification::Notification as _;
@@ -84,6 +93,7 @@ impl Project {
             file: None,
             settings: crate::config::Settings::default(),
         });
+        config.settings.render.apply();
         let prompts_abs = config.prompts_dir();
         let mut partials = std::collections::BTreeMap::new();
         for entry in walkdir::WalkDir::new(&prompts_abs)
@@ -125,44 +135,62 @@ impl Project {
     }
 }
 
+/// A message as the reader thread hands it over.
+enum Incoming {
+    /// A JSON value (not yet known to be a valid JSON-RPC message).
+    Json(Value),
+    /// A message that could not be read, and why (answered with a parse error).
+    Unreadable(String),
+    /// The end of the input.
+    Eof,
+    /// Reading failed.
+    Failed(io::Error),
+}
+
+/// The document whose diagnostics are being computed, and the flag that cancels them.
+type InFlight = Arc<Mutex<Option<(String, Arc<AtomicBool>)>>>;
+
+/// How many read messages may wait for the main thread.
+const QUEUE: usize = 1024;
+
 /// Runs the server over `input` and `output` until `exit` or the end of the input, and
 /// returns the process exit code: 0 after `shutdown` then `exit`, 1 otherwise.
-pub fn run(input: impl BufRead, mut output: impl Write, start: &Path) -> io::Result<u8> {
+pub fn run(
+    input: impl Read + Send + 'static,
+    mut output: impl Write,
+    start: &Path,
+) -> io::Result<u8> {
     let mut server = Server {
         start: start.to_path_buf(),
         project: None,
         documents: Documents::default(),
         shut_down: false,
     };
-    let mut input = input;
+    let in_flight: InFlight = Arc::default();
+    let (sender, receiver) = mpsc::sync_channel(QUEUE);
+    let reader_in_flight = in_flight.clone();
+    std::thread::spawn(move || read_messages(input, &sender, &reader_in_flight));
+    let mut pending = VecDeque::new();
     loop {
-        let body = match read_frame(&mut input)? {
-            Frame::Eof => return Ok(1),
-            Frame::Bad(reason) => {
+        if pending.is_empty() {
+            pending.push_back(receiver.recv().unwrap_or(Incoming::Eof));
+        }
+        pending.extend(receiver.try_iter());
+        let Some(incoming) = pending.pop_front() else {
+            continue;
+        };
+        let value = match incoming {
+            Incoming::Eof => return Ok(1),
+            Incoming::Failed(err) => return Err(err),
+            Incoming::Unreadable(reason) => {
                 write_raw_error(&mut output, codes::PARSE_ERROR, &reason)?;
                 continue;
             }
-            Frame::Body(body) => body,
+            Incoming::Json(value) => value,
         };
-        let value: Value = match serde_json::from_slice(&body) {
-            Ok(value) => value,
-            Err(err) => {
-                write_raw_error(
-                    &mut output,
-                    codes::PARSE_ERROR,
-                    &format!("invalid JSON: {err}"),
-                )?;
-                continue;
-            }
-        };
-        let message = match serde_json::from_value::<Message>(value.clone()) {
+        let message = match parse_message(&value) {
             Ok(message) => message,
-            Err(_) => {
-                // Answer with the request's id when it has a usable one.
-                let id = value
-                    .get("id")
-                    .cloned()
-                    .filter(|id| id.is_number() || id.is_string());
+            Err(id) => {
                 write_json(
                     &mut output,
                     &error_json(
@@ -194,9 +222,11 @@ pub fn run(input: impl BufRead, mut output: impl Write, start: &Path) -> io::Res
                 if notification.method == lsp_types::notification::Exit::METHOD {
                     return Ok(if server.shut_down { 0 } else { 1 });
                 }
+                let superseded = document_uri(&value)
+                    .is_some_and(|uri| pending.iter().any(|later| edits(later, uri)));
                 let handled = panic::catch_unwind(AssertUnwindSafe(|| {
                     let mut sent = Vec::new();
-                    server.notification(notification, &mut sent);
+                    server.notification(notification, superseded, &in_flight, &mut sent);
                     sent
                 }));
                 outgoing.extend(handled.unwrap_or_default());
@@ -207,6 +237,69 @@ pub fn run(input: impl BufRead, mut output: impl Write, start: &Path) -> io::Res
             message.write(&mut output)?;
         }
     }
+}
+
+/// The reader thread: frames and parses every message, and cancels the diagnostics under
+/// way when a newer edit of their document arrives.
+fn read_messages(input: impl Read, sender: &mpsc::SyncSender<Incoming>, in_flight: &InFlight) {
+    let mut input = io::BufReader::new(input);
+    loop {
+        let incoming = match read_frame(&mut input) {
+            Ok(Frame::Eof) => Incoming::Eof,
+            Err(err) => Incoming::Failed(err),
+            Ok(Frame::Bad(reason)) => Incoming::Unreadable(reason),
+            Ok(Frame::Body(body)) => match serde_json::from_slice::<Value>(&body) {
+                Ok(value) => Incoming::Json(value),
+                Err(err) => Incoming::Unreadable(format!("invalid JSON: {err}")),
+            },
+        };
+        if let Ok(guard) = in_flight.lock()
+            && let Some((uri, cancel)) = guard.as_ref()
+            && edits(&incoming, uri)
+        {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        let last = matches!(incoming, Incoming::Eof | Incoming::Failed(_));
+        if sender.send(incoming).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// A JSON-RPC message, or the id to answer an invalid one with (`null` when it has no
+/// usable id: JSON-RPC ids are numbers or strings, never objects, arrays or booleans).
+fn parse_message(value: &Value) -> Result<Message, Option<Value>> {
+    let id = value.get("id");
+    let usable_id = id.filter(|id| id.is_number() || id.is_string()).cloned();
+    if id.is_some_and(|id| !id.is_null()) && usable_id.is_none() {
+        return Err(None);
+    }
+    serde_json::from_value::<Message>(value.clone()).map_err(|_| usable_id)
+}
+
+/// The document a `didOpen`, `didChange` or `didClose` notification is about.
+fn document_uri(value: &Value) -> Option<&str> {
+    use lsp_types::notification as n;
+    let method = value.get("method")?.as_str()?;
+    if ![
+        n::DidOpenTextDocument::METHOD,
+        n::DidChangeTextDocument::METHOD,
+        n::DidCloseTextDocument::METHOD,
+    ]
+    .contains(&method)
+    {
+        return None;
+    }
+    value
+        .get("params")?
+        .get("textDocument")?
+        .get("uri")?
+        .as_str()
+}
+
+/// Whether a queued message replaces the text of document `uri`.
+fn edits(incoming: &Incoming, uri: &str) -> bool {
+    matches!(incoming, Incoming::Json(value) if document_uri(value) == Some(uri))
 }
 
 impl Server {
@@ -283,8 +376,19 @@ impl Server {
         Response::new_ok(request.id, to_value(result))
     }
 
-    fn notification(&mut self, notification: Notification, outgoing: &mut Vec<Message>) {
+    /// Applies a notification; a document change publishes the document's diagnostics
+    /// unless a newer change of it is already queued (`superseded`) or arrives meanwhile.
+    fn notification(
+        &mut self,
+        notification: Notification,
+        superseded: bool,
+        in_flight: &InFlight,
+        outgoing: &mut Vec<Message>,
+    ) {
         use lsp_types::notification as n;
+        if self.shut_down {
+            return;
+        }
         let Some(project) = &mut self.project else {
             return;
         };
@@ -319,9 +423,17 @@ impl Server {
             _ => None,
         };
         let Some(uri) = changed else { return };
+        if superseded {
+            return;
+        }
         let Some(text) = self.documents.get(&uri) else {
             return;
         };
+        let cancel = Arc::new(AtomicBool::new(false));
+        if let Ok(mut guard) = in_flight.lock() {
+            *guard = Some((uri.to_string(), cancel.clone()));
+        }
+        let mut found = Vec::new();
         let Ok(file) = uri.to_file_path() else { return };
         let is_partial = project.relative(&file).is_some_and(|relative| {
             crate::repo::FileKind::of(&relative) == Some(crate::repo::FileKind::Partial)
@@ -335,13 +447,21 @@ impl Server {
                 if *other != uri
                     && let Ok(other_file) = other.to_file_path()
                 {
-                    let found = diagnostics::for_document(project, &other_file, other_text);
-                    outgoing.push(publish(other.clone(), found));
+                    let diagnostics =
+                        diagnostics::for_document(project, &other_file, other_text, &cancel);
+                    found.push(publish(other.clone(), diagnostics));
                 }
             }
         }
-        let found = diagnostics::for_document(project, &file, text);
-        outgoing.push(publish(uri, found));
+        let diagnostics = diagnostics::for_document(project, &file, text, &cancel);
+        found.push(publish(uri, diagnostics));
+        if let Ok(mut guard) = in_flight.lock() {
+            *guard = None;
+        }
+        // Cancelled: a newer edit is queued and publishes instead.
+        if !cancel.load(Ordering::Relaxed) {
+            outgoing.extend(found);
+        }
     }
 }
 
@@ -500,7 +620,7 @@ mod tests {
         ]
         .concat();
         let mut output = Vec::new();
-        let code = run(input.as_bytes(), &mut output, dir.path()).expect("runs");
+        let code = run(io::Cursor::new(input), &mut output, dir.path()).expect("runs");
         assert_eq!(code, 0);
         let codes: Vec<Option<i64>> = responses(&output)
             .iter()
@@ -525,7 +645,7 @@ mod tests {
     fn exit_without_shutdown_is_code_1() {
         let dir = tempfile::tempdir().expect("tempdir");
         let input = frame(r#"{"jsonrpc":"2.0","method":"exit"}"#);
-        let code = run(input.as_bytes(), Vec::new(), dir.path()).expect("runs");
+        let code = run(io::Cursor::new(input), Vec::new(), dir.path()).expect("runs");
         assert_eq!(code, 1);
     }
 }

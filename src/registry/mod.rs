@@ -9,6 +9,7 @@
 //! This module knows the database and the history, nothing of the command line: it never
 //! prints and never decides exit codes.
 
+pub mod columns;
 pub mod migrations;
 pub mod runs;
 pub mod stats;

@@ -2,11 +2,20 @@
 //! background task so that the caller never waits for the database.
 //!
 //! Rows go through a bounded channel ([`QUEUE_CAPACITY`]); a full queue or a database that
-//! is down costs dropped rows (counted in [`RecorderStats::dropped`]), never a failed or a
-//! slower call. The writer drains the channel with `recv_many`, up to [`BATCH_ROWS`] rows
-//! or [`FLUSH_INTERVAL`] per flush, and writes each batch with one binary `COPY`. It
-//! creates the day partitions ahead (today and tomorrow) and drops the ones older than
-//! `retention_days`. [`RunRecorder::shutdown`] flushes what is queued within a deadline.
+//! is down costs dropped rows (counted in [`RecorderStats::dropped`] and logged as a
+//! `tracing` warning), never a failed or a slower call. The writer drains the channel with
+//! `recv_many`, up to [`BATCH_ROWS`] rows or [`FLUSH_INTERVAL`] per flush, and writes each
+//! batch with one binary `COPY`. It creates the day partitions ahead (today and tomorrow)
+//! and drops the ones older than `retention_days`. [`RunRecorder::shutdown`] flushes what
+//! is queued within a deadline.
+//!
+//! One bad row costs only itself. Before a batch is sent, every row is made to fit its
+//! columns ([`fit_row`]: NUL characters, which PostgreSQL text refuses, become U+FFFD, and
+//! values longer than their `VARCHAR` column are cut; counted in
+//! [`RecorderStats::cleaned`]). A batch PostgreSQL still refuses for its data (SQLSTATE
+//! classes 22, 23 and 54: a bad value, a constraint, a limit) is split in halves and
+//! written again, down to single rows, so only the rows it refuses are dropped (counted in
+//! [`RecorderStats::rejected`], each logged with its run id and PostgreSQL's reason).
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -84,8 +93,13 @@ pub struct RunRecord {
 pub struct RecorderStats {
     /// Rows written.
     pub written: u64,
-    /// Rows dropped (queue full, database down or slow).
+    /// Rows dropped (queue full, database down or slow, or refused by PostgreSQL).
     pub dropped: u64,
+    /// Of the dropped rows, those PostgreSQL refused one by one, after cleaning.
+    pub rejected: u64,
+    /// Rows written after being made to fit their columns (NUL characters replaced,
+    /// over-long values cut).
+    pub cleaned: u64,
     /// The last database error, if any.
     pub last_error: Option<String>,
 }
@@ -94,6 +108,9 @@ pub struct RecorderStats {
 struct Shared {
     written: AtomicU64,
     dropped: AtomicU64,
+    rejected: AtomicU64,
+    cleaned: AtomicU64,
+    drop_log: DropLog,
     /// Rows queued or being flushed.
     pending: AtomicU64,
     closing: AtomicBool,
@@ -101,10 +118,88 @@ struct Shared {
     last_error: Mutex<Option<String>>,
 }
 
+/// Drops are logged at most once per this interval, with their count: a database that is
+/// down, or a full queue, would otherwise log a line per flush or per call.
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The throttled warning of dropped rows: counts add up between two warnings.
+#[derive(Default)]
+struct DropLog {
+    state: Mutex<DropLogState>,
+}
+
+#[derive(Default)]
+struct DropLogState {
+    rows: u64,
+    reason: String,
+    logged_at: Option<Instant>,
+}
+
+impl DropLog {
+    /// Adds `rows` dropped because of `reason`; logs them (and those not logged yet) unless
+    /// a warning went out less than [`DROP_LOG_INTERVAL`] ago.
+    fn note(&self, rows: u64, reason: &str) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.rows += rows;
+        if state.reason != reason {
+            reason.clone_into(&mut state.reason);
+        }
+        if state
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= DROP_LOG_INTERVAL)
+        {
+            state.logged_at = Some(Instant::now());
+            DropLog::emit(&mut state);
+        }
+    }
+
+    /// Logs the drops not logged yet, if any.
+    fn flush(&self) {
+        DropLog::emit(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    fn emit(state: &mut DropLogState) {
+        if state.rows > 0 {
+            tracing::warn!(
+                rows = state.rows,
+                reason = %state.reason,
+                "run records dropped: not written to prompt_runs"
+            );
+            state.rows = 0;
+        }
+    }
+}
+
 impl Shared {
+    /// Counts and logs (throttled) `rows` dropped because of `error`: the database is down
+    /// or refused the batch as a whole.
     fn fail(&self, rows: usize, error: String) {
         self.dropped.fetch_add(rows as u64, Ordering::Relaxed);
+        self.drop_log.note(rows as u64, &error);
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+    }
+
+    /// Counts and logs one row PostgreSQL refused on its own.
+    fn reject(&self, row: &RunRecord, error: String) {
+        tracing::warn!(
+            run_id = %row.run_id,
+            prompt = %format_args!("{}/{}", row.service, row.name),
+            error = %error,
+            "run record dropped: PostgreSQL refused the row"
+        );
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+    }
+
+    /// Counts and logs (throttled) a row dropped because the queue is full or the recorder
+    /// is closing.
+    fn drop_queued(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.drop_log.note(
+            1,
+            "the recorder's queue is full (the database is slower than the runs) or closing",
+        );
     }
 }
 
@@ -152,7 +247,7 @@ impl RunRecorder {
         self.shared.pending.fetch_add(1, Ordering::Relaxed);
         if self.shared.closing.load(Ordering::Relaxed) || tx.try_send(record).is_err() {
             self.shared.pending.fetch_sub(1, Ordering::Relaxed);
-            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            self.shared.drop_queued();
         }
     }
 
@@ -161,6 +256,8 @@ impl RunRecorder {
         RecorderStats {
             written: self.shared.written.load(Ordering::Relaxed),
             dropped: self.shared.dropped.load(Ordering::Relaxed),
+            rejected: self.shared.rejected.load(Ordering::Relaxed),
+            cleaned: self.shared.cleaned.load(Ordering::Relaxed),
             last_error: self
                 .shared
                 .last_error
@@ -182,6 +279,10 @@ impl RunRecorder {
             task.abort();
             let pending = self.shared.pending.swap(0, Ordering::SeqCst);
             self.shared.dropped.fetch_add(pending, Ordering::Relaxed);
+            self.shared.drop_log.note(
+                pending,
+                "the database took longer than the shutdown's flush deadline",
+            );
             let mut error = self
                 .shared
                 .last_error
@@ -194,6 +295,7 @@ impl RunRecorder {
                 ));
             }
         }
+        self.shared.drop_log.flush();
         self.stats()
     }
 }
@@ -228,7 +330,9 @@ const TYPES: [Type; 22] = [
     Type::TIMESTAMPTZ,
 ];
 
-/// Writes `rows` with one binary `COPY` (what each flush does).
+/// Writes `rows` with one binary `COPY`, all or none: PostgreSQL refuses the whole `COPY`
+/// for one row that does not fit, so make each fit first ([`fit_row`]). Each flush of the
+/// recorder goes through here (and splits a refused batch, see the module's doc).
 pub async fn write_rows(client: &Client, rows: &[RunRecord]) -> Result<(), tokio_postgres::Error> {
     let sink = client
         .copy_in(&format!(
@@ -265,6 +369,82 @@ pub async fn write_rows(client: &Client, rows: &[RunRecord]) -> Result<(), tokio
         writer.as_mut().write(&values).await?;
     }
     writer.finish().await?;
+    Ok(())
+}
+
+/// Makes `row` fit the columns of `prompt_runs`: every NUL character (which PostgreSQL
+/// text refuses) becomes U+FFFD, and each value longer than its `VARCHAR` column is cut to
+/// the column's length (limits in [`super::columns`]). Returns whether anything changed.
+pub fn fit_row(row: &mut RunRecord) -> bool {
+    use super::columns::{
+        MAX_ENVIRONMENT, MAX_NAME, MAX_PROVIDER, MAX_RUN_MODEL, MAX_SERVICE, clean, clip,
+    };
+    let mut changed = false;
+    for (text, limit) in [
+        (&mut row.service, Some(MAX_SERVICE)),
+        (&mut row.name, Some(MAX_NAME)),
+        (&mut row.model_requested, Some(MAX_RUN_MODEL)),
+    ] {
+        changed |= clean(text);
+        changed |= limit.is_some_and(|limit| clip(text, limit));
+    }
+    for (text, limit) in [
+        (&mut row.trace_id, None),
+        (&mut row.environment, Some(MAX_ENVIRONMENT)),
+        (&mut row.model_used, Some(MAX_RUN_MODEL)),
+        (&mut row.provider, Some(MAX_PROVIDER)),
+        (&mut row.error, None),
+        (&mut row.attempt_errors, None),
+        (&mut row.input_text, None),
+        (&mut row.output_text, None),
+    ] {
+        if let Some(text) = text {
+            changed |= clean(text);
+            changed |= limit.is_some_and(|limit| clip(text, limit));
+        }
+    }
+    changed
+}
+
+/// Whether PostgreSQL refused rows for their data (SQLSTATE class 22, a bad value; 23, a
+/// constraint; 54, a limit) rather than because the table or the connection failed.
+fn refused_for_data(err: &tokio_postgres::Error) -> bool {
+    err.as_db_error()
+        .is_some_and(|db| matches!(db.code().code().get(..2), Some("22" | "23" | "54")))
+}
+
+/// Writes `rows` (already made to fit): a batch PostgreSQL refuses for its data is split in
+/// halves and written again, down to single rows, so only the rows it refuses are dropped,
+/// each counted and logged. Any other failure (the connection, the table) drops the rows
+/// not written yet, counted and logged, and is returned.
+async fn write_batch(
+    client: &Client,
+    rows: &[RunRecord],
+    shared: &Shared,
+) -> Result<(), tokio_postgres::Error> {
+    let mut parts = vec![rows];
+    while let Some(part) = parts.pop() {
+        match write_rows(client, part).await {
+            Ok(()) => {
+                shared
+                    .written
+                    .fetch_add(part.len() as u64, Ordering::Relaxed);
+            }
+            Err(err) if refused_for_data(&err) && part.len() == 1 => {
+                shared.reject(&part[0], super::describe(&err));
+            }
+            Err(err) if refused_for_data(&err) => {
+                let (first, second) = part.split_at(part.len() / 2);
+                parts.push(second);
+                parts.push(first);
+            }
+            Err(err) => {
+                let left = part.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+                shared.fail(left, super::describe(&err));
+                return Err(err);
+            }
+        }
+    }
     Ok(())
 }
 
@@ -408,16 +588,14 @@ async fn writer(
                 day = today();
                 let _ = maintain_partitions(open_client, retention_days).await;
             }
-            match write_rows(open_client, &batch).await {
-                Ok(()) => {
-                    shared
-                        .written
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                }
-                Err(err) => {
-                    shared.fail(batch.len(), super::describe(&err));
-                    client = None;
-                }
+            let cleaned = batch
+                .iter_mut()
+                .map(fit_row)
+                .filter(|&changed| changed)
+                .count();
+            shared.cleaned.fetch_add(cleaned as u64, Ordering::Relaxed);
+            if write_batch(open_client, &batch, &shared).await.is_err() {
+                client = None;
             }
         }
         shared

@@ -12,8 +12,17 @@
 //! Test cases are not versioned (SPEC section 2): each sync stores the tip's test cases
 //! under each prompt's latest version, so an older version keeps the tests it had when it
 //! was last the latest one synced.
+//!
+//! What the registry cannot store ([`super::columns`]: a NUL character, a name, service or
+//! model over its column) is refused at the tip (by `check`, which runs first) but only
+//! skipped in the history: an old version that does not fit, every version of a prompt
+//! whose identity does not fit, and what hangs on them (an environment pin to a skipped
+//! version, the tip's tests of a skipped latest version) are left out and listed in
+//! [`SyncSummary::skipped`] with the reason; the rest is published. The published versions
+//! keep their history numbers, so a skipped version is a gap (v1, v3): the registry's
+//! numbers stay those of `log`, `show`, the environments file and earlier syncs.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use git2::{Oid, Repository};
@@ -22,19 +31,13 @@ use tokio_postgres::Client;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
-use super::{RegistryError, test_id, version_id};
+use super::{RegistryError, columns, test_id, version_id};
 use crate::config::Config;
 use crate::history::{CommitInfo, History, PromptHistory, Version};
-use crate::repo::{Body, Definition, Snapshot};
+use crate::repo::{Body, PromptId, Snapshot};
 
 /// The key of the advisory lock that serializes syncs.
 const SYNC_LOCK: i64 = 0x7072_6f6d_7074_0002;
-
-/// Column limits of the `prompts` table (SPEC section 4).
-const MAX_NAME: usize = 255;
-const MAX_SERVICE: usize = 100;
-const MAX_MODEL: usize = 50;
-const MAX_CREATED_BY: usize = 100;
 
 /// The `prompts` columns, in COPY order.
 const PROMPT_COLUMNS: &str = "id, name, service, version, template, model, parameters, created_at, \
@@ -78,53 +81,83 @@ pub fn tip_source(config: &Config, tip: &str) -> Result<TipSource, RegistryError
     })
 }
 
-/// Refuses what the `prompts` table cannot hold: names, services and models longer than
-/// its columns. Reads no definition (the models are known without one); the templates'
-/// NUL characters are refused as each version is sent ([`storable`]).
-fn validate(history: &History) -> Result<(), RegistryError> {
-    for (id, prompt) in &history.prompts {
-        let too_long = |what: &str, value: &str, limit: usize| {
-            (value.chars().count() > limit).then(|| {
-                RegistryError::Invalid(format!(
-                    "{id}: the {what} `{value}` is longer than the registry's {limit} characters"
-                ))
-            })
-        };
-        if let Some(err) = too_long("name", &id.name, MAX_NAME)
-            .or_else(|| too_long("service", &id.service, MAX_SERVICE))
-        {
-            return Err(err);
-        }
-        for version in &prompt.versions {
-            if let Some(err) = too_long("model", version.model(), MAX_MODEL) {
-                return Err(RegistryError::Invalid(format!(
-                    "{err} (version {})",
-                    version.number
-                )));
-            }
-        }
-    }
-    Ok(())
+/// Something of the history the registry cannot store, left out of a sync.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    /// The prompt's service.
+    pub service: String,
+    /// The prompt's name.
+    pub name: String,
+    /// The version left out; `None` when the whole prompt is (its identity does not fit).
+    pub version: Option<u32>,
+    /// The commit that made the version.
+    pub commit: Option<String>,
+    /// The environment whose pin was left out, for a pin.
+    pub environment: Option<String>,
+    /// Why, e.g. "the template holds a NUL character ...".
+    pub reason: String,
 }
 
-/// Refuses a version whose template holds a NUL character, which PostgreSQL text cannot
-/// hold.
-fn storable(
-    prompt: &PromptHistory,
-    version: &Version,
-    definition: &Definition,
-) -> Result<(), RegistryError> {
-    let has_nul = match &definition.body {
-        Body::Template(text) => text.as_bytes().contains(&0),
-        Body::Messages(messages) => messages.iter().any(|m| m.content.as_bytes().contains(&0)),
-    };
-    if has_nul {
-        return Err(RegistryError::Invalid(format!(
-            "{} version {}: the template contains a NUL character, which PostgreSQL text cannot hold",
-            prompt.id, version.number
-        )));
+/// What a sync leaves out because the registry cannot store it ([`super::columns`]
+/// decides, as it does for `check`): whole prompts whose identity does not fit, single
+/// versions whose definition does not, and what hangs on them.
+#[derive(Debug, Default)]
+struct Exclusions<'h> {
+    /// Prompts whose name or service does not fit, with why.
+    prompts: BTreeMap<&'h PromptId, String>,
+    /// Versions whose definition does not fit (among those examined), with why.
+    versions: HashMap<(&'h PromptId, u32), String>,
+}
+
+impl<'h> Exclusions<'h> {
+    /// The prompts of `history` whose identity does not fit.
+    fn of(history: &'h History) -> Exclusions<'h> {
+        let prompts = history
+            .prompts
+            .keys()
+            .filter_map(|id| {
+                let problems = columns::identity_problems(id);
+                (!problems.is_empty()).then(|| (id, join(&problems)))
+            })
+            .collect();
+        Exclusions {
+            prompts,
+            versions: HashMap::new(),
+        }
     }
-    Ok(())
+
+    /// Examines `version` of `prompt` (its definition must be loadable); returns whether
+    /// it is left out.
+    fn examine(
+        &mut self,
+        prompt: &'h PromptHistory,
+        version: &Version,
+    ) -> Result<bool, RegistryError> {
+        if self.prompts.contains_key(&prompt.id) {
+            return Ok(true);
+        }
+        let problems = columns::definition_problems(&*version.definition()?);
+        if problems.is_empty() {
+            return Ok(false);
+        }
+        self.versions
+            .insert((&prompt.id, version.number), join(&problems));
+        Ok(true)
+    }
+
+    /// Whether `version` of `id` was left out (as far as examined).
+    fn excludes(&self, id: &PromptId, version: u32) -> bool {
+        self.prompts.contains_key(id) || self.versions.contains_key(&(id, version))
+    }
+}
+
+/// The problems as one sentence.
+fn join(problems: &[columns::Unfit]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// How to sync.
@@ -192,6 +225,37 @@ pub struct SyncSummary {
     pub versions: usize,
     /// The versions sent: those made after the previous synced commit.
     pub sent: Vec<VersionRef>,
+    /// What was left out because the registry cannot store it (with why): versions of
+    /// the history holding a NUL character or a model over the column's length, prompts
+    /// whose name or service is too long, and the test cases, monitor assertions and
+    /// environment pins that hang on them. The other versions keep their numbers.
+    pub skipped: Vec<Skipped>,
+}
+
+impl SyncSummary {
+    /// A summary of nothing done yet: syncing `history` at `commit` as `options` say.
+    fn new(history: &History, options: &SyncOptions, commit: &str) -> SyncSummary {
+        SyncSummary {
+            branch: options.branch.clone(),
+            commit: commit.to_owned(),
+            previous: None,
+            dry_run: options.dry_run,
+            up_to_date: false,
+            rewritten: false,
+            versions_added: 0,
+            versions_updated: 0,
+            versions_removed: 0,
+            archived_changed: 0,
+            tests_changed: 0,
+            tests_removed: 0,
+            environments_changed: 0,
+            monitors_changed: 0,
+            prompts: history.prompts.len(),
+            versions: history.prompts.values().map(|p| p.versions.len()).sum(),
+            sent: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
 }
 
 /// The commits on `tip`'s first-parent chain after `stored`, or `None` when `stored` is
@@ -226,7 +290,7 @@ pub async fn sync(
     tip: &TipSource,
     options: &SyncOptions,
 ) -> Result<SyncSummary, RegistryError> {
-    validate(history)?;
+    let mut exclusions = Exclusions::of(history);
     let Some(tip_commit) = history.tip.clone() else {
         return Err(RegistryError::Invalid(format!(
             "branch `{}` has no commits to sync",
@@ -235,25 +299,7 @@ pub async fn sync(
     };
     let repo = Repository::discover(&config.root)?;
     let tip_oid = Oid::from_str(&tip_commit)?;
-    let mut summary = SyncSummary {
-        branch: options.branch.clone(),
-        commit: tip_commit.clone(),
-        previous: None,
-        dry_run: options.dry_run,
-        up_to_date: false,
-        rewritten: false,
-        versions_added: 0,
-        versions_updated: 0,
-        versions_removed: 0,
-        archived_changed: 0,
-        tests_changed: 0,
-        tests_removed: 0,
-        environments_changed: 0,
-        monitors_changed: 0,
-        prompts: history.prompts.len(),
-        versions: history.prompts.values().map(|p| p.versions.len()).sum(),
-        sent: Vec::new(),
-    };
+    let mut summary = SyncSummary::new(history, options, &tip_commit);
     let environments = environment_rows(config, history, tip.environments.as_deref())?;
 
     let transaction = client.transaction().await?;
@@ -283,7 +329,13 @@ pub async fn sync(
             summary.up_to_date = true;
             // A registry synced before it held monitor assertions (migration 3) gets them
             // now, not at the next commit.
-            summary.monitors_changed = sync_monitors(&transaction, &tip.snapshot).await?;
+            summary.monitors_changed = sync_monitors(
+                &transaction,
+                &tip.snapshot,
+                &exclusions,
+                &mut summary.skipped,
+            )
+            .await?;
             // Commit all the same: it writes nothing but the schema's pending migrations
             // and the monitor assertions the registry lacked.
             if options.dry_run {
@@ -307,31 +359,8 @@ pub async fn sync(
             }
         },
     };
-    let only = only.as_ref();
-    let sent: Vec<(&PromptHistory, &Version, &CommitInfo)> = history
-        .prompts
-        .values()
-        .flat_map(|prompt| {
-            prompt.versions.iter().filter_map(move |version| {
-                let commit = version.commit.as_deref()?;
-                match only {
-                    Some(after) if !after.contains(&commit.id) => None,
-                    _ => Some((prompt, version, commit)),
-                }
-            })
-        })
-        .collect();
-    // Every definition sent at once: from the definitions store, or parsed on every core.
-    history.load_definitions(sent.iter().map(|(_, version, _)| *version))?;
-    summary.sent = sent
-        .iter()
-        .map(|(prompt, version, commit)| VersionRef {
-            service: prompt.id.service.clone(),
-            name: prompt.id.name.clone(),
-            version: version.number,
-            commit: commit.id.clone(),
-        })
-        .collect();
+    let sent = select_versions(history, only.as_ref(), &mut exclusions, &mut summary)?;
+    let environments = publishable_pins(history, environments, &mut exclusions, &mut summary)?;
 
     transaction
         .batch_execute(
@@ -344,13 +373,73 @@ pub async fn sync(
         .await?;
 
     // The versions.
+    merge_versions(&transaction, registry_empty, history, &sent, &mut summary).await?;
+
+    // The archived flags and the tip's test cases.
+    copy_state(&transaction, history, &tip.snapshot, &exclusions).await?;
+    if only.is_some() {
+        summary.archived_changed =
+            update_archived(&transaction, history, &sent, &exclusions).await?;
+    }
+    merge_tests(&transaction, history, tip, &exclusions, &mut summary).await?;
+
+    // The monitor assertions at the tip.
+    summary.monitors_changed = sync_monitors(
+        &transaction,
+        &tip.snapshot,
+        &exclusions,
+        &mut summary.skipped,
+    )
+    .await?;
+
+    // The environments.
+    summary.environments_changed = merge_environments(&transaction, &environments).await?;
+
+    transaction
+        .execute(
+            "INSERT INTO sync_state (branch, commit_sha) VALUES ($1, $2)
+             ON CONFLICT (branch) DO UPDATE SET commit_sha = EXCLUDED.commit_sha, synced_at = NOW()",
+            &[&options.branch, &tip_commit],
+        )
+        .await?;
+    let notice = serde_json::json!({
+        "branch": options.branch,
+        "commit": tip_commit,
+        "previous": previous,
+        "versions_added": summary.versions_added,
+    })
+    .to_string();
+    transaction
+        .execute("SELECT pg_notify('promptctl_sync', $1)", &[&notice])
+        .await?;
+    if options.dry_run {
+        transaction.rollback().await?;
+        return Ok(summary);
+    }
+    if let Some(hook) = options.before_commit {
+        hook();
+    }
+    transaction.commit().await?;
+    Ok(summary)
+}
+
+/// Writes the versions `sent`: straight into `prompts` when the registry is empty (and not
+/// being rewritten), else through `promptctl_new_prompts`, merged without touching equal
+/// rows (and, for a rewrite, deleting the rows whose commit changed).
+async fn merge_versions(
+    transaction: &tokio_postgres::Transaction<'_>,
+    registry_empty: bool,
+    history: &History,
+    sent: &[(&PromptHistory, &Version, &CommitInfo)],
+    summary: &mut SyncSummary,
+) -> Result<(), RegistryError> {
     let direct = registry_empty && !summary.rewritten;
     let table = if direct {
         "prompts"
     } else {
         "promptctl_new_prompts"
     };
-    let copied = copy_versions(&transaction, table, history, &sent).await?;
+    let copied = copy_versions(transaction, table, history, sent).await?;
     if direct {
         summary.versions_added = copied;
     } else {
@@ -404,18 +493,19 @@ pub async fn sync(
         summary.versions_updated = u64::try_from(updated).unwrap_or(0);
     }
 
-    // The archived flags and the tip's test cases.
-    copy_state(&transaction, history, &tip.snapshot).await?;
-    if only.is_some() {
-        summary.archived_changed = update_archived(&transaction, history, &sent).await?;
-    }
-    copy_tests(
-        &transaction,
-        history,
-        &tip.snapshot,
-        &tip_commit_time(history),
-    )
-    .await?;
+    Ok(())
+}
+
+/// Writes the tip's test cases (under each prompt's latest version) and deletes the tests
+/// the tip no longer has.
+async fn merge_tests(
+    transaction: &tokio_postgres::Transaction<'_>,
+    history: &History,
+    tip: &TipSource,
+    exclusions: &Exclusions<'_>,
+    summary: &mut SyncSummary,
+) -> Result<(), RegistryError> {
+    copy_tests(transaction, history, tip, exclusions, &mut summary.skipped).await?;
     let row = transaction
         .query_one(
             "WITH up AS (
@@ -446,12 +536,17 @@ pub async fn sync(
         )
         .await?;
 
-    // The monitor assertions at the tip.
-    summary.monitors_changed = sync_monitors(&transaction, &tip.snapshot).await?;
+    Ok(())
+}
 
-    // The environments.
-    copy_environments(&transaction, &environments).await?;
-    summary.environments_changed = transaction
+/// Writes the environment rows and deletes those the file no longer has; returns the rows
+/// inserted, changed or deleted.
+async fn merge_environments(
+    transaction: &tokio_postgres::Transaction<'_>,
+    environments: &[EnvironmentRow],
+) -> Result<u64, RegistryError> {
+    copy_environments(transaction, environments).await?;
+    let mut changed = transaction
         .execute(
             "INSERT INTO prompt_environments (service, name, environment, version, model)
              SELECT service, name, environment, version, model FROM promptctl_env
@@ -461,7 +556,7 @@ pub async fn sync(
             &[],
         )
         .await?;
-    summary.environments_changed += transaction
+    changed += transaction
         .execute(
             "DELETE FROM prompt_environments e WHERE NOT EXISTS (
                SELECT 1 FROM promptctl_env n
@@ -470,32 +565,118 @@ pub async fn sync(
         )
         .await?;
 
-    transaction
-        .execute(
-            "INSERT INTO sync_state (branch, commit_sha) VALUES ($1, $2)
-             ON CONFLICT (branch) DO UPDATE SET commit_sha = EXCLUDED.commit_sha, synced_at = NOW()",
-            &[&options.branch, &tip_commit],
-        )
-        .await?;
-    let notice = serde_json::json!({
-        "branch": options.branch,
-        "commit": tip_commit,
-        "previous": previous,
-        "versions_added": summary.versions_added,
-    })
-    .to_string();
-    transaction
-        .execute("SELECT pg_notify('promptctl_sync', $1)", &[&notice])
-        .await?;
-    if options.dry_run {
-        transaction.rollback().await?;
-        return Ok(summary);
+    Ok(changed)
+}
+
+/// The versions to send: those made by the commits in `only` (every version when `None`),
+/// their definitions loaded, less those the registry cannot store (recorded in
+/// `summary.skipped`, once per version, or once per prompt whose identity does not fit).
+fn select_versions<'h>(
+    history: &'h History,
+    only: Option<&HashSet<String>>,
+    exclusions: &mut Exclusions<'h>,
+    summary: &mut SyncSummary,
+) -> Result<Vec<(&'h PromptHistory, &'h Version, &'h CommitInfo)>, RegistryError> {
+    let candidates: Vec<(&PromptHistory, &Version, &CommitInfo)> = history
+        .prompts
+        .values()
+        .flat_map(|prompt| {
+            prompt.versions.iter().filter_map(move |version| {
+                let commit = version.commit.as_deref()?;
+                match only {
+                    Some(after) if !after.contains(&commit.id) => None,
+                    _ => Some((prompt, version, commit)),
+                }
+            })
+        })
+        .collect();
+    // Every definition sent at once: from the definitions store, or parsed on every core.
+    history.load_definitions(
+        candidates
+            .iter()
+            .filter(|(prompt, _, _)| !exclusions.prompts.contains_key(&prompt.id))
+            .map(|(_, version, _)| *version),
+    )?;
+    let mut sent = Vec::with_capacity(candidates.len());
+    let mut reported: HashSet<&PromptId> = HashSet::new();
+    for (prompt, version, commit) in candidates {
+        if !exclusions.examine(prompt, version)? {
+            sent.push((prompt, version, commit));
+            continue;
+        }
+        let whole = exclusions.prompts.get(&prompt.id);
+        if whole.is_some() && !reported.insert(&prompt.id) {
+            continue;
+        }
+        summary.skipped.push(Skipped {
+            service: prompt.id.service.clone(),
+            name: prompt.id.name.clone(),
+            version: whole.is_none().then_some(version.number),
+            commit: whole.is_none().then(|| commit.id.clone()),
+            environment: None,
+            reason: whole
+                .or_else(|| exclusions.versions.get(&(&prompt.id, version.number)))
+                .cloned()
+                .unwrap_or_default(),
+        });
     }
-    if let Some(hook) = options.before_commit {
-        hook();
+    summary.sent = sent
+        .iter()
+        .map(|(prompt, version, commit)| VersionRef {
+            service: prompt.id.service.clone(),
+            name: prompt.id.name.clone(),
+            version: version.number,
+            commit: commit.id.clone(),
+        })
+        .collect();
+    Ok(sent)
+}
+
+/// The environment rows the registry can store: not those of a prompt or a pinned version
+/// left out (each recorded in `summary.skipped`). The environment names and models are the
+/// tip's, refused as the file is read ([`environment_rows`]).
+fn publishable_pins<'h>(
+    history: &'h History,
+    rows: Vec<EnvironmentRow>,
+    exclusions: &mut Exclusions<'h>,
+    summary: &mut SyncSummary,
+) -> Result<Vec<EnvironmentRow>, RegistryError> {
+    let pinned: Vec<(&PromptHistory, &Version)> = rows
+        .iter()
+        .filter_map(|row| {
+            let prompt = history
+                .prompts
+                .get(&PromptId::new(&row.service, &row.name))?;
+            let number = u32::try_from(row.version?).ok()?;
+            Some((prompt, prompt.version(number)?))
+        })
+        .collect();
+    history.load_definitions(pinned.iter().map(|(_, version)| *version))?;
+    for (prompt, version) in pinned {
+        exclusions.examine(prompt, version)?;
     }
-    transaction.commit().await?;
-    Ok(summary)
+    let mut kept = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id = PromptId::new(&row.service, &row.name);
+        let version = row.version.and_then(|v| u32::try_from(v).ok());
+        let reason = exclusions.prompts.get(&id).cloned().or_else(|| {
+            let number = version?;
+            let why = exclusions.versions.get(&(&id, number))?;
+            Some(format!("version {number} is left out: {why}"))
+        });
+        match reason {
+            None => kept.push(row),
+            Some(reason) => summary.skipped.push(Skipped {
+                service: row.service,
+                name: row.name,
+                version,
+                commit: None,
+                environment: Some(row.environment),
+                reason,
+            }),
+        }
+    }
+    Ok(kept)
 }
 
 /// Brings the archived flags of older rows in line with the history, for the prompts whose
@@ -506,10 +687,14 @@ async fn update_archived(
     transaction: &tokio_postgres::Transaction<'_>,
     history: &History,
     sent: &[(&PromptHistory, &Version, &CommitInfo)],
+    exclusions: &Exclusions<'_>,
 ) -> Result<u64, RegistryError> {
     let mut latest_ids = Vec::new();
-    let mut by_latest = std::collections::HashMap::new();
+    let mut by_latest = HashMap::new();
     for (id, prompt) in &history.prompts {
+        if exclusions.prompts.contains_key(id) {
+            continue;
+        }
         if let Some(latest) = prompt.latest() {
             let uuid = version_id(&id.service, &id.name, latest.number);
             latest_ids.push(uuid);
@@ -522,13 +707,27 @@ async fn update_archived(
             &[&latest_ids],
         )
         .await?;
-    let mut changed: BTreeMap<&crate::repo::PromptId, bool> = BTreeMap::new();
+    let mut changed: BTreeMap<&PromptId, bool> = BTreeMap::new();
     for row in rows {
         let id: uuid::Uuid = row.get(0);
         let archived: bool = row.get(1);
-        if let Some(prompt) = by_latest.get(&id)
+        if let Some(prompt) = by_latest.remove(&id)
             && prompt.archived != archived
         {
+            changed.insert(&prompt.id, prompt.archived);
+        }
+    }
+    // A prompt whose latest version was left out (the registry cannot store it): its
+    // newest stored row holds the flag.
+    for prompt in by_latest.into_values() {
+        let newest = transaction
+            .query_opt(
+                "SELECT archived FROM prompts WHERE service = $1 AND name = $2
+                 ORDER BY version DESC LIMIT 1",
+                &[&prompt.id.service, &prompt.id.name],
+            )
+            .await?;
+        if newest.is_some_and(|row| row.get::<_, bool>(0) != prompt.archived) {
             changed.insert(&prompt.id, prompt.archived);
         }
     }
@@ -562,6 +761,9 @@ fn tip_commit_time(history: &History) -> SystemTime {
 
 /// Seconds since the epoch as a `SystemTime`.
 fn system_time(seconds: i64) -> SystemTime {
+    // A commit's time is whatever its object says; PostgreSQL's `timestamp` (and
+    // `SystemTime` arithmetic) hold less than an `i64` of seconds: years 1 to 9999 it is.
+    let seconds = seconds.clamp(-62_135_596_800, 253_402_300_799);
     if seconds >= 0 {
         UNIX_EPOCH + Duration::from_secs(seconds.unsigned_abs())
     } else {
@@ -569,12 +771,18 @@ fn system_time(seconds: i64) -> SystemTime {
     }
 }
 
-/// `text` cut to `limit` characters.
-fn truncate(text: &str, limit: usize) -> &str {
-    match text.char_indices().nth(limit) {
-        Some((index, _)) => &text[..index],
-        None => text,
+/// `text` made to fit a column: NUL characters replaced (U+FFFD), cut to `limit`
+/// characters when the column has one.
+fn fitted(text: &str, limit: Option<usize>) -> std::borrow::Cow<'_, str> {
+    if columns::text_problem(text, limit).is_none() {
+        return std::borrow::Cow::Borrowed(text);
     }
+    let mut owned = text.to_owned();
+    columns::clean(&mut owned);
+    if let Some(limit) = limit {
+        columns::clip(&mut owned, limit);
+    }
+    std::borrow::Cow::Owned(owned)
 }
 
 async fn copy_versions(
@@ -611,7 +819,6 @@ async fn copy_versions(
     let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
     for (prompt, version, commit) in sent {
         let definition = version.definition()?;
-        storable(prompt, version, &definition)?;
         let includes = definition
             .body
             .messages()
@@ -639,7 +846,9 @@ async fn copy_versions(
         let variables =
             serde_json::to_value(&definition.variables).unwrap_or(serde_json::Value::Null);
         let created_at = system_time(commit.time);
-        let created_by = truncate(&commit.author_name, MAX_CREATED_BY);
+        // The commit's metadata is not the user's to fix: made to fit rather than refused.
+        let created_by = fitted(&commit.author_name, Some(columns::MAX_CREATED_BY));
+        let message = fitted(&commit.message, None);
         let format = match definition.body {
             Body::Template(_) => "template",
             Body::Messages(_) => "messages",
@@ -655,7 +864,7 @@ async fn copy_versions(
             &created_at,
             &created_by,
             &commit.id,
-            &commit.message,
+            &message,
             &prompt.archived,
             &format,
             &variables,
@@ -670,6 +879,7 @@ async fn copy_state(
     transaction: &tokio_postgres::Transaction<'_>,
     history: &History,
     snapshot: &Snapshot,
+    exclusions: &Exclusions<'_>,
 ) -> Result<(), RegistryError> {
     let in_tip: HashSet<&crate::repo::PromptId> = snapshot
         .prompts
@@ -684,6 +894,9 @@ async fn copy_state(
     let types = [Type::TEXT, Type::TEXT, Type::BOOL, Type::UUID, Type::BOOL];
     let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
     for (id, prompt) in &history.prompts {
+        if exclusions.prompts.contains_key(id) {
+            continue;
+        }
         let latest = prompt
             .latest()
             .map(|v| version_id(&id.service, &id.name, v.number));
@@ -701,9 +914,13 @@ const EXPECTED_KINDS: &[&str] = &["exact_match", "contains", "semantic_similarit
 
 /// Writes each prompt's `monitor` assertions at the tip into `prompt_monitors` (rows of
 /// prompts without any are deleted); returns the rows inserted, changed or deleted.
+/// Assertions the registry cannot store, and those of a prompt left out, are recorded in
+/// `skipped` instead.
 async fn sync_monitors(
     transaction: &tokio_postgres::Transaction<'_>,
     snapshot: &Snapshot,
+    exclusions: &Exclusions<'_>,
+    skipped: &mut Vec<Skipped>,
 ) -> Result<u64, RegistryError> {
     let mut services = Vec::new();
     let mut names = Vec::new();
@@ -712,10 +929,21 @@ async fn sync_monitors(
         let (Some(id), Some(monitor)) = (&loaded.id, &loaded.file.monitor) else {
             continue;
         };
-        if monitor.is_empty() {
+        if monitor.is_empty() || exclusions.prompts.contains_key(id) {
             continue;
         }
         let plain: Vec<&crate::repo::Assertion> = monitor.iter().map(|a| &a.value).collect();
+        if let Some(problem) = plain.iter().find_map(|a| columns::assertion_problem(a)) {
+            skipped.push(Skipped {
+                service: id.service.clone(),
+                name: id.name.clone(),
+                version: None,
+                commit: None,
+                environment: None,
+                reason: format!("its monitor assertions: an assertion {problem}"),
+            });
+            continue;
+        }
         services.push(id.service.clone());
         names.push(id.name.clone());
         assertions.push(serde_json::to_value(plain).unwrap_or(serde_json::Value::Null));
@@ -740,12 +968,17 @@ async fn sync_monitors(
     Ok(upserted + deleted)
 }
 
+/// Copies the tip's test cases, each under its prompt's latest version, into
+/// `promptctl_new_tests`. Those the registry cannot store, and those whose prompt or latest
+/// version is left out, are recorded in `skipped` instead.
 async fn copy_tests(
     transaction: &tokio_postgres::Transaction<'_>,
     history: &History,
-    snapshot: &Snapshot,
-    created_at: &SystemTime,
+    tip: &TipSource,
+    exclusions: &Exclusions<'_>,
+    skipped: &mut Vec<Skipped>,
 ) -> Result<(), RegistryError> {
+    let created_at = &tip_commit_time(history);
     let sink = transaction
         .copy_in(
             "COPY promptctl_new_tests (id, prompt_id, test_input, expected_output, evaluation_criteria, created_at, test_name) FROM STDIN (FORMAT binary)",
@@ -761,17 +994,44 @@ async fn copy_tests(
         Type::TEXT,
     ];
     let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
-    for loaded in &snapshot.prompts {
+    for loaded in &tip.snapshot.prompts {
         let Some(id) = &loaded.id else { continue };
         let Some(latest) = history.prompts.get(id).and_then(PromptHistory::latest) else {
             continue;
         };
         let prompt_id = version_id(&id.service, &id.name, latest.number);
+        let leave_out = |reason: String| Skipped {
+            service: id.service.clone(),
+            name: id.name.clone(),
+            version: Some(latest.number),
+            commit: None,
+            environment: None,
+            reason,
+        };
+        let has_tests = loaded
+            .file
+            .tests
+            .as_ref()
+            .is_some_and(|t| !t.value.is_empty());
+        if has_tests && exclusions.excludes(id, latest.number) {
+            skipped.push(leave_out(
+                "its test cases: the version they hang on is left out".to_owned(),
+            ));
+            continue;
+        }
         let Some(tests) = &loaded.file.tests else {
             continue;
         };
         for (index, test) in tests.value.iter().enumerate() {
             let test = &test.value;
+            if let Some((_, problem)) = columns::test_problems(test).into_iter().next() {
+                let label = test.name.as_deref().map_or_else(
+                    || format!("test {}", index + 1),
+                    |name| format!("test `{}`", name.escape_debug()),
+                );
+                skipped.push(leave_out(format!("its {label}: a field {problem}")));
+                continue;
+            }
             let input = serde_json::to_string(&test.vars).unwrap_or_else(|_| "{}".to_owned());
             let assertions: Vec<&crate::repo::Assertion> =
                 test.assert.iter().map(|a| &a.value).collect();
@@ -837,6 +1097,9 @@ pub fn environment_rows(
             .find(&entry.key)
             .map_err(|err| bad(format!("{err}")))?;
         for environment in &entry.environments {
+            if let Some((place, message, _)) = columns::pin_problems(environment).pop() {
+                return Err(bad(format!("{}:{}: {message}", place.line, place.column)));
+            }
             let version = match environment.pin.version {
                 crate::environments::VersionRef::Latest => None,
                 crate::environments::VersionRef::Number(number) => {
@@ -900,8 +1163,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn truncation_counts_characters() {
-        assert_eq!(truncate("ééé", 2), "éé");
-        assert_eq!(truncate("ab", 5), "ab");
+    fn any_commit_time_gives_a_time_postgres_holds() {
+        for seconds in [i64::MIN, -62_135_596_801, 0, 1_700_000_000, i64::MAX] {
+            let time = system_time(seconds);
+            let year_10000 = UNIX_EPOCH + Duration::from_secs(253_402_300_800);
+            assert!(time < year_10000, "{seconds}");
+        }
+    }
+
+    #[test]
+    fn commit_metadata_is_made_to_fit() {
+        assert_eq!(fitted("ééé", Some(2)), "éé");
+        assert_eq!(fitted("ab", Some(5)), "ab");
+        assert_eq!(fitted("a\0b", None), "a\u{FFFD}b");
     }
 }

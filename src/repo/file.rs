@@ -366,13 +366,13 @@ impl AssertionKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParseFailure(pub Diagnostic);
 
-/// The diagnostic of a file over [`MAX_FILE_BYTES`].
-pub fn too_large(path: &Path) -> Diagnostic {
+/// The problem of a file of `size` bytes, over [`MAX_FILE_BYTES`].
+pub fn too_large(path: &Path, size: u64) -> Diagnostic {
     Diagnostic::error(
         "file-too-large",
         path,
         Position::start(),
-        format!("file is over the {MAX_FILE_BYTES} byte limit for prompt files"),
+        format!("file is {size} bytes, over the {MAX_FILE_BYTES} byte limit for prompt files"),
     )
     .with_help("split the prompt, or move large reference text out of the template")
 }
@@ -380,7 +380,7 @@ pub fn too_large(path: &Path) -> Diagnostic {
 /// Checks that raw bytes are text a prompt file could be: size, NUL bytes, UTF-8.
 pub fn decode_text(path: &Path, bytes: &[u8]) -> Result<String, Diagnostic> {
     if bytes.len() > MAX_FILE_BYTES {
-        return Err(too_large(path));
+        return Err(too_large(path, bytes.len() as u64));
     }
     if let Some(offset) = bytes.iter().position(|&b| b == 0) {
         let position = byte_position(bytes, offset);

@@ -144,13 +144,13 @@ impl Snapshot {
         let mut problems = Vec::new();
         for (relative, _) in working_files(&prompts_dir)? {
             match read_working_file(&prompts_dir.join(&relative), &shown_dir.join(&relative)) {
-                Ok(Some(bytes)) => files.push((relative, bytes)),
-                Ok(None) => {}
+                Ok(bytes) => files.push((relative, bytes)),
                 Err(diagnostic) => problems.push(diagnostic),
             }
         }
         let mut snapshot = Snapshot::from_files(shown_dir, files);
         snapshot.problems.extend(problems);
+        snapshot.problems.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(snapshot)
     }
 
@@ -200,11 +200,12 @@ impl Snapshot {
     }
 }
 
-/// Every prompt file and partial under the folder `dir` (paths relative to it, sorted),
-/// skipping hidden paths. Only regular files count: a symbolic link (to a file or a
-/// folder), FIFO, socket or device is not a prompt file, so nothing outside the repository
-/// is read and no read can hang; `dir` itself being a link is an error. Every command that reads the working tree's prompts
-/// folder finds its files here.
+/// Every path under the folder `dir` named like a prompt file or partial (relative to it,
+/// sorted), skipping hidden paths, whatever it is: [`read_working_file`] reads only a
+/// regular file and reports anything else (a symbolic link, a FIFO, a folder named
+/// `x.yaml`), so nothing outside the repository is read, no read can hang and nothing is
+/// silently left out. Links to folders are not followed; `dir` itself being a link is an
+/// error. Every command that reads the working tree's prompts folder finds its files here.
 pub fn working_files(dir: &Path) -> Result<Vec<(PathBuf, FileKind)>, RepoError> {
     if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
         return Err(RepoError::LinkedPromptsDir {
@@ -220,14 +221,14 @@ pub fn working_files(dir: &Path) -> Result<Vec<(PathBuf, FileKind)>, RepoError> 
             path: err.path().unwrap_or(dir).to_path_buf(),
             source: err.into(),
         })?;
-        if !entry.file_type().is_file() {
-            continue;
-        }
         let relative = entry
             .path()
             .strip_prefix(dir)
             .unwrap_or(entry.path())
             .to_path_buf();
+        if entry.depth() == 0 {
+            continue;
+        }
         if let Some(kind) = FileKind::of(&relative) {
             files.push((relative, kind));
         }
@@ -236,20 +237,44 @@ pub fn working_files(dir: &Path) -> Result<Vec<(PathBuf, FileKind)>, RepoError> 
 }
 
 /// Reads one prompt file or partial of the working tree at `path` (`shown` names it in
-/// diagnostics): `None` when it is not a regular file, which promptctl ignores as
-/// [`working_files`] does; a diagnostic when it is over [`file::MAX_FILE_BYTES`] (the read
-/// stops there) or cannot be read.
-pub fn read_working_file(path: &Path, shown: &Path) -> Result<Option<Vec<u8>>, Diagnostic> {
+/// problems), bounded: a file over [`file::MAX_FILE_BYTES`] is refused by its size without
+/// being read, and at most one byte past the limit is read from a file growing meanwhile.
+/// A path that is not a regular file (a symbolic link, looked at itself and never
+/// followed, a FIFO, a folder), or cannot be read, is a problem naming it and why.
+pub fn read_working_file(path: &Path, shown: &Path) -> Result<Vec<u8>, Diagnostic> {
+    use crate::files::ReadError;
+    let refuse = |code: &'static str, message: String, help: &str| {
+        Diagnostic::error(code, shown, crate::diagnostic::Position::start(), message)
+            .with_help(help)
+    };
     match crate::files::read_regular(path, file::MAX_FILE_BYTES as u64) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(crate::files::ReadError::NotRegular { .. }) => Ok(None),
-        Err(crate::files::ReadError::TooLarge { .. }) => Err(file::too_large(shown)),
-        Err(err) if err.is_not_found() => Ok(None),
-        Err(crate::files::ReadError::Io { source, .. }) => Err(Diagnostic::error(
+        Ok(bytes) => Ok(bytes),
+        Err(ReadError::TooLarge { size, .. }) => Err(file::too_large(shown, size)),
+        Err(ReadError::NotRegular { kind, .. }) => {
+            let (what, help) = match kind {
+                "a folder" => (
+                    "a directory",
+                    "rename it: names ending in .yaml, .yml, .j2 or .jinja are prompt files and partials",
+                ),
+                "a symbolic link" => (
+                    "a symbolic link",
+                    "replace it with the file itself: promptctl reads regular files only, and Git stores a link, not what it points to",
+                ),
+                _ => (
+                    "not a regular file (a FIFO, socket or device)",
+                    "remove it from the prompts folder",
+                ),
+            };
+            Err(refuse(
+                "not-a-file",
+                format!("this is {what}, not a prompt file that can be loaded"),
+                help,
+            ))
+        }
+        Err(ReadError::Io { source, .. }) => Err(refuse(
             "unreadable",
-            shown,
-            crate::diagnostic::Position::start(),
-            format!("cannot read {}: {source}", display_path(shown)),
+            format!("cannot read the file: {source}"),
+            "make it readable by the user running promptctl",
         )),
     }
 }

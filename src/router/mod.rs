@@ -645,11 +645,14 @@ fn join_attempts(attempts: &[AttemptError]) -> Option<String> {
     })
 }
 /// The run name of a grading call: `NAME:judge`, the judged name cut (between characters)
-/// so that the whole fits the registry's 255-character `name` column; one row too long
-/// would fail the whole batch it is written in.
+/// so that the whole fits the registry's `name` column (the recorder would otherwise cut
+/// the suffix off).
 fn judge_run_name(judged: &str) -> String {
     const SUFFIX: &str = ":judge";
-    let kept: String = judged.chars().take(255 - SUFFIX.len()).collect();
+    let kept: String = judged
+        .chars()
+        .take(crate::registry::columns::MAX_NAME - SUFFIX.len())
+        .collect();
     format!("{kept}{SUFFIX}")
 }
 

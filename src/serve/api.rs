@@ -605,9 +605,11 @@ pub async fn render(
                 RenderError::MissingVariable { .. }
                 | RenderError::UnknownVariable { .. }
                 | RenderError::WrongType { .. } => "invalid_variables",
+                _ if err.is_limit() => "render_limit",
                 _ => "render_failed",
             };
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, err.to_string())
+            let message = format!("{}/{}: {err}", prompt.service, prompt.name);
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
         })?;
     let mut response = Json(RenderResponse {
         service: prompt.service.clone(),
@@ -731,9 +733,13 @@ pub async fn run(
                 RouterError::UnknownPrompt(_) | RouterError::UnknownEnvironment(_) => {
                     ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
                 }
-                RouterError::Render { .. } => ApiError::new(
+                RouterError::Render { error, .. } => ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_variables",
+                    if error.is_limit() {
+                        "render_limit"
+                    } else {
+                        "invalid_variables"
+                    },
                     message,
                 ),
                 RouterError::Source(_) => {

@@ -6,6 +6,13 @@
 //! prompts folder: `../` and absolute paths are refused and nothing is read from disk.
 //! Variables are checked against the declaration before rendering: required ones must be
 //! given, unknown ones are refused, types must match, defaults fill the rest.
+//!
+//! Every render also runs inside a memory limit ([`limits`]): the values and output of one
+//! render may not pass `[render] memory_limit_mib` (64 MiB by default), however the template
+//! grows them, and a render that tries fails with [`TemplateErrorKind::MemoryLimit`].
+//! minijinja's `debug()` function is removed: it would print the whole context.
+
+pub mod limits;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -52,6 +59,19 @@ pub enum TemplateErrorKind {
     Include,
     /// The template ran out of fuel: a runaway loop.
     OutOfFuel,
+    /// The template's values and output passed the render's memory limit.
+    MemoryLimit,
+}
+
+impl TemplateErrorKind {
+    /// Whether the render was stopped by one of its limits (fuel or memory) rather than by
+    /// an error in the template: the `render-limit` of `check` and the API.
+    pub fn is_limit(self) -> bool {
+        matches!(
+            self,
+            TemplateErrorKind::OutOfFuel | TemplateErrorKind::MemoryLimit
+        )
+    }
 }
 
 /// Errors rendering a prompt.
@@ -96,6 +116,14 @@ pub enum RenderError {
     },
 }
 
+impl RenderError {
+    /// Whether a limit stopped the render (fuel, steps or memory): `render-limit` in `check`,
+    /// `render_limit` over HTTP.
+    pub fn is_limit(&self) -> bool {
+        matches!(self, RenderError::Template { kind, .. } if kind.is_limit())
+    }
+}
+
 /// One rendered message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RenderedMessage {
@@ -134,6 +162,8 @@ impl Renderer {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(RENDER_FUEL));
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.remove_global("debug");
+        minijinja::limits::set_allocation_check(limits::allocation_check);
         env.set_loader(move |name| {
             if !include_path_is_safe(name) {
                 return Err(minijinja::Error::new(
@@ -153,7 +183,23 @@ impl Renderer {
         vars: &BTreeMap<String, serde_json::Value>,
     ) -> Result<Vec<RenderedMessage>, RenderError> {
         let context = resolve_variables(&definition.variables, vars)?;
+        let scope = limits::Scope::enter();
         let context = minijinja::Value::from(minijinja::value::Serde(&context));
+        let rendered = self.render_messages(definition, context);
+        match rendered {
+            Err(RenderError::Template { part, line, .. }) if scope.exceeded() => {
+                Err(memory_limit_error(part, line))
+            }
+            Ok(_) if scope.exceeded() => Err(memory_limit_error(TemplatePart::Template, None)),
+            other => other,
+        }
+    }
+
+    fn render_messages(
+        &self,
+        definition: &Definition,
+        context: minijinja::Value,
+    ) -> Result<Vec<RenderedMessage>, RenderError> {
         definition
             .body
             .messages()
@@ -185,6 +231,19 @@ impl Renderer {
                 !globals.contains(name.as_str()) && !JINJA_SPECIALS.contains(&name.as_str())
             })
             .collect())
+    }
+}
+
+/// The error of a render stopped by its memory limit.
+fn memory_limit_error(part: TemplatePart, line: Option<usize>) -> RenderError {
+    RenderError::Template {
+        part,
+        line,
+        kind: TemplateErrorKind::MemoryLimit,
+        message: format!(
+            "the render used more than {} MiB of memory for its values and output and was stopped ([render] memory_limit_mib)",
+            limits::limit().div_ceil(1024 * 1024)
+        ),
     }
 }
 
@@ -223,7 +282,8 @@ pub fn template_error(part: TemplatePart, err: &minijinja::Error) -> RenderError
     };
     let message = match kind {
         TemplateErrorKind::OutOfFuel => format!(
-            "the template ran more than {RENDER_FUEL} instructions and was stopped (a runaway loop?)"
+            "the template ran more than {RENDER_FUEL} instructions (or {} steps inside them) and was stopped (a runaway loop?)",
+            limits::MAX_STEPS
         ),
         _ => {
             let detail = innermost.detail().map(str::to_owned);
