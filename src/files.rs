@@ -216,12 +216,21 @@ fn write_synced(path: &Path, data: &[u8]) -> std::io::Result<()> {
 }
 
 /// Flushes a folder's entries (a rename into it) to the disk. Some systems cannot open a
-/// folder for that (Windows); there the rename is as durable as the system makes it.
+/// folder for that (Windows) and some file systems cannot flush one (they answer
+/// `EINVAL`); there the rename is as durable as the system makes it.
 fn sync_folder(folder: &Path) -> std::io::Result<()> {
-    match std::fs::File::open(folder) {
-        Ok(handle) => handle.sync_all(),
-        Err(_) if cfg!(not(unix)) => Ok(()),
-        Err(err) => Err(err),
+    let flushed = std::fs::File::open(folder).and_then(|handle| handle.sync_all());
+    match flushed {
+        Err(err)
+            if cfg!(not(unix))
+                || matches!(
+                    err.kind(),
+                    std::io::ErrorKind::InvalidInput | std::io::ErrorKind::Unsupported
+                ) =>
+        {
+            Ok(())
+        }
+        other => other,
     }
 }
 
