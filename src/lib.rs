@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod diagnostic;
 pub mod environments;
+pub mod escape;
 pub mod eval;
 pub mod files;
 pub mod format;

@@ -82,7 +82,7 @@ fn paint(color: bool, code: &str, text: &str) -> String {
 
 /// `service/name › test`.
 pub fn case_label(result: &CaseResult) -> String {
-    use crate::cli::output::escape_control;
+    use crate::escape::escape_control;
     format!(
         "{} › {}",
         escape_control(&result.prompt.to_string()),

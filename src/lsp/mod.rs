@@ -95,19 +95,15 @@ impl Project {
         });
         config.settings.render.apply();
         let prompts_abs = config.prompts_dir();
+        // The walk and the reader every command uses: regular files only, reads bounded.
         let mut partials = std::collections::BTreeMap::new();
-        for entry in walkdir::WalkDir::new(&prompts_abs)
-            .into_iter()
-            .filter_map(Result::ok)
-        {
-            let Ok(relative) = entry.path().strip_prefix(&prompts_abs) else {
-                continue;
-            };
-            if entry.file_type().is_file()
-                && crate::repo::FileKind::of(relative) == Some(crate::repo::FileKind::Partial)
-                && let Ok(text) = std::fs::read_to_string(entry.path())
+        for (relative, kind) in crate::repo::working_files(&prompts_abs).unwrap_or_default() {
+            if kind == crate::repo::FileKind::Partial
+                && let Ok(bytes) =
+                    crate::repo::read_working_file(&prompts_abs.join(&relative), &relative)
+                && let Ok(text) = String::from_utf8(bytes)
             {
-                partials.insert(crate::repo::partial_name(relative), text);
+                partials.insert(crate::repo::partial_name(&relative), text);
             }
         }
         Project {

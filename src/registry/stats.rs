@@ -77,23 +77,6 @@ pub struct StatsRow {
     pub scored: i64,
 }
 
-/// Parses `24h`, `7d`, `30m`, `90s`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.')?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit {
-        "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        "d" => 86_400.0,
-        "w" => 604_800.0,
-        _ => return None,
-    };
-    (number > 0.0).then(|| Duration::from_secs_f64(number * seconds))
-}
-
 /// The figures of the runs created in `[from, to)`.
 pub async fn stats(
     client: &Client,
@@ -269,18 +252,4 @@ pub fn check(
         }
     }
     breaches
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("24h"), Some(Duration::from_secs(86_400)));
-        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
-        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
-        assert_eq!(parse_duration("h"), None);
-        assert_eq!(parse_duration("3x"), None);
-    }
 }

@@ -1,0 +1,67 @@
+//! Untrusted text made safe to show on a terminal: names, paths, authors, commit messages
+//! and model answers can hold control characters that would forge a line, move the cursor,
+//! clear the screen or retitle the terminal. The one printer (`cli::output`) and the reports
+//! (`eval::report`) show them escaped; JSON output never goes through here.
+
+use std::borrow::Cow;
+
+/// Untrusted text for one line of terminal output (a name, a path, an author, a commit
+/// message): every control character (line breaks, tabs, escape, the C1 range) and every
+/// bidirectional override shown as an escape (`\n`, `\t`, `\u{1b}`), so that the text
+/// can neither forge a line nor move the cursor, clear the screen, retitle the terminal or
+/// reorder what is shown. Text without them is returned as it is.
+pub fn escape_control(text: &str) -> Cow<'_, str> {
+    escape(text, false, false)
+}
+
+/// Whether a character is shown escaped.
+pub(crate) fn is_unsafe(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The length of the SGR sequence `text` starts with, when it only sets what promptctl's
+/// own colours set (reset, bold, dim, italic, underline, the 16 colours): such sequences
+/// pass through coloured output; any other escape sequence is shown escaped.
+fn own_style_length(text: &str) -> Option<usize> {
+    let rest = text.strip_prefix("\x1b[")?;
+    let end = rest.find(|c: char| !c.is_ascii_digit() && c != ';')?;
+    if rest.as_bytes()[end] != b'm' {
+        return None;
+    }
+    let safe = rest[..end].split(';').all(|code| {
+        matches!(
+            code.parse::<u8>().unwrap_or(0),
+            0..=4 | 22..=24 | 30..=37 | 39 | 90..=97
+        ) && code.len() <= 2
+    });
+    safe.then_some(2 + end + 1)
+}
+
+/// [`escape_control`], keeping line breaks and tabs when `keep_layout` and promptctl's own
+/// colours when `keep_styles`.
+pub(crate) fn escape(text: &str, keep_layout: bool, keep_styles: bool) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut index = 0;
+    while let Some(c) = text[index..].chars().next() {
+        let rest = &text[index..];
+        let mut taken = c.len_utf8();
+        match c {
+            '\n' | '\t' if keep_layout => out.push(c),
+            '\r' if keep_layout && rest.starts_with("\r\n") => out.push(c),
+            '\x1b' if keep_styles && own_style_length(rest).is_some() => {
+                taken = own_style_length(rest).unwrap_or(taken);
+                out.push_str(&rest[..taken]);
+            }
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if is_unsafe(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+        index += taken;
+    }
+    Cow::Owned(out)
+}
