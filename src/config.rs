@@ -121,6 +121,8 @@ pub struct Settings {
     pub monitoring: MonitoringSettings,
     /// `promptctl serve` settings.
     pub serve: ServeSettings,
+    /// How long every command waits for PostgreSQL.
+    pub database: DatabaseSettings,
 }
 
 impl Default for Settings {
@@ -135,6 +137,7 @@ impl Default for Settings {
             sync: SyncSettings::default(),
             monitoring: MonitoringSettings::default(),
             serve: ServeSettings::default(),
+            database: DatabaseSettings::default(),
         }
     }
 }
@@ -289,6 +292,14 @@ pub struct ServeSettings {
     pub cache_ttl_s: u64,
     /// A read replica's URL, for reads only.
     pub read_database_url: Option<String>,
+    /// How long a connection may take to send a request's headers, in seconds; also how
+    /// long an idle keep-alive connection stays open (hyper's timer runs while it waits
+    /// for the next request).
+    pub header_timeout_s: u64,
+    /// How long a client may take to send a request's body, in seconds.
+    pub body_timeout_s: u64,
+    /// The most connections open at once (default: from the file-descriptor limit).
+    pub max_connections: Option<usize>,
 }
 
 impl Default for ServeSettings {
@@ -299,6 +310,28 @@ impl Default for ServeSettings {
             run_tokens_env: "PROMPTCTL_RUN_TOKENS".to_owned(),
             cache_ttl_s: 60,
             read_database_url: None,
+            header_timeout_s: 10,
+            body_timeout_s: 30,
+            max_connections: None,
+        }
+    }
+}
+
+/// The `[database]` table: how long every command waits for PostgreSQL.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// The whole connection (TCP, TLS, startup, authentication, retries), in seconds.
+    pub connect_timeout_s: u64,
+    /// One read, in seconds; `serve` then answers from its cache or 503.
+    pub query_timeout_s: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            connect_timeout_s: 5,
+            query_timeout_s: 10,
         }
     }
 }
@@ -313,6 +346,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "sync",
     "monitoring",
     "serve",
+    "database",
 ];
 
 impl Settings {

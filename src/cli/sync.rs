@@ -31,10 +31,17 @@ pub struct SyncArgs {
 }
 
 /// The database URL: `--database-url`, else the variable `[sync] database_url_env` names.
+/// Every command that talks to PostgreSQL comes here, so this is also where `[database]`
+/// sets the process's timeouts.
 pub fn database_url(
     flag: Option<&str>,
     config: &crate::config::Config,
 ) -> Result<String, CliError> {
+    let database = &config.settings.database;
+    crate::registry::set_timeouts(crate::registry::Timeouts {
+        connect: std::time::Duration::from_secs(database.connect_timeout_s.max(1)),
+        query: std::time::Duration::from_secs(database.query_timeout_s.max(1)),
+    });
     if let Some(url) = flag {
         return Ok(url.to_owned());
     }
