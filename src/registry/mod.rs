@@ -232,8 +232,7 @@ pub struct Timeouts {
     /// The whole connection, retries included: TCP, TLS, startup and authentication. A
     /// `connect_timeout` in the URL overrides it.
     pub connect: Duration,
-    /// One read (a prompt, a list, statistics, the schema check), and how long sent data
-    /// may stay unacknowledged by the server's host (`tcp_user_timeout`).
+    /// One read: a prompt, a list, statistics, the schema check after connecting.
     pub query: Duration,
 }
 
@@ -274,9 +273,13 @@ where
         })?
 }
 
-/// The connection settings of `url` with promptctl's defaults: the connect timeout of
-/// each attempt, TCP keepalives (idle 30 s, then probes every 10 s, 3 of them) and a
-/// `tcp_user_timeout` of [`Timeouts::query`], unless the URL sets them.
+/// How long data sent to the database may stay unacknowledged before the connection is
+/// dropped (`tcp_user_timeout`): the host or the network is gone.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The connection settings of `url` with promptctl's defaults, unless the URL sets them:
+/// the connect timeout, TCP keepalives (idle 30 s, then a probe every 10 s, 3 of them:
+/// a dead peer is found in about a minute) and a `tcp_user_timeout` of 30 s.
 pub fn config_of(url: &str) -> Result<tokio_postgres::Config, RegistryError> {
     let mut config: tokio_postgres::Config = url
         .parse()
@@ -286,7 +289,7 @@ pub fn config_of(url: &str) -> Result<tokio_postgres::Config, RegistryError> {
         config.connect_timeout(timeouts.connect);
     }
     if config.get_tcp_user_timeout().is_none() {
-        config.tcp_user_timeout(timeouts.query);
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
     }
     if config.get_keepalives() && !url.contains("keepalives_idle") {
         config

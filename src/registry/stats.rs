@@ -94,8 +94,18 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     (number > 0.0).then(|| Duration::from_secs_f64(number * seconds))
 }
 
-/// The figures of the runs created in `[from, to)`.
+/// The figures of the runs created in `[from, to)`, within the query timeout
+/// ([`super::Timeouts::query`]).
 pub async fn stats(
+    client: &Client,
+    query: &StatsQuery,
+    from: SystemTime,
+    to: SystemTime,
+) -> Result<Vec<StatsRow>, RegistryError> {
+    super::bounded(read_stats(client, query, from, to)).await
+}
+
+async fn read_stats(
     client: &Client,
     query: &StatsQuery,
     from: SystemTime,
