@@ -367,9 +367,10 @@ fn fresh_client(timeout: Duration) -> reqwest::Client {
         .expect("a client")
 }
 
-/// Keeps `count` connections open to `address` until `stop`: the even ones idle, the odd
-/// ones sending an endless request head one byte a second (slowloris); a connection the
-/// server closes is opened again. `open` counts the connections held.
+/// Keeps `count` connections open to `address` until `stop`: a third idle, a third
+/// sending an endless request head a byte a second (slowloris), a third sending a 100 kB
+/// request body a byte a second; a connection the server closes is opened again. `open`
+/// counts the connections held.
 fn hold_connections(
     address: String,
     count: usize,
@@ -382,10 +383,12 @@ fn hold_connections(
         let target: std::net::SocketAddr = address.parse().expect("an address");
         let mut held: Vec<Option<std::net::TcpStream>> = (0..count).map(|_| None).collect();
         let trickle = b"X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+        let slow_body: &[u8] = b"POST /v1/prompts/billing/invoice/render HTTP/1.1\r\nHost: x\r\n\
+            Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"vars\": ";
         let mut tick = 0usize;
         while !stop.load(Ordering::SeqCst) {
             for (index, slot) in held.iter_mut().enumerate() {
-                let slow = index % 2 == 1;
+                let slow = index % 3 != 0;
                 let alive = match slot {
                     None => false,
                     Some(stream) => {
@@ -404,8 +407,10 @@ fn hold_connections(
                         .ok()
                         .and_then(|mut stream| {
                             stream.set_nonblocking(true).ok()?;
-                            if slow {
-                                stream.write_all(b"GET /v1/prompts HTTP/1.1\r\n").ok()?;
+                            match index % 3 {
+                                1 => stream.write_all(b"GET /v1/prompts HTTP/1.1\r\n").ok()?,
+                                2 => stream.write_all(slow_body).ok()?,
+                                _ => {}
                             }
                             Some(stream)
                         });

@@ -4,14 +4,16 @@
 //! - A connection must send a request's headers within the header timeout. hyper's timer
 //!   starts whenever the connection waits for a request head, so the same timeout closes a
 //!   keep-alive connection idle between requests and a client trickling its headers.
+//! - A request's body must arrive within the body timeout.
 //! - At most `max_connections` are open at once, kept below the file-descriptor limit.
-//!   At the limit, the oldest connection with no request in flight (idle keep-alive, or
-//!   still sending its headers) is closed to make room for the new one; when every
-//!   connection has a request in flight, new ones wait in the kernel's backlog.
+//!   At the limit, the oldest connection that can close without losing work (idle
+//!   keep-alive, still sending its headers, or still sending a request body) is closed to
+//!   make room for the new one; when every connection has a request being handled, new
+//!   ones wait in the kernel's backlog.
 //! - An accept error (out of descriptors, `EMFILE`) closes an idle connection and pauses
 //!   the loop briefly; it never ends it.
-//! - On shutdown the listener closes, connections with a request in flight finish it,
-//!   the others close at once.
+//! - On shutdown the listener closes, connections with a request being handled finish
+//!   it, the others close at once.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -79,6 +81,8 @@ pub fn default_max_connections() -> usize {
 struct Slot {
     /// Requests in flight.
     busy: AtomicUsize,
+    /// Requests in flight whose body is still arriving.
+    receiving: AtomicUsize,
     /// Asked to close.
     closing: AtomicBool,
     /// Wakes the connection's task to close.
@@ -101,6 +105,69 @@ impl Drop for Busy {
     }
 }
 
+impl Slot {
+    /// Whether closing the connection now loses no work: no request in flight, or one
+    /// whose body is still arriving (a slow client, which closing stops).
+    fn closable(&self) -> bool {
+        self.receiving.load(Ordering::Acquire) > 0 || self.busy.load(Ordering::Acquire) == 0
+    }
+}
+
+/// A request body that tells its connection's slot when it has all arrived (or was
+/// dropped unread).
+struct Tracked {
+    body: Incoming,
+    slot: Option<Arc<Slot>>,
+}
+
+impl Tracked {
+    fn new(body: Incoming, slot: &Arc<Slot>) -> Tracked {
+        let slot = (!hyper::body::Body::is_end_stream(&body)).then(|| {
+            slot.receiving.fetch_add(1, Ordering::AcqRel);
+            slot.clone()
+        });
+        Tracked { body, slot }
+    }
+
+    fn arrived(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            slot.receiving.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.arrived();
+    }
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = hyper::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None | Some(Err(_))))
+            || hyper::body::Body::is_end_stream(&self.body)
+        {
+            self.arrived();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// The open connections, oldest first.
 #[derive(Default)]
 struct Table {
@@ -120,15 +187,14 @@ impl Table {
         }
     }
 
-    /// Asks the oldest connection with no request in flight to close; false when every
-    /// connection has one.
+    /// Asks the oldest connection that can close without losing work ([`Slot::closable`])
+    /// to close; false when there is none.
     fn close_oldest_idle(&self) -> bool {
         let Ok(open) = self.open.lock() else {
             return false;
         };
         for slot in open.values() {
-            if slot.busy.load(Ordering::Acquire) == 0 && !slot.closing.swap(true, Ordering::AcqRel)
-            {
+            if slot.closable() && !slot.closing.swap(true, Ordering::AcqRel) {
                 slot.close.notify_one();
                 return true;
             }
@@ -250,6 +316,7 @@ impl Connection {
         let tracked_slot = slot.clone();
         let tracked = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let busy = Busy::enter(&tracked_slot);
+            let request = request.map(|body| Tracked::new(body, &tracked_slot));
             let call = hyper::service::Service::call(&service, request);
             async move {
                 let response = call.await;
@@ -259,16 +326,18 @@ impl Connection {
         });
         let connection = http.serve_connection(TokioIo::new(stream), tracked);
         let mut connection = std::pin::pin!(connection);
+        // Evicted at the limit: close unless a request is being handled. Shut down:
+        // close unless a request is in flight at all.
         let asked = async {
             tokio::select! {
-                () = slot.close.notified() => {}
-                _ = stopped.wait_for(|stop| *stop) => {}
+                () = slot.close.notified() => slot.closable(),
+                _ = stopped.wait_for(|stop| *stop) => slot.busy.load(Ordering::Acquire) == 0,
             }
         };
         tokio::select! {
             _ = connection.as_mut() => {}
-            () = asked => {
-                if slot.busy.load(Ordering::Acquire) > 0 {
+            close_now = asked => {
+                if !close_now {
                     connection.as_mut().graceful_shutdown();
                     let _ = connection.await;
                 }
