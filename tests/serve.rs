@@ -3,6 +3,8 @@
 //! surviving a database that went away, graceful shutdown.
 
 mod common;
+#[path = "support/stub_provider.rs"]
+mod stub_provider;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -652,6 +654,16 @@ fn nul_and_malformed_input_is_refused_and_never_marks_the_database_down() {
             reply.text
         );
     }
+    // A request head far past the 64 KiB read buffer (hyper's default takes 400 KiB).
+    let huge = "a".repeat(300_000);
+    let reply = server.request(
+        "GET",
+        "/v1/prompts/billing/invoice",
+        None,
+        None,
+        &[("x-padding", huge.as_str())],
+    );
+    assert_eq!(reply.status, 431, "{}", reply.text);
     for route in ["render", "run"] {
         server
             .post(
@@ -701,4 +713,59 @@ fn tokens_in_query_strings_never_reach_the_log() {
     for secret in ["SECRET1", "SECRET4", "SECRET7", "SECRET0"] {
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }
+}
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish() {
+    let (db, repo) = setup();
+    let provider = stub_provider::StubProvider::start(|_, _| {
+        stub_provider::openai_answer("late but whole").after(Duration::from_millis(1500))
+    });
+    repo.write(
+        "promptctl.toml",
+        &format!(
+            "default_provider = \"slow\"\n[providers.slow]\nkind = \"openai\"\nbase_url = \"{}/v1\"\n",
+            provider.url()
+        ),
+    );
+    let mut server = Server::start(&repo, &db.url, &[], &["--run-rate-limit", "0"]);
+    let base = server.base.clone();
+    let in_flight = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let response = reqwest::Client::new()
+                .post(format!("{base}/v1/prompts/billing/invoice/run"))
+                .json(&json!({"env": "production", "vars": {"x": "a"}}))
+                .send()
+                .await?;
+            let status = response.status().as_u16();
+            Ok::<_, reqwest::Error>((status, response.text().await?))
+        })
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let (code, text) = in_flight
+        .join()
+        .expect("the client")
+        .expect("an answer to the request in flight");
+    assert_eq!(code, 200, "{text}");
+    assert!(text.contains("late but whole"), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A new connection after the signal is refused: the listener is closed.
+    assert!(std::net::TcpStream::connect(server.address()).is_err());
 }
