@@ -478,7 +478,12 @@ fn idle_and_slowloris_connections_do_not_lock_other_clients_out() {
 fn idle_keep_alive_and_trickled_headers_are_closed_after_the_header_timeout() {
     use std::io::{Read, Write};
     let (db, repo) = setup();
-    let server = Server::start(&repo, &db.url, &[], &["--header-timeout", "1"]);
+    let server = Server::start(
+        &repo,
+        &db.url,
+        &[],
+        &["--header-timeout", "1", "--body-timeout", "1"],
+    );
     let connect = || {
         let stream = std::net::TcpStream::connect(server.address()).expect("connect");
         stream
@@ -539,6 +544,19 @@ fn idle_keep_alive_and_trickled_headers_are_closed_after_the_header_timeout() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(closed, "a trickling client kept its connection for 4 s");
+    // A body that never finishes arriving: 400 after the body timeout, then closed.
+    let mut body = connect();
+    body.write_all(
+        b"POST /v1/prompts/billing/invoice/render HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"vars\"",
+    )
+    .expect("write");
+    let started = Instant::now();
+    let mut reply = String::new();
+    let _ = body.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(reply.contains("\"bad_request\""), "{reply}");
+    assert!(started.elapsed() < Duration::from_secs(3));
 }
 
 /// GET `base``path` on a new connection and runtime: (status, whether marked stale,
