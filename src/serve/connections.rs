@@ -317,7 +317,6 @@ impl Connection {
             mut stopped,
             _permit,
         } = self;
-        let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router);
         let tracked_slot = slot.clone();
         let tracked = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
