@@ -787,3 +787,25 @@ fn sigterm_lets_the_request_in_flight_finish() {
     // A new connection after the signal is refused: the listener is closed.
     assert!(std::net::TcpStream::connect(server.address()).is_err());
 }
+
+#[test]
+fn timeouts_and_limits_out_of_range_are_refused() {
+    let repo = common::git::TestRepo::new();
+    repo.write("promptctl.toml", "");
+    let url = "postgres://postgres@127.0.0.1:1/nothing";
+    for extra in [
+        ["--header-timeout", "0"],
+        ["--body-timeout", "0"],
+        ["--header-timeout", "99999999999999999"],
+        ["--max-connections", "0"],
+    ] {
+        let mut args = vec!["serve", "--database-url", url, "--listen", "127.0.0.1:0"];
+        args.extend(extra);
+        let (code, _, stderr) = repo.run(&args);
+        assert_eq!(code, 2, "{extra:?}: {stderr}");
+    }
+    repo.write("promptctl.toml", "[database]\nquery_timeout_s = 0\n");
+    let (code, _, stderr) = repo.run(&["get", "x", "--database-url", url]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("query_timeout_s"), "{stderr}");
+}

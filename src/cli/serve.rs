@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::sync::database_url;
+use super::sync::{database_url, seconds};
 use super::{CliError, Context, exit};
 use crate::serve::connections::{self, Limits};
 use crate::serve::{ServeOptions, serve};
@@ -48,10 +48,6 @@ pub struct ServeArgs {
 /// The accept loop's limits from the flags and `[serve]`; a connection limit the
 /// file-descriptor limit cannot hold is lowered to what it can (with a warning).
 fn limits(args: &ServeArgs, settings: &crate::config::ServeSettings) -> Result<Limits, CliError> {
-    let seconds = |flag: Option<u64>, key: u64, name: &str| match flag.unwrap_or(key) {
-        0 => Err(CliError::input(format!("{name} must be at least 1 second"))),
-        s => Ok(Duration::from_secs(s)),
-    };
     let fits = connections::connections_for(connections::descriptor_limit());
     let max_connections = match args.max_connections.or(settings.max_connections) {
         Some(0) => return Err(CliError::input("max_connections must be at least 1")),
@@ -68,14 +64,12 @@ fn limits(args: &ServeArgs, settings: &crate::config::ServeSettings) -> Result<L
     };
     Ok(Limits {
         header_timeout: seconds(
-            args.header_timeout,
-            settings.header_timeout_s,
-            "the header timeout",
+            args.header_timeout.unwrap_or(settings.header_timeout_s),
+            "the header timeout ([serve] header_timeout_s, --header-timeout)",
         )?,
         body_timeout: seconds(
-            args.body_timeout,
-            settings.body_timeout_s,
-            "the body timeout",
+            args.body_timeout.unwrap_or(settings.body_timeout_s),
+            "the body timeout ([serve] body_timeout_s, --body-timeout)",
         )?,
         max_connections,
     })
