@@ -123,6 +123,8 @@ pub struct Settings {
     pub serve: ServeSettings,
     /// Limits of every render.
     pub render: RenderSettings,
+    /// How long every command waits for PostgreSQL.
+    pub database: DatabaseSettings,
 }
 
 impl Default for Settings {
@@ -138,6 +140,7 @@ impl Default for Settings {
             monitoring: MonitoringSettings::default(),
             serve: ServeSettings::default(),
             render: RenderSettings::default(),
+            database: DatabaseSettings::default(),
         }
     }
 }
@@ -324,6 +327,14 @@ pub struct ServeSettings {
     pub cache_ttl_s: u64,
     /// A read replica's URL, for reads only.
     pub read_database_url: Option<String>,
+    /// How long a connection may take to send a request's headers, in seconds; also how
+    /// long an idle keep-alive connection stays open (hyper's timer runs while it waits
+    /// for the next request).
+    pub header_timeout_s: u64,
+    /// How long a client may take to send a request's body, in seconds.
+    pub body_timeout_s: u64,
+    /// The most connections open at once (default: from the file-descriptor limit).
+    pub max_connections: Option<usize>,
 }
 
 impl Default for ServeSettings {
@@ -334,6 +345,28 @@ impl Default for ServeSettings {
             run_tokens_env: "PROMPTCTL_RUN_TOKENS".to_owned(),
             cache_ttl_s: 60,
             read_database_url: None,
+            header_timeout_s: 10,
+            body_timeout_s: 30,
+            max_connections: None,
+        }
+    }
+}
+
+/// The `[database]` table: how long every command waits for PostgreSQL.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// The whole connection (TCP, TLS, startup, authentication, retries), in seconds.
+    pub connect_timeout_s: u64,
+    /// One read, in seconds; `serve` then answers from its cache or 503.
+    pub query_timeout_s: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            connect_timeout_s: 5,
+            query_timeout_s: 10,
         }
     }
 }
@@ -386,6 +419,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "monitoring",
     "serve",
     "render",
+    "database",
 ];
 
 impl Settings {

@@ -846,3 +846,68 @@ fn values_at_the_limits_and_other_control_characters_publish() {
     let input: String = db.rows("SELECT test_input FROM prompt_tests")[0].get(0);
     assert!(input.contains(r"a\u0000b"), "{input}");
 }
+
+/// Runs promptctl in `repo` with `args`, killed if it has not ended after 30 s: (exit
+/// code, stderr, how long it ran).
+fn run_bounded(repo: &TestRepo, args: &[&str]) -> (Option<i32>, String, Duration) {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_promptctl"))
+        .args(args)
+        .current_dir(repo.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", repo.path())
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("NO_COLOR", "1")
+        .env("LC_ALL", "C")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promptctl runs");
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    (code, stderr, started.elapsed())
+}
+
+#[test]
+fn a_database_that_accepts_and_never_answers_exits_3_within_seconds() {
+    let repo = TestRepo::new();
+    repo.write("prompts/s/a.yaml", &prompt("one", "a"));
+    repo.commit("one");
+    let address = common::db::black_hole();
+    let url = format!("postgres://postgres@{address}/postgres");
+    for args in [
+        vec!["sync", "--database-url", url.as_str()],
+        vec!["get", "a", "--database-url", url.as_str()],
+        vec!["stats", "--database-url", url.as_str()],
+    ] {
+        let (code, stderr, took) = run_bounded(&repo, &args);
+        assert_eq!(code, Some(3), "{args:?} after {took:?}: {stderr}");
+        assert!(took < Duration::from_secs(8), "{args:?} took {took:?}");
+        assert!(
+            stderr.contains(&format!("cannot connect to PostgreSQL at {address}"))
+                && stderr.contains("did not complete the connection within 5 s"),
+            "{stderr}"
+        );
+    }
+    // `[database] connect_timeout_s` sets the bound.
+    repo.write("promptctl.toml", "[database]\nconnect_timeout_s = 1\n");
+    let (code, stderr, took) = run_bounded(&repo, &["sync", "--database-url", &url]);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert!(stderr.contains("within 1 s"), "{stderr}");
+}

@@ -256,6 +256,8 @@ impl From<crate::registry::RegistryError> for CliError {
                 ))
                 .hint("the URL comes from --database-url, else the variable `[sync] database_url_env` names (DATABASE_URL)"),
             E::Database(_) | E::Git(_) => CliError::external(message),
+            E::Timeout { .. } => CliError::external(message)
+                .hint("`[database] query_timeout_s` in promptctl.toml sets how long promptctl waits"),
             E::SchemaTooNew { .. } => CliError::input(message)
                 .hint("a newer promptctl wrote this database: upgrade promptctl"),
             E::NotSynced => CliError::input(message).hint("run `promptctl sync` first"),

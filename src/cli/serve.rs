@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::sync::database_url;
+use super::sync::{database_url, seconds};
 use super::{CliError, Context, exit};
+use crate::serve::connections::{self, Limits};
 use crate::serve::{ServeOptions, serve};
 
 /// Arguments of `promptctl serve`.
@@ -30,6 +31,48 @@ pub struct ServeArgs {
     /// Runs a second allowed per run token (0: unlimited).
     #[arg(long, value_name = "N", default_value_t = 5.0)]
     run_rate_limit: f64,
+    /// The most connections open at once [default: `[serve] max_connections`, else from
+    /// the file-descriptor limit].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Seconds a client may take to send a request's headers, and stay idle between
+    /// keep-alive requests [default: `[serve] header_timeout_s`, 10].
+    #[arg(long, value_name = "S")]
+    header_timeout: Option<u64>,
+    /// Seconds a client may take to send a request's body [default: `[serve]
+    /// body_timeout_s`, 30].
+    #[arg(long, value_name = "S")]
+    body_timeout: Option<u64>,
+}
+
+/// The accept loop's limits from the flags and `[serve]`; a connection limit the
+/// file-descriptor limit cannot hold is lowered to what it can (with a warning).
+fn limits(args: &ServeArgs, settings: &crate::config::ServeSettings) -> Result<Limits, CliError> {
+    let fits = connections::connections_for(connections::descriptor_limit());
+    let max_connections = match args.max_connections.or(settings.max_connections) {
+        Some(0) => return Err(CliError::input("max_connections must be at least 1")),
+        Some(asked) if asked > fits => {
+            tracing::warn!(
+                asked,
+                allowed = fits,
+                "max_connections is more than the file-descriptor limit (ulimit -n) allows; lowered"
+            );
+            fits
+        }
+        Some(asked) => asked,
+        None => connections::default_max_connections(),
+    };
+    Ok(Limits {
+        header_timeout: seconds(
+            args.header_timeout.unwrap_or(settings.header_timeout_s),
+            "the header timeout ([serve] header_timeout_s, --header-timeout)",
+        )?,
+        body_timeout: seconds(
+            args.body_timeout.unwrap_or(settings.body_timeout_s),
+            "the body timeout ([serve] body_timeout_s, --body-timeout)",
+        )?,
+        max_connections,
+    })
 }
 
 /// Runs `promptctl serve`.
@@ -46,6 +89,13 @@ pub fn run(context: &Context, args: &ServeArgs) -> Result<u8, CliError> {
             .map(|text| crate::serve::auth::parse_list(&text))
             .unwrap_or_default()
     };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     let options = ServeOptions {
         listen,
         read_database_url: args
@@ -60,14 +110,8 @@ pub fn run(context: &Context, args: &ServeArgs) -> Result<u8, CliError> {
         prompt_labels: !args.no_prompt_labels,
         run_rate: args.run_rate_limit,
         settings: config.settings.clone(),
+        limits: limits(args, settings)?,
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

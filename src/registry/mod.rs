@@ -104,6 +104,14 @@ pub enum RegistryError {
     /// No prompt is pinned in that environment.
     #[error("no environment named `{0}` in the registry")]
     NoSuchEnvironment(String),
+    /// The database did not answer in time.
+    #[error("PostgreSQL did not {what} within {} s", after.as_secs_f64())]
+    Timeout {
+        /// What it did not do.
+        what: String,
+        /// How long promptctl waited.
+        after: Duration,
+    },
 }
 
 impl RegistryError {
@@ -113,10 +121,29 @@ impl RegistryError {
             self,
             RegistryError::Connect { .. }
                 | RegistryError::Database(_)
+                | RegistryError::Timeout { .. }
                 | RegistryError::NotSynced
                 | RegistryError::Git(_)
                 | RegistryError::History(_)
         )
+    }
+
+    /// Whether the database is unreachable: no connection, a connection that broke or
+    /// timed out, or a server shutting down or full. A statement the server refused (a bad
+    /// parameter, an SQL error) is not: the database answered.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            RegistryError::Connect { .. } | RegistryError::Timeout { .. } => true,
+            RegistryError::Database(err) => match err.as_db_error() {
+                Some(db) => connection_state(db.code().code()),
+                None => {
+                    err.is_closed()
+                        || std::error::Error::source(err)
+                            .is_some_and(|source| source.is::<std::io::Error>())
+                }
+            },
+            _ => false,
+        }
     }
 }
 
@@ -184,30 +211,123 @@ fn target(config: &tokio_postgres::Config) -> String {
 fn transient(err: &tokio_postgres::Error) -> bool {
     match err.as_db_error() {
         None => true,
-        Some(db) => {
-            let code = db.code().code();
-            code.starts_with("08") || code == "57P03" || code == "53300" || code == "57P01"
-        }
+        Some(db) => connection_state(db.code().code()),
     }
+}
+
+/// Whether a SQLSTATE says the connection or the server is gone or not accepting work
+/// (class 08, `admin_shutdown`, `crash_shutdown`, `cannot_connect_now`,
+/// `too_many_connections`), as opposed to a statement the server refused.
+fn connection_state(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
 }
 
 /// The pauses between connection attempts.
 const RETRY_DELAYS_MS: [u64; 4] = [100, 200, 400, 800];
 
-/// Connects to PostgreSQL at `url` (a `postgres://` URL or a `key=value` string), with TLS
-/// through rustls when it says `sslmode=require`. Transient failures (refused, timed out,
-/// server starting) are retried with backoff for about 1.5 s. Must run inside a Tokio
-/// runtime: the connection is driven by a spawned task.
-pub async fn connect(url: &str) -> Result<Client, RegistryError> {
+/// How long promptctl waits for PostgreSQL, for every command that talks to it (`sync`,
+/// `get`, `stats`, `run --registry`, `serve`): set once per process with [`set_timeouts`]
+/// from `[database]` in `promptctl.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// The whole connection, retries included: TCP, TLS, startup and authentication. A
+    /// `connect_timeout` in the URL overrides it.
+    pub connect: Duration,
+    /// One read: a prompt, a list, statistics, the schema check after connecting.
+    pub query: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            query: Duration::from_secs(10),
+        }
+    }
+}
+
+static TIMEOUTS: std::sync::OnceLock<Timeouts> = std::sync::OnceLock::new();
+
+/// Sets the process's database timeouts; the first call wins (later ones are ignored).
+/// Without a call, [`Timeouts::default`] applies.
+pub fn set_timeouts(timeouts: Timeouts) {
+    let _ = TIMEOUTS.set(timeouts);
+}
+
+/// The process's database timeouts.
+pub fn timeouts() -> Timeouts {
+    TIMEOUTS.get().copied().unwrap_or_default()
+}
+
+/// Runs one read against the database within [`Timeouts::query`]; a read that takes
+/// longer is [`RegistryError::Timeout`].
+pub async fn bounded<T, F>(read: F) -> Result<T, RegistryError>
+where
+    F: std::future::Future<Output = Result<T, RegistryError>>,
+{
+    let limit = timeouts().query;
+    tokio::time::timeout(limit, read)
+        .await
+        .map_err(|_| RegistryError::Timeout {
+            what: "answer".to_owned(),
+            after: limit,
+        })?
+}
+
+/// How long data sent to the database may stay unacknowledged before the connection is
+/// dropped (`tcp_user_timeout`): the host or the network is gone.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The connection settings of `url` with promptctl's defaults, unless the URL sets them:
+/// the connect timeout, TCP keepalives (idle 30 s, then a probe every 10 s, 3 of them:
+/// a dead peer is found in about a minute) and a `tcp_user_timeout` of 30 s.
+pub fn config_of(url: &str) -> Result<tokio_postgres::Config, RegistryError> {
     let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|err: tokio_postgres::Error| RegistryError::BadUrl(err.to_string()))?;
+    let timeouts = timeouts();
     if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(5));
+        config.connect_timeout(timeouts.connect);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
+    }
+    if config.get_keepalives() && !url.contains("keepalives_idle") {
+        config
+            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3);
     }
     if config.get_application_name().is_none() {
         config.application_name("promptctl");
     }
+    Ok(config)
+}
+
+/// Connects to PostgreSQL at `url` (a `postgres://` URL or a `key=value` string), with TLS
+/// through rustls when it says `sslmode=require`. Transient failures (refused, timed out,
+/// server starting) are retried with backoff for about 1.5 s; the whole connection,
+/// retries, TLS, startup and authentication included, is bounded by [`Timeouts::connect`]
+/// (or the URL's `connect_timeout`), so a server that accepts TCP and never answers fails
+/// in seconds. Must run inside a Tokio runtime: the connection is driven by a spawned task.
+pub async fn connect(url: &str) -> Result<Client, RegistryError> {
+    let config = config_of(url)?;
+    let limit = config
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(timeouts().connect);
+    tokio::time::timeout(limit, connect_with_retries(&config))
+        .await
+        .map_err(|_| RegistryError::Connect {
+            target: target(&config),
+            reason: format!(
+                "the server did not complete the connection within {} s",
+                limit.as_secs_f64()
+            ),
+        })?
+}
+
+async fn connect_with_retries(config: &tokio_postgres::Config) -> Result<Client, RegistryError> {
     let tls = if config.get_ssl_mode() == SslMode::Require {
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -240,7 +360,7 @@ pub async fn connect(url: &str) -> Result<Client, RegistryError> {
             }
             Err(err) => {
                 return Err(RegistryError::Connect {
-                    target: target(&config),
+                    target: target(config),
                     reason: describe(&err),
                 });
             }
@@ -348,7 +468,7 @@ impl Registry {
 
     /// Wraps an open connection, checking the schema.
     pub async fn from_client(client: Client) -> Result<Registry, RegistryError> {
-        match migrations::current_version(&client).await? {
+        match bounded(migrations::current_version(&client)).await? {
             None => Err(RegistryError::NotSynced),
             Some(found) if found > migrations::latest_version() => {
                 Err(RegistryError::SchemaTooNew {
@@ -374,8 +494,17 @@ impl Registry {
         self.client.is_closed()
     }
 
-    /// One version of the prompt `query` (`name` or `service/name`).
+    /// One version of the prompt `query` (`name` or `service/name`), within
+    /// [`Timeouts::query`].
     pub async fn get_prompt(
+        &self,
+        query: &str,
+        selector: &Selector,
+    ) -> Result<RegistryPrompt, RegistryError> {
+        bounded(self.read_prompt(query, selector)).await
+    }
+
+    async fn read_prompt(
         &self,
         query: &str,
         selector: &Selector,

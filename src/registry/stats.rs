@@ -77,8 +77,18 @@ pub struct StatsRow {
     pub scored: i64,
 }
 
-/// The figures of the runs created in `[from, to)`.
+/// The figures of the runs created in `[from, to)`, within the query timeout
+/// ([`super::Timeouts::query`]).
 pub async fn stats(
+    client: &Client,
+    query: &StatsQuery,
+    from: SystemTime,
+    to: SystemTime,
+) -> Result<Vec<StatsRow>, RegistryError> {
+    super::bounded(read_stats(client, query, from, to)).await
+}
+
+async fn read_stats(
     client: &Client,
     query: &StatsQuery,
     from: SystemTime,

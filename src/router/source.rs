@@ -313,9 +313,8 @@ impl RegistryCache {
         if let Some(registry) = guard.as_ref() {
             return Ok(registry.clone());
         }
-        let registry = tokio::time::timeout(Duration::from_secs(5), Registry::connect(&self.url))
+        let registry = Registry::connect(&self.url)
             .await
-            .map_err(|_| RouterError::Source("the registry did not answer within 5 s".into()))?
             .map_err(|e| RouterError::Source(e.to_string()))?;
         let registry = Arc::new(registry);
         *guard = Some(registry.clone());
@@ -342,7 +341,9 @@ impl RegistryCache {
             })),
             Err(err) => {
                 if err.is_external() {
-                    *self.client.lock().await = None;
+                    if err.is_unreachable() {
+                        *self.client.lock().await = None;
+                    }
                     Err(RouterError::Source(err.to_string()))
                 } else {
                     Err(RouterError::UnknownPrompt(err.to_string()))

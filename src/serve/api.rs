@@ -6,9 +6,10 @@ use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -104,11 +105,18 @@ impl From<RegistryError> for ApiError {
             RegistryError::Ambiguous { .. } => {
                 ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
             }
-            RegistryError::Connect { .. }
-            | RegistryError::Database(_)
-            | RegistryError::NotSynced
-            | RegistryError::SchemaTooNew { .. } => {
+            _ if err.is_unreachable() => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
+            RegistryError::NotSynced | RegistryError::SchemaTooNew { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
+            RegistryError::Database(ref db)
+                if db
+                    .as_db_error()
+                    .is_some_and(|db| db.code().code().starts_with("22")) =>
+            {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
             }
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
         }
@@ -129,6 +137,58 @@ impl From<JsonRejection> for ApiError {
             _ => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message),
         }
     }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            rejection.body_text(),
+        )
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            rejection.body_text(),
+        )
+    }
+}
+
+/// Refuses a value that holds a NUL character, which no PostgreSQL text can store.
+pub(super) fn refuse_nul(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.contains('\0') {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("`{field}` holds a NUL character"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a request whose path or query holds a percent-encoded NUL (`%00`) before any
+/// handler sees it: no name, version or environment can contain one.
+pub async fn refuse_nul_in_uri(request: axum::extract::Request, next: Next) -> Response {
+    let uri = request.uri();
+    let holds_nul = |text: &str| {
+        text.as_bytes()
+            .windows(3)
+            .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
+    };
+    if holds_nul(uri.path()) || uri.query().is_some_and(holds_nul) {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the request's path or query holds a NUL character (%00)",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Refuses a request whose bearer token does not grant `scope`.
@@ -474,11 +534,13 @@ fn stale_headers(headers: &mut HeaderMap, source: Source) {
     security(("bearer" = [])))]
 pub async fn get_prompt(
     State(state): State<Arc<AppState>>,
-    Path((service, name)): Path<(String, String)>,
-    Query(query): Query<VersionQuery>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<VersionQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
+    let Path((service, name)) = path?;
+    let Query(query) = query?;
     let selector = selector_of(query.version, query.env.as_deref());
     let (value, source) = cached_prompt(&state, &service, &name, selector).await?;
     let etag = HeaderValue::from_str(&value.etag).unwrap_or(HeaderValue::from_static("\"\""));
@@ -515,10 +577,11 @@ pub async fn list_prompts(
     headers: HeaderMap,
 ) -> Result<Json<PromptList>, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
-    let registry = state.cache.db().registry().await?;
-    let prompts = list(&registry)
-        .await
-        .inspect_err(|err| state.cache.db().note(err))?;
+    let prompts = state
+        .cache
+        .db()
+        .read(|registry| async move { list(&registry).await })
+        .await?;
     Ok(Json(PromptList { prompts }))
 }
 
@@ -573,8 +636,13 @@ pub async fn list(registry: &Registry) -> Result<Vec<PromptSummary>, RegistryErr
         .collect())
 }
 
+/// The body of render and run; an environment holding a NUL is refused.
 fn parse_body(body: Result<Json<RenderRequest>, JsonRejection>) -> Result<RenderRequest, ApiError> {
-    body.map(|Json(body)| body).map_err(ApiError::from)
+    let Json(body) = body?;
+    if let Some(env) = &body.env {
+        refuse_nul("env", env)?;
+    }
+    Ok(body)
 }
 
 /// `POST /v1/prompts/{service}/{name}/render`: the messages, rendered strictly (a missing
@@ -588,11 +656,12 @@ fn parse_body(body: Result<Json<RenderRequest>, JsonRejection>) -> Result<Render
     security(("bearer" = [])))]
 pub async fn render(
     State(state): State<Arc<AppState>>,
-    Path((service, name)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     body: Result<Json<RenderRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
+    let Path((service, name)) = path?;
     let request = parse_body(body)?;
     let selector = selector_of(request.version, request.env.as_deref());
     let (value, source) = cached_prompt(&state, &service, &name, selector).await?;
@@ -645,7 +714,7 @@ pub async fn render(
     security(("bearer" = [])))]
 pub async fn run(
     State(state): State<Arc<AppState>>,
-    Path((service, name)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     body: Result<Json<RenderRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -661,6 +730,7 @@ pub async fn run(
             "too many runs for this token; retry later",
         ));
     }
+    let Path((service, name)) = path?;
     let request = parse_body(body)?;
     let prompt = format!("{service}/{name}");
     let environment = request.env.unwrap_or_else(|| "production".to_owned());
@@ -787,21 +857,27 @@ pub struct RunResponse {
     security(("bearer" = [])))]
 pub async fn stats(
     State(state): State<Arc<AppState>>,
-    Query(query): Query<StatsQuery>,
+    query: Result<Query<StatsQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Json<StatsResponse>, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
+    let Query(query) = query?;
     let hours = query.hours.unwrap_or(24).clamp(1, 24 * 366);
-    let registry = state.cache.db().registry().await?;
     let to = SystemTime::now();
     let from = to - Duration::from_secs(3600 * hours.unsigned_abs());
-    let rows = crate::registry::stats::stats(
-        registry.client(),
-        &crate::registry::stats::StatsQuery::default(),
-        from,
-        to,
-    )
-    .await?;
+    let rows = state
+        .cache
+        .db()
+        .read(|registry| async move {
+            crate::registry::stats::stats(
+                registry.client(),
+                &crate::registry::stats::StatsQuery::default(),
+                from,
+                to,
+            )
+            .await
+        })
+        .await?;
     Ok(Json(StatsResponse {
         window_hours: hours,
         prompts: rows

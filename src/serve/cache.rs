@@ -107,11 +107,7 @@ impl Cache {
                 let cache = self.clone();
                 let key = key.to_owned();
                 tokio::spawn(async move {
-                    let result = match cache.db.registry().await {
-                        Ok(registry) => load(registry).await,
-                        Err(err) => Err(err),
-                    };
-                    match result {
+                    match cache.db.read(load).await {
                         Ok(value) => {
                             cache.insert(&key, value);
                         }
@@ -124,8 +120,7 @@ impl Cache {
             }
             return Ok((value, Source::Stale));
         }
-        let registry = self.db.registry().await?;
-        let value = load(registry).await.inspect_err(|err| self.db.note(err))?;
+        let value = self.db.read(load).await?;
         Ok((self.insert(key, value), Source::Miss))
     }
 
@@ -145,18 +140,29 @@ impl Cache {
     }
 }
 
+/// After a connection to the read database failed, how long requests get that failure
+/// at once instead of each waiting for a connection of its own.
+const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
+
 /// The read connection, reopened when the server went away.
 pub struct Db {
     url: String,
-    current: Mutex<Option<Arc<Registry>>>,
+    current: Mutex<Connection>,
     up: AtomicBool,
+}
+
+#[derive(Default)]
+struct Connection {
+    registry: Option<Arc<Registry>>,
+    /// The last failure to connect, while it is recent: when, and the error to repeat.
+    failed: Option<(Instant, RegistryError)>,
 }
 
 impl Db {
     fn new(url: String) -> Db {
         Db {
             url,
-            current: Mutex::new(None),
+            current: Mutex::new(Connection::default()),
             up: AtomicBool::new(true),
         }
     }
@@ -171,52 +177,101 @@ impl Db {
         self.up.store(up, Ordering::Release);
     }
 
-    /// Marks the database down when `err` says it is unreachable.
+    /// Marks the database down when `err` says it is unreachable (not when the server
+    /// refused a statement: it answered).
     pub fn note(&self, err: &RegistryError) {
-        if matches!(
-            err,
-            RegistryError::Connect { .. } | RegistryError::Database(_)
-        ) {
+        if err.is_unreachable() {
             self.set_up(false);
         }
     }
 
-    /// The open registry connection, connecting when there is none.
+    /// The open registry connection, connecting when there is none. While a connection
+    /// failure is less than [`RECONNECT_PAUSE`] old, that failure is returned at once.
     pub async fn registry(&self) -> Result<Arc<Registry>, RegistryError> {
         let mut current = self.current.lock().await;
-        if let Some(registry) = current.as_ref()
+        if let Some(registry) = current.registry.as_ref()
             && !registry.is_closed()
         {
             return Ok(registry.clone());
         }
-        *current = None;
+        current.registry = None;
+        if let Some((when, err)) = &current.failed
+            && when.elapsed() < RECONNECT_PAUSE
+            && let Some(again) = repeat(err)
+        {
+            return Err(again);
+        }
         match Registry::connect(&self.url).await {
             Ok(registry) => {
                 let registry = Arc::new(registry);
-                *current = Some(registry.clone());
+                current.registry = Some(registry.clone());
+                current.failed = None;
                 self.set_up(true);
                 Ok(registry)
             }
             Err(err) => {
                 self.note(&err);
+                if let Some(kept) = repeat(&err) {
+                    current.failed = Some((Instant::now(), kept));
+                }
                 Err(err)
             }
         }
     }
 
-    /// Whether the database answers `SELECT 1` within a second.
+    /// Runs `read` over the open connection within the query timeout. A failure that
+    /// says the database is unreachable marks it down and drops the connection, so the
+    /// next read opens a new one.
+    pub async fn read<T, F, Fut>(&self, read: F) -> Result<T, RegistryError>
+    where
+        F: FnOnce(Arc<Registry>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RegistryError>>,
+    {
+        let registry = self.registry().await?;
+        let result = crate::registry::bounded(read(registry.clone())).await;
+        if let Err(err) = &result
+            && err.is_unreachable()
+        {
+            self.set_up(false);
+            let mut current = self.current.lock().await;
+            if current
+                .registry
+                .as_ref()
+                .is_some_and(|open| Arc::ptr_eq(open, &registry))
+            {
+                current.registry = None;
+            }
+        }
+        result
+    }
+
+    /// Whether the database answers `SELECT 1` within two seconds.
     pub async fn ping(&self) -> bool {
-        let check = async {
-            let registry = self.registry().await?;
+        let check = self.read(|registry| async move {
             registry.client().simple_query("SELECT 1").await?;
-            Ok::<_, RegistryError>(())
-        };
+            Ok(())
+        });
         let ok = matches!(
             tokio::time::timeout(Duration::from_secs(2), check).await,
             Ok(Ok(()))
         );
         self.set_up(ok);
         ok
+    }
+}
+
+/// A copy of a connection failure, to repeat to the requests that come right after it.
+fn repeat(err: &RegistryError) -> Option<RegistryError> {
+    match err {
+        RegistryError::Connect { target, reason } => Some(RegistryError::Connect {
+            target: target.clone(),
+            reason: reason.clone(),
+        }),
+        RegistryError::Timeout { what, after } => Some(RegistryError::Timeout {
+            what: what.clone(),
+            after: *after,
+        }),
+        _ => None,
     }
 }
 
@@ -244,9 +299,14 @@ async fn listen_once(
     url: &str,
     first: bool,
 ) -> Result<(), String> {
-    let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .map_err(|err| crate::registry::describe(&err))?;
+    let config = crate::registry::config_of(url).map_err(|err| err.to_string())?;
+    let limit = crate::registry::timeouts().connect;
+    let late = || format!("no connection within {} s", limit.as_secs_f64());
+    let (client, mut connection) =
+        tokio::time::timeout(limit, config.connect(tokio_postgres::NoTls))
+            .await
+            .map_err(|_| late())?
+            .map_err(|err| crate::registry::describe(&err))?;
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         loop {
@@ -269,31 +329,35 @@ async fn listen_once(
             }
         }
     });
-    client
-        .batch_execute(&format!("LISTEN {CHANNEL}"))
-        .await
-        .map_err(|err| crate::registry::describe(&err))?;
-    cache.db.set_up(true);
-    if !first {
-        cache.clear();
-        router.registry_changed();
-    }
-    tracing::info!(channel = CHANNEL, "listening for sync notifications");
-    while let Some(message) = receiver.recv().await {
-        match message {
-            Some(tokio_postgres::AsyncMessage::Notification(notice)) => {
-                tracing::info!(
-                    payload = notice.payload(),
-                    "sync notification: cache dropped"
-                );
-                cache.clear();
-                router.registry_changed();
-            }
-            Some(_) => {}
-            None => break,
+    let listened = async {
+        tokio::time::timeout(limit, client.batch_execute(&format!("LISTEN {CHANNEL}")))
+            .await
+            .map_err(|_| late())?
+            .map_err(|err| crate::registry::describe(&err))?;
+        cache.db.set_up(true);
+        if !first {
+            cache.clear();
+            router.registry_changed();
         }
+        tracing::info!(channel = CHANNEL, "listening for sync notifications");
+        while let Some(message) = receiver.recv().await {
+            match message {
+                Some(tokio_postgres::AsyncMessage::Notification(notice)) => {
+                    tracing::info!(
+                        payload = notice.payload(),
+                        "sync notification: cache dropped"
+                    );
+                    cache.clear();
+                    router.registry_changed();
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        Err("the server closed the connection".to_owned())
     }
+    .await;
     driver.abort();
     drop(client);
-    Err("the server closed the connection".to_owned())
+    listened
 }

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
 
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -59,10 +60,11 @@ pub async fn index(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    let registry = state.cache.db().registry().await?;
-    let prompts = list(&registry)
-        .await
-        .inspect_err(|err| state.cache.db().note(err))?;
+    let prompts = state
+        .cache
+        .db()
+        .read(|registry| async move { list(&registry).await })
+        .await?;
     let mut services: BTreeMap<String, Vec<_>> = BTreeMap::new();
     for prompt in prompts {
         services
@@ -109,21 +111,48 @@ struct Chart {
 /// `GET /prompts/{service}/{name}?from=A&to=B`: versions, environments, a diff, charts.
 pub async fn prompt_page(
     State(state): State<Arc<AppState>>,
-    Path((service, name)): Path<(String, String)>,
-    Query(query): Query<DiffQuery>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<DiffQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    let registry = state.cache.db().registry().await?;
-    let client = registry.client();
-    let rows = client
-        .query(
-            "SELECT version, commit_sha, created_by, created_at, commit_message, template, model, \
-             parameters::text FROM prompts WHERE service = $1 AND name = $2 ORDER BY version DESC",
-            &[&service, &name],
-        )
-        .await
-        .map_err(RegistryError::from)?;
+    let Path((service, name)) = path?;
+    let Query(query) = query?;
+    let (service_ref, name_ref) = (service.as_str(), name.as_str());
+    let (rows, pins, runs) = state
+        .cache
+        .db()
+        .read(|registry| async move {
+            let client = registry.client();
+            let rows = client
+                .query(
+                    "SELECT version, commit_sha, created_by, created_at, commit_message, template, model, \
+                     parameters::text FROM prompts WHERE service = $1 AND name = $2 ORDER BY version DESC",
+                    &[&service_ref, &name_ref],
+                )
+                .await?;
+            let pins = client
+                .query(
+                    "SELECT environment, version, model FROM prompt_environments \
+                     WHERE service = $1 AND name = $2 ORDER BY environment",
+                    &[&service_ref, &name_ref],
+                )
+                .await?;
+            let runs = client
+                .query(
+                    "SELECT extract(epoch FROM date_trunc('hour', created_at))::float8, \
+                       percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms), \
+                       percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms), \
+                       percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms), \
+                       coalesce(sum(cost_usd), 0)::float8, avg(quality_score)::float8 \
+                     FROM prompt_runs WHERE service = $1 AND name = $2 \
+                       AND created_at > now() - interval '14 days' GROUP BY 1 ORDER BY 1",
+                    &[&service_ref, &name_ref],
+                )
+                .await?;
+            Ok::<_, RegistryError>((rows, pins, runs))
+        })
+        .await?;
     if rows.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -154,14 +183,6 @@ pub async fn prompt_page(
             }
         })
         .collect();
-    let pins = client
-        .query(
-            "SELECT environment, version, model FROM prompt_environments \
-             WHERE service = $1 AND name = $2 ORDER BY environment",
-            &[&service, &name],
-        )
-        .await
-        .map_err(RegistryError::from)?;
     let environments: BTreeMap<String, Pin> = pins
         .iter()
         .map(|row| {
@@ -189,19 +210,6 @@ pub async fn prompt_page(
         (Some(old), Some(new)) if from != to => Some(diff_lines(old, new)),
         _ => None,
     };
-    let runs = client
-        .query(
-            "SELECT extract(epoch FROM date_trunc('hour', created_at))::float8, \
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms), \
-               percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms), \
-               percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms), \
-               coalesce(sum(cost_usd), 0)::float8, avg(quality_score)::float8 \
-             FROM prompt_runs WHERE service = $1 AND name = $2 \
-               AND created_at > now() - interval '14 days' GROUP BY 1 ORDER BY 1",
-            &[&service, &name],
-        )
-        .await
-        .map_err(RegistryError::from)?;
     let mut charts = Vec::new();
     if !runs.is_empty() {
         let times: Vec<f64> = runs.iter().map(|r| r.get(0)).collect();

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod auth;
 pub mod cache;
+pub mod connections;
 pub mod dashboard;
 pub mod telemetry;
 
@@ -16,7 +17,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 /// The largest request body: 1 MiB.
@@ -43,6 +44,8 @@ pub struct ServeOptions {
     pub run_rate: f64,
     /// `promptctl.toml`, for the router's providers, models and monitoring.
     pub settings: crate::config::Settings,
+    /// Timeouts and the connection limit of the accept loop.
+    pub limits: connections::Limits,
 }
 
 /// What every handler shares.
@@ -93,13 +96,25 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/prompts/{service}/{name}", get(dashboard::prompt_page))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(api::refuse_nul_in_uri))
         .layer(axum::middleware::from_fn(telemetry::track))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .make_span_with(request_span)
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .with_state(state)
+}
+
+/// The log span of a request: method and path, never the query string, which may hold a
+/// token someone put there.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        version = ?request.version(),
+    )
 }
 
 /// Runs the server until SIGTERM or Ctrl-C, then finishes the requests in flight.
@@ -150,10 +165,13 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     });
     let listener = tokio::net::TcpListener::bind(options.listen).await?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, "promptctl serve listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    tracing::info!(
+        %address,
+        max_connections = options.limits.max_connections,
+        header_timeout_s = options.limits.header_timeout.as_secs_f64(),
+        "promptctl serve listening"
+    );
+    connections::serve(listener, router(state), options.limits, shutdown_signal()).await;
     tracing::info!("requests in flight finished; flushing run records");
     let recorded = runner.shutdown(Duration::from_secs(5)).await;
     tracing::info!(

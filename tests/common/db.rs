@@ -119,3 +119,90 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// A TCP listener that accepts connections and never answers: a database host whose
+/// server hangs. Returns its `host:port`; the connections stay open until the test ends.
+pub fn black_hole() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a listener");
+    let address = listener.local_addr().expect("its address").to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    address
+}
+
+/// A TCP proxy to the database at `url` that can freeze: once frozen, it forwards
+/// nothing more either way and answers no new connection (the sockets stay open), as a
+/// database server that stopped answering. Returns `url` through the proxy.
+pub struct FreezingProxy {
+    pub url: String,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FreezingProxy {
+    pub fn new(url: &str) -> FreezingProxy {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let start = url
+            .find('@')
+            .map_or(url.find("://").map_or(0, |i| i + 3), |i| i + 1);
+        let end = start + url[start..].find('/').expect("a database in the URL");
+        let upstream = url[start..end].to_owned();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a listener");
+        let address = listener.local_addr().expect("its address").to_string();
+        let frozen = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = frozen.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for client in listener.incoming().flatten() {
+                if flag.load(Ordering::SeqCst) {
+                    held.push(client);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (
+                        client.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
+                    ),
+                    (server, client),
+                ] {
+                    let flag = flag.clone();
+                    std::thread::spawn(move || {
+                        let mut buffer = [0u8; 16384];
+                        while let Ok(n) = std::io::Read::read(&mut from, &mut buffer) {
+                            if n == 0 {
+                                break;
+                            }
+                            if flag.load(Ordering::SeqCst) {
+                                continue;
+                            }
+                            if std::io::Write::write_all(&mut to, &buffer[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        if !flag.load(Ordering::SeqCst) {
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                        } else {
+                            // Frozen: keep the socket open, answer nothing.
+                            std::thread::sleep(std::time::Duration::from_secs(600));
+                        }
+                    });
+                }
+            }
+        });
+        FreezingProxy {
+            url: format!("{}{address}{}", &url[..start], &url[end..]),
+            frozen,
+        }
+    }
+
+    /// From now on, nothing goes through.
+    pub fn freeze(&self) {
+        self.frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}

@@ -29,6 +29,8 @@ pub fn free_port() -> u16 {
 /// The server process, killed when dropped.
 pub struct Server {
     pub child: Child,
+    /// Everything the server wrote to stderr so far.
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
     pub base: String,
     pub http: reqwest::Client,
     pub runtime: tokio::runtime::Runtime,
@@ -64,8 +66,28 @@ impl Reply {
 
 impl Server {
     pub fn start(repo: &TestRepo, url: &str, env: &[(&str, &str)], extra: &[&str]) -> Server {
+        Server::start_wrapped(repo, url, env, extra, &[])
+    }
+
+    /// The server started through `wrapper` (a command that runs the rest of its
+    /// arguments, such as `prlimit --nofile=256 --`).
+    pub fn start_wrapped(
+        repo: &TestRepo,
+        url: &str,
+        env: &[(&str, &str)],
+        extra: &[&str],
+        wrapper: &[&str],
+    ) -> Server {
         let port = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_promptctl"));
+        let binary = env!("CARGO_BIN_EXE_promptctl");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
         command
             .args([
                 "serve",
@@ -80,13 +102,30 @@ impl Server {
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let child = command.spawn().expect("promptctl serve starts");
+        let mut child = command.spawn().expect("promptctl serve starts");
+        // Drain stderr all along, so a chatty server never blocks on a full pipe.
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        if let Some(mut stderr) = child.stderr.take() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 8192];
+                while let Ok(n) = std::io::Read::read(&mut stderr, &mut buffer) {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Ok(mut log) = log.lock() {
+                        log.push_str(&String::from_utf8_lossy(&buffer[..n]));
+                    }
+                }
+            });
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
         let server = Server {
             child,
+            log,
             base: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
             runtime,
@@ -103,6 +142,19 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("the server did not start");
+    }
+
+    /// `host:port`.
+    pub fn address(&self) -> String {
+        self.base.trim_start_matches("http://").to_owned()
+    }
+
+    /// Stops the server and returns what it wrote to stderr.
+    pub fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(100));
+        self.log.lock().map(|log| log.clone()).unwrap_or_default()
     }
 
     pub fn request(
