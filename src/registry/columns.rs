@@ -14,7 +14,8 @@ use crate::environments::{EnvEntry, Place};
 use crate::repo::file::{Assertion, TestCase};
 use crate::repo::{Body, Definition, PromptId};
 
-/// `prompts.name`, `prompt_environments.name`, `prompt_monitors.name`, `prompt_runs.name`.
+/// `prompts.name`, `prompt_environments.name`, `prompt_monitors.name`,
+/// `prompt_descriptions.name`, `prompt_runs.name`.
 pub const MAX_NAME: usize = 255;
 /// `prompts.service` and the other tables' `service`.
 pub const MAX_SERVICE: usize = 100;
@@ -327,6 +328,8 @@ mod tests {
             ("prompt_environments", "model", MAX_ENVIRONMENT_MODEL),
             ("prompt_monitors", "service", MAX_SERVICE),
             ("prompt_monitors", "name", MAX_NAME),
+            ("prompt_descriptions", "service", MAX_SERVICE),
+            ("prompt_descriptions", "name", MAX_NAME),
             ("prompt_runs", "service", MAX_SERVICE),
             ("prompt_runs", "name", MAX_NAME),
             ("prompt_runs", "environment", MAX_ENVIRONMENT),

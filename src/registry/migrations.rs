@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "monitors",
         sql: include_str!("migrations/0003_monitors.sql"),
     },
+    Migration {
+        version: 4,
+        name: "descriptions",
+        sql: include_str!("migrations/0004_descriptions.sql"),
+    },
 ];
 
 /// The key of the advisory lock taken while migrating.

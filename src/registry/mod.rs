@@ -10,6 +10,7 @@
 //! prints and never decides exit codes.
 
 pub mod columns;
+pub mod listing;
 pub mod migrations;
 pub mod runs;
 pub mod stats;

@@ -336,8 +336,16 @@ pub async fn sync(
                 &mut summary.skipped,
             )
             .await?;
+            // Likewise the descriptions (migration 4).
+            sync_descriptions(
+                &transaction,
+                &tip.snapshot,
+                &exclusions,
+                &mut summary.skipped,
+            )
+            .await?;
             // Commit all the same: it writes nothing but the schema's pending migrations
-            // and the monitor assertions the registry lacked.
+            // and the monitor assertions and descriptions the registry lacked.
             if options.dry_run {
                 transaction.rollback().await?;
             } else {
@@ -385,6 +393,14 @@ pub async fn sync(
 
     // The monitor assertions at the tip.
     summary.monitors_changed = sync_monitors(
+        &transaction,
+        &tip.snapshot,
+        &exclusions,
+        &mut summary.skipped,
+    )
+    .await?;
+    // The descriptions at the tip.
+    sync_descriptions(
         &transaction,
         &tip.snapshot,
         &exclusions,
@@ -966,6 +982,60 @@ async fn sync_monitors(
         )
         .await?;
     Ok(upserted + deleted)
+}
+
+/// Writes each prompt's `description` at the tip into `prompt_descriptions` (rows of
+/// prompts without one are deleted). A description the registry cannot store (a NUL character), and that of a prompt left out,
+/// is recorded in `skipped` instead.
+async fn sync_descriptions(
+    transaction: &tokio_postgres::Transaction<'_>,
+    snapshot: &Snapshot,
+    exclusions: &Exclusions<'_>,
+    skipped: &mut Vec<Skipped>,
+) -> Result<(), RegistryError> {
+    let mut services = Vec::new();
+    let mut names = Vec::new();
+    let mut descriptions = Vec::new();
+    for loaded in &snapshot.prompts {
+        let (Some(id), Some(description)) = (&loaded.id, &loaded.file.description) else {
+            continue;
+        };
+        if exclusions.prompts.contains_key(id) {
+            continue;
+        }
+        if let Some(problem) = columns::text_problem(description, None) {
+            skipped.push(Skipped {
+                service: id.service.clone(),
+                name: id.name.clone(),
+                version: None,
+                commit: None,
+                environment: None,
+                reason: format!("its description {problem}"),
+            });
+            continue;
+        }
+        services.push(id.service.clone());
+        names.push(id.name.clone());
+        descriptions.push(description.clone());
+    }
+    transaction
+        .execute(
+            "INSERT INTO prompt_descriptions (service, name, description)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+             ON CONFLICT (service, name) DO UPDATE SET description = EXCLUDED.description
+             WHERE prompt_descriptions.description IS DISTINCT FROM EXCLUDED.description",
+            &[&services, &names, &descriptions],
+        )
+        .await?;
+    transaction
+        .execute(
+            "DELETE FROM prompt_descriptions d WHERE NOT EXISTS (
+               SELECT 1 FROM unnest($1::text[], $2::text[]) AS k(service, name)
+               WHERE k.service = d.service AND k.name = d.name)",
+            &[&services, &names],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Copies the tip's test cases, each under its prompt's latest version, into

@@ -231,13 +231,6 @@ pub struct Pin {
     pub model: Option<String>,
 }
 
-/// `GET /v1/prompts`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PromptList {
-    /// Every prompt.
-    pub prompts: Vec<PromptSummary>,
-}
-
 /// One version of a prompt, the environment's model applied.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PromptBody {
@@ -371,12 +364,23 @@ pub struct Health {
         title = "promptctl",
         description = "Prompts as code: the registry over HTTP"
     ),
-    paths(list_prompts, get_prompt, render, run, stats, healthz, readyz),
+    paths(
+        super::listing::list_prompts,
+        get_prompt,
+        super::listing::list_prompt_versions,
+        render,
+        run,
+        stats,
+        healthz,
+        readyz
+    ),
     components(schemas(
         ErrorBody,
         ErrorDetail,
-        PromptList,
-        PromptSummary,
+        super::listing::PromptList,
+        super::listing::PromptListItem,
+        super::listing::PromptVersion,
+        super::listing::VersionList,
         Pin,
         PromptBody,
         RenderRequest,
@@ -566,23 +570,6 @@ pub async fn get_prompt(
     response.headers_mut().insert(header::ETAG, etag);
     stale_headers(response.headers_mut(), source);
     Ok(response)
-}
-
-/// `GET /v1/prompts`: every prompt, its latest version and environment pins.
-#[utoipa::path(get, path = "/v1/prompts",
-    responses((status = 200, body = PromptList), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn list_prompts(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Result<Json<PromptList>, ApiError> {
-    authorize(&state, &headers, Scope::Read)?;
-    let prompts = state
-        .cache
-        .db()
-        .read(|registry| async move { list(&registry).await })
-        .await?;
-    Ok(Json(PromptList { prompts }))
 }
 
 /// Every prompt with its latest version and pins.

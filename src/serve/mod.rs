@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cache;
 pub mod connections;
 pub mod dashboard;
+pub mod listing;
 pub mod telemetry;
 
 use std::net::SocketAddr;
@@ -83,8 +84,12 @@ pub enum ServeError {
 /// The application's routes over `state`.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/v1/prompts", get(api::list_prompts))
+        .route("/v1/prompts", get(listing::list_prompts))
         .route("/v1/prompts/{service}/{name}", get(api::get_prompt))
+        .route(
+            "/v1/prompts/{service}/{name}/versions",
+            get(listing::list_prompt_versions),
+        )
         .route("/v1/prompts/{service}/{name}/render", post(api::render))
         .route("/v1/prompts/{service}/{name}/run", post(api::run))
         .route("/v1/stats", get(api::stats))

@@ -1,0 +1,296 @@
+//! The registry's listings, page by page: its prompts in `(service, name)` order with
+//! filters, and one prompt's versions newest first, each with the environments that run
+//! it. Pages are keyset pages: a page starts after a key the previous page ended on, so a
+//! sync between two pages neither repeats nor skips a prompt that was there before it.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use super::{Registry, RegistryError, bounded, unix_seconds};
+
+/// The first schema with `prompt_descriptions`: an older database lists no description.
+const DESCRIPTIONS_SCHEMA: i32 = 4;
+
+/// Which prompts to list; every filter left `None` lets all through.
+#[derive(Debug, Clone, Default)]
+pub struct PromptFilter {
+    /// Only this service's prompts.
+    pub service: Option<String>,
+    /// Only the prompts the environments file pins in this environment.
+    pub environment: Option<String>,
+    /// Only the prompts whose name holds this text, ignoring case.
+    pub name_contains: Option<String>,
+}
+
+/// One environment's pin of a prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentPin {
+    /// The pinned version; `None` for the latest.
+    pub version: Option<u32>,
+    /// The model override; `None` for the prompt's own model.
+    pub model: Option<String>,
+}
+
+/// A prompt in the list.
+#[derive(Debug, Clone)]
+pub struct ListedPrompt {
+    /// The service.
+    pub service: String,
+    /// The name.
+    pub name: String,
+    /// The latest version.
+    pub latest_version: u32,
+    /// The latest version's model.
+    pub model: String,
+    /// The description at the synced tip, if the prompt has one.
+    pub description: Option<String>,
+    /// When the latest version was committed, seconds since the epoch.
+    pub updated_at: Option<i64>,
+    /// Whether the prompt is deleted at the synced commit.
+    pub archived: bool,
+    /// The environments that pin it.
+    pub environments: BTreeMap<String, EnvironmentPin>,
+}
+
+/// One version of a prompt.
+#[derive(Debug, Clone)]
+pub struct ListedVersion {
+    /// The version number.
+    pub version: u32,
+    /// The commit that made it.
+    pub commit_sha: String,
+    /// The commit's author.
+    pub created_by: Option<String>,
+    /// The commit's time, seconds since the epoch.
+    pub created_at: Option<i64>,
+    /// The commit's message.
+    pub commit_message: Option<String>,
+    /// The environments that run it, sorted: those that pin it, and, for the latest
+    /// version, those that pin `latest` or do not mention the prompt.
+    pub environments: Vec<String>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The entries, at most the page's limit.
+    pub entries: Vec<T>,
+    /// Whether entries follow the last one.
+    pub more: bool,
+}
+
+impl<T> Page<T> {
+    /// The first `limit` of `entries`, read with one more to learn whether more follow.
+    fn of(mut entries: Vec<T>, limit: u32) -> Page<T> {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        Page { entries, more }
+    }
+}
+
+impl Registry {
+    /// Up to `limit` prompts that pass `filter`, in `(service, name)` order, after the
+    /// prompt `after` when it is given; within [`super::Timeouts::query`].
+    pub async fn list_prompts(
+        &self,
+        filter: &PromptFilter,
+        after: Option<&(String, String)>,
+        limit: u32,
+    ) -> Result<Page<ListedPrompt>, RegistryError> {
+        bounded(self.read_prompt_page(filter, after, limit)).await
+    }
+
+    /// Up to `limit` versions of `service/name`, newest first, below version `before`
+    /// when it is given; within [`super::Timeouts::query`].
+    pub async fn list_versions(
+        &self,
+        service: &str,
+        name: &str,
+        before: Option<u32>,
+        limit: u32,
+    ) -> Result<Page<ListedVersion>, RegistryError> {
+        bounded(self.read_version_page(service, name, before, limit)).await
+    }
+
+    async fn read_prompt_page(
+        &self,
+        filter: &PromptFilter,
+        after: Option<&(String, String)>,
+        limit: u32,
+    ) -> Result<Page<ListedPrompt>, RegistryError> {
+        let description = if self.schema >= DESCRIPTIONS_SCHEMA {
+            "(SELECT description FROM prompt_descriptions d \
+              WHERE d.service = latest.service AND d.name = latest.name)"
+        } else {
+            "NULL::text"
+        };
+        let sql = format!(
+            "WITH latest AS (
+               SELECT DISTINCT ON (service, name) service, name, version, model, created_at, archived
+               FROM prompts p
+               WHERE ($1::text IS NULL OR p.service = $1)
+                 AND ($2::text IS NULL OR strpos(lower(p.name), lower($2)) > 0)
+                 AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM prompt_environments e
+                      WHERE e.service = p.service AND e.name = p.name AND e.environment = $3))
+                 AND ($4::text IS NULL OR (p.service, p.name) > ($4::text, $5::text))
+               ORDER BY service, name, version DESC)
+             SELECT service, name, version, model, created_at, archived, {description}
+             FROM latest ORDER BY service, name LIMIT $6"
+        );
+        let (after_service, after_name) = match after {
+            Some((service, name)) => (Some(service.as_str()), Some(name.as_str())),
+            None => (None, None),
+        };
+        let rows = self
+            .client
+            .query(
+                &sql,
+                &[
+                    &filter.service,
+                    &filter.name_contains,
+                    &filter.environment,
+                    &after_service,
+                    &after_name,
+                    &(i64::from(limit) + 1),
+                ],
+            )
+            .await?;
+        let page = Page::of(rows, limit);
+        let services: Vec<String> = page.entries.iter().map(|row| row.get(0)).collect();
+        let names: Vec<String> = page.entries.iter().map(|row| row.get(1)).collect();
+        let pins = self
+            .client
+            .query(
+                "SELECT e.service, e.name, e.environment, e.version, e.model
+                 FROM prompt_environments e
+                 JOIN unnest($1::text[], $2::text[]) AS k(service, name)
+                   ON k.service = e.service AND k.name = e.name
+                 ORDER BY e.environment",
+                &[&services, &names],
+            )
+            .await?;
+        let mut by_prompt: BTreeMap<(String, String), BTreeMap<String, EnvironmentPin>> =
+            BTreeMap::new();
+        for row in &pins {
+            let version: Option<i32> = row.get(3);
+            by_prompt
+                .entry((row.get(0), row.get(1)))
+                .or_default()
+                .insert(
+                    row.get(2),
+                    EnvironmentPin {
+                        version: version.and_then(|v| u32::try_from(v).ok()),
+                        model: row.get(4),
+                    },
+                );
+        }
+        let entries = page
+            .entries
+            .iter()
+            .map(|row| {
+                let service: String = row.get(0);
+                let name: String = row.get(1);
+                let version: i32 = row.get(2);
+                let updated: Option<SystemTime> = row.get(4);
+                let environments = by_prompt
+                    .remove(&(service.clone(), name.clone()))
+                    .unwrap_or_default();
+                ListedPrompt {
+                    service,
+                    name,
+                    latest_version: u32::try_from(version).unwrap_or(0),
+                    model: row.get(3),
+                    description: row.get(6),
+                    updated_at: updated.map(unix_seconds),
+                    archived: row.get(5),
+                    environments,
+                }
+            })
+            .collect();
+        Ok(Page {
+            entries,
+            more: page.more,
+        })
+    }
+
+    async fn read_version_page(
+        &self,
+        service: &str,
+        name: &str,
+        before: Option<u32>,
+        limit: u32,
+    ) -> Result<Page<ListedVersion>, RegistryError> {
+        let latest: Option<i32> = self
+            .client
+            .query_one(
+                "SELECT max(version) FROM prompts WHERE service = $1 AND name = $2",
+                &[&service, &name],
+            )
+            .await?
+            .get(0);
+        let Some(latest) = latest else {
+            // The same error, with a suggestion, as reading the prompt.
+            self.identity(&format!("{service}/{name}")).await?;
+            return Err(RegistryError::NotFound {
+                query: format!("{service}/{name}"),
+                suggestion: None,
+            });
+        };
+        let before = before.map(|v| i32::try_from(v).unwrap_or(i32::MAX));
+        let rows = self
+            .client
+            .query(
+                "SELECT version, commit_sha, created_by, created_at, commit_message FROM prompts
+                 WHERE service = $1 AND name = $2 AND ($3::int IS NULL OR version < $3)
+                 ORDER BY version DESC LIMIT $4",
+                &[&service, &name, &before, &(i64::from(limit) + 1)],
+            )
+            .await?;
+        // Every environment the registry knows, with the version it runs this prompt at.
+        let running = self
+            .client
+            .query(
+                "SELECT k.environment, e.version
+                 FROM (SELECT DISTINCT environment FROM prompt_environments) k
+                 LEFT JOIN prompt_environments e
+                   ON e.environment = k.environment AND e.service = $1 AND e.name = $2
+                 ORDER BY k.environment",
+                &[&service, &name],
+            )
+            .await?;
+        // No pin, or a pin without a version: the latest version.
+        let running: Vec<(String, i32)> = running
+            .iter()
+            .map(|row| {
+                let pinned: Option<i32> = row.get(1);
+                (row.get(0), pinned.unwrap_or(latest))
+            })
+            .collect();
+        let page = Page::of(rows, limit);
+        let entries = page
+            .entries
+            .iter()
+            .map(|row| {
+                let version: i32 = row.get(0);
+                let created_at: Option<SystemTime> = row.get(3);
+                ListedVersion {
+                    version: u32::try_from(version).unwrap_or(0),
+                    commit_sha: row.get(1),
+                    created_by: row.get(2),
+                    created_at: created_at.map(unix_seconds),
+                    commit_message: row.get(4),
+                    environments: running
+                        .iter()
+                        .filter(|(_, runs)| *runs == version)
+                        .map(|(environment, _)| environment.clone())
+                        .collect(),
+                }
+            })
+            .collect();
+        Ok(Page {
+            entries,
+            more: page.more,
+        })
+    }
+}

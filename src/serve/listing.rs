@@ -1,0 +1,385 @@
+//! The registry's listings over `/v1`: `GET /v1/prompts` (filtered by service, environment
+//! and name) and `GET /v1/prompts/{service}/{name}/versions`, both paged with `limit` and an
+//! opaque `cursor`, read from the database the way the other reads are (the read URL, the
+//! query timeout).
+//!
+//! A cursor is the base64url (unpadded) of a small JSON value naming where the previous
+//! page ended; the server checks everything in it, so a tampered, truncated, oversized or
+//! foreign cursor is a 400, never a failed query.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::api::{ApiError, Pin, authorize, refuse_nul};
+use super::auth::Scope;
+use crate::registry::listing::{ListedPrompt, ListedVersion, PromptFilter};
+
+/// The entries of a page when `limit` is not given.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// The most entries a page holds: a larger `limit` is refused (422).
+pub const MAX_LIMIT: u32 = 100;
+/// The longest cursor accepted, in characters: four times what the longest service and
+/// name the registry holds need.
+const MAX_CURSOR: usize = 8192;
+
+/// Paging and filters of `GET /v1/prompts`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListPromptsQuery {
+    /// Prompts per page, from 1 to 100 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
+    /// Where to start: the `next_cursor` of the previous page (default: the first page).
+    pub cursor: Option<String>,
+    /// Only the prompts of this service.
+    pub service: Option<String>,
+    /// Only the prompts the environments file pins in this environment.
+    pub env: Option<String>,
+    /// Only the prompts whose name contains this text, ignoring case.
+    pub q: Option<String>,
+}
+
+/// Paging of `GET /v1/prompts/{service}/{name}/versions`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListVersionsQuery {
+    /// Versions per page, from 1 to 100 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
+    /// Where to start: the `next_cursor` of the previous page (default: the newest version).
+    pub cursor: Option<String>,
+}
+
+/// A prompt in the list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PromptListItem {
+    /// The service.
+    pub service: String,
+    /// The name.
+    pub name: String,
+    /// The latest version.
+    pub latest_version: u32,
+    /// The latest version's model.
+    pub model: String,
+    /// What the prompt is for (its file's `description` at the synced commit).
+    pub description: Option<String>,
+    /// When the latest version was committed, seconds since the epoch.
+    pub updated_at: Option<i64>,
+    /// Whether the prompt is deleted at the synced commit.
+    pub archived: bool,
+    /// The environments that pin it: environment to version (null: latest) and model
+    /// (null: the prompt's own). An environment not listed runs the latest version.
+    pub environments: BTreeMap<String, Pin>,
+}
+
+/// `GET /v1/prompts`: one page of prompts, in (service, name) order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PromptList {
+    /// The prompts of this page.
+    pub prompts: Vec<PromptListItem>,
+    /// The `cursor` of the next page; null on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// One version of a prompt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PromptVersion {
+    /// The version number.
+    pub version: u32,
+    /// The commit that made it.
+    pub commit_sha: String,
+    /// The commit's author.
+    pub created_by: Option<String>,
+    /// The commit's time, seconds since the epoch.
+    pub created_at: Option<i64>,
+    /// The commit's message.
+    pub commit_message: Option<String>,
+    /// The environments that run this version (sorted).
+    pub environments: Vec<String>,
+}
+
+/// `GET /v1/prompts/{service}/{name}/versions`: one page of versions, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionList {
+    /// The versions of this page.
+    pub versions: Vec<PromptVersion>,
+    /// The `cursor` of the next page; null on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// Where a page ends, as a cursor carries it.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+enum Cursor {
+    /// After this prompt (the list).
+    #[serde(rename = "p")]
+    Prompt(String, String),
+    /// Below this version (a prompt's versions).
+    #[serde(rename = "v")]
+    Version(u32),
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    /// The cursor `text` holds; a 400 for anything this server did not write.
+    fn decode(text: &str) -> Result<Cursor, ApiError> {
+        let bad = |why: &str| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("`cursor` {why}: pass the `next_cursor` of the previous page as it is"),
+            )
+        };
+        if text.len() > MAX_CURSOR {
+            return Err(bad(&format!("is longer than {MAX_CURSOR} characters")));
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(text.trim_end_matches('='))
+            .map_err(|_| bad("is not base64url"))?;
+        let cursor: Cursor =
+            serde_json::from_slice(&bytes).map_err(|_| bad("is not a cursor of this server"))?;
+        if let Cursor::Prompt(service, name) = &cursor
+            && (service.contains('\0') || name.contains('\0'))
+        {
+            return Err(bad("is not a cursor of this server"));
+        }
+        Ok(cursor)
+    }
+}
+
+/// The page size `limit` asks for: 400 when it is not a whole number, 422 when it is out of
+/// 1..=100.
+fn page_limit(limit: Option<&str>) -> Result<u32, ApiError> {
+    let Some(text) = limit else {
+        return Ok(DEFAULT_LIMIT);
+    };
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("`limit` must be a whole number from 1 to {MAX_LIMIT}"),
+        ));
+    }
+    match text.parse::<u32>() {
+        Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
+        _ => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("`limit` must be from 1 to {MAX_LIMIT}"),
+        )),
+    }
+}
+
+/// The cursor of a page ending with `last` when more follow.
+fn next_cursor(more: bool, last: Option<Cursor>) -> Option<String> {
+    last.filter(|_| more).map(|cursor| cursor.encode())
+}
+
+/// `GET /v1/prompts`: the registry's prompts, one page at a time in (service, name)
+/// order, filtered by `service`, `env` (pinned there) and `q` (in the name, ignoring case).
+#[utoipa::path(get, path = "/v1/prompts", operation_id = "list_prompts",
+    params(ListPromptsQuery),
+    responses((status = 200, description = "One page of prompts", body = PromptList),
+        (status = 400, description = "A malformed query or cursor", body = super::api::ErrorBody),
+        (status = 401, description = "No valid token", body = super::api::ErrorBody),
+        (status = 422, description = "`limit` out of 1 to 100", body = super::api::ErrorBody),
+        (status = 503, description = "The database is unreachable", body = super::api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_prompts(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<ListPromptsQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Json<PromptList>, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    let Query(query) = query?;
+    let limit = page_limit(query.limit.as_deref())?;
+    let after = match query.cursor.as_deref().map(Cursor::decode).transpose()? {
+        None => None,
+        Some(Cursor::Prompt(service, name)) => Some((service, name)),
+        Some(Cursor::Version(_)) => return Err(foreign_cursor()),
+    };
+    for (field, value) in [
+        ("service", &query.service),
+        ("env", &query.env),
+        ("q", &query.q),
+    ] {
+        if let Some(value) = value {
+            refuse_nul(field, value)?;
+        }
+    }
+    let filter = PromptFilter {
+        service: query.service,
+        environment: query.env,
+        name_contains: query.q,
+    };
+    let page =
+        state
+            .cache
+            .db()
+            .read(move |registry| async move {
+                registry.list_prompts(&filter, after.as_ref(), limit).await
+            })
+            .await?;
+    let last = page
+        .entries
+        .last()
+        .map(|p| Cursor::Prompt(p.service.clone(), p.name.clone()));
+    Ok(Json(PromptList {
+        next_cursor: next_cursor(page.more, last),
+        prompts: page.entries.into_iter().map(prompt_item).collect(),
+    }))
+}
+
+fn prompt_item(prompt: ListedPrompt) -> PromptListItem {
+    PromptListItem {
+        service: prompt.service,
+        name: prompt.name,
+        latest_version: prompt.latest_version,
+        model: prompt.model,
+        description: prompt.description,
+        updated_at: prompt.updated_at,
+        archived: prompt.archived,
+        environments: prompt
+            .environments
+            .into_iter()
+            .map(|(environment, pin)| {
+                (
+                    environment,
+                    Pin {
+                        version: pin.version,
+                        model: pin.model,
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+/// `GET /v1/prompts/{service}/{name}/versions`: the prompt's versions, newest first, one
+/// page at a time, each with its commit and the environments that run it.
+#[utoipa::path(get, path = "/v1/prompts/{service}/{name}/versions",
+    operation_id = "list_prompt_versions",
+    params(("service" = String, Path, description = "The prompt's service"),
+        ("name" = String, Path, description = "The prompt's name"), ListVersionsQuery),
+    responses((status = 200, description = "One page of versions", body = VersionList),
+        (status = 400, description = "A malformed path, query or cursor", body = super::api::ErrorBody),
+        (status = 401, description = "No valid token", body = super::api::ErrorBody),
+        (status = 404, description = "No such prompt", body = super::api::ErrorBody),
+        (status = 422, description = "`limit` out of 1 to 100", body = super::api::ErrorBody),
+        (status = 503, description = "The database is unreachable", body = super::api::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_prompt_versions(
+    State(state): State<Arc<AppState>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<ListVersionsQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Json<VersionList>, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    let Path((service, name)) = path?;
+    refuse_nul("service", &service)?;
+    refuse_nul("name", &name)?;
+    let Query(query) = query?;
+    let limit = page_limit(query.limit.as_deref())?;
+    let before = match query.cursor.as_deref().map(Cursor::decode).transpose()? {
+        None => None,
+        Some(Cursor::Version(version)) => Some(version),
+        Some(Cursor::Prompt(..)) => return Err(foreign_cursor()),
+    };
+    let page = state
+        .cache
+        .db()
+        .read(move |registry| async move {
+            registry.list_versions(&service, &name, before, limit).await
+        })
+        .await?;
+    let last = page.entries.last().map(|v| Cursor::Version(v.version));
+    Ok(Json(VersionList {
+        next_cursor: next_cursor(page.more, last),
+        versions: page.entries.into_iter().map(version_item).collect(),
+    }))
+}
+
+fn foreign_cursor() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "`cursor` is the cursor of another listing: pass the `next_cursor` of the previous page as it is",
+    )
+}
+
+fn version_item(version: ListedVersion) -> PromptVersion {
+    PromptVersion {
+        version: version.version,
+        commit_sha: version.commit_sha,
+        created_by: version.created_by,
+        created_at: version.created_at,
+        commit_message: version.commit_message,
+        environments: version.environments,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::response::IntoResponse;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_what_the_server_did_not_write() {
+        for cursor in [
+            Cursor::Prompt("billing".into(), "invoice ünï".into()),
+            Cursor::Version(7),
+        ] {
+            assert_eq!(Cursor::decode(&cursor.encode()).ok(), Some(cursor));
+        }
+        for text in [
+            "",
+            "!!!",
+            "e30",
+            "bm90IGpzb24",
+            &"A".repeat(MAX_CURSOR + 1),
+            &URL_SAFE_NO_PAD.encode(br#"{"p":["a\u0000","b"]}"#),
+            &URL_SAFE_NO_PAD.encode(br#"{"v":-1}"#),
+            &URL_SAFE_NO_PAD.encode(br#"{"v":7,"x":1}"#),
+        ] {
+            assert!(Cursor::decode(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(page_limit(None).ok(), Some(DEFAULT_LIMIT));
+        assert_eq!(page_limit(Some("1")).ok(), Some(1));
+        assert_eq!(page_limit(Some("100")).ok(), Some(100));
+        for (text, status) in [
+            ("0", 422),
+            ("101", 422),
+            ("-1", 422),
+            ("99999999999999999999999", 422),
+            ("", 400),
+            ("ten", 400),
+            ("1.5", 400),
+            ("-", 400),
+        ] {
+            let err = page_limit(Some(text))
+                .err()
+                .map(|e| e.into_response().status());
+            assert_eq!(err.map(|s| s.as_u16()), Some(status), "{text}");
+        }
+    }
+}
