@@ -356,6 +356,15 @@ fn the_document_describes_the_listings() {
     assert_eq!(list["operationId"], "list_prompts");
     let versions = &document["paths"]["/v1/prompts/{service}/{name}/versions"]["get"];
     assert_eq!(versions["operationId"], "list_prompt_versions");
+    // No module path as a tag: generated clients file operations under their tags.
+    for operation in [list, versions] {
+        assert!(
+            operation["tags"]
+                .as_array()
+                .is_none_or(|tags| tags.iter().all(|t| !t.to_string().contains("::"))),
+            "{operation}"
+        );
+    }
     let params = |operation: &Value| -> Vec<(String, String)> {
         operation["parameters"]
             .as_array()

@@ -18,6 +18,8 @@ use utoipa::{OpenApi, ToSchema};
 use super::AppState;
 use super::auth::{Denied, Scope};
 use super::cache::{Cached, Source};
+// Imported rather than named by path, so that the document gives them no module tag.
+use super::listing::{__path_list_prompt_versions, __path_list_prompts};
 use super::telemetry::{CACHE_READS, COST, EXECUTIONS, OPERATION_DURATION, TOKEN_USAGE};
 use crate::registry::{Registry, RegistryError, Selector};
 use crate::render::RenderError;
@@ -365,9 +367,9 @@ pub struct Health {
         description = "Prompts as code: the registry over HTTP"
     ),
     paths(
-        super::listing::list_prompts,
+        list_prompts,
         get_prompt,
-        super::listing::list_prompt_versions,
+        list_prompt_versions,
         render,
         run,
         stats,
