@@ -414,3 +414,36 @@ fn the_document_describes_the_listings() {
             .is_some_and(|r| r.contains(&Value::from("next_cursor")))
     );
 }
+
+#[test]
+fn a_sync_between_two_pages_neither_repeats_nor_skips() {
+    let (db, repo) = registry();
+    let server = start(&repo, &db);
+    let first = server.get("/v1/prompts?limit=2", Some(READ)).json();
+    assert_eq!(
+        names(first["prompts"].as_array().expect("prompts")),
+        ["billing/invoice", "billing/refund"]
+    );
+    let cursor = first["next_cursor"].as_str().expect("a cursor").to_owned();
+    // A prompt sorting before the cursor and one after it arrive between the two pages.
+    repo.write("prompts/billing/abacus.yaml", &prompt("new"));
+    repo.write("prompts/support/reply_05a.yaml", &prompt("new"));
+    repo.commit("two more");
+    sync(&repo, &db);
+    let second = server.get(&format!("/v1/prompts?limit=3&cursor={cursor}"), Some(READ));
+    assert_eq!(second.status, 200, "{}", second.text);
+    assert_eq!(
+        names(second.json()["prompts"].as_array().expect("prompts")),
+        ["support/reply_00", "support/reply_01", "support/reply_02"]
+    );
+    let rest = server
+        .get(
+            &format!("/v1/prompts?limit=100&cursor={cursor}"),
+            Some(READ),
+        )
+        .json();
+    assert_eq!(rest["next_cursor"], Value::Null);
+    let rest = rest["prompts"].as_array().expect("prompts").clone();
+    assert_eq!(rest.len(), SUPPORT_PROMPTS + 1);
+    assert!(names(&rest).contains(&"support/reply_05a".to_owned()));
+}
