@@ -139,11 +139,9 @@ impl Cursor {
     /// The cursor `text` holds; a 400 for anything this server did not write.
     fn decode(text: &str) -> Result<Cursor, ApiError> {
         let bad = |why: &str| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("`cursor` {why}: pass the `next_cursor` of the previous page as it is"),
-            )
+            bad_request(format!(
+                "`cursor` {why}: pass the `next_cursor` of the previous page as it is"
+            ))
         };
         if text.len() > MAX_CURSOR {
             return Err(bad(&format!("is longer than {MAX_CURSOR} characters")));
@@ -170,19 +168,13 @@ fn page_limit(limit: Option<&str>) -> Result<u32, ApiError> {
     };
     let digits = text.strip_prefix('-').unwrap_or(text);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("`limit` must be a whole number from 1 to {MAX_LIMIT}"),
-        ));
+        return Err(bad_request(format!(
+            "`limit` must be a whole number from 1 to {MAX_LIMIT}"
+        )));
     }
     match text.parse::<u32>() {
         Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
-        _ => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            format!("`limit` must be from 1 to {MAX_LIMIT}"),
-        )),
+        _ => Err(invalid(format!("`limit` must be from 1 to {MAX_LIMIT}"))),
     }
 }
 
@@ -316,11 +308,19 @@ pub async fn list_prompt_versions(
 }
 
 fn foreign_cursor() -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "bad_request",
+    bad_request(
         "`cursor` is the cursor of another listing: pass the `next_cursor` of the previous page as it is",
     )
+}
+
+/// A 400 `bad_request`: a malformed query or cursor.
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+}
+
+/// A 422 `invalid`: a well-formed value out of range.
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
 }
 
 fn version_item(version: ListedVersion) -> PromptVersion {
