@@ -288,14 +288,16 @@ pub async fn gate(
     request: axum::extract::Request,
     next: Next,
 ) -> Response {
-    if let Some(scope) = needed_scope(&request) {
-        let authorization = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes);
-        if let Err(denied) = state.tokens.check(authorization, scope) {
-            return ApiError::denied(denied).into_response();
-        }
+    // The open routes take no input.
+    let Some(scope) = needed_scope(&request) else {
+        return next.run(request).await;
+    };
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    if let Err(denied) = state.tokens.check(authorization, scope) {
+        return ApiError::denied(denied).into_response();
     }
     let uri = request.uri();
     let holds_nul = |text: &str| {
@@ -1171,4 +1173,42 @@ pub async fn stats(
             })
             .collect(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_compares_weakly_and_survives_garbage() {
+        let etag = "\"abc\"";
+        for header in [
+            "\"abc\"",
+            "W/\"abc\"",
+            "*",
+            "\"x\", W/\"abc\"",
+            " ,, W/\"a,b\" , \"abc\"",
+            "junk, \"abc\"",
+        ] {
+            assert!(none_match(header.as_bytes(), etag), "{header}");
+        }
+        for header in [
+            "",
+            "\"ab\"",
+            "abc",
+            "W/",
+            "W/\"abc",
+            "\"",
+            ",",
+            "\"abc",
+            "W/abc",
+            "\"a\"\"abc",
+        ] {
+            assert!(!none_match(header.as_bytes(), etag), "{header}");
+        }
+        assert!(none_match(
+            &[0xff, b',', b'"', b'a', b'b', b'c', b'"'],
+            etag
+        ));
+    }
 }
