@@ -149,6 +149,10 @@ fn the_document_declares_what_the_server_does() {
                         "{method} {path}: {status} not listed"
                     );
                 }
+                assert!(
+                    operation["responses"]["401"]["headers"]["WWW-Authenticate"].is_object(),
+                    "{method} {path}: 401 without WWW-Authenticate"
+                );
             }
             for parameter in operation["parameters"].as_array().into_iter().flatten() {
                 let name = parameter["name"].as_str().expect("a name");

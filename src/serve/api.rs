@@ -559,6 +559,8 @@ const GATE_RESPONSES: [(&str, &str); 2] = [
 
 impl utoipa::Modify for Contract {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
         openapi.info.license = None;
@@ -580,15 +582,24 @@ impl utoipa::Modify for Contract {
                     continue;
                 }
                 for (status, description) in GATE_RESPONSES {
-                    let response = ResponseBuilder::new()
-                        .description(description)
-                        .content(
-                            "application/json",
-                            ContentBuilder::new()
-                                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    let mut response = ResponseBuilder::new().description(description).content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    );
+                    if status == "401" {
+                        response = response.header(
+                            "WWW-Authenticate",
+                            HeaderBuilder::new()
+                                .schema(Some(
+                                    ObjectBuilder::new().schema_type(Type::String).build(),
+                                ))
+                                .description(Some("`Bearer`"))
                                 .build(),
-                        )
-                        .build();
+                        );
+                    }
+                    let response = response.build();
                     operation
                         .responses
                         .responses
