@@ -187,6 +187,41 @@ fn a_linked_prompts_folder_is_refused() {
     }
 }
 
+#[test]
+fn a_prompts_folder_outside_the_project_is_refused() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let outside = parent.path().join("outside");
+    std::fs::create_dir_all(outside.join("svc")).expect("mkdir");
+    std::fs::write(
+        outside.join("svc/secret.yaml"),
+        "model: echo\ntemplate: SECRET\n",
+    )
+    .expect("write");
+    let repo = repo_with_prompt();
+    let relative = pathdiff(&outside, repo.path());
+    repo.write("promptctl.toml", &format!("prompts_dir = \"{relative}\"\n"));
+    for args in [
+        &["check"][..],
+        &["render", "secret"],
+        &["test", "--model", "echo"],
+    ] {
+        let (code, stdout, stderr) = repo.run(args);
+        assert_eq!(code, 2, "{args:?}\n{stdout}\n{stderr}");
+        assert!(stderr.contains("outside the project"), "{args:?}\n{stderr}");
+        assert!(!stdout.contains("SECRET"), "{args:?}\n{stdout}");
+    }
+}
+
+/// `target` relative to `base`, through `..` (both absolute).
+fn pathdiff(target: &std::path::Path, base: &std::path::Path) -> String {
+    let base = base.canonicalize().expect("base");
+    let target = target.canonicalize().expect("target");
+    let ups = base.components().count();
+    let mut relative = "../".repeat(ups - 1);
+    relative.push_str(&target.to_string_lossy()[1..]);
+    relative
+}
+
 /// A 300 MB prompt file and partial in history are read only to the size limit: `list`,
 /// `log` and `check` run in 250 MB of address space (they needed twice the file before).
 #[cfg(unix)]

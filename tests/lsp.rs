@@ -619,7 +619,14 @@ fn a_newer_edit_cancels_the_checks_of_the_stale_ones() {
 fn ids_that_are_not_numbers_or_strings_are_invalid_requests_and_shutdown_stops_diagnostics() {
     let mut server = Server::start();
     server.initialize();
-    for id in [r#"{"a":1}"#, "[1]", "true"] {
+    for id in [
+        r#"{"a":1}"#,
+        "[1]",
+        "true",
+        "null",
+        "1.5",
+        "1000000000000000000000000000000",
+    ] {
         server.send_raw(
             format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"textDocument/hover","params":{{}}}}"#)
                 .as_bytes(),

@@ -28,6 +28,10 @@ const GROWING: &[&str] = &[
     "{% set ns = namespace(l=['x']) %}{% for i in range(n) %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l|join(',')|length }}",
     "{% set ns = namespace(l=[1]) %}{% for i in range(n) %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l|pprint|length }}",
     "{% set ns = namespace(l=[1]) %}{% for i in range(n) %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l|list|length }}",
+    "{% set ns = namespace(a=[1], b=[1]) %}{% for i in range(n) %}{% set ns.a = [ns.a, ns.a] %}{% set ns.b = [ns.b, ns.b] %}{% endfor %}{{ ns.a == ns.b }}",
+    "{% set ns = namespace(a=[1], b=[1]) %}{% for i in range(n) %}{% set ns.a = [ns.a, ns.a] %}{% set ns.b = [ns.b, ns.b] %}{% endfor %}{{ [ns.a, ns.b, ns.a]|unique|list|length }}",
+    "{% set ns = namespace(a={}, b={}) %}{% for i in range(n) %}{% set ns.a = {'x': ns.a, 'y': ns.a} %}{% set ns.b = {'x': ns.b, 'y': ns.b} %}{% endfor %}{{ [ns.a, ns.b]|sort|length }}",
+    "{{ [[n]]|tojson(indent=(n // 60) * 4000000000 + 2)|length }}",
     "{% macro grow(l, k) %}{% if k %}{{ grow(l + l, k - 1) }}{% else %}{{ l|string|length }}{% endif %}{% endmacro %}{{ grow([1], n) }}",
 ];
 
@@ -197,4 +201,30 @@ fn serve_answers_a_growing_render_with_422_render_limit_and_stays_up() {
     assert_eq!(rendered.status, 200, "{}", rendered.text);
     assert_eq!(rendered.json()["messages"][0]["content"], "8");
     assert_eq!(server.get("/healthz", None).status, 200);
+}
+
+#[test]
+fn values_nested_as_deep_as_the_fuel_allows_never_overflow_the_stack() {
+    let project = Project::new();
+    let nest = "{% set ns = namespace(l=[1], m=[1], d={}) %}{% for j in range(3) %}{% for i in range(100000) %}{% set ns.l = [ns.l] %}{% set ns.m = [ns.m] %}{% endfor %}{% endfor %}";
+    for (index, tail) in [
+        "{{ ns.l|length }}",
+        "{{ ns.l|tojson|length }}",
+        "{{ ns.l }}",
+        "{{ ns.l == ns.m }}",
+        "{{ [ns.l, ns.m]|sort|length }}",
+    ]
+    .iter()
+    .enumerate()
+    {
+        project.write(
+            &format!("prompts/s/deep{index}.yaml"),
+            &format!("model: echo\ntemplate: \"{nest}{tail}\"\n"),
+        );
+        let outcome = limited(&project, &["render", &format!("s/deep{index}")]);
+        assert!(
+            outcome.code == 0 || (outcome.code == 2 && outcome.stderr.contains("error[render]")),
+            "{tail}: {outcome:?}"
+        );
+    }
 }

@@ -210,6 +210,9 @@ impl From<RepoError> for CliError {
             RepoError::NoPromptsDir { .. } => Some(
                 "run `promptctl init` to start a prompts repository, or set `prompts_dir` in promptctl.toml",
             ),
+            RepoError::OutsideProject { .. } => {
+                Some("set `prompts_dir` in promptctl.toml to a folder inside the project")
+            }
             RepoError::Io { .. } | RepoError::LinkedPromptsDir { .. } => None,
         };
         let error = CliError::input(err.to_string());

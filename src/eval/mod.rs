@@ -129,12 +129,29 @@ pub struct CaseResult {
 
 impl CaseResult {
     fn new(job: &TestJob) -> CaseResult {
+        CaseResult::unrun(
+            job.prompt.clone(),
+            job.name.clone(),
+            job.path.clone(),
+            job.line,
+            job.model.clone(),
+        )
+    }
+
+    /// A case not run yet: an error until it has an outcome.
+    fn unrun(
+        prompt: PromptId,
+        test: String,
+        path: PathBuf,
+        line: usize,
+        model: String,
+    ) -> CaseResult {
         CaseResult {
-            prompt: job.prompt.clone(),
-            test: job.name.clone(),
-            path: job.path.clone(),
-            line: job.line,
-            model: job.model.clone(),
+            prompt,
+            test,
+            path,
+            line,
+            model,
             status: CaseStatus::Error,
             error: None,
             output: None,
@@ -157,24 +174,17 @@ impl CaseResult {
             .unwrap_or(&problem.path);
         let prompt = PromptId::from_parts(None, None, relative)
             .unwrap_or_else(|| PromptId::new("", crate::diagnostic::display_path(relative)));
-        CaseResult {
+        CaseResult::unrun(
             prompt,
-            test: "(file could not be loaded)".to_owned(),
-            path: problem.path.clone(),
-            line: problem.position.line,
-            model: "-".to_owned(),
-            status: CaseStatus::Error,
-            error: Some(CaseError {
-                kind: CaseErrorKind::Load,
-                message: format!("{} [{}]", problem.message, problem.code),
-            }),
-            output: None,
-            latency_ms: None,
-            usage: None,
-            cost_usd: None,
-            replayed: false,
-            assertions: Vec::new(),
-        }
+            "(file could not be loaded)".to_owned(),
+            problem.path.clone(),
+            problem.position.line,
+            "-".to_owned(),
+        )
+        .fail_with(
+            CaseErrorKind::Load,
+            format!("{} [{}]", problem.message, problem.code),
+        )
     }
 
     fn fail_with(mut self, kind: CaseErrorKind, message: String) -> CaseResult {

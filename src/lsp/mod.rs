@@ -263,11 +263,15 @@ fn read_messages(input: impl Read, sender: &mpsc::SyncSender<Incoming>, in_fligh
 }
 
 /// A JSON-RPC message, or the id to answer an invalid one with (`null` when it has no
-/// usable id: JSON-RPC ids are numbers or strings, never objects, arrays or booleans).
+/// usable id: LSP ids are 32-bit integers or strings, never `null`, fractions, objects,
+/// arrays or booleans).
 fn parse_message(value: &Value) -> Result<Message, Option<Value>> {
     let id = value.get("id");
-    let usable_id = id.filter(|id| id.is_number() || id.is_string()).cloned();
-    if id.is_some_and(|id| !id.is_null()) && usable_id.is_none() {
+    // LSP ids are integers (32 bits) or strings; anything else cannot be answered by id.
+    let usable_id = id
+        .filter(|id| id.is_string() || id.as_i64().is_some_and(|n| i32::try_from(n).is_ok()))
+        .cloned();
+    if id.is_some() && usable_id.is_none() {
         return Err(None);
     }
     serde_json::from_value::<Message>(value.clone()).map_err(|_| usable_id)

@@ -88,35 +88,6 @@ pub struct RunRecord {
     pub created_at: SystemTime,
 }
 
-impl RunRecord {
-    /// Replaces every NUL character of the text fields with U+FFFD.
-    fn replace_nul(&mut self) {
-        let scrub = |text: &mut String| {
-            if text.contains('\0') {
-                *text = text.replace('\0', "\u{FFFD}");
-            }
-        };
-        for text in [&mut self.service, &mut self.name, &mut self.model_requested] {
-            scrub(text);
-        }
-        for text in [
-            &mut self.trace_id,
-            &mut self.environment,
-            &mut self.model_used,
-            &mut self.provider,
-            &mut self.error,
-            &mut self.attempt_errors,
-            &mut self.input_text,
-            &mut self.output_text,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            scrub(text);
-        }
-    }
-}
-
 /// What the recorder did so far.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RecorderStats {
@@ -270,11 +241,10 @@ impl RunRecorder {
         }
     }
 
-    /// Queues a row; never waits. A full queue drops it (counted). NUL characters, which
-    /// no PostgreSQL text holds and which would fail the whole batch, become U+FFFD.
-    pub fn record(&self, mut record: RunRecord) {
+    /// Queues a row; never waits. A full queue drops it (counted). The writer makes every
+    /// row fit before sending it (see `registry::columns`).
+    pub fn record(&self, record: RunRecord) {
         let Some(tx) = &self.tx else { return };
-        record.replace_nul();
         self.shared.pending.fetch_add(1, Ordering::Relaxed);
         if self.shared.closing.load(Ordering::Relaxed) || tx.try_send(record).is_err() {
             self.shared.pending.fetch_sub(1, Ordering::Relaxed);

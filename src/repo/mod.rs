@@ -34,6 +34,14 @@ pub enum RepoError {
         /// The folder.
         path: PathBuf,
     },
+    /// The prompts folder lies outside the project (`prompts_dir = "../elsewhere"`).
+    #[error("prompts folder {} is outside the project {}: promptctl reads only the repository's own files", display_path(.path), display_path(.root))]
+    OutsideProject {
+        /// The folder.
+        path: PathBuf,
+        /// The project's root.
+        root: PathBuf,
+    },
     /// A file or folder could not be read.
     #[error("cannot read {}: {source}", display_path(.path))]
     Io {
@@ -139,10 +147,22 @@ impl Snapshot {
         if !prompts_dir.is_dir() {
             return Err(RepoError::NoPromptsDir { path: prompts_dir });
         }
+        let listed = working_files(&prompts_dir)?;
+        let inside = prompts_dir
+            .canonicalize()
+            .ok()
+            .zip(config.root.canonicalize().ok())
+            .is_some_and(|(dir, root)| dir.starts_with(root));
+        if !inside {
+            return Err(RepoError::OutsideProject {
+                path: prompts_dir,
+                root: config.root.clone(),
+            });
+        }
         let shown_dir = &config.settings.prompts_dir;
         let mut files = Vec::new();
         let mut problems = Vec::new();
-        for (relative, _) in working_files(&prompts_dir)? {
+        for (relative, _) in listed {
             match read_working_file(&prompts_dir.join(&relative), &shown_dir.join(&relative)) {
                 Ok(bytes) => files.push((relative, bytes)),
                 Err(diagnostic) => problems.push(diagnostic),

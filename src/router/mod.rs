@@ -153,6 +153,9 @@ pub struct ExecuteOptions {
     pub run_id: Option<Uuid>,
     /// The caller's trace id, stored with the run.
     pub trace_id: Option<String>,
+    /// A version to run on its own model instead of the environment's (the registry
+    /// source only).
+    pub version: Option<u32>,
 }
 
 /// Executes prompts: see the [module documentation](self). Cheap to clone; share one per
@@ -354,7 +357,10 @@ impl Router {
         let started = Instant::now();
         let created_at = SystemTime::now();
         let inner = &self.inner;
-        let ready = inner.source.get(prompt, environment).await?;
+        let ready = match options.version {
+            Some(version) => inner.source.get_version(prompt, version).await?,
+            None => inner.source.get(prompt, environment).await?,
+        };
         let resolved = &ready.prompt;
         let messages = ready
             .renderer

@@ -322,13 +322,22 @@ impl RegistryCache {
     }
 
     async fn fetch(&self, query: &str, env: &str) -> Result<Arc<Ready>, RouterError> {
-        let registry = self.registry().await?;
         let selector = if env.is_empty() {
             Selector::Latest
         } else {
             Selector::Environment(env.to_owned())
         };
-        match registry.get_prompt(query, &selector).await {
+        self.fetch_selected(query, &selector).await
+    }
+
+    /// The prompt `selector` picks, read from the registry (not cached).
+    async fn fetch_selected(
+        &self,
+        query: &str,
+        selector: &Selector,
+    ) -> Result<Arc<Ready>, RouterError> {
+        let registry = self.registry().await?;
+        match registry.get_prompt(query, selector).await {
             Ok(found) => Ok(Ready::new(ResolvedPrompt {
                 service: found.service,
                 name: found.name,
@@ -474,6 +483,26 @@ impl Source {
         match self {
             Source::Static(table) => table.lookup(query, env),
             Source::Registry(cache) => cache.get(query, env).await,
+        }
+    }
+
+    /// Version `version` of a prompt on its own model, read from the registry each time
+    /// (a run calls a model, so one more query costs little); a static source has no
+    /// versions to choose from.
+    pub(crate) async fn get_version(
+        &self,
+        query: &str,
+        version: u32,
+    ) -> Result<Arc<Ready>, RouterError> {
+        match self {
+            Source::Static(_) => Err(RouterError::UnknownPrompt(format!(
+                "{query}: choosing version {version} needs the registry"
+            ))),
+            Source::Registry(cache) => {
+                cache
+                    .fetch_selected(query, &Selector::Version(version))
+                    .await
+            }
         }
     }
 

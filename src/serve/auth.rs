@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -118,14 +118,15 @@ impl RateLimiter {
         }
     }
 
-    /// Whether the holder of `authorization` may run now (takes one token when it may).
-    pub fn allow(&self, authorization: Option<&[u8]>) -> bool {
+    /// Takes one token from the bucket of `authorization`'s holder, or says how long until
+    /// the bucket holds one.
+    pub fn take(&self, authorization: Option<&[u8]>) -> Result<(), Duration> {
         if self.rate <= 0.0 {
-            return true;
+            return Ok(());
         }
         let key: [u8; 32] = Sha256::digest(authorization.unwrap_or_default()).into();
         let Ok(mut buckets) = self.buckets.lock() else {
-            return true;
+            return Ok(());
         };
         if buckets.len() > 10_000 {
             buckets.clear();
@@ -136,9 +137,11 @@ impl RateLimiter {
         *last = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
-            true
+            Ok(())
         } else {
-            false
+            Err(Duration::from_secs_f64(
+                ((1.0 - *tokens) / self.rate).ceil(),
+            ))
         }
     }
 }
@@ -171,9 +174,13 @@ mod tests {
     #[test]
     fn rate_limit() {
         let limiter = RateLimiter::new(1.0, 2.0);
-        assert!(limiter.allow(Some(b"a")));
-        assert!(limiter.allow(Some(b"a")));
-        assert!(!limiter.allow(Some(b"a")));
-        assert!(limiter.allow(Some(b"b")));
+        assert!(limiter.take(Some(b"a")).is_ok());
+        assert!(limiter.take(Some(b"a")).is_ok());
+        assert_eq!(limiter.take(Some(b"a")), Err(Duration::from_secs(1)));
+        assert!(limiter.take(Some(b"b")).is_ok());
+        let slow = RateLimiter::new(0.1, 1.0);
+        assert!(slow.take(None).is_ok());
+        let wait = slow.take(None).expect_err("empty");
+        assert!(wait >= Duration::from_secs(9) && wait <= Duration::from_secs(10));
     }
 }

@@ -8,14 +8,13 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Environment, context};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::api::{ApiError, Pin, list};
-use super::auth::Scope;
+use super::api::{ApiError, ErrorCode, Pin, list};
 use crate::registry::RegistryError;
 
 fn templates() -> &'static Environment<'static> {
@@ -41,25 +40,12 @@ fn page(name: &str, context: minijinja::Value) -> Response {
         .and_then(|template| template.render(context))
     {
         Ok(html) => Html(html).into_response(),
-        Err(err) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("dashboard: {err}"),
-        )
-        .into_response(),
+        Err(err) => ApiError::new(ErrorCode::Internal, format!("dashboard: {err}")).into_response(),
     }
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    super::api::authorize(state, headers, Scope::Read)
-}
-
-/// `GET /`: prompts by service, latest version and pins.
-pub async fn index(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+/// `GET /`: prompts by service, latest version and pins (the gate checked the token).
+pub async fn index(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let prompts = state
         .cache
         .db()
@@ -113,9 +99,7 @@ pub async fn prompt_page(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<DiffQuery>, QueryRejection>,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
     let Path((service, name)) = path?;
     let Query(query) = query?;
     let (service_ref, name_ref) = (service.as_str(), name.as_str());
@@ -155,8 +139,7 @@ pub async fn prompt_page(
         .await?;
     if rows.is_empty() {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             format!("no prompt named `{service}/{name}` in the registry"),
         ));
     }

@@ -13,15 +13,13 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::api::{ApiError, Pin, authorize, refuse_nul};
-use super::auth::Scope;
+use super::api::{ApiError, ErrorCode, Pin, refuse_nul};
 use crate::registry::listing::{ListedPrompt, ListedVersion, PromptFilter};
 
 /// The entries of a page when `limit` is not given.
@@ -188,17 +186,15 @@ fn next_cursor(more: bool, last: Option<Cursor>) -> Option<String> {
 #[utoipa::path(get, path = "/v1/prompts", operation_id = "list_prompts",
     params(ListPromptsQuery),
     responses((status = 200, description = "One page of prompts", body = PromptList),
-        (status = 400, description = "A malformed query or cursor", body = super::api::ErrorBody),
-        (status = 401, description = "No valid token", body = super::api::ErrorBody),
-        (status = 422, description = "`limit` out of 1 to 100", body = super::api::ErrorBody),
+        (status = 400, description = "A malformed query or cursor (`bad_request`)", body = super::api::ErrorBody),
+        (status = 422, description = "`limit` out of 1 to 100 (`invalid`)", body = super::api::ErrorBody),
+        (status = 500, description = "An unexpected server error", body = super::api::ErrorBody),
         (status = 503, description = "The database is unreachable", body = super::api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_prompts(
     State(state): State<Arc<AppState>>,
     query: Result<Query<ListPromptsQuery>, QueryRejection>,
-    headers: HeaderMap,
 ) -> Result<Json<PromptList>, ApiError> {
-    authorize(&state, &headers, Scope::Read)?;
     let Query(query) = query?;
     let limit = page_limit(query.limit.as_deref())?;
     let after = match query.cursor.as_deref().map(Cursor::decode).transpose()? {
@@ -267,22 +263,20 @@ fn prompt_item(prompt: ListedPrompt) -> PromptListItem {
 /// page at a time, each with its commit and the environments that run it.
 #[utoipa::path(get, path = "/v1/prompts/{service}/{name}/versions",
     operation_id = "list_prompt_versions",
-    params(("service" = String, Path, description = "The prompt's service"),
-        ("name" = String, Path, description = "The prompt's name"), ListVersionsQuery),
+    params(("service" = String, Path, description = "The prompt's service", example = "billing"),
+        ("name" = String, Path, description = "The prompt's name", example = "invoice"), ListVersionsQuery),
     responses((status = 200, description = "One page of versions", body = VersionList),
-        (status = 400, description = "A malformed path, query or cursor", body = super::api::ErrorBody),
-        (status = 401, description = "No valid token", body = super::api::ErrorBody),
+        (status = 400, description = "A malformed path, query or cursor (`bad_request`)", body = super::api::ErrorBody),
         (status = 404, description = "No such prompt", body = super::api::ErrorBody),
-        (status = 422, description = "`limit` out of 1 to 100", body = super::api::ErrorBody),
+        (status = 422, description = "`limit` out of 1 to 100 (`invalid`)", body = super::api::ErrorBody),
+        (status = 500, description = "An unexpected server error", body = super::api::ErrorBody),
         (status = 503, description = "The database is unreachable", body = super::api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_prompt_versions(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<ListVersionsQuery>, QueryRejection>,
-    headers: HeaderMap,
 ) -> Result<Json<VersionList>, ApiError> {
-    authorize(&state, &headers, Scope::Read)?;
     let Path((service, name)) = path?;
     refuse_nul("service", &service)?;
     refuse_nul("name", &name)?;
@@ -315,12 +309,12 @@ fn foreign_cursor() -> ApiError {
 
 /// A 400 `bad_request`: a malformed query or cursor.
 fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    ApiError::new(ErrorCode::BadRequest, message)
 }
 
 /// A 422 `invalid`: a well-formed value out of range.
 fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+    ApiError::new(ErrorCode::Invalid, message)
 }
 
 fn version_item(version: ListedVersion) -> PromptVersion {

@@ -99,9 +99,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(api::readyz))
         .route("/", get(dashboard::index))
         .route("/prompts/{service}/{name}", get(dashboard::prompt_page))
+        // After every route: it applies to the routes added before it.
+        .method_not_allowed_fallback(api::method_not_allowed)
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn(api::refuse_nul_in_uri))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::gate,
+        ))
         .layer(axum::middleware::from_fn(telemetry::track))
         .layer(
             TraceLayer::new_for_http()

@@ -1887,6 +1887,11 @@ mod builtins {
                 None => Some(ok!(usize::try_from(val.clone()))),
             },
         };
+        // Every line of pretty JSON repeats the indentation: refuse what cannot fit before
+        // serializing anything.
+        if indent.is_some_and(|indent| !crate::limits::allocation_ok(indent as u64)) {
+            return Err(Error::from(ErrorKind::OutOfFuel));
+        }
         ok!(args.assert_all_used());
         let style = match indent {
             Some(indent) => crate::json::JsonStyle::Pretty(indent),

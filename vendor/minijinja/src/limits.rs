@@ -32,3 +32,24 @@ pub(crate) fn allocation_ok(additional: u64) -> bool {
         None => true,
     }
 }
+
+/// `iter`, ending early once the allocation check says no: every item pulled is one
+/// question, so comparing or hashing two large values stays within the render's limits.
+pub(crate) fn limited<I: Iterator>(iter: I) -> impl Iterator<Item = I::Item> {
+    iter.take_while(|_| allocation_ok(0))
+}
+
+/// Runs `f`, a step of a recursion over a value (dropping, formatting, serializing or
+/// comparing it), on a stack grown on the heap when little is left, so a value nested as
+/// deep as the fuel allows cannot overflow the thread's stack.
+#[inline]
+pub(crate) fn deep<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(feature = "stacker")]
+    {
+        stacker::maybe_grow(64 * 1024, 1024 * 1024, f)
+    }
+    #[cfg(not(feature = "stacker"))]
+    {
+        f()
+    }
+}

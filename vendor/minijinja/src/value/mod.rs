@@ -633,7 +633,7 @@ fn python_string_debug_fmt(value: &str, f: &mut fmt::Formatter<'_>) -> fmt::Resu
 
 impl fmt::Debug for ValueRepr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
+        crate::limits::deep(|| {        match *self {
             ValueRepr::Undefined(..) => f.write_str("undefined"),
             ValueRepr::Bool(val) => f.write_str(if val { "True" } else { "False" }),
             ValueRepr::U64(ref val) => fmt::Debug::fmt(val, f),
@@ -672,6 +672,7 @@ impl fmt::Debug for ValueRepr {
             }
             ValueRepr::Object(ref val) => val.render(f),
         }
+        })
     }
 }
 
@@ -709,7 +710,7 @@ pub struct Value(pub(crate) ValueRepr);
 
 impl PartialEq for Value {
     fn eq(&self, other: &Self) -> bool {
-        match (&self.0, &other.0) {
+        crate::limits::deep(|| {        match (&self.0, &other.0) {
             (&ValueRepr::None, &ValueRepr::None) => true,
             (&ValueRepr::Undefined(..), &ValueRepr::Undefined(..)) => true,
             (&ValueRepr::String(ref a, _), &ValueRepr::String(ref b, _)) => a == b,
@@ -752,6 +753,11 @@ impl PartialEq for Value {
                                 let mut a_count = 0;
                                 if !a.try_iter_pairs().is_some_and(|mut ak| {
                                     ak.all(|(k, v1)| {
+                                        // Once the render is over its limits it fails at
+                                        // its next charge; stop comparing now.
+                                        if !crate::limits::allocation_ok(0) {
+                                            return false;
+                                        }
                                         a_count += 1;
                                         b.get_value(&k) == Some(v1)
                                     })
@@ -769,7 +775,7 @@ impl PartialEq for Value {
                                 ObjectRepr::Seq | ObjectRepr::Iterable,
                             ) => {
                                 if let (Some(ak), Some(bk)) = (a.try_iter(), b.try_iter()) {
-                                    ak.eq(bk)
+                                    crate::limits::limited(ak).eq(crate::limits::limited(bk))
                                 } else {
                                     false
                                 }
@@ -787,6 +793,7 @@ impl PartialEq for Value {
                 }
             },
         }
+        })
     }
 }
 
@@ -893,7 +900,7 @@ fn cmp_uncoercible_numbers(left: &Value, right: &Value) -> Ordering {
 
 impl Ord for Value {
     fn cmp(&self, other: &Self) -> Ordering {
-        match (&self.0, &other.0) {
+        crate::limits::deep(|| {        match (&self.0, &other.0) {
             (&ValueRepr::Bool(a), _) if other.is_number() => {
                 return Value::from(a as i64).cmp(other)
             }
@@ -949,7 +956,8 @@ impl Ord for Value {
                                 // we don't want to pay the cost of actually sorting the keys for
                                 // ordering so we just accept this for now.
                                 match (a.try_iter_pairs(), b.try_iter_pairs()) {
-                                    (Some(a), Some(b)) => a.cmp(b),
+                                    (Some(a), Some(b)) => crate::limits::limited(a)
+                                        .cmp(crate::limits::limited(b)),
                                     _ => unreachable!(),
                                 }
                             }
@@ -957,7 +965,9 @@ impl Ord for Value {
                                 ObjectRepr::Seq | ObjectRepr::Iterable,
                                 ObjectRepr::Seq | ObjectRepr::Iterable,
                             ) => match (a.try_iter(), b.try_iter()) {
-                                (Some(a), Some(b)) => a.cmp(b),
+                                (Some(a), Some(b)) => {
+                                    crate::limits::limited(a).cmp(crate::limits::limited(b))
+                                }
                                 _ => unreachable!(),
                             },
                             // terrible fallback for plain objects
@@ -971,6 +981,7 @@ impl Ord for Value {
                 }
             },
         }
+        })
     }
 }
 
@@ -982,7 +993,7 @@ impl fmt::Debug for Value {
 
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
+        crate::limits::deep(|| {        match self.0 {
             ValueRepr::Undefined(..) => Ok(()),
             ValueRepr::Bool(val) => f.write_str(if val { "True" } else { "False" }),
             ValueRepr::U64(val) => val.fmt(f),
@@ -1009,6 +1020,7 @@ impl fmt::Display for Value {
             ValueRepr::U128(val) => write!(f, "{}", { val.0 }),
             ValueRepr::Object(ref x) => write!(f, "{x}"),
         }
+        })
     }
 }
 
@@ -2036,7 +2048,7 @@ impl serde::Serialize for Value {
     where
         S: serde::ser::Serializer,
     {
-        // enable round tripping of values
+        crate::limits::deep(|| {        // enable round tripping of values
         if serializing_for_value() {
             let handle = LAST_VALUE_HANDLE.with(|x| {
                 // we are okay with overflowing the handle here because these values only
@@ -2103,6 +2115,7 @@ impl serde::Serialize for Value {
                 }
             },
         }
+        })
     }
 }
 

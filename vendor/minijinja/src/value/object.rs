@@ -957,7 +957,7 @@ impl DynObject {
 impl Hash for DynObject {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         if let Some(iter) = self.try_iter_pairs() {
-            for (key, value) in iter {
+            for (key, value) in crate::limits::limited(iter) {
                 key.hash(state);
                 value.hash(state);
             }
