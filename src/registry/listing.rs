@@ -221,15 +221,7 @@ impl Registry {
         before: Option<u32>,
         limit: u32,
     ) -> Result<Page<ListedVersion>, RegistryError> {
-        let latest: Option<i32> = self
-            .client
-            .query_one(
-                "SELECT max(version) FROM prompts WHERE service = $1 AND name = $2",
-                &[&service, &name],
-            )
-            .await?
-            .get(0);
-        let Some(latest) = latest else {
+        let Some(latest) = self.latest_version(service, name).await? else {
             // The same error, with a suggestion, as reading the prompt.
             self.identity(&format!("{service}/{name}")).await?;
             return Err(RegistryError::NotFound {

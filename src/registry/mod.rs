@@ -511,15 +511,7 @@ impl Registry {
         selector: &Selector,
     ) -> Result<RegistryPrompt, RegistryError> {
         let (service, name) = self.identity(query).await?;
-        let latest: Option<i32> = self
-            .client
-            .query_one(
-                "SELECT max(version) FROM prompts WHERE service = $1 AND name = $2",
-                &[&service, &name],
-            )
-            .await?
-            .get(0);
-        let latest = latest.unwrap_or(0);
+        let latest = self.latest_version(&service, &name).await?.unwrap_or(0);
         let (version, model, environment) = match selector {
             Selector::Latest => (latest, None, None),
             Selector::Version(number) => (i32::try_from(*number).unwrap_or(i32::MAX), None, None),
@@ -579,6 +571,22 @@ impl Registry {
             });
         };
         prompt_of_row(&row, service, name, model, environment)
+    }
+
+    /// The newest version number of `service/name`, `None` when it has none.
+    pub(crate) async fn latest_version(
+        &self,
+        service: &str,
+        name: &str,
+    ) -> Result<Option<i32>, RegistryError> {
+        Ok(self
+            .client
+            .query_one(
+                "SELECT max(version) FROM prompts WHERE service = $1 AND name = $2",
+                &[&service, &name],
+            )
+            .await?
+            .get(0))
     }
 
     /// The `(service, name)` that `query` names.

@@ -327,23 +327,9 @@ pub async fn sync(
         Some(_) if registry_empty => None,
         Some(previous) if *previous == tip_commit && !options.allow_rewrite => {
             summary.up_to_date = true;
-            // A registry synced before it held monitor assertions (migration 3) gets them
-            // now, not at the next commit.
-            summary.monitors_changed = sync_monitors(
-                &transaction,
-                &tip.snapshot,
-                &exclusions,
-                &mut summary.skipped,
-            )
-            .await?;
-            // Likewise the descriptions (migration 4).
-            sync_descriptions(
-                &transaction,
-                &tip.snapshot,
-                &exclusions,
-                &mut summary.skipped,
-            )
-            .await?;
+            // A registry synced before it held monitor assertions (migration 3) or
+            // descriptions (migration 4) gets them now, not at the next commit.
+            sync_tip_extras(&transaction, &tip.snapshot, &exclusions, &mut summary).await?;
             // Commit all the same: it writes nothing but the schema's pending migrations
             // and the monitor assertions and descriptions the registry lacked.
             if options.dry_run {
@@ -391,22 +377,8 @@ pub async fn sync(
     }
     merge_tests(&transaction, history, tip, &exclusions, &mut summary).await?;
 
-    // The monitor assertions at the tip.
-    summary.monitors_changed = sync_monitors(
-        &transaction,
-        &tip.snapshot,
-        &exclusions,
-        &mut summary.skipped,
-    )
-    .await?;
-    // The descriptions at the tip.
-    sync_descriptions(
-        &transaction,
-        &tip.snapshot,
-        &exclusions,
-        &mut summary.skipped,
-    )
-    .await?;
+    // The monitor assertions and descriptions at the tip.
+    sync_tip_extras(&transaction, &tip.snapshot, &exclusions, &mut summary).await?;
 
     // The environments.
     summary.environments_changed = merge_environments(&transaction, &environments).await?;
@@ -927,6 +899,19 @@ async fn copy_state(
 
 /// The assertion types whose `value` is an expected output.
 const EXPECTED_KINDS: &[&str] = &["exact_match", "contains", "semantic_similarity"];
+
+/// Publishes what the registry holds of the tip alone: its monitor assertions and its
+/// descriptions (a sync at an up-to-date tip writes these too).
+async fn sync_tip_extras(
+    transaction: &tokio_postgres::Transaction<'_>,
+    snapshot: &Snapshot,
+    exclusions: &Exclusions<'_>,
+    summary: &mut SyncSummary,
+) -> Result<(), RegistryError> {
+    summary.monitors_changed =
+        sync_monitors(transaction, snapshot, exclusions, &mut summary.skipped).await?;
+    sync_descriptions(transaction, snapshot, exclusions, &mut summary.skipped).await
+}
 
 /// Writes each prompt's `monitor` assertions at the tip into `prompt_monitors` (rows of
 /// prompts without any are deleted); returns the rows inserted, changed or deleted.
