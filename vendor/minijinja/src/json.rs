@@ -48,6 +48,15 @@ struct JsonWriter {
 
 impl JsonWriter {
     fn write_value(&mut self, value: &Value) -> Result<(), Error> {
+        // Every value written is a step of the render, on a stack grown on the heap when
+        // the value is nested deeper than the thread's stack holds.
+        if !crate::limits::allocation_ok(0) {
+            return Err(Error::from(crate::error::ErrorKind::OutOfFuel));
+        }
+        crate::limits::deep(|| self.write_value_inner(value))
+    }
+
+    fn write_value_inner(&mut self, value: &Value) -> Result<(), Error> {
         match value.0 {
             ValueRepr::None | ValueRepr::Undefined(..) => self.out.push_str("null"),
             ValueRepr::Invalid(ref err) => return Err(err.internal_clone()),
