@@ -8,6 +8,8 @@
 # tokens, and on one that requires a read token, with the token sent on every request as
 # deployments do (issue 17: at least 0.8 of nginx's requests/s, P99 no worse than nginx's).
 # The load tool shares the machine's cores with the servers: report rate and P99 together.
+# Each row also gives the server's CPU time per request (from /proc, user + system), which
+# other work on the machine disturbs far less than the rate.
 #
 # usage: scripts/bench-serve.sh [WORKDIR]   (env: DURATION (default 10s), BENCH_DATABASE_URL,
 #        PROMPTCTL_BIN to use a built binary instead of building one; SERVE_PORT, TOKEN_PORT,
@@ -119,15 +121,28 @@ curl -fs -X POST -H 'content-type: application/json' \
   -d '{"env": "production", "vars": {"customer": "ACME", "amount": 1250.5, "items": ["hosting"]}}' \
   "http://127.0.0.1:$SERVE_PORT/v1/prompts/billing/invoice_summary/render" >/dev/null
 
-run() { # name url [wrk args]
-  local name=$1 url=$2; shift 2
-  local out
+ticks() { # CPU clock ticks (user + system) of the given processes so far
+  local total=0 pid
+  for pid in "$@"; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+run() { # name pids url [wrk args]: the pids are the server's, for its CPU per request
+  local name=$1 pids=$2 url=$3; shift 3
+  local out before after
+  # shellcheck disable=SC2086
+  before=$(ticks $pids)
   out=$(wrk -t2 -c64 -d"$DURATION" --latency "$@" "$url")
-  local rate p99
+  # shellcheck disable=SC2086
+  after=$(ticks $pids)
+  local rate p99 requests us
   rate=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  printf '%-28s %12s req/s   P99 %s\n' "$name" "$rate" "$p99"
-  echo "$name $rate $p99" >> "$WORK/results"
+  requests=$(awk '/requests in/ {print $1}' <<<"$out")
+  us=$(python3 -c "print(f'{($after - $before) * 1e6 / $(getconf CLK_TCK) / $requests:.1f}')")
+  printf '%-28s %12s req/s   P99 %-8s server CPU %s us/request\n' "$name" "$rate" "$p99" "$us"
+  echo "$name $us $rate $p99" >> "$WORK/results"
 }
 : > "$WORK/results"
 wrk -t2 -c64 -d2s "$URL" >/dev/null  # warm-up
@@ -135,10 +150,11 @@ TOKEN_URL="http://127.0.0.1:$TOKEN_PORT/v1/prompts/billing/invoice_summary?env=p
 AUTH="Authorization: Bearer $TOKEN"
 curl -fs -H "$AUTH" "$TOKEN_URL" >/dev/null
 wrk -t2 -c64 -d2s -H "$AUTH" "$TOKEN_URL" >/dev/null  # warm-up
-run "serve GET (cached)" "$URL"
-run "serve GET (cached, token)" "$TOKEN_URL" -H "$AUTH"
-run "nginx static (same bytes)" "http://127.0.0.1:$NGINX_PORT/prompt.json" -H "$AUTH"
-run "serve POST render" "http://127.0.0.1:$SERVE_PORT/v1/prompts/billing/invoice_summary/render" -s "$WORK/render.lua"
+NGINX_WORKERS=$(pgrep -P "$(cat "$WORK/nginx.pid")" | tr '\n' ' ')
+run "serve GET (cached)" "${pids[0]}" "$URL"
+run "serve GET (cached, token)" "${pids[1]}" "$TOKEN_URL" -H "$AUTH"
+run "nginx static (same bytes)" "$NGINX_WORKERS" "http://127.0.0.1:$NGINX_PORT/prompt.json" -H "$AUTH"
+run "serve POST render" "${pids[0]}" "http://127.0.0.1:$SERVE_PORT/v1/prompts/billing/invoice_summary/render" -s "$WORK/render.lua"
 python3 - "$WORK/results" <<'PY'
 import sys
 def ms(t):
@@ -149,11 +165,13 @@ def ms(t):
 rows = {}
 for line in open(sys.argv[1]):
     parts = line.split()
-    rows[" ".join(parts[:-2])] = (float(parts[-2]), ms(parts[-1]))
+    rows[" ".join(parts[:-3])] = (float(parts[-2]), ms(parts[-1]), float(parts[-3]))
 serve, nginx, render = rows["serve GET (cached)"], rows["nginx static (same bytes)"], rows["serve POST render"]
 token = rows["serve GET (cached, token)"]
 print(f"serve/nginx throughput: {serve[0] / nginx[0]:.2f} (target >= 0.5)")
 print(f"serve/nginx P99:        {serve[1] / nginx[1]:.2f} (target <= 2)")
 print(f"with a token:           {token[0] / nginx[0]:.2f} throughput (target >= 0.8), {token[1] / nginx[1]:.2f} P99 (target <= 1)")
 print(f"render:                 {render[0]:.0f} req/s (target >= 20000)")
+print(f"server CPU per request: {serve[2] / nginx[2]:.2f}x nginx's, {token[2] / nginx[2]:.2f}x with a token"
+      " (steadier than throughput when other work shares the cores)")
 PY

@@ -17,12 +17,16 @@
 //! one step; a render gets [`MAX_STEPS`], ten times what its fuel allows it to visit, and
 //! past them it stops as a runaway loop does.
 //!
-//! Outside a scope the allocator only reads one thread-local word before calling the
-//! system allocator. A render runs on one thread from start to end (it never awaits), so
+//! Outside a scope the allocator only reads one thread-local word before calling mimalloc,
+//! which does the allocating: profiled on `serve`'s cached read, the allocator's share of
+//! the server's time falls from about 8% with glibc's to under 6%, and the static (musl)
+//! release binaries would otherwise get musl's, slower still. A render runs on one thread from start to end (it never awaits), so
 //! per-thread counts are exactly its own.
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
+
+use mimalloc::MiMalloc;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -58,7 +62,7 @@ thread_local! {
     static STEPS: Cell<u64> = const { Cell::new(0) };
 }
 
-/// The system allocator, counting what threads inside a [`Scope`] allocate.
+/// mimalloc, counting what threads inside a [`Scope`] allocate.
 pub struct CountingAllocator;
 
 #[inline]
@@ -76,32 +80,32 @@ fn count(delta: isize) {
     });
 }
 
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the
+// SAFETY: every method forwards to `MiMalloc` with the caller's arguments unchanged; the
 // counting touches only const-initialized thread-locals without destructors, which never
 // allocate.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count(layout.size() as isize);
         // SAFETY: forwarded as received.
-        unsafe { System.alloc(layout) }
+        unsafe { MiMalloc.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         count(layout.size() as isize);
         // SAFETY: forwarded as received.
-        unsafe { System.alloc_zeroed(layout) }
+        unsafe { MiMalloc.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         count(-(layout.size() as isize));
         // SAFETY: forwarded as received.
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { MiMalloc.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         count(new_size as isize - layout.size() as isize);
         // SAFETY: forwarded as received.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        unsafe { MiMalloc.realloc(ptr, layout, new_size) }
     }
 }
 

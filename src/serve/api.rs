@@ -281,15 +281,27 @@ fn needed_scope(request: &axum::extract::Request) -> Option<Scope> {
     }
 }
 
-/// The gate every request passes before its handler: authentication first (no valid token
-/// is 401, a token without the scope 403, whatever else is wrong with the request), then a
-/// path or query holding a percent-encoded NUL (`%00`) is refused, since no name, version
-/// or environment can contain one.
+/// The one middleware every request passes (a single layer: each layer costs the hot path
+/// an allocation or two): [`admit`] before the handler, then the response is counted by
+/// route template and status.
 pub async fn gate(
     State(state): State<Arc<AppState>>,
     request: axum::extract::Request,
     next: Next,
 ) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .cloned();
+    let response = admit(&state, request, next).await;
+    super::telemetry::count_request(route.as_ref(), response.status());
+    response
+}
+
+/// Authentication first (no valid token is 401, a token without the scope 403, whatever
+/// else is wrong with the request), then a path or query holding a percent-encoded NUL
+/// (`%00`) is refused, since no name, version or environment can contain one.
+async fn admit(state: &AppState, request: axum::extract::Request, next: Next) -> Response {
     // The open routes take no input.
     let Some(scope) = needed_scope(&request) else {
         return next.run(request).await;
@@ -658,10 +670,10 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-fn etag_of(body: &[u8]) -> String {
+fn etag_of(body: &[u8]) -> HeaderValue {
     let digest = Sha256::digest(body);
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
+    HeaderValue::try_from(format!("\"{hex}\"")).unwrap_or(HeaderValue::from_static("\"\""))
 }
 
 /// The version `version` or `env` selects (the latest when neither); both are refused.
@@ -679,8 +691,8 @@ fn selector_of(version: Option<u32>, env: Option<&str>) -> Result<Selector, ApiE
 
 /// Whether an `If-None-Match` value matches `etag` (RFC 9110 section 13.1.2): `*`, or a
 /// comma-separated list of entity tags compared weakly (`W/"x"` matches `"x"`).
-fn none_match(header: &[u8], etag: &str) -> bool {
-    let ours = etag.strip_prefix("W/").unwrap_or(etag).as_bytes();
+fn none_match(header: &[u8], etag: &[u8]) -> bool {
+    let ours = etag.strip_prefix(b"W/").unwrap_or(etag);
     let mut rest = header;
     loop {
         while let [b' ' | b'\t' | b',', tail @ ..] = rest {
@@ -713,6 +725,23 @@ fn none_match(header: &[u8], etag: &str) -> bool {
     }
 }
 
+/// The request's `If-None-Match` header, if any: the one header `get_prompt` reads (the
+/// `HeaderMap` extractor would copy them all).
+pub struct IfNoneMatch(Option<HeaderValue>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IfNoneMatch {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(IfNoneMatch(
+            parts.headers.get(header::IF_NONE_MATCH).cloned(),
+        ))
+    }
+}
+
 fn key_of(service: &str, name: &str, selector: &Selector) -> String {
     match selector {
         Selector::Latest => format!("p\u{0}{service}\u{0}{name}\u{0}latest"),
@@ -729,6 +758,34 @@ async fn cached_prompt(
     selector: Selector,
 ) -> Result<(Arc<Cached>, Source), ApiError> {
     let key = key_of(service, name, &selector);
+    if let Some(found) = state.cache.fresh(&key) {
+        count_cache_read(found.1);
+        return Ok(found);
+    }
+    // Boxed: the read's future is large, and the fast path above should not carry it.
+    let (value, source) = Box::pin(load_prompt(state, key, service, name, selector)).await?;
+    count_cache_read(source);
+    Ok((value, source))
+}
+
+fn count_cache_read(source: Source) {
+    let label = match source {
+        Source::Hit => "hit",
+        Source::Miss => "miss",
+        Source::Stale => "stale",
+    };
+    metrics::counter!(CACHE_READS, "result" => label).increment(1);
+}
+
+/// Reads one prompt through the cache when it is not fresh there: from PostgreSQL, or
+/// stale while a refresh is under way.
+async fn load_prompt(
+    state: &AppState,
+    key: String,
+    service: &str,
+    name: &str,
+    selector: Selector,
+) -> Result<(Arc<Cached>, Source), ApiError> {
     let query = format!("{service}/{name}");
     let result = state
         .cache
@@ -764,14 +821,7 @@ async fn cached_prompt(
             }
         })
         .await;
-    let (value, source) = result?;
-    let label = match source {
-        Source::Hit => "hit",
-        Source::Miss => "miss",
-        Source::Stale => "stale",
-    };
-    metrics::counter!(CACHE_READS, "result" => label).increment(1);
-    Ok((value, source))
+    Ok(result?)
 }
 
 fn stale_headers(headers: &mut HeaderMap, source: Source) {
@@ -807,16 +857,13 @@ pub async fn get_prompt(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<VersionQuery>, QueryRejection>,
-    headers: HeaderMap,
+    IfNoneMatch(if_none_match): IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let Path((service, name)) = path?;
     let Query(query) = query?;
     let selector = selector_of(query.version, query.env.as_deref())?;
     let (value, source) = cached_prompt(&state, &service, &name, selector).await?;
-    let etag = HeaderValue::from_str(&value.etag).unwrap_or(HeaderValue::from_static("\"\""));
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| none_match(v.as_bytes(), &value.etag));
+    let matches = if_none_match.is_some_and(|v| none_match(v.as_bytes(), value.etag.as_bytes()));
     let mut response = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -829,7 +876,9 @@ pub async fn get_prompt(
         )
             .into_response()
     };
-    response.headers_mut().insert(header::ETAG, etag);
+    response
+        .headers_mut()
+        .insert(header::ETAG, value.etag.clone());
     stale_headers(response.headers_mut(), source);
     Ok(response)
 }
@@ -1165,7 +1214,7 @@ mod tests {
 
     #[test]
     fn if_none_match_compares_weakly_and_survives_garbage() {
-        let etag = "\"abc\"";
+        let etag = b"\"abc\"";
         for header in [
             "\"abc\"",
             "W/\"abc\"",

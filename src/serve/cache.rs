@@ -24,8 +24,8 @@ pub struct Cached {
     pub renderer: crate::render::Renderer,
     /// The JSON response body.
     pub body: axum::body::Bytes,
-    /// The quoted ETag: a hash of `body`.
-    pub etag: String,
+    /// The quoted ETag (a hash of `body`), ready to send.
+    pub etag: axum::http::HeaderValue,
 }
 
 struct Entry {
@@ -74,6 +74,22 @@ impl Cache {
         }
     }
 
+    /// The cached value of `key` while it is fresh: the request's fast path, which neither
+    /// allocates nor awaits.
+    pub fn fresh(&self, key: &str) -> Option<(Arc<Cached>, Source)> {
+        let entries = self.entries.read().ok()?;
+        let entry = entries.get(key)?;
+        if entry.fetched_at.elapsed() >= self.ttl {
+            return None;
+        }
+        let source = if self.db.is_up() {
+            Source::Hit
+        } else {
+            Source::Stale
+        };
+        Some((entry.value.clone(), source))
+    }
+
     /// The cached value of `key`, loading it through `load` when absent; an expired value
     /// is returned at once while one background task per key refreshes it.
     pub async fn get<F, Fut>(
@@ -120,7 +136,9 @@ impl Cache {
             }
             return Ok((value, Source::Stale));
         }
-        let value = self.db.read(load).await?;
+        // Boxed: the read's future is large, and a request that finds its value cached
+        // should not carry (and copy) it.
+        let value = Box::pin(self.db.read(load)).await?;
         Ok((self.insert(key, value), Source::Miss))
     }
 

@@ -107,7 +107,6 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             api::gate,
         ))
-        .layer(axum::middleware::from_fn(telemetry::track))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)

@@ -2,11 +2,11 @@
 //! the OpenTelemetry GenAI semantic conventions translate to Prometheus, plus promptctl's
 //! own under the `promptctl_` prefix.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
-use axum::middleware::Next;
+use axum::extract::{MatchedPath, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -81,15 +81,32 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-/// Counts every request by route template (bounded) and status.
-pub async fn track(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let response = next.run(request).await;
-    metrics::counter!(HTTP_REQUESTS, "route" => route, "status" => response.status().as_str().to_owned())
-        .increment(1);
-    response
+/// Counts a request by its route template (bounded; `unmatched` when no route matched) and
+/// its response's status.
+pub fn count_request(route: Option<&MatchedPath>, status: StatusCode) {
+    let route = route.map_or("unmatched", MatchedPath::as_str);
+    request_counter(route, status.as_u16()).increment(1);
+}
+
+/// The counters of [`HTTP_REQUESTS`] by status, then route template, kept once made: a
+/// request finds its counter without allocating. Bounded: routes are the router's
+/// templates (or `unmatched`), statuses three digits.
+type RequestCounters = HashMap<u16, HashMap<Box<str>, metrics::Counter>>;
+
+fn request_counter(route: &str, status: u16) -> metrics::Counter {
+    static COUNTERS: OnceLock<RwLock<RequestCounters>> = OnceLock::new();
+    let counters = COUNTERS.get_or_init(RwLock::default);
+    if let Ok(known) = counters.read()
+        && let Some(counter) = known.get(&status).and_then(|routes| routes.get(route))
+    {
+        return counter.clone();
+    }
+    let counter = metrics::counter!(HTTP_REQUESTS, "route" => route.to_owned(), "status" => status.to_string());
+    if let Ok(mut known) = counters.write() {
+        known
+            .entry(status)
+            .or_default()
+            .insert(route.into(), counter.clone());
+    }
+    counter
 }
