@@ -92,6 +92,8 @@ git -C "$root/repo" init -q -b main
 git -C "$root/repo" add -A
 git -C "$root/repo" -c user.name=promptctl -c user.email=promptctl@example.invalid \
   commit -q -m "the example prompts"
+# Owned by root, who runs it in the chroot: libgit2 opens only a repository its user owns.
+as_root chown -R 0:0 "$root"
 (cd "$root" && find . -path ./repo -prune -o -print | sort)
 
 in_root() { as_root chroot "$root" /promptctl "$@"; }
