@@ -1,7 +1,8 @@
 //! The dashboard in headless Chromium (Debian's `chromium` package, which `.ci/run`
-//! installs when missing): the prompt list, a prompt page, a diff between two versions and
-//! a chart, checked through the DOM Chromium built, with screenshots kept under
-//! `target/test-artifacts/`. Fails, never skips, without Chromium.
+//! installs when missing; `PROMPTCTL_CHROMIUM` names another Chromium or Chrome, such as
+//! GitHub's runners' `/usr/bin/google-chrome`): the prompt list, a prompt page, a diff
+//! between two versions and a chart, checked through the DOM Chromium built, with
+//! screenshots kept under `target/test-artifacts/`. Fails, never skips, without Chromium.
 
 mod common;
 
@@ -10,7 +11,12 @@ use std::process::Command;
 
 use common::server::{Server, setup};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
+/// Debian's Chromium, unless `PROMPTCTL_CHROMIUM` names another browser.
+fn chromium_path() -> PathBuf {
+    std::env::var_os("PROMPTCTL_CHROMIUM")
+        .filter(|path| !path.is_empty())
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+}
 
 fn artifacts() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -22,11 +28,14 @@ fn artifacts() -> PathBuf {
 }
 
 fn chromium(profile: &Path, extra: &[&str], url: &str) -> String {
+    let browser = chromium_path();
     assert!(
-        Path::new(CHROMIUM).exists(),
-        "the dashboard test needs Chromium at {CHROMIUM}: `apt-get install -y chromium` (.ci/run does)"
+        browser.exists(),
+        "the dashboard test needs Chromium at {}: `apt-get install -y chromium` (.ci/run does), \
+         or PROMPTCTL_CHROMIUM naming a Chromium or Chrome binary",
+        browser.display()
     );
-    let output = Command::new(CHROMIUM)
+    let output = Command::new(&browser)
         .args([
             "--headless",
             "--no-sandbox",

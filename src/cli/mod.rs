@@ -8,6 +8,7 @@ mod env;
 mod export;
 mod fmt;
 mod get;
+mod healthcheck;
 mod init;
 mod list;
 mod log;
@@ -117,6 +118,8 @@ enum Command {
     Schema(schema::SchemaArgs),
     /// Serve the registry over HTTP: JSON API, metrics and dashboard.
     Serve(serve::ServeArgs),
+    /// Exit 0 when a running `serve` answers /healthz with 200 in time, 1 otherwise.
+    Healthcheck(healthcheck::HealthcheckArgs),
     /// Execute a prompt through the router as an environment runs it, and record the run.
     Run(run::RunArgs),
     /// Calls, errors, latency percentiles, tokens, cost and quality of recorded runs.
@@ -414,6 +417,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Lsp(args) => lsp::run(&context, &args),
         Command::Schema(args) => schema::run(&context, &args),
         Command::Serve(args) => serve::run(&context, &args),
+        Command::Healthcheck(args) => healthcheck::run(&context, &args),
         Command::Run(args) => run::run(&context, &args),
         Command::Stats(args) => stats::run(&context, &args),
         Command::Export(args) => export::run(&context, &args),

@@ -59,9 +59,17 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
-/// The soft `RLIMIT_NOFILE` of the process (`None`: unlimited).
+/// The soft `RLIMIT_NOFILE` of the process (`None`: unlimited, and on systems without
+/// one, such as Windows).
 pub fn descriptor_limit() -> Option<u64> {
-    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+    #[cfg(unix)]
+    {
+        rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
 }
 
 /// How many connections `descriptors` file descriptors allow: three quarters of them

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cache;
 pub mod connections;
 pub mod dashboard;
+pub mod health;
 pub mod listing;
 pub mod telemetry;
 
