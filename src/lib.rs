@@ -43,3 +43,4 @@ pub mod repo;
 pub mod router;
 pub mod schema;
 pub mod serve;
+pub mod telemetry;

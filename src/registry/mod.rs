@@ -4,11 +4,13 @@
 //! [`connect`] opens a connection (TLS with rustls when the URL says `sslmode=require`),
 //! retrying transient failures; `migrations` keeps the schema; `sync` writes a history into
 //! it; [`Registry`] is the read side: [`Registry::get_prompt`] returns one version by
-//! latest, number or environment, as a [`Definition`] ready to render.
+//! latest, number or environment, as a [`Definition`] ready to render; `cache` is the one
+//! read cache in front of it (the router's and `serve`'s), emptied by `sync`'s `NOTIFY`.
 //!
 //! This module knows the database and the history, nothing of the command line: it never
 //! prints and never decides exit codes.
 
+pub mod cache;
 pub mod columns;
 pub mod listing;
 pub mod migrations;

@@ -398,7 +398,10 @@ pub async fn sync(
     })
     .to_string();
     transaction
-        .execute("SELECT pg_notify('promptctl_sync', $1)", &[&notice])
+        .execute(
+            &format!("SELECT pg_notify('{}', $1)", super::cache::CHANNEL),
+            &[&notice],
+        )
         .await?;
     if options.dry_run {
         transaction.rollback().await?;

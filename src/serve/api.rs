@@ -17,11 +17,10 @@ use utoipa::{OpenApi, ToSchema};
 
 use super::AppState;
 use super::auth::{Denied, Scope};
-use super::cache::{Cached, Source};
+use crate::registry::cache::{CachedPrompt, Source};
 // Imported rather than named by path, so that the document gives them no module tag.
 use super::listing::{__path_list_prompt_versions, __path_list_prompts};
-use super::telemetry::{CACHE_READS, COST, EXECUTIONS, OPERATION_DURATION, TOKEN_USAGE};
-use crate::registry::{Registry, RegistryError, Selector};
+use crate::registry::{Registry, RegistryError, RegistryPrompt, Selector};
 use crate::render::RenderError;
 use crate::router::{ExecuteOptions, RouterError};
 
@@ -713,12 +712,26 @@ fn none_match(header: &[u8], etag: &str) -> bool {
     }
 }
 
-fn key_of(service: &str, name: &str, selector: &Selector) -> String {
-    match selector {
-        Selector::Latest => format!("p\u{0}{service}\u{0}{name}\u{0}latest"),
-        Selector::Version(n) => format!("p\u{0}{service}\u{0}{name}\u{0}v{n}"),
-        Selector::Environment(e) => format!("p\u{0}{service}\u{0}{name}\u{0}e{e}"),
-    }
+/// The body of `GET /v1/prompts/{service}/{name}` and its entity tag: the registry cache
+/// makes it once per copy it reads.
+pub fn encode_prompt(prompt: &RegistryPrompt) -> (Bytes, String) {
+    let body = PromptBody {
+        id: prompt.id.to_string(),
+        service: prompt.service.clone(),
+        name: prompt.name.clone(),
+        version: prompt.version,
+        model: prompt.model.clone(),
+        environment: prompt.environment.clone(),
+        definition: serde_json::to_value(&prompt.definition).unwrap_or(serde_json::Value::Null),
+        commit_sha: prompt.commit_sha.clone(),
+        commit_message: prompt.commit_message.clone(),
+        created_by: prompt.created_by.clone(),
+        created_at: prompt.created_at,
+        archived: prompt.archived,
+    };
+    let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+    let etag = etag_of(&body);
+    (body, etag)
 }
 
 /// Reads one prompt through the cache.
@@ -727,51 +740,11 @@ async fn cached_prompt(
     service: &str,
     name: &str,
     selector: Selector,
-) -> Result<(Arc<Cached>, Source), ApiError> {
-    let key = key_of(service, name, &selector);
-    let query = format!("{service}/{name}");
-    let result = state
+) -> Result<(Arc<CachedPrompt>, Source), ApiError> {
+    Ok(state
         .cache
-        .get(&key, move |registry: Arc<Registry>| {
-            let query = query.clone();
-            let selector = selector.clone();
-            async move {
-                let prompt = registry.get_prompt(&query, &selector).await?;
-                let body = PromptBody {
-                    id: prompt.id.to_string(),
-                    service: prompt.service.clone(),
-                    name: prompt.name.clone(),
-                    version: prompt.version,
-                    model: prompt.model.clone(),
-                    environment: prompt.environment.clone(),
-                    definition: serde_json::to_value(&prompt.definition)
-                        .unwrap_or(serde_json::Value::Null),
-                    commit_sha: prompt.commit_sha.clone(),
-                    commit_message: prompt.commit_message.clone(),
-                    created_by: prompt.created_by.clone(),
-                    created_at: prompt.created_at,
-                    archived: prompt.archived,
-                };
-                let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
-                let etag = etag_of(&body);
-                let renderer = prompt.renderer();
-                Ok(Cached {
-                    prompt,
-                    renderer,
-                    body,
-                    etag,
-                })
-            }
-        })
-        .await;
-    let (value, source) = result?;
-    let label = match source {
-        Source::Hit => "hit",
-        Source::Miss => "miss",
-        Source::Stale => "stale",
-    };
-    metrics::counter!(CACHE_READS, "result" => label).increment(1);
-    Ok((value, source))
+        .get(&format!("{service}/{name}"), &selector)
+        .await?)
 }
 
 fn stale_headers(headers: &mut HeaderMap, source: Source) {
@@ -1012,55 +985,22 @@ pub async fn run(
         .router
         .execute_with(&prompt, &environment, &request.vars, options)
         .await;
-    let prompt_label = if state.prompt_labels {
-        prompt.clone()
-    } else {
-        String::new()
-    };
     match result {
-        Ok(run) => {
-            let labels = [
-                ("gen_ai_operation_name", "chat".to_owned()),
-                ("gen_ai_provider_name", run.provider.clone()),
-                ("gen_ai_request_model", run.model_requested.clone()),
-                ("gen_ai_response_model", run.model.clone()),
-                ("promptctl_prompt", prompt_label.clone()),
-                ("promptctl_environment", environment.clone()),
-            ];
-            metrics::histogram!(OPERATION_DURATION, &labels).record(run.latency_ms / 1000.0);
-            for (kind, count) in [
-                ("input", run.usage.input_tokens),
-                ("output", run.usage.output_tokens),
-            ] {
-                let mut with_type = labels.to_vec();
-                with_type.push(("gen_ai_token_type", kind.to_owned()));
-                metrics::histogram!(TOKEN_USAGE, &with_type).record(count as f64);
-            }
-            metrics::counter!(EXECUTIONS, "promptctl_prompt" => prompt_label.clone(),
-                "promptctl_environment" => environment.clone(), "gen_ai_request_model" => run.model_requested.clone(),
-                "outcome" => "ok")
-            .increment(1);
-            if let Some(cost) = run.cost_usd {
-                metrics::counter!(COST, "promptctl_prompt" => prompt_label,
-                    "gen_ai_request_model" => run.model_requested.clone())
-                .increment((cost * 1_000_000.0) as u64);
-            }
-            Ok(Json(RunResponse {
-                run_id: run.run_id.to_string(),
-                output: run.output,
-                prompt: run.prompt,
-                environment: Some(run.environment).filter(|e| !e.is_empty()),
-                version: run.version,
-                model_requested: run.model_requested,
-                model: run.model,
-                provider: run.provider,
-                input_tokens: run.usage.input_tokens,
-                output_tokens: run.usage.output_tokens,
-                latency_ms: run.latency_ms,
-                cost_usd: run.cost_usd,
-            })
-            .into_response())
-        }
+        Ok(run) => Ok(Json(RunResponse {
+            run_id: run.run_id.to_string(),
+            output: run.output,
+            prompt: run.prompt,
+            environment: Some(run.environment).filter(|e| !e.is_empty()),
+            version: run.version,
+            model_requested: run.model_requested,
+            model: run.model,
+            provider: run.provider,
+            input_tokens: run.usage.input_tokens,
+            output_tokens: run.usage.output_tokens,
+            latency_ms: run.latency_ms,
+            cost_usd: run.cost_usd,
+        })
+        .into_response()),
         Err(err) => {
             let code = match &err {
                 RouterError::UnknownPrompt(_) | RouterError::UnknownEnvironment(_) => {
@@ -1072,10 +1012,6 @@ pub async fn run(
                     ErrorCode::ProviderError
                 }
             };
-            metrics::counter!(EXECUTIONS, "promptctl_prompt" => prompt_label,
-                "promptctl_environment" => environment, "gen_ai_request_model" => "",
-                "outcome" => "error", "error_type" => code.as_str())
-            .increment(1);
             Err(ApiError::new(code, err.to_string()))
         }
     }
