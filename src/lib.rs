@@ -40,7 +40,9 @@ pub mod render;
 #[global_allocator]
 static ALLOCATOR: render::limits::CountingAllocator = render::limits::CountingAllocator;
 pub mod repo;
+pub(crate) mod retry;
 pub mod router;
 pub mod schema;
 pub mod serve;
 pub mod telemetry;
+pub(crate) mod token_bucket;

@@ -18,6 +18,7 @@ pub mod runs;
 pub mod stats;
 pub mod sync;
 
+use crate::retry::RetryPolicy;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -225,8 +226,13 @@ fn connection_state(code: &str) -> bool {
     code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
 }
 
-/// The pauses between connection attempts.
-const RETRY_DELAYS_MS: [u64; 4] = [100, 200, 400, 800];
+/// How a connection is retried: four retries, full jitter under a ceiling of 200 ms
+/// doubling (about 1.5 s of waiting at most).
+const CONNECT_RETRY: RetryPolicy = RetryPolicy {
+    max_retries: 4,
+    base_delay: Duration::from_millis(200),
+    max_delay: Duration::from_millis(1600),
+};
 
 /// How long promptctl waits for PostgreSQL, for every command that talks to it (`sync`,
 /// `get`, `stats`, `run --registry`, `serve`): set once per process with [`set_timeouts`]
@@ -346,29 +352,26 @@ async fn connect_with_retries(config: &tokio_postgres::Config) -> Result<Client,
     } else {
         None
     };
-    let mut attempt = 0;
-    loop {
-        let result = match &tls {
-            Some(tls) => config.connect(tls.clone()).await.map(spawn_connection),
-            None => config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map(spawn_connection),
-        };
-        match result {
-            Ok(client) => return Ok(client),
-            Err(err) if transient(&err) && attempt < RETRY_DELAYS_MS.len() => {
-                tokio::time::sleep(Duration::from_millis(RETRY_DELAYS_MS[attempt])).await;
-                attempt += 1;
-            }
-            Err(err) => {
-                return Err(RegistryError::Connect {
-                    target: target(config),
-                    reason: describe(&err),
-                });
-            }
-        }
-    }
+    let tls = &tls;
+    CONNECT_RETRY
+        .run(
+            || async move {
+                let result = match tls {
+                    Some(tls) => config.connect(tls.clone()).await.map(spawn_connection),
+                    None => config
+                        .connect(tokio_postgres::NoTls)
+                        .await
+                        .map(spawn_connection),
+                };
+                (result, None)
+            },
+            transient,
+        )
+        .await
+        .map_err(|err| RegistryError::Connect {
+            target: target(config),
+            reason: describe(&err),
+        })
 }
 
 fn spawn_connection<S, T>(

@@ -1,0 +1,154 @@
+//! The one retry policy for calls to the outside world: the providers' HTTP calls, the
+//! connection to PostgreSQL, and the run writer's reconnection. Exponential backoff with
+//! full jitter: the wait before retry number `n` is drawn uniformly from `[0, ceiling)`,
+//! where the ceiling starts at `base_delay`, doubles each retry and stops at `max_delay`
+//! (so clients that failed together do not come back together). A `Retry-After` the
+//! server gave is honoured instead, up to `max_delay`.
+//!
+//! What is worth retrying is the caller's decision (a 429, a 5xx, a timeout or a dropped
+//! connection; never a request the server refused as wrong).
+
+use std::future::Future;
+use std::time::Duration;
+
+/// How failed calls are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts after the first.
+    pub max_retries: u32,
+    /// The first ceiling; doubles each retry.
+    pub base_delay: Duration,
+    /// The highest ceiling, and the longest single wait, `Retry-After` included.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// The providers' policy: three retries, 250 ms doubling, at most 30 s.
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 3,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The ceiling of the wait before retry number `attempt` (0-based).
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        self.base_delay
+            .saturating_mul(2u32.saturating_pow(attempt))
+            .min(self.max_delay)
+    }
+
+    /// The wait before retry number `attempt` (0-based): uniform in `[0, ceiling)` (full
+    /// jitter), or the server's `Retry-After` when it gave one.
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        match retry_after {
+            Some(wait) => wait.min(self.max_delay),
+            None => self.ceiling(attempt).mul_f64(unit_random()),
+        }
+    }
+
+    /// Runs `attempt` until it succeeds, fails in a way `transient` says retrying cannot
+    /// mend, or the retries are spent; between attempts, waits [`RetryPolicy::delay`]
+    /// (each attempt may give the server's `Retry-After` with its result).
+    pub async fn run<T, E, F, Fut>(
+        &self,
+        mut attempt: F,
+        transient: impl Fn(&E) -> bool,
+    ) -> Result<T, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = (Result<T, E>, Option<Duration>)>,
+    {
+        let mut retry = 0;
+        loop {
+            match attempt().await {
+                (Err(err), retry_after) if transient(&err) && retry < self.max_retries => {
+                    tokio::time::sleep(self.delay(retry, retry_after)).await;
+                    retry += 1;
+                }
+                (result, _) => return result,
+            }
+        }
+    }
+}
+
+/// A number in [0, 1) that differs between calls (no cryptographic quality needed).
+fn unit_random() -> f64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    let mut x = STATE.fetch_add(nanos | 1, Ordering::Relaxed) ^ nanos;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_jitter_spans_zero_to_the_growing_ceiling() {
+        let policy = RetryPolicy::default();
+        for attempt in 0..5 {
+            let ceiling = policy.base_delay * 2u32.pow(attempt);
+            assert_eq!(policy.ceiling(attempt), ceiling);
+            let delays: Vec<Duration> = (0..400).map(|_| policy.delay(attempt, None)).collect();
+            assert!(delays.iter().all(|d| *d < ceiling), "{attempt}: {delays:?}");
+            // Uniform over [0, ceiling): some waits fall in the lower half, which equal
+            // jitter (ceiling × [0.5, 1)) never gives.
+            assert!(
+                delays.iter().any(|d| *d < ceiling / 2),
+                "{attempt}: no wait below half the ceiling"
+            );
+            assert!(delays.iter().any(|d| *d >= ceiling / 2), "{attempt}");
+        }
+        assert_eq!(policy.ceiling(40), policy.max_delay);
+        assert_eq!(
+            policy.delay(0, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            policy.delay(0, Some(Duration::from_secs(999))),
+            policy.max_delay
+        );
+        assert_eq!(policy.delay(0, Some(Duration::MAX)), policy.max_delay);
+    }
+
+    #[test]
+    fn retries_what_is_transient_and_no_more_than_allowed() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let policy = RetryPolicy {
+            max_retries: 2,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+        };
+        let mut calls = 0;
+        let result: Result<(), &str> = runtime.block_on(policy.run(
+            || {
+                calls += 1;
+                async { (Err("busy"), None) }
+            },
+            |err| *err == "busy",
+        ));
+        assert_eq!((result, calls), (Err("busy"), 3));
+        let mut calls = 0;
+        let result: Result<(), &str> = runtime.block_on(policy.run(
+            || {
+                calls += 1;
+                async { (Err("refused"), None) }
+            },
+            |err| *err == "busy",
+        ));
+        assert_eq!((result, calls), (Err("refused"), 1));
+    }
+}
