@@ -28,6 +28,7 @@ pub mod environments;
 pub mod escape;
 pub mod eval;
 pub mod files;
+pub(crate) mod fnv;
 pub mod format;
 pub mod history;
 pub mod lsp;

@@ -88,7 +88,7 @@ pub fn run(context: &Context, args: &LogArgs) -> Result<u8, CliError> {
                         uncommitted: version.is_uncommitted(),
                         path: display_path(&version.path),
                         model: version.model().to_owned(),
-                        fingerprint: version.definition()?.fingerprint(),
+                        fingerprint: version.fingerprint(),
                     })
                 })
                 .collect::<Result<_, CliError>>()?;

@@ -41,11 +41,7 @@ pub(crate) struct Key {
 
 impl Key {
     fn file(&self, repo: &Repository) -> PathBuf {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in self.prompts_dir.bytes().chain([0]).chain(self.rev.bytes()) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
+        let hash = crate::fnv::fnv1a(self.prompts_dir.bytes().chain([0]).chain(self.rev.bytes()));
         repo.path()
             .join("promptctl")
             .join(format!("history-v2-{hash:016x}.bin"))
