@@ -45,5 +45,6 @@ pub(crate) mod retry;
 pub mod router;
 pub mod schema;
 pub mod serve;
+pub(crate) mod style;
 pub mod telemetry;
 pub(crate) mod token_bucket;

@@ -17,6 +17,8 @@ use serde::Serialize;
 use crate::diagnostic::{Diagnostic, Severity};
 pub use crate::escape::escape_control;
 use crate::escape::{escape, is_unsafe};
+pub use crate::style::Style;
+use crate::style::paint;
 
 /// How data is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -38,39 +40,6 @@ pub enum ColorChoice {
     Always,
     /// Never.
     Never,
-}
-
-/// ANSI styles used in output.
-#[derive(Debug, Clone, Copy)]
-pub enum Style {
-    /// Errors, removed lines.
-    Red,
-    /// Warnings.
-    Yellow,
-    /// Added lines, passes.
-    Green,
-    /// Locations, headings.
-    Blue,
-    /// Emphasis.
-    Bold,
-    /// Less important text.
-    Dim,
-    /// Hunk headers.
-    Cyan,
-}
-
-impl Style {
-    fn code(self) -> &'static str {
-        match self {
-            Style::Red => "\x1b[1;31m",
-            Style::Yellow => "\x1b[1;33m",
-            Style::Green => "\x1b[32m",
-            Style::Blue => "\x1b[1;34m",
-            Style::Bold => "\x1b[1m",
-            Style::Dim => "\x1b[2m",
-            Style::Cyan => "\x1b[36m",
-        }
-    }
 }
 
 /// The printer.
@@ -237,14 +206,6 @@ fn write_whole(stream: &mut impl Write, text: &str) {
     let _ = stream.flush();
 }
 
-fn paint(enabled: bool, style: Style, text: &str) -> String {
-    if enabled {
-        format!("{}{text}\x1b[0m", style.code())
-    } else {
-        text.to_owned()
-    }
-}
-
 /// A diagnostic as compilers show one:
 ///
 /// ```text
@@ -388,7 +349,10 @@ mod tests {
             escape("\x1b[8mhidden\x1b[2J\r\nz\rw", true, true),
             "\\u{1b}[8mhidden\\u{1b}[2J\r\nz\\rw"
         );
-        assert_eq!(escape(&painted, true, false), "\\u{1b}[1;31mx\\u{1b}[0m");
+        assert_eq!(
+            escape(&painted, true, false),
+            "\\u{1b}[1m\\u{1b}[31mx\\u{1b}[0m"
+        );
     }
 
     #[test]
