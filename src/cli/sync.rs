@@ -11,7 +11,9 @@ use crate::history::History;
 use crate::registry::connect;
 use crate::registry::sync::{Skipped, SyncOptions, SyncSummary, sync, tip_source};
 
-/// The test hook that kills the process just before the sync commits (see the README).
+/// The test hook that kills the process just before the sync commits (see the README):
+/// compiled into debug builds only, so a release binary ignores the variable.
+#[cfg(debug_assertions)]
 const FAIL_HOOK_ENV: &str = "PROMPTCTL_SYNC_FAIL_BEFORE_COMMIT";
 
 /// Arguments of `promptctl sync`.
@@ -130,9 +132,7 @@ pub fn run(context: &Context, args: &SyncArgs) -> Result<u8, CliError> {
         branch: branch.clone(),
         dry_run: args.dry_run,
         allow_rewrite: args.allow_rewrite,
-        before_commit: std::env::var_os(FAIL_HOOK_ENV)
-            .is_some()
-            .then_some(abort as fn()),
+        before_commit: fail_hook(),
     };
     let summary = runtime()?.block_on(async {
         let mut client = connect(&url).await?;
@@ -229,7 +229,20 @@ fn skipped_line(skipped: &Skipped) -> String {
     format!("{what}: {}", skipped.reason)
 }
 
-/// Kills the process at once, as `kill -9` would: the test hook's effect.
-fn abort() {
-    std::process::abort();
+/// The test hook, when the variable asks for it (debug builds only).
+#[cfg(debug_assertions)]
+fn fail_hook() -> Option<fn()> {
+    /// Kills the process at once, as `kill -9` would: the test hook's effect.
+    fn abort() {
+        std::process::abort();
+    }
+    std::env::var_os(FAIL_HOOK_ENV)
+        .is_some()
+        .then_some(abort as fn())
+}
+
+/// A release build has no test hook.
+#[cfg(not(debug_assertions))]
+fn fail_hook() -> Option<fn()> {
+    None
 }
