@@ -23,6 +23,7 @@ pub mod calendar;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod diagnostic;
 pub mod environments;
 pub mod escape;

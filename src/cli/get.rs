@@ -4,7 +4,7 @@
 use clap::Args;
 
 use super::output::{Format, Style};
-use super::sync::{database_url, runtime};
+use super::shared::{database_url, runtime};
 use super::{CliError, Context, exit, short};
 use crate::registry::{Registry, Selector};
 

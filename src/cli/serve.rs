@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::sync::{database_url, seconds};
+use super::shared::{database_url, seconds};
 use super::{CliError, Context, exit};
 use crate::serve::connections::{self, Limits};
 use crate::serve::{ServeOptions, serve};

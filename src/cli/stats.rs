@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use clap::{Args, ValueEnum};
 
 use super::output::{Format, table};
-use super::sync::{database_url, runtime};
+use super::shared::{database_url, runtime};
 use super::{CliError, Context, exit};
 use crate::registry::stats::{GroupBy, StatsQuery, check, stats};
 

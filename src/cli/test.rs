@@ -8,10 +8,9 @@ use clap::Args;
 
 use super::output::Format;
 use super::{CliError, Context, ci, exit, find_prompt};
-use crate::config::Config;
 use crate::eval::report::{self, Summary};
 use crate::eval::selection::{Coverage, Shard};
-use crate::eval::{CaseErrorKind, CaseResult, CaseStatus, TestJob, github, run_tests};
+use crate::eval::{CaseErrorKind, CaseResult, CaseStatus, github, jobs_for, run_tests};
 use crate::providers::{Mode, Providers, Recordings};
 use crate::render::Renderer;
 use crate::repo::{LoadedPrompt, Snapshot};
@@ -86,7 +85,7 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
     let renderer = Arc::new(Renderer::new(snapshot.partials.clone()));
     let jobs = |model: Option<&str>| match &args.env {
         Some(env) => super::env::test_jobs(context, &config, &snapshot, &selected, env, model),
-        None => jobs_for(&config, &selected, &renderer, model),
+        None => Ok(jobs_for(&config.settings, &selected, &renderer, model)?),
     };
     let own_jobs = jobs(None)?;
     let candidate_jobs = match &args.model {
@@ -369,54 +368,4 @@ fn select_prompts<'a>(
         .iter()
         .map(|name| find_prompt(snapshot, name))
         .collect()
-}
-
-/// One job per test case of each prompt, on `model` or the prompt's own model.
-pub fn jobs_for(
-    config: &Config,
-    prompts: &[&LoadedPrompt],
-    renderer: &Arc<Renderer>,
-    model: Option<&str>,
-) -> Result<Vec<TestJob>, CliError> {
-    let mut jobs = Vec::new();
-    for prompt in prompts {
-        let (Some(id), Some(definition)) = (&prompt.id, &prompt.definition) else {
-            return Err(CliError::input(format!(
-                "{} is incomplete: it needs a service, `model` and `template` or `messages`",
-                crate::diagnostic::display_path(&prompt.path)
-            ))
-            .hint("`promptctl check` shows what is missing"));
-        };
-        let definition = Arc::new(definition.clone());
-        for test in prompt.file.tests.iter().flat_map(|t| t.value.iter()) {
-            let line = test.referenced.line() as usize;
-            jobs.push(TestJob {
-                prompt: id.clone(),
-                path: prompt.path.clone(),
-                line,
-                name: test
-                    .value
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| format!("test at line {line}")),
-                model: model.unwrap_or(&definition.model).to_owned(),
-                definition: definition.clone(),
-                vars: test.value.vars.clone(),
-                assertions: test
-                    .value
-                    .assert
-                    .iter()
-                    .map(|a| (a.value.clone(), a.referenced.line() as usize))
-                    .collect(),
-                renderer: renderer.clone(),
-                judge_model: config
-                    .settings
-                    .test
-                    .judge_model
-                    .clone()
-                    .unwrap_or_else(|| definition.model.clone()),
-            });
-        }
-    }
-    Ok(jobs)
 }
