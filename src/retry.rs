@@ -75,18 +75,28 @@ impl RetryPolicy {
     }
 }
 
-/// A number in [0, 1) that differs between calls (no cryptographic quality needed).
+/// A number in [0, 1) that differs between calls (no cryptographic quality needed):
+/// SplitMix64 over a counter started from the clock, so every bit of the result depends
+/// on every bit of the counter (a plain xorshift of the clock's nanoseconds left the high
+/// bits, the ones that make the fraction, nearly constant).
 fn unit_random() -> f64 {
     use std::sync::atomic::{AtomicU64, Ordering};
-    static STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::from(d.subsec_nanos()));
-    let mut x = STATE.fetch_add(nanos | 1, Ordering::Relaxed) ^ nanos;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    (x >> 11) as f64 / (1u64 << 53) as f64
+    const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let mut seed = STATE.fetch_add(GAMMA, Ordering::Relaxed);
+    if seed == 0 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        // The first call seeds the counter from the clock (a race only costs a repeat).
+        let _ = STATE.compare_exchange(GAMMA, nanos, Ordering::Relaxed, Ordering::Relaxed);
+        seed = nanos;
+    }
+    let mut z = seed.wrapping_add(GAMMA);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]
@@ -108,6 +118,10 @@ mod tests {
                 "{attempt}: no wait below half the ceiling"
             );
             assert!(delays.iter().any(|d| *d >= ceiling / 2), "{attempt}");
+            // And spread over the range, not stuck near one value.
+            let mean = delays.iter().map(Duration::as_secs_f64).sum::<f64>() / 400.0;
+            let half = ceiling.as_secs_f64() / 2.0;
+            assert!((mean - half).abs() < half * 0.2, "{attempt}: mean {mean}");
         }
         assert_eq!(policy.ceiling(40), policy.max_delay);
         assert_eq!(
