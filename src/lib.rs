@@ -46,6 +46,7 @@ pub(crate) mod retry;
 pub mod router;
 pub mod schema;
 pub mod serve;
+pub mod settings;
 pub(crate) mod style;
 pub mod telemetry;
 pub(crate) mod token_bucket;

@@ -281,6 +281,19 @@ impl From<crate::registry::RegistryError> for CliError {
     }
 }
 
+impl From<crate::settings::SettingsError> for CliError {
+    fn from(err: crate::settings::SettingsError) -> CliError {
+        use crate::settings::SettingsError as E;
+        let message = err.to_string();
+        match err {
+            E::NoDatabaseUrl { .. } => CliError::input(message)
+                .hint("for example: --database-url postgres://user@localhost:5432/prompts")
+                .hint("`[sync] database_url_env` in promptctl.toml names another variable"),
+            E::Timeout { .. } | E::Listen { .. } => CliError::input(message),
+        }
+    }
+}
+
 impl From<crate::eval::Incomplete> for CliError {
     fn from(err: crate::eval::Incomplete) -> CliError {
         CliError::input(err.to_string()).hint("`promptctl check` shows what is missing")
@@ -356,9 +369,19 @@ pub struct Context {
     pub rev: Option<String>,
     /// Whether the history cache may be used (no `--no-cache`).
     pub use_cache: bool,
+    /// The process environment, read once.
+    pub env: crate::settings::Env,
 }
 
 impl Context {
+    /// The settings layer over `config`: flag over environment over `promptctl.toml`.
+    pub fn settings<'a>(&'a self, config: &'a Config) -> crate::settings::Layers<'a> {
+        crate::settings::Layers {
+            env: &self.env,
+            config,
+        }
+    }
+
     /// Finds the project and reads its configuration.
     pub fn config(&self) -> Result<Config, CliError> {
         let config = Config::discover(&self.directory)?;
@@ -441,7 +464,8 @@ pub fn run(cli: Cli) -> u8 {
         Command::Test(args) => args.github_enabled(),
         _ => false,
     };
-    let output = Output::new(cli.global.format, cli.global.color).for_github(github);
+    let env = crate::settings::Env::from_process();
+    let output = Output::new(cli.global.format, cli.global.color, &env).for_github(github);
     let directory = cli
         .global
         .directory
@@ -452,6 +476,7 @@ pub fn run(cli: Cli) -> u8 {
         directory,
         rev: cli.global.rev.clone(),
         use_cache: !cli.global.no_cache,
+        env,
     };
     let result = match cli.command {
         Command::Init(args) => init::run(&context, &args),

@@ -67,27 +67,20 @@ enum Guard {
     Always,
 }
 
-fn color_wanted(choice: ColorChoice, is_terminal: bool) -> bool {
-    match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-            let forced =
-                std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0");
-            !no_color && (forced || is_terminal)
-        }
-    }
-}
-
 impl Output {
-    /// A printer for `format`, colouring as `color` says.
-    pub fn new(format: Format, color: ColorChoice) -> Output {
+    /// A printer for `format`, colouring as `color` and the environment say
+    /// ([`crate::settings::Env::color`]).
+    pub fn new(format: Format, color: ColorChoice, env: &crate::settings::Env) -> Output {
+        let asked = match color {
+            ColorChoice::Always => Some(true),
+            ColorChoice::Never => Some(false),
+            ColorChoice::Auto => None,
+        };
         Output {
             format,
-            color_stdout: color_wanted(color, std::io::stdout().is_terminal()),
-            color_stderr: color_wanted(color, std::io::stderr().is_terminal()),
-            github: if std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true") {
+            color_stdout: env.color(asked, std::io::stdout().is_terminal()),
+            color_stderr: env.color(asked, std::io::stderr().is_terminal()),
+            github: if env.github_actions() {
                 Guard::WhenNeeded
             } else {
                 Guard::Off

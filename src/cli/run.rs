@@ -45,11 +45,11 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8, CliError> {
     let config = context.config()?;
     // Without a URL the run is not recorded; with --registry one is needed, and the error
     // names the configured variable.
-    let url = database_url(args.database_url.as_deref(), &config).ok();
+    let url = database_url(context, &config, args.database_url.as_deref()).ok();
     let source = if let Some(bundle) = &args.bundle {
         PromptSource::bundle(&context.directory.join(bundle)).map_err(router_error)?
     } else if args.registry {
-        let url = database_url(args.database_url.as_deref(), &config)?;
+        let url = database_url(context, &config, args.database_url.as_deref())?;
         PromptSource::registry(url, Duration::from_secs(60))
     } else {
         PromptSource::repository(&config, context.rev.as_deref()).map_err(router_error)?

@@ -14,44 +14,17 @@ use crate::render::coerce_cli_value;
 /// `--vars-file` files larger than this are refused (the variables of one render).
 const MAX_VARS_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// The database URL: `--database-url`, else the variable `[sync] database_url_env` names.
-/// Every command that talks to PostgreSQL comes here, so this is also where `[database]`
-/// sets the process's timeouts.
+/// The database URL: `--database-url`, else the variable `[sync] database_url_env` names
+/// (the settings layer). Every command that talks to PostgreSQL comes here, so this is
+/// also where `[database]` sets the process's timeouts.
 pub fn database_url(
-    flag: Option<&str>,
+    context: &Context,
     config: &crate::config::Config,
+    flag: Option<&str>,
 ) -> Result<String, CliError> {
-    let database = &config.settings.database;
-    crate::registry::set_timeouts(crate::registry::Timeouts {
-        connect: seconds(database.connect_timeout_s, "[database] connect_timeout_s")?,
-        query: seconds(database.query_timeout_s, "[database] query_timeout_s")?,
-    });
-    if let Some(url) = flag {
-        return Ok(url.to_owned());
-    }
-    let variable = &config.settings.sync.database_url_env;
-    match std::env::var(variable) {
-        Ok(url) if !url.trim().is_empty() => Ok(url),
-        _ => Err(CliError::input(format!(
-            "no database URL: pass --database-url or set {variable}"
-        ))
-        .hint("for example: --database-url postgres://user@localhost:5432/prompts")
-        .hint("`[sync] database_url_env` in promptctl.toml names another variable")),
-    }
-}
-
-/// The longest timeout a setting may ask for: a day.
-const MAX_TIMEOUT_S: u64 = 24 * 60 * 60;
-
-/// A timeout setting named `name` as a duration: from 1 s to a day.
-pub fn seconds(value: u64, name: &str) -> Result<std::time::Duration, CliError> {
-    if (1..=MAX_TIMEOUT_S).contains(&value) {
-        Ok(std::time::Duration::from_secs(value))
-    } else {
-        Err(CliError::input(format!(
-            "{name} = {value}: a timeout must be from 1 to {MAX_TIMEOUT_S} seconds"
-        )))
-    }
+    let layers = context.settings(config);
+    crate::registry::set_timeouts(layers.database_timeouts()?);
+    Ok(layers.database_url(flag)?)
 }
 
 /// A runtime for the database client.

@@ -40,7 +40,7 @@ pub fn run(context: &Context, args: &SyncArgs) -> Result<u8, CliError> {
         .rev
         .clone()
         .unwrap_or_else(|| config.settings.sync.branch.clone());
-    let url = database_url(args.database_url.as_deref(), &config)?;
+    let url = database_url(context, &config, args.database_url.as_deref())?;
     let history = History::load(&config, Some(&branch), context.use_cache).map_err(|err| {
         let bad_branch = matches!(err, crate::history::HistoryError::BadRevision { .. });
         let error = CliError::from(err);
@@ -85,7 +85,7 @@ pub fn run(context: &Context, args: &SyncArgs) -> Result<u8, CliError> {
         branch: branch.clone(),
         dry_run: args.dry_run,
         allow_rewrite: args.allow_rewrite,
-        before_commit: fail_hook(),
+        before_commit: fail_hook(&context.env),
     };
     let summary = runtime()?.block_on(async {
         let mut client = connect(&url).await?;
@@ -184,18 +184,16 @@ fn skipped_line(skipped: &Skipped) -> String {
 
 /// The test hook, when the variable asks for it (debug builds only).
 #[cfg(debug_assertions)]
-fn fail_hook() -> Option<fn()> {
+fn fail_hook(env: &crate::settings::Env) -> Option<fn()> {
     /// Kills the process at once, as `kill -9` would: the test hook's effect.
     fn abort() {
         std::process::abort();
     }
-    std::env::var_os(FAIL_HOOK_ENV)
-        .is_some()
-        .then_some(abort as fn())
+    env.contains(FAIL_HOOK_ENV).then_some(abort as fn())
 }
 
 /// A release build has no test hook.
 #[cfg(not(debug_assertions))]
-fn fail_hook() -> Option<fn()> {
+fn fail_hook(_: &crate::settings::Env) -> Option<fn()> {
     None
 }

@@ -125,9 +125,9 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
             dir: config.root.join(&config.settings.test.recordings),
         },
     );
-    let concurrency = args
-        .concurrency
-        .unwrap_or(config.settings.test.concurrency)
+    let concurrency = context
+        .settings(&config)
+        .concurrency(args.concurrency)
         .max(1);
     let total_calls = own_jobs.len() + candidate_jobs.as_ref().map_or(0, Vec::len);
     let progress = progress_bar(context, total_calls);

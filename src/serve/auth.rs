@@ -40,15 +40,6 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// Splits a comma-separated list of tokens.
-pub fn parse_list(text: &str) -> Vec<String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|token| !token.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 impl Tokens {
     /// Tokens from the two lists.
     pub fn new(read: &[String], run: &[String]) -> Tokens {
