@@ -22,9 +22,6 @@ use crate::diagnostic::{Diagnostic, Position, display_path};
 use crate::history::{History, HistoryError, PromptHistory};
 use crate::repo::{Definition, Partials, PromptId};
 
-/// The keys of one environment's pin.
-pub const PIN_KEYS: &[&str] = &["version", "model"];
-
 /// Which version an environment runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VersionRef {
@@ -843,8 +840,6 @@ pub struct Resolved {
     pub commit: Option<String>,
     /// The model it runs on.
     pub model: String,
-    /// The pin as the file says it (latest and no model when the file does not say).
-    pub pin: Pin,
     /// Whether the file names this environment for this prompt.
     pub pinned: bool,
 }
@@ -935,7 +930,6 @@ pub fn resolve_definition(
         partials,
         version: number,
         commit,
-        pin,
         pinned,
     })
 }

@@ -44,8 +44,6 @@ pub struct Rollback {
     pub latest: u32,
     /// The commit that made version `to`.
     pub from_commit: Option<String>,
-    /// The prompt's file, relative to the project root.
-    pub path: PathBuf,
     /// The file on disk.
     file: PathBuf,
     /// Its text now.
@@ -121,7 +119,6 @@ pub fn plan(
         to,
         latest: latest.number,
         from_commit: target.commit.as_ref().map(|c| c.id.clone()),
-        path: loaded.path.clone(),
         file,
         source: loaded.source.clone(),
         text,

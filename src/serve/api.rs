@@ -99,27 +99,6 @@ impl ErrorCode {
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
-
-    /// The code as the body spells it (also a metrics label).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadRequest => "bad_request",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::MethodNotAllowed => "method_not_allowed",
-            ErrorCode::PayloadTooLarge => "payload_too_large",
-            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
-            ErrorCode::Invalid => "invalid",
-            ErrorCode::InvalidVariables => "invalid_variables",
-            ErrorCode::RenderFailed => "render_failed",
-            ErrorCode::RenderLimit => "render_limit",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::Internal => "internal",
-            ErrorCode::ProviderError => "provider_error",
-            ErrorCode::Unavailable => "unavailable",
-        }
-    }
 }
 
 /// An error response: the [`ErrorBody`] as `application/json`, with the code's status.
@@ -162,11 +141,6 @@ impl ApiError {
                 "this token does not have the scope this request needs",
             ),
         }
-    }
-
-    /// The code.
-    pub fn code(&self) -> ErrorCode {
-        self.code
     }
 }
 
@@ -1001,19 +975,17 @@ pub async fn run(
             cost_usd: run.cost_usd,
         })
         .into_response()),
-        Err(err) => {
-            let code = match &err {
-                RouterError::UnknownPrompt(_) | RouterError::UnknownEnvironment(_) => {
-                    ErrorCode::NotFound
-                }
-                RouterError::Render { error, .. } => render_error_code(error),
-                RouterError::Source(_) => ErrorCode::Unavailable,
-                RouterError::Rejected { .. } | RouterError::AllFailed { .. } => {
-                    ErrorCode::ProviderError
-                }
-            };
-            Err(ApiError::new(code, err.to_string()))
-        }
+        Err(err) => Err(ApiError::new(router_error_code(&err), err.to_string())),
+    }
+}
+
+/// The code of a failed run (its body's `code`, the `error_type` its metrics carry).
+fn router_error_code(err: &RouterError) -> ErrorCode {
+    match err {
+        RouterError::UnknownPrompt(_) | RouterError::UnknownEnvironment(_) => ErrorCode::NotFound,
+        RouterError::Render { error, .. } => render_error_code(error),
+        RouterError::Source(_) => ErrorCode::Unavailable,
+        RouterError::Rejected { .. } | RouterError::AllFailed { .. } => ErrorCode::ProviderError,
     }
 }
 
@@ -1098,6 +1070,30 @@ pub async fn stats(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_runs_code_is_the_error_type_its_metrics_carry() {
+        let render = |error| RouterError::Render {
+            prompt: "a/b".into(),
+            error,
+        };
+        for err in [
+            RouterError::UnknownPrompt("p".into()),
+            RouterError::UnknownEnvironment("e".into()),
+            RouterError::Source("down".into()),
+            RouterError::AllFailed {
+                run_id: uuid::Uuid::nil(),
+                attempts: Vec::new(),
+            },
+            render(RenderError::MissingVariable { name: "x".into() }),
+        ] {
+            assert_eq!(
+                serde_json::to_value(router_error_code(&err)).expect("serializes"),
+                err.error_type(),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn if_none_match_compares_weakly_and_survives_garbage() {

@@ -12,7 +12,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::AppState;
 
-pub use crate::telemetry::{CACHE_READS, DROPPED_RUNS, HTTP_REQUESTS};
+pub use crate::telemetry::{DROPPED_RUNS, HTTP_REQUESTS};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
