@@ -57,6 +57,7 @@ pub(crate) mod serve;
 pub(crate) mod settings;
 pub(crate) mod style;
 pub(crate) mod token_bucket;
+pub(crate) mod yaml_scan;
 
 /// Counts each render's allocations so its memory limit holds (see [`render::limits`]).
 #[global_allocator]
