@@ -55,18 +55,34 @@ impl RetryPolicy {
     /// (each attempt may give the server's `Retry-After` with its result).
     pub async fn run<T, E, F, Fut>(
         &self,
-        mut attempt: F,
+        attempt: F,
         transient: impl Fn(&E) -> bool,
     ) -> Result<T, E>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = (Result<T, E>, Option<Duration>)>,
     {
+        self.run_with(attempt, transient, tokio::time::sleep).await
+    }
+
+    /// [`RetryPolicy::run`], waiting with `sleep` (the tests' records the waits).
+    async fn run_with<T, E, F, Fut, S, Wait>(
+        &self,
+        mut attempt: F,
+        transient: impl Fn(&E) -> bool,
+        mut sleep: S,
+    ) -> Result<T, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = (Result<T, E>, Option<Duration>)>,
+        S: FnMut(Duration) -> Wait,
+        Wait: Future<Output = ()>,
+    {
         let mut retry = 0;
         loop {
             match attempt().await {
                 (Err(err), retry_after) if transient(&err) && retry < self.max_retries => {
-                    tokio::time::sleep(self.delay(retry, retry_after)).await;
+                    sleep(self.delay(retry, retry_after)).await;
                     retry += 1;
                 }
                 (result, _) => return result,
@@ -133,6 +149,37 @@ mod tests {
             policy.max_delay
         );
         assert_eq!(policy.delay(0, Some(Duration::MAX)), policy.max_delay);
+    }
+
+    #[test]
+    fn a_retry_after_is_waited_for_exactly() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let policy = RetryPolicy::default();
+        let mut waits = Vec::new();
+        let mut calls = 0;
+        let result: Result<u32, &str> = runtime.block_on(policy.run_with(
+            || {
+                calls += 1;
+                let call = calls;
+                async move {
+                    match call {
+                        1 => (Err("429"), Some(Duration::from_secs(1))),
+                        2 => (Err("503"), None),
+                        _ => (Ok(call), None),
+                    }
+                }
+            },
+            |_| true,
+            |wait| {
+                waits.push(wait);
+                std::future::ready(())
+            },
+        ));
+        assert_eq!(result, Ok(3));
+        assert_eq!(waits[0], Duration::from_secs(1), "the server's Retry-After");
+        assert!(waits[1] < policy.ceiling(1), "{waits:?}");
     }
 
     #[test]
