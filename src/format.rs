@@ -28,7 +28,7 @@ use std::path::Path;
 
 use crate::diagnostic::{Diagnostic, Position};
 use crate::repo::file::{ASSERTION_KEYS, PROMPT_KEYS, TEST_KEYS, VARIABLE_KEYS, parse_prompt};
-use crate::yaml_scan::{closing_quote, starts_comment};
+use crate::yaml_scan::{closing_quote, quote_end, starts_comment};
 
 /// The code of the diagnostic for a file the formatter will not touch.
 pub const UNSUPPORTED: &str = "fmt-unsupported";
@@ -374,19 +374,14 @@ impl Scan {
         while index < bytes.len() {
             let b = bytes[index];
             if let Some(quote) = self.quote {
-                if quote == b'"' && b == b'\\' {
-                    index += 2;
-                    continue;
-                }
-                if b == quote {
-                    if quote == b'\'' && bytes.get(index + 1) == Some(&b'\'') {
-                        index += 2;
+                match quote_end(bytes, index, quote) {
+                    Some(close) => {
+                        self.quote = None;
+                        index = close + 1;
                         continue;
                     }
-                    self.quote = None;
+                    None => break,
                 }
-                index += 1;
-                continue;
             }
             match b {
                 b'#' if starts_comment(bytes, index) => break,

@@ -193,23 +193,17 @@ mod tests {
             base_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(2),
         };
-        let mut calls = 0;
-        let result: Result<(), &str> = runtime.block_on(policy.run(
-            || {
-                calls += 1;
-                async { (Err("busy"), None) }
-            },
-            |err| *err == "busy",
-        ));
-        assert_eq!((result, calls), (Err("busy"), 3));
-        let mut calls = 0;
-        let result: Result<(), &str> = runtime.block_on(policy.run(
-            || {
-                calls += 1;
-                async { (Err("refused"), None) }
-            },
-            |err| *err == "busy",
-        ));
-        assert_eq!((result, calls), (Err("refused"), 1));
+        // A transient error is tried 1 + max_retries times, any other once.
+        for (error, tries) in [("busy", 3), ("refused", 1)] {
+            let mut calls = 0;
+            let result: Result<(), &str> = runtime.block_on(policy.run(
+                || {
+                    calls += 1;
+                    async move { (Err(error), None) }
+                },
+                |err| *err == "busy",
+            ));
+            assert_eq!((result, calls), (Err(error), tries));
+        }
     }
 }

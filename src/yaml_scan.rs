@@ -8,8 +8,13 @@
 /// `None` when it does not close on this text.
 pub(crate) fn closing_quote(text: &str, start: usize) -> Option<usize> {
     let bytes = text.as_bytes();
-    let quote = *bytes.get(start)?;
-    let mut index = start + 1;
+    quote_end(bytes, start + 1, *bytes.get(start)?)
+}
+
+/// The index of the `quote` that closes a scalar whose text goes on at `from` (inside the
+/// quotes), or `None` when it does not close on this text.
+pub(crate) fn quote_end(bytes: &[u8], from: usize, quote: u8) -> Option<usize> {
+    let mut index = from;
     while index < bytes.len() {
         let b = bytes[index];
         if quote == b'"' && b == b'\\' {

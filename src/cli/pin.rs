@@ -4,7 +4,7 @@
 
 use clap::Args;
 
-use super::{CliError, Context, exit, shared};
+use super::{CliError, Context, shared};
 use crate::deploy::pin::{Change, plan};
 use crate::deploy::version_label;
 use crate::environments::{ModelChange, VersionRef};
@@ -59,8 +59,5 @@ pub fn run(context: &Context, args: &PinArgs) -> Result<u8, CliError> {
             .map(|m| format!(" on {m}"))
             .unwrap_or_default()
     );
-    let message = args.commit.then(|| plan.commit_message(&subject));
-    let commit = plan.write(message.as_deref())?;
-    shared::print_pin(context, &plan, commit.as_deref());
-    Ok(exit::SUCCESS)
+    shared::write_pin(context, &plan, args.commit, &subject)
 }

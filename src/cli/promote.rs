@@ -4,7 +4,7 @@
 
 use clap::Args;
 
-use super::{CliError, Context, exit, shared};
+use super::{CliError, Context, shared};
 use crate::deploy::pin::{plan, promotion};
 use crate::deploy::version_label;
 
@@ -49,8 +49,5 @@ pub fn run(context: &Context, args: &PromoteArgs) -> Result<u8, CliError> {
         args.from,
         args.to
     );
-    let message = args.commit.then(|| plan.commit_message(&subject));
-    let commit = plan.write(message.as_deref())?;
-    shared::print_pin(context, &plan, commit.as_deref());
-    Ok(exit::SUCCESS)
+    shared::write_pin(context, &plan, args.commit, &subject)
 }

@@ -131,8 +131,22 @@ pub fn find_versions(
     Ok((prompt, versions))
 }
 
-/// Prints what moved (`pin` and `promote`).
-pub fn print_pin(context: &Context, plan: &PinPlan, commit: Option<&str>) {
+/// Writes a planned pin (committed with `subject` when `commit`) and prints what moved
+/// (`pin` and `promote`).
+pub fn write_pin(
+    context: &Context,
+    plan: &PinPlan,
+    commit: bool,
+    subject: &str,
+) -> Result<u8, CliError> {
+    let message = commit.then(|| plan.commit_message(subject));
+    let commit = plan.write(message.as_deref())?;
+    print_pin(context, plan, commit.as_deref());
+    Ok(super::exit::SUCCESS)
+}
+
+/// Prints what moved.
+fn print_pin(context: &Context, plan: &PinPlan, commit: Option<&str>) {
     let output = &context.output;
     let changed = plan.changed();
     match output.format {

@@ -500,6 +500,12 @@ impl Registry {
         self.client.is_closed()
     }
 
+    /// `column` when the database's schema has reached `schema`, else `null`: a database
+    /// an older promptctl synced lacks the tables of later migrations.
+    fn since<'s>(&self, schema: i32, column: &'s str, null: &'s str) -> &'s str {
+        if self.schema >= schema { column } else { null }
+    }
+
     /// One version of the prompt `query` (`name` or `service/name`), within
     /// [`Timeouts::query`].
     pub async fn get_prompt(
@@ -552,12 +558,12 @@ impl Registry {
             }
         };
         // A database an older promptctl synced has no `prompt_monitors` table.
-        let monitor = if self.schema >= MONITORS_SCHEMA {
+        let monitor = self.since(
+            MONITORS_SCHEMA,
             "(SELECT assertions FROM prompt_monitors m \
-              WHERE m.service = prompts.service AND m.name = prompts.name)"
-        } else {
-            "NULL::jsonb"
-        };
+              WHERE m.service = prompts.service AND m.name = prompts.name)",
+            "NULL::jsonb",
+        );
         let sql = format!(
             "SELECT id, version, template, model, parameters, created_at, created_by, \
              commit_sha, commit_message, archived, template_format, variables, partials, \
