@@ -5,6 +5,9 @@
 //!    requests to the provider (the same client library, the same body), then through
 //!    `Router::execute` with recording on (into `BENCH_DATABASE_URL`); the overhead is the
 //!    difference of the two latency distributions at each percentile.
+//!    Then the same rate with the recorder's database down (a closed port): the difference
+//!    at each percentile, and how long `shutdown(500 ms)` takes (the test suite asserts
+//!    neither; it checks only that records are dropped, not runs).
 //! 2. Recording throughput: `ROWS` run rows written in flushes of `BATCH_ROWS` with the writer's
 //!    binary COPY.
 //!
@@ -193,7 +196,7 @@ async fn main() {
     };
     let router = Router::new(
         &settings,
-        PromptSource::Static(Box::new(bundle)),
+        PromptSource::Static(Box::new(bundle.clone())),
         Some(url.clone()),
     );
     let vars: Arc<BTreeMap<String, serde_json::Value>> = Arc::new(BTreeMap::from([(
@@ -270,6 +273,44 @@ async fn main() {
     println!(
         "recorder: {} rows written, {} dropped",
         stats.written, stats.dropped
+    );
+
+    // A database that is down costs dropped records, never slower runs: the same rate with
+    // the recorder pointed at a port nothing listens on.
+    let down = Router::new(
+        &settings,
+        PromptSource::Static(Box::new(bundle)),
+        Some("postgres://postgres@127.0.0.1:1/nothing".to_owned()),
+    );
+    let routed_down = {
+        let vars = vars.clone();
+        let down = down.clone();
+        fixed_rate(rate, seconds, move || {
+            let router = down.clone();
+            let vars = vars.clone();
+            async move {
+                router
+                    .execute("bench/hello", "production", &vars)
+                    .await
+                    .unwrap();
+            }
+        })
+        .await
+    };
+    let started = Instant::now();
+    let stats = down.shutdown(Duration::from_millis(500)).await;
+    summary("execute, database down", &routed_down);
+    for p in [0.5, 0.9, 0.99] {
+        println!(
+            "database down p{:<4} {:+.3} ms",
+            (p * 100.0) as u32,
+            percentile(&routed_down, p) - percentile(&routed, p)
+        );
+    }
+    println!(
+        "database down: {} rows dropped, shutdown(500 ms) took {:.0} ms",
+        stats.dropped,
+        started.elapsed().as_secs_f64() * 1000.0
     );
 
     // Recording throughput: the writer's flush path (its session settings, binary COPY of

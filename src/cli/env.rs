@@ -8,7 +8,7 @@ use super::{CliError, Context, exit};
 use crate::config::Config;
 use crate::diagnostic::closest;
 use crate::environments::{Environments, ResolveError, Resolved, resolve_definition};
-use crate::eval::TestJob;
+use crate::eval::{TestJob, jobs_for};
 use crate::history::History;
 use crate::render::Renderer;
 use crate::repo::{LoadedPrompt, PromptId, Snapshot};
@@ -72,7 +72,7 @@ pub fn render(
     ) -> Result<std::collections::BTreeMap<String, serde_json::Value>, CliError>,
 ) -> Result<u8, CliError> {
     let history = context.history(config)?;
-    let environments = super::pin::load_environments(config)?;
+    let environments = crate::deploy::load_environments(config)?;
     let snapshot = context.snapshot(config)?;
     let id = match history.find(prompt) {
         Ok(found) => found.id.clone(),
@@ -113,7 +113,7 @@ pub fn render(
                 super::output::Style::Dim,
                 &format!("# {id} {version} in {env}, model {}", resolved.model),
             ));
-            super::render::print_messages(context, &messages);
+            super::shared::print_messages(context, &messages);
         }
     }
     Ok(exit::SUCCESS)
@@ -130,12 +130,12 @@ pub fn test_jobs(
     model: Option<&str>,
 ) -> Result<Vec<TestJob>, CliError> {
     let history = context.history(config)?;
-    let environments = super::pin::load_environments(config)?;
+    let environments = crate::deploy::load_environments(config)?;
     let mut jobs = Vec::new();
     for prompt in prompts {
         let Some(id) = &prompt.id else {
-            jobs.extend(super::test::jobs_for(
-                config,
+            jobs.extend(jobs_for(
+                &config.settings,
                 &[prompt],
                 &Arc::new(Renderer::new(snapshot.partials.clone())),
                 model,
@@ -146,7 +146,7 @@ pub fn test_jobs(
         let mut pinned = (*prompt).clone();
         pinned.definition = Some(resolved.definition);
         let renderer = Arc::new(Renderer::new(resolved.partials));
-        jobs.extend(super::test::jobs_for(config, &[&pinned], &renderer, model)?);
+        jobs.extend(jobs_for(&config.settings, &[&pinned], &renderer, model)?);
     }
     Ok(jobs)
 }

@@ -4,7 +4,7 @@
 use clap::Args;
 
 use super::output::{Format, Style};
-use super::sync::{database_url, runtime};
+use super::shared::{database_url, runtime};
 use super::{CliError, Context, exit, short};
 use crate::registry::{Registry, Selector};
 
@@ -28,7 +28,7 @@ pub struct GetArgs {
 /// Runs `promptctl get`.
 pub fn run(context: &Context, args: &GetArgs) -> Result<u8, CliError> {
     let config = context.config()?;
-    let url = database_url(args.database_url.as_deref(), &config)?;
+    let url = database_url(context, &config, args.database_url.as_deref())?;
     let selector = match (&args.version, &args.environment) {
         (Some(number), _) => Selector::Version(*number),
         (None, Some(environment)) => Selector::Environment(environment.clone()),

@@ -7,7 +7,6 @@ use std::time::Duration;
 use clap::Args;
 
 use super::output::Format;
-use super::sync::seconds;
 use super::{CliError, Context, ErrorKind, exit};
 use crate::serve::health::{self, ProbeError};
 
@@ -25,7 +24,7 @@ pub struct HealthcheckArgs {
 
 /// Runs `promptctl healthcheck`.
 pub fn run(context: &Context, args: &HealthcheckArgs) -> Result<u8, CliError> {
-    let timeout = seconds(args.timeout, "the timeout (--timeout)")?;
+    let timeout = crate::settings::timeout(args.timeout, "the timeout (--timeout)")?;
     let url = match &args.url {
         Some(url) => url.clone(),
         None => {

@@ -5,9 +5,9 @@ use clap::Args;
 use serde::Serialize;
 
 use super::output::{Format, Style, table};
+use super::shared::find_versions;
 use super::{CliError, Context, exit, report_history_problems, short};
 use crate::diagnostic::display_path;
-use crate::history::{History, PromptHistory, Version};
 
 /// Arguments of `promptctl log`.
 #[derive(Debug, Args)]
@@ -31,37 +31,6 @@ struct Entry {
     path: String,
     model: String,
     fingerprint: String,
-}
-
-/// The prompt `query` names and its versions, the working tree's uncommitted one last. A
-/// prompt only the working tree has (new, or in a repository without commits yet) is found
-/// too, with its uncommitted version 1: what `list` shows, `log`, `show`, `diff` and
-/// `render --version` find.
-pub fn find_versions(
-    history: &History,
-    query: &str,
-) -> Result<(PromptHistory, Vec<Version>), CliError> {
-    let mut uncommitted = history.uncommitted()?.versions;
-    let new: Vec<PromptHistory> = uncommitted
-        .iter()
-        .filter(|(id, _)| !history.prompts.contains_key(*id))
-        .map(|(id, version)| PromptHistory {
-            id: id.clone(),
-            versions: Vec::new(),
-            archived: false,
-            path: version.path.clone(),
-        })
-        .collect();
-    let candidates = history
-        .prompts
-        .iter()
-        .chain(new.iter().map(|prompt| (&prompt.id, prompt)));
-    let prompt = crate::repo::find_by_query(candidates, query)?.clone();
-    let mut versions = prompt.versions.clone();
-    if let Some(pending) = uncommitted.remove(&prompt.id) {
-        versions.push(pending);
-    }
-    Ok((prompt, versions))
 }
 
 /// Runs `promptctl log`.
@@ -88,7 +57,7 @@ pub fn run(context: &Context, args: &LogArgs) -> Result<u8, CliError> {
                         uncommitted: version.is_uncommitted(),
                         path: display_path(&version.path),
                         model: version.model().to_owned(),
-                        fingerprint: version.definition()?.fingerprint(),
+                        fingerprint: version.fingerprint(),
                     })
                 })
                 .collect::<Result<_, CliError>>()?;

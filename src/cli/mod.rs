@@ -21,6 +21,7 @@ mod rollback;
 mod run;
 mod schema;
 mod serve;
+mod shared;
 mod show;
 mod stats;
 mod status;
@@ -283,6 +284,84 @@ impl From<crate::registry::RegistryError> for CliError {
     }
 }
 
+impl From<crate::settings::SettingsError> for CliError {
+    fn from(err: crate::settings::SettingsError) -> CliError {
+        use crate::settings::SettingsError as E;
+        let message = err.to_string();
+        match err {
+            E::NoDatabaseUrl { .. } => CliError::input(message)
+                .hint("for example: --database-url postgres://user@localhost:5432/prompts")
+                .hint("`[sync] database_url_env` in promptctl.toml names another variable"),
+            E::Timeout { .. } | E::Listen { .. } => CliError::input(message),
+        }
+    }
+}
+
+impl From<crate::eval::Incomplete> for CliError {
+    fn from(err: crate::eval::Incomplete) -> CliError {
+        CliError::input(err.to_string()).hint("`promptctl check` shows what is missing")
+    }
+}
+
+impl From<crate::history::commit::CommitError> for CliError {
+    fn from(err: crate::history::commit::CommitError) -> CliError {
+        use crate::history::commit::CommitError as E;
+        match err {
+            E::NoIdentity => CliError::input(err.to_string())
+                .hint("git config --global user.name \"Your Name\"")
+                .hint("git config --global user.email you@example.com"),
+            E::NotARepository(_) | E::Outside(_) | E::Io { .. } => CliError::input(err.to_string()),
+            E::Git(_) => CliError::external(err.to_string()),
+        }
+    }
+}
+
+impl From<crate::deploy::DeployError> for CliError {
+    fn from(err: crate::deploy::DeployError) -> CliError {
+        use crate::deploy::{DeployError as E, Overwrite};
+        let message = err.to_string();
+        match err {
+            E::Environments(diagnostic) => CliError::at(ErrorKind::Input, *diagnostic),
+            E::Archived { pinning, .. } => CliError::input(message).hint(if pinning {
+                "restore its file first, or remove it from the environments file"
+            } else {
+                "restore its file first"
+            }),
+            E::NoSuchVersion { prompt, .. } => {
+                CliError::input(message).hint(format!("`promptctl log {prompt}` lists them"))
+            }
+            E::Lookup { error, unreadable } => lookup_error(error, unreadable),
+            E::EditMismatch { .. } => {
+                CliError::input(message).hint("edit the file by hand, or report this as a bug")
+            }
+            E::Uncommitted { by, .. } => CliError::input(message).hint(match by {
+                Overwrite::Commit => "commit or discard them first, or leave out --commit",
+                Overwrite::Rollback => "commit or discard them first",
+            }),
+            E::Unwritable { .. } => CliError::input(message)
+                .hint("report this as a bug; `promptctl show` prints the old definition"),
+            E::NoTests { .. } => CliError::input(message)
+                .hint("add tests, or pass --skip-tests to roll back untested"),
+            E::Incomplete(err) => err.into(),
+            E::Commit(err) => err.into(),
+            E::History(err) => err.into(),
+            E::NoVersion { .. } | E::Edit(_) | E::Write { .. } => CliError::input(message),
+        }
+    }
+}
+
+/// A prompt not found in the working tree, saying when files of it could not be read.
+fn lookup_error(err: LookupError, unreadable: usize) -> CliError {
+    let error = CliError::from(err);
+    if unreadable > 0 {
+        error.hint(format!(
+            "{unreadable} file(s) could not be read; `promptctl check` shows why"
+        ))
+    } else {
+        error
+    }
+}
+
 /// What every command gets: the printer and where it was started.
 pub struct Context {
     /// The printer.
@@ -293,9 +372,19 @@ pub struct Context {
     pub rev: Option<String>,
     /// Whether the history cache may be used (no `--no-cache`).
     pub use_cache: bool,
+    /// The process environment, read once.
+    pub env: crate::settings::Env,
 }
 
 impl Context {
+    /// The settings layer over `config`: flag over environment over `promptctl.toml`.
+    pub fn settings<'a>(&'a self, config: &'a Config) -> crate::settings::Layers<'a> {
+        crate::settings::Layers {
+            env: &self.env,
+            config,
+        }
+    }
+
     /// Finds the project and reads its configuration.
     pub fn config(&self) -> Result<Config, CliError> {
         let config = Config::discover(&self.directory)?;
@@ -366,17 +455,9 @@ pub fn find_prompt<'a>(
     snapshot: &'a Snapshot,
     query: &str,
 ) -> Result<&'a crate::repo::LoadedPrompt, CliError> {
-    snapshot.find(query).map_err(|err| {
-        let unreadable = snapshot.problems.len();
-        let error = CliError::from(err);
-        if unreadable > 0 {
-            error.hint(format!(
-                "{unreadable} file(s) could not be read; `promptctl check` shows why"
-            ))
-        } else {
-            error
-        }
-    })
+    snapshot
+        .find(query)
+        .map_err(|err| lookup_error(err, snapshot.problems.len()))
 }
 
 /// Runs the parsed command line and returns the process exit code.
@@ -386,7 +467,8 @@ pub fn run(cli: Cli) -> u8 {
         Command::Test(args) => args.github_enabled(),
         _ => false,
     };
-    let output = Output::new(cli.global.format, cli.global.color).for_github(github);
+    let env = crate::settings::Env::from_process();
+    let output = Output::new(cli.global.format, cli.global.color, &env).for_github(github);
     let directory = cli
         .global
         .directory
@@ -397,6 +479,7 @@ pub fn run(cli: Cli) -> u8 {
         directory,
         rev: cli.global.rev.clone(),
         use_cache: !cli.global.no_cache,
+        env,
     };
     let result = match cli.command {
         Command::Init(args) => init::run(&context, &args),

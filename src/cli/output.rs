@@ -17,6 +17,8 @@ use serde::Serialize;
 use crate::diagnostic::{Diagnostic, Severity};
 pub use crate::escape::escape_control;
 use crate::escape::{escape, is_unsafe};
+pub use crate::style::Style;
+use crate::style::paint;
 
 /// How data is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -38,39 +40,6 @@ pub enum ColorChoice {
     Always,
     /// Never.
     Never,
-}
-
-/// ANSI styles used in output.
-#[derive(Debug, Clone, Copy)]
-pub enum Style {
-    /// Errors, removed lines.
-    Red,
-    /// Warnings.
-    Yellow,
-    /// Added lines, passes.
-    Green,
-    /// Locations, headings.
-    Blue,
-    /// Emphasis.
-    Bold,
-    /// Less important text.
-    Dim,
-    /// Hunk headers.
-    Cyan,
-}
-
-impl Style {
-    fn code(self) -> &'static str {
-        match self {
-            Style::Red => "\x1b[1;31m",
-            Style::Yellow => "\x1b[1;33m",
-            Style::Green => "\x1b[32m",
-            Style::Blue => "\x1b[1;34m",
-            Style::Bold => "\x1b[1m",
-            Style::Dim => "\x1b[2m",
-            Style::Cyan => "\x1b[36m",
-        }
-    }
 }
 
 /// The printer.
@@ -98,27 +67,20 @@ enum Guard {
     Always,
 }
 
-fn color_wanted(choice: ColorChoice, is_terminal: bool) -> bool {
-    match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-            let forced =
-                std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0");
-            !no_color && (forced || is_terminal)
-        }
-    }
-}
-
 impl Output {
-    /// A printer for `format`, colouring as `color` says.
-    pub fn new(format: Format, color: ColorChoice) -> Output {
+    /// A printer for `format`, colouring as `color` and the environment say
+    /// ([`crate::settings::Env::color`]).
+    pub fn new(format: Format, color: ColorChoice, env: &crate::settings::Env) -> Output {
+        let asked = match color {
+            ColorChoice::Always => Some(true),
+            ColorChoice::Never => Some(false),
+            ColorChoice::Auto => None,
+        };
         Output {
             format,
-            color_stdout: color_wanted(color, std::io::stdout().is_terminal()),
-            color_stderr: color_wanted(color, std::io::stderr().is_terminal()),
-            github: if std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true") {
+            color_stdout: env.color(asked, std::io::stdout().is_terminal()),
+            color_stderr: env.color(asked, std::io::stderr().is_terminal()),
+            github: if env.github_actions() {
                 Guard::WhenNeeded
             } else {
                 Guard::Off
@@ -235,14 +197,6 @@ impl Output {
 fn write_whole(stream: &mut impl Write, text: &str) {
     let _ = stream.write_all(text.as_bytes());
     let _ = stream.flush();
-}
-
-fn paint(enabled: bool, style: Style, text: &str) -> String {
-    if enabled {
-        format!("{}{text}\x1b[0m", style.code())
-    } else {
-        text.to_owned()
-    }
 }
 
 /// A diagnostic as compilers show one:
@@ -388,7 +342,10 @@ mod tests {
             escape("\x1b[8mhidden\x1b[2J\r\nz\rw", true, true),
             "\\u{1b}[8mhidden\\u{1b}[2J\r\nz\\rw"
         );
-        assert_eq!(escape(&painted, true, false), "\\u{1b}[1;31mx\\u{1b}[0m");
+        assert_eq!(
+            escape(&painted, true, false),
+            "\\u{1b}[1m\\u{1b}[31mx\\u{1b}[0m"
+        );
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! `promptctl promote PROMPT --from staging --to production`: give one environment what
-//! another runs (version and model), as a minimal edit of `environments.yaml`.
+//! another runs (version and model), as a minimal edit of `environments.yaml`
+//! ([`crate::deploy::pin::promotion`]).
 
 use clap::Args;
 
-use super::pin::{Change, apply, version_label};
-use super::{CliError, Context};
-use crate::environments::{ModelChange, VersionRef};
+use super::{CliError, Context, shared};
+use crate::deploy::pin::{plan, promotion};
+use crate::deploy::version_label;
 
 /// Arguments of `promptctl promote`.
 #[derive(Debug, Args)]
@@ -31,52 +32,22 @@ pub fn run(context: &Context, args: &PromoteArgs) -> Result<u8, CliError> {
     let config = context.config()?;
     let history = context.history(&config)?;
     let prompt = history.find(&args.prompt)?;
-    let environments = super::pin::load_environments(&config)?;
-    let source = environments.resolve(&prompt.id, &args.from);
-    if environments
-        .entry(&prompt.id)
-        .and_then(|entry| entry.environment(&args.from))
-        .is_none()
-    {
+    let promotion = promotion(&config, prompt, &args.from, &args.to)?;
+    if !promotion.pinned {
         context.output.note(&format!(
             "note: {} does not pin {} in `{}`: promoting its latest version on its own model",
-            crate::diagnostic::display_path(&environments.path),
+            crate::diagnostic::display_path(&promotion.path),
             prompt.id,
             args.from
         ));
     }
-    // `latest` in the source becomes the number it means now: promoting must not make the
-    // target follow every later change.
-    let version = match source.version {
-        VersionRef::Number(n) => VersionRef::Number(n),
-        VersionRef::Latest => match prompt.latest() {
-            Some(latest) => VersionRef::Number(latest.number),
-            None => VersionRef::Latest,
-        },
-    };
-    let change = Change {
-        env: args.to.clone(),
-        version,
-        model: source
-            .model
-            .clone()
-            .map_or(ModelChange::Clear, ModelChange::Set),
-    };
-    apply(
-        context,
-        &config,
-        &history,
-        prompt,
-        &change,
-        args.commit,
-        |_, after| {
-            format!(
-                "Promote {} {} from {} to {}",
-                prompt.id,
-                version_label(after.version),
-                args.from,
-                args.to
-            )
-        },
-    )
+    let plan = plan(&config, &history, prompt, &promotion.change)?;
+    let subject = format!(
+        "Promote {} {} from {} to {}",
+        plan.prompt,
+        version_label(plan.after.version),
+        args.from,
+        args.to
+    );
+    shared::write_pin(context, &plan, args.commit, &subject)
 }

@@ -5,14 +5,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::output::{Format, Style};
 use super::{CliError, Context, ErrorKind, exit, find_prompt};
 use crate::diagnostic::{Diagnostic, Position};
-use crate::render::{RenderError, Renderer, TemplatePart, coerce_cli_value};
+use crate::render::{RenderError, Renderer, TemplatePart};
 use crate::repo::{LoadedPrompt, Snapshot, locate_in_scalar};
-
-/// `--vars-file` files larger than this are refused (the variables of one render).
-const MAX_VARS_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Arguments of `promptctl render`.
 #[derive(Debug, Args)]
@@ -60,7 +56,7 @@ pub fn run(context: &Context, args: &RenderArgs) -> Result<u8, CliError> {
     let messages = renderer
         .render(definition, &vars)
         .map_err(|err| render_error(&snapshot, prompt, &err))?;
-    print_messages(context, &messages);
+    super::shared::print_messages(context, &messages);
     Ok(exit::SUCCESS)
 }
 
@@ -72,7 +68,7 @@ fn render_version(
     number: u32,
 ) -> Result<u8, CliError> {
     let history = context.history(config)?;
-    let (prompt, versions) = super::log::find_versions(&history, &args.prompt)?;
+    let (prompt, versions) = super::shared::find_versions(&history, &args.prompt)?;
     let prompt = &prompt;
     let version = versions
         .iter()
@@ -102,30 +98,8 @@ fn render_version(
                 _ => error,
             }
         })?;
-    print_messages(context, &messages);
+    super::shared::print_messages(context, &messages);
     Ok(exit::SUCCESS)
-}
-
-pub fn print_messages(context: &Context, messages: &[crate::render::RenderedMessage]) {
-    let output = &context.output;
-    match output.format {
-        Format::Json => output.json(&messages),
-        Format::Human => {
-            let mut text = String::new();
-            for (index, message) in messages.iter().enumerate() {
-                if index > 0 {
-                    text.push('\n');
-                }
-                text.push_str(
-                    &output.paint(Style::Bold, &format!("── {} ──", message.role.as_str())),
-                );
-                text.push('\n');
-                text.push_str(message.content.trim_end_matches('\n'));
-                text.push('\n');
-            }
-            output.data(&text);
-        }
-    }
 }
 
 /// Variables from `--vars-file`, then `--var`, typed by the declaration.
@@ -134,49 +108,7 @@ pub fn collect_vars(
     args: &RenderArgs,
     declared: &BTreeMap<String, crate::repo::VariableSpec>,
 ) -> Result<BTreeMap<String, serde_json::Value>, CliError> {
-    read_vars(context, args.vars_file.as_deref(), &args.vars, declared)
-}
-
-/// Reads `--vars-file` and `--var` values; shared by every command that renders.
-pub fn read_vars(
-    context: &Context,
-    vars_file: Option<&std::path::Path>,
-    vars: &[String],
-    declared: &BTreeMap<String, crate::repo::VariableSpec>,
-) -> Result<BTreeMap<String, serde_json::Value>, CliError> {
-    let mut values = BTreeMap::new();
-    if let Some(file) = vars_file {
-        let path = context.directory.join(file);
-        let root = context.config()?.root;
-        let text = crate::files::read_named(&path, &root, MAX_VARS_FILE_BYTES)
-            .and_then(|bytes| {
-                String::from_utf8(bytes).map_err(|err| crate::files::ReadError::Io {
-                    path: path.clone(),
-                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, err),
-                })
-            })
-            .map_err(|err| {
-                let why = match err {
-                    crate::files::ReadError::Io { source, .. } => source.to_string(),
-                    other => other.to_string(),
-                };
-                CliError::input(format!("cannot read vars file {}: {why}", file.display()))
-            })?;
-        let parsed: BTreeMap<String, serde_json::Value> =
-            crate::repo::file::parse_yaml(file, &text, &[])
-                .map_err(|diagnostic| CliError::at(ErrorKind::Input, diagnostic))?;
-        values.extend(parsed);
-    }
-    for pair in vars {
-        let Some((name, raw)) = pair.split_once('=') else {
-            return Err(CliError::input(format!("`--var {pair}` is not NAME=VALUE"))
-                .hint("write it as `--var name=value`"));
-        };
-        let value = coerce_cli_value(declared.get(name), raw)
-            .map_err(|why| CliError::input(format!("`--var {name}`: {why}")))?;
-        values.insert(name.to_owned(), value);
-    }
-    Ok(values)
+    super::shared::read_vars(context, args.vars_file.as_deref(), &args.vars, declared)
 }
 
 /// A render error as a diagnostic at its place in the prompt file or partial.

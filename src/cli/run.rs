@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::output::Format;
-use super::sync::runtime;
+use super::shared::{database_url, read_vars, runtime};
 use super::{CliError, Context, exit};
 use crate::router::{PromptSource, Router, RouterError};
 
@@ -45,11 +45,11 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8, CliError> {
     let config = context.config()?;
     // Without a URL the run is not recorded; with --registry one is needed, and the error
     // names the configured variable.
-    let url = super::sync::database_url(args.database_url.as_deref(), &config).ok();
+    let url = database_url(context, &config, args.database_url.as_deref()).ok();
     let source = if let Some(bundle) = &args.bundle {
         PromptSource::bundle(&context.directory.join(bundle)).map_err(router_error)?
     } else if args.registry {
-        let url = super::sync::database_url(args.database_url.as_deref(), &config)?;
+        let url = database_url(context, &config, args.database_url.as_deref())?;
         PromptSource::registry(url, Duration::from_secs(60))
     } else {
         PromptSource::repository(&config, context.rev.as_deref()).map_err(router_error)?
@@ -62,7 +62,7 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8, CliError> {
                 .resolve(&args.prompt, &args.environment)
                 .await
                 .map_err(router_error)?;
-            let vars = super::render::read_vars(
+            let vars = read_vars(
                 context,
                 args.vars_file.as_deref(),
                 &args.vars,

@@ -1,11 +1,8 @@
 //! `promptctl serve`: the HTTP API, metrics and dashboard over the PostgreSQL registry.
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use clap::Args;
 
-use super::sync::{database_url, seconds};
+use super::shared::database_url;
 use super::{CliError, Context, exit};
 use crate::serve::connections::{self, Limits};
 use crate::serve::{ServeOptions, serve};
@@ -48,6 +45,7 @@ pub struct ServeArgs {
 /// The accept loop's limits from the flags and `[serve]`; a connection limit the
 /// file-descriptor limit cannot hold is lowered to what it can (with a warning).
 fn limits(args: &ServeArgs, settings: &crate::config::ServeSettings) -> Result<Limits, CliError> {
+    use crate::settings::timeout;
     let fits = connections::connections_for(connections::descriptor_limit());
     let max_connections = match args.max_connections.or(settings.max_connections) {
         Some(0) => return Err(CliError::input("max_connections must be at least 1")),
@@ -63,11 +61,11 @@ fn limits(args: &ServeArgs, settings: &crate::config::ServeSettings) -> Result<L
         None => connections::default_max_connections(),
     };
     Ok(Limits {
-        header_timeout: seconds(
+        header_timeout: timeout(
             args.header_timeout.unwrap_or(settings.header_timeout_s),
             "the header timeout ([serve] header_timeout_s, --header-timeout)",
         )?,
-        body_timeout: seconds(
+        body_timeout: timeout(
             args.body_timeout.unwrap_or(settings.body_timeout_s),
             "the body timeout ([serve] body_timeout_s, --body-timeout)",
         )?,
@@ -79,16 +77,10 @@ fn limits(args: &ServeArgs, settings: &crate::config::ServeSettings) -> Result<L
 pub fn run(context: &Context, args: &ServeArgs) -> Result<u8, CliError> {
     let config = context.config()?;
     let settings = &config.settings.serve;
-    let url = database_url(args.database_url.as_deref(), &config)?;
-    let listen = args.listen.as_deref().unwrap_or(&settings.listen);
-    let listen: SocketAddr = listen
-        .parse()
-        .map_err(|err| CliError::input(format!("cannot listen on `{listen}`: {err}")))?;
-    let tokens = |variable: &str| {
-        std::env::var(variable)
-            .map(|text| crate::serve::auth::parse_list(&text))
-            .unwrap_or_default()
-    };
+    let url = database_url(context, &config, args.database_url.as_deref())?;
+    let layers = context.settings(&config);
+    let listen = layers.listen(args.listen.as_deref())?;
+    let (read_tokens, run_tokens) = layers.tokens();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -98,15 +90,11 @@ pub fn run(context: &Context, args: &ServeArgs) -> Result<u8, CliError> {
         .try_init();
     let options = ServeOptions {
         listen,
-        read_database_url: args
-            .read_database_url
-            .clone()
-            .or_else(|| settings.read_database_url.clone())
-            .unwrap_or_else(|| url.clone()),
+        read_database_url: layers.read_database_url(args.read_database_url.as_deref(), &url),
         database_url: url,
-        read_tokens: tokens(&settings.read_tokens_env),
-        run_tokens: tokens(&settings.run_tokens_env),
-        cache_ttl: Duration::from_secs(args.cache_ttl.unwrap_or(settings.cache_ttl_s)),
+        read_tokens,
+        run_tokens,
+        cache_ttl: layers.cache_ttl(args.cache_ttl),
         prompt_labels: !args.no_prompt_labels,
         run_rate: args.run_rate_limit,
         settings: config.settings.clone(),

@@ -3,9 +3,9 @@
 
 use clap::Args;
 
-use super::log::find_versions;
 use super::output::Format;
 use super::output::escape_control;
+use super::shared::find_versions;
 use super::{CliError, Context, exit, short};
 use crate::diagnostic::display_path;
 

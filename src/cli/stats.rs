@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use clap::{Args, ValueEnum};
 
 use super::output::{Format, table};
-use super::sync::{database_url, runtime};
+use super::shared::{database_url, runtime};
 use super::{CliError, Context, exit};
 use crate::registry::stats::{GroupBy, StatsQuery, check, stats};
 
@@ -46,7 +46,7 @@ pub fn run(context: &Context, args: &StatsArgs) -> Result<u8, CliError> {
     let window = crate::config::parse_duration(&args.since)
         .map_err(|why| CliError::input(format!("--since: {why}")))?;
     let config = context.config()?;
-    let url = database_url(args.database_url.as_deref(), &config)?;
+    let url = database_url(context, &config, args.database_url.as_deref())?;
     let query = StatsQuery {
         prompt: args.prompt.clone(),
         environment: args.environment.clone(),

@@ -4,6 +4,7 @@
 use clap::Args;
 
 use super::output::Format;
+use super::shared::{database_url, runtime};
 use super::{CliError, Context, ErrorKind, exit, short};
 use crate::check::check;
 use crate::diagnostic::Severity;
@@ -11,7 +12,9 @@ use crate::history::History;
 use crate::registry::connect;
 use crate::registry::sync::{Skipped, SyncOptions, SyncSummary, sync, tip_source};
 
-/// The test hook that kills the process just before the sync commits (see the README).
+/// The test hook that kills the process just before the sync commits (see the README):
+/// compiled into debug builds only, so a release binary ignores the variable.
+#[cfg(debug_assertions)]
 const FAIL_HOOK_ENV: &str = "PROMPTCTL_SYNC_FAIL_BEFORE_COMMIT";
 
 /// Arguments of `promptctl sync`.
@@ -30,54 +33,6 @@ pub struct SyncArgs {
     allow_rewrite: bool,
 }
 
-/// The database URL: `--database-url`, else the variable `[sync] database_url_env` names.
-/// Every command that talks to PostgreSQL comes here, so this is also where `[database]`
-/// sets the process's timeouts.
-pub fn database_url(
-    flag: Option<&str>,
-    config: &crate::config::Config,
-) -> Result<String, CliError> {
-    let database = &config.settings.database;
-    crate::registry::set_timeouts(crate::registry::Timeouts {
-        connect: seconds(database.connect_timeout_s, "[database] connect_timeout_s")?,
-        query: seconds(database.query_timeout_s, "[database] query_timeout_s")?,
-    });
-    if let Some(url) = flag {
-        return Ok(url.to_owned());
-    }
-    let variable = &config.settings.sync.database_url_env;
-    match std::env::var(variable) {
-        Ok(url) if !url.trim().is_empty() => Ok(url),
-        _ => Err(CliError::input(format!(
-            "no database URL: pass --database-url or set {variable}"
-        ))
-        .hint("for example: --database-url postgres://user@localhost:5432/prompts")
-        .hint("`[sync] database_url_env` in promptctl.toml names another variable")),
-    }
-}
-
-/// The longest timeout a setting may ask for: a day.
-const MAX_TIMEOUT_S: u64 = 24 * 60 * 60;
-
-/// A timeout setting named `name` as a duration: from 1 s to a day.
-pub fn seconds(value: u64, name: &str) -> Result<std::time::Duration, CliError> {
-    if (1..=MAX_TIMEOUT_S).contains(&value) {
-        Ok(std::time::Duration::from_secs(value))
-    } else {
-        Err(CliError::input(format!(
-            "{name} = {value}: a timeout must be from 1 to {MAX_TIMEOUT_S} seconds"
-        )))
-    }
-}
-
-/// A runtime for the database client.
-pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| CliError::external(format!("cannot start the async runtime: {err}")))
-}
-
 /// Runs `promptctl sync`.
 pub fn run(context: &Context, args: &SyncArgs) -> Result<u8, CliError> {
     let config = context.config()?;
@@ -85,7 +40,7 @@ pub fn run(context: &Context, args: &SyncArgs) -> Result<u8, CliError> {
         .rev
         .clone()
         .unwrap_or_else(|| config.settings.sync.branch.clone());
-    let url = database_url(args.database_url.as_deref(), &config)?;
+    let url = database_url(context, &config, args.database_url.as_deref())?;
     let history = History::load(&config, Some(&branch), context.use_cache).map_err(|err| {
         let bad_branch = matches!(err, crate::history::HistoryError::BadRevision { .. });
         let error = CliError::from(err);
@@ -130,9 +85,7 @@ pub fn run(context: &Context, args: &SyncArgs) -> Result<u8, CliError> {
         branch: branch.clone(),
         dry_run: args.dry_run,
         allow_rewrite: args.allow_rewrite,
-        before_commit: std::env::var_os(FAIL_HOOK_ENV)
-            .is_some()
-            .then_some(abort as fn()),
+        before_commit: fail_hook(&context.env),
     };
     let summary = runtime()?.block_on(async {
         let mut client = connect(&url).await?;
@@ -229,7 +182,18 @@ fn skipped_line(skipped: &Skipped) -> String {
     format!("{what}: {}", skipped.reason)
 }
 
-/// Kills the process at once, as `kill -9` would: the test hook's effect.
-fn abort() {
-    std::process::abort();
+/// The test hook, when the variable asks for it (debug builds only).
+#[cfg(debug_assertions)]
+fn fail_hook(env: &crate::settings::Env) -> Option<fn()> {
+    /// Kills the process at once, as `kill -9` would: the test hook's effect.
+    fn abort() {
+        std::process::abort();
+    }
+    env.contains(FAIL_HOOK_ENV).then_some(abort as fn())
+}
+
+/// A release build has no test hook.
+#[cfg(not(debug_assertions))]
+fn fail_hook(_: &crate::settings::Env) -> Option<fn()> {
+    None
 }

@@ -8,10 +8,9 @@ use clap::Args;
 
 use super::output::Format;
 use super::{CliError, Context, ci, exit, find_prompt};
-use crate::config::Config;
 use crate::eval::report::{self, Summary};
 use crate::eval::selection::{Coverage, Shard};
-use crate::eval::{CaseErrorKind, CaseResult, CaseStatus, TestJob, github, run_tests};
+use crate::eval::{CaseErrorKind, CaseResult, CaseStatus, github, jobs_for, run_tests};
 use crate::providers::{Mode, Providers, Recordings};
 use crate::render::Renderer;
 use crate::repo::{LoadedPrompt, Snapshot};
@@ -63,6 +62,20 @@ impl TestArgs {
     }
 }
 
+/// The results of a run: the prompts' own models, the candidate's, and the wall time.
+struct Outcome {
+    own: Vec<CaseResult>,
+    candidate: Option<Vec<CaseResult>>,
+    seconds: f64,
+}
+
+/// What the run covers: the selection's base (with `--changed-since` or a report) and the
+/// coverage gate (when no prompt is named).
+struct Scope {
+    base: Option<ci::Base>,
+    coverage: Option<Coverage>,
+}
+
 /// Runs `promptctl test`.
 pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
     let config = context.config()?;
@@ -83,10 +96,11 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
         .prompts
         .is_empty()
         .then(|| Coverage::of(&snapshot, config.settings.test.min_coverage));
+    let scope = Scope { base, coverage };
     let renderer = Arc::new(Renderer::new(snapshot.partials.clone()));
     let jobs = |model: Option<&str>| match &args.env {
         Some(env) => super::env::test_jobs(context, &config, &snapshot, &selected, env, model),
-        None => jobs_for(&config, &selected, &renderer, model),
+        None => Ok(jobs_for(&config.settings, &selected, &renderer, model)?),
     };
     let own_jobs = jobs(None)?;
     let candidate_jobs = match &args.model {
@@ -99,7 +113,7 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
     // its tests cannot run, and a run that skipped it would pass green.
     let unloadable = &snapshot.problems;
     if own_jobs.is_empty()
-        && coverage.is_none()
+        && scope.coverage.is_none()
         && !want_report
         && args.junit.is_none()
         && unloadable.is_empty()
@@ -112,6 +126,43 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
             output.diagnostic(problem);
         }
     }
+    let mut outcome = execute(context, &config, args, own_jobs, candidate_jobs)?;
+    outcome.own.extend(
+        unloadable
+            .iter()
+            .map(|problem| CaseResult::unloadable(problem, &snapshot.prompts_dir)),
+    );
+    // With a candidate model, the verdict is the candidate's.
+    let judged: &[CaseResult] = outcome.candidate.as_deref().unwrap_or(&outcome.own);
+    let summary = Summary::of(judged);
+    if let Some(path) = &args.junit {
+        let mut all = outcome.own.clone();
+        all.extend(outcome.candidate.iter().flatten().cloned());
+        let xml = report::junit(&all, "promptctl");
+        crate::files::replace(&context.directory.join(path), xml.as_bytes())
+            .map_err(|err| CliError::input(format!("cannot write {}: {err}", path.display())))?;
+    }
+    print_results(context, args, &outcome, &summary, &scope, unloadable);
+    let code = gate(
+        context,
+        exit_code(&outcome.own, outcome.candidate.as_deref()),
+        unloadable,
+        scope.coverage.as_ref(),
+    );
+    if want_report {
+        write_ci_report(context, &config, args, &snapshot, judged, &summary, &scope)?;
+    }
+    Ok(code)
+}
+
+/// Runs the jobs (the candidate's alongside), with a progress bar on a terminal.
+fn execute(
+    context: &Context,
+    config: &crate::config::Config,
+    args: &TestArgs,
+    own_jobs: Vec<crate::eval::TestJob>,
+    candidate_jobs: Option<Vec<crate::eval::TestJob>>,
+) -> Result<Outcome, CliError> {
     let mode = if args.replay {
         Mode::Replay
     } else if args.record {
@@ -126,9 +177,9 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
             dir: config.root.join(&config.settings.test.recordings),
         },
     );
-    let concurrency = args
-        .concurrency
-        .unwrap_or(config.settings.test.concurrency)
+    let concurrency = context
+        .settings(config)
+        .concurrency(args.concurrency)
         .max(1);
     let total_calls = own_jobs.len() + candidate_jobs.as_ref().map_or(0, Vec::len);
     let progress = progress_bar(context, total_calls);
@@ -161,36 +212,37 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let mut own = own;
-    own.extend(
-        unloadable
-            .iter()
-            .map(|problem| CaseResult::unloadable(problem, &snapshot.prompts_dir)),
-    );
-    // With a candidate model, the verdict is the candidate's.
-    let judged: &[CaseResult] = candidate.as_deref().unwrap_or(&own);
-    let summary = Summary::of(judged);
-    if let Some(path) = &args.junit {
-        let mut all = own.clone();
-        all.extend(candidate.iter().flatten().cloned());
-        let xml = report::junit(&all, "promptctl");
-        crate::files::replace(&context.directory.join(path), xml.as_bytes())
-            .map_err(|err| CliError::input(format!("cannot write {}: {err}", path.display())))?;
-    }
+    Ok(Outcome {
+        own,
+        candidate,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Prints the results: JSON, or the table(s), the failures, the summary and coverage.
+fn print_results(
+    context: &Context,
+    args: &TestArgs,
+    outcome: &Outcome,
+    summary: &Summary,
+    scope: &Scope,
+    unloadable: &[crate::diagnostic::Diagnostic],
+) {
+    let output = &context.output;
+    let (own, candidate) = (&outcome.own, &outcome.candidate);
     match output.format {
         Format::Json => output.json(&serde_json::json!({
             "summary": summary,
-            "seconds": seconds,
+            "seconds": outcome.seconds,
             "results": own,
             "candidate": candidate.as_ref().map(|c| serde_json::json!({
                 "model": args.model,
                 "results": c,
-                "comparison": report::comparison(&own, c),
+                "comparison": report::comparison(own, c),
             })),
-            "coverage": coverage,
+            "coverage": scope.coverage,
             "unloadable": unloadable,
-            "changes": base.as_ref().map(|b| serde_json::json!({
+            "changes": scope.base.as_ref().map(|b| serde_json::json!({
                 "base": b.base.commit,
                 "changed": b.changes.changed,
                 "deleted": b.changes.deleted,
@@ -200,17 +252,17 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
         })),
         Format::Human => {
             let color = output.stdout_colored();
-            let mut text = report::result_table(&own, color);
+            let mut text = report::result_table(own, color);
             if own.is_empty() {
                 output.note("no tests to run");
             }
-            if let Some(candidate) = &candidate {
+            if let Some(candidate) = candidate {
                 text.push_str(&format!(
                     "\ncandidate model {}:\n",
                     args.model.as_deref().unwrap_or_default()
                 ));
                 text.push_str(&report::result_table(candidate, color));
-                text.push_str(&comparison_text(&own, candidate));
+                text.push_str(&comparison_text(own, candidate));
             }
             let mut all = own.clone();
             all.extend(candidate.iter().flatten().cloned());
@@ -218,89 +270,110 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
             if !text.is_empty() {
                 text.push('\n');
             }
-            text.push_str(&report::summary_line(&summary, seconds, color));
-            if let Some(coverage) = &coverage {
+            text.push_str(&report::summary_line(summary, outcome.seconds, color));
+            if let Some(coverage) = &scope.coverage {
                 text.push_str(&format!("\ncoverage: {}", coverage.describe()));
             }
             output.data(&text);
         }
     }
-    let mut code = exit_code(&own, candidate.as_deref());
+}
+
+/// The exit code once the gates have spoken: files that could not be loaded and coverage
+/// below the minimum are errors (the latter fails the run).
+fn gate(
+    context: &Context,
+    code: u8,
+    unloadable: &[crate::diagnostic::Diagnostic],
+    coverage: Option<&Coverage>,
+) -> u8 {
+    let output = &context.output;
     if !unloadable.is_empty() {
+        let one = unloadable.len() == 1;
         output.error(
             &format!(
                 "{} file{} in the prompts folder could not be loaded, so {} tests did not run",
                 unloadable.len(),
-                if unloadable.len() == 1 { "" } else { "s" },
-                if unloadable.len() == 1 {
-                    "its"
-                } else {
-                    "their"
-                }
+                if one { "" } else { "s" },
+                if one { "its" } else { "their" }
             ),
             &["`promptctl check` shows every problem; fix or remove the file".to_owned()],
         );
     }
-    if let Some(coverage) = coverage.as_ref().filter(|c| !c.passes()) {
-        output.error(
-            &format!(
-                "test coverage is below the minimum: {}",
-                coverage.describe()
-            ),
-            &[
-                format!("untested: {}", coverage.untested.join(", ")),
-                "add `tests:` to them, or lower `[test] min_coverage` in promptctl.toml".to_owned(),
-            ],
-        );
-        code = code.max(exit::FAILED);
-    }
-    if want_report {
-        if args.github.enabled() {
-            // The files that could not be loaded are annotated from their diagnostics.
-            let ran: Vec<CaseResult> = judged
-                .iter()
-                .filter(|r| {
-                    r.error
-                        .as_ref()
-                        .is_none_or(|e| e.kind != CaseErrorKind::Load)
-                })
-                .cloned()
-                .collect();
-            let mut annotations = github::test_annotations(&ran);
-            annotations.extend(github::diagnostic_annotations(&snapshot.problems));
-            annotations.extend(coverage.as_ref().and_then(github::coverage_annotation));
-            ci::print_annotations(context, &config, &annotations);
+    match coverage.filter(|c| !c.passes()) {
+        Some(coverage) => {
+            output.error(
+                &format!(
+                    "test coverage is below the minimum: {}",
+                    coverage.describe()
+                ),
+                &[
+                    format!("untested: {}", coverage.untested.join(", ")),
+                    "add `tests:` to them, or lower `[test] min_coverage` in promptctl.toml"
+                        .to_owned(),
+                ],
+            );
+            code.max(exit::FAILED)
         }
-        let changed = base
-            .as_ref()
-            .map(|b| ci::changed_entries(context, &config, b, &snapshot))
-            .unwrap_or_default();
-        let selection = match (&args.changed_since, &base) {
-            (Some(reference), Some(b)) => format!(
-                "prompts changed since {reference} (merge base `{}`): {} of {}",
-                super::short(&b.base.commit),
-                b.changes.changed.len(),
-                snapshot.prompts.len()
-            ),
-            _ if args.prompts.is_empty() => "every prompt with tests".to_owned(),
-            _ => format!("prompts {}", args.prompts.join(", ")),
-        };
-        let markdown = github::markdown_report(&github::ReportInput {
-            selection,
-            base: base
-                .as_ref()
-                .map(|b| format!("`{}` ({})", super::short(&b.base.commit), b.base.how)),
-            changed: &changed,
-            deleted: base.as_ref().map_or(&[], |b| &b.changes.deleted),
-            unreadable: base.as_ref().map_or(&[], |b| &b.changes.unreadable),
-            results: judged,
-            summary: &summary,
-            coverage: coverage.as_ref(),
-            shard: args.shard,
-        });
-        ci::write_report(context, &args.github, args.report.as_deref(), &markdown)?;
+        None => code,
     }
-    Ok(code)
+}
+
+/// The GitHub annotations (with `--github`) and the Markdown report.
+fn write_ci_report(
+    context: &Context,
+    config: &crate::config::Config,
+    args: &TestArgs,
+    snapshot: &Snapshot,
+    judged: &[CaseResult],
+    summary: &Summary,
+    scope: &Scope,
+) -> Result<(), CliError> {
+    let (base, coverage) = (&scope.base, &scope.coverage);
+    if args.github.enabled() {
+        // The files that could not be loaded are annotated from their diagnostics.
+        let ran: Vec<CaseResult> = judged
+            .iter()
+            .filter(|r| {
+                r.error
+                    .as_ref()
+                    .is_none_or(|e| e.kind != CaseErrorKind::Load)
+            })
+            .cloned()
+            .collect();
+        let mut annotations = github::test_annotations(&ran);
+        annotations.extend(github::diagnostic_annotations(&snapshot.problems));
+        annotations.extend(coverage.as_ref().and_then(github::coverage_annotation));
+        ci::print_annotations(context, config, &annotations);
+    }
+    let changed = base
+        .as_ref()
+        .map(|b| ci::changed_entries(context, config, b, snapshot))
+        .unwrap_or_default();
+    let selection = match (&args.changed_since, base) {
+        (Some(reference), Some(b)) => format!(
+            "prompts changed since {reference} (merge base `{}`): {} of {}",
+            super::short(&b.base.commit),
+            b.changes.changed.len(),
+            snapshot.prompts.len()
+        ),
+        _ if args.prompts.is_empty() => "every prompt with tests".to_owned(),
+        _ => format!("prompts {}", args.prompts.join(", ")),
+    };
+    let markdown = github::markdown_report(&github::ReportInput {
+        selection,
+        base: base
+            .as_ref()
+            .map(|b| format!("`{}` ({})", super::short(&b.base.commit), b.base.how)),
+        changed: &changed,
+        deleted: base.as_ref().map_or(&[], |b| &b.changes.deleted),
+        unreadable: base.as_ref().map_or(&[], |b| &b.changes.unreadable),
+        results: judged,
+        summary,
+        coverage: coverage.as_ref(),
+        shard: args.shard,
+    });
+    ci::write_report(context, &args.github, args.report.as_deref(), &markdown)
 }
 
 /// Exit 3 when a provider failed, 2 for input or configuration errors, 1 when a test
@@ -369,54 +442,4 @@ fn select_prompts<'a>(
         .iter()
         .map(|name| find_prompt(snapshot, name))
         .collect()
-}
-
-/// One job per test case of each prompt, on `model` or the prompt's own model.
-pub fn jobs_for(
-    config: &Config,
-    prompts: &[&LoadedPrompt],
-    renderer: &Arc<Renderer>,
-    model: Option<&str>,
-) -> Result<Vec<TestJob>, CliError> {
-    let mut jobs = Vec::new();
-    for prompt in prompts {
-        let (Some(id), Some(definition)) = (&prompt.id, &prompt.definition) else {
-            return Err(CliError::input(format!(
-                "{} is incomplete: it needs a service, `model` and `template` or `messages`",
-                crate::diagnostic::display_path(&prompt.path)
-            ))
-            .hint("`promptctl check` shows what is missing"));
-        };
-        let definition = Arc::new(definition.clone());
-        for test in prompt.file.tests.iter().flat_map(|t| t.value.iter()) {
-            let line = test.referenced.line() as usize;
-            jobs.push(TestJob {
-                prompt: id.clone(),
-                path: prompt.path.clone(),
-                line,
-                name: test
-                    .value
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| format!("test at line {line}")),
-                model: model.unwrap_or(&definition.model).to_owned(),
-                definition: definition.clone(),
-                vars: test.value.vars.clone(),
-                assertions: test
-                    .value
-                    .assert
-                    .iter()
-                    .map(|a| (a.value.clone(), a.referenced.line() as usize))
-                    .collect(),
-                renderer: renderer.clone(),
-                judge_model: config
-                    .settings
-                    .test
-                    .judge_model
-                    .clone()
-                    .unwrap_or_else(|| definition.model.clone()),
-            });
-        }
-    }
-    Ok(jobs)
 }

@@ -22,8 +22,6 @@ pub enum Level {
     Error,
     /// A warning.
     Warning,
-    /// A notice.
-    Notice,
 }
 
 /// One workflow annotation.
@@ -121,7 +119,6 @@ impl Annotation {
         let level = match self.level {
             Level::Error => "error",
             Level::Warning => "warning",
-            Level::Notice => "notice",
         };
         let mut properties = Vec::new();
         if let Some(file) = &self.file {

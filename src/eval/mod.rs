@@ -21,6 +21,64 @@ use crate::render::Renderer;
 use crate::repo::{Assertion, Definition, PromptId};
 use assertions::{AssertionOutcome, CallFacts};
 
+/// A prompt that cannot be tested: it lacks a service, `model`, or `template` or
+/// `messages`.
+#[derive(Debug, thiserror::Error)]
+#[error("{} is incomplete: it needs a service, `model` and `template` or `messages`", crate::diagnostic::display_path(.path))]
+pub struct Incomplete {
+    /// The prompt's file.
+    pub path: PathBuf,
+}
+
+/// One job per test case of each of `prompts`, on `model` or the prompt's own model,
+/// rendered by `renderer`; `llm_judge` grades with `[test] judge_model`, else the
+/// prompt's model.
+pub fn jobs_for(
+    settings: &crate::config::Settings,
+    prompts: &[&crate::repo::LoadedPrompt],
+    renderer: &Arc<Renderer>,
+    model: Option<&str>,
+) -> Result<Vec<TestJob>, Incomplete> {
+    let mut jobs = Vec::new();
+    for prompt in prompts {
+        let (Some(id), Some(definition)) = (&prompt.id, &prompt.definition) else {
+            return Err(Incomplete {
+                path: prompt.path.clone(),
+            });
+        };
+        let definition = Arc::new(definition.clone());
+        for test in prompt.file.tests.iter().flat_map(|t| t.value.iter()) {
+            let line = test.referenced.line() as usize;
+            jobs.push(TestJob {
+                prompt: id.clone(),
+                path: prompt.path.clone(),
+                line,
+                name: test
+                    .value
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("test at line {line}")),
+                model: model.unwrap_or(&definition.model).to_owned(),
+                definition: definition.clone(),
+                vars: test.value.vars.clone(),
+                assertions: test
+                    .value
+                    .assert
+                    .iter()
+                    .map(|a| (a.value.clone(), a.referenced.line() as usize))
+                    .collect(),
+                renderer: renderer.clone(),
+                judge_model: settings
+                    .test
+                    .judge_model
+                    .clone()
+                    .unwrap_or_else(|| definition.model.clone()),
+            });
+        }
+    }
+    Ok(jobs)
+}
+
 /// One test case of one prompt, bound to the model it runs on.
 #[derive(Debug, Clone)]
 pub struct TestJob {

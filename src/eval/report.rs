@@ -6,6 +6,8 @@ use serde::Serialize;
 
 use super::{CaseErrorKind, CaseResult, CaseStatus};
 use crate::diagnostic::display_path;
+use crate::escape::escape_control;
+use crate::style::{Style, paint};
 
 /// Counts over a run.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -72,17 +74,8 @@ impl Summary {
     }
 }
 
-fn paint(color: bool, code: &str, text: &str) -> String {
-    if color {
-        format!("\x1b[{code}m{text}\x1b[0m")
-    } else {
-        text.to_owned()
-    }
-}
-
 /// `service/name › test`.
 pub fn case_label(result: &CaseResult) -> String {
-    use crate::escape::escape_control;
     format!(
         "{} › {}",
         escape_control(&result.prompt.to_string()),
@@ -99,15 +92,15 @@ pub fn result_table(results: &[CaseResult], color: bool) -> String {
         .unwrap_or(0);
     let model_width = results
         .iter()
-        .map(|r| crate::cli::output::escape_control(&r.model).chars().count())
+        .map(|r| escape_control(&r.model).chars().count())
         .max()
         .unwrap_or(0);
     let mut out = String::new();
     for result in results {
         let status = match result.status {
-            CaseStatus::Passed => paint(color, "32", " PASS"),
-            CaseStatus::Failed => paint(color, "1;31", " FAIL"),
-            CaseStatus::Error => paint(color, "1;35", "ERROR"),
+            CaseStatus::Passed => paint(color, Style::Green, " PASS"),
+            CaseStatus::Failed => paint(color, Style::Red, " FAIL"),
+            CaseStatus::Error => paint(color, Style::Magenta, "ERROR"),
         };
         let label = case_label(result);
         let timing = match result.latency_ms {
@@ -115,7 +108,7 @@ pub fn result_table(results: &[CaseResult], color: bool) -> String {
             Some(ms) => format!("{ms:>6.0} ms"),
             None => String::new(),
         };
-        let model = crate::cli::output::escape_control(&result.model);
+        let model = escape_control(&result.model);
         out.push_str(&format!(
             "{status}  {label}{}  {model}{}  {timing}\n",
             " ".repeat(width - label.chars().count()),
@@ -131,15 +124,15 @@ pub fn failure_details(results: &[CaseResult], color: bool) -> String {
     let mut out = String::new();
     for result in results.iter().filter(|r| r.status != CaseStatus::Passed) {
         let heading = match result.status {
-            CaseStatus::Error => paint(color, "1;35", "ERROR"),
-            _ => paint(color, "1;31", "FAIL"),
+            CaseStatus::Error => paint(color, Style::Magenta, "ERROR"),
+            _ => paint(color, Style::Red, "FAIL"),
         };
         out.push_str(&format!(
             "\n── {heading} {} ({}:{}) on {}\n",
             case_label(result),
-            crate::cli::output::escape_control(&display_path(&result.path)),
+            escape_control(&display_path(&result.path)),
             result.line,
-            crate::cli::output::escape_control(&result.model)
+            escape_control(&result.model)
         ));
         if let Some(error) = &result.error {
             out.push_str(&format!("   {}\n", error.message));
@@ -149,7 +142,7 @@ pub fn failure_details(results: &[CaseResult], color: bool) -> String {
             let outcome = &located.outcome;
             out.push_str(&format!(
                 "   {} {} (line {}): {}\n",
-                paint(color, "31", "✗"),
+                paint(color, Style::Red, "✗"),
                 outcome.kind,
                 located.line,
                 outcome.detail
@@ -187,13 +180,16 @@ pub fn text_diff(expected: &str, actual: &str, color: bool) -> String {
     let diff = similar::TextDiff::from_lines(expected.trim(), actual.trim());
     let mut out = String::from("     diff (- expected, + output):\n");
     for change in diff.iter_all_changes() {
-        let (sign, code) = match change.tag() {
-            similar::ChangeTag::Delete => ("-", "31"),
-            similar::ChangeTag::Insert => ("+", "32"),
-            similar::ChangeTag::Equal => (" ", "0"),
+        let (sign, style) = match change.tag() {
+            similar::ChangeTag::Delete => ("-", Some(Style::Red)),
+            similar::ChangeTag::Insert => ("+", Some(Style::Green)),
+            similar::ChangeTag::Equal => (" ", None),
         };
         let line = format!("       {sign} {}", change.value().trim_end_matches('\n'));
-        out.push_str(&paint(color && sign != " ", code, &line));
+        match style {
+            Some(style) => out.push_str(&paint(color, style, &line)),
+            None => out.push_str(&line),
+        }
         out.push('\n');
     }
     out
@@ -210,12 +206,12 @@ pub fn summary_line(summary: &Summary, seconds: f64, color: bool) -> String {
             String::new()
         },
     );
-    let code = if summary.failed == 0 && summary.errors == 0 {
-        "1;32"
+    let style = if summary.failed == 0 && summary.errors == 0 {
+        Style::BoldGreen
     } else {
-        "1;31"
+        Style::Red
     };
-    paint(color, code, &text)
+    paint(color, style, &text)
 }
 
 /// JUnit XML: one suite per prompt, one case per test.

@@ -209,14 +209,9 @@ impl fmt::Display for Shard {
     }
 }
 
-/// FNV-1a, 64 bits: stable across runs, platforms and Rust versions.
+/// A label's place in the deal: FNV-1a, stable across runs, platforms and Rust versions.
 fn fnv1a(text: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+    crate::fnv::fnv1a(text.bytes())
 }
 
 impl Shard {

@@ -41,11 +41,7 @@ pub(crate) struct Key {
 
 impl Key {
     fn file(&self, repo: &Repository) -> PathBuf {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in self.prompts_dir.bytes().chain([0]).chain(self.rev.bytes()) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
+        let hash = crate::fnv::fnv1a(self.prompts_dir.bytes().chain([0]).chain(self.rev.bytes()));
         repo.path()
             .join("promptctl")
             .join(format!("history-v2-{hash:016x}.bin"))
@@ -388,12 +384,27 @@ pub(crate) fn load(repo: &Repository, key: &Key, prompts_dir: &Path) -> Loaded {
     }
 }
 
-fn decode(
-    data: &[u8],
-    key: &Key,
-    prompts_dir: &Path,
-    git_dir: &Arc<Path>,
-) -> Result<State, String> {
+/// The string at `index` of the cache's string table.
+fn string_at<'a>(strings: &[&'a str], index: usize) -> Result<&'a str, String> {
+    strings
+        .get(index)
+        .copied()
+        .ok_or_else(|| "string index out of range".to_owned())
+}
+
+/// The definition at `index` of the cache's definition table.
+fn definition_at(
+    definitions: &[Arc<StoredDefinition>],
+    index: usize,
+) -> Result<Arc<StoredDefinition>, String> {
+    definitions
+        .get(index)
+        .cloned()
+        .ok_or_else(|| "definition index out of range".to_owned())
+}
+
+/// The body of a cache whose header (magic word and checksum) is right.
+fn checked_body(data: &[u8]) -> Result<&[u8], String> {
     let newline = data.iter().position(|&b| b == b'\n').ok_or(TRUNCATED)?;
     let (header, body) = (&data[..newline], &data[newline + 1..]);
     let sum = header
@@ -403,6 +414,16 @@ fn decode(
     if sum != checksum(body).as_bytes() {
         return Err("the cache's checksum does not match".to_owned());
     }
+    Ok(body)
+}
+
+fn decode(
+    data: &[u8],
+    key: &Key,
+    prompts_dir: &Path,
+    git_dir: &Arc<Path>,
+) -> Result<State, String> {
+    let body = checked_body(data)?;
     let mut r = Reader { data: body, at: 0 };
     if r.text()? != env!("CARGO_PKG_VERSION") {
         return Err("the cache was written by another promptctl version".to_owned());
@@ -417,21 +438,41 @@ fn decode(
     for _ in 0..count {
         strings.push(r.text()?);
     }
-    let string = |index: usize| {
-        strings
-            .get(index)
-            .copied()
-            .ok_or_else(|| "string index out of range".to_owned())
-    };
+    let commits = read_commits(&mut r, &strings)?;
+    let definitions = read_definitions(&mut r, &strings, git_dir)?;
+    let blobs = read_blobs(&mut r, &definitions)?;
+    let mut tracker = Tracker::new(prompts_dir);
+    read_files(&mut r, &blobs, &mut tracker)?;
+    tracker.prompts = read_prompts(&mut r, &strings, &commits, &definitions)?
+        .into_iter()
+        .collect();
     let count = r.index()?;
-    let mut commits = Vec::with_capacity(count.min(body.len()));
+    for _ in 0..count {
+        let commit = r.optional_text()?.map(str::to_owned);
+        let diagnostic = r.diagnostic()?;
+        tracker.problems.push(Problem { commit, diagnostic });
+    }
+    if r.at != body.len() {
+        return Err("the cache is corrupt: trailing data".to_owned());
+    }
+    Ok(State {
+        tip,
+        tip_prompts,
+        tracker,
+    })
+}
+
+/// The commits' table.
+fn read_commits(r: &mut Reader<'_>, strings: &[&str]) -> Result<Vec<Arc<CommitInfo>>, String> {
+    let count = r.index()?;
+    let mut commits = Vec::with_capacity(count.min(r.data.len()));
     for _ in 0..count {
         let id = r.text()?.to_owned();
         let time = r.signed()?;
         let offset_minutes =
             i32::try_from(r.signed()?).map_err(|_| "the cache is corrupt: bad time zone")?;
-        let author_name = string(r.index()?)?.to_owned();
-        let author_email = string(r.index()?)?.to_owned();
+        let author_name = string_at(strings, r.index()?)?.to_owned();
+        let author_email = string_at(strings, r.index()?)?.to_owned();
         let message = r.text()?.to_owned();
         commits.push(Arc::new(CommitInfo {
             id,
@@ -442,16 +483,25 @@ fn decode(
             message,
         }));
     }
+    Ok(commits)
+}
+
+/// The definitions' table: blob, digest and model (one `Arc<str>` per model name).
+fn read_definitions(
+    r: &mut Reader<'_>,
+    strings: &[&str],
+    git_dir: &Arc<Path>,
+) -> Result<Vec<Arc<StoredDefinition>>, String> {
     let mut models: Vec<Option<Arc<str>>> = vec![None; strings.len()];
     let count = r.index()?;
-    let mut definitions = Vec::with_capacity(count.min(body.len()));
+    let mut definitions = Vec::with_capacity(count.min(r.data.len()));
     for _ in 0..count {
         let blob = r.oid()?;
         let digest = r.digest()?;
         let model = r.index()?;
         let model = match models.get_mut(model) {
             Some(Some(text)) => text.clone(),
-            Some(slot) => slot.insert(Arc::from(string(model)?)).clone(),
+            Some(slot) => slot.insert(Arc::from(string_at(strings, model)?)).clone(),
             None => return Err("string index out of range".to_owned()),
         };
         definitions.push(Arc::new(StoredDefinition {
@@ -462,21 +512,23 @@ fn decode(
             loaded: OnceLock::new(),
         }));
     }
-    let definition = |index: usize| {
-        definitions
-            .get(index)
-            .cloned()
-            .ok_or_else(|| "definition index out of range".to_owned())
-    };
+    Ok(definitions)
+}
+
+/// The parsed blobs' table.
+fn read_blobs(
+    r: &mut Reader<'_>,
+    definitions: &[Arc<StoredDefinition>],
+) -> Result<Vec<(Oid, Arc<ParsedBlob>)>, String> {
     let count = r.index()?;
-    let mut blobs = Vec::with_capacity(count.min(body.len()));
+    let mut blobs = Vec::with_capacity(count.min(r.data.len()));
     for _ in 0..count {
         let id = r.oid()?;
         let name = r.optional_text()?.map(str::to_owned);
         let service = r.optional_text()?.map(str::to_owned);
         let outcome = match r.byte()? {
             0 => Outcome::Incomplete,
-            1 => Outcome::Complete(definition(r.index()?)?),
+            1 => Outcome::Complete(definition_at(definitions, r.index()?)?),
             2 => Outcome::Failed(r.diagnostic()?),
             _ => return Err("the cache is corrupt: bad blob".to_owned()),
         };
@@ -489,9 +541,17 @@ fn decode(
             }),
         ));
     }
-    let mut tracker = Tracker::new(prompts_dir);
+    Ok(blobs)
+}
+
+/// The tracker's files: path, blob and the identity each claims.
+fn read_files(
+    r: &mut Reader<'_>,
+    blobs: &[(Oid, Arc<ParsedBlob>)],
+    tracker: &mut Tracker,
+) -> Result<(), String> {
     let count = r.index()?;
-    tracker.files.reserve(count.min(body.len()));
+    tracker.files.reserve(count.min(r.data.len()));
     for _ in 0..count {
         let path = r.text()?.to_owned();
         let (blob, parsed) = blobs
@@ -519,18 +579,28 @@ fn decode(
             },
         );
     }
+    Ok(())
+}
+
+/// The prompts with their versions, in order (checked).
+fn read_prompts(
+    r: &mut Reader<'_>,
+    strings: &[&str],
+    commits: &[Arc<CommitInfo>],
+    definitions: &[Arc<StoredDefinition>],
+) -> Result<Vec<(PromptId, PromptHistory)>, String> {
     let count = r.index()?;
     // Written in order: collecting them builds the map in one pass.
-    let mut prompts = Vec::with_capacity(count.min(body.len()));
+    let mut prompts = Vec::with_capacity(count.min(r.data.len()));
     for _ in 0..count {
         let id = PromptId::new(r.text()?, r.text()?);
         let archived = r.flag()?;
-        let path = PathBuf::from(string(r.index()?)?);
+        let path = PathBuf::from(string_at(strings, r.index()?)?);
         let count = r.index()?;
         if count == 0 {
             return Err("a cached prompt has no version".to_owned());
         }
-        let mut versions = Vec::with_capacity(count.min(body.len()));
+        let mut versions = Vec::with_capacity(count.min(r.data.len()));
         for number in 1..=count {
             versions.push(Version {
                 number: u32::try_from(number).map_err(|_| "too many versions")?,
@@ -540,8 +610,8 @@ fn decode(
                         .cloned()
                         .ok_or("commit index out of range")?,
                 ),
-                definition: definition(r.index()?)?,
-                path: PathBuf::from(string(r.index()?)?),
+                definition: definition_at(definitions, r.index()?)?,
+                path: PathBuf::from(string_at(strings, r.index()?)?),
             });
         }
         prompts.push((
@@ -557,21 +627,7 @@ fn decode(
     if prompts.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
         return Err("the cache's prompts are out of order".to_owned());
     }
-    tracker.prompts = prompts.into_iter().collect();
-    let count = r.index()?;
-    for _ in 0..count {
-        let commit = r.optional_text()?.map(str::to_owned);
-        let diagnostic = r.diagnostic()?;
-        tracker.problems.push(Problem { commit, diagnostic });
-    }
-    if r.at != body.len() {
-        return Err("the cache is corrupt: trailing data".to_owned());
-    }
-    Ok(State {
-        tip,
-        tip_prompts,
-        tracker,
-    })
+    Ok(prompts)
 }
 
 /// Writes the cache for `key`: the tracker's state after `tip`.

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use git2::Oid;
 
 use crate::repo::Definition;
+use crate::repo::definition::digest_of_json;
 
 /// The first line's magic word and format number (the promptctl version follows).
 const MAGIC: &str = "promptctl-definitions 1";
@@ -32,15 +33,6 @@ fn file(git_dir: &Path) -> PathBuf {
 
 fn header() -> String {
     format!("{MAGIC} {}\n", env!("CARGO_PKG_VERSION"))
-}
-
-/// The digest of a definition's canonical JSON: the first 128 bits of its SHA-256.
-pub(crate) fn digest_of_json(json: &[u8]) -> u128 {
-    use sha2::Digest as _;
-    let hash = sha2::Sha256::digest(json);
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&hash[..16]);
-    u128::from_le_bytes(bytes)
 }
 
 /// Adds the definitions of `blobs` to the store; `fresh` replaces what it held. Errors
@@ -176,7 +168,7 @@ mod tests {
         let two = definition("claude", "two");
         store(dir.path(), [(blob(1), &one)], true).expect("writes");
         store(dir.path(), [(blob(2), &two)], false).expect("appends");
-        let digest = |d: &Definition| digest_of_json(d.canonical_json().as_bytes());
+        let digest = Definition::digest;
         let wanted: HashMap<Oid, u128> = [(blob(1), digest(&one)), (blob(2), 7)].into();
         let found = load(dir.path(), &wanted);
         assert_eq!(found.get(&blob(1)), Some(&one));
@@ -193,7 +185,7 @@ mod tests {
         let path = file(dir.path());
         let data = std::fs::read(&path).expect("reads");
         std::fs::write(&path, &data[..data.len() - 5]).expect("truncates");
-        let digest = |d: &Definition| digest_of_json(d.canonical_json().as_bytes());
+        let digest = Definition::digest;
         let wanted: HashMap<Oid, u128> = [(blob(1), digest(&one)), (blob(2), digest(&two))].into();
         let found = load(dir.path(), &wanted);
         assert_eq!(found.len(), 1);
@@ -210,7 +202,7 @@ mod tests {
         for _ in 0..3 {
             store(dir.path(), [(blob(1), &one), (blob(2), &two)], false).expect("appends");
         }
-        let digest = |d: &Definition| digest_of_json(d.canonical_json().as_bytes());
+        let digest = Definition::digest;
         let wanted: HashMap<Oid, u128> = [(blob(1), digest(&one)), (blob(2), digest(&two))].into();
         assert_eq!(load(dir.path(), &wanted).len(), 2);
         assert_eq!(

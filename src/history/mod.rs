@@ -130,6 +130,12 @@ impl Version {
         &self.definition.model
     }
 
+    /// The definition's fingerprint ([`Definition::fingerprint`]), from the digest the
+    /// history holds: no blob is parsed.
+    pub fn fingerprint(&self) -> String {
+        crate::repo::definition::fingerprint_of(self.definition.digest)
+    }
+
     /// What reached the model. A version read from the cache is parsed from its blob on
     /// first use.
     pub fn definition(&self) -> Result<Arc<Definition>, HistoryError> {
@@ -159,7 +165,7 @@ impl StoredDefinition {
     pub fn parsed(blob: Oid, definition: Definition) -> StoredDefinition {
         StoredDefinition {
             blob,
-            digest: digest(&definition),
+            digest: definition.digest(),
             model: Arc::from(definition.model.as_str()),
             git_dir: None,
             loaded: OnceLock::from(Arc::new(definition)),
@@ -188,7 +194,7 @@ impl StoredDefinition {
         })?
         .and_then(|file| file.definition)
         .ok_or_else(|| stale("it no longer parses"))?;
-        if digest(&definition) != self.digest {
+        if definition.digest() != self.digest {
             return Err(stale("it parses to another definition"));
         }
         Ok(self.loaded.get_or_init(|| Arc::new(definition)).clone())
@@ -216,11 +222,6 @@ fn with_repository<T>(
         };
         Ok(read(repo)?)
     })
-}
-
-/// The digest of a definition: the first 128 bits of the SHA-256 of its canonical JSON.
-fn digest(definition: &Definition) -> u128 {
-    definitions::digest_of_json(definition.canonical_json().as_bytes())
 }
 
 /// Every version of one prompt.

@@ -38,11 +38,7 @@ pub fn embed(text: &str) -> Vec<f32> {
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
     {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in word.to_lowercase().bytes() {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
+        let hash = crate::fnv::fnv1a(word.to_lowercase().bytes());
         vector[(hash % 64) as usize] += 1.0;
     }
     vector

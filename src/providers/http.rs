@@ -1,67 +1,21 @@
-//! The one HTTP loop every provider call goes through: a rate limit, a timeout, and
-//! retries with exponential backoff and full jitter for what is transient (429, 5xx,
-//! timeouts, dropped connections), honouring `Retry-After`. A request the provider rejects
-//! as invalid (other 4xx) is never retried.
+//! The one HTTP path every provider call goes through: a rate limit (the one token bucket,
+//! [`crate::token_bucket`]), a timeout, and the one retry policy ([`crate::retry`]:
+//! exponential backoff, full jitter) for what is transient (429, 5xx, timeouts, dropped
+//! connections), honouring `Retry-After`. A request the provider rejects as invalid (other
+//! 4xx) is never retried.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{ProviderError, ProviderSpec};
+pub use crate::retry::RetryPolicy;
+use crate::token_bucket::TokenBucket;
 
-/// How failed calls are retried.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Attempts after the first.
-    pub max_retries: u32,
-    /// The first backoff; doubles each attempt.
-    pub base_delay: Duration,
-    /// The longest single wait, `Retry-After` included.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_retries: 3,
-            base_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(30),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before retry number `attempt` (0-based): full jitter over an exponential
-    /// ceiling, or the provider's `Retry-After` when it gave one.
-    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        if let Some(wait) = retry_after {
-            return wait.min(self.max_delay);
-        }
-        let ceiling = self
-            .base_delay
-            .saturating_mul(2u32.saturating_pow(attempt))
-            .min(self.max_delay);
-        ceiling.mul_f64(0.5 + 0.5 * jitter())
-    }
-}
-
-/// A number in [0, 1) that differs between calls (no cryptographic quality needed).
-fn jitter() -> f64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::from(d.subsec_nanos()));
-    let mut x = STATE.fetch_add(nanos | 1, Ordering::Relaxed) ^ nanos;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    (x >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// Spaces requests to a provider at most `rate` per second.
+/// Spaces requests to a provider at most `rate` per second: a token bucket of one
+/// ([`TokenBucket::reserve`]), callers served in turn.
 #[derive(Debug)]
 pub struct RateLimiter {
-    interval: Option<Duration>,
-    next: tokio::sync::Mutex<Instant>,
+    bucket: Option<Mutex<TokenBucket>>,
 }
 
 impl RateLimiter {
@@ -70,24 +24,24 @@ impl RateLimiter {
         RateLimiter {
             // A rate of zero, below zero or not a number is no limit rather than a panic
             // (promptctl.toml bounds it; this guards other callers).
-            interval: rate.and_then(|r| Duration::try_from_secs_f64(1.0 / r).ok()),
-            next: tokio::sync::Mutex::new(Instant::now()),
+            bucket: rate
+                .filter(|r| Duration::try_from_secs_f64(1.0 / r).is_ok())
+                .map(|r| Mutex::new(TokenBucket::new(r, 1.0, Instant::now()))),
         }
     }
 
     /// Waits for this request's turn.
     pub async fn acquire(&self) {
-        let Some(interval) = self.interval else {
+        let Some(bucket) = &self.bucket else {
             return;
         };
-        let wait_until = {
-            let mut next = self.next.lock().await;
-            let now = Instant::now();
-            let slot = (*next).max(now);
-            *next = slot + interval;
-            slot
-        };
-        tokio::time::sleep_until(wait_until.into()).await;
+        let wait = bucket
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reserve(Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
     }
 }
 
@@ -128,18 +82,15 @@ pub async fn post_json_with_retries(
     headers: &[(&'static str, String)],
     timeout: Duration,
 ) -> Result<serde_json::Value, ProviderError> {
-    let mut attempt = 0;
-    loop {
-        limiter.acquire().await;
-        let (result, wait_hint) = post_once(client, spec, url, body, headers, timeout).await;
-        match result {
-            Err(err) if err.is_transient() && attempt < spec.retry.max_retries => {
-                tokio::time::sleep(spec.retry.delay(attempt, wait_hint)).await;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
+    spec.retry
+        .run(
+            || async move {
+                limiter.acquire().await;
+                post_once(client, spec, url, body, headers, timeout).await
+            },
+            ProviderError::is_transient,
+        )
+        .await
 }
 
 async fn post_once(
@@ -239,32 +190,9 @@ mod tests {
             );
             assert_eq!(retry_after(&headers), expected, "{value}");
         }
-        let policy = RetryPolicy::default();
-        assert_eq!(policy.delay(0, Some(Duration::MAX)), policy.max_delay);
         for rate in [0.0, -1.0, f64::NAN, 1e-300] {
-            assert!(RateLimiter::new(Some(rate)).interval.is_none(), "{rate}");
+            assert!(RateLimiter::new(Some(rate)).bucket.is_none(), "{rate}");
         }
-    }
-
-    #[test]
-    fn backoff_grows_and_honours_retry_after() {
-        let policy = RetryPolicy::default();
-        for attempt in 0..5 {
-            let delay = policy.delay(attempt, None);
-            let ceiling = policy.base_delay * 2u32.pow(attempt);
-            assert!(
-                delay <= ceiling && delay >= ceiling / 2,
-                "{attempt}: {delay:?}"
-            );
-        }
-        assert_eq!(
-            policy.delay(0, Some(Duration::from_secs(2))),
-            Duration::from_secs(2)
-        );
-        assert_eq!(
-            policy.delay(0, Some(Duration::from_secs(999))),
-            policy.max_delay
-        );
     }
 
     #[test]

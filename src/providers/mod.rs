@@ -54,6 +54,17 @@ pub struct Usage {
     pub cache_write_tokens: u64,
 }
 
+impl Usage {
+    /// Every input token the model read, cache reads and writes included: how the
+    /// OpenTelemetry GenAI conventions count `gen_ai.usage.input_tokens` (the metrics count
+    /// input tokens this one way).
+    pub fn all_input_tokens(&self) -> u64 {
+        self.input_tokens
+            .saturating_add(self.cache_read_tokens)
+            .saturating_add(self.cache_write_tokens)
+    }
+}
+
 fn is_zero(value: &u64) -> bool {
     *value == 0
 }

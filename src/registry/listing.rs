@@ -119,12 +119,12 @@ impl Registry {
         after: Option<&(String, String)>,
         limit: u32,
     ) -> Result<Page<ListedPrompt>, RegistryError> {
-        let description = if self.schema >= DESCRIPTIONS_SCHEMA {
+        let description = self.since(
+            DESCRIPTIONS_SCHEMA,
             "(SELECT description FROM prompt_descriptions d \
-              WHERE d.service = latest.service AND d.name = latest.name)"
-        } else {
-            "NULL::text"
-        };
+              WHERE d.service = latest.service AND d.name = latest.name)",
+            "NULL::text",
+        );
         let sql = format!(
             "WITH latest AS (
                SELECT DISTINCT ON (service, name) service, name, version, model, created_at, archived

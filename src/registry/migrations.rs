@@ -23,27 +23,21 @@ pub struct Migration {
 
 /// Every migration this binary knows, oldest first.
 pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "registry",
-        sql: include_str!("migrations/0001_registry.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "runs",
-        sql: include_str!("migrations/0002_runs.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "monitors",
-        sql: include_str!("migrations/0003_monitors.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "descriptions",
-        sql: include_str!("migrations/0004_descriptions.sql"),
-    },
+    Migration::new(1, "registry", include_str!("migrations/0001_registry.sql")),
+    Migration::new(2, "runs", include_str!("migrations/0002_runs.sql")),
+    Migration::new(3, "monitors", include_str!("migrations/0003_monitors.sql")),
+    Migration::new(
+        4,
+        "descriptions",
+        include_str!("migrations/0004_descriptions.sql"),
+    ),
 ];
+
+impl Migration {
+    const fn new(version: i32, name: &'static str, sql: &'static str) -> Migration {
+        Migration { version, name, sql }
+    }
+}
 
 /// The key of the advisory lock taken while migrating.
 const MIGRATION_LOCK: i64 = 0x7072_6f6d_7074_0001;

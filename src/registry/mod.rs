@@ -4,11 +4,13 @@
 //! [`connect`] opens a connection (TLS with rustls when the URL says `sslmode=require`),
 //! retrying transient failures; `migrations` keeps the schema; `sync` writes a history into
 //! it; [`Registry`] is the read side: [`Registry::get_prompt`] returns one version by
-//! latest, number or environment, as a [`Definition`] ready to render.
+//! latest, number or environment, as a [`Definition`] ready to render; `cache` is the one
+//! read cache in front of it (the router's and `serve`'s), emptied by `sync`'s `NOTIFY`.
 //!
 //! This module knows the database and the history, nothing of the command line: it never
 //! prints and never decides exit codes.
 
+pub mod cache;
 pub mod columns;
 pub mod listing;
 pub mod migrations;
@@ -16,6 +18,7 @@ pub mod runs;
 pub mod stats;
 pub mod sync;
 
+use crate::retry::RetryPolicy;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -223,8 +226,13 @@ fn connection_state(code: &str) -> bool {
     code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
 }
 
-/// The pauses between connection attempts.
-const RETRY_DELAYS_MS: [u64; 4] = [100, 200, 400, 800];
+/// How a connection is retried: four retries, full jitter under a ceiling of 200 ms
+/// doubling (about 1.5 s of waiting at most).
+const CONNECT_RETRY: RetryPolicy = RetryPolicy {
+    max_retries: 4,
+    base_delay: Duration::from_millis(200),
+    max_delay: Duration::from_millis(1600),
+};
 
 /// How long promptctl waits for PostgreSQL, for every command that talks to it (`sync`,
 /// `get`, `stats`, `run --registry`, `serve`): set once per process with [`set_timeouts`]
@@ -344,29 +352,26 @@ async fn connect_with_retries(config: &tokio_postgres::Config) -> Result<Client,
     } else {
         None
     };
-    let mut attempt = 0;
-    loop {
-        let result = match &tls {
-            Some(tls) => config.connect(tls.clone()).await.map(spawn_connection),
-            None => config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map(spawn_connection),
-        };
-        match result {
-            Ok(client) => return Ok(client),
-            Err(err) if transient(&err) && attempt < RETRY_DELAYS_MS.len() => {
-                tokio::time::sleep(Duration::from_millis(RETRY_DELAYS_MS[attempt])).await;
-                attempt += 1;
-            }
-            Err(err) => {
-                return Err(RegistryError::Connect {
-                    target: target(config),
-                    reason: describe(&err),
-                });
-            }
-        }
-    }
+    let tls = &tls;
+    CONNECT_RETRY
+        .run(
+            || async move {
+                let result = match tls {
+                    Some(tls) => config.connect(tls.clone()).await.map(spawn_connection),
+                    None => config
+                        .connect(tokio_postgres::NoTls)
+                        .await
+                        .map(spawn_connection),
+                };
+                (result, None)
+            },
+            transient,
+        )
+        .await
+        .map_err(|err| RegistryError::Connect {
+            target: target(config),
+            reason: describe(&err),
+        })
 }
 
 fn spawn_connection<S, T>(
@@ -495,6 +500,12 @@ impl Registry {
         self.client.is_closed()
     }
 
+    /// `column` when the database's schema has reached `schema`, else `null`: a database
+    /// an older promptctl synced lacks the tables of later migrations.
+    fn since<'s>(&self, schema: i32, column: &'s str, null: &'s str) -> &'s str {
+        if self.schema >= schema { column } else { null }
+    }
+
     /// One version of the prompt `query` (`name` or `service/name`), within
     /// [`Timeouts::query`].
     pub async fn get_prompt(
@@ -547,12 +558,12 @@ impl Registry {
             }
         };
         // A database an older promptctl synced has no `prompt_monitors` table.
-        let monitor = if self.schema >= MONITORS_SCHEMA {
+        let monitor = self.since(
+            MONITORS_SCHEMA,
             "(SELECT assertions FROM prompt_monitors m \
-              WHERE m.service = prompts.service AND m.name = prompts.name)"
-        } else {
-            "NULL::jsonb"
-        };
+              WHERE m.service = prompts.service AND m.name = prompts.name)",
+            "NULL::jsonb",
+        );
         let sql = format!(
             "SELECT id, version, template, model, parameters, created_at, created_by, \
              commit_sha, commit_message, archived, template_format, variables, partials, \

@@ -35,6 +35,15 @@ pub const QUEUE_CAPACITY: usize = 50_000;
 /// Rows per flush at most (a busy router fills a batch in a tenth of a second at 50,000
 /// runs a second; fewer, larger `COPY`s cost the server less per row).
 pub const BATCH_ROWS: usize = 5_000;
+/// How the writer reconnects after the database failed: the one retry policy, a ceiling
+/// of one second doubling up to eight (batches that come meanwhile are dropped and
+/// counted).
+const RECONNECT: crate::retry::RetryPolicy = crate::retry::RetryPolicy {
+    max_retries: u32::MAX,
+    base_delay: Duration::from_secs(1),
+    max_delay: Duration::from_secs(8),
+};
+
 /// At most one flush per interval (unless a batch is full).
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -533,7 +542,9 @@ async fn writer(
     shared: Arc<Shared>,
 ) {
     let mut client: Option<Client> = None;
-    let mut failed_at: Option<Instant> = None;
+    // After failures to connect: how many, and when the next attempt may be made.
+    let mut failures: u32 = 0;
+    let mut next_attempt: Option<Instant> = None;
     let mut last_flush = Instant::now() - FLUSH_INTERVAL;
     let mut day = today();
     let mut batch: Vec<RunRecord> = Vec::with_capacity(BATCH_ROWS);
@@ -568,15 +579,17 @@ async fn writer(
         last_flush = Instant::now();
         if client.as_ref().is_none_or(Client::is_closed) {
             client = None;
-            let retry = failed_at.is_none_or(|at| at.elapsed() > Duration::from_secs(1));
+            let retry = next_attempt.is_none_or(|at| Instant::now() >= at);
             if retry || closing {
                 match open(&url, retention_days).await {
                     Ok(opened) => {
                         client = Some(opened);
-                        failed_at = None;
+                        failures = 0;
+                        next_attempt = None;
                     }
                     Err(err) => {
-                        failed_at = Some(Instant::now());
+                        next_attempt = Some(Instant::now() + RECONNECT.delay(failures, None));
+                        failures = failures.saturating_add(1);
                         shared.fail(batch.len(), err);
                     }
                 }

@@ -98,6 +98,20 @@ pub struct Skipped {
     pub reason: String,
 }
 
+impl Skipped {
+    /// The prompt `id` (or its `version`) left out, for `reason`.
+    fn prompt(id: &PromptId, version: Option<u32>, reason: String) -> Skipped {
+        Skipped {
+            service: id.service.clone(),
+            name: id.name.clone(),
+            version,
+            commit: None,
+            environment: None,
+            reason,
+        }
+    }
+}
+
 /// What a sync leaves out because the registry cannot store it ([`super::columns`]
 /// decides, as it does for `check`): whole prompts whose identity does not fit, single
 /// versions whose definition does not, and what hangs on them.
@@ -398,7 +412,10 @@ pub async fn sync(
     })
     .to_string();
     transaction
-        .execute("SELECT pg_notify('promptctl_sync', $1)", &[&notice])
+        .execute(
+            &format!("SELECT pg_notify('{}', $1)", super::cache::CHANNEL),
+            &[&notice],
+        )
         .await?;
     if options.dry_run {
         transaction.rollback().await?;
@@ -935,14 +952,11 @@ async fn sync_monitors(
         }
         let plain: Vec<&crate::repo::Assertion> = monitor.iter().map(|a| &a.value).collect();
         if let Some(problem) = plain.iter().find_map(|a| columns::assertion_problem(a)) {
-            skipped.push(Skipped {
-                service: id.service.clone(),
-                name: id.name.clone(),
-                version: None,
-                commit: None,
-                environment: None,
-                reason: format!("its monitor assertions: an assertion {problem}"),
-            });
+            skipped.push(Skipped::prompt(
+                id,
+                None,
+                format!("its monitor assertions: an assertion {problem}"),
+            ));
             continue;
         }
         services.push(id.service.clone());
@@ -989,14 +1003,11 @@ async fn sync_descriptions(
             continue;
         }
         if let Some(problem) = columns::text_problem(description, None) {
-            skipped.push(Skipped {
-                service: id.service.clone(),
-                name: id.name.clone(),
-                version: None,
-                commit: None,
-                environment: None,
-                reason: format!("its description {problem}"),
-            });
+            skipped.push(Skipped::prompt(
+                id,
+                None,
+                format!("its description {problem}"),
+            ));
             continue;
         }
         services.push(id.service.clone());
@@ -1055,14 +1066,7 @@ async fn copy_tests(
             continue;
         };
         let prompt_id = version_id(&id.service, &id.name, latest.number);
-        let leave_out = |reason: String| Skipped {
-            service: id.service.clone(),
-            name: id.name.clone(),
-            version: Some(latest.number),
-            commit: None,
-            environment: None,
-            reason,
-        };
+        let leave_out = |reason: String| Skipped::prompt(id, Some(latest.number), reason);
         let has_tests = loaded
             .file
             .tests

@@ -3,7 +3,9 @@
 //! The definition is what reaches the model (SPEC section 2): the template or messages, the
 //! model, the parameters and the variables. Two files with equal definitions are the same
 //! version, however differently they are formatted; tests and the description are not part
-//! of it. The fingerprint is a hash of the definition's canonical JSON.
+//! of it. A definition has one hash: the SHA-256 of its canonical JSON. Its first 128 bits are
+//! the [`Definition::digest`] the numbering compares and the stores check; its first 64 bits,
+//! in hex, are the [`Definition::fingerprint`] people see.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -213,15 +215,34 @@ impl Definition {
         out
     }
 
-    /// A stable 64-bit fingerprint of the canonical JSON (FNV-1a), as 16 hex digits.
-    pub fn fingerprint(&self) -> String {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in self.canonical_json().bytes() {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        format!("{hash:016x}")
+    /// The definition's digest: the first 128 bits of the SHA-256 of its canonical JSON
+    /// (equal definitions, equal digests).
+    pub fn digest(&self) -> u128 {
+        digest_of_json(self.canonical_json().as_bytes())
     }
+
+    /// The fingerprint people see (`log`, `show`): the first 64 bits of the same SHA-256 as
+    /// 16 hex digits, the start of `sha256sum` of the canonical JSON.
+    pub fn fingerprint(&self) -> String {
+        fingerprint_of(self.digest())
+    }
+}
+
+/// The digest of a definition's canonical JSON: the first 128 bits of its SHA-256.
+pub(crate) fn digest_of_json(json: &[u8]) -> u128 {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(json);
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash[..16]);
+    u128::from_le_bytes(bytes)
+}
+
+/// The fingerprint of a [`Definition::digest`]: its first 8 bytes in hex.
+pub(crate) fn fingerprint_of(digest: u128) -> String {
+    digest.to_le_bytes()[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// A JSON value as YAML: strings as [`yaml_scalar`], anything else as JSON (which is YAML).
@@ -316,6 +337,17 @@ mod tests {
             let again = definition(&yaml);
             assert_eq!(original, again, "{yaml}");
         }
+    }
+
+    #[test]
+    fn the_fingerprint_starts_the_sha256_of_the_canonical_json() {
+        use sha2::Digest as _;
+        let definition = definition("model: gpt-4o\ntemplate: \"Hi {{ x }}\"\n");
+        let hex: String = sha2::Sha256::digest(definition.canonical_json().as_bytes())
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        assert_eq!(definition.fingerprint(), hex[..16]);
     }
 
     #[test]

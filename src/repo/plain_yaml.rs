@@ -786,6 +786,171 @@ mod tests {
             .map(PlainFile::of)
     }
 
+    /// A file using each key of the prompt schema (by where the key stands): every key the
+    /// schema has must be read by the fast reader, or a new key would silently send every
+    /// file that uses it to the full parser.
+    const SAMPLES: &[(&str, &str, &str)] = &[
+        ("prompt", "name", "name: reply\nmodel: m\ntemplate: hi\n"),
+        (
+            "prompt",
+            "service",
+            "service: support\nmodel: m\ntemplate: hi\n",
+        ),
+        (
+            "prompt",
+            "description",
+            "description: Answers.\nmodel: m\ntemplate: hi\n",
+        ),
+        ("prompt", "model", "model: gpt-4o\ntemplate: hi\n"),
+        (
+            "prompt",
+            "template",
+            "model: m\ntemplate: \"Hi {{ x }}\"\nvariables:\n  x: {type: string}\n",
+        ),
+        (
+            "prompt",
+            "messages",
+            "model: m\nmessages:\n  - role: system\n    content: Be brief.\n  - role: user\n    content: |\n      {{ x }}\nvariables:\n  x: {type: string}\n",
+        ),
+        (
+            "prompt",
+            "parameters",
+            "model: m\ntemplate: hi\nparameters:\n  temperature: 0.2\n  max_tokens: 100\n  stop: [\"a\", \"b\"]\n",
+        ),
+        (
+            "prompt",
+            "variables",
+            "model: m\ntemplate: \"{{ x }}\"\nvariables:\n  x:\n    type: string\n",
+        ),
+        (
+            "prompt",
+            "tests",
+            "model: m\ntemplate: hi\ntests:\n  - name: t\n    assert: [{type: contains, value: hi}]\n",
+        ),
+        (
+            "prompt",
+            "monitor",
+            "model: m\ntemplate: hi\nmonitor:\n  - {type: not_contains, value: SECRET}\n",
+        ),
+        (
+            "Message",
+            "role",
+            "model: m\nmessages:\n  - role: user\n    content: hi\n",
+        ),
+        (
+            "Message",
+            "content",
+            "model: m\nmessages:\n  - role: assistant\n    content: \"hi\"\n",
+        ),
+        (
+            "TestCase",
+            "name",
+            "model: m\ntemplate: hi\ntests:\n  - name: greets\n",
+        ),
+        (
+            "TestCase",
+            "description",
+            "model: m\ntemplate: hi\ntests:\n  - description: says hi\n",
+        ),
+        (
+            "TestCase",
+            "vars",
+            "model: m\ntemplate: \"{{ x }}\"\nvariables:\n  x: {type: string}\ntests:\n  - vars: {x: a}\n",
+        ),
+        (
+            "TestCase",
+            "assert",
+            "model: m\ntemplate: hi\ntests:\n  - assert:\n      - type: contains\n        value: hi\n",
+        ),
+        (
+            "VariableSpec",
+            "type",
+            "model: m\ntemplate: \"{{ count }}\"\nvariables:\n  count: {type: integer}\n",
+        ),
+        (
+            "VariableSpec",
+            "required",
+            "model: m\ntemplate: \"{{ x }}\"\nvariables:\n  x: {type: string, required: true}\n",
+        ),
+        (
+            "VariableSpec",
+            "default",
+            "model: m\ntemplate: \"{{ x }}\"\nvariables:\n  x: {type: string, default: en}\n",
+        ),
+        (
+            "VariableSpec",
+            "description",
+            "model: m\ntemplate: \"{{ x }}\"\nvariables:\n  x: {type: string, description: the language}\n",
+        ),
+        (
+            "Assertion",
+            "type",
+            "model: m\ntemplate: hi\ntests:\n  - assert: [{type: safety_check}]\n",
+        ),
+        (
+            "Assertion",
+            "value",
+            "model: m\ntemplate: hi\ntests:\n  - assert: [{type: regex, value: \"^h\"}]\n",
+        ),
+        (
+            "Assertion",
+            "threshold",
+            "model: m\ntemplate: hi\ntests:\n  - assert: [{type: semantic_similarity, value: hello, threshold: 0.8}]\n",
+        ),
+        (
+            "Assertion",
+            "schema",
+            "model: m\ntemplate: hi\ntests:\n  - assert: [{type: structure_validation, schema: {type: object}}]\n",
+        ),
+        (
+            "Assertion",
+            "model",
+            "model: m\ntemplate: hi\ntests:\n  - assert: [{type: llm_judge, value: is polite, model: gpt-4o-mini}]\n",
+        ),
+    ];
+
+    /// Every key of the prompt schema (derived from the loader's types), by where it
+    /// stands: `prompt` for the file's top level, else the definition's name.
+    fn schema_keys() -> Vec<(String, String)> {
+        let schema = crate::schema::prompt_schema();
+        let keys = |at: &serde_json::Value, place: &str| {
+            at["properties"]
+                .as_object()
+                .map(|properties| {
+                    properties
+                        .keys()
+                        .map(|key| (place.to_owned(), key.clone()))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        };
+        let mut all = keys(&schema, "prompt");
+        for (name, definition) in schema["$defs"].as_object().into_iter().flatten() {
+            all.extend(keys(definition, name));
+        }
+        all
+    }
+
+    #[test]
+    fn the_fast_reader_reads_every_key_the_schema_has_as_the_full_parser_does() {
+        let keys = schema_keys();
+        assert!(keys.len() >= 25, "{keys:?}");
+        for (place, key) in &keys {
+            let Some((_, _, text)) = SAMPLES.iter().find(|(p, k, _)| p == place && k == key) else {
+                panic!(
+                    "no sample for `{key}` in {place}: add one to SAMPLES, and teach the fast \
+                     reader the key (else every file using it takes the slow path)"
+                );
+            };
+            let fast = read(text);
+            assert!(
+                fast.is_some(),
+                "the fast reader gives up on `{key}` in {place}:\n{text}"
+            );
+            assert_eq!(fast, full(text), "`{key}` in {place}:\n{text}");
+        }
+    }
+
     /// Whenever the plain reader answers, the full parser accepts the file and agrees.
     fn agrees(text: &str) -> bool {
         match read(text) {
@@ -1132,19 +1297,12 @@ mod tests {
     #[test]
     fn agrees_with_the_full_parser_on_generated_files() {
         let mut random = Random(0x2545_f491_4f6c_dd1d, false);
-        let keys = [
-            "name",
-            "service",
-            "description",
-            "model",
-            "parameters",
-            "variables",
-            "messages",
-            "template",
-            "monitor",
-            "tests",
-            "modle",
-        ];
+        // The schema's keys and a misspelt one.
+        let keys: Vec<&str> = crate::repo::file::PROMPT_KEYS
+            .iter()
+            .copied()
+            .chain(["modle"])
+            .collect();
         let (mut answered, mut complete) = (0, 0);
         for round in 0..4_000 {
             random.1 = round % 2 == 0;

@@ -1,8 +1,9 @@
 //! The router: how services execute prompts.
 //!
 //! A [`Router`] is built from `promptctl.toml` ([`Settings`]) and a [`PromptSource`]: the
-//! repository (working tree and history), the PostgreSQL registry (cached in memory with a
-//! TTL, refreshed in the background, the last good copy served while the database is down)
+//! repository (working tree and history), the PostgreSQL registry (through the one read
+//! cache, [`crate::registry::cache`]: a TTL, refreshed in the background, the last good copy
+//! served while the database is down)
 //! or an offline bundle written by `promptctl export`. [`Router::execute`] resolves the
 //! environment's version and model, renders strictly, calls the model through
 //! [`Providers`] (the same code, keys, retries, timeouts and rate limits as `promptctl
@@ -29,12 +30,11 @@
 //! # Ok(()) }
 //! ```
 
-pub mod metrics;
 mod source;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
@@ -46,6 +46,9 @@ use crate::eval::assertions::{AssertionError, AssertionOutcome, CallFacts, evalu
 use crate::providers::{ProviderError, Providers, Recordings, Usage};
 use crate::registry::runs::{RecorderStats, RunRecord, RunRecorder};
 use crate::render::RenderError;
+use crate::repo::Assertion;
+use crate::telemetry::{RunLabels, RunOutcome};
+use source::Target;
 pub use source::{Bundle, PromptSource, ResolvedPrompt};
 
 /// Why an execution failed.
@@ -101,6 +104,24 @@ impl RouterError {
             | RouterError::Render { .. } => true,
             RouterError::Rejected { error, .. } => error.is_configuration(),
             RouterError::Source(_) | RouterError::AllFailed { .. } => false,
+        }
+    }
+
+    /// The error's type as the metrics label it (`error_type`) and the API names it: `not_found`,
+    /// `invalid_variables`, `render_limit`, `render_failed`, `unavailable` or
+    /// `provider_error`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            RouterError::UnknownPrompt(_) | RouterError::UnknownEnvironment(_) => "not_found",
+            RouterError::Render { error, .. } => match error {
+                RenderError::MissingVariable { .. }
+                | RenderError::UnknownVariable { .. }
+                | RenderError::WrongType { .. } => "invalid_variables",
+                _ if error.is_limit() => "render_limit",
+                _ => "render_failed",
+            },
+            RouterError::Source(_) => "unavailable",
+            RouterError::Rejected { .. } | RouterError::AllFailed { .. } => "provider_error",
         }
     }
 }
@@ -173,7 +194,8 @@ struct Inner {
     store_io: bool,
     judge_model: String,
     scoring: tokio_util_lite::TaskCounter,
-    metrics: metrics::Metrics,
+    /// Whether run metrics carry the prompt's name.
+    prompt_labels: AtomicBool,
 }
 
 /// A counter of spawned scoring tasks, so shutdown can wait for them.
@@ -291,7 +313,7 @@ impl Router {
                 source: source::Source::new(source),
                 recorder,
                 scoring: tokio_util_lite::TaskCounter::default(),
-                metrics: metrics::Metrics::default(),
+                prompt_labels: AtomicBool::new(true),
             }),
         }
     }
@@ -301,9 +323,12 @@ impl Router {
         &self.inner.providers
     }
 
-    /// The in-process metrics of every run so far (per prompt, environment and model).
-    pub fn metrics(&self) -> &metrics::Metrics {
-        &self.inner.metrics
+    /// Whether run metrics carry the prompt's name (`promptctl_prompt`; on by default):
+    /// off, the label is empty, for registries of very many prompts (`serve
+    /// --no-prompt-labels`). Metrics go through the `metrics` facade ([`crate::telemetry`]):
+    /// the embedding program installs the recorder.
+    pub fn set_prompt_labels(&self, on: bool) {
+        self.inner.prompt_labels.store(on, Ordering::Relaxed);
     }
 
     /// Tells the router that the registry changed (`promptctl sync` published, and said
@@ -331,8 +356,7 @@ impl Router {
             .source
             .get(prompt, environment)
             .await?
-            .prompt
-            .clone())
+            .to_resolved())
     }
 
     /// Executes `prompt` (`name` or `service/name`) as `environment` runs it, with `vars`.
@@ -358,59 +382,33 @@ impl Router {
         let created_at = SystemTime::now();
         let inner = &self.inner;
         let ready = match options.version {
-            Some(version) => inner.source.get_version(prompt, version).await?,
-            None => inner.source.get(prompt, environment).await?,
-        };
-        let resolved = &ready.prompt;
-        let messages = ready
+            Some(version) => inner.source.get_version(prompt, version).await,
+            None => inner.source.get(prompt, environment).await,
+        }
+        .inspect_err(|err| self.count_failure(None, environment, err, None))?;
+        let resolved = &ready.target();
+        let messages = resolved
             .renderer
-            .render(&resolved.definition, vars)
+            .render(resolved.definition, vars)
             .map_err(|error| RouterError::Render {
                 prompt: resolved.id(),
                 error,
-            })?;
+            })
+            .inspect_err(|err| self.count_failure(Some(resolved), environment, err, None))?;
         let run_id = options.run_id.unwrap_or_else(new_run_id);
         let input_text = inner
             .store_io
             .then(|| serde_json::to_string(&messages).unwrap_or_default());
-        let chain = self.chain(&resolved.model);
-        let mut attempts: Vec<AttemptError> = Vec::new();
-        let mut answer = None;
-        let mut rejected = None;
-        for model in &chain {
-            match inner
-                .providers
-                .chat(
-                    model,
-                    messages.clone(),
-                    resolved.definition.parameters.clone(),
-                )
-                .await
-            {
-                Ok(response) => {
-                    answer = Some((model.clone(), response));
-                    break;
-                }
-                Err(error) if error.is_transient() => attempts.push(AttemptError {
-                    model: model.clone(),
-                    error: error.to_string(),
-                }),
-                Err(error) => {
-                    rejected = Some((model.clone(), error));
-                    break;
-                }
-            }
-        }
+        let (called, attempts) = self.call_chain(resolved, messages).await;
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let provider_of = |model: &str| inner.providers.provider_name(model);
-        let mut record = RunRecord {
+        let record = RunRecord {
             run_id,
             trace_id: options.trace_id,
-            service: resolved.service.clone(),
-            name: resolved.name.clone(),
+            service: resolved.service.to_owned(),
+            name: resolved.name.to_owned(),
             version: resolved.version.and_then(|v| i32::try_from(v).ok()),
             environment: Some(environment.to_owned()).filter(|e| !e.is_empty()),
-            model_requested: resolved.model.clone(),
+            model_requested: resolved.model.to_owned(),
             model_used: None,
             provider: None,
             latency_ms,
@@ -427,65 +425,141 @@ impl Router {
             output_text: None,
             created_at,
         };
-        let Some((model, response)) = answer else {
-            let attempts_text = join_attempts(&attempts);
-            return Err(match rejected {
-                Some((model, error)) => {
-                    inner.metrics.observe(
-                        metrics::Labels {
-                            prompt: resolved.id(),
-                            environment: environment.to_owned(),
-                            model: model.clone(),
-                        },
-                        latency_ms / 1000.0,
-                        None,
-                        None,
-                    );
-                    record.model_used = None;
-                    record.provider = provider_of(&model);
-                    record.error = Some(format!("{model}: {error}"));
-                    record.attempt_errors = attempts_text;
-                    inner.recorder.record(record);
-                    RouterError::Rejected {
-                        run_id,
-                        model,
-                        error,
-                        attempts,
-                    }
-                }
-                None => {
-                    inner.metrics.observe(
-                        metrics::Labels {
-                            prompt: resolved.id(),
-                            environment: environment.to_owned(),
-                            model: resolved.model.clone(),
-                        },
-                        latency_ms / 1000.0,
-                        None,
-                        None,
-                    );
-                    record.error = attempts_text.clone();
-                    record.attempt_errors = attempts_text;
-                    inner.recorder.record(record);
-                    RouterError::AllFailed { run_id, attempts }
-                }
-            });
-        };
-        let cost_usd = inner.providers.cost_usd(&model, &response.usage);
-        let provider = provider_of(&model).unwrap_or_default();
-        let usage = response.usage;
-        inner.metrics.observe(
-            metrics::Labels {
-                prompt: resolved.id(),
-                environment: environment.to_owned(),
-                model: model.clone(),
-            },
-            latency_ms / 1000.0,
-            Some((
-                usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
-                usage.output_tokens,
+        match called {
+            Called::Answered(model, response) => {
+                Ok(self.answered(resolved, environment, record, (model, response), attempts))
+            }
+            Called::Rejected(model, error) => Err(self.failed(
+                resolved,
+                environment,
+                record,
+                Some((model, error)),
+                attempts,
             )),
-            cost_usd,
+            Called::AllFailed => Err(self.failed(resolved, environment, record, None, attempts)),
+        }
+    }
+
+    /// Calls the model and its fallbacks in turn until one answers or refuses; the
+    /// transient failures on the way come back with the outcome.
+    async fn call_chain(
+        &self,
+        resolved: &Target<'_>,
+        messages: Vec<crate::render::RenderedMessage>,
+    ) -> (Called, Vec<AttemptError>) {
+        let mut attempts: Vec<AttemptError> = Vec::new();
+        for model in self.chain(resolved.model) {
+            match self
+                .inner
+                .providers
+                .chat(
+                    &model,
+                    messages.clone(),
+                    resolved.definition.parameters.clone(),
+                )
+                .await
+            {
+                Ok(response) => return (Called::Answered(model, response), attempts),
+                Err(error) if error.is_transient() => attempts.push(AttemptError {
+                    model,
+                    error: error.to_string(),
+                }),
+                Err(error) => return (Called::Rejected(model, error), attempts),
+            }
+        }
+        (Called::AllFailed, attempts)
+    }
+
+    /// The labels of a run's metrics (the prompt's name left empty when turned off).
+    fn labels<'a>(&self, prompt: &'a str, environment: &'a str, model: &'a str) -> RunLabels<'a> {
+        RunLabels {
+            prompt: if self.inner.prompt_labels.load(Ordering::Relaxed) {
+                prompt
+            } else {
+                ""
+            },
+            environment,
+            model_requested: model,
+        }
+    }
+
+    /// Counts a run that failed (`resolved`: the prompt, when it was found; `latency_ms`:
+    /// when models were called).
+    fn count_failure(
+        &self,
+        resolved: Option<&Target<'_>>,
+        environment: &str,
+        err: &RouterError,
+        latency_ms: Option<f64>,
+    ) {
+        let id = resolved.map(Target::id).unwrap_or_default();
+        let model = resolved.map_or("", |r| r.model);
+        crate::telemetry::record_run(
+            self.labels(&id, environment, model),
+            RunOutcome::Failed {
+                error_type: err.error_type(),
+                seconds: latency_ms.map(|ms| ms / 1000.0),
+            },
+        );
+    }
+
+    /// A run no model answered: counted, recorded, and turned into its error.
+    fn failed(
+        &self,
+        resolved: &Target<'_>,
+        environment: &str,
+        mut record: RunRecord,
+        rejected: Option<(String, ProviderError)>,
+        attempts: Vec<AttemptError>,
+    ) -> RouterError {
+        let run_id = record.run_id;
+        let attempts_text = join_attempts(&attempts);
+        let err = match rejected {
+            Some((model, error)) => {
+                record.provider = self.inner.providers.provider_name(&model);
+                record.error = Some(format!("{model}: {error}"));
+                record.attempt_errors = attempts_text;
+                RouterError::Rejected {
+                    run_id,
+                    model,
+                    error,
+                    attempts,
+                }
+            }
+            None => {
+                record.error = attempts_text.clone();
+                record.attempt_errors = attempts_text;
+                RouterError::AllFailed { run_id, attempts }
+            }
+        };
+        self.count_failure(Some(resolved), environment, &err, Some(record.latency_ms));
+        self.inner.recorder.record(record);
+        err
+    }
+
+    /// A run a model answered: counted, recorded (once scored, when sampled), returned.
+    fn answered(
+        &self,
+        resolved: &Target<'_>,
+        environment: &str,
+        mut record: RunRecord,
+        (model, response): (String, crate::providers::ChatResponse),
+        attempts: Vec<AttemptError>,
+    ) -> RunOutput {
+        let inner = &self.inner;
+        let cost_usd = inner.providers.cost_usd(&model, &response.usage);
+        let provider = inner.providers.provider_name(&model).unwrap_or_default();
+        let usage = response.usage;
+        let id = resolved.id();
+        crate::telemetry::record_run(
+            self.labels(&id, environment, resolved.model),
+            RunOutcome::Answered {
+                provider: &provider,
+                model: &model,
+                seconds: record.latency_ms / 1000.0,
+                usage: &usage,
+                cost_usd,
+            },
         );
         record.model_used = Some(model.clone());
         record.provider = Some(provider.clone());
@@ -496,49 +570,22 @@ impl Router {
         record.cost_usd = cost_usd;
         record.attempt_errors = join_attempts(&attempts);
         record.output_text = inner.store_io.then(|| response.text.clone());
+        let latency_ms = record.latency_ms;
+        let run_id = record.run_id;
         let sampled = !resolved.monitor.is_empty() && is_sampled(&run_id, inner.sample_rate);
         if sampled {
             record.sampled = true;
-            let guard = inner.scoring.enter();
-            let this = self.clone();
-            let monitor = resolved.monitor.clone();
-            let text = response.text.clone();
-            let facts = CallFacts {
-                latency_ms,
-                cost_usd,
-            };
-            tokio::spawn(async move {
-                let _guard = guard;
-                let mut passed = 0usize;
-                for assertion in &monitor {
-                    let started = Instant::now();
-                    let created_at = SystemTime::now();
-                    let result = evaluate(
-                        assertion,
-                        &text,
-                        Some(facts),
-                        &this.inner.providers,
-                        &this.inner.judge_model,
-                    )
-                    .await;
-                    this.record_grading(&record, &result, started, created_at);
-                    if result.is_ok_and(|outcome| outcome.passed) {
-                        passed += 1;
-                    }
-                }
-                record.quality_score = Some(passed as f64 / monitor.len() as f64);
-                this.inner.recorder.record(record);
-            });
+            self.score_then_record(record, resolved.monitor.to_vec(), response.text.clone());
         } else {
             inner.recorder.record(record);
         }
-        Ok(RunOutput {
+        RunOutput {
             run_id,
             output: response.text,
-            prompt: resolved.id(),
+            prompt: id,
             environment: environment.to_owned(),
             version: resolved.version,
-            model_requested: resolved.model.clone(),
+            model_requested: resolved.model.to_owned(),
             model,
             provider,
             usage,
@@ -546,7 +593,40 @@ impl Router {
             cost_usd,
             fallbacks: attempts,
             sampled,
-        })
+        }
+    }
+
+    /// Scores a sampled run by the prompt's `monitor` assertions in a spawned task (each
+    /// grading call recorded as a run of its own), then records it with its score.
+    fn score_then_record(&self, mut record: RunRecord, monitor: Vec<Assertion>, text: String) {
+        let guard = self.inner.scoring.enter();
+        let this = self.clone();
+        let facts = CallFacts {
+            latency_ms: record.latency_ms,
+            cost_usd: record.cost_usd,
+        };
+        tokio::spawn(async move {
+            let _guard = guard;
+            let mut passed = 0usize;
+            for assertion in &monitor {
+                let started = Instant::now();
+                let created_at = SystemTime::now();
+                let result = evaluate(
+                    assertion,
+                    &text,
+                    Some(facts),
+                    &this.inner.providers,
+                    &this.inner.judge_model,
+                )
+                .await;
+                this.record_grading(&record, &result, started, created_at);
+                if result.is_ok_and(|outcome| outcome.passed) {
+                    passed += 1;
+                }
+            }
+            record.quality_score = Some(passed as f64 / monitor.len() as f64);
+            this.inner.recorder.record(record);
+        });
     }
 
     /// Records the grader model's call that judged the run `judged` (an `llm_judge`
@@ -635,6 +715,16 @@ impl Router {
             .shutdown(deadline.saturating_sub(started.elapsed()))
             .await
     }
+}
+
+/// How the chain of models ended.
+enum Called {
+    /// A model answered.
+    Answered(String, crate::providers::ChatResponse),
+    /// A model refused the request (not transient): no fallback.
+    Rejected(String, ProviderError),
+    /// Every model failed transiently.
+    AllFailed,
 }
 
 fn clamp(value: u64) -> i32 {

@@ -1,10 +1,11 @@
-//! Where the router reads prompts from: the Git repository, the PostgreSQL registry (cached,
-//! stale-while-revalidate) or an offline bundle written by `promptctl export`.
+//! Where the router reads prompts from: the Git repository, the PostgreSQL registry (through
+//! the one read cache, [`crate::registry::cache`]) or an offline bundle written by
+//! `promptctl export`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +13,8 @@ use super::RouterError;
 use crate::config::Config;
 use crate::environments::{Environments, resolve_definition};
 use crate::history::History;
-use crate::registry::{Registry, Selector};
+use crate::registry::Selector;
+use crate::registry::cache::{CachedPrompt, RegistryCache};
 
 /// Bundle files larger than this are refused: every environment's prompts of a large
 /// repository fit in a few megabytes.
@@ -50,17 +52,86 @@ impl ResolvedPrompt {
     }
 }
 
-/// A resolved prompt with its compiled renderer, shared between calls.
+/// A resolved prompt of a static source with its compiled renderer, shared between calls.
 #[derive(Debug)]
-pub(crate) struct Ready {
-    pub prompt: ResolvedPrompt,
-    pub renderer: Renderer,
+pub(crate) struct StaticPrompt {
+    prompt: ResolvedPrompt,
+    renderer: Renderer,
+}
+
+/// A prompt ready to run: from a static source, or a copy in the registry cache.
+#[derive(Debug, Clone)]
+pub(crate) enum Ready {
+    Static(Arc<StaticPrompt>),
+    Registry(Arc<CachedPrompt>),
 }
 
 impl Ready {
-    fn new(prompt: ResolvedPrompt) -> Arc<Ready> {
+    fn new(prompt: ResolvedPrompt) -> Ready {
         let renderer = Renderer::new(Arc::new(prompt.partials.clone()));
-        Arc::new(Ready { prompt, renderer })
+        Ready::Static(Arc::new(StaticPrompt { prompt, renderer }))
+    }
+
+    /// What the router reads of it.
+    pub(crate) fn target(&self) -> Target<'_> {
+        match self {
+            Ready::Static(ready) => Target {
+                service: &ready.prompt.service,
+                name: &ready.prompt.name,
+                version: ready.prompt.version,
+                model: &ready.prompt.model,
+                definition: &ready.prompt.definition,
+                monitor: &ready.prompt.monitor,
+                renderer: &ready.renderer,
+            },
+            Ready::Registry(cached) => Target {
+                service: &cached.prompt.service,
+                name: &cached.prompt.name,
+                version: Some(cached.prompt.version),
+                model: &cached.prompt.model,
+                definition: &cached.prompt.definition,
+                monitor: &cached.prompt.monitor,
+                renderer: &cached.renderer,
+            },
+        }
+    }
+
+    /// A copy as a [`ResolvedPrompt`].
+    pub(crate) fn to_resolved(&self) -> ResolvedPrompt {
+        match self {
+            Ready::Static(ready) => ready.prompt.clone(),
+            Ready::Registry(cached) => {
+                let found = &cached.prompt;
+                ResolvedPrompt {
+                    service: found.service.clone(),
+                    name: found.name.clone(),
+                    environment: found.environment.clone(),
+                    version: Some(found.version),
+                    model: found.model.clone(),
+                    definition: found.definition.clone(),
+                    partials: found.partials.clone(),
+                    monitor: found.monitor.clone(),
+                }
+            }
+        }
+    }
+}
+
+/// The parts of a prompt that running it reads.
+pub(crate) struct Target<'a> {
+    pub service: &'a str,
+    pub name: &'a str,
+    pub version: Option<u32>,
+    pub model: &'a str,
+    pub definition: &'a Definition,
+    pub monitor: &'a [Assertion],
+    pub renderer: &'a Renderer,
+}
+
+impl Target<'_> {
+    /// `service/name`.
+    pub(crate) fn id(&self) -> String {
+        format!("{}/{}", self.service, self.name)
     }
 }
 
@@ -68,7 +139,7 @@ impl Ready {
 #[derive(Debug, Default)]
 pub(crate) struct Table {
     /// `(service/name, env)` → prompt; env `""` is the prompt's latest version.
-    entries: HashMap<(String, String), Arc<Ready>>,
+    entries: HashMap<(String, String), Ready>,
     /// name → `service/name` (`None` when ambiguous).
     names: HashMap<String, Option<String>>,
     /// The environments the file names.
@@ -94,7 +165,7 @@ impl Table {
         self.entries.insert((id, env), Ready::new(prompt));
     }
 
-    fn lookup(&self, query: &str, env: &str) -> Result<Arc<Ready>, RouterError> {
+    fn lookup(&self, query: &str, env: &str) -> Result<Ready, RouterError> {
         let id = if query.contains('/') {
             query.to_owned()
         } else {
@@ -264,6 +335,14 @@ pub enum PromptSource {
         /// The offline bundle to boot from.
         fallback: Option<Box<Bundle>>,
     },
+    /// The PostgreSQL registry through a read cache the caller shares (`serve` reads its
+    /// prompts through the same one).
+    Cache {
+        /// The cache.
+        cache: Arc<RegistryCache>,
+        /// The offline bundle to boot from.
+        fallback: Option<Box<Bundle>>,
+    },
 }
 
 impl PromptSource {
@@ -289,170 +368,29 @@ impl PromptSource {
     }
 }
 
-struct CacheEntry {
-    ready: Arc<Ready>,
-    fetched: Instant,
-    refreshing: bool,
-    /// The registry changed since it was fetched: read it again before using it, and
-    /// keep it only as the last good copy.
-    changed: bool,
-}
-
-/// The registry source: a TTL cache, stale-while-revalidate, last good copy on failure.
-pub(crate) struct RegistryCache {
-    url: String,
-    ttl: Duration,
+/// The registry source: the read cache, and the bundle that answers while the database
+/// has not (a copy the cache holds is served before it).
+pub(crate) struct RegistrySource {
+    cache: Arc<RegistryCache>,
     fallback: Option<Table>,
-    client: tokio::sync::Mutex<Option<Arc<Registry>>>,
-    entries: Mutex<HashMap<(String, String), CacheEntry>>,
 }
 
-impl RegistryCache {
-    async fn registry(&self) -> Result<Arc<Registry>, RouterError> {
-        let mut guard = self.client.lock().await;
-        if let Some(registry) = guard.as_ref() {
-            return Ok(registry.clone());
-        }
-        let registry = Registry::connect(&self.url)
-            .await
-            .map_err(|e| RouterError::Source(e.to_string()))?;
-        let registry = Arc::new(registry);
-        *guard = Some(registry.clone());
-        Ok(registry)
-    }
-
-    async fn fetch(&self, query: &str, env: &str) -> Result<Arc<Ready>, RouterError> {
-        let selector = if env.is_empty() {
-            Selector::Latest
-        } else {
-            Selector::Environment(env.to_owned())
-        };
-        self.fetch_selected(query, &selector).await
-    }
-
-    /// The prompt `selector` picks, read from the registry (not cached).
-    async fn fetch_selected(
+impl RegistrySource {
+    /// The prompt `selector` picks; when the database does not answer and nothing is
+    /// cached, the bundle's copy for `env` (none for a chosen version).
+    async fn get(
         &self,
         query: &str,
         selector: &Selector,
-    ) -> Result<Arc<Ready>, RouterError> {
-        let registry = self.registry().await?;
-        match registry.get_prompt(query, selector).await {
-            Ok(found) => Ok(Ready::new(ResolvedPrompt {
-                service: found.service,
-                name: found.name,
-                environment: found.environment,
-                version: Some(found.version),
-                model: found.model,
-                definition: found.definition,
-                partials: found.partials,
-                monitor: found.monitor,
-            })),
-            Err(err) => {
-                if err.is_external() {
-                    if err.is_unreachable() {
-                        *self.client.lock().await = None;
-                    }
-                    Err(RouterError::Source(err.to_string()))
-                } else {
-                    Err(RouterError::UnknownPrompt(err.to_string()))
-                }
-            }
-        }
-    }
-
-    pub(crate) async fn get(
-        self: &Arc<Self>,
-        query: &str,
-        env: &str,
-    ) -> Result<Arc<Ready>, RouterError> {
-        let key = (query.to_owned(), env.to_owned());
-        let mut last_good = None;
-        let stale = {
-            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            match entries.get_mut(&key) {
-                Some(entry) if entry.changed => {
-                    last_good = Some(entry.ready.clone());
-                    None
-                }
-                Some(entry) if entry.fetched.elapsed() < self.ttl => {
-                    return Ok(entry.ready.clone());
-                }
-                Some(entry) => {
-                    if !entry.refreshing {
-                        entry.refreshing = true;
-                        let this = self.clone();
-                        let key = key.clone();
-                        tokio::spawn(async move { this.refresh(key).await });
-                    }
-                    Some(entry.ready.clone())
-                }
-                None => None,
-            }
-        };
-        if let Some(stale) = stale {
-            return Ok(stale);
-        }
-        match self.fetch(query, env).await {
-            Ok(ready) => {
-                self.entries
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(
-                        key,
-                        CacheEntry {
-                            ready: ready.clone(),
-                            fetched: Instant::now(),
-                            refreshing: false,
-                            changed: false,
-                        },
-                    );
-                Ok(ready)
-            }
-            Err(err @ RouterError::Source(_)) => match (last_good, &self.fallback) {
-                (Some(ready), _) => {
-                    // Served stale from now on, refreshed in the background, rather than
-                    // every call waiting on a database that does not answer.
-                    let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(entry) = entries.get_mut(&key) {
-                        entry.changed = false;
-                        entry.fetched = Instant::now()
-                            .checked_sub(self.ttl)
-                            .unwrap_or(entry.fetched);
-                    }
-                    Ok(ready)
-                }
-                (None, Some(table)) => table.lookup(query, env),
-                (None, None) => Err(err),
+        env: Option<&str>,
+    ) -> Result<Ready, RouterError> {
+        match self.cache.get(query, selector).await {
+            Ok((cached, _)) => Ok(Ready::Registry(cached)),
+            Err(err) if err.is_external() => match (&self.fallback, env) {
+                (Some(table), Some(env)) => table.lookup(query, env),
+                _ => Err(RouterError::Source(err.to_string())),
             },
-            Err(err) => Err(err),
-        }
-    }
-
-    /// Marks every cached prompt as changed: the next call of each reads the registry
-    /// again (a sync has published), falling back to the copy it had if the database does
-    /// not answer.
-    pub(crate) fn changed(&self) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        for entry in entries.values_mut() {
-            entry.changed = true;
-        }
-        // The connection knows the schema it met when it opened; a sync may have
-        // migrated it since (the monitor assertions of migration 3): connect again.
-        if let Ok(mut client) = self.client.try_lock() {
-            *client = None;
-        }
-    }
-
-    async fn refresh(self: Arc<Self>, key: (String, String)) {
-        let result = self.fetch(&key.0, &key.1).await;
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = entries.get_mut(&key) {
-            entry.refreshing = false;
-            if let Ok(ready) = result {
-                entry.ready = ready;
-                entry.fetched = Instant::now();
-            }
+            Err(err) => Err(RouterError::UnknownPrompt(err.to_string())),
         }
     }
 }
@@ -460,56 +398,60 @@ impl RegistryCache {
 /// The router's prompt lookup.
 pub(crate) enum Source {
     Static(Table),
-    Registry(Arc<RegistryCache>),
+    Registry(RegistrySource),
 }
 
 impl Source {
     pub(crate) fn new(source: PromptSource) -> Source {
-        match source {
-            PromptSource::Static(bundle) => Source::Static(bundle.into_table()),
+        let (cache, fallback) = match source {
+            PromptSource::Static(bundle) => return Source::Static(bundle.into_table()),
             PromptSource::Registry { url, ttl, fallback } => {
-                Source::Registry(Arc::new(RegistryCache {
-                    url,
-                    ttl,
-                    fallback: fallback.map(|b| b.into_table()),
-                    client: tokio::sync::Mutex::new(None),
-                    entries: Mutex::new(HashMap::new()),
-                }))
+                (Arc::new(RegistryCache::new(url, ttl)), fallback)
+            }
+            PromptSource::Cache { cache, fallback } => (cache, fallback),
+        };
+        Source::Registry(RegistrySource {
+            cache,
+            fallback: fallback.map(|b| b.into_table()),
+        })
+    }
+
+    /// The version `env` runs of `query` (`""`: the latest on its own model).
+    pub(crate) async fn get(&self, query: &str, env: &str) -> Result<Ready, RouterError> {
+        match self {
+            Source::Static(table) => table.lookup(query, env),
+            Source::Registry(registry) => {
+                let selector = if env.is_empty() {
+                    Selector::Latest
+                } else {
+                    Selector::Environment(env.to_owned())
+                };
+                registry.get(query, &selector, Some(env)).await
             }
         }
     }
 
-    pub(crate) async fn get(&self, query: &str, env: &str) -> Result<Arc<Ready>, RouterError> {
-        match self {
-            Source::Static(table) => table.lookup(query, env),
-            Source::Registry(cache) => cache.get(query, env).await,
-        }
-    }
-
-    /// Version `version` of a prompt on its own model, read from the registry each time
-    /// (a run calls a model, so one more query costs little); a static source has no
-    /// versions to choose from.
+    /// Version `version` of a prompt on its own model, from the registry; a static source
+    /// has no versions to choose from.
     pub(crate) async fn get_version(
         &self,
         query: &str,
         version: u32,
-    ) -> Result<Arc<Ready>, RouterError> {
+    ) -> Result<Ready, RouterError> {
         match self {
             Source::Static(_) => Err(RouterError::UnknownPrompt(format!(
                 "{query}: choosing version {version} needs the registry"
             ))),
-            Source::Registry(cache) => {
-                cache
-                    .fetch_selected(query, &Selector::Version(version))
-                    .await
+            Source::Registry(registry) => {
+                registry.get(query, &Selector::Version(version), None).await
             }
         }
     }
 
     /// The registry changed (a static source never does).
     pub(crate) fn changed(&self) {
-        if let Source::Registry(cache) = self {
-            cache.changed();
+        if let Source::Registry(registry) = self {
+            registry.cache.changed();
         }
     }
 }

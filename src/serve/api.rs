@@ -17,11 +17,10 @@ use utoipa::{OpenApi, ToSchema};
 
 use super::AppState;
 use super::auth::{Denied, Scope};
-use super::cache::{Cached, Source};
+use crate::registry::cache::{CachedPrompt, Source};
 // Imported rather than named by path, so that the document gives them no module tag.
 use super::listing::{__path_list_prompt_versions, __path_list_prompts};
-use super::telemetry::{CACHE_READS, COST, EXECUTIONS, OPERATION_DURATION, TOKEN_USAGE};
-use crate::registry::{Registry, RegistryError, Selector};
+use crate::registry::{Registry, RegistryError, RegistryPrompt, Selector};
 use crate::render::RenderError;
 use crate::router::{ExecuteOptions, RouterError};
 
@@ -100,27 +99,6 @@ impl ErrorCode {
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
-
-    /// The code as the body spells it (also a metrics label).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadRequest => "bad_request",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::MethodNotAllowed => "method_not_allowed",
-            ErrorCode::PayloadTooLarge => "payload_too_large",
-            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
-            ErrorCode::Invalid => "invalid",
-            ErrorCode::InvalidVariables => "invalid_variables",
-            ErrorCode::RenderFailed => "render_failed",
-            ErrorCode::RenderLimit => "render_limit",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::Internal => "internal",
-            ErrorCode::ProviderError => "provider_error",
-            ErrorCode::Unavailable => "unavailable",
-        }
-    }
 }
 
 /// An error response: the [`ErrorBody`] as `application/json`, with the code's status.
@@ -163,11 +141,6 @@ impl ApiError {
                 "this token does not have the scope this request needs",
             ),
         }
-    }
-
-    /// The code.
-    pub fn code(&self) -> ErrorCode {
-        self.code
     }
 }
 
@@ -670,10 +643,10 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-fn etag_of(body: &[u8]) -> HeaderValue {
+fn etag_of(body: &[u8]) -> String {
     let digest = Sha256::digest(body);
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    HeaderValue::try_from(format!("\"{hex}\"")).unwrap_or(HeaderValue::from_static("\"\""))
+    format!("\"{hex}\"")
 }
 
 /// The version `version` or `env` selects (the latest when neither); both are refused.
@@ -742,12 +715,26 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IfNoneMatch {
     }
 }
 
-fn key_of(service: &str, name: &str, selector: &Selector) -> String {
-    match selector {
-        Selector::Latest => format!("p\u{0}{service}\u{0}{name}\u{0}latest"),
-        Selector::Version(n) => format!("p\u{0}{service}\u{0}{name}\u{0}v{n}"),
-        Selector::Environment(e) => format!("p\u{0}{service}\u{0}{name}\u{0}e{e}"),
-    }
+/// The body of `GET /v1/prompts/{service}/{name}` and its entity tag: the registry cache
+/// makes it once per copy it reads.
+pub fn encode_prompt(prompt: &RegistryPrompt) -> (Bytes, String) {
+    let body = PromptBody {
+        id: prompt.id.to_string(),
+        service: prompt.service.clone(),
+        name: prompt.name.clone(),
+        version: prompt.version,
+        model: prompt.model.clone(),
+        environment: prompt.environment.clone(),
+        definition: serde_json::to_value(&prompt.definition).unwrap_or(serde_json::Value::Null),
+        commit_sha: prompt.commit_sha.clone(),
+        commit_message: prompt.commit_message.clone(),
+        created_by: prompt.created_by.clone(),
+        created_at: prompt.created_at,
+        archived: prompt.archived,
+    };
+    let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+    let etag = etag_of(&body);
+    (body, etag)
 }
 
 /// Reads one prompt through the cache.
@@ -756,72 +743,11 @@ async fn cached_prompt(
     service: &str,
     name: &str,
     selector: Selector,
-) -> Result<(Arc<Cached>, Source), ApiError> {
-    let key = key_of(service, name, &selector);
-    if let Some(found) = state.cache.fresh(&key) {
-        count_cache_read(found.1);
-        return Ok(found);
-    }
-    // Boxed: the read's future is large, and the fast path above should not carry it.
-    let (value, source) = Box::pin(load_prompt(state, key, service, name, selector)).await?;
-    count_cache_read(source);
-    Ok((value, source))
-}
-
-fn count_cache_read(source: Source) {
-    let label = match source {
-        Source::Hit => "hit",
-        Source::Miss => "miss",
-        Source::Stale => "stale",
-    };
-    metrics::counter!(CACHE_READS, "result" => label).increment(1);
-}
-
-/// Reads one prompt through the cache when it is not fresh there: from PostgreSQL, or
-/// stale while a refresh is under way.
-async fn load_prompt(
-    state: &AppState,
-    key: String,
-    service: &str,
-    name: &str,
-    selector: Selector,
-) -> Result<(Arc<Cached>, Source), ApiError> {
-    let query = format!("{service}/{name}");
-    let result = state
+) -> Result<(Arc<CachedPrompt>, Source), ApiError> {
+    Ok(state
         .cache
-        .get(&key, move |registry: Arc<Registry>| {
-            let query = query.clone();
-            let selector = selector.clone();
-            async move {
-                let prompt = registry.get_prompt(&query, &selector).await?;
-                let body = PromptBody {
-                    id: prompt.id.to_string(),
-                    service: prompt.service.clone(),
-                    name: prompt.name.clone(),
-                    version: prompt.version,
-                    model: prompt.model.clone(),
-                    environment: prompt.environment.clone(),
-                    definition: serde_json::to_value(&prompt.definition)
-                        .unwrap_or(serde_json::Value::Null),
-                    commit_sha: prompt.commit_sha.clone(),
-                    commit_message: prompt.commit_message.clone(),
-                    created_by: prompt.created_by.clone(),
-                    created_at: prompt.created_at,
-                    archived: prompt.archived,
-                };
-                let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
-                let etag = etag_of(&body);
-                let renderer = prompt.renderer();
-                Ok(Cached {
-                    prompt,
-                    renderer,
-                    body,
-                    etag,
-                })
-            }
-        })
-        .await;
-    Ok(result?)
+        .get(&format!("{service}/{name}"), &selector)
+        .await?)
 }
 
 fn stale_headers(headers: &mut HeaderMap, source: Source) {
@@ -876,9 +802,9 @@ pub async fn get_prompt(
         )
             .into_response()
     };
-    response
-        .headers_mut()
-        .insert(header::ETAG, value.etag.clone());
+    if let Ok(etag) = HeaderValue::from_str(&value.etag) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
     stale_headers(response.headers_mut(), source);
     Ok(response)
 }
@@ -1061,72 +987,33 @@ pub async fn run(
         .router
         .execute_with(&prompt, &environment, &request.vars, options)
         .await;
-    let prompt_label = if state.prompt_labels {
-        prompt.clone()
-    } else {
-        String::new()
-    };
     match result {
-        Ok(run) => {
-            let labels = [
-                ("gen_ai_operation_name", "chat".to_owned()),
-                ("gen_ai_provider_name", run.provider.clone()),
-                ("gen_ai_request_model", run.model_requested.clone()),
-                ("gen_ai_response_model", run.model.clone()),
-                ("promptctl_prompt", prompt_label.clone()),
-                ("promptctl_environment", environment.clone()),
-            ];
-            metrics::histogram!(OPERATION_DURATION, &labels).record(run.latency_ms / 1000.0);
-            for (kind, count) in [
-                ("input", run.usage.input_tokens),
-                ("output", run.usage.output_tokens),
-            ] {
-                let mut with_type = labels.to_vec();
-                with_type.push(("gen_ai_token_type", kind.to_owned()));
-                metrics::histogram!(TOKEN_USAGE, &with_type).record(count as f64);
-            }
-            metrics::counter!(EXECUTIONS, "promptctl_prompt" => prompt_label.clone(),
-                "promptctl_environment" => environment.clone(), "gen_ai_request_model" => run.model_requested.clone(),
-                "outcome" => "ok")
-            .increment(1);
-            if let Some(cost) = run.cost_usd {
-                metrics::counter!(COST, "promptctl_prompt" => prompt_label,
-                    "gen_ai_request_model" => run.model_requested.clone())
-                .increment((cost * 1_000_000.0) as u64);
-            }
-            Ok(Json(RunResponse {
-                run_id: run.run_id.to_string(),
-                output: run.output,
-                prompt: run.prompt,
-                environment: Some(run.environment).filter(|e| !e.is_empty()),
-                version: run.version,
-                model_requested: run.model_requested,
-                model: run.model,
-                provider: run.provider,
-                input_tokens: run.usage.input_tokens,
-                output_tokens: run.usage.output_tokens,
-                latency_ms: run.latency_ms,
-                cost_usd: run.cost_usd,
-            })
-            .into_response())
-        }
-        Err(err) => {
-            let code = match &err {
-                RouterError::UnknownPrompt(_) | RouterError::UnknownEnvironment(_) => {
-                    ErrorCode::NotFound
-                }
-                RouterError::Render { error, .. } => render_error_code(error),
-                RouterError::Source(_) => ErrorCode::Unavailable,
-                RouterError::Rejected { .. } | RouterError::AllFailed { .. } => {
-                    ErrorCode::ProviderError
-                }
-            };
-            metrics::counter!(EXECUTIONS, "promptctl_prompt" => prompt_label,
-                "promptctl_environment" => environment, "gen_ai_request_model" => "",
-                "outcome" => "error", "error_type" => code.as_str())
-            .increment(1);
-            Err(ApiError::new(code, err.to_string()))
-        }
+        Ok(run) => Ok(Json(RunResponse {
+            run_id: run.run_id.to_string(),
+            output: run.output,
+            prompt: run.prompt,
+            environment: Some(run.environment).filter(|e| !e.is_empty()),
+            version: run.version,
+            model_requested: run.model_requested,
+            model: run.model,
+            provider: run.provider,
+            input_tokens: run.usage.input_tokens,
+            output_tokens: run.usage.output_tokens,
+            latency_ms: run.latency_ms,
+            cost_usd: run.cost_usd,
+        })
+        .into_response()),
+        Err(err) => Err(ApiError::new(router_error_code(&err), err.to_string())),
+    }
+}
+
+/// The code of a failed run (its body's `code`, the `error_type` its metrics carry).
+fn router_error_code(err: &RouterError) -> ErrorCode {
+    match err {
+        RouterError::UnknownPrompt(_) | RouterError::UnknownEnvironment(_) => ErrorCode::NotFound,
+        RouterError::Render { error, .. } => render_error_code(error),
+        RouterError::Source(_) => ErrorCode::Unavailable,
+        RouterError::Rejected { .. } | RouterError::AllFailed { .. } => ErrorCode::ProviderError,
     }
 }
 
@@ -1211,6 +1098,30 @@ pub async fn stats(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_runs_code_is_the_error_type_its_metrics_carry() {
+        let render = |error| RouterError::Render {
+            prompt: "a/b".into(),
+            error,
+        };
+        for err in [
+            RouterError::UnknownPrompt("p".into()),
+            RouterError::UnknownEnvironment("e".into()),
+            RouterError::Source("down".into()),
+            RouterError::AllFailed {
+                run_id: uuid::Uuid::nil(),
+                attempts: Vec::new(),
+            },
+            render(RenderError::MissingVariable { name: "x".into() }),
+        ] {
+            assert_eq!(
+                serde_json::to_value(router_error_code(&err)).expect("serializes"),
+                err.error_type(),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn if_none_match_compares_weakly_and_survives_garbage() {

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::token_bucket::TokenBucket;
+
 /// What a request may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {
@@ -36,15 +38,6 @@ pub struct Tokens {
 
 fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
-}
-
-/// Splits a comma-separated list of tokens.
-pub fn parse_list(text: &str) -> Vec<String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|token| !token.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 impl Tokens {
@@ -100,12 +93,12 @@ impl Tokens {
     }
 }
 
-/// A token bucket per token: `rate` requests a second, bursts of `burst`.
+/// A token bucket per token ([`TokenBucket`]): `rate` requests a second, bursts of `burst`.
 #[derive(Debug)]
 pub struct RateLimiter {
     rate: f64,
     burst: f64,
-    buckets: Mutex<HashMap<[u8; 32], (f64, Instant)>>,
+    buckets: Mutex<HashMap<[u8; 32], TokenBucket>>,
 }
 
 impl RateLimiter {
@@ -132,17 +125,14 @@ impl RateLimiter {
             buckets.clear();
         }
         let now = Instant::now();
-        let (tokens, last) = buckets.entry(key).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64(
-                ((1.0 - *tokens) / self.rate).ceil(),
-            ))
-        }
+        buckets
+            .entry(key)
+            .or_insert_with(|| TokenBucket::new(self.rate, self.burst, now))
+            .try_take(now)
+            // Whole seconds, as `Retry-After` gives them.
+            .map_err(|wait| {
+                Duration::try_from_secs_f64(wait.as_secs_f64().ceil()).unwrap_or(Duration::MAX)
+            })
     }
 }
 

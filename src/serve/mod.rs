@@ -1,11 +1,10 @@
 //! `promptctl serve`: the `/v1` JSON API, `/openapi.json`, `/metrics`, `/healthz`,
-//! `/readyz` and the dashboard, on axum. The server keeps no state of its own beyond a
-//! cache that PostgreSQL's `NOTIFY` invalidates, so any number of replicas can share one
-//! database.
+//! `/readyz` and the dashboard, on axum. The server keeps no state of its own beyond the
+//! registry's read cache (shared with its router) that PostgreSQL's `NOTIFY` invalidates,
+//! so any number of replicas can share one database.
 
 pub mod api;
 pub mod auth;
-pub mod cache;
 pub mod connections;
 pub mod dashboard;
 pub mod health;
@@ -52,16 +51,14 @@ pub struct ServeOptions {
 
 /// What every handler shares.
 pub struct AppState {
-    /// The read cache and database.
-    pub cache: Arc<cache::Cache>,
+    /// The read cache and database (the router reads through the same one).
+    pub cache: Arc<crate::registry::cache::RegistryCache>,
     /// The tokens.
     pub tokens: auth::Tokens,
     /// The rate limit of run.
     pub limiter: auth::RateLimiter,
     /// The Prometheus exporter.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
-    /// Whether metrics carry prompt labels.
-    pub prompt_labels: bool,
     /// Executes prompts and records runs (SPEC section 6).
     pub router: crate::router::Router,
 }
@@ -134,22 +131,24 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         return Err(ServeError::OpenOnNetwork(options.listen));
     }
     let metrics = telemetry::install().map_err(ServeError::Metrics)?;
-    let cache = Arc::new(cache::Cache::new(
-        options.read_database_url.clone(),
-        options.cache_ttl,
-    ));
+    let cache = Arc::new(
+        crate::registry::cache::RegistryCache::new(
+            options.read_database_url.clone(),
+            options.cache_ttl,
+        )
+        .with_encoder(api::encode_prompt),
+    );
     let runner = crate::router::Router::new(
         &options.settings,
-        crate::router::PromptSource::Registry {
-            url: options.read_database_url.clone(),
-            ttl: options.cache_ttl,
+        crate::router::PromptSource::Cache {
+            cache: cache.clone(),
             fallback: None,
         },
         Some(options.database_url.clone()),
     );
-    tokio::spawn(cache::listen(
+    runner.set_prompt_labels(options.prompt_labels);
+    tokio::spawn(crate::registry::cache::listen(
         cache.clone(),
-        runner.clone(),
         options.database_url.clone(),
     ));
     {
@@ -170,7 +169,6 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         tokens,
         limiter: auth::RateLimiter::new(options.run_rate, (options.run_rate * 2.0).max(1.0)),
         metrics,
-        prompt_labels: options.prompt_labels,
         router: runner.clone(),
     });
     let listener = tokio::net::TcpListener::bind(options.listen).await?;

@@ -17,62 +17,17 @@ pub struct TestRepo {
     clock: Cell<u64>,
 }
 
-/// The environment every child process gets, and nothing else.
-fn sealed(command: &mut Command, home: &Path) {
-    command
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Ada Lovelace")
-        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
-        .env("GIT_COMMITTER_NAME", "Ada Lovelace")
-        .env("GIT_COMMITTER_EMAIL", "ada@example.com")
-        .env("NO_COLOR", "1")
-        .env("LC_ALL", "C");
-}
-
-/// How long one run of promptctl may take before the test kills it and fails: a hang
-/// fails the test instead of blocking the suite.
-const RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Runs `command` to its end (killed after [`RUN_TIMEOUT`], which fails the test):
+/// Runs `command` to its end, killed after [`super::RUN_TIMEOUT`] (which fails the test):
 /// (exit code, stdout, stderr).
-fn finish(mut command: Command) -> (i32, String, String) {
-    use std::io::Read as _;
-    use std::process::Stdio;
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promptctl runs");
-    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            String::from_utf8_lossy(&bytes).into_owned()
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if started.elapsed() > RUN_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("promptctl {command:?} did not finish within {RUN_TIMEOUT:?}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+fn finish(command: Command) -> (i32, String, String) {
+    let output = assert_cmd::Command::from_std(command)
+        .timeout(super::RUN_TIMEOUT)
+        .output()
+        .unwrap_or_else(|err| panic!("promptctl did not finish: {err}"));
     (
-        status.code().unwrap_or(-1),
-        stdout.join().expect("stdout"),
-        stderr.join().expect("stderr"),
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
 
@@ -107,7 +62,7 @@ impl TestRepo {
         let date = format!("{} +0000", EPOCH + self.clock.get() * 60);
         let mut command = Command::new("git");
         command.args(args).current_dir(dir);
-        sealed(&mut command, self.path());
+        super::seal(&mut command, self.path());
         command
             .env("GIT_AUTHOR_DATE", &date)
             .env("GIT_COMMITTER_DATE", &date);
@@ -161,7 +116,7 @@ impl TestRepo {
     pub fn run_in(&self, dir: &Path, args: &[&str]) -> (i32, String, String) {
         let mut command = Command::new(super::binary());
         command.args(args).current_dir(dir);
-        sealed(&mut command, self.path());
+        super::seal(&mut command, self.path());
         finish(command)
     }
 
@@ -170,7 +125,7 @@ impl TestRepo {
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         let mut command = Command::new(super::binary());
         command.args(args).current_dir(self.path());
-        sealed(&mut command, self.path());
+        super::seal(&mut command, self.path());
         command.envs(env.iter().copied());
         finish(command)
     }

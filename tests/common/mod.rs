@@ -1,10 +1,11 @@
-//! Helpers shared by the integration tests: a sealed project folder and a runner for the
-//! real `promptctl` binary.
+//! The one test harness: a sealed project folder ([`Project`]), a Git repository
+//! ([`git::TestRepo`]), a running server ([`server::Server`]) and a database
+//! ([`db::TestDb`]), all running the real `promptctl` binary in the one sealed environment
+//! ([`seal`]) and killing a run that hangs ([`RUN_TIMEOUT`]).
 //!
 //! Every test gets its own temporary folder with an empty `promptctl.toml`, so config
-//! discovery never walks out of it, and runs the binary with an environment cleared of
-//! anything that changes its output (colour variables, the user's home and Git config).
-//! Only generic helpers live here; Git-specific ones belong in their own module.
+//! discovery never walks out of it. Only generic helpers live here; Git-specific ones
+//! belong in `git.rs`.
 
 #![allow(dead_code)]
 
@@ -64,13 +65,14 @@ impl Project {
         std::fs::read_to_string(self.path(relative)).expect("read file")
     }
 
-    /// `promptctl ARGS` run in the project folder, with a sealed environment.
+    /// `promptctl ARGS` run in the project folder (its HOME too), with a sealed
+    /// environment.
     pub fn promptctl<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let mut command = promptctl_command();
+        let mut command = sealed_promptctl(self.root());
         command.current_dir(self.root()).args(args);
         command
     }
@@ -94,26 +96,46 @@ pub fn binary() -> PathBuf {
     )
 }
 
-/// The `promptctl` binary with a sealed environment and colour off, run nowhere in
-/// particular (set `current_dir` or pass `-C`).
-pub fn promptctl_command() -> Command {
-    let mut command = Command::new(binary());
+/// How long one run of promptctl may take before the harness kills it and the test
+/// fails: a hang fails the test instead of blocking the suite (a bound, not a figure).
+pub const RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The environment every child process the tests start gets, and nothing else: `PATH`,
+/// `home` as `HOME`, no user or system Git config, a fixed Git identity, colour off, the C
+/// locale. (Nothing of the developer's shell: API keys, `DATABASE_URL`, `GITHUB_ACTIONS`,
+/// colour variables, proxies.)
+pub fn seal(command: &mut std::process::Command, home: &Path) {
     command
-        .env_remove("NO_COLOR")
-        .env_remove("CLICOLOR_FORCE")
-        .env_remove("CLICOLOR")
-        .env_remove("DATABASE_URL")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("ANTHROPIC_API_KEY")
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Ada Lovelace")
+        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+        .env("GIT_COMMITTER_NAME", "Ada Lovelace")
+        .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+        .env("NO_COLOR", "1")
         .env("TERM", "dumb")
-        .arg("--color")
-        .arg("never")
-        .timeout(std::time::Duration::from_secs(60));
+        .env("LC_ALL", "C");
+}
+
+/// The `promptctl` binary in the sealed environment (`home` as HOME), colour off, killed
+/// after [`RUN_TIMEOUT`].
+pub fn sealed_promptctl(home: &Path) -> Command {
+    let mut command = std::process::Command::new(binary());
+    seal(&mut command, home);
+    let mut command = Command::from_std(command);
+    command.arg("--color").arg("never").timeout(RUN_TIMEOUT);
     command
+}
+
+/// [`sealed_promptctl`] run nowhere in particular (set `current_dir` or pass `-C`), HOME
+/// an empty folder of its own.
+pub fn promptctl_command() -> Command {
+    static HOME: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let home = HOME.get_or_init(|| tempfile::tempdir().expect("a home folder"));
+    sealed_promptctl(home.path())
 }
 
 /// What a run of the binary did.

@@ -88,6 +88,7 @@ impl Server {
             }
             None => Command::new(binary),
         };
+        super::seal(&mut command, repo.path());
         command
             .args([
                 "serve",

@@ -105,6 +105,9 @@ pub struct StubProvider {
     pub port: u16,
     seen: Arc<Mutex<Vec<SeenRequest>>>,
     stop: Arc<AtomicBool>,
+    /// The accept loop, which owns the listener: joined on drop, so the port is closed
+    /// when `drop` returns.
+    accepting: Option<std::thread::JoinHandle<()>>,
 }
 
 impl StubProvider {
@@ -118,7 +121,7 @@ impl StubProvider {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let handler: Arc<Handler> = Arc::new(handler);
-        {
+        let accepting = {
             let seen = seen.clone();
             let stop = stop.clone();
             std::thread::spawn(move || {
@@ -132,9 +135,14 @@ impl StubProvider {
                         Err(_) => std::thread::sleep(Duration::from_millis(5)),
                     }
                 }
-            });
+            })
+        };
+        StubProvider {
+            port,
+            seen,
+            stop,
+            accepting: Some(accepting),
         }
-        StubProvider { port, seen, stop }
     }
 
     pub fn url(&self) -> String {
@@ -149,6 +157,9 @@ impl StubProvider {
 impl Drop for StubProvider {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(accepting) = self.accepting.take() {
+            let _ = accepting.join();
+        }
     }
 }
 

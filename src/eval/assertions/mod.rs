@@ -178,7 +178,35 @@ pub fn evaluate_local(
             grader: None,
         });
     };
-    let outcome = match kind {
+    Some(match kind {
+        AssertionKind::ExactMatch
+        | AssertionKind::Contains
+        | AssertionKind::NotContains
+        | AssertionKind::Regex => text_outcome(assertion, kind, output),
+        AssertionKind::SemanticSimilarity => {
+            if !lexical_similarity {
+                return None;
+            }
+            let expected = value_text(assertion);
+            let score = similarity::lexical_similarity(output, &expected);
+            scored(
+                assertion,
+                kind,
+                score,
+                Some(expected),
+                format!("lexical similarity {score:.2} (no embedding_model configured)"),
+            )
+        }
+        AssertionKind::StructureValidation => structure_outcome(assertion, kind, output),
+        AssertionKind::SafetyCheck => safety_outcome(assertion, kind, output),
+        AssertionKind::LatencyMs | AssertionKind::CostUsd => limit_outcome(assertion, kind, facts),
+        AssertionKind::LlmJudge => return None,
+    })
+}
+
+/// `exact_match`, `contains`, `not_contains` and `regex`: the output's text.
+fn text_outcome(assertion: &Assertion, kind: AssertionKind, output: &str) -> AssertionOutcome {
+    match kind {
         AssertionKind::ExactMatch => {
             let expected = value_text(assertion);
             let equal = output.trim() == expected.trim();
@@ -267,112 +295,104 @@ pub fn evaluate_local(
                 ),
             }
         }
-        AssertionKind::SemanticSimilarity => {
-            if !lexical_similarity {
-                return None;
-            }
-            let expected = value_text(assertion);
-            let score = similarity::lexical_similarity(output, &expected);
-            scored(
-                assertion,
-                kind,
-                score,
-                Some(expected),
-                format!("lexical similarity {score:.2} (no embedding_model configured)"),
-            )
-        }
-        AssertionKind::StructureValidation => match structure::extract_json(output) {
-            Err(why) => binary(assertion, kind, false, None, why),
-            Ok(value) => match &assertion.schema {
-                None => binary(assertion, kind, true, None, "output is JSON".into()),
-                Some(schema) => match structure::validate(schema, &value) {
-                    Ok(()) => binary(
-                        assertion,
-                        kind,
-                        true,
-                        None,
-                        "output is JSON matching the schema".into(),
-                    ),
-                    Err(violations) => binary(
-                        assertion,
-                        kind,
-                        false,
-                        Some(schema.to_string()),
-                        format!("JSON does not match the schema: {}", violations.join("; ")),
-                    ),
-                },
-            },
-        },
-        AssertionKind::SafetyCheck => {
-            let findings = safety::scan(output);
-            let detail = if findings.is_empty() {
-                "no PII or secret found".to_owned()
-            } else {
-                findings
-                    .iter()
-                    .map(|f| {
-                        let (line, column) = line_column(output, f.start);
-                        format!("{} at {line}:{column} ({})", f.kind, f.redacted)
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            binary(
-                assertion,
-                kind,
-                findings.is_empty(),
-                None,
-                if findings.is_empty() {
-                    detail
-                } else {
-                    format!("found {detail}")
-                },
-            )
-        }
-        AssertionKind::LatencyMs => {
-            let limit = assertion
-                .value
-                .as_ref()
-                .and_then(serde_json::Value::as_f64)
-                .unwrap_or(0.0);
-            match facts {
-                Some(facts) => binary(
+        // Only the four text kinds come here.
+        _ => binary(assertion, kind, false, None, "not a text assertion".into()),
+    }
+}
+
+/// `structure_validation`: the output is JSON, matching the schema when one is given.
+fn structure_outcome(assertion: &Assertion, kind: AssertionKind, output: &str) -> AssertionOutcome {
+    match structure::extract_json(output) {
+        Err(why) => binary(assertion, kind, false, None, why),
+        Ok(value) => match &assertion.schema {
+            None => binary(assertion, kind, true, None, "output is JSON".into()),
+            Some(schema) => match structure::validate(schema, &value) {
+                Ok(()) => binary(
                     assertion,
                     kind,
-                    facts.latency_ms < limit,
-                    Some(format!("< {limit} ms")),
-                    format!("took {:.0} ms", facts.latency_ms),
+                    true,
+                    None,
+                    "output is JSON matching the schema".into(),
                 ),
-                None => binary(assertion, kind, false, None, "no call was measured".into()),
-            }
-        }
-        AssertionKind::CostUsd => {
-            let limit = assertion
-                .value
-                .as_ref()
-                .and_then(serde_json::Value::as_f64)
-                .unwrap_or(0.0);
-            match facts.and_then(|f| f.cost_usd) {
-                Some(cost) => binary(
-                    assertion,
-                    kind,
-                    cost < limit,
-                    Some(format!("< ${limit}")),
-                    format!("cost ${cost:.6}"),
-                ),
-                None => binary(
+                Err(violations) => binary(
                     assertion,
                     kind,
                     false,
-                    Some(format!("< ${limit}")),
-                    "the model has no prices in [models] (input_usd_per_mtok, output_usd_per_mtok)"
-                        .into(),
+                    Some(schema.to_string()),
+                    format!("JSON does not match the schema: {}", violations.join("; ")),
                 ),
-            }
-        }
-        AssertionKind::LlmJudge => return None,
+            },
+        },
+    }
+}
+
+/// `safety_check`: no PII or secret in the output.
+fn safety_outcome(assertion: &Assertion, kind: AssertionKind, output: &str) -> AssertionOutcome {
+    let findings = safety::scan(output);
+    let detail = if findings.is_empty() {
+        "no PII or secret found".to_owned()
+    } else {
+        findings
+            .iter()
+            .map(|f| {
+                let (line, column) = line_column(output, f.start);
+                format!("{} at {line}:{column} ({})", f.kind, f.redacted)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    Some(outcome)
+    binary(
+        assertion,
+        kind,
+        findings.is_empty(),
+        None,
+        if findings.is_empty() {
+            detail
+        } else {
+            format!("found {detail}")
+        },
+    )
+}
+
+/// `latency_ms` and `cost_usd`: the call's facts under the limit.
+fn limit_outcome(
+    assertion: &Assertion,
+    kind: AssertionKind,
+    facts: Option<CallFacts>,
+) -> AssertionOutcome {
+    let limit = assertion
+        .value
+        .as_ref()
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(0.0);
+    if kind == AssertionKind::LatencyMs {
+        return match facts {
+            Some(facts) => binary(
+                assertion,
+                kind,
+                facts.latency_ms < limit,
+                Some(format!("< {limit} ms")),
+                format!("took {:.0} ms", facts.latency_ms),
+            ),
+            None => binary(assertion, kind, false, None, "no call was measured".into()),
+        };
+    }
+    match facts.and_then(|f| f.cost_usd) {
+        Some(cost) => binary(
+            assertion,
+            kind,
+            cost < limit,
+            Some(format!("< ${limit}")),
+            format!("cost ${cost:.6}"),
+        ),
+        None => binary(
+            assertion,
+            kind,
+            false,
+            Some(format!("< ${limit}")),
+            "the model has no prices in [models] (input_usd_per_mtok, output_usd_per_mtok)".into(),
+        ),
+    }
 }
 
 /// Judges one assertion, calling the grader or embedding model when it needs one.

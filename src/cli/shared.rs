@@ -1,0 +1,184 @@
+//! What several commands share, so that no command imports another: the database URL and
+//! timeouts, the async runtime, `--var` and `--vars-file`, printing rendered messages and
+//! pins, and finding a prompt's versions (the working tree's uncommitted one included).
+
+use std::collections::BTreeMap;
+
+use super::output::{Format, Style};
+use super::{CliError, Context, ErrorKind};
+use crate::deploy::pin::PinPlan;
+use crate::deploy::pin_label;
+use crate::history::{History, PromptHistory, Version};
+use crate::render::coerce_cli_value;
+
+/// `--vars-file` files larger than this are refused (the variables of one render).
+const MAX_VARS_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The database URL: `--database-url`, else the variable `[sync] database_url_env` names
+/// (the settings layer). Every command that talks to PostgreSQL comes here, so this is
+/// also where `[database]` sets the process's timeouts.
+pub fn database_url(
+    context: &Context,
+    config: &crate::config::Config,
+    flag: Option<&str>,
+) -> Result<String, CliError> {
+    let layers = context.settings(config);
+    crate::registry::set_timeouts(layers.database_timeouts()?);
+    Ok(layers.database_url(flag)?)
+}
+
+/// A runtime for the database client.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| CliError::external(format!("cannot start the async runtime: {err}")))
+}
+
+/// Prints rendered messages: as JSON, or each under its role.
+pub fn print_messages(context: &Context, messages: &[crate::render::RenderedMessage]) {
+    let output = &context.output;
+    match output.format {
+        Format::Json => output.json(&messages),
+        Format::Human => {
+            let mut text = String::new();
+            for (index, message) in messages.iter().enumerate() {
+                if index > 0 {
+                    text.push('\n');
+                }
+                text.push_str(
+                    &output.paint(Style::Bold, &format!("── {} ──", message.role.as_str())),
+                );
+                text.push('\n');
+                text.push_str(message.content.trim_end_matches('\n'));
+                text.push('\n');
+            }
+            output.data(&text);
+        }
+    }
+}
+
+/// Reads `--vars-file` and `--var` values; shared by every command that renders.
+pub fn read_vars(
+    context: &Context,
+    vars_file: Option<&std::path::Path>,
+    vars: &[String],
+    declared: &BTreeMap<String, crate::repo::VariableSpec>,
+) -> Result<BTreeMap<String, serde_json::Value>, CliError> {
+    let mut values = BTreeMap::new();
+    if let Some(file) = vars_file {
+        let path = context.directory.join(file);
+        let root = context.config()?.root;
+        let text = crate::files::read_named(&path, &root, MAX_VARS_FILE_BYTES)
+            .and_then(|bytes| {
+                String::from_utf8(bytes).map_err(|err| crate::files::ReadError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, err),
+                })
+            })
+            .map_err(|err| {
+                let why = match err {
+                    crate::files::ReadError::Io { source, .. } => source.to_string(),
+                    other => other.to_string(),
+                };
+                CliError::input(format!("cannot read vars file {}: {why}", file.display()))
+            })?;
+        let parsed: BTreeMap<String, serde_json::Value> =
+            crate::repo::file::parse_yaml(file, &text, &[])
+                .map_err(|diagnostic| CliError::at(ErrorKind::Input, diagnostic))?;
+        values.extend(parsed);
+    }
+    for pair in vars {
+        let Some((name, raw)) = pair.split_once('=') else {
+            return Err(CliError::input(format!("`--var {pair}` is not NAME=VALUE"))
+                .hint("write it as `--var name=value`"));
+        };
+        let value = coerce_cli_value(declared.get(name), raw)
+            .map_err(|why| CliError::input(format!("`--var {name}`: {why}")))?;
+        values.insert(name.to_owned(), value);
+    }
+    Ok(values)
+}
+
+/// The prompt `query` names and its versions, the working tree's uncommitted one last. A
+/// prompt only the working tree has (new, or in a repository without commits yet) is found
+/// too, with its uncommitted version 1: what `list` shows, `log`, `show`, `diff` and
+/// `render --version` find.
+pub fn find_versions(
+    history: &History,
+    query: &str,
+) -> Result<(PromptHistory, Vec<Version>), CliError> {
+    let mut uncommitted = history.uncommitted()?.versions;
+    let new: Vec<PromptHistory> = uncommitted
+        .iter()
+        .filter(|(id, _)| !history.prompts.contains_key(*id))
+        .map(|(id, version)| PromptHistory {
+            id: id.clone(),
+            versions: Vec::new(),
+            archived: false,
+            path: version.path.clone(),
+        })
+        .collect();
+    let candidates = history
+        .prompts
+        .iter()
+        .chain(new.iter().map(|prompt| (&prompt.id, prompt)));
+    let prompt = crate::repo::find_by_query(candidates, query)?.clone();
+    let mut versions = prompt.versions.clone();
+    if let Some(pending) = uncommitted.remove(&prompt.id) {
+        versions.push(pending);
+    }
+    Ok((prompt, versions))
+}
+
+/// Writes a planned pin (committed with `subject` when `commit`) and prints what moved
+/// (`pin` and `promote`).
+pub fn write_pin(
+    context: &Context,
+    plan: &PinPlan,
+    commit: bool,
+    subject: &str,
+) -> Result<u8, CliError> {
+    let message = commit.then(|| plan.commit_message(subject));
+    let commit = plan.write(message.as_deref())?;
+    print_pin(context, plan, commit.as_deref());
+    Ok(super::exit::SUCCESS)
+}
+
+/// Prints what moved.
+fn print_pin(context: &Context, plan: &PinPlan, commit: Option<&str>) {
+    let output = &context.output;
+    let changed = plan.changed();
+    match output.format {
+        Format::Json => output.json(&serde_json::json!({
+            "prompt": plan.prompt.to_string(),
+            "environment": plan.env,
+            "before": plan.before,
+            "after": plan.after,
+            "changed": changed,
+            "commit": commit,
+        })),
+        Format::Human => {
+            let mut text = if changed {
+                format!(
+                    "{} {}: {} -> {}",
+                    plan.prompt,
+                    plan.env,
+                    pin_label(&plan.before),
+                    pin_label(&plan.after)
+                )
+            } else {
+                format!(
+                    "{} {}: already {}; nothing to change",
+                    plan.prompt,
+                    plan.env,
+                    pin_label(&plan.after)
+                )
+            };
+            if let Some(id) = commit {
+                text.push_str(&format!("\ncommitted {}", super::short(id)));
+            }
+            output.data(&text);
+        }
+    }
+}
