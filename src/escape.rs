@@ -38,30 +38,68 @@ fn own_style_length(text: &str) -> Option<usize> {
 }
 
 /// [`escape_control`], keeping line breaks and tabs when `keep_layout` and promptctl's own
-/// colours when `keep_styles`.
+/// colours when `keep_styles`. Text that needs no escape is returned as it is, however
+/// long (a table of 10,000 test results is not copied).
 pub(crate) fn escape(text: &str, keep_layout: bool, keep_styles: bool) -> Cow<'_, str> {
     if !text.chars().any(is_unsafe) {
         return Cow::Borrowed(text);
     }
-    let mut out = String::with_capacity(text.len() + 16);
+    // The text before `index` is already in `out` once something had to be escaped.
+    let mut out: Option<String> = None;
     let mut index = 0;
     while let Some(c) = text[index..].chars().next() {
         let rest = &text[index..];
         let mut taken = c.len_utf8();
-        match c {
-            '\n' | '\t' if keep_layout => out.push(c),
-            '\r' if keep_layout && rest.starts_with("\r\n") => out.push(c),
+        let escaped = match c {
+            '\n' | '\t' if keep_layout => None,
+            '\r' if keep_layout && rest.starts_with("\r\n") => None,
             '\x1b' if keep_styles && own_style_length(rest).is_some() => {
                 taken = own_style_length(rest).unwrap_or(taken);
-                out.push_str(&rest[..taken]);
+                None
             }
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if is_unsafe(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
-            c => out.push(c),
+            '\n' => Some(Cow::Borrowed("\\n")),
+            '\r' => Some(Cow::Borrowed("\\r")),
+            '\t' => Some(Cow::Borrowed("\\t")),
+            c if is_unsafe(c) => Some(Cow::Owned(format!("\\u{{{:x}}}", u32::from(c)))),
+            _ => None,
+        };
+        match (escaped, &mut out) {
+            (Some(escaped), Some(out)) => out.push_str(&escaped),
+            (Some(escaped), None) => {
+                let mut copy = String::with_capacity(text.len() + 16);
+                copy.push_str(&text[..index]);
+                copy.push_str(&escaped);
+                out = Some(copy);
+            }
+            (None, Some(out)) => out.push_str(&rest[..taken]),
+            (None, None) => {}
         }
         index += taken;
     }
-    Cow::Owned(out)
+    out.map_or(Cow::Borrowed(text), Cow::Owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_that_keeps_its_layout_is_not_copied() {
+        let table = " PASS  a › b  echo\n\tFAIL  c › d\r\n\x1b[31mred\x1b[0m\n";
+        assert!(matches!(escape(table, true, true), Cow::Borrowed(_)));
+        assert_eq!(
+            escape(table, false, false),
+            " PASS  a › b  echo\\n\\tFAIL  c › d\\r\\n\\u{1b}[31mred\\u{1b}[0m\\n"
+        );
+    }
+
+    #[test]
+    fn escapes_start_where_the_first_unsafe_character_is() {
+        let text = "ok\nline\u{7}bell\x1b]0;title\x07\u{202e}";
+        assert_eq!(
+            escape(text, true, true),
+            "ok\nline\\u{7}bell\\u{1b}]0;title\\u{7}\\u{202e}"
+        );
+        assert_eq!(escape("\rx\r\n", true, false), "\\rx\r\n");
+    }
 }

@@ -287,6 +287,53 @@ fn echo_provider_runs_offline_and_junit_is_written() {
     assert!(xml.contains("failures=\"1\""), "{xml}");
 }
 
+/// The summary line without its timing (`... in 0.03 s`).
+fn without_timing(stdout: &str) -> String {
+    stdout
+        .lines()
+        .map(|line| line.split(" in ").next().unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_large_suite_prints_its_table_as_it_runs_the_same_as_when_kept() {
+    let project = Project::new("");
+    let mut yaml = String::from(
+        "model: echo\nvariables: {n: {type: integer, required: true}}\ntemplate: \"case {{ n }}\"\ntests:\n",
+    );
+    // More rows than one chunk of the printed table (64 KiB), every 500th failing.
+    for n in 1..=1500 {
+        let wanted = if n % 500 == 0 { "never" } else { "case" };
+        yaml.push_str(&format!(
+            "  - name: case {n}\n    vars: {{n: {n}}}\n    assert: [{{type: contains, value: {wanted}}}]\n"
+        ));
+    }
+    project.write("prompts/svc/big.yaml", &yaml);
+    let (code, printed, stderr) = project.promptctl(&["test", "--concurrency", "16"]);
+    assert_eq!(code, 1, "{stderr}");
+    let rows: Vec<&str> = printed
+        .lines()
+        .filter(|line| line.starts_with(" PASS") || line.starts_with(" FAIL"))
+        .collect();
+    assert_eq!(rows.len(), 1500);
+    for (n, row) in (1..=1500).zip(&rows) {
+        let label = format!("svc/big › case {n} ");
+        assert!(row.contains(&label), "row {n} is {row:?}");
+        assert_eq!(row.starts_with(" FAIL"), n % 500 == 0, "{row}");
+        assert_eq!(row.find("echo"), rows[0].find("echo"), "columns: {row}");
+    }
+    assert_eq!(printed.matches("── FAIL").count(), 3, "{printed}");
+    assert!(
+        printed.contains("\n1500 tests: 1497 passed, 3 failed, 0 errors in "),
+        "{printed}"
+    );
+    // Every result kept (as JUnit needs) prints the same table, details and summary.
+    let (code, kept, _) = project.promptctl(&["test", "--concurrency", "16", "--junit", "r.xml"]);
+    assert_eq!(code, 1);
+    assert_eq!(without_timing(&printed), without_timing(&kept));
+}
+
 #[test]
 fn model_swap_compares_the_candidate_with_the_current_model() {
     let server = StubProvider::start(|request, _| {

@@ -211,20 +211,20 @@ pub fn changed_entries(
 
 /// Keeps the jobs of `shard` (all without one); the candidate jobs, when any, follow the
 /// same cases.
-pub fn shard_jobs(
+pub fn shard_jobs<'a>(
     shard: Option<Shard>,
-    own: Vec<TestJob>,
-    candidate: Option<Vec<TestJob>>,
-) -> (Vec<TestJob>, Option<Vec<TestJob>>) {
+    own: Vec<TestJob<'a>>,
+    candidate: Option<Vec<TestJob<'a>>>,
+) -> (Vec<TestJob<'a>>, Option<Vec<TestJob<'a>>>) {
     let Some(shard) = shard else {
         return (own, candidate);
     };
     let labels: Vec<String> = own
         .iter()
-        .map(|job| format!("{} › {}", job.prompt, job.name))
+        .map(|job| format!("{} › {}", job.suite.prompt, job.name()))
         .collect();
     let mask = Arc::new(shard.select(&labels));
-    let keep = |jobs: Vec<TestJob>| -> Vec<TestJob> {
+    let keep = |jobs: Vec<TestJob<'a>>| -> Vec<TestJob<'a>> {
         jobs.into_iter()
             .zip(mask.iter())
             .filter_map(|(job, keep)| keep.then_some(job))

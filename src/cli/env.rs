@@ -8,7 +8,7 @@ use super::{CliError, Context, exit};
 use crate::config::Config;
 use crate::diagnostic::closest;
 use crate::environments::{Environments, ResolveError, Resolved, resolve_definition};
-use crate::eval::{TestJob, jobs_for};
+use crate::eval::{TestJob, jobs_for, prompt_jobs};
 use crate::history::History;
 use crate::render::Renderer;
 use crate::repo::{LoadedPrompt, PromptId, Snapshot};
@@ -121,18 +121,18 @@ pub fn render(
 
 /// `promptctl test --env E`: the working tree's tests of each prompt, run against the
 /// version and model `env` runs (or `model` instead, for a candidate).
-pub fn test_jobs(
+pub fn test_jobs<'a>(
     context: &Context,
     config: &Config,
     snapshot: &Snapshot,
-    prompts: &[&LoadedPrompt],
+    prompts: &[&'a LoadedPrompt],
     env: &str,
     model: Option<&str>,
-) -> Result<Vec<TestJob>, CliError> {
+) -> Result<Vec<TestJob<'a>>, CliError> {
     let history = context.history(config)?;
     let environments = crate::deploy::load_environments(config)?;
     let mut jobs = Vec::new();
-    for prompt in prompts {
+    for &prompt in prompts {
         let Some(id) = &prompt.id else {
             jobs.extend(jobs_for(
                 &config.settings,
@@ -143,10 +143,15 @@ pub fn test_jobs(
             continue;
         };
         let resolved = resolve(context, &history, &environments, snapshot, id, env)?;
-        let mut pinned = (*prompt).clone();
-        pinned.definition = Some(resolved.definition);
         let renderer = Arc::new(Renderer::new(resolved.partials));
-        jobs.extend(jobs_for(&config.settings, &[&pinned], &renderer, model)?);
+        let definition = Arc::new(resolved.definition);
+        jobs.extend(prompt_jobs(
+            &config.settings,
+            prompt,
+            definition,
+            &renderer,
+            model,
+        )?);
     }
     Ok(jobs)
 }

@@ -97,20 +97,19 @@ impl Output {
         self
     }
 
-    /// `text` as it may be written: made inert for GitHub's runner in GitHub mode, with a
-    /// final line break either way.
-    fn guarded(&self, text: &str) -> String {
+    /// Writes `text` to `stream`: made inert for GitHub's runner in GitHub mode, with a
+    /// final line break either way (added, not copied: a table can be megabytes).
+    fn write_guarded(&self, stream: &mut impl Write, text: &str) {
         let needed = match self.github {
             Guard::Off => false,
             Guard::WhenNeeded => crate::eval::github::could_run(text),
             Guard::Always => true,
         };
         if needed {
-            crate::eval::github::inert(text)
-        } else if text.ends_with('\n') {
-            text.to_owned()
+            write_whole(stream, &crate::eval::github::inert(text));
         } else {
-            format!("{text}\n")
+            let _ = stream.write_all(text.as_bytes());
+            write_whole(stream, if text.ends_with('\n') { "" } else { "\n" });
         }
     }
 
@@ -137,7 +136,7 @@ impl Output {
     /// Writes data to stdout.
     pub fn data(&self, text: &str) {
         let text = escape(text, true, self.color_stdout);
-        write_whole(&mut std::io::stdout().lock(), &self.guarded(&text));
+        self.write_guarded(&mut std::io::stdout().lock(), &text);
     }
 
     /// Writes a value as pretty JSON to stdout, exactly: a JSON line never starts a
@@ -152,7 +151,7 @@ impl Output {
     /// Writes a line to stderr.
     pub fn note(&self, text: &str) {
         let text = escape(text, true, self.color_stderr);
-        write_whole(&mut std::io::stderr().lock(), &self.guarded(&text));
+        self.write_guarded(&mut std::io::stderr().lock(), &text);
     }
 
     /// Writes GitHub workflow commands, one a line, as they are (each built by

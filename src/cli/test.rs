@@ -2,15 +2,19 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use clap::Args;
 
 use super::output::Format;
 use super::{CliError, Context, ci, exit, find_prompt};
-use crate::eval::report::{self, Summary};
+use crate::eval::report::{self, Columns, Summary};
 use crate::eval::selection::{Coverage, Shard};
-use crate::eval::{CaseErrorKind, CaseResult, CaseStatus, github, jobs_for, run_tests};
+use crate::eval::{
+    CaseErrorKind, CaseResult, CaseStatus, Keep, Run, TestJob, github, jobs_for, run_each,
+    run_tests,
+};
 use crate::providers::{Mode, Providers, Recordings};
 use crate::render::Renderer;
 use crate::repo::{LoadedPrompt, Snapshot};
@@ -62,11 +66,124 @@ impl TestArgs {
     }
 }
 
-/// The results of a run: the prompts' own models, the candidate's, and the wall time.
+/// The results of a run: the prompts' own models (every one, or only the cases that did
+/// not pass when their table was printed during the run), the candidate's, and the wall
+/// time.
 struct Outcome {
     own: Vec<CaseResult>,
+    own_summary: Summary,
+    streamed: bool,
     candidate: Option<Vec<CaseResult>>,
     seconds: f64,
+}
+
+/// Where the prompts' own results go as they arrive, in job order.
+enum Own<'a> {
+    /// Kept, every one: the JSON report, JUnit, the CI report and a candidate's comparison
+    /// need them all.
+    Kept(Vec<CaseResult>),
+    /// Printed at once as rows of the table, keeping only the cases that did not pass, so
+    /// a plain run's memory does not grow with its number of cases.
+    Printed(Table<'a>),
+}
+
+impl Own<'_> {
+    fn push(&mut self, result: CaseResult) {
+        match self {
+            Own::Kept(results) => results.push(result),
+            Own::Printed(table) => table.push(result),
+        }
+    }
+
+    fn finish(self, candidate: Option<Vec<CaseResult>>, seconds: f64) -> Outcome {
+        let (own, own_summary, streamed) = match self {
+            Own::Kept(results) => {
+                let summary = Summary::of(&results);
+                (results, summary, false)
+            }
+            Own::Printed(mut table) => {
+                table.flush();
+                (table.failures, table.summary, true)
+            }
+        };
+        Outcome {
+            own,
+            own_summary,
+            streamed,
+            candidate,
+            seconds,
+        }
+    }
+}
+
+/// The result table, printed as the results arrive: rows are written in chunks (above the
+/// progress bar on a terminal), the cases that did not pass kept for their details.
+struct Table<'a> {
+    output: &'a super::output::Output,
+    columns: Columns,
+    color: bool,
+    pending: String,
+    written: Instant,
+    progress: Option<indicatif::ProgressBar>,
+    failures: Vec<CaseResult>,
+    summary: Summary,
+}
+
+impl<'a> Table<'a> {
+    /// Rows are written once this many bytes wait...
+    const CHUNK_BYTES: usize = 64 * 1024;
+    /// ...or once the oldest has waited this long.
+    const CHUNK_AGE: std::time::Duration = std::time::Duration::from_millis(500);
+
+    /// A table whose columns fit every job's row and every unloadable file's.
+    fn new(output: &'a super::output::Output, jobs: &[TestJob<'_>], other: &[CaseResult]) -> Self {
+        let mut columns = Columns::default();
+        for job in jobs {
+            columns.fit(
+                &report::label(&job.suite.prompt, &job.name()),
+                &job.suite.model,
+            );
+        }
+        for result in other {
+            columns.fit(&report::case_label(result), &result.model);
+        }
+        Table {
+            output,
+            columns,
+            color: output.stdout_colored(),
+            pending: String::new(),
+            written: Instant::now(),
+            progress: None,
+            failures: Vec::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    fn push(&mut self, result: CaseResult) {
+        self.summary.add(&result);
+        if self.pending.is_empty() {
+            self.written = Instant::now();
+        }
+        self.pending
+            .push_str(&report::result_row(&result, self.columns, self.color));
+        if result.status != CaseStatus::Passed {
+            self.failures.push(result);
+        }
+        if self.pending.len() >= Self::CHUNK_BYTES || self.written.elapsed() >= Self::CHUNK_AGE {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        match &self.progress {
+            Some(bar) => bar.suspend(|| self.output.data(&self.pending)),
+            None => self.output.data(&self.pending),
+        }
+        self.pending.clear();
+    }
 }
 
 /// What the run covers: the selection's base (with `--changed-since` or a report) and the
@@ -78,6 +195,11 @@ struct Scope {
 
 /// Runs `promptctl test`.
 pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
+    // A test run is a batch job: the transparent huge pages the allocator asks for would
+    // only grow its memory in 2 MiB steps (by half for a suite of 10,000 cases). Failing
+    // to turn them off changes nothing else.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
     let config = context.config()?;
     let snapshot = context.snapshot(&config)?;
     let want_report = args.github.enabled() || args.report.is_some();
@@ -126,26 +248,41 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
             output.diagnostic(problem);
         }
     }
-    let mut outcome = execute(context, &config, args, own_jobs, candidate_jobs)?;
-    outcome.own.extend(
-        unloadable
-            .iter()
-            .map(|problem| CaseResult::unloadable(problem, &snapshot.prompts_dir)),
-    );
+    let unloadable_results: Vec<CaseResult> = unloadable
+        .iter()
+        .map(|problem| CaseResult::unloadable(problem, &snapshot.prompts_dir))
+        .collect();
+    let printed = output.format == Format::Human
+        && args.model.is_none()
+        && args.junit.is_none()
+        && !want_report;
+    let mut own = if printed {
+        Own::Printed(Table::new(output, &own_jobs, &unloadable_results))
+    } else {
+        Own::Kept(Vec::with_capacity(own_jobs.len()))
+    };
+    let (candidate, seconds) =
+        execute(context, &config, args, (own_jobs, candidate_jobs), &mut own)?;
+    for result in unloadable_results {
+        own.push(result);
+    }
+    let outcome = own.finish(candidate, seconds);
     // With a candidate model, the verdict is the candidate's.
     let judged: &[CaseResult] = outcome.candidate.as_deref().unwrap_or(&outcome.own);
-    let summary = Summary::of(judged);
+    let candidate_summary = outcome.candidate.as_deref().map(Summary::of);
+    let summary = candidate_summary
+        .clone()
+        .unwrap_or_else(|| outcome.own_summary.clone());
     if let Some(path) = &args.junit {
-        let mut all = outcome.own.clone();
-        all.extend(outcome.candidate.iter().flatten().cloned());
-        let xml = report::junit(&all, "promptctl");
+        let all = outcome.own.iter().chain(outcome.candidate.iter().flatten());
+        let xml = report::junit(all, "promptctl");
         crate::files::replace(&context.directory.join(path), xml.as_bytes())
             .map_err(|err| CliError::input(format!("cannot write {}: {err}", path.display())))?;
     }
     print_results(context, args, &outcome, &summary, &scope, unloadable);
     let code = gate(
         context,
-        exit_code(&outcome.own, outcome.candidate.as_deref()),
+        exit_code(&outcome.own_summary, candidate_summary.as_ref()),
         unloadable,
         scope.coverage.as_ref(),
     );
@@ -155,14 +292,16 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
     Ok(code)
 }
 
-/// Runs the jobs (the candidate's alongside), with a progress bar on a terminal.
+/// Runs the jobs (the candidate's alongside), with a progress bar on a terminal: the
+/// prompts' own results go to `own` as they come, the candidate's are returned with the
+/// wall time.
 fn execute(
     context: &Context,
     config: &crate::config::Config,
     args: &TestArgs,
-    own_jobs: Vec<crate::eval::TestJob>,
-    candidate_jobs: Option<Vec<crate::eval::TestJob>>,
-) -> Result<Outcome, CliError> {
+    (own_jobs, candidate_jobs): (Vec<TestJob<'_>>, Option<Vec<TestJob<'_>>>),
+    own: &mut Own<'_>,
+) -> Result<(Option<Vec<CaseResult>>, f64), CliError> {
     let mode = if args.replay {
         Mode::Replay
     } else if args.record {
@@ -183,14 +322,14 @@ fn execute(
         .max(1);
     let total_calls = own_jobs.len() + candidate_jobs.as_ref().map_or(0, Vec::len);
     let progress = progress_bar(context, total_calls);
-    let on_done: Arc<dyn Fn(&CaseResult) + Send + Sync> = {
-        let progress = progress.clone();
-        Arc::new(move |result: &CaseResult| {
-            if let Some(bar) = &progress {
-                bar.set_message(report::case_label(result));
-                bar.inc(1);
-            }
-        })
+    if let Own::Printed(table) = own {
+        table.progress = progress.clone();
+    }
+    let on_done = progress_callback(progress.clone());
+    // Only the JSON report prints a passed case's output and assertion outcomes.
+    let keep = match context.output.format {
+        Format::Json => Keep::Everything,
+        Format::Human => Keep::Failures,
     };
     let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -198,25 +337,31 @@ fn execute(
         .enable_all()
         .build()
         .map_err(|err| CliError::external(format!("cannot start the async runtime: {err}")))?;
-    let (own, candidate) = runtime.block_on(async {
-        let own = run_tests(own_jobs, providers.clone(), concurrency, on_done.clone());
+    let run = Run {
+        providers,
+        concurrency,
+        keep,
+        on_done,
+    };
+    let candidate = runtime.block_on(async {
+        let mut sink = |result| own.push(result);
+        let own = run_each(own_jobs, run.clone(), &mut sink);
         match candidate_jobs {
-            Some(jobs) => {
-                let candidate = run_tests(jobs, providers.clone(), concurrency, on_done.clone());
-                let (own, candidate) = tokio::join!(own, candidate);
-                (own, Some(candidate))
+            Some(jobs) => Some(tokio::join!(own, run_tests(jobs, run.clone())).1),
+            None => {
+                own.await;
+                None
             }
-            None => (own.await, None),
         }
     });
+    if let Own::Printed(table) = own {
+        table.flush();
+        table.progress = None;
+    }
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
-    Ok(Outcome {
-        own,
-        candidate,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok((candidate, started.elapsed().as_secs_f64()))
 }
 
 /// Prints the results: JSON, or the table(s), the failures, the summary and coverage.
@@ -252,8 +397,12 @@ fn print_results(
         })),
         Format::Human => {
             let color = output.stdout_colored();
-            let mut text = report::result_table(own, color);
-            if own.is_empty() {
+            let mut text = if outcome.streamed {
+                String::new()
+            } else {
+                report::result_table(own, color)
+            };
+            if outcome.own_summary.total == 0 {
                 output.note("no tests to run");
             }
             if let Some(candidate) = candidate {
@@ -264,10 +413,10 @@ fn print_results(
                 text.push_str(&report::result_table(candidate, color));
                 text.push_str(&comparison_text(own, candidate));
             }
-            let mut all = own.clone();
-            all.extend(candidate.iter().flatten().cloned());
-            text.push_str(&report::failure_details(&all, color));
-            if !text.is_empty() {
+            let all = own.iter().chain(candidate.iter().flatten());
+            text.push_str(&report::failure_details(all, color));
+            // The table printed during the run ended the same way.
+            if !text.is_empty() || (outcome.streamed && outcome.own_summary.total > 0) {
                 text.push('\n');
             }
             text.push_str(&report::summary_line(summary, outcome.seconds, color));
@@ -332,16 +481,12 @@ fn write_ci_report(
     let (base, coverage) = (&scope.base, &scope.coverage);
     if args.github.enabled() {
         // The files that could not be loaded are annotated from their diagnostics.
-        let ran: Vec<CaseResult> = judged
-            .iter()
-            .filter(|r| {
-                r.error
-                    .as_ref()
-                    .is_none_or(|e| e.kind != CaseErrorKind::Load)
-            })
-            .cloned()
-            .collect();
-        let mut annotations = github::test_annotations(&ran);
+        let ran = judged.iter().filter(|r| {
+            r.error
+                .as_ref()
+                .is_none_or(|e| e.kind != CaseErrorKind::Load)
+        });
+        let mut annotations = github::test_annotations(ran);
         annotations.extend(github::diagnostic_annotations(&snapshot.problems));
         annotations.extend(coverage.as_ref().and_then(github::coverage_annotation));
         ci::print_annotations(context, config, &annotations);
@@ -378,9 +523,8 @@ fn write_ci_report(
 
 /// Exit 3 when a provider failed, 2 for input or configuration errors, 1 when a test
 /// failed, else 0.
-fn exit_code(own: &[CaseResult], candidate: Option<&[CaseResult]>) -> u8 {
-    let own_summary = Summary::of(own);
-    let judged = candidate.map_or_else(|| own_summary.clone(), Summary::of);
+fn exit_code(own_summary: &Summary, candidate: Option<&Summary>) -> u8 {
+    let judged = candidate.unwrap_or(own_summary);
     let provider_errors = own_summary.provider_errors + judged.provider_errors;
     if provider_errors > 0 {
         exit::EXTERNAL
@@ -411,6 +555,31 @@ fn comparison_text(own: &[CaseResult], candidate: &[CaseResult]) -> String {
         text.push_str(&format!("  ✗ {} › {}\n", row.prompt, row.test));
     }
     text
+}
+
+/// Counts each result on the bar, and names one case at most every 50 ms: the bar is drawn
+/// 20 times a second, and naming every case would take its lock and format a label for
+/// each of thousands of fast cases.
+fn progress_callback(
+    progress: Option<indicatif::ProgressBar>,
+) -> Arc<dyn Fn(&CaseResult) + Send + Sync> {
+    let shown = Instant::now();
+    let next_name_ms = AtomicU64::new(0);
+    Arc::new(move |result: &CaseResult| {
+        let Some(bar) = &progress else {
+            return;
+        };
+        bar.inc(1);
+        let now = u64::try_from(shown.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let due = next_name_ms.load(Ordering::Relaxed);
+        if now >= due
+            && next_name_ms
+                .compare_exchange(due, now + 50, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            bar.set_message(report::case_label(result));
+        }
+    })
 }
 
 fn progress_bar(context: &Context, total: usize) -> Option<indicatif::ProgressBar> {

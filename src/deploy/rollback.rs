@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::{DeployError, Overwrite};
 use crate::config::Config;
-use crate::eval::{CaseResult, TestJob, jobs_for, run_tests};
+use crate::eval::{CaseResult, Keep, Run, TestJob, jobs_for, run_tests};
 use crate::history::History;
 use crate::providers::{Mode, Providers, Recordings};
 use crate::render::Renderer;
@@ -144,7 +144,7 @@ impl Rollback {
     }
 
     /// The prompt's tests, bound to the rolled-back definition; none is an error.
-    pub fn jobs(&self, config: &Config) -> Result<Vec<TestJob>, DeployError> {
+    pub fn jobs(&self, config: &Config) -> Result<Vec<TestJob<'_>>, DeployError> {
         let renderer = Arc::new(Renderer::new(self.partials.clone()));
         let jobs = jobs_for(&config.settings, &[&self.candidate], &renderer, None)?;
         if jobs.is_empty() {
@@ -168,7 +168,13 @@ impl Rollback {
             },
         );
         let concurrency = config.settings.test.concurrency.max(1);
-        Ok(run_tests(jobs, providers, concurrency, Arc::new(|_: &CaseResult| {})).await)
+        let run = Run {
+            providers,
+            concurrency,
+            keep: Keep::Everything,
+            on_done: Arc::new(|_: &CaseResult| {}),
+        };
+        Ok(run_tests(jobs, run).await)
     }
 
     /// Writes the file and commits it alone, the message naming the version restored,

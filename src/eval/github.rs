@@ -186,14 +186,14 @@ pub fn failure_message(result: &CaseResult) -> String {
 /// One error annotation per case that did not pass, at the test's line: failed tests
 /// first (by file and line), then cases that could not be judged (input and configuration
 /// errors, then provider errors), so the 10 GitHub shows are the most useful.
-pub fn test_annotations(results: &[CaseResult]) -> Vec<Annotation> {
+pub fn test_annotations<'a>(results: impl IntoIterator<Item = &'a CaseResult>) -> Vec<Annotation> {
     let rank = |result: &CaseResult| match (result.status, result.error.as_ref()) {
         (CaseStatus::Failed, _) => 0,
         (_, Some(error)) if error.kind == CaseErrorKind::Provider => 2,
         _ => 1,
     };
     let mut failing: Vec<&CaseResult> = results
-        .iter()
+        .into_iter()
         .filter(|r| r.status != CaseStatus::Passed)
         .collect();
     failing.sort_by(|a, b| (rank(a), &a.path, a.line).cmp(&(rank(b), &b.path, b.line)));

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::{CaseErrorKind, CaseResult, CaseStatus};
 use crate::diagnostic::display_path;
 use crate::escape::escape_control;
+use crate::repo::PromptId;
 use crate::style::{Style, paint};
 
 /// Counts over a run.
@@ -51,78 +52,105 @@ impl Summary {
 
     /// Counts `results`.
     pub fn of(results: &[CaseResult]) -> Summary {
-        let mut summary = Summary {
-            total: results.len(),
-            ..Summary::default()
-        };
+        let mut summary = Summary::default();
         for result in results {
-            match result.status {
-                CaseStatus::Passed => summary.passed += 1,
-                CaseStatus::Failed => summary.failed += 1,
-                CaseStatus::Error => {
-                    summary.errors += 1;
-                    match result.error.as_ref().map(|e| &e.kind) {
-                        Some(CaseErrorKind::Provider) => summary.provider_errors += 1,
-                        _ => summary.input_errors += 1,
-                    }
-                }
-            }
-            summary.cost_usd += result.cost_usd.unwrap_or(0.0);
-            summary.replayed += usize::from(result.replayed);
+            summary.add(result);
         }
         summary
+    }
+
+    /// Counts one more result.
+    pub fn add(&mut self, result: &CaseResult) {
+        self.total += 1;
+        match result.status {
+            CaseStatus::Passed => self.passed += 1,
+            CaseStatus::Failed => self.failed += 1,
+            CaseStatus::Error => {
+                self.errors += 1;
+                match result.error.as_ref().map(|e| &e.kind) {
+                    Some(CaseErrorKind::Provider) => self.provider_errors += 1,
+                    _ => self.input_errors += 1,
+                }
+            }
+        }
+        self.cost_usd += result.cost_usd.unwrap_or(0.0);
+        self.replayed += usize::from(result.replayed);
     }
 }
 
 /// `service/name › test`.
 pub fn case_label(result: &CaseResult) -> String {
+    label(&result.prompt, &result.test)
+}
+
+/// `service/name › test`, for a case not run yet.
+pub fn label(prompt: &PromptId, test: &str) -> String {
     format!(
         "{} › {}",
-        escape_control(&result.prompt.to_string()),
-        escape_control(&result.test)
+        escape_control(&prompt.to_string()),
+        escape_control(test)
     )
+}
+
+/// The widths of the result table's label and model columns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Columns {
+    label: usize,
+    model: usize,
+}
+
+impl Columns {
+    /// Widens the columns to fit a row of `label` (as [`label`] writes it) and `model`.
+    pub fn fit(&mut self, label: &str, model: &str) {
+        self.label = self.label.max(label.chars().count());
+        self.model = self.model.max(escape_control(model).chars().count());
+    }
 }
 
 /// One line per case: status, label, model, latency.
 pub fn result_table(results: &[CaseResult], color: bool) -> String {
-    let width = results
-        .iter()
-        .map(|r| case_label(r).chars().count())
-        .max()
-        .unwrap_or(0);
-    let model_width = results
-        .iter()
-        .map(|r| escape_control(&r.model).chars().count())
-        .max()
-        .unwrap_or(0);
-    let mut out = String::new();
+    let mut columns = Columns::default();
     for result in results {
-        let status = match result.status {
-            CaseStatus::Passed => paint(color, Style::Green, " PASS"),
-            CaseStatus::Failed => paint(color, Style::Red, " FAIL"),
-            CaseStatus::Error => paint(color, Style::Magenta, "ERROR"),
-        };
-        let label = case_label(result);
-        let timing = match result.latency_ms {
-            Some(_) if result.replayed => "replayed".to_owned(),
-            Some(ms) => format!("{ms:>6.0} ms"),
-            None => String::new(),
-        };
-        let model = escape_control(&result.model);
-        out.push_str(&format!(
-            "{status}  {label}{}  {model}{}  {timing}\n",
-            " ".repeat(width - label.chars().count()),
-            " ".repeat(model_width.saturating_sub(model.chars().count())),
-        ));
+        columns.fit(&case_label(result), &result.model);
     }
-    out
+    results
+        .iter()
+        .map(|result| result_row(result, columns, color))
+        .collect()
+}
+
+/// The line of one case in a table of `columns`.
+pub fn result_row(result: &CaseResult, columns: Columns, color: bool) -> String {
+    let status = match result.status {
+        CaseStatus::Passed => paint(color, Style::Green, " PASS"),
+        CaseStatus::Failed => paint(color, Style::Red, " FAIL"),
+        CaseStatus::Error => paint(color, Style::Magenta, "ERROR"),
+    };
+    let label = case_label(result);
+    let timing = match result.latency_ms {
+        Some(_) if result.replayed => "replayed".to_owned(),
+        Some(ms) => format!("{ms:>6.0} ms"),
+        None => String::new(),
+    };
+    let model = escape_control(&result.model);
+    format!(
+        "{status}  {label}{}  {model}{}  {timing}\n",
+        " ".repeat(columns.label.saturating_sub(label.chars().count())),
+        " ".repeat(columns.model.saturating_sub(model.chars().count())),
+    )
 }
 
 /// The details of every failed or errored case: where, which assertion, expected and
 /// actual (a diff for text), the score.
-pub fn failure_details(results: &[CaseResult], color: bool) -> String {
+pub fn failure_details<'a>(
+    results: impl IntoIterator<Item = &'a CaseResult>,
+    color: bool,
+) -> String {
     let mut out = String::new();
-    for result in results.iter().filter(|r| r.status != CaseStatus::Passed) {
+    for result in results
+        .into_iter()
+        .filter(|r| r.status != CaseStatus::Passed)
+    {
         let heading = match result.status {
             CaseStatus::Error => paint(color, Style::Magenta, "ERROR"),
             _ => paint(color, Style::Red, "FAIL"),
@@ -215,7 +243,7 @@ pub fn summary_line(summary: &Summary, seconds: f64, color: bool) -> String {
 }
 
 /// JUnit XML: one suite per prompt, one case per test.
-pub fn junit(results: &[CaseResult], run_name: &str) -> String {
+pub fn junit<'a>(results: impl IntoIterator<Item = &'a CaseResult>, run_name: &str) -> String {
     use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
     let mut report = Report::new(run_name);
     let mut suites: std::collections::BTreeMap<String, TestSuite> =

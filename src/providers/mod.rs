@@ -15,7 +15,7 @@ mod openai;
 pub mod recording;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -279,7 +279,7 @@ pub struct ModelTarget {
 pub struct ProviderClient {
     /// Settings.
     pub spec: ProviderSpec,
-    http: reqwest::Client,
+    http: Arc<OnceLock<reqwest::Client>>,
     limiter: http::RateLimiter,
 }
 
@@ -300,10 +300,9 @@ impl Providers {
                 names.push(builtin.to_owned());
             }
         }
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .build()
-            .unwrap_or_default();
+        // Made at the first HTTP call and shared: building it loads the TLS roots, which an
+        // offline (echo) run never needs.
+        let http = Arc::new(OnceLock::new());
         let clients = names
             .into_iter()
             .filter_map(|name| {
@@ -329,6 +328,11 @@ impl Providers {
             clients: Arc::new(clients),
             recordings: Arc::new(recordings),
         }
+    }
+
+    /// Whether calls are recorded or replayed (and so need their request's key).
+    fn recording(&self) -> bool {
+        self.recordings.mode != Mode::Live
     }
 
     /// The project settings these providers were built from.
@@ -385,14 +389,22 @@ impl Providers {
             messages,
             parameters,
         };
-        let key = recording::RequestKey::chat(&target.provider.spec.name, &request);
-        if let Some(replayed) = self.recordings.replay_chat(&key)? {
+        // A live call needs no key: hashing every request would cost as much as an
+        // offline (echo) call itself.
+        let key = self
+            .recording()
+            .then(|| recording::RequestKey::chat(&target.provider.spec.name, &request));
+        if let Some(key) = &key
+            && let Some(replayed) = self.recordings.replay_chat(key)?
+        {
             return Ok(replayed);
         }
         let started = std::time::Instant::now();
         let mut response = target.provider.chat(&request, target.timeout).await?;
         response.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        self.recordings.record_chat(&key, &request, &response)?;
+        if let Some(key) = &key {
+            self.recordings.record_chat(key, &request, &response)?;
+        }
         Ok(response)
     }
 
@@ -403,17 +415,22 @@ impl Providers {
         texts: Vec<String>,
     ) -> Result<Vec<Vec<f32>>, ProviderError> {
         let target = self.target(model)?;
-        let key =
-            recording::RequestKey::embedding(&target.provider.spec.name, &target.api_model, &texts);
-        if let Some(vectors) = self.recordings.replay_embedding(&key)? {
+        let key = self.recording().then(|| {
+            recording::RequestKey::embedding(&target.provider.spec.name, &target.api_model, &texts)
+        });
+        if let Some(key) = &key
+            && let Some(vectors) = self.recordings.replay_embedding(key)?
+        {
             return Ok(vectors);
         }
         let vectors = target
             .provider
             .embed(&target.api_model, &texts, target.timeout)
             .await?;
-        self.recordings
-            .record_embedding(&key, &target.api_model, &texts, &vectors)?;
+        if let Some(key) = &key {
+            self.recordings
+                .record_embedding(key, &target.api_model, &texts, &vectors)?;
+        }
         Ok(vectors)
     }
 
@@ -499,8 +516,14 @@ impl ProviderClient {
         headers: Vec<(&'static str, String)>,
         timeout: Duration,
     ) -> Result<serde_json::Value, ProviderError> {
+        let client = self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .unwrap_or_default()
+        });
         http::post_json_with_retries(
-            &self.http,
+            client,
             &self.spec,
             &self.limiter,
             url,

@@ -360,9 +360,11 @@ fn parse_all(
     prompts_dir: &Path,
     files: Vec<(PathBuf, Vec<u8>)>,
 ) -> Vec<Result<LoadedPrompt, Diagnostic>> {
-    crate::parallel::map(&files, |(relative, bytes)| {
-        parse_one(prompts_dir, relative.clone(), bytes)
-    })
+    crate::parallel::map_sized(
+        &files,
+        |(_, bytes)| bytes.len(),
+        |(relative, bytes)| parse_one(prompts_dir, relative.clone(), bytes),
+    )
 }
 
 /// Maps a place inside a YAML string scalar (1-based line and column within the string's

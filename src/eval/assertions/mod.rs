@@ -9,6 +9,10 @@ pub mod safety;
 pub mod similarity;
 pub mod structure;
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use regex::Regex;
 use serde::Serialize;
 
 use crate::providers::{ChatResponse, Providers};
@@ -107,19 +111,8 @@ fn binary(
     expected: Option<String>,
     detail: String,
 ) -> AssertionOutcome {
-    let threshold = assertion
-        .threshold
-        .unwrap_or_else(|| kind.default_threshold());
     let score = if passed { 1.0 } else { 0.0 };
-    AssertionOutcome {
-        kind: assertion.kind.clone(),
-        passed: score >= threshold,
-        score,
-        threshold,
-        expected,
-        detail,
-        grader: None,
-    }
+    scored(assertion, kind, score, expected, detail)
 }
 
 fn scored(
@@ -271,7 +264,7 @@ fn text_outcome(assertion: &Assertion, kind: AssertionKind, output: &str) -> Ass
         }
         AssertionKind::Regex => {
             let pattern = value_text(assertion);
-            match regex::Regex::new(&pattern) {
+            match compiled_regex(&pattern) {
                 Ok(regex) => {
                     let matched = regex.is_match(output);
                     binary(
@@ -298,6 +291,48 @@ fn text_outcome(assertion: &Assertion, kind: AssertionKind, output: &str) -> Ass
         // Only the four text kinds come here.
         _ => binary(assertion, kind, false, None, "not a text assertion".into()),
     }
+}
+
+/// How many patterns of `regex` assertions stay compiled. The cases of a suite usually
+/// repeat a few patterns, and sampled production runs are judged by the same monitors
+/// again and again; compiling a pattern costs far more than matching a short output.
+const CACHED_REGEXES: usize = 64;
+
+/// Compiled patterns (or why they do not compile), and the order they came in: once the
+/// cache is full the oldest is forgotten.
+#[derive(Default)]
+struct RegexCache {
+    compiled: HashMap<String, Result<Arc<Regex>, String>>,
+    order: VecDeque<String>,
+}
+
+/// The patterns compiled lately, shared by every run and thread of the process.
+static REGEXES: LazyLock<Mutex<RegexCache>> = LazyLock::new(Mutex::default);
+
+/// `pattern` compiled, from the cache when it was compiled lately.
+fn compiled_regex(pattern: &str) -> Result<Arc<Regex>, String> {
+    let cache = || {
+        REGEXES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    if let Some(known) = cache().compiled.get(pattern) {
+        return known.clone();
+    }
+    let compiled = Regex::new(pattern)
+        .map(Arc::new)
+        .map_err(|err| err.to_string());
+    let mut cache = cache();
+    if !cache.compiled.contains_key(pattern) {
+        if cache.order.len() >= CACHED_REGEXES
+            && let Some(oldest) = cache.order.pop_front()
+        {
+            cache.compiled.remove(&oldest);
+        }
+        cache.order.push_back(pattern.to_owned());
+        cache.compiled.insert(pattern.to_owned(), compiled.clone());
+    }
+    compiled
 }
 
 /// `structure_validation`: the output is JSON, matching the schema when one is given.
@@ -513,8 +548,9 @@ pub fn parse_judgement(text: &str) -> (f64, Option<String>) {
                 .map(str::to_owned),
         );
     }
-    let number = regex::Regex::new(r"\d+(?:\.\d+)?")
-        .ok()
+    static NUMBER: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"\d+(?:\.\d+)?").ok());
+    let number = NUMBER
+        .as_ref()
         .and_then(|re| re.find(text).and_then(|m| m.as_str().parse::<f64>().ok()));
     match number {
         Some(score) => (normalise_score(score), Some(excerpt(text, 160))),
@@ -553,76 +589,83 @@ mod tests {
         }
     }
 
+    /// Whether `kind` with `value` passes on `output` (`None`: it needs a model).
+    fn passes(
+        kind: &str,
+        value: serde_json::Value,
+        output: &str,
+        facts: Option<CallFacts>,
+    ) -> Option<bool> {
+        evaluate_local(&assertion(kind, value), output, facts, true).map(|o| o.passed)
+    }
+
     #[test]
     fn text_assertions() {
         let out = "The change builds SQL from user input: SQL injection.";
-        assert!(
-            evaluate_local(
-                &assertion("contains", "SQL injection".into()),
+        let cases = [
+            ("contains", "SQL injection".into(), out, Some(true)),
+            (
+                "contains",
+                serde_json::json!(["SQL", "nope"]),
                 out,
+                Some(false),
+            ),
+            ("not_contains", "XSS".into(), out, Some(true)),
+            ("regex", "(?i)sql\\s+injection".into(), out, Some(true)),
+            ("exact_match", "  hi \n".into(), "hi", Some(true)),
+            ("llm_judge", "rubric".into(), out, None),
+        ];
+        for (kind, value, output, expected) in cases {
+            assert_eq!(
+                passes(kind, value.clone(), output, None),
+                expected,
+                "{kind} {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn regexes_are_compiled_once_and_the_cache_stays_bounded() {
+        let pattern = "^case [0-9]+$";
+        let first = compiled_regex(pattern).expect("valid");
+        let again = compiled_regex(pattern).expect("valid");
+        assert!(Arc::ptr_eq(&first, &again), "compiled twice");
+        for n in 0..2 * CACHED_REGEXES {
+            let verdict = passes(
+                "regex",
+                format!("^case {n}$").into(),
+                &format!("case {n}"),
                 None,
-                true
-            )
-            .is_some_and(|o| o.passed)
+            );
+            assert_eq!(verdict, Some(true));
+        }
+        let cache = REGEXES.lock().expect("not poisoned");
+        assert_eq!(cache.order.len(), CACHED_REGEXES);
+        assert_eq!(cache.compiled.len(), CACHED_REGEXES);
+        drop(cache);
+        assert_eq!(passes("regex", pattern.into(), "case 7", None), Some(true));
+        assert_eq!(
+            passes("regex", pattern.into(), "case seven", None),
+            Some(false)
         );
-        assert!(
-            evaluate_local(
-                &assertion("contains", serde_json::json!(["SQL", "nope"])),
-                out,
-                None,
-                true
-            )
-            .is_some_and(|o| !o.passed)
-        );
-        assert!(
-            evaluate_local(&assertion("not_contains", "XSS".into()), out, None, true)
-                .is_some_and(|o| o.passed)
-        );
-        assert!(
-            evaluate_local(
-                &assertion("regex", "(?i)sql\\s+injection".into()),
-                out,
-                None,
-                true
-            )
-            .is_some_and(|o| o.passed)
-        );
-        assert!(
-            evaluate_local(
-                &assertion("exact_match", "  hi \n".into()),
-                "hi",
-                None,
-                true
-            )
-            .is_some_and(|o| o.passed)
-        );
-        assert!(
-            evaluate_local(&assertion("llm_judge", "rubric".into()), out, None, true).is_none()
-        );
+        for _ in 0..2 {
+            let outcome = evaluate_local(&assertion("regex", "(".into()), "x", None, true);
+            let detail = outcome.map(|o| o.detail).unwrap_or_default();
+            assert!(detail.starts_with("invalid regular expression"), "{detail}");
+        }
     }
 
     #[test]
     fn measured_assertions_use_the_call() {
-        let facts = CallFacts {
+        let facts = Some(CallFacts {
             latency_ms: 120.0,
             cost_usd: Some(0.002),
-        };
-        assert!(
-            evaluate_local(&assertion("latency_ms", 200.into()), "", Some(facts), true)
-                .is_some_and(|o| o.passed)
-        );
-        assert!(
-            evaluate_local(&assertion("latency_ms", 100.into()), "", Some(facts), true)
-                .is_some_and(|o| !o.passed)
-        );
-        assert!(
-            evaluate_local(
-                &assertion("cost_usd", serde_json::json!(0.001)),
-                "",
-                Some(facts),
-                true
-            )
-            .is_some_and(|o| !o.passed)
+        });
+        assert_eq!(passes("latency_ms", 200.into(), "", facts), Some(true));
+        assert_eq!(passes("latency_ms", 100.into(), "", facts), Some(false));
+        assert_eq!(
+            passes("cost_usd", serde_json::json!(0.001), "", facts),
+            Some(false)
         );
     }
 
