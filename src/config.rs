@@ -223,6 +223,36 @@ pub struct TestSettings {
     #[serde(deserialize_with = "bounded::share")]
     #[schemars(range(min = 0, max = 1))]
     pub min_coverage: f64,
+    /// The regions (ISO 3166-1 alpha-2 codes) whose phone numbers `safety_check` finds when
+    /// written without a country code; numbers with one (`+44 ...`) are found for every
+    /// region.
+    #[serde(deserialize_with = "bounded::regions")]
+    #[schemars(with = "Vec<String>", length(max = 300))]
+    pub pii_regions: Vec<phonenumber::country::Id>,
+}
+
+/// The default `[test] pii_regions`: the largest markets.
+pub fn default_pii_regions() -> Vec<phonenumber::country::Id> {
+    use phonenumber::country::Id;
+    vec![
+        Id::US,
+        Id::CA,
+        Id::GB,
+        Id::IE,
+        Id::AU,
+        Id::IN,
+        Id::DE,
+        Id::FR,
+        Id::ES,
+        Id::IT,
+        Id::NL,
+        Id::BR,
+        Id::MX,
+        Id::IL,
+        Id::JP,
+        Id::CN,
+        Id::KR,
+    ]
 }
 
 impl Default for TestSettings {
@@ -233,6 +263,7 @@ impl Default for TestSettings {
             judge_model: None,
             recordings: PathBuf::from("prompts/.recordings"),
             min_coverage: 1.0,
+            pii_regions: default_pii_regions(),
         }
     }
 }
@@ -514,6 +545,29 @@ mod bounded {
     /// A latency or cost threshold.
     pub fn amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
         within(d, 0.0, 1e12, "a threshold").map(Some)
+    }
+
+    /// Region codes (`US`, `gb`), at most 300 of them.
+    pub fn regions<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<phonenumber::country::Id>, D::Error> {
+        let codes = Vec::<String>::deserialize(d)?;
+        if codes.len() > 300 {
+            return Err(D::Error::custom(format!(
+                "{} regions: expected at most 300",
+                codes.len()
+            )));
+        }
+        codes
+            .iter()
+            .map(|code| {
+                code.to_uppercase().parse().map_err(|_| {
+                    D::Error::custom(format!(
+                        "unknown region `{code}`: expected ISO 3166-1 alpha-2 codes such as US, GB or JP"
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// A cache lifetime in seconds.

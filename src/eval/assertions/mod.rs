@@ -160,12 +160,14 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// Judges the assertions that need no model: everything but `llm_judge` and
-/// embedding-based `semantic_similarity`. Returns `None` for those two.
+/// embedding-based `semantic_similarity`. Returns `None` for those two. `safety_check`
+/// reads phone numbers without a country code as numbers of `pii_regions`.
 pub fn evaluate_local(
     assertion: &Assertion,
     output: &str,
     facts: Option<CallFacts>,
     lexical_similarity: bool,
+    pii_regions: &[safety::Region],
 ) -> Option<AssertionOutcome> {
     let Some(kind) = AssertionKind::parse(&assertion.kind) else {
         return Some(AssertionOutcome {
@@ -198,7 +200,7 @@ pub fn evaluate_local(
             )
         }
         AssertionKind::StructureValidation => structure_outcome(assertion, kind, output),
-        AssertionKind::SafetyCheck => safety_outcome(assertion, kind, output),
+        AssertionKind::SafetyCheck => safety_outcome(assertion, kind, output, pii_regions),
         AssertionKind::LatencyMs | AssertionKind::CostUsd => limit_outcome(assertion, kind, facts),
         AssertionKind::LlmJudge => return None,
     })
@@ -327,8 +329,13 @@ fn structure_outcome(assertion: &Assertion, kind: AssertionKind, output: &str) -
 }
 
 /// `safety_check`: no PII or secret in the output.
-fn safety_outcome(assertion: &Assertion, kind: AssertionKind, output: &str) -> AssertionOutcome {
-    let findings = safety::scan(output);
+fn safety_outcome(
+    assertion: &Assertion,
+    kind: AssertionKind,
+    output: &str,
+    regions: &[safety::Region],
+) -> AssertionOutcome {
+    let findings = safety::scan(output, regions);
     let detail = if findings.is_empty() {
         "no PII or secret found".to_owned()
     } else {
@@ -403,8 +410,10 @@ pub async fn evaluate(
     providers: &Providers,
     default_judge: &str,
 ) -> Result<AssertionOutcome, AssertionError> {
-    let embedding_model = providers.settings().test.embedding_model.clone();
-    if let Some(outcome) = evaluate_local(assertion, output, facts, embedding_model.is_none()) {
+    let test = &providers.settings().test;
+    let embedding_model = test.embedding_model.clone();
+    let lexical = embedding_model.is_none();
+    if let Some(outcome) = evaluate_local(assertion, output, facts, lexical, &test.pii_regions) {
         return Ok(outcome);
     }
     let failed = |source| AssertionError {
@@ -561,7 +570,8 @@ mod tests {
                 &assertion("contains", "SQL injection".into()),
                 out,
                 None,
-                true
+                true,
+                &[]
             )
             .is_some_and(|o| o.passed)
         );
@@ -570,20 +580,28 @@ mod tests {
                 &assertion("contains", serde_json::json!(["SQL", "nope"])),
                 out,
                 None,
-                true
+                true,
+                &[]
             )
             .is_some_and(|o| !o.passed)
         );
         assert!(
-            evaluate_local(&assertion("not_contains", "XSS".into()), out, None, true)
-                .is_some_and(|o| o.passed)
+            evaluate_local(
+                &assertion("not_contains", "XSS".into()),
+                out,
+                None,
+                true,
+                &[]
+            )
+            .is_some_and(|o| o.passed)
         );
         assert!(
             evaluate_local(
                 &assertion("regex", "(?i)sql\\s+injection".into()),
                 out,
                 None,
-                true
+                true,
+                &[]
             )
             .is_some_and(|o| o.passed)
         );
@@ -592,12 +610,20 @@ mod tests {
                 &assertion("exact_match", "  hi \n".into()),
                 "hi",
                 None,
-                true
+                true,
+                &[]
             )
             .is_some_and(|o| o.passed)
         );
         assert!(
-            evaluate_local(&assertion("llm_judge", "rubric".into()), out, None, true).is_none()
+            evaluate_local(
+                &assertion("llm_judge", "rubric".into()),
+                out,
+                None,
+                true,
+                &[]
+            )
+            .is_none()
         );
     }
 
@@ -608,19 +634,32 @@ mod tests {
             cost_usd: Some(0.002),
         };
         assert!(
-            evaluate_local(&assertion("latency_ms", 200.into()), "", Some(facts), true)
-                .is_some_and(|o| o.passed)
+            evaluate_local(
+                &assertion("latency_ms", 200.into()),
+                "",
+                Some(facts),
+                true,
+                &[]
+            )
+            .is_some_and(|o| o.passed)
         );
         assert!(
-            evaluate_local(&assertion("latency_ms", 100.into()), "", Some(facts), true)
-                .is_some_and(|o| !o.passed)
+            evaluate_local(
+                &assertion("latency_ms", 100.into()),
+                "",
+                Some(facts),
+                true,
+                &[]
+            )
+            .is_some_and(|o| !o.passed)
         );
         assert!(
             evaluate_local(
                 &assertion("cost_usd", serde_json::json!(0.001)),
                 "",
                 Some(facts),
-                true
+                true,
+                &[]
             )
             .is_some_and(|o| !o.passed)
         );
