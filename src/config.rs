@@ -736,6 +736,29 @@ max_p95_ms = 4000
     }
 
     #[test]
+    fn pii_regions_are_region_codes() {
+        let path = Path::new("promptctl.toml");
+        let default = Settings::parse("", path).expect("parses");
+        assert_eq!(default.test.pii_regions, default_pii_regions());
+        assert!(default.test.pii_regions.len() >= 17);
+        let settings =
+            Settings::parse("[test]\npii_regions = [\"il\", \"JP\"]\n", path).expect("parses");
+        use phonenumber::country::Id;
+        assert_eq!(settings.test.pii_regions, [Id::IL, Id::JP]);
+        let err = Settings::parse("[test]\npii_regions = [\"US\", \"XX\"]\n", path)
+            .expect_err("unknown region");
+        let ConfigError::Invalid(diagnostic) = err else {
+            panic!("wrong error")
+        };
+        assert_eq!(diagnostic.position.line, 2);
+        assert!(
+            diagnostic.message.contains("unknown region `XX`"),
+            "{}",
+            diagnostic.message
+        );
+    }
+
+    #[test]
     fn unknown_key_points_at_its_line_with_a_suggestion() {
         let err = Settings::parse(
             "prompts_dir = \"p\"\npromts_dir = \"x\"\n",

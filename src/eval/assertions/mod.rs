@@ -552,6 +552,15 @@ fn normalise_score(score: f64) -> f64 {
 mod tests {
     use super::*;
 
+    /// Judges `assertion` locally, with lexical similarity and no PII regions.
+    fn local(
+        assertion: &Assertion,
+        output: &str,
+        facts: Option<CallFacts>,
+    ) -> Option<AssertionOutcome> {
+        evaluate_local(assertion, output, facts, true, &[])
+    }
+
     fn assertion(kind: &str, value: serde_json::Value) -> Assertion {
         Assertion {
             kind: kind.into(),
@@ -566,65 +575,33 @@ mod tests {
     fn text_assertions() {
         let out = "The change builds SQL from user input: SQL injection.";
         assert!(
-            evaluate_local(
-                &assertion("contains", "SQL injection".into()),
-                out,
-                None,
-                true,
-                &[]
-            )
-            .is_some_and(|o| o.passed)
+            local(&assertion("contains", "SQL injection".into()), out, None)
+                .is_some_and(|o| o.passed)
         );
         assert!(
-            evaluate_local(
+            local(
                 &assertion("contains", serde_json::json!(["SQL", "nope"])),
                 out,
-                None,
-                true,
-                &[]
+                None
             )
             .is_some_and(|o| !o.passed)
         );
         assert!(
-            evaluate_local(
-                &assertion("not_contains", "XSS".into()),
-                out,
-                None,
-                true,
-                &[]
-            )
-            .is_some_and(|o| o.passed)
+            local(&assertion("not_contains", "XSS".into()), out, None).is_some_and(|o| o.passed)
         );
         assert!(
-            evaluate_local(
+            local(
                 &assertion("regex", "(?i)sql\\s+injection".into()),
                 out,
-                None,
-                true,
-                &[]
+                None
             )
             .is_some_and(|o| o.passed)
         );
         assert!(
-            evaluate_local(
-                &assertion("exact_match", "  hi \n".into()),
-                "hi",
-                None,
-                true,
-                &[]
-            )
-            .is_some_and(|o| o.passed)
+            local(&assertion("exact_match", "  hi \n".into()), "hi", None)
+                .is_some_and(|o| o.passed)
         );
-        assert!(
-            evaluate_local(
-                &assertion("llm_judge", "rubric".into()),
-                out,
-                None,
-                true,
-                &[]
-            )
-            .is_none()
-        );
+        assert!(local(&assertion("llm_judge", "rubric".into()), out, None).is_none());
     }
 
     #[test]
@@ -634,32 +611,16 @@ mod tests {
             cost_usd: Some(0.002),
         };
         assert!(
-            evaluate_local(
-                &assertion("latency_ms", 200.into()),
-                "",
-                Some(facts),
-                true,
-                &[]
-            )
-            .is_some_and(|o| o.passed)
+            local(&assertion("latency_ms", 200.into()), "", Some(facts)).is_some_and(|o| o.passed)
         );
         assert!(
-            evaluate_local(
-                &assertion("latency_ms", 100.into()),
-                "",
-                Some(facts),
-                true,
-                &[]
-            )
-            .is_some_and(|o| !o.passed)
+            local(&assertion("latency_ms", 100.into()), "", Some(facts)).is_some_and(|o| !o.passed)
         );
         assert!(
-            evaluate_local(
+            local(
                 &assertion("cost_usd", serde_json::json!(0.001)),
                 "",
-                Some(facts),
-                true,
-                &[]
+                Some(facts)
             )
             .is_some_and(|o| !o.passed)
         );

@@ -84,3 +84,45 @@ fn the_corpus_agrees_and_clean_texts_stay_clean() {
     );
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }
+
+/// `text` without the `vars:` blocks of its test cases: the inputs given to the model (one
+/// holds a card number on purpose, to check that the reply does not echo it).
+fn without_inputs(text: &str) -> String {
+    let mut inputs_indent: Option<usize> = None;
+    let mut kept = String::with_capacity(text.len());
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if inputs_indent.is_some_and(|at| indent > at || line.trim().is_empty()) {
+            continue;
+        }
+        inputs_indent = (line.trim() == "vars:").then_some(indent);
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    kept
+}
+
+/// The example prompts (their templates, partials and expected outputs) hold no personal
+/// data; the secrets some of them name on purpose (`not_contains` a leaked key) are not
+/// this corpus's concern.
+#[test]
+fn the_example_prompts_are_clean() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
+    let regions = crate::config::default_pii_regions();
+    let mut files = 0;
+    for entry in walkdir::WalkDir::new(&root).into_iter().flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        files += 1;
+        let text = without_inputs(&text);
+        let found: Vec<(FindingKind, &str)> = scan(&text, &regions)
+            .iter()
+            .filter(|f| FindingKind::ALL[..6].contains(&f.kind))
+            .map(|f| (f.kind, &text[f.start..f.end]))
+            .collect();
+        assert_eq!(found, [], "{}", entry.path().display());
+    }
+    assert!(files >= 10, "{files} files under {}", root.display());
+    assert!(!without_inputs("vars:\n  card: 4111 1111 1111 1111\nassert:\n").contains("4111"));
+}

@@ -34,9 +34,10 @@ use super::{Finding, FindingKind};
 pub type Region = Id;
 
 /// How many of the metadata's compiled patterns stay cached. The crate keeps 100, fewer
-/// than a few regions' numbers and formats use, and compiles a pattern again (a fraction
-/// of a millisecond each) whenever it was dropped.
-const PATTERN_CACHE: usize = 2048;
+/// than the default regions' numbers and formats use, and compiles a pattern again (a
+/// fraction of a millisecond each) whenever it was dropped; each compiled pattern holds
+/// tens to hundreds of kilobytes, so the cache is not larger either.
+const PATTERN_CACHE: usize = 512;
 
 /// The metadata, loaded once, with a pattern cache sized for the regions scanned.
 static METADATA: LazyLock<&'static Database> = LazyLock::new(|| {
@@ -46,6 +47,10 @@ static METADATA: LazyLock<&'static Database> = LazyLock::new(|| {
     }
     database
 });
+
+/// The most runs of one text given to the parser: a text listing hundreds of numbers of
+/// as many countries is scanned in bounded time (its first 64 candidates).
+const MAX_PARSED_RUNS: usize = 64;
 
 /// Words that make digits alone a phone number when they come shortly before them.
 const PHONE_CONTEXT: &[&str] = &[
@@ -93,6 +98,7 @@ const PHONE_CONTEXT: &[&str] = &[
 pub(super) fn phones(text: &str, regions: &[Region], out: &mut Vec<Finding>) {
     static RUN: LazyLock<Regex> =
         LazyLock::new(|| pattern(r"\+?\(?\d+\)?(?:(?: - |[ ./-])?\(?\d+\)?)*"));
+    let mut budget = MAX_PARSED_RUNS;
     for m in RUN.find_iter(text) {
         let Some((start, end)) = balanced(text, m.start(), m.end()) else {
             continue;
@@ -100,7 +106,7 @@ pub(super) fn phones(text: &str, regions: &[Region], out: &mut Vec<Finding>) {
         let digits = text[start..end].bytes().filter(u8::is_ascii_digit).count();
         if (7..=17).contains(&digits)
             && set_apart(text, start, end)
-            && is_phone(text, start, end, regions)
+            && is_phone(text, start, end, regions, &mut budget)
         {
             let redacted = mask_middle(&text[start..end], 0, 2);
             push(out, FindingKind::Phone, start, end, redacted);
@@ -159,25 +165,52 @@ fn continues_with_word(text: &str, at: usize, joiners: &[char]) -> bool {
         && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
 }
 
-/// Whether the run at `start..end` is a valid phone number.
-fn is_phone(text: &str, start: usize, end: usize, regions: &[Region]) -> bool {
+/// Whether the run at `start..end` is a valid phone number. Each run that reaches the
+/// parser takes one of `budget`; none is parsed once it is spent.
+fn is_phone(text: &str, start: usize, end: usize, regions: &[Region], budget: &mut usize) -> bool {
     let value = &text[start..end];
+    let international = value.starts_with('+');
+    if (!international && !could_be_national(text, start, value)) || *budget == 0 {
+        return false;
+    }
+    *budget -= 1;
+    // The metadata is loaded on the first run that gets this far, not before.
     let database: &Database = &METADATA;
-    if value.starts_with('+') {
+    if international {
         return phonenumber::parse_with(database, None, value)
             .is_ok_and(|number| number.is_valid_with(database));
     }
-    let bare = value.bytes().all(|b| b.is_ascii_digit());
-    if looks_like_date(value)
-        || other_shape(value)
-        || labelled_as_identifier(text, start)
-        || (bare && !context_before(text, start, PHONE_CONTEXT))
-    {
-        return false;
-    }
+    let digits: String = value.chars().filter(char::is_ascii_digit).collect();
     regions
         .iter()
-        .any(|&region| national(database, value, region))
+        .any(|&region| plausible(database, region, &digits) && national(database, value, region))
+}
+
+/// Whether the run `value` at `start` could be a national number: not a date, not written
+/// in another identifier's shape or after its label, and, for digits alone, after a word
+/// such as `phone`.
+fn could_be_national(text: &str, start: usize, value: &str) -> bool {
+    let bare = value.bytes().all(|b| b.is_ascii_digit());
+    !(looks_like_date(value)
+        || other_shape(value)
+        || labelled_as_identifier(text, start)
+        || (bare && !context_before(text, start, PHONE_CONTEXT)))
+}
+
+/// Whether `digits`, with or without the region's national prefix, could be one of the
+/// region's numbers by its general pattern (its lengths first), or start with `00` (an
+/// international call prefix): one pattern spares most regions a parse and a dozen more.
+fn plausible(database: &Database, region: Region, digits: &str) -> bool {
+    let Some(metadata) = database.by_id(region.as_ref()) else {
+        return false;
+    };
+    let general = metadata.descriptors().general();
+    let without_prefix = metadata
+        .national_prefix()
+        .and_then(|prefix| digits.strip_prefix(prefix));
+    digits.starts_with("00")
+        || general.is_match(digits)
+        || without_prefix.is_some_and(|rest| general.is_match(rest))
 }
 
 /// Whether `value` is a dotted, dashed or slashed date: `2024-01-15`, `15.01.2024`,

@@ -249,27 +249,33 @@ fn prefixed_tokens() {
 #[test]
 fn private_keys_and_jwts() {
     let block = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA1AKIAIOSFODNN7EXAMPLE\nabc+/=\n-----END RSA PRIVATE KEY-----";
-    let f = one(
-        &format!("Here:\n{block}\nDone."),
-        FindingKind::PrivateKey,
-        block,
-    );
-    assert_eq!(f.redacted, "-----BEGIN RSA PRIVATE KEY-----****");
     let truncated =
         "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7";
-    one(
-        &format!("{truncated}\n\nThat is all."),
-        FindingKind::PrivateKey,
-        truncated,
-    );
-    none("-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A\n-----END PUBLIC KEY-----");
     let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
-    let f = one(
-        &format!("Authorization: Bearer {jwt}"),
-        FindingKind::Jwt,
-        jwt,
-    );
-    assert_eq!(f.redacted, "eyJ****************");
+    let cases = [
+        (
+            format!("Here:\n{block}\nDone."),
+            FindingKind::PrivateKey,
+            block,
+            "-----BEGIN RSA PRIVATE KEY-----****",
+        ),
+        (
+            format!("{truncated}\n\nThat is all."),
+            FindingKind::PrivateKey,
+            truncated,
+            "-----BEGIN PRIVATE KEY-----****",
+        ),
+        (
+            format!("Authorization: Bearer {jwt}"),
+            FindingKind::Jwt,
+            jwt,
+            "eyJ****************",
+        ),
+    ];
+    for (text, kind, value, redacted) in &cases {
+        assert_eq!(one(text, *kind, value).redacted, *redacted, "{text:?}");
+    }
+    none("-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A\n-----END PUBLIC KEY-----");
     none("eyJhbGciOi is not a token");
 }
 
@@ -325,7 +331,14 @@ fn large_text_scans() {
         Ünïcödé テキスト 10.0.0.1 — std::io::Error and a::b. ";
     let repeats = 100_000 / paragraph.len() + 1;
     let text = paragraph.repeat(repeats);
-    assert_eq!(scan(&text, &regions()).len(), 3 * repeats);
+    let findings = scan(&text, &regions());
+    let phones = findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::Phone)
+        .count();
+    // Phone-like runs beyond the first 64 of a text are not parsed (a bound on time).
+    assert!(repeats > 64);
+    assert_eq!((findings.len(), phones), (2 * repeats + 64, 64));
 }
 
 #[test]
