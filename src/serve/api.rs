@@ -9,14 +9,13 @@ use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{OpenApi, ToSchema};
 
 use super::AppState;
-use super::auth::{Denied, Scope};
+use super::auth::Denied;
 use crate::registry::cache::{CachedPrompt, Source};
 // Imported rather than named by path, so that the document gives them no module tag.
 use super::listing::{__path_list_prompt_versions, __path_list_prompts};
@@ -231,75 +230,6 @@ pub(super) fn refuse_nul(field: &str, value: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
-}
-
-/// The routes anyone may call: no token, whatever the configuration.
-const PUBLIC_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
-
-/// The scope a request needs: run for `POST …/run`, read for every other route (unknown
-/// routes included), none for [`PUBLIC_ROUTES`].
-fn needed_scope(request: &axum::extract::Request) -> Option<Scope> {
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(axum::extract::MatchedPath::as_str);
-    match route {
-        Some(route) if PUBLIC_ROUTES.contains(&route) => None,
-        Some("/v1/prompts/{service}/{name}/run")
-            if request.method() == axum::http::Method::POST =>
-        {
-            Some(Scope::Run)
-        }
-        _ => Some(Scope::Read),
-    }
-}
-
-/// The one middleware every request passes (a single layer: each layer costs the hot path
-/// an allocation or two): [`admit`] before the handler, then the response is counted by
-/// route template and status.
-pub async fn gate(
-    State(state): State<Arc<AppState>>,
-    request: axum::extract::Request,
-    next: Next,
-) -> Response {
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .cloned();
-    let response = admit(&state, request, next).await;
-    super::telemetry::count_request(route.as_ref(), response.status());
-    response
-}
-
-/// Authentication first (no valid token is 401, a token without the scope 403, whatever
-/// else is wrong with the request), then a path or query holding a percent-encoded NUL
-/// (`%00`) is refused, since no name, version or environment can contain one.
-async fn admit(state: &AppState, request: axum::extract::Request, next: Next) -> Response {
-    // The open routes take no input.
-    let Some(scope) = needed_scope(&request) else {
-        return next.run(request).await;
-    };
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes);
-    if let Err(denied) = state.tokens.check(authorization, scope) {
-        return ApiError::denied(denied).into_response();
-    }
-    let uri = request.uri();
-    let holds_nul = |text: &str| {
-        text.as_bytes()
-            .windows(3)
-            .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
-    };
-    if holds_nul(uri.path()) || uri.query().is_some_and(holds_nul) {
-        return ApiError::new(
-            ErrorCode::BadRequest,
-            "the request's path or query holds a NUL character (%00)",
-        )
-        .into_response();
-    }
-    next.run(request).await
 }
 
 /// 405 for a route that exists without the request's method; axum adds the `Allow` header.
@@ -521,7 +451,7 @@ pub struct Health {
 )]
 struct ApiDoc;
 
-/// What the gate ([`gate`]) does to every operation, written into the document once: the
+/// What the gate ([`super::gate`]) does to every operation, written into the document once: the
 /// bearer scheme, and the 400 and 401 of every operation that needs a token.
 struct Contract;
 
@@ -717,7 +647,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IfNoneMatch {
 
 /// The body of `GET /v1/prompts/{service}/{name}` and its entity tag: the registry cache
 /// makes it once per copy it reads.
-pub fn encode_prompt(prompt: &RegistryPrompt) -> (Bytes, String) {
+pub fn encode_prompt(prompt: &RegistryPrompt) -> (Bytes, Bytes) {
     let body = PromptBody {
         id: prompt.id.to_string(),
         service: prompt.service.clone(),
@@ -733,7 +663,7 @@ pub fn encode_prompt(prompt: &RegistryPrompt) -> (Bytes, String) {
         archived: prompt.archived,
     };
     let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
-    let etag = etag_of(&body);
+    let etag = Bytes::from(etag_of(&body));
     (body, etag)
 }
 
@@ -744,10 +674,11 @@ async fn cached_prompt(
     name: &str,
     selector: Selector,
 ) -> Result<(Arc<CachedPrompt>, Source), ApiError> {
-    Ok(state
-        .cache
-        .get(&format!("{service}/{name}"), &selector)
-        .await?)
+    let mut query = String::with_capacity(service.len() + 1 + name.len());
+    query.push_str(service);
+    query.push('/');
+    query.push_str(name);
+    Ok(state.cache.get(&query, &selector).await?)
 }
 
 fn stale_headers(headers: &mut HeaderMap, source: Source) {
@@ -789,7 +720,7 @@ pub async fn get_prompt(
     let Query(query) = query?;
     let selector = selector_of(query.version, query.env.as_deref())?;
     let (value, source) = cached_prompt(&state, &service, &name, selector).await?;
-    let matches = if_none_match.is_some_and(|v| none_match(v.as_bytes(), value.etag.as_bytes()));
+    let matches = if_none_match.is_some_and(|v| none_match(v.as_bytes(), &value.etag));
     let mut response = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -802,7 +733,7 @@ pub async fn get_prompt(
         )
             .into_response()
     };
-    if let Ok(etag) = HeaderValue::from_str(&value.etag) {
+    if let Ok(etag) = HeaderValue::from_maybe_shared(value.etag.clone()) {
         response.headers_mut().insert(header::ETAG, etag);
     }
     stale_headers(response.headers_mut(), source);
