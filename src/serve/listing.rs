@@ -133,7 +133,8 @@ fn page_limit(limit: Option<&str>) -> Result<u32, ApiError> {
 }
 
 impl Paging {
-    /// The page size, and the cursor decoded: a 400 for a malformed one.
+    /// The page size (400 or 422 for a bad `limit`, as [`page_limit`] says) and the cursor
+    /// decoded (400 for one this server did not write).
     fn read(&self) -> Result<(u32, Option<Cursor>), ApiError> {
         let limit = page_limit(self.limit.as_deref())?;
         let cursor = self.cursor.as_deref().map(Cursor::decode).transpose()?;
