@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The user-space instructions `promptctl serve` spends on one cached
+# `GET /v1/prompts/{service}/{name}?env=production` carrying a bearer token, counted by
+# valgrind's callgrind: unlike a rate, the same for the same binary whatever else the
+# machine is doing, so two binaries compare on a busy machine too. The server runs twice
+# under callgrind, once answering one request and once under wrk (1 thread, 4 connections)
+# for DURATION; the difference of the totals over the difference of the requests is the
+# cost of a request. Valgrind has no SHA extensions: the token's SHA-256 is counted in its
+# software form (about 3,000 instructions more than the hardware one).
+#
+# usage: scripts/bench-serve-instructions.sh   (env: PROMPTCTL_BIN to use a built binary,
+#        DURATION (default 6s), BENCH_DATABASE_URL, PORT)
+# Needs valgrind and wrk (Debian's packages; installed when missing, as root).
+set -euo pipefail
+
+DURATION=${DURATION:-6s}
+ADMIN=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+DB=promptctl_bench_instructions
+DB_URL="${ADMIN%/*}/$DB"
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+PORT=${PORT:-18090}
+TOKEN=bench-read-token-0123456789abcdef
+WORK=$(mktemp -d)
+export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
+export GIT_AUTHOR_NAME=Bench GIT_AUTHOR_EMAIL=bench@example.com
+export GIT_COMMITTER_NAME=Bench GIT_COMMITTER_EMAIL=bench@example.com
+
+missing=()
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+if [ "${#missing[@]}" -gt 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ -n "${PROMPTCTL_BIN:-}" ]; then
+  BIN=$PROMPTCTL_BIN
+else
+  echo "building promptctl (release)..." >&2
+  (cd "$HERE" && cargo build --release --quiet)
+  BIN="${CARGO_TARGET_DIR:-$HERE/target}/release/promptctl"
+fi
+
+REPO="$WORK/repo"
+mkdir -p "$REPO/prompts/billing"
+git -C "$REPO" init -q -b main
+cat > "$REPO/prompts/billing/invoice_summary.yaml" <<'YAML'
+model: gpt-4o
+variables:
+  customer: {type: string}
+messages:
+  - role: system
+    content: "You summarise invoices for the billing team. Be brief and exact."
+  - role: user
+    content: "Summarise the invoice of {{ customer }}."
+YAML
+cat > "$REPO/environments.yaml" <<'YAML'
+prompts:
+  invoice_summary:
+    production: {version: 1, model: gpt-4o-mini}
+YAML
+git -C "$REPO" add -A && git -C "$REPO" commit -qm "invoice summary"
+psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null 2>&1
+(cd "$REPO" && "$BIN" sync --database-url "$DB_URL" >/dev/null)
+cleanup() {
+  psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+URL="http://127.0.0.1:$PORT/v1/prompts/billing/invoice_summary?env=production"
+measure() { # DURATION or 0: prints "<requests> <instructions>"
+  rm -f "$WORK"/callgrind.out*
+  (cd "$REPO" && PROMPTCTL_READ_TOKENS=$TOKEN RUST_LOG=warn exec valgrind --tool=callgrind \
+    --callgrind-out-file="$WORK/callgrind.out" "$BIN" serve --database-url "$DB_URL" \
+    --listen "127.0.0.1:$PORT") >"$WORK/valgrind.log" 2>&1 &
+  local pid=$! requests=1
+  for _ in $(seq 1 200); do
+    curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break
+    sleep 0.2
+  done
+  curl -fs -H "Authorization: Bearer $TOKEN" "$URL" >/dev/null
+  if [ "$1" != 0 ]; then
+    requests=$(wrk -t1 -c4 -d"$1" -H "Authorization: Bearer $TOKEN" "$URL" |
+      awk '/requests in/ {print $1 + 1}')
+  fi
+  kill -INT "$pid"
+  wait "$pid" || true
+  echo "$requests $(awk '/^totals:/ {s += $2} END {print s}' "$WORK"/callgrind.out*)"
+}
+read -r base_requests base_total < <(measure 0)
+read -r requests total < <(measure "$DURATION")
+python3 -c "print(f'cached GET with a token: {($total - $base_total) / ($requests - $base_requests):,.0f} user-space instructions per request ({$requests - $base_requests} requests)')"
