@@ -17,49 +17,17 @@ DURATION=${DURATION:-6s}
 ADMIN=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 DB=promptctl_bench_instructions
 DB_URL="${ADMIN%/*}/$DB"
-HERE=$(cd "$(dirname "$0")/.." && pwd)
 PORT=${PORT:-18090}
 TOKEN=bench-read-token-0123456789abcdef
 WORK=$(mktemp -d)
-export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
-export GIT_AUTHOR_NAME=Bench GIT_AUTHOR_EMAIL=bench@example.com
-export GIT_COMMITTER_NAME=Bench GIT_COMMITTER_EMAIL=bench@example.com
+. "$(dirname "$0")/bench-lib.sh"
+bench_git_identity
 
-missing=()
-command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
-if [ "${#missing[@]}" -gt 0 ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-if [ -n "${PROMPTCTL_BIN:-}" ]; then
-  BIN=$PROMPTCTL_BIN
-else
-  echo "building promptctl (release)..." >&2
-  (cd "$HERE" && cargo build --release --quiet)
-  BIN="${CARGO_TARGET_DIR:-$HERE/target}/release/promptctl"
-fi
+bench_need wrk:wrk valgrind:valgrind
+BIN=$(bench_binary)
 
 REPO="$WORK/repo"
-mkdir -p "$REPO/prompts/billing"
-git -C "$REPO" init -q -b main
-cat > "$REPO/prompts/billing/invoice_summary.yaml" <<'YAML'
-model: gpt-4o
-variables:
-  customer: {type: string}
-messages:
-  - role: system
-    content: "You summarise invoices for the billing team. Be brief and exact."
-  - role: user
-    content: "Summarise the invoice of {{ customer }}."
-YAML
-cat > "$REPO/environments.yaml" <<'YAML'
-prompts:
-  invoice_summary:
-    production: {version: 1, model: gpt-4o-mini}
-YAML
-git -C "$REPO" add -A && git -C "$REPO" commit -qm "invoice summary"
-psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null 2>&1
-(cd "$REPO" && "$BIN" sync --database-url "$DB_URL" >/dev/null)
+bench_invoice_registry "$REPO" "$BIN" "$ADMIN" "$DB"
 cleanup() {
   psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "$WORK"

@@ -25,7 +25,6 @@ DURATION=${DURATION:-10s}
 ADMIN=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 DB=promptctl_bench_serve
 DB_URL="${ADMIN%/*}/$DB"
-HERE=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${1:-$(mktemp -d)}
 SERVE_PORT=${SERVE_PORT:-18080}
 NGINX_PORT=${NGINX_PORT:-18081}
@@ -33,50 +32,16 @@ TOKEN_PORT=${TOKEN_PORT:-18082}
 COMPARE_PORT=${COMPARE_PORT:-18083}
 ROUNDS=${ROUNDS:-1}
 TOKEN=bench-read-token-0123456789abcdef
-export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
-export GIT_AUTHOR_NAME=Bench GIT_AUTHOR_EMAIL=bench@example.com
-export GIT_COMMITTER_NAME=Bench GIT_COMMITTER_EMAIL=bench@example.com
+. "$(dirname "$0")/bench-lib.sh"
+bench_git_identity
 
-missing=()
-command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
-if [ "${#missing[@]}" -gt 0 ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+bench_need wrk:wrk nginx:nginx-light
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-if [ -n "${PROMPTCTL_BIN:-}" ]; then
-  BIN=$PROMPTCTL_BIN
-else
-  echo "building promptctl (release)..." >&2
-  (cd "$HERE" && cargo build --release --quiet)
-  BIN="${CARGO_TARGET_DIR:-$HERE/target}/release/promptctl"
-fi
+BIN=$(bench_binary)
 
 REPO="$WORK/repo"
-rm -rf "$REPO" && mkdir -p "$REPO/prompts/billing"
-git -C "$REPO" init -q -b main
-cat > "$REPO/prompts/billing/invoice_summary.yaml" <<'YAML'
-model: gpt-4o
-parameters: {temperature: 0.2, max_tokens: 400}
-variables:
-  customer: {type: string}
-  amount: {type: number}
-  items: {type: array, default: []}
-messages:
-  - role: system
-    content: "You summarise invoices for the billing team. Be brief and exact."
-  - role: user
-    content: "Customer {{ customer }} owes {{ amount }} USD for {% for i in items %}{{ i }}{% if not loop.last %}, {% endif %}{% endfor %}. Summarise."
-YAML
-cat > "$REPO/environments.yaml" <<'YAML'
-prompts:
-  invoice_summary:
-    production: {version: 1, model: gpt-4o-mini}
-YAML
-git -C "$REPO" add -A && git -C "$REPO" commit -qm "invoice summary"
-psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
-(cd "$REPO" && "$BIN" sync --database-url "$DB_URL" >/dev/null)
+bench_invoice_registry "$REPO" "$BIN" "$ADMIN" "$DB"
 
 pids=()
 cleanup() {
