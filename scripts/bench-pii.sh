@@ -1,21 +1,20 @@
 #!/usr/bin/env bash
 # What `safety_check` costs a model output: 1,000 test cases of the echo model whose output
-# is a typical ~1.5 KB answer (a code review with versions, dates, times, amounts, order
+# is a typical 1.2 KB answer (a code review with versions, dates, times, amounts, order
 # numbers, hashes, an e-mail address and a phone number), run once with `safety_check`
 # and once with `contains` instead; the difference, divided by 1,000, is the scan's cost
 # per output, the one-time load of libphonenumber's metadata included (the output holds a
 # phone number). The load alone is measured too: one case with safety_check, once with a
 # phone number in its output and once without. Each run is repeated five times and the
 # fastest kept. Offline, no server.
-# Usage: scripts/bench-pii.sh            (builds --release)
-#        PROMPTCTL_BIN=path scripts/bench-pii.sh   (measures that binary, e.g. an older one)
+# Usage: scripts/bench-pii.sh   (builds --release; PROMPTCTL_BIN=path measures that binary,
+#        e.g. an older version's)
 # Needs python3 for the arithmetic.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -z "${PROMPTCTL_BIN:-}" ]; then
-  cargo build --release --quiet --bin promptctl
-  PROMPTCTL_BIN="$PWD/target/release/promptctl"
-fi
+. scripts/bench-lib.sh
+bench_git_identity
+PROMPTCTL_BIN=$(bench_binary)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
