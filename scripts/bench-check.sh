@@ -10,7 +10,6 @@
 set -euo pipefail
 
 count="${1:-5000}"
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/promptctl-bench.XXXXXX")"
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
 
@@ -67,13 +66,8 @@ PROMPT
   done
 done
 
-if [ -n "${PROMPTCTL_BIN:-}" ]; then
-  bin="$PROMPTCTL_BIN"
-else
-  echo "building release binary ..." >&2
-  (cd "$repo_root" && cargo build --release --quiet)
-  bin="${CARGO_TARGET_DIR:-$repo_root/target}/release/promptctl"
-fi
+. "$(dirname "$0")/bench-lib.sh"
+bin=$(bench_binary)
 
 # One run to check the generated repository is clean (and warm the page cache).
 "$bin" -C "$work" check --strict >/dev/null 2>"$work/check.log" || {

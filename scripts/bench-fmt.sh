@@ -12,20 +12,13 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 count="${1:-5000}"
-target="${CARGO_TARGET_DIR:-target}"
-if [ -n "${PROMPTCTL_BIN:-}" ]; then
-  bin="$(realpath "$PROMPTCTL_BIN")"   # e.g. a debug build, for a quick run
-else
-  cargo build --release --quiet
-  bin="$(cd "$target/release" && pwd)/promptctl"
-fi
+. scripts/bench-lib.sh
+bin=$(bench_binary)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
-export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com
-export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
+bench_git_identity
 git init -q -b main .
 
 python3 - "$count" <<'PY'

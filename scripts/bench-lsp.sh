@@ -11,14 +11,11 @@
 set -euo pipefail
 
 changes="${1:-200}"
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/promptctl-bench-lsp.XXXXXX")"
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
 
-if [ -z "${PROMPTCTL_BIN:-}" ]; then
-  (cd "$repo_root" && cargo build --release --quiet --bin promptctl)
-  PROMPTCTL_BIN="${CARGO_TARGET_DIR:-$repo_root/target}/release/promptctl"
-fi
+. "$(dirname "$0")/bench-lib.sh"
+PROMPTCTL_BIN=$(bench_binary)
 
 : >"$work/promptctl.toml"
 mkdir -p "$work/prompts/bench/_partials"

@@ -11,9 +11,13 @@
 # Each row also gives the server's CPU time per request (from /proc, user + system), which
 # other work on the machine disturbs far less than the rate.
 #
+# The rate of both servers swings by ±15% from run to run on a 2-core machine: ROUNDS=N
+# repeats the token and nginx rows N times, alternating them; COMPARE_BIN=path adds, in each
+# round, the same token row for another binary (the one before a change, say).
+#
 # usage: scripts/bench-serve.sh [WORKDIR]   (env: DURATION (default 10s), BENCH_DATABASE_URL,
-#        PROMPTCTL_BIN to use a built binary instead of building one; SERVE_PORT, TOKEN_PORT,
-#        NGINX_PORT)
+#        PROMPTCTL_BIN to use a built binary instead of building one; ROUNDS (default 1),
+#        COMPARE_BIN; SERVE_PORT, TOKEN_PORT, COMPARE_PORT, NGINX_PORT)
 # Installs wrk and nginx-light from Debian's packages when missing (needs root).
 set -euo pipefail
 
@@ -21,56 +25,23 @@ DURATION=${DURATION:-10s}
 ADMIN=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 DB=promptctl_bench_serve
 DB_URL="${ADMIN%/*}/$DB"
-HERE=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${1:-$(mktemp -d)}
 SERVE_PORT=${SERVE_PORT:-18080}
 NGINX_PORT=${NGINX_PORT:-18081}
 TOKEN_PORT=${TOKEN_PORT:-18082}
+COMPARE_PORT=${COMPARE_PORT:-18083}
+ROUNDS=${ROUNDS:-1}
 TOKEN=bench-read-token-0123456789abcdef
-export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
-export GIT_AUTHOR_NAME=Bench GIT_AUTHOR_EMAIL=bench@example.com
-export GIT_COMMITTER_NAME=Bench GIT_COMMITTER_EMAIL=bench@example.com
+. "$(dirname "$0")/bench-lib.sh"
+bench_git_identity
 
-missing=()
-command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
-if [ "${#missing[@]}" -gt 0 ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+bench_need wrk:wrk nginx:nginx-light
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-if [ -n "${PROMPTCTL_BIN:-}" ]; then
-  BIN=$PROMPTCTL_BIN
-else
-  echo "building promptctl (release)..." >&2
-  (cd "$HERE" && cargo build --release --quiet)
-  BIN="${CARGO_TARGET_DIR:-$HERE/target}/release/promptctl"
-fi
+BIN=$(bench_binary)
 
 REPO="$WORK/repo"
-rm -rf "$REPO" && mkdir -p "$REPO/prompts/billing"
-git -C "$REPO" init -q -b main
-cat > "$REPO/prompts/billing/invoice_summary.yaml" <<'YAML'
-model: gpt-4o
-parameters: {temperature: 0.2, max_tokens: 400}
-variables:
-  customer: {type: string}
-  amount: {type: number}
-  items: {type: array, default: []}
-messages:
-  - role: system
-    content: "You summarise invoices for the billing team. Be brief and exact."
-  - role: user
-    content: "Customer {{ customer }} owes {{ amount }} USD for {% for i in items %}{{ i }}{% if not loop.last %}, {% endif %}{% endfor %}. Summarise."
-YAML
-cat > "$REPO/environments.yaml" <<'YAML'
-prompts:
-  invoice_summary:
-    production: {version: 1, model: gpt-4o-mini}
-YAML
-git -C "$REPO" add -A && git -C "$REPO" commit -qm "invoice summary"
-psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
-(cd "$REPO" && "$BIN" sync --database-url "$DB_URL" >/dev/null)
+bench_invoice_registry "$REPO" "$BIN" "$ADMIN" "$DB"
 
 pids=()
 cleanup() {
@@ -87,7 +58,14 @@ pids+=($!)
 (cd "$REPO" && PROMPTCTL_READ_TOKENS=$TOKEN RUST_LOG=warn exec "$BIN" serve \
   --database-url "$DB_URL" --listen "127.0.0.1:$TOKEN_PORT") &
 pids+=($!)
-for port in "$SERVE_PORT" "$TOKEN_PORT"; do
+ports=("$SERVE_PORT" "$TOKEN_PORT")
+if [ -n "${COMPARE_BIN:-}" ]; then
+  (cd "$REPO" && PROMPTCTL_READ_TOKENS=$TOKEN RUST_LOG=warn exec "$COMPARE_BIN" serve \
+    --database-url "$DB_URL" --listen "127.0.0.1:$COMPARE_PORT") &
+  pids+=($!)
+  ports+=("$COMPARE_PORT")
+fi
+for port in "${ports[@]}"; do
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break
     sleep 0.1
@@ -141,7 +119,7 @@ run() { # name pids url [wrk args]: the pids are the server's, for its CPU per r
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
   requests=$(awk '/requests in/ {print $1}' <<<"$out")
   us=$(python3 -c "print(f'{($after - $before) * 1e6 / $(getconf CLK_TCK) / $requests:.1f}')")
-  printf '%-28s %12s req/s   P99 %-8s server CPU %s us/request\n' "$name" "$rate" "$p99" "$us"
+  printf '%-36s %12s req/s   P99 %-8s server CPU %s us/request\n' "$name" "$rate" "$p99" "$us"
   echo "$name $us $rate $p99" >> "$WORK/results"
 }
 : > "$WORK/results"
@@ -152,10 +130,17 @@ curl -fs -H "$AUTH" "$TOKEN_URL" >/dev/null
 wrk -t2 -c64 -d2s -H "$AUTH" "$TOKEN_URL" >/dev/null  # warm-up
 NGINX_WORKERS=$(pgrep -P "$(cat "$WORK/nginx.pid")" | tr '\n' ' ')
 run "serve GET (cached)" "${pids[0]}" "$URL"
-run "serve GET (cached, token)" "${pids[1]}" "$TOKEN_URL" -H "$AUTH"
-run "nginx static (same bytes)" "$NGINX_WORKERS" "http://127.0.0.1:$NGINX_PORT/prompt.json" -H "$AUTH"
+for round in $(seq 1 "$ROUNDS"); do
+  run "serve GET (cached, token) #$round" "${pids[1]}" "$TOKEN_URL" -H "$AUTH"
+  if [ -n "${COMPARE_BIN:-}" ]; then
+    run "compared GET (cached, token) #$round" "${pids[2]}" \
+      "http://127.0.0.1:$COMPARE_PORT/v1/prompts/billing/invoice_summary?env=production" -H "$AUTH"
+  fi
+  run "nginx static (same bytes) #$round" "$NGINX_WORKERS" "http://127.0.0.1:$NGINX_PORT/prompt.json" -H "$AUTH"
+done
 run "serve POST render" "${pids[0]}" "http://127.0.0.1:$SERVE_PORT/v1/prompts/billing/invoice_summary/render" -s "$WORK/render.lua"
 python3 - "$WORK/results" <<'PY'
+import statistics
 import sys
 def ms(t):
     for unit, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
@@ -166,12 +151,22 @@ rows = {}
 for line in open(sys.argv[1]):
     parts = line.split()
     rows[" ".join(parts[:-3])] = (float(parts[-2]), ms(parts[-1]), float(parts[-3]))
-serve, nginx, render = rows["serve GET (cached)"], rows["nginx static (same bytes)"], rows["serve POST render"]
-token = rows["serve GET (cached, token)"]
-print(f"serve/nginx throughput: {serve[0] / nginx[0]:.2f} (target >= 0.5)")
-print(f"serve/nginx P99:        {serve[1] / nginx[1]:.2f} (target <= 2)")
-print(f"with a token:           {token[0] / nginx[0]:.2f} throughput (target >= 0.8), {token[1] / nginx[1]:.2f} P99 (target <= 1)")
+rounds = sorted({int(name.rsplit("#", 1)[1]) for name in rows if "#" in name})
+nginx1 = rows["nginx static (same bytes) #1"]
+serve, render = rows["serve GET (cached)"], rows["serve POST render"]
+print(f"serve/nginx throughput: {serve[0] / nginx1[0]:.2f} (target >= 0.5)")
+print(f"serve/nginx P99:        {serve[1] / nginx1[1]:.2f} (target <= 2)")
+def ratios(name):
+    pairs = [(rows[f"{name} #{r}"], rows[f"nginx static (same bytes) #{r}"]) for r in rounds]
+    return [t[0] / n[0] for t, n in pairs], [t[1] / n[1] for t, n in pairs], [t[2] / n[2] for t, n in pairs]
+for label, name in (("with a token:", "serve GET (cached, token)"), ("compared binary:", "compared GET (cached, token)")):
+    if f"{name} #1" not in rows:
+        continue
+    rate, p99, cpu = ratios(name)
+    each = ", ".join(f"{r:.2f}" for r in rate)
+    print(f"{label:<23} {statistics.median(rate):.2f} throughput, median of {len(rate)} ({each}; target >= 0.8),"
+          f" {statistics.median(p99):.2f} P99 (target <= 1), {statistics.median(cpu):.2f}x nginx's CPU per request")
 print(f"render:                 {render[0]:.0f} req/s (target >= 20000)")
-print(f"server CPU per request: {serve[2] / nginx[2]:.2f}x nginx's, {token[2] / nginx[2]:.2f}x with a token"
+print(f"server CPU per request: {serve[2] / nginx1[2]:.2f}x nginx's without a token"
       " (steadier than throughput when other work shares the cores)")
 PY

@@ -17,20 +17,12 @@ PROMPTS=${PROMPTS:-1000}
 COMMITS=${COMMITS:-100}
 ADMIN=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 DB_URL="${ADMIN%/*}/promptctl_bench"
-HERE=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${1:-$(mktemp -d)}
 REPO="$WORK/prompts-repo"
-export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
-export GIT_AUTHOR_NAME=Bench GIT_AUTHOR_EMAIL=bench@example.com
-export GIT_COMMITTER_NAME=Bench GIT_COMMITTER_EMAIL=bench@example.com
+. "$(dirname "$0")/bench-lib.sh"
+bench_git_identity
 
-if [ -n "${PROMPTCTL_BIN:-}" ]; then
-  BIN=$PROMPTCTL_BIN
-else
-  echo "building promptctl (release)..." >&2
-  (cd "$HERE" && cargo build --release --quiet)
-  BIN="${CARGO_TARGET_DIR:-$HERE/target}/release/promptctl"
-fi
+BIN=$(bench_binary)
 
 if [ ! -d "$REPO/.git" ]; then
   echo "generating $PROMPTS prompts x $COMMITS commits in $REPO..." >&2

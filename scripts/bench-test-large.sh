@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark of `promptctl test` on large offline suites: 1,000 test cases (one prompt file
 # of 1,000 cases) and 10,000 (ten files of 1,000), on the built-in echo model, three
-# assertions a case (contains, safety_check, latency_ms). Prints the median wall time and
-# the median peak resident memory (`/usr/bin/time -f %M`) of RUNS runs of each, stdout to a
-# file (no terminal, so no progress bar). Target for the 10,000: at most 0.5 s and 50 MB.
+# assertions a case (contains, safety_check, latency_ms). Prints the medians of RUNS runs
+# of each: wall time, CPU time and peak resident memory (`/usr/bin/time -f %M`, shown in MB
+# of 10^6 bytes), stdout to a file (no terminal, so no progress bar). Target for the
+# 10,000: at most 0.5 s and 50 MB.
 #
 # Usage: scripts/bench-test-large.sh        (builds --release; needs python3)
 # Env:   PROMPTCTL_BIN=path  benchmark that binary instead of building a release one.
@@ -12,12 +13,9 @@
 set -euo pipefail
 
 runs="${RUNS:-5}"
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [ -z "${PROMPTCTL_BIN:-}" ]; then
-  (cd "$repo_root" && cargo build --release --quiet)
-  PROMPTCTL_BIN="${CARGO_TARGET_DIR:-$repo_root/target}/release/promptctl"
-fi
-bin="$PROMPTCTL_BIN"
+. "$(dirname "$0")/bench-lib.sh"
+bench_git_identity
+bin=$(bench_binary)
 work="$(mktemp -d "${TMPDIR:-/tmp}/promptctl-bench-test.XXXXXX")"
 if [ -n "${KEEP:-}" ]; then echo "repositories in $work" >&2; else trap 'rm -rf "$work"' EXIT; fi
 
@@ -51,7 +49,7 @@ for f in range(1, files + 1):
 PY
   git -C "$dir" init -q
   git -C "$dir" add -A
-  git -C "$dir" -c user.name=bench -c user.email=bench@example.com commit -qm "generated suite"
+  git -C "$dir" commit -qm "generated suite"
 }
 
 # "MILLISECONDS KILOBYTES CPU-SECONDS" of one run of `promptctl test` in DIR (wall time,

@@ -223,6 +223,36 @@ pub struct TestSettings {
     #[serde(deserialize_with = "bounded::share")]
     #[schemars(range(min = 0, max = 1))]
     pub min_coverage: f64,
+    /// The regions (ISO 3166-1 alpha-2 codes) whose phone numbers `safety_check` finds when
+    /// written without a country code; numbers with one (`+44 ...`) are found for every
+    /// region.
+    #[serde(deserialize_with = "bounded::regions")]
+    #[schemars(with = "Vec<String>", length(max = 300))]
+    pub pii_regions: Vec<phonenumber::country::Id>,
+}
+
+/// The default `[test] pii_regions`: the largest markets.
+pub fn default_pii_regions() -> Vec<phonenumber::country::Id> {
+    use phonenumber::country::Id;
+    vec![
+        Id::US,
+        Id::CA,
+        Id::GB,
+        Id::IE,
+        Id::AU,
+        Id::IN,
+        Id::DE,
+        Id::FR,
+        Id::ES,
+        Id::IT,
+        Id::NL,
+        Id::BR,
+        Id::MX,
+        Id::IL,
+        Id::JP,
+        Id::CN,
+        Id::KR,
+    ]
 }
 
 impl Default for TestSettings {
@@ -233,6 +263,7 @@ impl Default for TestSettings {
             judge_model: None,
             recordings: PathBuf::from("prompts/.recordings"),
             min_coverage: 1.0,
+            pii_regions: default_pii_regions(),
         }
     }
 }
@@ -516,6 +547,29 @@ mod bounded {
         within(d, 0.0, 1e12, "a threshold").map(Some)
     }
 
+    /// Region codes (`US`, `gb`), at most 300 of them.
+    pub fn regions<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<phonenumber::country::Id>, D::Error> {
+        let codes = Vec::<String>::deserialize(d)?;
+        if codes.len() > 300 {
+            return Err(D::Error::custom(format!(
+                "{} regions: expected at most 300",
+                codes.len()
+            )));
+        }
+        codes
+            .iter()
+            .map(|code| {
+                code.to_uppercase().parse().map_err(|_| {
+                    D::Error::custom(format!(
+                        "unknown region `{code}`: expected ISO 3166-1 alpha-2 codes such as US, GB or JP"
+                    ))
+                })
+            })
+            .collect()
+    }
+
     /// A cache lifetime in seconds.
     pub fn ttl<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         within(d, 0, 31_536_000, "a cache lifetime in seconds")
@@ -679,6 +733,29 @@ max_p95_ms = 4000
                 diagnostic.message
             );
         }
+    }
+
+    #[test]
+    fn pii_regions_are_region_codes() {
+        let path = Path::new("promptctl.toml");
+        let default = Settings::parse("", path).expect("parses");
+        assert_eq!(default.test.pii_regions, default_pii_regions());
+        assert!(default.test.pii_regions.len() >= 17);
+        let settings =
+            Settings::parse("[test]\npii_regions = [\"il\", \"JP\"]\n", path).expect("parses");
+        use phonenumber::country::Id;
+        assert_eq!(settings.test.pii_regions, [Id::IL, Id::JP]);
+        let err = Settings::parse("[test]\npii_regions = [\"US\", \"XX\"]\n", path)
+            .expect_err("unknown region");
+        let ConfigError::Invalid(diagnostic) = err else {
+            panic!("wrong error")
+        };
+        assert_eq!(diagnostic.position.line, 2);
+        assert!(
+            diagnostic.message.contains("unknown region `XX`"),
+            "{}",
+            diagnostic.message
+        );
     }
 
     #[test]

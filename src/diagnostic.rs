@@ -78,15 +78,16 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// An error at `path:position`.
-    pub fn error(
+    /// A finding of `severity` at `path:position`.
+    pub fn new(
+        severity: Severity,
         code: &'static str,
         path: impl Into<PathBuf>,
         position: Position,
         message: impl Into<String>,
     ) -> Self {
         Diagnostic {
-            severity: Severity::Error,
+            severity,
             code,
             message: message.into(),
             path: path.into(),
@@ -97,17 +98,14 @@ impl Diagnostic {
         }
     }
 
-    /// A warning at `path:position`.
-    pub fn warning(
+    /// An error at `path:position`.
+    pub fn error(
         code: &'static str,
         path: impl Into<PathBuf>,
         position: Position,
         message: impl Into<String>,
     ) -> Self {
-        Diagnostic {
-            severity: Severity::Warning,
-            ..Diagnostic::error(code, path, position, message)
-        }
+        Diagnostic::new(Severity::Error, code, path, position, message)
     }
 
     /// Adds a hint saying what to do.

@@ -26,7 +26,7 @@
 
 use std::path::Path;
 
-use crate::diagnostic::{Diagnostic, Position};
+use crate::diagnostic::{Diagnostic, Position, Severity};
 use crate::repo::file::{ASSERTION_KEYS, PROMPT_KEYS, TEST_KEYS, VARIABLE_KEYS, parse_prompt};
 use crate::yaml_scan::{closing_quote, quote_end, starts_comment};
 
@@ -49,9 +49,15 @@ pub fn format_prompt_at(path: &Path, source: &str) -> Result<String, Diagnostic>
         source.to_owned()
     };
     let formatted = format_text(&text).map_err(|(line, message)| {
-        Diagnostic::warning(UNSUPPORTED, path, Position::new(line, 1), message)
-            .with_source(&text)
-            .with_help("promptctl fmt leaves this file as it is; format it by hand")
+        Diagnostic::new(
+            Severity::Warning,
+            UNSUPPORTED,
+            path,
+            Position::new(line, 1),
+            message,
+        )
+        .with_source(&text)
+        .with_help("promptctl fmt leaves this file as it is; format it by hand")
     })?;
     verify(path, &text, &formatted)?;
     Ok(if crlf {
@@ -64,7 +70,8 @@ pub fn format_prompt_at(path: &Path, source: &str) -> Result<String, Diagnostic>
 /// Requires that `formatted` means exactly what `original` means.
 fn verify(path: &Path, original: &str, formatted: &str) -> Result<(), Diagnostic> {
     let unsafe_change = |why: &str| {
-        Diagnostic::warning(
+        Diagnostic::new(
+            Severity::Warning,
             UNSUPPORTED,
             path,
             Position::start(),

@@ -184,9 +184,10 @@ pub fn record_run(labels: RunLabels<'_>, outcome: RunOutcome<'_>) {
     }
 }
 
-/// Records one read of the registry cache: `hit`, `miss` or `stale`.
-pub fn record_cache_read(result: &'static str) {
-    metrics::counter!(CACHE_READS, "result" => result).increment(1);
+/// The counter of the registry cache's reads with `result` (`hit`, `miss` or `stale`),
+/// from the recorder installed now: the cache keeps it and counts each read on it.
+pub fn cache_read_counter(result: &'static str) -> metrics::Counter {
+    metrics::counter!(CACHE_READS, "result" => result)
 }
 
 #[cfg(test)]

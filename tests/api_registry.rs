@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::db::TestDb;
 use common::git::TestRepo;
-use common::server::{READ, RUN, Server, prompt};
+use common::server::{READ, RUN, Server, prompt, sync};
 use serde_json::Value;
 
 const SUPPORT_PROMPTS: usize = 53;
@@ -41,11 +41,6 @@ fn registry() -> (TestDb, TestRepo) {
     repo.commit("v3");
     sync(&repo, &db);
     (db, repo)
-}
-
-fn sync(repo: &TestRepo, db: &TestDb) {
-    let (code, stdout, stderr) = repo.run(&["sync", "--database-url", &db.url]);
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
 }
 
 fn start(repo: &TestRepo, db: &TestDb) -> Server {
@@ -446,4 +441,71 @@ fn a_sync_between_two_pages_neither_repeats_nor_skips() {
     let rest = rest["prompts"].as_array().expect("prompts").clone();
     assert_eq!(rest.len(), SUPPORT_PROMPTS + 1);
     assert!(names(&rest).contains(&"support/reply_05a".to_owned()));
+}
+
+/// The `href` of the link with `id` in a dashboard page, its `&amp;` decoded.
+fn link(html: &str, id: &str) -> Option<String> {
+    let anchor = format!("id=\"{id}\" href=\"");
+    let start = html.find(&anchor)? + anchor.len();
+    let end = start + html[start..].find('"')?;
+    Some(html[start..end].replace("&amp;", "&"))
+}
+
+#[test]
+fn the_dashboard_pages_through_the_registry_listing() {
+    let (db, repo) = registry();
+    let server = start(&repo, &db);
+    // 55 prompts: the default page of 50, then the rest through the "Next page" link.
+    let mut shown = Vec::new();
+    let mut path = "/".to_owned();
+    for _ in 0..3 {
+        let page = server.get(&path, Some(READ));
+        assert_eq!(page.status, 200, "{}", page.text);
+        shown.extend(
+            page.text
+                .match_indices("<tr class=\"prompt\">")
+                .map(|(at, _)| at),
+        );
+        match link(&page.text, "next-page") {
+            Some(next) => path = format!("/{next}"),
+            None => break,
+        }
+    }
+    assert_eq!(shown.len(), SUPPORT_PROMPTS + 2);
+    let first = server.get("/?limit=2", Some(READ)).text;
+    assert!(first.contains("/prompts/billing/invoice"), "{first}");
+    assert!(first.contains("/prompts/billing/refund"), "{first}");
+    assert!(!first.contains("/prompts/support/"), "{first}");
+    let next = link(&first, "next-page").expect("a next page");
+    assert!(next.starts_with("?limit=2&cursor="), "{next}");
+    let second = server.get(&format!("/{next}"), Some(READ)).text;
+    assert!(second.contains("/prompts/support/reply_00"), "{second}");
+    assert!(second.contains("/prompts/support/reply_01"), "{second}");
+
+    // A prompt's versions, one page at a time, newest first.
+    let version = |n: u32| format!("<tr class=\"version\"><td>v{n}</td>");
+    let page = server
+        .get("/prompts/billing/invoice?limit=2", Some(READ))
+        .text;
+    assert!(
+        page.contains(&version(3)) && page.contains(&version(2)),
+        "{page}"
+    );
+    assert!(!page.contains(&version(1)), "{page}");
+    let older = link(&page, "older-versions").expect("older versions");
+    let page = server
+        .get(&format!("/prompts/billing/invoice{older}"), Some(READ))
+        .text;
+    assert!(
+        page.contains(&version(1)) && !page.contains(&version(2)),
+        "{page}"
+    );
+    assert!(link(&page, "older-versions").is_none(), "{page}");
+    // Hostile paging input is refused as by the API; an unknown prompt is a 404.
+    let reply = server.get("/?limit=0", Some(READ));
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    let reply = server.get("/?cursor=nonsense", Some(READ));
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    let reply = server.get("/prompts/billing/nowhere", Some(READ));
+    assert_eq!(reply.status, 404, "{}", reply.text);
 }

@@ -12,30 +12,17 @@ mod common;
 
 use std::process::Command;
 
-use common::db::TestDb;
-use common::git::TestRepo;
-use common::server::{READ, RUN, Server, prompt};
+use common::server::{READ, RUN, Server, setup_with};
 
 #[test]
 #[ignore = "installs openapi-python-client and openapi-typescript; run with --ignored"]
 fn generated_python_and_typescript_clients_work() {
-    let db = TestDb::new();
-    let repo = TestRepo::new();
-    repo.write("promptctl.toml", "default_provider = \"echo\"\n");
-    repo.write("prompts/billing/invoice.yaml", &prompt("first"));
-    repo.write("prompts/billing/refund.yaml", &prompt("refund"));
-    for name in ["greeting", "reply", "summary"] {
-        repo.write(&format!("prompts/support/{name}.yaml"), &prompt(name));
-    }
-    repo.commit("v1");
-    repo.write("prompts/billing/invoice.yaml", &prompt("second"));
-    repo.write(
-        "environments.yaml",
-        "prompts:\n  invoice:\n    production: {version: 1, model: gpt-4o-mini}\n",
-    );
-    repo.commit("v2");
-    let (code, stdout, stderr) = repo.run(&["sync", "--database-url", &db.url]);
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let (db, repo) = setup_with(&[
+        "billing/refund",
+        "support/greeting",
+        "support/reply",
+        "support/summary",
+    ]);
     let server = Server::start(
         &repo,
         &db.url,

@@ -169,3 +169,41 @@ fn bad_urls_and_timeouts_are_bad_input() {
         .code(2)
         .stderr_has("cannot derive the health URL from the listen address `localhost`");
 }
+
+#[test]
+fn messages_hide_the_urls_credentials_and_cut_a_huge_url() {
+    let project = Project::new();
+    // Nothing listens on this port.
+    let port = free_port();
+    let secret = format!("http://ada:hunter2@127.0.0.1:{port}/healthz");
+    let refused = healthcheck(project.root(), &["--url", &secret]);
+    refused
+        .code(1)
+        .stderr_has("cannot reach")
+        .stderr_has(&format!("http://***@127.0.0.1:{port}/healthz"));
+    assert!(!refused.stderr.contains("hunter2"), "{}", refused.stderr);
+    let json = healthcheck(project.root(), &["--format", "json", "--url", &secret]);
+    json.code(1);
+    assert!(!json.stdout.contains("hunter2"), "{}", json.stdout);
+    assert_eq!(
+        json.json()["url"],
+        format!("http://***@127.0.0.1:{port}/healthz")
+    );
+    // Refused as bad input, the credentials hidden all the same.
+    let bad = healthcheck(
+        project.root(),
+        &["--url", "ftp://ada:hunter2@127.0.0.1/healthz"],
+    );
+    bad.code(2).stderr_has("ftp://***@127.0.0.1/healthz");
+    assert!(!bad.stderr.contains("hunter2"), "{}", bad.stderr);
+
+    // A 100,000-character URL is cut to its first 200 characters in the message.
+    let huge = format!("http://127.0.0.1:{port}/{}", "a".repeat(100_000));
+    let cut = healthcheck(project.root(), &["--url", &huge]);
+    cut.code(1).stderr_has("cannot reach").stderr_has("a…");
+    assert!(cut.stderr.len() < 2_000, "{} bytes", cut.stderr.len());
+    let scheme = format!("{}://127.0.0.1/healthz", "s".repeat(100_000));
+    let cut = healthcheck(project.root(), &["--url", &scheme]);
+    cut.code(2).no_panic();
+    assert!(cut.stderr.len() < 2_000, "{} bytes", cut.stderr.len());
+}

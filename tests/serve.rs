@@ -9,7 +9,7 @@ mod stub_provider;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::server::{READ, RUN, Server, prompt, setup};
+use common::server::{READ, RUN, Server, prompt, setup, sync};
 use serde_json::json;
 
 #[test]
@@ -135,8 +135,7 @@ fn api_endpoints_errors_scopes_etags_and_notify() {
         "model: gpt-4o\nvariables:\n  x: {type: string}\ntemplate: \"Hi. {% include 'shared/signature.j2' %}\"\n",
     );
     repo.commit("signed");
-    let (code, stdout, stderr) = repo.run(&["sync", "--database-url", &db.url]);
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    sync(&repo, &db);
     let signed = server.post(
         "/v1/prompts/billing/signed/render",
         Some(READ),
@@ -276,8 +275,7 @@ fn api_endpoints_errors_scopes_etags_and_notify() {
         "prompts:\n  invoice:\n    production: {version: 3, model: gpt-4o-mini}\n",
     );
     repo.commit("v3");
-    let (code, stdout, stderr) = repo.run(&["sync", "--database-url", &db.url]);
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    sync(&repo, &db);
     let synced = Instant::now();
     loop {
         let latest = server.get("/v1/prompts/billing/invoice", Some(READ)).json();

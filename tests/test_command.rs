@@ -405,3 +405,30 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+#[test]
+fn safety_check_reads_national_numbers_of_the_configured_regions() {
+    let prompt = "model: echo\ntemplate: \"Call me on 09-7625400 or +44 20 7946 0958\"\ntests:\n  - name: no phone\n    assert: [{type: safety_check}]\n";
+    let found = |config: &str| {
+        let project = Project::new(config);
+        project.write("prompts/p/call.yaml", prompt);
+        let (code, json, stderr) = project.promptctl(&["test", "--format", "json"]);
+        assert_eq!(code, 1, "{json}\n{stderr}");
+        let json: serde_json::Value = serde_json::from_str(&json).expect("json");
+        json["results"][0]["assertions"][0]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    // Israel is among the default regions; the British number has its country code.
+    let detail = found("");
+    assert_eq!(detail.matches("phone_number").count(), 2, "{detail}");
+    let detail = found("[test]\npii_regions = [\"US\", \"JP\"]\n");
+    assert_eq!(detail.matches("phone_number").count(), 1, "{detail}");
+    assert!(detail.contains("at 1:26"), "{detail}");
+    let project = Project::new("[test]\npii_regions = [\"Israel\"]\n");
+    project.write("prompts/p/call.yaml", prompt);
+    let (code, _, stderr) = project.promptctl(&["test"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("unknown region `Israel`"), "{stderr}");
+}

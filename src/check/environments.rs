@@ -179,6 +179,7 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use super::*;
+    use crate::environments::tests::parse;
 
     fn snapshot() -> Snapshot {
         Snapshot::from_files(
@@ -198,11 +199,9 @@ mod tests {
 
     #[test]
     fn unknown_and_ambiguous_prompts_are_found_without_history() {
-        let environments = Environments::parse(
-            Path::new("environments.yaml"),
+        let environments = parse(
             "prompts:\n  reply:\n    production: {version: 99}\n  support/reply:\n    production: {version: 99}\n  support/replyy:\n    staging: {version: 1}\n",
-        )
-        .expect("parses");
+        );
         let found = check_environments(&environments, &snapshot(), None);
         let codes: Vec<(&str, usize)> = found.iter().map(|d| (d.code, d.position.line)).collect();
         // Without history the version rules are skipped.

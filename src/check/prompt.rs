@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use serde_saphyr::Location;
 
 use super::{PartialAnalysis, error_position_in_text, line_column};
-use crate::diagnostic::{Diagnostic, Position, closest};
+use crate::diagnostic::{Diagnostic, Position, Severity, closest};
 use crate::registry::columns::{self, Field, TestField};
 use crate::render::{
     RenderError, Renderer, TemplatePart, find_includes, find_variable_use, include_path_is_safe,
@@ -35,16 +35,22 @@ struct PromptChecker<'a> {
 
 impl PromptChecker<'_> {
     fn error(&mut self, code: &'static str, at: Position, message: String, help: Option<String>) {
-        let mut diagnostic = Diagnostic::error(code, &self.loaded.path, at, message)
-            .with_source(&self.loaded.source);
-        if let Some(help) = help {
-            diagnostic = diagnostic.with_help(help);
-        }
-        self.found.push(diagnostic);
+        self.report(Severity::Error, code, at, message, help);
     }
 
     fn warning(&mut self, code: &'static str, at: Position, message: String, help: Option<String>) {
-        let mut diagnostic = Diagnostic::warning(code, &self.loaded.path, at, message)
+        self.report(Severity::Warning, code, at, message, help);
+    }
+
+    fn report(
+        &mut self,
+        severity: Severity,
+        code: &'static str,
+        at: Position,
+        message: String,
+        help: Option<String>,
+    ) {
+        let mut diagnostic = Diagnostic::new(severity, code, &self.loaded.path, at, message)
             .with_source(&self.loaded.source);
         if let Some(help) = help {
             diagnostic = diagnostic.with_help(help);

@@ -6,7 +6,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::output::{Format, Style};
-use super::shared::find_versions;
+use super::shared::{find_versions, version_numbered};
 use super::{CliError, Context, exit};
 
 /// Arguments of `promptctl diff`.
@@ -36,16 +36,7 @@ pub fn run(context: &Context, args: &DiffArgs) -> Result<u8, CliError> {
     let history = context.history(&config)?;
     let (prompt, versions) = find_versions(&history, &args.prompt)?;
     let prompt = &prompt;
-    let find = |number: u32| {
-        versions.iter().find(|v| v.number == number).ok_or_else(|| {
-            CliError::input(format!(
-                "{} has no version {number}; its versions are 1 to {}",
-                prompt.id,
-                versions.len()
-            ))
-            .hint(format!("`promptctl log {}` lists them", prompt.id))
-        })
-    };
+    let find = |number: u32| version_numbered(prompt, &versions, number);
     let old = find(args.from)?;
     let shown_id = super::output::escape_control(&prompt.id.to_string()).into_owned();
     let old_label = format!("{shown_id}@{}", old.number);

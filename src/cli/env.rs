@@ -104,14 +104,17 @@ pub fn render(
             "environment": env,
             "version": resolved.version,
             "commit": resolved.commit,
-            "model": resolved.model,
+            "model": resolved.definition.model,
             "parameters": resolved.definition.parameters,
             "messages": messages,
         })),
         Format::Human => {
             output.data(&output.paint(
                 super::output::Style::Dim,
-                &format!("# {id} {version} in {env}, model {}", resolved.model),
+                &format!(
+                    "# {id} {version} in {env}, model {}",
+                    resolved.definition.model
+                ),
             ));
             super::shared::print_messages(context, &messages);
         }

@@ -83,8 +83,10 @@ fn unhealthy(err: ProbeError, timeout: Duration) -> CliError {
     }
 }
 
-/// The outcome on stdout: one line, or a JSON object under `--format json`.
+/// The outcome on stdout: one line, or a JSON object under `--format json`; the URL as
+/// [`health::shown_url`] shows it.
 fn report(context: &Context, url: &str, status: Option<u16>, error: Option<&str>) {
+    let url = health::shown_url(url);
     if context.output.format == Format::Json {
         context.output.json(&serde_json::json!({
             "url": url,

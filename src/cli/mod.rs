@@ -271,7 +271,7 @@ impl From<crate::registry::RegistryError> for CliError {
             E::Rewritten { .. } => CliError::input(message)
                 .hint("someone force-pushed or rebased the branch, so versions already published may have changed")
                 .hint("run `promptctl sync --allow-rewrite` to replace the rewritten versions"),
-            E::NotFound { .. } | E::Ambiguous { .. } => {
+            E::Lookup(_) => {
                 CliError::input(message).hint("`promptctl list` shows every prompt; `promptctl sync` publishes them")
             }
             E::NoSuchVersion { .. } => {

@@ -6,7 +6,6 @@ use clap::Args;
 
 use super::{CliError, Context, shared};
 use crate::deploy::pin::{Change, plan};
-use crate::deploy::version_label;
 use crate::environments::{ModelChange, VersionRef};
 
 /// Arguments of `promptctl pin`.
@@ -45,19 +44,8 @@ pub fn run(context: &Context, args: &PinArgs) -> Result<u8, CliError> {
         env: args.env.clone(),
         version: args.version,
         model,
+        from: None,
     };
     let plan = plan(&config, &history, prompt, &change)?;
-    let subject = format!(
-        "Pin {} to {} in {}{}",
-        plan.prompt,
-        version_label(plan.after.version),
-        plan.env,
-        plan.after
-            .model
-            .as_ref()
-            .filter(|m| plan.before.model.as_ref() != Some(*m))
-            .map(|m| format!(" on {m}"))
-            .unwrap_or_default()
-    );
-    shared::write_pin(context, &plan, args.commit, &subject)
+    shared::write_pin(context, &plan, args.commit)
 }

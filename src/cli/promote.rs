@@ -6,7 +6,6 @@ use clap::Args;
 
 use super::{CliError, Context, shared};
 use crate::deploy::pin::{plan, promotion};
-use crate::deploy::version_label;
 
 /// Arguments of `promptctl promote`.
 #[derive(Debug, Args)]
@@ -42,12 +41,5 @@ pub fn run(context: &Context, args: &PromoteArgs) -> Result<u8, CliError> {
         ));
     }
     let plan = plan(&config, &history, prompt, &promotion.change)?;
-    let subject = format!(
-        "Promote {} {} from {} to {}",
-        plan.prompt,
-        version_label(plan.after.version),
-        args.from,
-        args.to
-    );
-    shared::write_pin(context, &plan, args.commit, &subject)
+    shared::write_pin(context, &plan, args.commit)
 }

@@ -70,17 +70,7 @@ fn render_version(
     let history = context.history(config)?;
     let (prompt, versions) = super::shared::find_versions(&history, &args.prompt)?;
     let prompt = &prompt;
-    let version = versions
-        .iter()
-        .find(|v| v.number == number)
-        .ok_or_else(|| {
-            CliError::input(format!(
-                "{} has no version {number}; its versions are 1 to {}",
-                prompt.id,
-                versions.len()
-            ))
-            .hint(format!("`promptctl log {}` lists them", prompt.id))
-        })?;
+    let version = super::shared::version_numbered(prompt, &versions, number)?;
     let partials = match &version.commit {
         Some(commit) => history.partials_at(&commit.id)?,
         None => context.snapshot(config)?.partials,

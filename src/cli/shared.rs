@@ -131,15 +131,27 @@ pub fn find_versions(
     Ok((prompt, versions))
 }
 
-/// Writes a planned pin (committed with `subject` when `commit`) and prints what moved
+/// Version `number` of `prompt` among its `versions` (as [`find_versions`] gives them); an
+/// input error saying which versions it has otherwise.
+pub fn version_numbered<'v>(
+    prompt: &PromptHistory,
+    versions: &'v [Version],
+    number: u32,
+) -> Result<&'v Version, CliError> {
+    versions.iter().find(|v| v.number == number).ok_or_else(|| {
+        CliError::input(format!(
+            "{} has no version {number}; its versions are 1 to {}",
+            prompt.id,
+            versions.len()
+        ))
+        .hint(format!("`promptctl log {}` lists them", prompt.id))
+    })
+}
+
+/// Writes a planned pin (committed with its message when `commit`) and prints what moved
 /// (`pin` and `promote`).
-pub fn write_pin(
-    context: &Context,
-    plan: &PinPlan,
-    commit: bool,
-    subject: &str,
-) -> Result<u8, CliError> {
-    let message = commit.then(|| plan.commit_message(subject));
+pub fn write_pin(context: &Context, plan: &PinPlan, commit: bool) -> Result<u8, CliError> {
+    let message = commit.then(|| plan.commit_message());
     let commit = plan.write(message.as_deref())?;
     print_pin(context, plan, commit.as_deref());
     Ok(super::exit::SUCCESS)

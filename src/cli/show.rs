@@ -5,7 +5,7 @@ use clap::Args;
 
 use super::output::Format;
 use super::output::escape_control;
-use super::shared::find_versions;
+use super::shared::{find_versions, version_numbered};
 use super::{CliError, Context, exit, short};
 use crate::diagnostic::display_path;
 
@@ -39,19 +39,8 @@ pub fn run(context: &Context, args: &ShowArgs) -> Result<u8, CliError> {
     let history = context.history(&config)?;
     let (prompt, versions) = find_versions(&history, query)?;
     let prompt = &prompt;
-    let version = match number {
-        Some(n) => versions.iter().find(|v| v.number == n),
-        None => versions.last(),
-    }
-    .ok_or_else(|| {
-        CliError::input(format!(
-            "{} has no version {}; its versions are 1 to {}",
-            prompt.id,
-            number.unwrap_or(0),
-            versions.len()
-        ))
-        .hint(format!("`promptctl log {}` lists them", prompt.id))
-    })?;
+    let latest = versions.last().map_or(0, |v| v.number);
+    let version = version_numbered(prompt, &versions, number.unwrap_or(latest))?;
     let definition = version.definition()?;
     let output = &context.output;
     let commit = version.commit.as_deref();

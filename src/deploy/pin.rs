@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use super::{DeployError, Overwrite, load_environments, pin_label, validate, write_atomically};
+use super::{
+    DeployError, Overwrite, load_environments, pin_label, validate, version_label, write_atomically,
+};
 use crate::config::Config;
 use crate::environments::{Environments, ModelChange, Pin, VersionRef};
 use crate::history::{History, PromptHistory};
@@ -18,6 +20,8 @@ pub struct Change {
     pub version: VersionRef,
     /// What happens to the model override.
     pub model: ModelChange,
+    /// The environment this is promoted from (`promote`); `None` for `pin`.
+    pub from: Option<String>,
 }
 
 /// A checked edit of the environments file, not written yet.
@@ -33,6 +37,8 @@ pub struct PinPlan {
     pub after: Pin,
     /// The file as the project names it (for messages).
     pub path: PathBuf,
+    /// The environment promoted from (`promote`), for the commit message.
+    from: Option<String>,
     /// The file on disk.
     file: PathBuf,
     /// Its text now.
@@ -91,6 +97,7 @@ pub fn plan(
         before,
         after,
         path: environments.path,
+        from: change.from.clone(),
         file: config.environments_file(),
         source: environments.source,
         text,
@@ -135,6 +142,7 @@ pub fn promotion(
             env: to.to_owned(),
             version,
             model: source.model.map_or(ModelChange::Clear, ModelChange::Set),
+            from: Some(from.to_owned()),
         },
         pinned,
         path: environments.path,
@@ -147,10 +155,35 @@ impl PinPlan {
         self.text != self.source
     }
 
-    /// The commit message: `subject`, then what moved.
-    pub fn commit_message(&self, subject: &str) -> String {
+    /// The commit's subject: `Pin billing/invoice to v3 in production on gpt-4o` (the
+    /// model named when it changes), `Promote billing/invoice v3 from staging to
+    /// production`.
+    pub fn subject(&self) -> String {
+        let version = version_label(self.after.version);
+        match &self.from {
+            Some(from) => format!(
+                "Promote {} {version} from {from} to {}",
+                self.prompt, self.env
+            ),
+            None => format!(
+                "Pin {} to {version} in {}{}",
+                self.prompt,
+                self.env,
+                self.after
+                    .model
+                    .as_ref()
+                    .filter(|m| self.before.model.as_ref() != Some(*m))
+                    .map(|m| format!(" on {m}"))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+
+    /// The commit message: the [subject](PinPlan::subject), then what moved.
+    pub fn commit_message(&self) -> String {
         format!(
-            "{subject}\n\n{}: {} -> {}\n",
+            "{}\n\n{}: {} -> {}\n",
+            self.subject(),
             self.env,
             pin_label(&self.before),
             pin_label(&self.after)

@@ -21,28 +21,13 @@ impl Environments {
         model: &ModelChange,
     ) -> Result<String, EditError> {
         let text = &self.source;
+        // The pin of an environment the file does not have yet.
+        let fresh = || flow_pin(version, model.apply(None).as_deref());
         let Some(entry) = self.entry(id) else {
-            return self.insert_prompt(key, env, version, model);
+            return self.insert_prompt(key, env, &fresh());
         };
         let Some(existing) = entry.environment(env) else {
-            let new_model = model.apply(None);
-            let line = self.last_line_of(entry);
-            let indent = self
-                .env_indent()
-                .map_or_else(|| " ".repeat(entry.at.column - 1 + 2), |i| " ".repeat(i));
-            let new_line = format!(
-                "{indent}{}: {}",
-                scalar(env),
-                flow_pin(version, new_model.as_deref())
-            );
-            if entry.environments.is_empty() && line_has_flow_value(text, entry.at) {
-                return Err(EditError::Unsupported(format!(
-                    "`{}` in {} is written in flow style; write its environments one per line",
-                    entry.key,
-                    display_path(&self.path)
-                )));
-            }
-            return Ok(insert_after_line(text, line, &new_line));
+            return self.insert_environment(entry, env, &fresh());
         };
         let new_model = model.apply(existing.pin.model.as_deref());
         let start = existing.value.offset;
@@ -153,15 +138,31 @@ impl Environments {
             .next()
     }
 
-    fn insert_prompt(
+    /// The text with the line `env: pin` added to the environments of `entry`.
+    fn insert_environment(
         &self,
-        key: &str,
+        entry: &PromptEntry,
         env: &str,
-        version: VersionRef,
-        model: &ModelChange,
+        pin: &str,
     ) -> Result<String, EditError> {
         let text = &self.source;
-        let pin = flow_pin(version, model.apply(None).as_deref());
+        if entry.environments.is_empty() && line_has_flow_value(text, entry.at) {
+            return Err(EditError::Unsupported(format!(
+                "`{}` in {} is written in flow style; write its environments one per line",
+                entry.key,
+                display_path(&self.path)
+            )));
+        }
+        let indent = self
+            .env_indent()
+            .map_or_else(|| " ".repeat(entry.at.column - 1 + 2), |i| " ".repeat(i));
+        let new_line = format!("{indent}{}: {pin}", scalar(env));
+        Ok(insert_after_line(text, self.last_line_of(entry), &new_line))
+    }
+
+    /// The text with a new prompt `key` holding the one environment `env: pin`.
+    fn insert_prompt(&self, key: &str, env: &str, pin: &str) -> Result<String, EditError> {
+        let text = &self.source;
         let prompt_indent = self.prompts.first().map_or(2, |p| p.at.column - 1);
         let env_indent = self.env_indent().unwrap_or(prompt_indent + 2);
         let block = format!(
@@ -381,109 +382,74 @@ fn remove_line(text: &str, line: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::environments::tests::{FILE, id, parse};
+    use crate::environments::tests::{FILE, parse};
+    use ModelChange::{Clear, Keep, Set};
 
-    fn edit(
-        text: &str,
-        prompt: PromptId,
-        env: &str,
-        version: VersionRef,
-        model: ModelChange,
-    ) -> String {
-        let key = prompt.name.clone();
-        parse(text)
-            .with_pin(&prompt, &key, env, version, &model)
-            .expect("edits")
+    /// `text` with `prompt` (`service/name`) pinned to `version` (`3`, `latest`) in `env`,
+    /// checked to read back as that pin.
+    fn edit(text: &str, prompt: &str, env: &str, version: &str, model: ModelChange) -> String {
+        let (service, name) = prompt.split_once('/').expect("service/name");
+        let prompt = PromptId::new(service, name);
+        let version: VersionRef = version.parse().expect("a version");
+        let out = parse(text)
+            .with_pin(&prompt, name, env, version, &model)
+            .expect("edits");
+        assert_eq!(parse(&out).resolve(&prompt, env).version, version, "{out}");
+        out
     }
+
+    const REVIEW: &str = "code-review/code_review_agent";
 
     #[test]
     fn changing_a_version_touches_only_its_digits() {
-        let out = edit(
-            FILE,
-            id("code-review", "code_review_agent"),
-            "staging",
-            VersionRef::Number(24),
-            ModelChange::Keep,
-        );
         assert_eq!(
-            out,
+            edit(FILE, REVIEW, "staging", "24", Keep),
             FILE.replace(
                 "staging:    {version: 23, model: gpt-4o-mini}",
                 "staging:    {version: 24, model: gpt-4o-mini}"
             )
         );
-        let again = parse(&out);
-        assert_eq!(
-            again
-                .resolve(&id("code-review", "code_review_agent"), "staging")
-                .version,
-            VersionRef::Number(24)
-        );
     }
 
     #[test]
     fn changing_the_model_and_adding_or_removing_one() {
-        let review = id("code-review", "code_review_agent");
-        let out = edit(
-            FILE,
-            review.clone(),
-            "production",
-            VersionRef::Latest,
-            ModelChange::Set("o3".into()),
-        );
         assert_eq!(
-            out,
+            edit(FILE, REVIEW, "production", "latest", Set("o3".into())),
             FILE.replace(
                 "{version: 23, model: gpt-4o}",
                 "{version: latest, model: o3}"
             )
         );
-        let out = edit(
-            FILE,
-            review,
-            "production",
-            VersionRef::Number(23),
-            ModelChange::Clear,
-        );
         assert_eq!(
-            out,
+            edit(FILE, REVIEW, "production", "23", Clear),
             FILE.replace("{version: 23, model: gpt-4o}", "{version: 23}")
         );
-        let out = edit(
-            FILE,
-            id("billing", "invoice"),
-            "production",
-            VersionRef::Number(5),
-            ModelChange::Set("needs: quotes".into()),
-        );
         assert_eq!(
-            out,
+            edit(
+                FILE,
+                "billing/invoice",
+                "production",
+                "5",
+                Set("needs: quotes".into())
+            ),
             FILE.replace("{version: 4}", "{version: 5, model: \"needs: quotes\"}")
         );
     }
 
     #[test]
     fn a_new_environment_is_a_new_line_after_its_siblings() {
-        let out = edit(
-            FILE,
-            id("billing", "invoice"),
-            "staging",
-            VersionRef::Number(3),
-            ModelChange::Set("gpt-4o".into()),
-        );
         assert_eq!(
-            out,
+            edit(
+                FILE,
+                "billing/invoice",
+                "staging",
+                "3",
+                Set("gpt-4o".into())
+            ),
             format!("{FILE}    staging: {{version: 3, model: gpt-4o}}\n")
         );
-        let out = edit(
-            FILE,
-            id("code-review", "code_review_agent"),
-            "eu",
-            VersionRef::Number(2),
-            ModelChange::Keep,
-        );
         assert_eq!(
-            out,
+            edit(FILE, REVIEW, "eu", "2", Keep),
             FILE.replace(
                 "claude-sonnet-4-5}\n",
                 "claude-sonnet-4-5}\n    eu: {version: 2}\n"
@@ -493,34 +459,17 @@ mod tests {
 
     #[test]
     fn a_new_prompt_is_appended_with_the_files_indentation() {
-        let out = edit(
-            FILE,
-            id("support", "reply"),
-            "production",
-            VersionRef::Number(1),
-            ModelChange::Keep,
-        );
+        let reply = |text| edit(text, "support/reply", "production", "1", Keep);
         assert_eq!(
-            out,
+            reply(FILE),
             format!("{FILE}  reply:\n    production: {{version: 1}}\n")
         );
-        let out = edit(
-            "",
-            id("support", "reply"),
-            "production",
-            VersionRef::Number(1),
-            ModelChange::Keep,
-        );
-        assert_eq!(out, "prompts:\n  reply:\n    production: {version: 1}\n");
-        let out = edit(
-            "# pins\nprompts: {}\n",
-            id("support", "reply"),
-            "production",
-            VersionRef::Number(1),
-            ModelChange::Keep,
+        assert_eq!(
+            reply(""),
+            "prompts:\n  reply:\n    production: {version: 1}\n"
         );
         assert_eq!(
-            out,
+            reply("# pins\nprompts: {}\n"),
             "# pins\nprompts:\n  reply:\n    production: {version: 1}\n"
         );
     }
@@ -528,69 +477,37 @@ mod tests {
     #[test]
     fn block_style_pins_are_spliced_too() {
         let text = "prompts:\n  reply:\n    production:\n      version: 2   # known good\n      model: \"gpt-4o\"\n    staging:\n      version: 3\n";
-        let reply = id("support", "reply");
-        let out = edit(
-            text,
-            reply.clone(),
-            "production",
-            VersionRef::Number(3),
-            ModelChange::Set("o3".into()),
-        );
+        let reply = |env, version, model| edit(text, "support/reply", env, version, model);
         assert_eq!(
-            out,
+            reply("production", "3", Set("o3".into())),
             text.replace("version: 2 ", "version: 3 ")
                 .replace("\"gpt-4o\"", "o3")
         );
-        let out = edit(
-            text,
-            reply.clone(),
-            "production",
-            VersionRef::Number(2),
-            ModelChange::Clear,
+        assert_eq!(
+            reply("production", "2", Clear),
+            text.replace("      model: \"gpt-4o\"\n", "")
         );
-        assert_eq!(out, text.replace("      model: \"gpt-4o\"\n", ""));
-        let out = edit(
-            text,
-            reply,
-            "staging",
-            VersionRef::Number(3),
-            ModelChange::Set("o3".into()),
+        assert_eq!(
+            reply("staging", "3", Set("o3".into())),
+            format!("{text}      model: o3\n")
         );
-        assert_eq!(out, format!("{text}      model: o3\n"));
-        parse(&out);
     }
 
     #[test]
     fn crlf_files_keep_their_line_ends() {
         let text = "prompts:\r\n  reply:\r\n    production: {version: 1}  # ok\r\n";
-        let reply = id("support", "reply");
-        let out = edit(
-            text,
-            reply.clone(),
-            "production",
-            VersionRef::Number(2),
-            ModelChange::Keep,
+        assert_eq!(
+            edit(text, "support/reply", "production", "2", Keep),
+            text.replace("version: 1", "version: 2")
         );
-        assert_eq!(out, text.replace("version: 1", "version: 2"));
-        let out = edit(
-            text,
-            reply,
-            "staging",
-            VersionRef::Number(2),
-            ModelChange::Keep,
+        assert_eq!(
+            edit(text, "support/reply", "staging", "2", Keep),
+            format!("{text}    staging: {{version: 2}}\r\n")
         );
-        assert_eq!(out, format!("{text}    staging: {{version: 2}}\r\n"));
     }
 
     #[test]
     fn unchanged_pin_leaves_the_text_identical() {
-        let out = edit(
-            FILE,
-            id("code-review", "code_review_agent"),
-            "canary",
-            VersionRef::Latest,
-            ModelChange::Keep,
-        );
-        assert_eq!(out, FILE);
+        assert_eq!(edit(FILE, REVIEW, "canary", "latest", Keep), FILE);
     }
 }

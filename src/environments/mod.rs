@@ -444,16 +444,22 @@ impl Environments {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(super) const FILE: &str = "# Which version runs where.\nprompts:\n  code_review_agent:                 # a prompt\n    production: {version: 23, model: gpt-4o}\n    staging:    {version: 23, model: gpt-4o-mini}   # trial\n    canary:     {version: latest, model: claude-sonnet-4-5}\n\n  # billing next\n  billing/invoice:\n    production: {version: 4}\n";
 
-    pub(super) fn parse(text: &str) -> Environments {
+    /// `text` parsed as `environments.yaml`.
+    pub(crate) fn parse(text: &str) -> Environments {
         Environments::parse(Path::new("environments.yaml"), text).expect("parses")
     }
 
-    pub(super) fn id(service: &str, name: &str) -> PromptId {
+    /// Why `text` does not parse as `environments.yaml`.
+    fn parse_err(text: &str) -> Diagnostic {
+        Environments::parse(Path::new("environments.yaml"), text).expect_err("rejects")
+    }
+
+    fn id(service: &str, name: &str) -> PromptId {
         PromptId::new(service, name)
     }
 
@@ -489,17 +495,9 @@ pub(super) mod tests {
 
     #[test]
     fn bad_values_and_unknown_keys_are_diagnostics_at_their_line() {
-        let err = Environments::parse(
-            Path::new("environments.yaml"),
-            "prompts:\n  a:\n    production: {version: 0}\n",
-        )
-        .expect_err("rejects");
+        let err = parse_err("prompts:\n  a:\n    production: {version: 0}\n");
         assert_eq!(err.position.line, 3);
-        let err = Environments::parse(
-            Path::new("environments.yaml"),
-            "prompts:\n  a:\n    production: {version: 2, modle: x}\n",
-        )
-        .expect_err("rejects");
+        let err = parse_err("prompts:\n  a:\n    production: {version: 2, modle: x}\n");
         assert_eq!(err.position.line, 3);
         assert_eq!(err.help.as_deref(), Some("did you mean `model`?"));
     }

@@ -9,7 +9,8 @@ use crate::repo::{Definition, Partials, PromptId};
 /// A prompt's definition as an environment runs it.
 #[derive(Debug, Clone)]
 pub struct Resolved {
-    /// The definition, with the environment's model applied.
+    /// The definition, with the environment's model applied (`definition.model` is the
+    /// model it runs on).
     pub definition: Definition,
     /// The partials of the version's commit (the working tree's for an uncommitted one).
     pub partials: Partials,
@@ -17,8 +18,6 @@ pub struct Resolved {
     pub version: Option<u32>,
     /// The commit of the version.
     pub commit: Option<String>,
-    /// The model it runs on.
-    pub model: String,
     /// Whether the file names this environment for this prompt.
     pub pinned: bool,
 }
@@ -104,7 +103,6 @@ pub fn resolve_definition(
         definition.model = model.clone();
     }
     Ok(Resolved {
-        model: definition.model.clone(),
         definition,
         partials,
         version: number,

@@ -161,6 +161,21 @@ mod tests {
         Oid::from_bytes(&[n; 20]).expect("20 bytes")
     }
 
+    /// What `load` is asked for: each definition's digest, the first as blob 1.
+    fn digests(definitions: &[&Definition]) -> HashMap<Oid, u128> {
+        (1..)
+            .zip(definitions)
+            .map(|(n, definition)| (blob(n), definition.digest()))
+            .collect()
+    }
+
+    /// A new store in `dir` holding two definitions, as blobs 1 and 2.
+    fn store_two(dir: &Path) -> [Definition; 2] {
+        let pair = [definition("gpt-4o", "one"), definition("gpt-4o", "two")];
+        store(dir, [(blob(1), &pair[0]), (blob(2), &pair[1])], true).expect("writes");
+        pair
+    }
+
     #[test]
     fn stored_definitions_come_back_exactly_and_only_with_their_digest() {
         let dir = tempfile::tempdir().expect("temporary folder");
@@ -168,8 +183,8 @@ mod tests {
         let two = definition("claude", "two");
         store(dir.path(), [(blob(1), &one)], true).expect("writes");
         store(dir.path(), [(blob(2), &two)], false).expect("appends");
-        let digest = Definition::digest;
-        let wanted: HashMap<Oid, u128> = [(blob(1), digest(&one)), (blob(2), 7)].into();
+        let mut wanted = digests(&[&one]);
+        wanted.insert(blob(2), 7);
         let found = load(dir.path(), &wanted);
         assert_eq!(found.get(&blob(1)), Some(&one));
         // A digest that does not match the record's JSON: not used.
@@ -179,15 +194,11 @@ mod tests {
     #[test]
     fn a_torn_record_ends_the_reading_without_losing_what_came_before() {
         let dir = tempfile::tempdir().expect("temporary folder");
-        let one = definition("gpt-4o", "one");
-        let two = definition("gpt-4o", "two");
-        store(dir.path(), [(blob(1), &one), (blob(2), &two)], true).expect("writes");
+        let [one, two] = store_two(dir.path());
         let path = file(dir.path());
         let data = std::fs::read(&path).expect("reads");
         std::fs::write(&path, &data[..data.len() - 5]).expect("truncates");
-        let digest = Definition::digest;
-        let wanted: HashMap<Oid, u128> = [(blob(1), digest(&one)), (blob(2), digest(&two))].into();
-        let found = load(dir.path(), &wanted);
+        let found = load(dir.path(), &digests(&[&one, &two]));
         assert_eq!(found.len(), 1);
         assert_eq!(found.get(&blob(1)), Some(&one));
     }
@@ -195,15 +206,12 @@ mod tests {
     #[test]
     fn a_store_mostly_of_repeats_is_compacted_when_read() {
         let dir = tempfile::tempdir().expect("temporary folder");
-        let one = definition("gpt-4o", "one");
-        let two = definition("gpt-4o", "two");
-        store(dir.path(), [(blob(1), &one), (blob(2), &two)], true).expect("writes");
+        let [one, two] = store_two(dir.path());
         let once = std::fs::metadata(file(dir.path())).expect("file").len();
         for _ in 0..3 {
             store(dir.path(), [(blob(1), &one), (blob(2), &two)], false).expect("appends");
         }
-        let digest = Definition::digest;
-        let wanted: HashMap<Oid, u128> = [(blob(1), digest(&one)), (blob(2), digest(&two))].into();
+        let wanted = digests(&[&one, &two]);
         assert_eq!(load(dir.path(), &wanted).len(), 2);
         assert_eq!(
             std::fs::metadata(file(dir.path())).expect("file").len(),

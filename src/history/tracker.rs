@@ -334,6 +334,17 @@ mod tests {
             .unwrap_or_default()
     }
 
+    fn tracker() -> Tracker {
+        Tracker::new(Path::new("prompts"))
+    }
+
+    impl Tracker {
+        /// Applies the changes of commit `n` (its time: `n`).
+        fn commit(&mut self, n: u32, changes: Vec<Change>) {
+            self.apply(Some(&commit(n)), changes);
+        }
+    }
+
     const A: &str = "model: m\ntemplate: hi\n";
     const A_REFORMATTED: &str =
         "# note\ntemplate: \"hi\"\ndescription: d\nmodel: m\ntests: [{name: t}]\n";
@@ -341,67 +352,61 @@ mod tests {
 
     #[test]
     fn formatting_makes_no_version_and_edits_do() {
-        let mut t = Tracker::new(Path::new("prompts"));
-        t.apply(Some(&commit(1)), vec![put("s/p.yaml", A)]);
-        t.apply(Some(&commit(2)), vec![put("s/p.yaml", A_REFORMATTED)]);
-        t.apply(Some(&commit(3)), vec![put("s/p.yaml", B)]);
+        let mut t = tracker();
+        t.commit(1, vec![put("s/p.yaml", A)]);
+        t.commit(2, vec![put("s/p.yaml", A_REFORMATTED)]);
+        t.commit(3, vec![put("s/p.yaml", B)]);
         assert_eq!(numbers(&t, "s", "p"), ["1@1", "2@3"]);
     }
 
     #[test]
     fn a_move_keeps_versions_and_deletion_archives_then_restores() {
-        let mut t = Tracker::new(Path::new("prompts"));
-        t.apply(Some(&commit(1)), vec![put("s/p.yaml", A)]);
-        t.apply(
-            Some(&commit(2)),
-            vec![delete("s/p.yaml"), put("s/sub/p.yaml", A)],
-        );
+        let mut t = tracker();
+        t.commit(1, vec![put("s/p.yaml", A)]);
+        t.commit(2, vec![delete("s/p.yaml"), put("s/sub/p.yaml", A)]);
         assert_eq!(numbers(&t, "s", "p"), ["1@1"]);
         assert_eq!(
             t.prompts[&PromptId::new("s", "p")].path,
             Path::new("prompts/s/sub/p.yaml")
         );
-        t.apply(Some(&commit(3)), vec![delete("s/sub/p.yaml")]);
+        t.commit(3, vec![delete("s/sub/p.yaml")]);
         assert!(t.prompts[&PromptId::new("s", "p")].archived);
-        t.apply(Some(&commit(4)), vec![put("s/p.yaml", A_REFORMATTED)]);
+        t.commit(4, vec![put("s/p.yaml", A_REFORMATTED)]);
         assert!(!t.prompts[&PromptId::new("s", "p")].archived);
         assert_eq!(numbers(&t, "s", "p"), ["1@1"]);
-        t.apply(Some(&commit(5)), vec![delete("s/p.yaml")]);
-        t.apply(Some(&commit(6)), vec![put("s/p.yaml", B)]);
+        t.commit(5, vec![delete("s/p.yaml")]);
+        t.commit(6, vec![put("s/p.yaml", B)]);
         assert_eq!(numbers(&t, "s", "p"), ["1@1", "2@6"]);
     }
 
     #[test]
     fn an_unparsable_file_is_reported_and_leaves_the_prompt_unchanged() {
-        let mut t = Tracker::new(Path::new("prompts"));
-        t.apply(Some(&commit(1)), vec![put("s/p.yaml", A)]);
-        t.apply(
-            Some(&commit(2)),
-            vec![put("s/p.yaml", "model: [unclosed\n")],
-        );
+        let mut t = tracker();
+        t.commit(1, vec![put("s/p.yaml", A)]);
+        t.commit(2, vec![put("s/p.yaml", "model: [unclosed\n")]);
         assert_eq!(t.problems.len(), 1);
         assert_eq!(t.problems[0].diagnostic.path, Path::new("prompts/s/p.yaml"));
         assert!(!t.prompts[&PromptId::new("s", "p")].archived);
-        t.apply(Some(&commit(3)), vec![put("s/p.yaml", A)]);
-        t.apply(Some(&commit(4)), vec![put("s/p.yaml", "nonsense: 1\n")]);
-        t.apply(Some(&commit(5)), vec![put("s/p.yaml", B)]);
+        t.commit(3, vec![put("s/p.yaml", A)]);
+        t.commit(4, vec![put("s/p.yaml", "nonsense: 1\n")]);
+        t.commit(5, vec![put("s/p.yaml", B)]);
         assert_eq!(numbers(&t, "s", "p"), ["1@1", "2@5"]);
     }
 
     #[test]
     fn an_incomplete_file_makes_no_version_until_complete() {
-        let mut t = Tracker::new(Path::new("prompts"));
-        t.apply(Some(&commit(1)), vec![put("s/p.yaml", "model: m\n")]);
+        let mut t = tracker();
+        t.commit(1, vec![put("s/p.yaml", "model: m\n")]);
         assert!(t.prompts.is_empty());
-        t.apply(Some(&commit(2)), vec![put("s/p.yaml", A)]);
+        t.commit(2, vec![put("s/p.yaml", A)]);
         assert_eq!(numbers(&t, "s", "p"), ["1@2"]);
     }
 
     #[test]
     fn two_files_with_one_identity_keep_the_first_by_path() {
-        let mut t = Tracker::new(Path::new("prompts"));
-        t.apply(
-            Some(&commit(1)),
+        let mut t = tracker();
+        t.commit(
+            1,
             vec![
                 put("s/b.yaml", &format!("name: a\n{B}")),
                 put("s/a.yaml", A),
@@ -411,19 +416,16 @@ mod tests {
         assert_eq!(t.problems.len(), 1);
         assert_eq!(t.problems[0].diagnostic.code, "duplicate-identity");
         // Removing the first leaves the second's definition: a new version.
-        t.apply(Some(&commit(2)), vec![delete("s/a.yaml")]);
+        t.commit(2, vec![delete("s/a.yaml")]);
         assert_eq!(numbers(&t, "s", "a"), ["1@1", "2@2"]);
     }
 
     #[test]
     fn explicit_identity_survives_a_rename_of_the_file() {
-        let mut t = Tracker::new(Path::new("prompts"));
+        let mut t = tracker();
         let text = format!("name: fixed\nservice: svc\n{A}");
-        t.apply(Some(&commit(1)), vec![put("x/one.yaml", &text)]);
-        t.apply(
-            Some(&commit(2)),
-            vec![delete("x/one.yaml"), put("y/two.yaml", &text)],
-        );
+        t.commit(1, vec![put("x/one.yaml", &text)]);
+        t.commit(2, vec![delete("x/one.yaml"), put("y/two.yaml", &text)]);
         assert_eq!(numbers(&t, "svc", "fixed"), ["1@1"]);
         assert!(!t.prompts[&PromptId::new("svc", "fixed")].archived);
     }

@@ -539,26 +539,35 @@ fn merge_sorted<'t>(
             },
         };
         if next_a {
-            let following = old.next().transpose()?;
-            if let (Some(x), Some(y)) = (a, following)
-                && git_order(&x, &y) != Ordering::Less
-            {
+            let Some(following) = following(&mut old, a)? else {
                 return Ok(None);
-            }
+            };
             a = following;
         }
         if next_b {
-            let following = new.next().transpose()?;
-            if let (Some(x), Some(y)) = (b, following)
-                && git_order(&x, &y) != Ordering::Less
-            {
+            let Some(following) = following(&mut new, b)? else {
                 return Ok(None);
-            }
+            };
             b = following;
         }
     }
     // A name that is a file on one side and a folder on the other sorts apart and comes
     // out as two pairs, which yields the same changes as one.
+}
+
+/// The entry after `current` in `entries` (`Some(None)` at the end); `None` when it does
+/// not sort after `current`: the tree is not in Git's order.
+fn following<'t>(
+    entries: &mut Entries<'t>,
+    current: Option<Entry<'t>>,
+) -> Result<Option<Option<Entry<'t>>>, git2::Error> {
+    let next = entries.next().transpose()?;
+    if let (Some(x), Some(y)) = (current, next)
+        && git_order(&x, &y) != Ordering::Less
+    {
+        return Ok(None);
+    }
+    Ok(Some(next))
 }
 
 /// [`pair_entries`] for trees in any order, through a map of the old tree's names.

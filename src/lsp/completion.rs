@@ -6,13 +6,13 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use lsp_types::{
-    CompletionItem, CompletionItemKind, CompletionParams, CompletionResponse, CompletionTextEdit,
-    Documentation, MarkupContent, MarkupKind, Position, Range, TextEdit,
+    CompletionItem, CompletionItemKind, CompletionResponse, CompletionTextEdit, Documentation,
+    MarkupContent, MarkupKind, Position, Range, TextEdit,
 };
 use regex::Regex;
 
 use super::Project;
-use super::documents::{Documents, byte_to_utf16, line_at};
+use super::documents::{Cursor, byte_to_utf16};
 use crate::repo::VariableSpec;
 use crate::repo::file::{ASSERTION_KEYS, AssertionKind, PROMPT_KEYS, parse_prompt};
 
@@ -168,21 +168,12 @@ pub fn parent_keys(text: &str, index: usize) -> Vec<String> {
 }
 
 /// Completion items at the cursor.
-pub fn complete(
-    project: &Project,
-    documents: &Documents,
-    params: &CompletionParams,
-) -> Option<CompletionResponse> {
-    let position = params.text_document_position.position;
-    let uri = &params.text_document_position.text_document.uri;
-    let text = documents.get(uri)?;
-    let (line, cursor) = line_at(text, position)?;
-    let prefix = &line[..cursor];
-    let path = uri.to_file_path().unwrap_or_default();
+pub fn complete(project: &Project, at: &Cursor<'_>) -> Option<CompletionResponse> {
+    let prefix = &at.line[..at.cursor];
 
     if let Some(captures) = INCLUDE_PATH.captures(prefix) {
         let typed = captures.get(1).map_or("", |m| m.as_str());
-        let range = typed_range(prefix, typed, position);
+        let range = typed_range(prefix, typed, at.position);
         let items = project
             .partials
             .keys()
@@ -196,7 +187,7 @@ pub fn complete(
         return Some(CompletionResponse::Array(items));
     }
     if open_tag(prefix).is_some() {
-        let items = declared_variables(&path, text)
+        let items = declared_variables(&at.path, at.text)
             .into_iter()
             .map(|declared| CompletionItem {
                 detail: declared.spec.as_ref().map(spec_summary),
@@ -225,7 +216,7 @@ pub fn complete(
         }
         return Some(words(&models, CompletionItemKind::VALUE));
     }
-    let parents = parent_keys(text, position.line as usize);
+    let parents = parent_keys(at.text, at.position.line as usize);
     let in_assertion = parents
         .first()
         .is_some_and(|key| key == "assert" || key == "monitor");
@@ -253,7 +244,7 @@ pub fn complete(
     if in_assertion && ((in_flow_map && FLOW_KEY.is_match(prefix)) || BLOCK_KEY.is_match(prefix)) {
         return Some(keys(ASSERTION_KEYS));
     }
-    if parents.is_empty() && !line.starts_with([' ', '\t', '-']) && BLOCK_KEY.is_match(prefix) {
+    if parents.is_empty() && !at.line.starts_with([' ', '\t', '-']) && BLOCK_KEY.is_match(prefix) {
         return Some(keys(PROMPT_KEYS));
     }
     None

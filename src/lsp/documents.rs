@@ -2,8 +2,9 @@
 //! UTF-16 code units) and ours (1-based line, column in characters; byte offsets).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
-use lsp_types::{Position, TextDocumentContentChangeEvent, Url};
+use lsp_types::{Position, TextDocumentContentChangeEvent, TextDocumentPositionParams, Url};
 
 /// The text of every open document, by URI.
 #[derive(Debug, Default)]
@@ -47,6 +48,38 @@ impl Documents {
     pub fn get(&self, uri: &Url) -> Option<&str> {
         self.open.get(uri).map(String::as_str)
     }
+
+    /// Where a request at a position (hover, completion, definition) points: `None` when
+    /// the document is not open or has no such line.
+    pub fn at<'d>(&'d self, params: &'d TextDocumentPositionParams) -> Option<Cursor<'d>> {
+        let uri = &params.text_document.uri;
+        let text = self.get(uri)?;
+        let (line, cursor) = line_at(text, params.position)?;
+        Some(Cursor {
+            uri,
+            path: uri.to_file_path().unwrap_or_default(),
+            position: params.position,
+            text,
+            line,
+            cursor,
+        })
+    }
+}
+
+/// A position in an open document, read for a request.
+pub struct Cursor<'d> {
+    /// The document.
+    pub uri: &'d Url,
+    /// Its file (empty for a URI that names none).
+    pub path: PathBuf,
+    /// The position, as the client sent it.
+    pub position: Position,
+    /// The document's text.
+    pub text: &'d str,
+    /// The line at the position.
+    pub line: &'d str,
+    /// The byte index of the position in the line.
+    pub cursor: usize,
 }
 
 /// The byte offset of an LSP position in `text`, clamped to the line's end and the text's.

@@ -4,45 +4,39 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use lsp_types::{Hover, HoverContents, HoverParams, MarkupContent, MarkupKind, Position, Range};
+use lsp_types::{Hover, HoverContents, MarkupContent, MarkupKind, Position, Range};
 
 use super::Project;
 use super::completion::{declared_variables, open_tag, spec_markdown};
-use super::documents::{Documents, byte_to_utf16, line_at};
+use super::documents::{Cursor, byte_to_utf16};
 use crate::render::Renderer;
 use crate::repo::Definition;
 use crate::repo::file::parse_prompt;
 
 /// The hover at the cursor.
-pub fn hover(project: &Project, documents: &Documents, params: &HoverParams) -> Option<Hover> {
-    let position = params.text_document_position_params.position;
-    let uri = &params.text_document_position_params.text_document.uri;
-    let text = documents.get(uri)?;
-    let (line, cursor) = line_at(text, position)?;
-    let path = uri.to_file_path().unwrap_or_default();
-
-    if let Some((start, end)) = word_at(line, cursor)
-        && open_tag(&line[..start]).is_some()
-        && !line[..start].ends_with('.')
+pub fn hover(project: &Project, at: &Cursor<'_>) -> Option<Hover> {
+    if let Some((start, end)) = word_at(at.line, at.cursor)
+        && open_tag(&at.line[..start]).is_some()
+        && !at.line[..start].ends_with('.')
     {
-        let word = &line[start..end];
-        let declared = declared_variables(&path, text)
+        let word = &at.line[start..end];
+        let declared = declared_variables(&at.path, at.text)
             .into_iter()
             .find(|declared| declared.name == word)?;
         return Some(Hover {
             contents: HoverContents::Markup(spec_markdown(word, declared.spec.as_ref())),
-            range: Some(line_range(line, position.line, start, end)),
+            range: Some(line_range(at.line, at.position.line, start, end)),
         });
     }
     let key = ["template", "messages"]
         .into_iter()
-        .find(|key| line.starts_with(&format!("{key}:")) && cursor <= key.len())?;
+        .find(|key| at.line.starts_with(&format!("{key}:")) && at.cursor <= key.len())?;
     Some(Hover {
         contents: HoverContents::Markup(MarkupContent {
             kind: MarkupKind::Markdown,
-            value: rendered(project, &path, text),
+            value: rendered(project, &at.path, at.text),
         }),
-        range: Some(line_range(line, position.line, 0, key.len())),
+        range: Some(line_range(at.line, at.position.line, 0, key.len())),
     })
 }
 

@@ -40,7 +40,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::repo::Partials;
-use documents::Documents;
+use documents::{Cursor, Documents};
 
 /// JSON-RPC and LSP error codes the server answers with.
 pub mod codes {
@@ -321,13 +321,27 @@ impl Server {
                 self.shut_down = true;
                 Ok(Value::Null)
             }
-            r::Completion::METHOD => params(request)
-                .map(|p| to_value(completion::complete(project, &self.documents, &p))),
-            r::HoverRequest::METHOD => {
-                params(request).map(|p| to_value(hover::hover(project, &self.documents, &p)))
+            r::Completion::METHOD => params(request).map(|p: lsp_types::CompletionParams| {
+                at(&self.documents, &p.text_document_position, |cursor| {
+                    completion::complete(project, cursor)
+                })
+            }),
+            r::HoverRequest::METHOD => params(request).map(|p: lsp_types::HoverParams| {
+                at(
+                    &self.documents,
+                    &p.text_document_position_params,
+                    |cursor| hover::hover(project, cursor),
+                )
+            }),
+            r::GotoDefinition::METHOD => {
+                params(request).map(|p: lsp_types::GotoDefinitionParams| {
+                    at(
+                        &self.documents,
+                        &p.text_document_position_params,
+                        |cursor| definition::definition(project, cursor),
+                    )
+                })
             }
-            r::GotoDefinition::METHOD => params(request)
-                .map(|p| to_value(definition::definition(project, &self.documents, &p))),
             r::Formatting::METHOD => params(request).and_then(|p| {
                 formatting::format(project, &self.documents, &p)
                     .map(to_value)
@@ -505,6 +519,16 @@ fn params<P: serde::de::DeserializeOwned>(request: Request) -> Result<P, (i32, S
             format!("invalid parameters for `{}`: {err}", request.method),
         )
     })
+}
+
+/// The answer of `handler` at the position a request names: `null` when the document is
+/// not open or has no such line, or the handler has nothing to say there.
+fn at<R: serde::Serialize>(
+    documents: &Documents,
+    position: &lsp_types::TextDocumentPositionParams,
+    handler: impl FnOnce(&Cursor<'_>) -> Option<R>,
+) -> Value {
+    to_value(documents.at(position).and_then(|cursor| handler(&cursor)))
 }
 
 fn to_value(value: impl serde::Serialize) -> Value {

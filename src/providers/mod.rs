@@ -448,6 +448,28 @@ impl Providers {
     }
 }
 
+/// A chat API's wire format: its headers, how a request is written and how the answer
+/// is read.
+struct ChatWire {
+    headers: fn(Option<&str>) -> Vec<(&'static str, String)>,
+    request: fn(&str, &ChatRequest) -> (String, serde_json::Value),
+    parse: fn(&str, &serde_json::Value) -> Result<ChatResponse, ProviderError>,
+}
+
+/// OpenAI's chat completions (and compatible servers).
+const OPENAI_CHAT: ChatWire = ChatWire {
+    headers: openai::headers,
+    request: openai::chat_request,
+    parse: openai::parse_chat,
+};
+
+/// Anthropic's messages API.
+const ANTHROPIC_CHAT: ChatWire = ChatWire {
+    headers: anthropic::headers,
+    request: anthropic::chat_request,
+    parse: anthropic::parse_chat,
+};
+
 impl ProviderClient {
     fn api_key(&self) -> Result<Option<String>, ProviderError> {
         let Some(variable) = &self.spec.api_key_env else {
@@ -467,25 +489,17 @@ impl ProviderClient {
         request: &ChatRequest,
         timeout: Duration,
     ) -> Result<ChatResponse, ProviderError> {
-        match self.spec.kind {
-            ProviderKind::Echo => Ok(echo::chat(request)),
-            ProviderKind::Openai => {
-                let key = self.api_key()?;
-                let (url, body) = openai::chat_request(&self.spec.base_url, request);
-                let json = self
-                    .post(&url, &body, openai::headers(key.as_deref()), timeout)
-                    .await?;
-                openai::parse_chat(&self.spec.name, &json)
-            }
-            ProviderKind::Anthropic => {
-                let key = self.api_key()?;
-                let (url, body) = anthropic::chat_request(&self.spec.base_url, request);
-                let json = self
-                    .post(&url, &body, anthropic::headers(key.as_deref()), timeout)
-                    .await?;
-                anthropic::parse_chat(&self.spec.name, &json)
-            }
-        }
+        let wire = match self.spec.kind {
+            ProviderKind::Echo => return Ok(echo::chat(request)),
+            ProviderKind::Openai => &OPENAI_CHAT,
+            ProviderKind::Anthropic => &ANTHROPIC_CHAT,
+        };
+        let key = self.api_key()?;
+        let (url, body) = (wire.request)(&self.spec.base_url, request);
+        let json = self
+            .post(&url, &body, (wire.headers)(key.as_deref()), timeout)
+            .await?;
+        (wire.parse)(&self.spec.name, &json)
     }
 
     async fn embed(

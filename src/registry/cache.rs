@@ -24,7 +24,7 @@ pub const CHANNEL: &str = "promptctl_sync";
 
 /// How a door encodes a prompt for its clients, once per copy read: the body and its
 /// entity tag (`serve`: the JSON of `GET /v1/prompts/{service}/{name}`).
-pub type Encoder = fn(&RegistryPrompt) -> (Bytes, String);
+pub type Encoder = fn(&RegistryPrompt) -> (Bytes, Bytes);
 
 /// One cached read: the prompt, its renderer, and the door's encoding of it.
 #[derive(Debug)]
@@ -35,8 +35,9 @@ pub struct CachedPrompt {
     pub renderer: Renderer,
     /// The encoded prompt ([`Encoder`]; empty without one).
     pub body: Bytes,
-    /// The quoted entity tag of `body` (empty without an encoder).
-    pub etag: String,
+    /// The quoted entity tag of `body` (empty without an encoder), shared like the body
+    /// so that a response's `ETag` header costs no copy.
+    pub etag: Bytes,
 }
 
 /// Where a read came from.
@@ -77,6 +78,35 @@ pub struct RegistryCache {
     ttl: Duration,
     db: Db,
     encoder: Option<Encoder>,
+    reads: Reads,
+}
+
+/// The counters of [`crate::telemetry::CACHE_READS`] by result, made once with the cache
+/// (from the metrics recorder installed then) so that a read does not look them up.
+struct Reads {
+    hit: metrics::Counter,
+    miss: metrics::Counter,
+    stale: metrics::Counter,
+}
+
+impl Reads {
+    fn new() -> Reads {
+        let counter = |source: Source| crate::telemetry::cache_read_counter(source.as_str());
+        Reads {
+            hit: counter(Source::Hit),
+            miss: counter(Source::Miss),
+            stale: counter(Source::Stale),
+        }
+    }
+
+    fn count(&self, source: Source) {
+        match source {
+            Source::Hit => &self.hit,
+            Source::Miss => &self.miss,
+            Source::Stale => &self.stale,
+        }
+        .increment(1);
+    }
 }
 
 impl std::fmt::Debug for RegistryCache {
@@ -87,13 +117,24 @@ impl std::fmt::Debug for RegistryCache {
     }
 }
 
-/// The key of a read: the prompt as asked for and the selector.
+/// The key of a read: the prompt as asked for and the selector (one allocation, no
+/// formatting machinery: every read makes one).
 fn key_of(query: &str, selector: &Selector) -> String {
+    let mut key = String::with_capacity(query.len() + 24);
+    key.push_str(query);
+    key.push('\0');
     match selector {
-        Selector::Latest => format!("{query}\u{0}latest"),
-        Selector::Version(n) => format!("{query}\u{0}v{n}"),
-        Selector::Environment(e) => format!("{query}\u{0}e{e}"),
+        Selector::Latest => key.push_str("latest"),
+        Selector::Version(n) => {
+            key.push('v');
+            key.push_str(&n.to_string());
+        }
+        Selector::Environment(e) => {
+            key.push('e');
+            key.push_str(e);
+        }
     }
+    key
 }
 
 impl RegistryCache {
@@ -105,6 +146,7 @@ impl RegistryCache {
             ttl,
             db: Db::new(url),
             encoder: None,
+            reads: Reads::new(),
         }
     }
 
@@ -174,7 +216,7 @@ impl RegistryCache {
             }
         };
         if let Ok((_, source)) = &result {
-            crate::telemetry::record_cache_read(source.as_str());
+            self.reads.count(*source);
         }
         result
     }

@@ -2,14 +2,30 @@
 //! filters, and one prompt's versions newest first, each with the environments that run
 //! it. Pages are keyset pages: a page starts after a key the previous page ended on, so a
 //! sync between two pages neither repeats nor skips a prompt that was there before it.
+//!
+//! The entries are what `GET /v1/prompts` and `GET /v1/prompts/{service}/{name}/versions`
+//! send and what the dashboard shows, so they serialize as the API's schemas (`Pin`,
+//! `PromptListItem`, `PromptVersion`); their doc comments are the document's descriptions.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use super::{Registry, RegistryError, bounded, unix_seconds};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-/// The first schema with `prompt_descriptions`: an older database lists no description.
-const DESCRIPTIONS_SCHEMA: i32 = 4;
+use super::{Registry, RegistryError, SideColumn, bounded, unix_seconds};
+use crate::repo::{LookupError, Place};
+
+/// A prompt's description (schema 4): an older database lists none.
+const DESCRIPTIONS: SideColumn = SideColumn {
+    since: 4,
+    table: "prompt_descriptions",
+    column: "description",
+    sql_type: "text",
+};
+
+/// Environment pins by `(service, name)`, then by environment.
+pub type PinsByPrompt = BTreeMap<(String, String), BTreeMap<String, EnvironmentPin>>;
 
 /// Which prompts to list; every filter left `None` lets all through.
 #[derive(Debug, Clone, Default)]
@@ -22,17 +38,19 @@ pub struct PromptFilter {
     pub name_contains: Option<String>,
 }
 
-/// One environment's pin of a prompt.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One environment's pin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = Pin)]
 pub struct EnvironmentPin {
-    /// The pinned version; `None` for the latest.
+    /// The version (null: latest).
     pub version: Option<u32>,
-    /// The model override; `None` for the prompt's own model.
+    /// The model (null: the prompt's own).
     pub model: Option<String>,
 }
 
 /// A prompt in the list.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = PromptListItem)]
 pub struct ListedPrompt {
     /// The service.
     pub service: String,
@@ -42,18 +60,20 @@ pub struct ListedPrompt {
     pub latest_version: u32,
     /// The latest version's model.
     pub model: String,
-    /// The description at the synced tip, if the prompt has one.
+    /// What the prompt is for (its file's `description` at the synced commit).
     pub description: Option<String>,
     /// When the latest version was committed, seconds since the epoch.
     pub updated_at: Option<i64>,
     /// Whether the prompt is deleted at the synced commit.
     pub archived: bool,
-    /// The environments that pin it.
+    /// The environments that pin it: environment to version (null: latest) and model
+    /// (null: the prompt's own). An environment not listed runs the latest version.
     pub environments: BTreeMap<String, EnvironmentPin>,
 }
 
 /// One version of a prompt.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = PromptVersion)]
 pub struct ListedVersion {
     /// The version number.
     pub version: u32,
@@ -65,8 +85,8 @@ pub struct ListedVersion {
     pub created_at: Option<i64>,
     /// The commit's message.
     pub commit_message: Option<String>,
-    /// The environments that run it, sorted: those that pin it, and, for the latest
-    /// version, those that pin `latest` or do not mention the prompt.
+    /// The environments that run this version, sorted: those that pin it, and, for the
+    /// latest version, those that pin `latest` or do not mention the prompt.
     pub environments: Vec<String>,
 }
 
@@ -87,6 +107,19 @@ impl<T> Page<T> {
         entries.truncate(limit);
         Page { entries, more }
     }
+
+    /// The same page, each entry turned by `entry`.
+    fn map<U>(self, entry: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            entries: self.entries.into_iter().map(entry).collect(),
+            more: self.more,
+        }
+    }
+}
+
+/// Asks for one row more than `limit`, to learn whether a page follows.
+fn one_more(limit: u32) -> i64 {
+    i64::from(limit) + 1
 }
 
 impl Registry {
@@ -98,33 +131,7 @@ impl Registry {
         after: Option<&(String, String)>,
         limit: u32,
     ) -> Result<Page<ListedPrompt>, RegistryError> {
-        bounded(self.read_prompt_page(filter, after, limit)).await
-    }
-
-    /// Up to `limit` versions of `service/name`, newest first, below version `before`
-    /// when it is given; within [`super::Timeouts::query`].
-    pub async fn list_versions(
-        &self,
-        service: &str,
-        name: &str,
-        before: Option<u32>,
-        limit: u32,
-    ) -> Result<Page<ListedVersion>, RegistryError> {
-        bounded(self.read_version_page(service, name, before, limit)).await
-    }
-
-    async fn read_prompt_page(
-        &self,
-        filter: &PromptFilter,
-        after: Option<&(String, String)>,
-        limit: u32,
-    ) -> Result<Page<ListedPrompt>, RegistryError> {
-        let description = self.since(
-            DESCRIPTIONS_SCHEMA,
-            "(SELECT description FROM prompt_descriptions d \
-              WHERE d.service = latest.service AND d.name = latest.name)",
-            "NULL::text",
-        );
+        let description = self.side_column(&DESCRIPTIONS, "latest");
         let sql = format!(
             "WITH latest AS (
                SELECT DISTINCT ON (service, name) service, name, version, model, created_at, archived
@@ -142,23 +149,58 @@ impl Registry {
             Some((service, name)) => (Some(service.as_str()), Some(name.as_str())),
             None => (None, None),
         };
-        let rows = self
-            .client
-            .query(
-                &sql,
-                &[
-                    &filter.service,
-                    &filter.name_contains,
-                    &filter.environment,
-                    &after_service,
-                    &after_name,
-                    &(i64::from(limit) + 1),
-                ],
-            )
-            .await?;
-        let page = Page::of(rows, limit);
-        let services: Vec<String> = page.entries.iter().map(|row| row.get(0)).collect();
-        let names: Vec<String> = page.entries.iter().map(|row| row.get(1)).collect();
+        bounded(async {
+            let rows = self
+                .client
+                .query(
+                    &sql,
+                    &[
+                        &filter.service,
+                        &filter.name_contains,
+                        &filter.environment,
+                        &after_service,
+                        &after_name,
+                        &one_more(limit),
+                    ],
+                )
+                .await?;
+            let page = Page::of(rows, limit);
+            let keys: Vec<(String, String)> = page
+                .entries
+                .iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .collect();
+            let mut pins = self.pins(&keys).await?;
+            Ok(page.map(|row| {
+                let service: String = row.get(0);
+                let name: String = row.get(1);
+                let version: i32 = row.get(2);
+                let updated: Option<SystemTime> = row.get(4);
+                let environments = pins
+                    .remove(&(service.clone(), name.clone()))
+                    .unwrap_or_default();
+                ListedPrompt {
+                    service,
+                    name,
+                    latest_version: u32::try_from(version).unwrap_or(0),
+                    model: row.get(3),
+                    description: row.get(6),
+                    updated_at: updated.map(unix_seconds),
+                    archived: row.get(5),
+                    environments,
+                }
+            }))
+        })
+        .await
+    }
+
+    /// The environment pins of `prompts` (`(service, name)`), by prompt; a prompt no
+    /// environment pins is left out.
+    pub async fn pins(&self, prompts: &[(String, String)]) -> Result<PinsByPrompt, RegistryError> {
+        let (services, names): (Vec<&str>, Vec<&str>) = prompts
+            .iter()
+            .map(|(service, name)| (service.as_str(), name.as_str()))
+            .unzip();
         let pins = self
             .client
             .query(
@@ -170,8 +212,7 @@ impl Registry {
                 &[&services, &names],
             )
             .await?;
-        let mut by_prompt: BTreeMap<(String, String), BTreeMap<String, EnvironmentPin>> =
-            BTreeMap::new();
+        let mut by_prompt = PinsByPrompt::new();
         for row in &pins {
             let version: Option<i32> = row.get(3);
             by_prompt
@@ -185,85 +226,41 @@ impl Registry {
                     },
                 );
         }
-        let entries = page
-            .entries
-            .iter()
-            .map(|row| {
-                let service: String = row.get(0);
-                let name: String = row.get(1);
-                let version: i32 = row.get(2);
-                let updated: Option<SystemTime> = row.get(4);
-                let environments = by_prompt
-                    .remove(&(service.clone(), name.clone()))
-                    .unwrap_or_default();
-                ListedPrompt {
-                    service,
-                    name,
-                    latest_version: u32::try_from(version).unwrap_or(0),
-                    model: row.get(3),
-                    description: row.get(6),
-                    updated_at: updated.map(unix_seconds),
-                    archived: row.get(5),
-                    environments,
-                }
-            })
-            .collect();
-        Ok(Page {
-            entries,
-            more: page.more,
-        })
+        Ok(by_prompt)
     }
 
-    async fn read_version_page(
+    /// Up to `limit` versions of `service/name`, newest first, below version `before`
+    /// when it is given; within [`super::Timeouts::query`].
+    pub async fn list_versions(
         &self,
         service: &str,
         name: &str,
         before: Option<u32>,
         limit: u32,
     ) -> Result<Page<ListedVersion>, RegistryError> {
-        let Some(latest) = self.latest_version(service, name).await? else {
-            // The same error, with a suggestion, as reading the prompt.
-            self.identity(&format!("{service}/{name}")).await?;
-            return Err(RegistryError::NotFound {
-                query: format!("{service}/{name}"),
-                suggestion: None,
-            });
-        };
         let before = before.map(|v| i32::try_from(v).unwrap_or(i32::MAX));
-        let rows = self
-            .client
-            .query(
-                "SELECT version, commit_sha, created_by, created_at, commit_message FROM prompts
-                 WHERE service = $1 AND name = $2 AND ($3::int IS NULL OR version < $3)
-                 ORDER BY version DESC LIMIT $4",
-                &[&service, &name, &before, &(i64::from(limit) + 1)],
-            )
-            .await?;
-        // Every environment the registry knows, with the version it runs this prompt at.
-        let running = self
-            .client
-            .query(
-                "SELECT k.environment, e.version
-                 FROM (SELECT DISTINCT environment FROM prompt_environments) k
-                 LEFT JOIN prompt_environments e
-                   ON e.environment = k.environment AND e.service = $1 AND e.name = $2
-                 ORDER BY k.environment",
-                &[&service, &name],
-            )
-            .await?;
-        // No pin, or a pin without a version: the latest version.
-        let running: Vec<(String, i32)> = running
-            .iter()
-            .map(|row| {
-                let pinned: Option<i32> = row.get(1);
-                (row.get(0), pinned.unwrap_or(latest))
-            })
-            .collect();
-        let page = Page::of(rows, limit);
-        let entries = page
-            .entries
-            .iter()
-            .map(|row| {
+        bounded(async {
+            let Some(latest) = self.latest_version(service, name).await? else {
+                // The same error, with a suggestion, as reading the prompt.
+                self.identity(&format!("{service}/{name}")).await?;
+                return Err(LookupError::NotFound {
+                    query: format!("{service}/{name}"),
+                    place: Place::Registry,
+                    suggestion: None,
+                }
+                .into());
+            };
+            let rows = self
+                .client
+                .query(
+                    "SELECT version, commit_sha, created_by, created_at, commit_message FROM prompts
+                     WHERE service = $1 AND name = $2 AND ($3::int IS NULL OR version < $3)
+                     ORDER BY version DESC LIMIT $4",
+                    &[&service, &name, &before, &one_more(limit)],
+                )
+                .await?;
+            let running = self.running(service, name, latest).await?;
+            Ok(Page::of(rows, limit).map(|row| {
                 let version: i32 = row.get(0);
                 let created_at: Option<SystemTime> = row.get(3);
                 ListedVersion {
@@ -278,11 +275,36 @@ impl Registry {
                         .map(|(environment, _)| environment.clone())
                         .collect(),
                 }
-            })
-            .collect();
-        Ok(Page {
-            entries,
-            more: page.more,
+            }))
         })
+        .await
+    }
+
+    /// Every environment the registry knows, with the version it runs `service/name` at:
+    /// its pin, or `latest` without a pin or with a pin that names no version.
+    async fn running(
+        &self,
+        service: &str,
+        name: &str,
+        latest: i32,
+    ) -> Result<Vec<(String, i32)>, RegistryError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT k.environment, e.version
+                 FROM (SELECT DISTINCT environment FROM prompt_environments) k
+                 LEFT JOIN prompt_environments e
+                   ON e.environment = k.environment AND e.service = $1 AND e.name = $2
+                 ORDER BY k.environment",
+                &[&service, &name],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let pinned: Option<i32> = row.get(1);
+                (row.get(0), pinned.unwrap_or(latest))
+            })
+            .collect())
     }
 }

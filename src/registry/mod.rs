@@ -27,7 +27,7 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, Row};
 use uuid::Uuid;
 
-use crate::repo::{Body, Definition, MessageTemplate};
+use crate::repo::{Body, Definition, LookupError, MessageTemplate, Place};
 
 /// Errors of the registry.
 #[derive(Debug, thiserror::Error)]
@@ -79,22 +79,9 @@ pub enum RegistryError {
     /// Git failed while reading what to publish.
     #[error("git: {0}")]
     Git(#[from] git2::Error),
-    /// No prompt has that name in the registry.
-    #[error("no prompt named `{query}` in the registry{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
-    NotFound {
-        /// What was asked for.
-        query: String,
-        /// A close name, if any.
-        suggestion: Option<String>,
-    },
-    /// A name used by several services.
-    #[error("`{query}` names prompts in several services: {}; write it as service/name", candidates.join(", "))]
-    Ambiguous {
-        /// What was asked for.
-        query: String,
-        /// The matching identities.
-        candidates: Vec<String>,
-    },
+    /// No prompt has that name in the registry, or several services have one.
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
     /// The prompt has no such version.
     #[error("{prompt} has no version {version} in the registry (latest: {latest})")]
     NoSuchVersion {
@@ -462,8 +449,26 @@ pub struct Registry {
     schema: i32,
 }
 
-/// The first schema version with `prompt_monitors`.
-const MONITORS_SCHEMA: i32 = 3;
+/// A table of one row per prompt that a later migration added, read as one column of a
+/// query over prompts ([`Registry::side_column`]).
+struct SideColumn {
+    /// The schema version that added the table.
+    since: i32,
+    /// The table.
+    table: &'static str,
+    /// The column read.
+    column: &'static str,
+    /// Its SQL type, for the NULL an older database gives.
+    sql_type: &'static str,
+}
+
+/// A prompt's `monitor` assertions at the synced tip (schema 3).
+const MONITORS: SideColumn = SideColumn {
+    since: 3,
+    table: "prompt_monitors",
+    column: "assertions",
+    sql_type: "jsonb",
+};
 
 impl Registry {
     /// Connects (with retries) and checks that the schema is one this binary reads.
@@ -500,10 +505,19 @@ impl Registry {
         self.client.is_closed()
     }
 
-    /// `column` when the database's schema has reached `schema`, else `null`: a database
-    /// an older promptctl synced lacks the tables of later migrations.
-    fn since<'s>(&self, schema: i32, column: &'s str, null: &'s str) -> &'s str {
-        if self.schema >= schema { column } else { null }
+    /// `side`'s column for the prompt of the row `row` (a table or alias with `service`
+    /// and `name`) as an SQL expression, or a typed NULL when the database's schema is
+    /// older than `side.since`: a database an older promptctl synced lacks the tables of
+    /// later migrations.
+    fn side_column(&self, side: &SideColumn, row: &str) -> String {
+        if self.schema >= side.since {
+            format!(
+                "(SELECT {} FROM {} side WHERE side.service = {row}.service AND side.name = {row}.name)",
+                side.column, side.table
+            )
+        } else {
+            format!("NULL::{}", side.sql_type)
+        }
     }
 
     /// One version of the prompt `query` (`name` or `service/name`), within
@@ -558,12 +572,7 @@ impl Registry {
             }
         };
         // A database an older promptctl synced has no `prompt_monitors` table.
-        let monitor = self.since(
-            MONITORS_SCHEMA,
-            "(SELECT assertions FROM prompt_monitors m \
-              WHERE m.service = prompts.service AND m.name = prompts.name)",
-            "NULL::jsonb",
-        );
+        let monitor = self.side_column(&MONITORS, "prompts");
         let sql = format!(
             "SELECT id, version, template, model, parameters, created_at, created_by, \
              commit_sha, commit_message, archived, template_format, variables, partials, \
@@ -636,16 +645,18 @@ impl Registry {
                         [format!("{service}/{name}"), name]
                     })
                     .collect();
-                Err(RegistryError::NotFound {
-                    query: query.to_owned(),
-                    suggestion: crate::diagnostic::closest(query, names.iter().map(String::as_str))
-                        .map(str::to_owned),
-                })
+                Err(LookupError::not_found(
+                    query,
+                    Place::Registry,
+                    names.iter().map(String::as_str),
+                )
+                .into())
             }
-            _ => Err(RegistryError::Ambiguous {
+            _ => Err(LookupError::Ambiguous {
                 query: query.to_owned(),
                 candidates: found.iter().map(|(s, n)| format!("{s}/{n}")).collect(),
-            }),
+            }
+            .into()),
         }
     }
 }

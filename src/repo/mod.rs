@@ -52,14 +52,16 @@ pub enum RepoError {
     },
 }
 
-/// Errors finding a prompt by what the user typed.
+/// Errors finding a prompt by what the user typed, in the repository or the registry.
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
     /// No prompt has that name.
-    #[error("no prompt named `{query}`{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    #[error("no prompt named `{query}`{place}{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
     NotFound {
         /// What was asked for.
         query: String,
+        /// Where it was looked for.
+        place: Place,
         /// A close name, if any.
         suggestion: Option<String>,
     },
@@ -71,6 +73,41 @@ pub enum LookupError {
         /// The matching identities.
         candidates: Vec<String>,
     },
+}
+
+impl LookupError {
+    /// `query` names none of `names` (each prompt's `name` and `service/name`) in `place`;
+    /// the closest of them is the suggestion.
+    pub fn not_found<'a>(
+        query: &str,
+        place: Place,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> LookupError {
+        LookupError::NotFound {
+            query: query.to_owned(),
+            place,
+            suggestion: closest(query, names).map(str::to_owned),
+        }
+    }
+}
+
+/// Where a prompt was looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// The repository (a revision's history or the working tree).
+    Repository,
+    /// The PostgreSQL registry.
+    Registry,
+}
+
+impl std::fmt::Display for Place {
+    /// How a message names the place after the prompt: nothing for the repository.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Repository => Ok(()),
+            Place::Registry => f.write_str(" in the registry"),
+        }
+    }
 }
 
 /// Partial templates by their path relative to the prompts folder.
@@ -315,10 +352,11 @@ pub fn find_by_query<'a, T>(
             let names: Vec<String> = items
                 .flat_map(|(id, _)| [id.name.clone(), id.to_string()])
                 .collect();
-            Err(LookupError::NotFound {
-                query: query.to_owned(),
-                suggestion: closest(query, names.iter().map(String::as_str)).map(str::to_owned),
-            })
+            Err(LookupError::not_found(
+                query,
+                Place::Repository,
+                names.iter().map(String::as_str),
+            ))
         }
         many => Err(LookupError::Ambiguous {
             query: query.to_owned(),

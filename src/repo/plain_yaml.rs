@@ -430,53 +430,52 @@ impl<'a> Flow<'a> {
         self.text.as_bytes().get(self.at).copied()
     }
 
+    /// The comma-separated items of the collection opening at the cursor, each read by
+    /// `item`, up to and past `close`; `None` for anything else between them.
+    fn items(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.at += 1;
+        if self.next_byte()? == close {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            match self.next_byte()? {
+                b',' => self.at += 1,
+                byte if byte == close => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
     fn node(&mut self, depth: usize) -> Option<Node<'a>> {
         if depth > MAX_DEPTH {
             return None;
         }
         match self.next_byte()? {
             b'{' => {
-                self.at += 1;
                 let mut entries: Vec<(&'a str, Node<'a>)> = Vec::new();
-                if self.next_byte()? == b'}' {
-                    self.at += 1;
-                    return Some(Node::Map(entries));
-                }
-                loop {
-                    let key = self.key()?;
+                self.items(b'}', |flow| {
+                    let key = flow.key()?;
                     if entries.iter().any(|(seen, _)| *seen == key) {
                         return None;
                     }
-                    let value = self.node(depth + 1)?;
+                    let value = flow.node(depth + 1)?;
                     entries.push((key, value));
-                    match self.next_byte()? {
-                        b',' => self.at += 1,
-                        b'}' => {
-                            self.at += 1;
-                            return Some(Node::Map(entries));
-                        }
-                        _ => return None,
-                    }
-                }
+                    Some(())
+                })?;
+                Some(Node::Map(entries))
             }
             b'[' => {
-                self.at += 1;
                 let mut items = Vec::new();
-                if self.next_byte()? == b']' {
-                    self.at += 1;
-                    return Some(Node::Seq(items));
-                }
-                loop {
-                    items.push(self.node(depth + 1)?);
-                    match self.next_byte()? {
-                        b',' => self.at += 1,
-                        b']' => {
-                            self.at += 1;
-                            return Some(Node::Seq(items));
-                        }
-                        _ => return None,
-                    }
-                }
+                self.items(b']', |flow| {
+                    items.push(flow.node(depth + 1)?);
+                    Some(())
+                })?;
+                Some(Node::Seq(items))
             }
             b'"' | b'\'' => {
                 let (value, rest) = quoted(&self.text[self.at..])?;

@@ -276,16 +276,12 @@ impl Bundle {
                 ) else {
                     continue;
                 };
-                let (resolved, environment) = match env {
-                    Some(env) => (resolved, Some(env)),
-                    None => (resolved, None),
-                };
                 prompts.push(ResolvedPrompt {
                     service: id.service.clone(),
                     name: id.name.clone(),
-                    environment,
+                    environment: env,
                     version: resolved.version,
-                    model: resolved.model.clone(),
+                    model: resolved.definition.model.clone(),
                     definition: resolved.definition,
                     partials: (*resolved.partials).clone(),
                     monitor: monitor.clone(),

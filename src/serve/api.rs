@@ -9,19 +9,20 @@ use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{OpenApi, ToSchema};
 
 use super::AppState;
-use super::auth::{Denied, Scope};
+use super::auth::Denied;
 use crate::registry::cache::{CachedPrompt, Source};
 // Imported rather than named by path, so that the document gives them no module tag.
 use super::listing::{__path_list_prompt_versions, __path_list_prompts};
-use crate::registry::{Registry, RegistryError, RegistryPrompt, Selector};
+use crate::registry::listing::{EnvironmentPin, ListedPrompt, ListedVersion};
+use crate::registry::{RegistryError, RegistryPrompt, Selector};
 use crate::render::RenderError;
+use crate::repo::LookupError;
 use crate::router::{ExecuteOptions, RouterError};
 
 /// The error body of SPEC section 7: every error the server sends, framework rejections
@@ -172,10 +173,10 @@ impl From<RegistryError> for ApiError {
     fn from(err: RegistryError) -> ApiError {
         let message = err.to_string();
         let code = match err {
-            RegistryError::NotFound { .. }
+            RegistryError::Lookup(LookupError::NotFound { .. })
             | RegistryError::NoSuchVersion { .. }
             | RegistryError::NoSuchEnvironment(_) => ErrorCode::NotFound,
-            RegistryError::Ambiguous { .. } => ErrorCode::BadRequest,
+            RegistryError::Lookup(LookupError::Ambiguous { .. }) => ErrorCode::BadRequest,
             _ if err.is_unreachable() => ErrorCode::Unavailable,
             RegistryError::NotSynced | RegistryError::SchemaTooNew { .. } => ErrorCode::Unavailable,
             RegistryError::Database(ref db)
@@ -233,106 +234,12 @@ pub(super) fn refuse_nul(field: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The routes anyone may call: no token, whatever the configuration.
-const PUBLIC_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
-
-/// The scope a request needs: run for `POST …/run`, read for every other route (unknown
-/// routes included), none for [`PUBLIC_ROUTES`].
-fn needed_scope(request: &axum::extract::Request) -> Option<Scope> {
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(axum::extract::MatchedPath::as_str);
-    match route {
-        Some(route) if PUBLIC_ROUTES.contains(&route) => None,
-        Some("/v1/prompts/{service}/{name}/run")
-            if request.method() == axum::http::Method::POST =>
-        {
-            Some(Scope::Run)
-        }
-        _ => Some(Scope::Read),
-    }
-}
-
-/// The one middleware every request passes (a single layer: each layer costs the hot path
-/// an allocation or two): [`admit`] before the handler, then the response is counted by
-/// route template and status.
-pub async fn gate(
-    State(state): State<Arc<AppState>>,
-    request: axum::extract::Request,
-    next: Next,
-) -> Response {
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .cloned();
-    let response = admit(&state, request, next).await;
-    super::telemetry::count_request(route.as_ref(), response.status());
-    response
-}
-
-/// Authentication first (no valid token is 401, a token without the scope 403, whatever
-/// else is wrong with the request), then a path or query holding a percent-encoded NUL
-/// (`%00`) is refused, since no name, version or environment can contain one.
-async fn admit(state: &AppState, request: axum::extract::Request, next: Next) -> Response {
-    // The open routes take no input.
-    let Some(scope) = needed_scope(&request) else {
-        return next.run(request).await;
-    };
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes);
-    if let Err(denied) = state.tokens.check(authorization, scope) {
-        return ApiError::denied(denied).into_response();
-    }
-    let uri = request.uri();
-    let holds_nul = |text: &str| {
-        text.as_bytes()
-            .windows(3)
-            .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
-    };
-    if holds_nul(uri.path()) || uri.query().is_some_and(holds_nul) {
-        return ApiError::new(
-            ErrorCode::BadRequest,
-            "the request's path or query holds a NUL character (%00)",
-        )
-        .into_response();
-    }
-    next.run(request).await
-}
-
 /// 405 for a route that exists without the request's method; axum adds the `Allow` header.
 pub async fn method_not_allowed() -> ApiError {
     ApiError::new(
         ErrorCode::MethodNotAllowed,
         "this route does not answer this method; `Allow` lists the ones it does",
     )
-}
-
-/// A prompt in the list.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PromptSummary {
-    /// The service.
-    pub service: String,
-    /// The name.
-    pub name: String,
-    /// The latest version.
-    pub latest_version: u32,
-    /// Whether the prompt is deleted at the synced commit.
-    pub archived: bool,
-    /// Environment pins: environment to version (null: latest) and model (null: the
-    /// prompt's).
-    pub environments: BTreeMap<String, Pin>,
-}
-
-/// One environment's pin.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Pin {
-    /// The version (null: latest).
-    pub version: Option<u32>,
-    /// The model (null: the prompt's own).
-    pub model: Option<String>,
 }
 
 /// One version of a prompt, the environment's model applied.
@@ -504,10 +411,10 @@ pub struct Health {
         ErrorDetail,
         ErrorCode,
         super::listing::PromptList,
-        super::listing::PromptListItem,
-        super::listing::PromptVersion,
+        ListedPrompt,
+        ListedVersion,
         super::listing::VersionList,
-        Pin,
+        EnvironmentPin,
         PromptBody,
         RenderRequest,
         RenderResponse,
@@ -521,17 +428,21 @@ pub struct Health {
 )]
 struct ApiDoc;
 
-/// What the gate ([`gate`]) does to every operation, written into the document once: the
-/// bearer scheme, and the 400 and 401 of every operation that needs a token.
+/// What the gate ([`super::gate`]) does to every operation, written into the document once:
+/// the bearer scheme, and the 400, 401, 500 and 503 of every operation that needs a token.
 struct Contract;
 
-/// The responses every operation with a token may give, before its handler runs.
-const GATE_RESPONSES: [(&str, &str); 2] = [
+/// The responses every operation with a token may give: the gate's, before its handler
+/// runs, an unexpected error, and the database out of reach (an operation that answers
+/// from the cache says so in its own 503).
+const GATE_RESPONSES: [(&str, &str); 4] = [
     (
         "400",
         "A malformed path, query or body (`bad_request`), such as a NUL character",
     ),
     ("401", "No valid bearer token (`unauthorized`)"),
+    ("500", "An unexpected server error"),
+    ("503", "The database is unreachable"),
 ];
 
 impl utoipa::Modify for Contract {
@@ -717,7 +628,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IfNoneMatch {
 
 /// The body of `GET /v1/prompts/{service}/{name}` and its entity tag: the registry cache
 /// makes it once per copy it reads.
-pub fn encode_prompt(prompt: &RegistryPrompt) -> (Bytes, String) {
+pub fn encode_prompt(prompt: &RegistryPrompt) -> (Bytes, Bytes) {
     let body = PromptBody {
         id: prompt.id.to_string(),
         service: prompt.service.clone(),
@@ -733,7 +644,7 @@ pub fn encode_prompt(prompt: &RegistryPrompt) -> (Bytes, String) {
         archived: prompt.archived,
     };
     let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
-    let etag = etag_of(&body);
+    let etag = Bytes::from(etag_of(&body));
     (body, etag)
 }
 
@@ -744,10 +655,11 @@ async fn cached_prompt(
     name: &str,
     selector: Selector,
 ) -> Result<(Arc<CachedPrompt>, Source), ApiError> {
-    Ok(state
-        .cache
-        .get(&format!("{service}/{name}"), &selector)
-        .await?)
+    let mut query = String::with_capacity(service.len() + 1 + name.len());
+    query.push_str(service);
+    query.push('/');
+    query.push_str(name);
+    Ok(state.cache.get(&query, &selector).await?)
 }
 
 fn stale_headers(headers: &mut HeaderMap, source: Source) {
@@ -776,7 +688,6 @@ fn stale_headers(headers: &mut HeaderMap, source: Source) {
             ("ETag" = String, description = "The body's entity tag"))),
         (status = 404, description = "No such prompt, version or environment", body = ErrorBody),
         (status = 422, description = "`version` and `env` together", body = ErrorBody),
-        (status = 500, description = "An unexpected server error", body = ErrorBody),
         (status = 503, description = "The database is unreachable and nothing is cached", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_prompt(
@@ -789,7 +700,7 @@ pub async fn get_prompt(
     let Query(query) = query?;
     let selector = selector_of(query.version, query.env.as_deref())?;
     let (value, source) = cached_prompt(&state, &service, &name, selector).await?;
-    let matches = if_none_match.is_some_and(|v| none_match(v.as_bytes(), value.etag.as_bytes()));
+    let matches = if_none_match.is_some_and(|v| none_match(v.as_bytes(), &value.etag));
     let mut response = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -802,62 +713,11 @@ pub async fn get_prompt(
         )
             .into_response()
     };
-    if let Ok(etag) = HeaderValue::from_str(&value.etag) {
+    if let Ok(etag) = HeaderValue::from_maybe_shared(value.etag.clone()) {
         response.headers_mut().insert(header::ETAG, etag);
     }
     stale_headers(response.headers_mut(), source);
     Ok(response)
-}
-
-/// Every prompt with its latest version and pins.
-pub async fn list(registry: &Registry) -> Result<Vec<PromptSummary>, RegistryError> {
-    let client = registry.client();
-    let rows = client
-        .query(
-            "SELECT DISTINCT ON (service, name) service, name, version, archived \
-             FROM prompts ORDER BY service, name, version DESC",
-            &[],
-        )
-        .await?;
-    let pins = client
-        .query(
-            "SELECT service, name, environment, version, model FROM prompt_environments \
-             ORDER BY environment",
-            &[],
-        )
-        .await?;
-    let mut by_prompt: BTreeMap<(String, String), BTreeMap<String, Pin>> = BTreeMap::new();
-    for row in &pins {
-        let version: Option<i32> = row.get(3);
-        by_prompt
-            .entry((row.get(0), row.get(1)))
-            .or_default()
-            .insert(
-                row.get(2),
-                Pin {
-                    version: version.and_then(|v| u32::try_from(v).ok()),
-                    model: row.get(4),
-                },
-            );
-    }
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let service: String = row.get(0);
-            let name: String = row.get(1);
-            let version: i32 = row.get(2);
-            let environments = by_prompt
-                .remove(&(service.clone(), name.clone()))
-                .unwrap_or_default();
-            PromptSummary {
-                service,
-                name,
-                latest_version: u32::try_from(version).unwrap_or(0),
-                archived: row.get(3),
-                environments,
-            }
-        })
-        .collect())
 }
 
 /// The body of render and run; an environment holding a NUL is refused.
@@ -894,7 +754,6 @@ fn render_error_code(err: &RenderError) -> ErrorCode {
         (status = 413, description = "The body is larger than 1 MiB", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, description = "A field of the wrong type, `version` and `env` together (`invalid`); a missing, unknown or mistyped variable (`invalid_variables`); a render past its limits (`render_limit`) or failed (`render_failed`)", body = ErrorBody),
-        (status = 500, description = "An unexpected server error", body = ErrorBody),
         (status = 503, description = "The database is unreachable and nothing is cached", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn render(
@@ -953,9 +812,7 @@ pub async fn render(
         (status = 422, description = "A field of the wrong type, `version` and `env` together (`invalid`); a missing, unknown or mistyped variable (`invalid_variables`); a render past its limits (`render_limit`) or failed (`render_failed`)", body = ErrorBody),
         (status = 429, description = "Too many runs for this token", body = ErrorBody, headers(
             ("Retry-After" = u64, description = "Seconds to wait before the next run"))),
-        (status = 500, description = "An unexpected server error", body = ErrorBody),
-        (status = 502, description = "Every model provider failed or refused (`provider_error`)", body = ErrorBody),
-        (status = 503, description = "The database is unreachable", body = ErrorBody)),
+        (status = 502, description = "Every model provider failed or refused (`provider_error`)", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn run(
     State(state): State<Arc<AppState>>,
@@ -1051,9 +908,7 @@ pub struct RunResponse {
 #[utoipa::path(get, path = "/v1/stats", operation_id = "get_stats", params(StatsQuery),
     description = "Calls, error rate, latency percentiles, tokens, cost and quality per prompt over the last `hours` (default 24).",
     responses(
-        (status = 200, description = "Statistics per prompt", body = StatsResponse),
-        (status = 500, description = "An unexpected server error", body = ErrorBody),
-        (status = 503, description = "The database is unreachable", body = ErrorBody)),
+        (status = 200, description = "Statistics per prompt", body = StatsResponse)),
     security(("bearer" = [])))]
 pub async fn stats(
     State(state): State<Arc<AppState>>,

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, UNIX_EPOCH};
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -14,13 +13,17 @@ use minijinja::{Environment, context};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::api::{ApiError, ErrorCode, Pin, list};
+use super::api::{ApiError, ErrorCode};
+use super::listing::{self, Paging};
 use crate::registry::RegistryError;
+use crate::registry::listing::PromptFilter;
 
 fn templates() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = Environment::new();
+        env.add_filter("utc", utc);
+        env.add_filter("first_line", first_line);
         for (name, source) in [
             ("base.html", include_str!("templates/base.html")),
             ("index.html", include_str!("templates/index.html")),
@@ -44,15 +47,17 @@ fn page(name: &str, context: minijinja::Value) -> Response {
     }
 }
 
-/// `GET /`: prompts by service, latest version and pins (the gate checked the token).
-pub async fn index(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let prompts = state
-        .cache
-        .db()
-        .read(|registry| async move { list(&registry).await })
-        .await?;
+/// `GET /?limit=N&cursor=C`: one page of the registry's listing, prompts grouped by
+/// service with their latest version and pins (the gate checked the token).
+pub async fn index(
+    State(state): State<Arc<AppState>>,
+    paging: Result<Query<Paging>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(paging) = paging?;
+    let listed = listing::prompt_page(&state, &paging, PromptFilter::default()).await?;
+    let next = listing::next_prompts(&listed).map(|cursor| next_page(&paging, &cursor));
     let mut services: BTreeMap<String, Vec<_>> = BTreeMap::new();
-    for prompt in prompts {
+    for prompt in listed.entries {
         services
             .entry(prompt.service.clone())
             .or_default()
@@ -60,8 +65,19 @@ pub async fn index(State(state): State<Arc<AppState>>) -> Result<Response, ApiEr
     }
     Ok(page(
         "index.html",
-        context! { services => minijinja::Value::from(minijinja::value::Serde(&services)) },
+        context! {
+            services => minijinja::Value::from(minijinja::value::Serde(&services)),
+            next,
+        },
     ))
+}
+
+/// The query of the page after this one: the same `limit`, the next `cursor`.
+fn next_page(paging: &Paging, cursor: &str) -> String {
+    match paging.limit.as_deref() {
+        Some(limit) => format!("?limit={limit}&cursor={cursor}"),
+        None => format!("?cursor={cursor}"),
+    }
 }
 
 /// The two versions to compare.
@@ -69,16 +85,6 @@ pub async fn index(State(state): State<Arc<AppState>>) -> Result<Response, ApiEr
 pub struct DiffQuery {
     from: Option<u32>,
     to: Option<u32>,
-}
-
-#[derive(Debug, Serialize)]
-struct VersionRow {
-    version: u32,
-    commit: String,
-    author: Option<String>,
-    time: String,
-    message: Option<String>,
-    text: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -94,35 +100,47 @@ struct Chart {
     svg: String,
 }
 
-/// `GET /prompts/{service}/{name}?from=A&to=B`: versions, environments, a diff, charts.
+/// `GET /prompts/{service}/{name}?from=A&to=B&cursor=C`: the environments, one page of
+/// versions (the registry's listing), a diff between two versions, charts of the runs.
 pub async fn prompt_page(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String)>, PathRejection>,
+    paging: Result<Query<Paging>, QueryRejection>,
     query: Result<Query<DiffQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Path((service, name)) = path?;
+    let Query(paging) = paging?;
     let Query(query) = query?;
+    let versions = listing::version_page(&state, service.clone(), name.clone(), &paging).await?;
+    let next = listing::next_versions(&versions).map(|cursor| next_page(&paging, &cursor));
+    let newest = versions.entries.first().map(|v| v.version);
+    let to = query.to.or(newest);
+    let from = query
+        .from
+        .or_else(|| versions.entries.get(1).map(|v| v.version))
+        .or(to);
     let (service_ref, name_ref) = (service.as_str(), name.as_str());
-    let (rows, pins, runs) = state
+    let compared: Vec<i32> = [from, to]
+        .into_iter()
+        .flatten()
+        .filter_map(|v| i32::try_from(v).ok())
+        .collect();
+    let (texts, mut pins, runs) = state
         .cache
         .db()
         .read(|registry| async move {
-            let client = registry.client();
-            let rows = client
+            let texts = registry
+                .client()
                 .query(
-                    "SELECT version, commit_sha, created_by, created_at, commit_message, template, model, \
-                     parameters::text FROM prompts WHERE service = $1 AND name = $2 ORDER BY version DESC",
-                    &[&service_ref, &name_ref],
+                    "SELECT version, template, model, parameters::text FROM prompts \
+                     WHERE service = $1 AND name = $2 AND version = ANY($3)",
+                    &[&service_ref, &name_ref, &compared],
                 )
                 .await?;
-            let pins = client
-                .query(
-                    "SELECT environment, version, model FROM prompt_environments \
-                     WHERE service = $1 AND name = $2 ORDER BY environment",
-                    &[&service_ref, &name_ref],
-                )
-                .await?;
-            let runs = client
+            let key = (service_ref.to_owned(), name_ref.to_owned());
+            let pins = registry.pins(std::slice::from_ref(&key)).await?;
+            let runs = registry
+                .client()
                 .query(
                     "SELECT extract(epoch FROM date_trunc('hour', created_at))::float8, \
                        percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms), \
@@ -134,96 +152,67 @@ pub async fn prompt_page(
                     &[&service_ref, &name_ref],
                 )
                 .await?;
-            Ok::<_, RegistryError>((rows, pins, runs))
+            Ok::<_, RegistryError>((texts, pins, runs))
         })
         .await?;
-    if rows.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("no prompt named `{service}/{name}` in the registry"),
-        ));
-    }
-    let versions: Vec<VersionRow> = rows
-        .iter()
-        .map(|row| {
+    let text_of = |n: Option<u32>| {
+        texts.iter().find_map(|row| {
             let version: i32 = row.get(0);
-            let created: Option<std::time::SystemTime> = row.get(3);
-            let template: String = row.get(5);
-            let model: String = row.get(6);
-            let parameters: Option<String> = row.get(7);
-            VersionRow {
-                version: u32::try_from(version).unwrap_or(0),
-                commit: row.get(1),
-                author: row.get(2),
-                time: created.map(format_time).unwrap_or_default(),
-                message: row
-                    .get::<_, Option<String>>(4)
-                    .map(|m| m.lines().next().unwrap_or("").to_owned()),
-                text: format!(
+            let template: String = row.get(1);
+            let model: String = row.get(2);
+            let parameters: Option<String> = row.get(3);
+            (n? == u32::try_from(version).ok()?).then(|| {
+                format!(
                     "model: {model}\nparameters: {}\n{template}\n",
                     parameters.unwrap_or_else(|| "{}".to_owned())
-                ),
-            }
+                )
+            })
         })
-        .collect();
-    let environments: BTreeMap<String, Pin> = pins
-        .iter()
-        .map(|row| {
-            let version: Option<i32> = row.get(1);
-            (
-                row.get(0),
-                Pin {
-                    version: version.and_then(|v| u32::try_from(v).ok()),
-                    model: row.get(2),
-                },
-            )
-        })
-        .collect();
-    let to = query.to.unwrap_or(versions[0].version);
-    let from = query
-        .from
-        .unwrap_or_else(|| versions.get(1).map_or(to, |v| v.version));
-    let text_of = |n: u32| {
-        versions
-            .iter()
-            .find(|v| v.version == n)
-            .map(|v| v.text.as_str())
     };
     let diff = match (text_of(from), text_of(to)) {
-        (Some(old), Some(new)) if from != to => Some(diff_lines(old, new)),
+        (Some(old), Some(new)) if from != to => Some(diff_lines(&old, &new)),
         _ => None,
     };
-    let mut charts = Vec::new();
-    if !runs.is_empty() {
-        let times: Vec<f64> = runs.iter().map(|r| r.get(0)).collect();
-        let column = |i: usize| -> Vec<Option<f64>> { runs.iter().map(|r| r.get(i)).collect() };
-        charts.push(Chart {
+    let environments = pins
+        .remove(&(service.clone(), name.clone()))
+        .unwrap_or_default();
+    Ok(page(
+        "prompt.html",
+        context! {
+            service, name, from, to, next,
+            versions => minijinja::Value::from(minijinja::value::Serde(&versions.entries)),
+            environments => minijinja::Value::from(minijinja::value::Serde(&environments)),
+            diff => minijinja::Value::from(minijinja::value::Serde(&diff)),
+            charts => minijinja::Value::from(minijinja::value::Serde(&charts(&runs))),
+        },
+    ))
+}
+
+/// Latency, cost and quality per hour, from the rows of the runs query; none without runs.
+fn charts(runs: &[tokio_postgres::Row]) -> Vec<Chart> {
+    if runs.is_empty() {
+        return Vec::new();
+    }
+    let times: Vec<f64> = runs.iter().map(|r| r.get(0)).collect();
+    let column = |i: usize| -> Vec<Option<f64>> { runs.iter().map(|r| r.get(i)).collect() };
+    vec![
+        Chart {
             title: "Latency (ms): P50, P95, P99 per hour".to_owned(),
             svg: svg_chart(
                 "latency",
                 &times,
                 &[("P50", column(1)), ("P95", column(2)), ("P99", column(3))],
             ),
-        });
-        charts.push(Chart {
+        },
+        Chart {
             title: "Cost (USD) per hour".to_owned(),
             svg: svg_chart("cost", &times, &[("cost", column(4))]),
-        });
-        charts.push(Chart {
+        },
+        Chart {
             title: "Quality (mean score of sampled runs) per hour".to_owned(),
             svg: svg_chart("quality", &times, &[("quality", column(5))]),
-        });
-    }
-    Ok(page(
-        "prompt.html",
-        context! {
-            service, name, from, to,
-            versions => minijinja::Value::from(minijinja::value::Serde(&versions)),
-            environments => minijinja::Value::from(minijinja::value::Serde(&environments)),
-            diff => minijinja::Value::from(minijinja::value::Serde(&diff)),
-            charts => minijinja::Value::from(minijinja::value::Serde(&charts)),
         },
-    ))
+    ]
 }
 
 fn diff_lines(old: &str, new: &str) -> Vec<DiffLine> {
@@ -244,11 +233,12 @@ fn diff_lines(old: &str, new: &str) -> Vec<DiffLine> {
         .collect()
 }
 
-fn format_time(time: std::time::SystemTime) -> String {
-    let seconds = time
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs();
+/// `{{ seconds|utc }}`: a time in seconds since the epoch as `2024-05-01 09:30 UTC`.
+fn utc(seconds: Option<i64>) -> String {
+    let Some(seconds) = seconds else {
+        return String::new();
+    };
+    let seconds = u64::try_from(seconds).unwrap_or(0);
     let days = i64::try_from(seconds / 86_400).unwrap_or(0);
     let rest = seconds % 86_400;
     let (year, month, day) = crate::calendar::civil_date(days);
@@ -257,6 +247,12 @@ fn format_time(time: std::time::SystemTime) -> String {
         rest / 3600,
         (rest % 3600) / 60
     )
+}
+
+/// `{{ text|first_line }}`: a commit message's subject.
+fn first_line(text: Option<String>) -> String {
+    text.and_then(|text| text.lines().next().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 const COLOURS: [&str; 3] = ["#1f77b4", "#ff7f0e", "#d62728"];

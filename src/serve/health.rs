@@ -6,7 +6,28 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-/// Why a server is not healthy, or could not be asked.
+/// The most characters of a URL a message shows; the rest is cut, with `…`.
+pub const MAX_SHOWN_URL: usize = 200;
+
+/// `url` as messages show it: a user and password (`user:pw@`) as `***@`, and at most
+/// [`MAX_SHOWN_URL`] characters, so that neither a credential nor a huge URL reaches a
+/// log. Text that is not a URL is masked the same way.
+pub fn shown_url(url: &str) -> String {
+    let start = url.find("://").map_or(0, |scheme| scheme + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |authority| start + authority);
+    let mut shown = match url[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_owned(),
+    };
+    if crate::registry::columns::clip(&mut shown, MAX_SHOWN_URL) {
+        shown.push('…');
+    }
+    shown
+}
+
+/// Why a server is not healthy, or could not be asked. Every `url` is [`shown_url`]'s.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     /// The URL is not an `http://` or `https://` URL.
@@ -72,12 +93,15 @@ pub fn url_for_listen(listen: &str) -> Result<String, ProbeError> {
 /// Checks that `url` is an `http://` or `https://` URL with a host.
 pub fn parse_url(url: &str) -> Result<reqwest::Url, ProbeError> {
     let bad = |reason: String| ProbeError::BadUrl {
-        url: url.to_owned(),
+        url: shown_url(url),
         reason,
     };
     let parsed = reqwest::Url::parse(url).map_err(|err| bad(err.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(bad(format!("the scheme is `{}`", parsed.scheme())));
+        return Err(bad(format!(
+            "the scheme is `{}`",
+            shown_url(parsed.scheme())
+        )));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(bad("it has no host".to_owned()));
@@ -97,11 +121,11 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<u16, ProbeError> {
         .timeout(timeout)
         .build()
         .map_err(|err| ProbeError::Unreachable {
-            url: url.to_owned(),
+            url: shown_url(url),
             reason: root_cause(&err),
         })?;
     let timed_out = || ProbeError::Timeout {
-        url: url.to_owned(),
+        url: shown_url(url),
         seconds: timeout.as_secs_f64(),
     };
     // reqwest's own timeout covers the request; this one bounds everything else too.
@@ -113,7 +137,7 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<u16, ProbeError> {
                 timed_out()
             } else {
                 ProbeError::Unreachable {
-                    url: url.to_owned(),
+                    url: shown_url(url),
                     reason: root_cause(&err),
                 }
             }
@@ -123,7 +147,7 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<u16, ProbeError> {
         Ok(status)
     } else {
         Err(ProbeError::Status {
-            url: url.to_owned(),
+            url: shown_url(url),
             status,
         })
     }
@@ -154,6 +178,26 @@ mod tests {
             url_for_listen("localhost"),
             Err(ProbeError::BadListen { .. })
         ));
+    }
+
+    #[test]
+    fn shown_urls_hide_credentials_and_stop_at_the_bound() {
+        assert_eq!(
+            shown_url("http://ada:pw@host:8080/healthz?x=@y"),
+            "http://***@host:8080/healthz?x=@y"
+        );
+        assert_eq!(shown_url("https://token@host/"), "https://***@host/");
+        assert_eq!(shown_url("ada:pw@host:1"), "***@host:1");
+        assert_eq!(shown_url("http://a@b@host/"), "http://***@host/");
+        assert_eq!(
+            shown_url("http://127.0.0.1:8080/healthz"),
+            "http://127.0.0.1:8080/healthz"
+        );
+        let long = format!("http://host/{}", "é".repeat(1000));
+        let shown = shown_url(&long);
+        assert_eq!(shown.chars().count(), MAX_SHOWN_URL + 1);
+        assert!(shown.ends_with('…'));
+        assert_eq!(shown_url(""), "");
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! The registry's listings over `/v1`: `GET /v1/prompts` (filtered by service, environment
 //! and name) and `GET /v1/prompts/{service}/{name}/versions`, both paged with `limit` and an
 //! opaque `cursor`, read from the database the way the other reads are (the read URL, the
-//! query timeout).
+//! query timeout). The dashboard pages through the same listings ([`prompt_page`],
+//! [`version_page`]).
 //!
 //! A cursor is the base64url (unpadded) of a small JSON value naming where the previous
 //! page ended; the server checks everything in it, so a tampered, truncated, oversized or
 //! foreign cursor is a 400, never a failed query.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::api::{ApiError, ErrorCode, Pin, refuse_nul};
-use crate::registry::listing::{ListedPrompt, ListedVersion, PromptFilter};
+use super::api::{ApiError, ErrorCode, refuse_nul};
+use crate::registry::listing::{ListedPrompt, ListedVersion, Page, PromptFilter};
 
 /// The entries of a page when `limit` is not given.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -30,15 +30,21 @@ pub const MAX_LIMIT: u32 = 100;
 /// name the registry holds need.
 const MAX_CURSOR: usize = 8192;
 
-/// Paging and filters of `GET /v1/prompts`.
+/// Paging of a listing: `GET /v1/prompts`, a prompt's versions, the dashboard's pages.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListPromptsQuery {
-    /// Prompts per page, from 1 to 100 (default 50).
+pub struct Paging {
+    /// Entries per page, from 1 to 100 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// Where to start: the `next_cursor` of the previous page (default: the first page).
     pub cursor: Option<String>,
+}
+
+/// Filters of `GET /v1/prompts`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListPromptsQuery {
     /// Only the prompts of this service.
     pub service: Option<String>,
     /// Only the prompts the environments file pins in this environment.
@@ -47,71 +53,21 @@ pub struct ListPromptsQuery {
     pub q: Option<String>,
 }
 
-/// Paging of `GET /v1/prompts/{service}/{name}/versions`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListVersionsQuery {
-    /// Versions per page, from 1 to 100 (default 50).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
-    pub limit: Option<String>,
-    /// Where to start: the `next_cursor` of the previous page (default: the newest version).
-    pub cursor: Option<String>,
-}
-
-/// A prompt in the list.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PromptListItem {
-    /// The service.
-    pub service: String,
-    /// The name.
-    pub name: String,
-    /// The latest version.
-    pub latest_version: u32,
-    /// The latest version's model.
-    pub model: String,
-    /// What the prompt is for (its file's `description` at the synced commit).
-    pub description: Option<String>,
-    /// When the latest version was committed, seconds since the epoch.
-    pub updated_at: Option<i64>,
-    /// Whether the prompt is deleted at the synced commit.
-    pub archived: bool,
-    /// The environments that pin it: environment to version (null: latest) and model
-    /// (null: the prompt's own). An environment not listed runs the latest version.
-    pub environments: BTreeMap<String, Pin>,
-}
-
 /// `GET /v1/prompts`: one page of prompts, in (service, name) order.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PromptList {
     /// The prompts of this page.
-    pub prompts: Vec<PromptListItem>,
+    pub prompts: Vec<ListedPrompt>,
     /// The `cursor` of the next page; null on the last page.
     #[schema(required = true)]
     pub next_cursor: Option<String>,
-}
-
-/// One version of a prompt.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PromptVersion {
-    /// The version number.
-    pub version: u32,
-    /// The commit that made it.
-    pub commit_sha: String,
-    /// The commit's author.
-    pub created_by: Option<String>,
-    /// The commit's time, seconds since the epoch.
-    pub created_at: Option<i64>,
-    /// The commit's message.
-    pub commit_message: Option<String>,
-    /// The environments that run this version (sorted).
-    pub environments: Vec<String>,
 }
 
 /// `GET /v1/prompts/{service}/{name}/versions`: one page of versions, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VersionList {
     /// The versions of this page.
-    pub versions: Vec<PromptVersion>,
+    pub versions: Vec<ListedVersion>,
     /// The `cursor` of the next page; null on the last page.
     #[schema(required = true)]
     pub next_cursor: Option<String>,
@@ -176,32 +132,89 @@ fn page_limit(limit: Option<&str>) -> Result<u32, ApiError> {
     }
 }
 
-/// The cursor of a page ending with `last` when more follow.
-fn next_cursor(more: bool, last: Option<Cursor>) -> Option<String> {
-    last.filter(|_| more).map(|cursor| cursor.encode())
+impl Paging {
+    /// The page size (400 or 422 for a bad `limit`, as [`page_limit`] says) and the cursor
+    /// decoded (400 for one this server did not write).
+    fn read(&self) -> Result<(u32, Option<Cursor>), ApiError> {
+        let limit = page_limit(self.limit.as_deref())?;
+        let cursor = self.cursor.as_deref().map(Cursor::decode).transpose()?;
+        Ok((limit, cursor))
+    }
+}
+
+/// One page of the registry's prompts that pass `filter`, where `paging` says.
+pub(super) async fn prompt_page(
+    state: &AppState,
+    paging: &Paging,
+    filter: PromptFilter,
+) -> Result<Page<ListedPrompt>, ApiError> {
+    let (limit, after) = match paging.read()? {
+        (limit, None) => (limit, None),
+        (limit, Some(Cursor::Prompt(service, name))) => (limit, Some((service, name))),
+        (_, Some(Cursor::Version(_))) => return Err(foreign_cursor()),
+    };
+    let page =
+        state
+            .cache
+            .db()
+            .read(move |registry| async move {
+                registry.list_prompts(&filter, after.as_ref(), limit).await
+            })
+            .await?;
+    Ok(page)
+}
+
+/// One page of the versions of `service/name`, where `paging` says.
+pub(super) async fn version_page(
+    state: &AppState,
+    service: String,
+    name: String,
+    paging: &Paging,
+) -> Result<Page<ListedVersion>, ApiError> {
+    refuse_nul("service", &service)?;
+    refuse_nul("name", &name)?;
+    let (limit, before) = match paging.read()? {
+        (limit, None) => (limit, None),
+        (limit, Some(Cursor::Version(version))) => (limit, Some(version)),
+        (_, Some(Cursor::Prompt(..))) => return Err(foreign_cursor()),
+    };
+    let page = state
+        .cache
+        .db()
+        .read(move |registry| async move {
+            registry.list_versions(&service, &name, before, limit).await
+        })
+        .await?;
+    Ok(page)
+}
+
+/// The cursor of the page after `page` of prompts; `None` on the last page.
+pub(super) fn next_prompts(page: &Page<ListedPrompt>) -> Option<String> {
+    let last = page.entries.last().filter(|_| page.more)?;
+    Some(Cursor::Prompt(last.service.clone(), last.name.clone()).encode())
+}
+
+/// The cursor of the page after `page` of versions; `None` on the last page.
+pub(super) fn next_versions(page: &Page<ListedVersion>) -> Option<String> {
+    let last = page.entries.last().filter(|_| page.more)?;
+    Some(Cursor::Version(last.version).encode())
 }
 
 /// `GET /v1/prompts`: the registry's prompts, one page at a time in (service, name)
 /// order, filtered by `service`, `env` (pinned there) and `q` (in the name, ignoring case).
 #[utoipa::path(get, path = "/v1/prompts", operation_id = "list_prompts",
-    params(ListPromptsQuery),
+    params(Paging, ListPromptsQuery),
     responses((status = 200, description = "One page of prompts", body = PromptList),
         (status = 400, description = "A malformed query or cursor (`bad_request`)", body = super::api::ErrorBody),
-        (status = 422, description = "`limit` out of 1 to 100 (`invalid`)", body = super::api::ErrorBody),
-        (status = 500, description = "An unexpected server error", body = super::api::ErrorBody),
-        (status = 503, description = "The database is unreachable", body = super::api::ErrorBody)),
+        (status = 422, description = "`limit` out of 1 to 100 (`invalid`)", body = super::api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_prompts(
     State(state): State<Arc<AppState>>,
+    paging: Result<Query<Paging>, QueryRejection>,
     query: Result<Query<ListPromptsQuery>, QueryRejection>,
 ) -> Result<Json<PromptList>, ApiError> {
+    let Query(paging) = paging?;
     let Query(query) = query?;
-    let limit = page_limit(query.limit.as_deref())?;
-    let after = match query.cursor.as_deref().map(Cursor::decode).transpose()? {
-        None => None,
-        Some(Cursor::Prompt(service, name)) => Some((service, name)),
-        Some(Cursor::Version(_)) => return Err(foreign_cursor()),
-    };
     for (field, value) in [
         ("service", &query.service),
         ("env", &query.env),
@@ -216,47 +229,11 @@ pub async fn list_prompts(
         environment: query.env,
         name_contains: query.q,
     };
-    let page =
-        state
-            .cache
-            .db()
-            .read(move |registry| async move {
-                registry.list_prompts(&filter, after.as_ref(), limit).await
-            })
-            .await?;
-    let last = page
-        .entries
-        .last()
-        .map(|p| Cursor::Prompt(p.service.clone(), p.name.clone()));
+    let page = prompt_page(&state, &paging, filter).await?;
     Ok(Json(PromptList {
-        next_cursor: next_cursor(page.more, last),
-        prompts: page.entries.into_iter().map(prompt_item).collect(),
+        next_cursor: next_prompts(&page),
+        prompts: page.entries,
     }))
-}
-
-fn prompt_item(prompt: ListedPrompt) -> PromptListItem {
-    PromptListItem {
-        service: prompt.service,
-        name: prompt.name,
-        latest_version: prompt.latest_version,
-        model: prompt.model,
-        description: prompt.description,
-        updated_at: prompt.updated_at,
-        archived: prompt.archived,
-        environments: prompt
-            .environments
-            .into_iter()
-            .map(|(environment, pin)| {
-                (
-                    environment,
-                    Pin {
-                        version: pin.version,
-                        model: pin.model,
-                    },
-                )
-            })
-            .collect(),
-    }
 }
 
 /// `GET /v1/prompts/{service}/{name}/versions`: the prompt's versions, newest first, one
@@ -264,40 +241,23 @@ fn prompt_item(prompt: ListedPrompt) -> PromptListItem {
 #[utoipa::path(get, path = "/v1/prompts/{service}/{name}/versions",
     operation_id = "list_prompt_versions",
     params(("service" = String, Path, description = "The prompt's service", example = "billing"),
-        ("name" = String, Path, description = "The prompt's name", example = "invoice"), ListVersionsQuery),
+        ("name" = String, Path, description = "The prompt's name", example = "invoice"), Paging),
     responses((status = 200, description = "One page of versions", body = VersionList),
         (status = 400, description = "A malformed path, query or cursor (`bad_request`)", body = super::api::ErrorBody),
         (status = 404, description = "No such prompt", body = super::api::ErrorBody),
-        (status = 422, description = "`limit` out of 1 to 100 (`invalid`)", body = super::api::ErrorBody),
-        (status = 500, description = "An unexpected server error", body = super::api::ErrorBody),
-        (status = 503, description = "The database is unreachable", body = super::api::ErrorBody)),
+        (status = 422, description = "`limit` out of 1 to 100 (`invalid`)", body = super::api::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_prompt_versions(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<ListVersionsQuery>, QueryRejection>,
+    paging: Result<Query<Paging>, QueryRejection>,
 ) -> Result<Json<VersionList>, ApiError> {
     let Path((service, name)) = path?;
-    refuse_nul("service", &service)?;
-    refuse_nul("name", &name)?;
-    let Query(query) = query?;
-    let limit = page_limit(query.limit.as_deref())?;
-    let before = match query.cursor.as_deref().map(Cursor::decode).transpose()? {
-        None => None,
-        Some(Cursor::Version(version)) => Some(version),
-        Some(Cursor::Prompt(..)) => return Err(foreign_cursor()),
-    };
-    let page = state
-        .cache
-        .db()
-        .read(move |registry| async move {
-            registry.list_versions(&service, &name, before, limit).await
-        })
-        .await?;
-    let last = page.entries.last().map(|v| Cursor::Version(v.version));
+    let Query(paging) = paging?;
+    let page = version_page(&state, service, name, &paging).await?;
     Ok(Json(VersionList {
-        next_cursor: next_cursor(page.more, last),
-        versions: page.entries.into_iter().map(version_item).collect(),
+        next_cursor: next_versions(&page),
+        versions: page.entries,
     }))
 }
 
@@ -315,17 +275,6 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 /// A 422 `invalid`: a well-formed value out of range.
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::Invalid, message)
-}
-
-fn version_item(version: ListedVersion) -> PromptVersion {
-    PromptVersion {
-        version: version.version,
-        commit_sha: version.commit_sha,
-        created_by: version.created_by,
-        created_at: version.created_at,
-        commit_message: version.commit_message,
-        environments: version.environments,
-    }
 }
 
 #[cfg(test)]

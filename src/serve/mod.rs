@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod connections;
 pub mod dashboard;
+pub mod gate;
 pub mod health;
 pub mod listing;
 pub mod telemetry;
@@ -101,10 +102,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(api::method_not_allowed)
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            api::gate,
-        ))
+        .layer(gate::GateLayer::new(state.clone()))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)

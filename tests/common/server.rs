@@ -216,11 +216,23 @@ impl Drop for Server {
     }
 }
 
+/// A synced test database and its repository: `billing/invoice` at two versions, the
+/// production environment pinned to the first on `gpt-4o-mini`.
 pub fn setup() -> (TestDb, TestRepo) {
+    setup_with(&[])
+}
+
+/// [`setup`], with more prompts (`service/name`, each rendering its name) in the first
+/// commit.
+pub fn setup_with(more: &[&str]) -> (TestDb, TestRepo) {
     let db = TestDb::new();
     let repo = TestRepo::new();
     repo.write("promptctl.toml", "default_provider = \"echo\"\n");
     repo.write("prompts/billing/invoice.yaml", &prompt("first"));
+    for id in more {
+        let name = id.rsplit('/').next().unwrap_or(id);
+        repo.write(&format!("prompts/{id}.yaml"), &prompt(name));
+    }
     repo.commit("v1");
     repo.write("prompts/billing/invoice.yaml", &prompt("second"));
     repo.write(
@@ -228,7 +240,12 @@ pub fn setup() -> (TestDb, TestRepo) {
         "prompts:\n  invoice:\n    production: {version: 1, model: gpt-4o-mini}\n",
     );
     repo.commit("v2");
+    sync(&repo, &db);
+    (db, repo)
+}
+
+/// `promptctl sync` of `repo` into `db`, which must succeed.
+pub fn sync(repo: &TestRepo, db: &TestDb) {
     let (code, stdout, stderr) = repo.run(&["sync", "--database-url", &db.url]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    (db, repo)
 }

@@ -153,12 +153,14 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// Judges the assertions that need no model: everything but `llm_judge` and
-/// embedding-based `semantic_similarity`. Returns `None` for those two.
+/// embedding-based `semantic_similarity`. Returns `None` for those two. `safety_check`
+/// reads phone numbers without a country code as numbers of `pii_regions`.
 pub fn evaluate_local(
     assertion: &Assertion,
     output: &str,
     facts: Option<CallFacts>,
     lexical_similarity: bool,
+    pii_regions: &[safety::Region],
 ) -> Option<AssertionOutcome> {
     let Some(kind) = AssertionKind::parse(&assertion.kind) else {
         return Some(AssertionOutcome {
@@ -191,7 +193,7 @@ pub fn evaluate_local(
             )
         }
         AssertionKind::StructureValidation => structure_outcome(assertion, kind, output),
-        AssertionKind::SafetyCheck => safety_outcome(assertion, kind, output),
+        AssertionKind::SafetyCheck => safety_outcome(assertion, kind, output, pii_regions),
         AssertionKind::LatencyMs | AssertionKind::CostUsd => limit_outcome(assertion, kind, facts),
         AssertionKind::LlmJudge => return None,
     })
@@ -362,8 +364,13 @@ fn structure_outcome(assertion: &Assertion, kind: AssertionKind, output: &str) -
 }
 
 /// `safety_check`: no PII or secret in the output.
-fn safety_outcome(assertion: &Assertion, kind: AssertionKind, output: &str) -> AssertionOutcome {
-    let findings = safety::scan(output);
+fn safety_outcome(
+    assertion: &Assertion,
+    kind: AssertionKind,
+    output: &str,
+    regions: &[safety::Region],
+) -> AssertionOutcome {
+    let findings = safety::scan(output, regions);
     let detail = if findings.is_empty() {
         "no PII or secret found".to_owned()
     } else {
@@ -438,8 +445,10 @@ pub async fn evaluate(
     providers: &Providers,
     default_judge: &str,
 ) -> Result<AssertionOutcome, AssertionError> {
-    let embedding_model = providers.settings().test.embedding_model.clone();
-    if let Some(outcome) = evaluate_local(assertion, output, facts, embedding_model.is_none()) {
+    let test = &providers.settings().test;
+    let embedding_model = test.embedding_model.clone();
+    let lexical = embedding_model.is_none();
+    if let Some(outcome) = evaluate_local(assertion, output, facts, lexical, &test.pii_regions) {
         return Ok(outcome);
     }
     let failed = |source| AssertionError {
@@ -579,6 +588,15 @@ fn normalise_score(score: f64) -> f64 {
 mod tests {
     use super::*;
 
+    /// Judges `assertion` locally, with lexical similarity and no PII regions.
+    fn local(
+        assertion: &Assertion,
+        output: &str,
+        facts: Option<CallFacts>,
+    ) -> Option<AssertionOutcome> {
+        evaluate_local(assertion, output, facts, true, &[])
+    }
+
     fn assertion(kind: &str, value: serde_json::Value) -> Assertion {
         Assertion {
             kind: kind.into(),
@@ -596,7 +614,7 @@ mod tests {
         output: &str,
         facts: Option<CallFacts>,
     ) -> Option<bool> {
-        evaluate_local(&assertion(kind, value), output, facts, true).map(|o| o.passed)
+        local(&assertion(kind, value), output, facts).map(|o| o.passed)
     }
 
     #[test]
@@ -649,7 +667,7 @@ mod tests {
             Some(false)
         );
         for _ in 0..2 {
-            let outcome = evaluate_local(&assertion("regex", "(".into()), "x", None, true);
+            let outcome = local(&assertion("regex", "(".into()), "x", None);
             let detail = outcome.map(|o| o.detail).unwrap_or_default();
             assert!(detail.starts_with("invalid regular expression"), "{detail}");
         }
