@@ -8,12 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 cargo build --release --quiet --example slow_provider
-bin="$PWD/target/release/promptctl"
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+bin="$target/release/promptctl"
 work=$(mktemp -d)
 trap 'kill "${server_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$PWD/target/release/examples/slow_provider" "$port" 100 &
+"$target/release/examples/slow_provider" "$port" 100 &
 server_pid=$!
 sleep 0.5
 

@@ -139,7 +139,8 @@ fn key_of(query: &str, selector: &Selector) -> String {
 
 impl RegistryCache {
     /// A cache reading from `url` (the replica when `[serve] read_database_url` is set),
-    /// copies fresh for `ttl`.
+    /// copies fresh for `ttl`. It counts its reads on the metrics recorder installed when it
+    /// is made: install the recorder first.
     pub fn new(url: String, ttl: Duration) -> RegistryCache {
         RegistryCache {
             entries: RwLock::new(HashMap::new()),
