@@ -31,6 +31,9 @@ NGINX_PORT=${NGINX_PORT:-18081}
 TOKEN_PORT=${TOKEN_PORT:-18082}
 COMPARE_PORT=${COMPARE_PORT:-18083}
 ROUNDS=${ROUNDS:-1}
+case $ROUNDS in
+  '' | *[!0-9]* | 0) echo "ROUNDS must be a whole number of at least 1, not '$ROUNDS'" >&2; exit 2 ;;
+esac
 TOKEN=bench-read-token-0123456789abcdef
 . "$(dirname "$0")/bench-lib.sh"
 bench_git_identity
