@@ -60,10 +60,10 @@ pub fn print_annotations(context: &Context, config: &Config, annotations: &[Anno
         .iter()
         .map(|annotation| {
             let mut annotation = annotation.clone();
-            if let Some(file) = &annotation.file
+            if let Some(at) = &mut annotation.at
                 && !prefix.as_os_str().is_empty()
             {
-                annotation.file = Some(crate::diagnostic::display_path(&prefix.join(file)));
+                at.file = crate::diagnostic::display_path(&prefix.join(&at.file));
             }
             annotation.command()
         })

@@ -6,7 +6,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::output::{Format, Style};
-use super::shared::{find_versions, version_numbered};
+use super::shared::PromptVersions;
 use super::{CliError, Context, exit};
 
 /// Arguments of `promptctl diff`.
@@ -32,17 +32,14 @@ struct DiffOutput {
 
 /// Runs `promptctl diff`.
 pub fn run(context: &Context, args: &DiffArgs) -> Result<u8, CliError> {
-    let config = context.config()?;
-    let history = context.history(&config)?;
-    let (prompt, versions) = find_versions(&history, &args.prompt)?;
-    let prompt = &prompt;
-    let find = |number: u32| version_numbered(prompt, &versions, number);
-    let old = find(args.from)?;
+    let found = PromptVersions::load(context, &args.prompt)?;
+    let (history, prompt) = (&found.history, &found.prompt);
+    let old = found.numbered(args.from)?;
     let shown_id = super::output::escape_control(&prompt.id.to_string()).into_owned();
     let old_label = format!("{shown_id}@{}", old.number);
     let (new_text, new_label) = match args.to {
         Some(number) => {
-            let new = find(number)?;
+            let new = found.numbered(number)?;
             (
                 new.definition()?.to_yaml(),
                 format!("{shown_id}@{}", new.number),

@@ -5,7 +5,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::output::{Format, Style, table};
-use super::shared::find_versions;
+use super::shared::PromptVersions;
 use super::{CliError, Context, exit, report_history_problems, short};
 use crate::diagnostic::display_path;
 
@@ -35,9 +35,11 @@ struct Entry {
 
 /// Runs `promptctl log`.
 pub fn run(context: &Context, args: &LogArgs) -> Result<u8, CliError> {
-    let config = context.config()?;
-    let history = context.history(&config)?;
-    let (prompt, versions) = find_versions(&history, &args.prompt)?;
+    let PromptVersions {
+        history,
+        prompt,
+        versions,
+    } = PromptVersions::load(context, &args.prompt)?;
     let output = &context.output;
     match output.format {
         Format::Json => {

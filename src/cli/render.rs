@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::shared::PromptVersions;
 use super::{CliError, Context, ErrorKind, exit, find_prompt};
 use crate::diagnostic::{Diagnostic, Position};
 use crate::render::{RenderError, Renderer, TemplatePart};
@@ -67,12 +68,11 @@ fn render_version(
     args: &RenderArgs,
     number: u32,
 ) -> Result<u8, CliError> {
-    let history = context.history(config)?;
-    let (prompt, versions) = super::shared::find_versions(&history, &args.prompt)?;
-    let prompt = &prompt;
-    let version = super::shared::version_numbered(prompt, &versions, number)?;
+    let found = PromptVersions::find(context.history(config)?, &args.prompt)?;
+    let prompt = &found.prompt;
+    let version = found.numbered(number)?;
     let partials = match &version.commit {
-        Some(commit) => history.partials_at(&commit.id)?,
+        Some(commit) => found.history.partials_at(&commit.id)?,
         None => context.snapshot(config)?.partials,
     };
     let definition = version.definition()?;

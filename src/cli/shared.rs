@@ -100,52 +100,72 @@ pub fn read_vars(
     Ok(values)
 }
 
-/// The prompt `query` names and its versions, the working tree's uncommitted one last. A
-/// prompt only the working tree has (new, or in a repository without commits yet) is found
-/// too, with its uncommitted version 1: what `list` shows, `log`, `show`, `diff` and
-/// `render --version` find.
-pub fn find_versions(
-    history: &History,
-    query: &str,
-) -> Result<(PromptHistory, Vec<Version>), CliError> {
-    let mut uncommitted = history.uncommitted()?.versions;
-    let new: Vec<PromptHistory> = uncommitted
-        .iter()
-        .filter(|(id, _)| !history.prompts.contains_key(*id))
-        .map(|(id, version)| PromptHistory {
-            id: id.clone(),
-            versions: Vec::new(),
-            archived: false,
-            path: version.path.clone(),
-        })
-        .collect();
-    let candidates = history
-        .prompts
-        .iter()
-        .chain(new.iter().map(|prompt| (&prompt.id, prompt)));
-    let prompt = crate::repo::find_by_query(candidates, query)?.clone();
-    let mut versions = prompt.versions.clone();
-    if let Some(pending) = uncommitted.remove(&prompt.id) {
-        versions.push(pending);
-    }
-    Ok((prompt, versions))
+/// One prompt's versions as `log`, `show`, `diff` and `render --version` read them: the
+/// history they come from, the prompt, and its versions with the working tree's uncommitted
+/// one last.
+pub struct PromptVersions {
+    /// The repository's history.
+    pub history: History,
+    /// The prompt the query names.
+    pub prompt: PromptHistory,
+    /// Its versions, oldest first, the uncommitted one (if any) last.
+    pub versions: Vec<Version>,
 }
 
-/// Version `number` of `prompt` among its `versions` (as [`find_versions`] gives them); an
-/// input error saying which versions it has otherwise.
-pub fn version_numbered<'v>(
-    prompt: &PromptHistory,
-    versions: &'v [Version],
-    number: u32,
-) -> Result<&'v Version, CliError> {
-    versions.iter().find(|v| v.number == number).ok_or_else(|| {
-        CliError::input(format!(
-            "{} has no version {number}; its versions are 1 to {}",
-            prompt.id,
-            versions.len()
-        ))
-        .hint(format!("`promptctl log {}` lists them", prompt.id))
-    })
+impl PromptVersions {
+    /// Reads the project's history (as `--rev` and `--no-cache` say) and finds the prompt
+    /// `query` names in it.
+    pub fn load(context: &Context, query: &str) -> Result<Self, CliError> {
+        let config = context.config()?;
+        Self::find(context.history(&config)?, query)
+    }
+
+    /// Finds the prompt `query` names in `history`. A prompt only the working tree has
+    /// (new, or in a repository without commits yet) is found too, with its uncommitted
+    /// version 1: what `list` shows.
+    pub fn find(history: History, query: &str) -> Result<Self, CliError> {
+        let mut uncommitted = history.uncommitted()?.versions;
+        let new: Vec<PromptHistory> = uncommitted
+            .iter()
+            .filter(|(id, _)| !history.prompts.contains_key(*id))
+            .map(|(id, version)| PromptHistory {
+                id: id.clone(),
+                versions: Vec::new(),
+                archived: false,
+                path: version.path.clone(),
+            })
+            .collect();
+        let candidates = history
+            .prompts
+            .iter()
+            .chain(new.iter().map(|prompt| (&prompt.id, prompt)));
+        let prompt = crate::repo::find_by_query(candidates, query)?.clone();
+        let mut versions = prompt.versions.clone();
+        if let Some(pending) = uncommitted.remove(&prompt.id) {
+            versions.push(pending);
+        }
+        Ok(Self {
+            history,
+            prompt,
+            versions,
+        })
+    }
+
+    /// Version `number`; an input error saying which versions the prompt has otherwise.
+    pub fn numbered(&self, number: u32) -> Result<&Version, CliError> {
+        let prompt = &self.prompt;
+        self.versions
+            .iter()
+            .find(|v| v.number == number)
+            .ok_or_else(|| {
+                CliError::input(format!(
+                    "{} has no version {number}; its versions are 1 to {}",
+                    prompt.id,
+                    self.versions.len()
+                ))
+                .hint(format!("`promptctl log {}` lists them", prompt.id))
+            })
+    }
 }
 
 /// Writes a planned pin (committed with its message when `commit`) and prints what moved

@@ -5,7 +5,7 @@ use clap::Args;
 
 use super::output::Format;
 use super::output::escape_control;
-use super::shared::{find_versions, version_numbered};
+use super::shared::PromptVersions;
 use super::{CliError, Context, exit, short};
 use crate::diagnostic::display_path;
 
@@ -35,12 +35,10 @@ pub fn parse_prompt_at(text: &str) -> Result<(&str, Option<u32>), CliError> {
 /// Runs `promptctl show`.
 pub fn run(context: &Context, args: &ShowArgs) -> Result<u8, CliError> {
     let (query, number) = parse_prompt_at(&args.prompt)?;
-    let config = context.config()?;
-    let history = context.history(&config)?;
-    let (prompt, versions) = find_versions(&history, query)?;
-    let prompt = &prompt;
-    let latest = versions.last().map_or(0, |v| v.number);
-    let version = version_numbered(prompt, &versions, number.unwrap_or(latest))?;
+    let found = PromptVersions::load(context, query)?;
+    let prompt = &found.prompt;
+    let latest = found.versions.last().map_or(0, |v| v.number);
+    let version = found.numbered(number.unwrap_or(latest))?;
     let definition = version.definition()?;
     let output = &context.output;
     let commit = version.commit.as_deref();

@@ -24,17 +24,25 @@ pub enum Level {
     Warning,
 }
 
+/// Where an annotation points: a line of a file, and the column when known (GitHub takes
+/// a column only with a line, and a line only with a file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnotationAt {
+    /// The file, relative to the repository root.
+    pub file: String,
+    /// The 1-based line.
+    pub line: usize,
+    /// The 1-based column.
+    pub column: Option<usize>,
+}
+
 /// One workflow annotation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Annotation {
     /// Error, warning or notice.
     pub level: Level,
-    /// The file, relative to the repository root.
-    pub file: Option<String>,
-    /// The 1-based line.
-    pub line: Option<usize>,
-    /// The 1-based column.
-    pub col: Option<usize>,
+    /// Where it points (`None`: the run as a whole).
+    pub at: Option<AnnotationAt>,
     /// A short title.
     pub title: String,
     /// The message (may span lines).
@@ -121,14 +129,12 @@ impl Annotation {
             Level::Warning => "warning",
         };
         let mut properties = Vec::new();
-        if let Some(file) = &self.file {
-            properties.push(("file", file.clone()));
-        }
-        if let Some(line) = self.line {
-            properties.push(("line", line.to_string()));
-        }
-        if let Some(col) = self.col {
-            properties.push(("col", col.to_string()));
+        if let Some(at) = &self.at {
+            properties.push(("file", at.file.clone()));
+            properties.push(("line", at.line.to_string()));
+            if let Some(column) = at.column {
+                properties.push(("col", column.to_string()));
+            }
         }
         properties.push(("title", self.title.clone()));
         command(level, &properties, &self.message)
@@ -146,9 +152,11 @@ pub fn diagnostic_annotation(diagnostic: &Diagnostic) -> Annotation {
             Severity::Error => Level::Error,
             Severity::Warning => Level::Warning,
         },
-        file: Some(display_path(&diagnostic.path)),
-        line: Some(diagnostic.position.line),
-        col: Some(diagnostic.position.column),
+        at: Some(AnnotationAt {
+            file: display_path(&diagnostic.path),
+            line: diagnostic.position.line,
+            column: Some(diagnostic.position.column),
+        }),
         title: diagnostic.code.to_owned(),
         message,
     }
@@ -201,9 +209,11 @@ pub fn test_annotations<'a>(results: impl IntoIterator<Item = &'a CaseResult>) -
         .into_iter()
         .map(|result| Annotation {
             level: Level::Error,
-            file: Some(display_path(&result.path)),
-            line: Some(result.line),
-            col: None,
+            at: Some(AnnotationAt {
+                file: display_path(&result.path),
+                line: result.line,
+                column: None,
+            }),
             title: format!(
                 "{} › {} {} on {}",
                 result.prompt,
@@ -224,9 +234,7 @@ pub fn test_annotations<'a>(results: impl IntoIterator<Item = &'a CaseResult>) -
 pub fn coverage_annotation(coverage: &Coverage) -> Option<Annotation> {
     (!coverage.passes()).then(|| Annotation {
         level: Level::Error,
-        file: None,
-        line: None,
-        col: None,
+        at: None,
         title: "promptctl test: coverage below the minimum".to_owned(),
         message: format!(
             "{}; untested: {}",
@@ -548,9 +556,11 @@ mod tests {
     fn commands_escape_data_and_properties() {
         let annotation = Annotation {
             level: Level::Error,
-            file: Some("prompts/a,b.yaml".into()),
-            line: Some(7),
-            col: None,
+            at: Some(AnnotationAt {
+                file: "prompts/a,b.yaml".into(),
+                line: 7,
+                column: None,
+            }),
             title: "s/p › t: failed".into(),
             message: "100% wrong\nsecond line\r".into(),
         };
@@ -634,7 +644,10 @@ mod tests {
         let mut failed = result("failed", CaseStatus::Failed);
         failed.line = 9;
         let annotations = test_annotations(&[error, result("ok", CaseStatus::Passed), failed]);
-        let lines: Vec<Option<usize>> = annotations.iter().map(|a| a.line).collect();
+        let lines: Vec<Option<usize>> = annotations
+            .iter()
+            .map(|a| a.at.as_ref().map(|at| at.line))
+            .collect();
         assert_eq!(lines, vec![Some(9), Some(1)]);
     }
 

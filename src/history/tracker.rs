@@ -338,10 +338,29 @@ mod tests {
         Tracker::new(Path::new("prompts"))
     }
 
+    /// A tracker whose first commit (time 1) adds `s/p.yaml` as [`A`].
+    fn tracker_after_a() -> Tracker {
+        let mut t = tracker();
+        t.edit_p(&[(1, A)]);
+        t
+    }
+
+    /// The prompt `s/p`.
+    fn prompt_p(t: &Tracker) -> &PromptHistory {
+        &t.prompts[&PromptId::new("s", "p")]
+    }
+
     impl Tracker {
         /// Applies the changes of commit `n` (its time: `n`).
         fn commit(&mut self, n: u32, changes: Vec<Change>) {
             self.apply(Some(&commit(n)), changes);
+        }
+
+        /// Commits each `(n, text)` in order: commit `n` writes `text` to `s/p.yaml`.
+        fn edit_p(&mut self, edits: &[(u32, &str)]) {
+            for (n, text) in edits {
+                self.commit(*n, vec![put("s/p.yaml", text)]);
+            }
         }
     }
 
@@ -352,53 +371,44 @@ mod tests {
 
     #[test]
     fn formatting_makes_no_version_and_edits_do() {
-        let mut t = tracker();
-        t.commit(1, vec![put("s/p.yaml", A)]);
-        t.commit(2, vec![put("s/p.yaml", A_REFORMATTED)]);
-        t.commit(3, vec![put("s/p.yaml", B)]);
+        let mut t = tracker_after_a();
+        t.edit_p(&[(2, A_REFORMATTED), (3, B)]);
         assert_eq!(numbers(&t, "s", "p"), ["1@1", "2@3"]);
     }
 
     #[test]
     fn a_move_keeps_versions_and_deletion_archives_then_restores() {
-        let mut t = tracker();
-        t.commit(1, vec![put("s/p.yaml", A)]);
+        let mut t = tracker_after_a();
         t.commit(2, vec![delete("s/p.yaml"), put("s/sub/p.yaml", A)]);
         assert_eq!(numbers(&t, "s", "p"), ["1@1"]);
-        assert_eq!(
-            t.prompts[&PromptId::new("s", "p")].path,
-            Path::new("prompts/s/sub/p.yaml")
-        );
+        assert_eq!(prompt_p(&t).path, Path::new("prompts/s/sub/p.yaml"));
         t.commit(3, vec![delete("s/sub/p.yaml")]);
-        assert!(t.prompts[&PromptId::new("s", "p")].archived);
+        assert!(prompt_p(&t).archived);
         t.commit(4, vec![put("s/p.yaml", A_REFORMATTED)]);
-        assert!(!t.prompts[&PromptId::new("s", "p")].archived);
+        assert!(!prompt_p(&t).archived);
         assert_eq!(numbers(&t, "s", "p"), ["1@1"]);
         t.commit(5, vec![delete("s/p.yaml")]);
-        t.commit(6, vec![put("s/p.yaml", B)]);
+        t.edit_p(&[(6, B)]);
         assert_eq!(numbers(&t, "s", "p"), ["1@1", "2@6"]);
     }
 
     #[test]
     fn an_unparsable_file_is_reported_and_leaves_the_prompt_unchanged() {
-        let mut t = tracker();
-        t.commit(1, vec![put("s/p.yaml", A)]);
+        let mut t = tracker_after_a();
         t.commit(2, vec![put("s/p.yaml", "model: [unclosed\n")]);
         assert_eq!(t.problems.len(), 1);
         assert_eq!(t.problems[0].diagnostic.path, Path::new("prompts/s/p.yaml"));
-        assert!(!t.prompts[&PromptId::new("s", "p")].archived);
-        t.commit(3, vec![put("s/p.yaml", A)]);
-        t.commit(4, vec![put("s/p.yaml", "nonsense: 1\n")]);
-        t.commit(5, vec![put("s/p.yaml", B)]);
+        assert!(!prompt_p(&t).archived);
+        t.edit_p(&[(3, A), (4, "nonsense: 1\n"), (5, B)]);
         assert_eq!(numbers(&t, "s", "p"), ["1@1", "2@5"]);
     }
 
     #[test]
     fn an_incomplete_file_makes_no_version_until_complete() {
         let mut t = tracker();
-        t.commit(1, vec![put("s/p.yaml", "model: m\n")]);
+        t.edit_p(&[(1, "model: m\n")]);
         assert!(t.prompts.is_empty());
-        t.commit(2, vec![put("s/p.yaml", A)]);
+        t.edit_p(&[(2, A)]);
         assert_eq!(numbers(&t, "s", "p"), ["1@2"]);
     }
 
