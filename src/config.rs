@@ -223,6 +223,11 @@ pub struct TestSettings {
     #[serde(deserialize_with = "bounded::share")]
     #[schemars(range(min = 0, max = 1))]
     pub min_coverage: f64,
+    /// How far an assertion's score may fall against the base (`test --baseline`) before
+    /// the test counts as a regression, even when it still passes.
+    #[serde(deserialize_with = "bounded::share")]
+    #[schemars(range(min = 0, max = 1))]
+    pub regression_tolerance: f64,
     /// The regions (ISO 3166-1 alpha-2 codes) whose phone numbers `safety_check` finds when
     /// written without a country code; numbers with one (`+44 ...`) are found for every
     /// region.
@@ -263,6 +268,7 @@ impl Default for TestSettings {
             judge_model: None,
             recordings: PathBuf::from("prompts/.recordings"),
             min_coverage: 1.0,
+            regression_tolerance: 0.05,
             pii_regions: default_pii_regions(),
         }
     }

@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::output::Format;
 use super::{CliError, Context, ci, exit, find_prompt};
+use crate::eval::baseline::{self, Comparison};
 use crate::eval::report::{self, Columns, Summary};
 use crate::eval::selection::{Coverage, Shard};
 use crate::eval::{
@@ -55,6 +56,20 @@ pub struct TestArgs {
     /// message diffs, results, coverage) to FILE.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Review by effect: test the prompts changed since the merge base with REF (named
+    /// prompts narrow them), each on its head version and, when its definition differs,
+    /// on its base version too; report regressions (pass → fail, or a score drop beyond
+    /// `[test] regression_tolerance`), improvements, new and removed tests. Exit 1 on a
+    /// regression.
+    #[arg(long, value_name = "REF", conflicts_with_all = ["changed_since", "env", "shard"])]
+    baseline: Option<String>,
+    /// With `--baseline`: report regressions without failing the run for them.
+    #[arg(long, requires = "baseline")]
+    allow_regressions: bool,
+    /// Write a self-contained HTML report to FILE: the matrix of test cases against the
+    /// base, the head and the candidate model, with answers and their diffs.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     #[command(flatten)]
     github: ci::GithubArgs,
 }
@@ -74,7 +89,15 @@ struct Outcome {
     own_summary: Summary,
     streamed: bool,
     candidate: Option<Vec<CaseResult>>,
+    comparison: Option<Comparison>,
     seconds: f64,
+}
+
+/// The results of the sides run beside the prompts' own: the candidate model's and the
+/// base's.
+struct Sides {
+    candidate: Option<Vec<CaseResult>>,
+    base: Option<Vec<CaseResult>>,
 }
 
 /// Where the prompts' own results go as they arrive, in job order.
@@ -111,6 +134,7 @@ impl Own<'_> {
             own_summary,
             streamed,
             candidate,
+            comparison: None,
             seconds,
         }
     }
@@ -191,6 +215,8 @@ impl<'a> Table<'a> {
 struct Scope {
     base: Option<ci::Base>,
     coverage: Option<Coverage>,
+    /// The reference the selection is measured from (`--changed-since` or `--baseline`).
+    changed_since: Option<String>,
 }
 
 /// Runs `promptctl test`.
@@ -203,38 +229,17 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
     let config = context.config()?;
     let snapshot = context.snapshot(&config)?;
     let want_report = args.github.enabled() || args.report.is_some();
-    let base = ci::find_base(
-        &config,
-        &snapshot,
-        args.changed_since.as_deref(),
-        want_report,
-    )?;
-    let mut selected = select_prompts(&snapshot, &args.prompts)?;
-    if let (Some(_), Some(base)) = (&args.changed_since, &base) {
-        selected.retain(|p| p.id.as_ref().is_some_and(|id| base.changes.contains(id)));
-    }
-    // The coverage gate judges the whole tree, so it applies when no prompt is named.
-    let coverage = args
-        .prompts
-        .is_empty()
-        .then(|| Coverage::of(&snapshot, config.settings.test.min_coverage));
-    let scope = Scope { base, coverage };
-    let renderer = Arc::new(Renderer::new(snapshot.partials.clone()));
-    let jobs = |model: Option<&str>| match &args.env {
-        Some(env) => super::env::test_jobs(context, &config, &snapshot, &selected, env, model),
-        None => Ok(jobs_for(&config.settings, &selected, &renderer, model)?),
-    };
-    let own_jobs = jobs(None)?;
-    let candidate_jobs = match &args.model {
-        Some(model) => Some(jobs(Some(model))?),
-        None => None,
-    };
-    let (own_jobs, candidate_jobs) = ci::shard_jobs(args.shard, own_jobs, candidate_jobs);
+    let (scope, selected) = scope_of(args, &config, &snapshot, want_report)?;
     let output = &context.output;
+    let keep_all = output.format == Format::Json || args.baseline.is_some() || args.html.is_some();
+    let (jobs, base_plan) = plan_jobs(
+        context, &config, &snapshot, args, &selected, &scope, keep_all,
+    )?;
     // A file that cannot be loaded fails the run (exit 2) in every selection and shard:
     // its tests cannot run, and a run that skipped it would pass green.
     let unloadable = &snapshot.problems;
-    if own_jobs.is_empty()
+    if jobs.own.is_empty()
+        && base_plan.as_ref().is_none_or(|p| p.removed.is_empty())
         && scope.coverage.is_none()
         && !want_report
         && args.junit.is_none()
@@ -253,20 +258,125 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
         .map(|problem| CaseResult::unloadable(problem, &snapshot.prompts_dir))
         .collect();
     let printed = output.format == Format::Human
+        && !keep_all
         && args.model.is_none()
         && args.junit.is_none()
         && !want_report;
     let mut own = if printed {
-        Own::Printed(Table::new(output, &own_jobs, &unloadable_results))
+        Own::Printed(Table::new(output, &jobs.own, &unloadable_results))
     } else {
-        Own::Kept(Vec::with_capacity(own_jobs.len()))
+        Own::Kept(Vec::with_capacity(jobs.own.len()))
     };
-    let (candidate, seconds) =
-        execute(context, &config, args, (own_jobs, candidate_jobs), &mut own)?;
+    let (sides, seconds) = execute(context, &config, args, jobs, &mut own)?;
     for result in unloadable_results {
         own.push(result);
     }
-    let outcome = own.finish(candidate, seconds);
+    let mut outcome = own.finish(sides.candidate, seconds);
+    if let (Some(base_results), Some(plan), Some(base)) = (sides.base, base_plan, &scope.base) {
+        let sides = baseline::Sides {
+            base_commit: base.base.commit.clone(),
+            base: base_results,
+            same_definition: plan.same_definition,
+            removed: plan.removed,
+        };
+        let tolerance = config.settings.test.regression_tolerance;
+        outcome.comparison = Some(baseline::compare(&outcome.own, sides, tolerance));
+    }
+    let run = Finished {
+        config: &config,
+        snapshot: &snapshot,
+        scope: &scope,
+        outcome: &outcome,
+    };
+    report_run(context, args, &run, want_report)
+}
+
+/// The base of the run (with `--changed-since`, `--baseline` or a report), the prompts
+/// selected, and the coverage gate (when no prompt is named).
+fn scope_of<'s>(
+    args: &TestArgs,
+    config: &crate::config::Config,
+    snapshot: &'s Snapshot,
+    want_report: bool,
+) -> Result<(Scope, Vec<&'s LoadedPrompt>), CliError> {
+    let changed_since = args.changed_since.clone().or_else(|| args.baseline.clone());
+    let base = ci::find_base(config, snapshot, changed_since.as_deref(), want_report)?;
+    let mut selected = select_prompts(snapshot, &args.prompts)?;
+    if let (Some(_), Some(base)) = (&changed_since, &base) {
+        selected.retain(|p| p.id.as_ref().is_some_and(|id| base.changes.contains(id)));
+    }
+    // The coverage gate judges the whole tree, so it applies when no prompt is named.
+    let coverage = args
+        .prompts
+        .is_empty()
+        .then(|| Coverage::of(snapshot, config.settings.test.min_coverage));
+    let scope = Scope {
+        base,
+        coverage,
+        changed_since,
+    };
+    Ok((scope, selected))
+}
+
+/// The jobs of every side (the shard's share with `--shard`), and with `--baseline` the
+/// plan of the base side.
+fn plan_jobs<'s>(
+    context: &Context,
+    config: &crate::config::Config,
+    snapshot: &'s Snapshot,
+    args: &TestArgs,
+    selected: &[&'s LoadedPrompt],
+    scope: &Scope,
+    keep_all: bool,
+) -> Result<(Jobs<'s>, Option<baseline::BasePlan<'s>>), CliError> {
+    let renderer = Arc::new(Renderer::new(snapshot.partials.clone()));
+    let jobs = |model: Option<&str>| match &args.env {
+        Some(env) => super::env::test_jobs(context, config, snapshot, selected, env, model),
+        None => Ok(jobs_for(&config.settings, selected, &renderer, model)?),
+    };
+    let own_jobs = jobs(None)?;
+    let candidate_jobs = match &args.model {
+        Some(model) => Some(jobs(Some(model))?),
+        None => None,
+    };
+    let (own, candidate) = ci::shard_jobs(args.shard, own_jobs, candidate_jobs);
+    let mut plan = match (&args.baseline, &scope.base) {
+        (Some(_), Some(base)) => Some(baseline::plan(
+            &config.settings,
+            selected,
+            &base.snapshot,
+            &base.changes,
+            args.prompts.is_empty(),
+        )?),
+        _ => None,
+    };
+    let jobs = Jobs {
+        own,
+        candidate,
+        base: plan.as_mut().map(|p| std::mem::take(&mut p.jobs)),
+        keep_all,
+    };
+    Ok((jobs, plan))
+}
+
+/// A run that has ended: what the reports read.
+struct Finished<'a> {
+    config: &'a crate::config::Config,
+    snapshot: &'a Snapshot,
+    scope: &'a Scope,
+    outcome: &'a Outcome,
+}
+
+/// Writes every report of a finished run (JUnit, the terminal or JSON, HTML, the CI
+/// report) and returns its exit code.
+fn report_run(
+    context: &Context,
+    args: &TestArgs,
+    run: &Finished<'_>,
+    want_report: bool,
+) -> Result<u8, CliError> {
+    let (outcome, scope, snapshot) = (run.outcome, run.scope, run.snapshot);
+    let unloadable = &snapshot.problems;
     // With a candidate model, the verdict is the candidate's.
     let judged: &[CaseResult] = outcome.candidate.as_deref().unwrap_or(&outcome.own);
     let candidate_summary = outcome.candidate.as_deref().map(Summary::of);
@@ -279,29 +389,56 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
         crate::files::replace(&context.directory.join(path), xml.as_bytes())
             .map_err(|err| CliError::input(format!("cannot write {}: {err}", path.display())))?;
     }
-    print_results(context, args, &outcome, &summary, &scope, unloadable);
+    print_results(context, args, outcome, &summary, scope, unloadable);
+    let base_summary = outcome
+        .comparison
+        .as_ref()
+        .map(|c| Summary::of_all(c.cases.iter().filter_map(|d| d.base.as_ref())));
     let code = gate(
         context,
-        exit_code(&outcome.own_summary, candidate_summary.as_ref()),
+        exit_code(
+            &outcome.own_summary,
+            candidate_summary.as_ref(),
+            base_summary.as_ref(),
+        ),
         unloadable,
         scope.coverage.as_ref(),
     );
+    let code = regression_gate(context, args, outcome.comparison.as_ref(), code);
+    if let Some(path) = &args.html {
+        let selection = selection_text(args, scope, snapshot).replace('`', "");
+        write_html(context, args, outcome, selection, path)?;
+    }
     if want_report {
-        write_ci_report(context, &config, args, &snapshot, judged, &summary, &scope)?;
+        let report = Report {
+            judged,
+            summary: &summary,
+            comparison: outcome.comparison.as_ref(),
+        };
+        write_ci_report(context, run.config, args, snapshot, &report, scope)?;
     }
     Ok(code)
 }
 
-/// Runs the jobs (the candidate's alongside), with a progress bar on a terminal: the
-/// prompts' own results go to `own` as they come, the candidate's are returned with the
-/// wall time.
+/// The jobs of a run: the prompts' own, the candidate model's, the base's.
+struct Jobs<'a> {
+    own: Vec<TestJob<'a>>,
+    candidate: Option<Vec<TestJob<'a>>>,
+    base: Option<Vec<TestJob<'a>>>,
+    /// Whether passed cases keep their answers and assertion outcomes.
+    keep_all: bool,
+}
+
+/// Runs the jobs (the candidate's and the base's alongside), with a progress bar on a
+/// terminal: the prompts' own results go to `own` as they come, the other sides' are
+/// returned with the wall time.
 fn execute(
     context: &Context,
     config: &crate::config::Config,
     args: &TestArgs,
-    (own_jobs, candidate_jobs): (Vec<TestJob<'_>>, Option<Vec<TestJob<'_>>>),
+    jobs: Jobs<'_>,
     own: &mut Own<'_>,
-) -> Result<(Option<Vec<CaseResult>>, f64), CliError> {
+) -> Result<(Sides, f64), CliError> {
     let mode = if args.replay {
         Mode::Replay
     } else if args.record {
@@ -320,16 +457,19 @@ fn execute(
         .settings(config)
         .concurrency(args.concurrency)
         .max(1);
-    let total_calls = own_jobs.len() + candidate_jobs.as_ref().map_or(0, Vec::len);
+    let side_len = |side: &Option<Vec<TestJob<'_>>>| side.as_ref().map_or(0, Vec::len);
+    let total_calls = jobs.own.len() + side_len(&jobs.candidate) + side_len(&jobs.base);
     let progress = progress_bar(context, total_calls);
     if let Own::Printed(table) = own {
         table.progress = progress.clone();
     }
     let on_done = progress_callback(progress.clone());
-    // Only the JSON report prints a passed case's output and assertion outcomes.
-    let keep = match context.output.format {
-        Format::Json => Keep::Everything,
-        Format::Human => Keep::Failures,
+    // Only the JSON, HTML and baseline reports show a passed case's answer and assertion
+    // outcomes.
+    let keep = if jobs.keep_all {
+        Keep::Everything
+    } else {
+        Keep::Failures
     };
     let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -343,16 +483,15 @@ fn execute(
         keep,
         on_done,
     };
-    let candidate = runtime.block_on(async {
+    let sides = runtime.block_on(async {
         let mut sink = |result| own.push(result);
-        let own = run_each(own_jobs, run.clone(), &mut sink);
-        match candidate_jobs {
-            Some(jobs) => Some(tokio::join!(own, run_tests(jobs, run.clone())).1),
-            None => {
-                own.await;
-                None
-            }
-        }
+        let own = run_each(jobs.own, run.clone(), &mut sink);
+        let ((), candidate, base) = tokio::join!(
+            own,
+            run_side(jobs.candidate, run.clone()),
+            run_side(jobs.base, run.clone())
+        );
+        Sides { candidate, base }
     });
     if let Own::Printed(table) = own {
         table.flush();
@@ -361,7 +500,15 @@ fn execute(
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
-    Ok((candidate, started.elapsed().as_secs_f64()))
+    Ok((sides, started.elapsed().as_secs_f64()))
+}
+
+/// The results of a side's jobs, when it has any.
+async fn run_side(jobs: Option<Vec<TestJob<'_>>>, run: Run) -> Option<Vec<CaseResult>> {
+    match jobs {
+        Some(jobs) => Some(run_tests(jobs, run).await),
+        None => None,
+    }
 }
 
 /// Prints the results: JSON, or the table(s), the failures, the summary and coverage.
@@ -394,6 +541,7 @@ fn print_results(
                 "unreadable": b.changes.unreadable,
             })),
             "shard": args.shard,
+            "baseline": outcome.comparison,
         })),
         Format::Human => {
             let color = output.stdout_colored();
@@ -412,6 +560,9 @@ fn print_results(
                 ));
                 text.push_str(&report::result_table(candidate, color));
                 text.push_str(&comparison_text(own, candidate));
+            }
+            if let Some(comparison) = &outcome.comparison {
+                text.push_str(&report::baseline_text(comparison, color));
             }
             let all = own.iter().chain(candidate.iter().flatten());
             text.push_str(&report::failure_details(all, color));
@@ -468,16 +619,24 @@ fn gate(
     }
 }
 
+/// What the reports say of a run: the results judged (the candidate's with `--model`),
+/// their counts, the comparison with the base.
+struct Report<'a> {
+    judged: &'a [CaseResult],
+    summary: &'a Summary,
+    comparison: Option<&'a Comparison>,
+}
+
 /// The GitHub annotations (with `--github`) and the Markdown report.
 fn write_ci_report(
     context: &Context,
     config: &crate::config::Config,
     args: &TestArgs,
     snapshot: &Snapshot,
-    judged: &[CaseResult],
-    summary: &Summary,
+    report: &Report<'_>,
     scope: &Scope,
 ) -> Result<(), CliError> {
+    let (judged, summary) = (report.judged, report.summary);
     let (base, coverage) = (&scope.base, &scope.coverage);
     if args.github.enabled() {
         // The files that could not be loaded are annotated from their diagnostics.
@@ -495,16 +654,7 @@ fn write_ci_report(
         .as_ref()
         .map(|b| ci::changed_entries(context, config, b, snapshot))
         .unwrap_or_default();
-    let selection = match (&args.changed_since, base) {
-        (Some(reference), Some(b)) => format!(
-            "prompts changed since {reference} (merge base `{}`): {} of {}",
-            super::short(&b.base.commit),
-            b.changes.changed.len(),
-            snapshot.prompts.len()
-        ),
-        _ if args.prompts.is_empty() => "every prompt with tests".to_owned(),
-        _ => format!("prompts {}", args.prompts.join(", ")),
-    };
+    let selection = selection_text(args, scope, snapshot);
     let markdown = github::markdown_report(&github::ReportInput {
         selection,
         base: base
@@ -517,18 +667,83 @@ fn write_ci_report(
         summary,
         coverage: coverage.as_ref(),
         shard: args.shard,
+        baseline: report.comparison,
     });
     ci::write_report(context, &args.github, args.report.as_deref(), &markdown)
 }
 
+/// What the run selected, for people: `prompts changed since main (merge base `1a2b…`): 2
+/// of 9`.
+fn selection_text(args: &TestArgs, scope: &Scope, snapshot: &Snapshot) -> String {
+    match (&scope.changed_since, &scope.base) {
+        (Some(reference), Some(b)) => format!(
+            "prompts changed since {reference} (merge base `{}`): {} of {}",
+            super::short(&b.base.commit),
+            b.changes.changed.len(),
+            snapshot.prompts.len()
+        ),
+        _ if args.prompts.is_empty() => "every prompt with tests".to_owned(),
+        _ => format!("prompts {}", args.prompts.join(", ")),
+    }
+}
+
+/// Writes the HTML report to `path`.
+fn write_html(
+    context: &Context,
+    args: &TestArgs,
+    outcome: &Outcome,
+    selection: String,
+    path: &std::path::Path,
+) -> Result<(), CliError> {
+    let html = crate::eval::html::html_report(&crate::eval::html::HtmlInput {
+        selection,
+        summary: &outcome.own_summary,
+        seconds: outcome.seconds,
+        head: &outcome.own,
+        comparison: outcome.comparison.as_ref(),
+        candidate: args.model.as_deref().zip(outcome.candidate.as_deref()),
+    });
+    let path = context.directory.join(path);
+    crate::files::replace(&path, html.as_bytes())
+        .map_err(|err| CliError::input(format!("cannot write {}: {err}", path.display())))
+}
+
+/// Fails the run (exit 1) on a regression against the base, unless
+/// `--allow-regressions`; an exit code already worse stays.
+fn regression_gate(
+    context: &Context,
+    args: &TestArgs,
+    comparison: Option<&Comparison>,
+    code: u8,
+) -> u8 {
+    let regressions = comparison.map_or(0, |c| c.counts.regressions);
+    if regressions == 0 {
+        return code;
+    }
+    if args.allow_regressions {
+        context.output.note(&format!(
+            "{regressions} regression(s) against the base, allowed by --allow-regressions"
+        ));
+        return code;
+    }
+    context.output.error(
+        &format!("{regressions} test(s) regressed against the base"),
+        &["`--allow-regressions` reports them without failing the run".to_owned()],
+    );
+    code.max(exit::FAILED)
+}
+
 /// Exit 3 when a provider failed, 2 for input or configuration errors, 1 when a test
-/// failed, else 0.
-fn exit_code(own_summary: &Summary, candidate: Option<&Summary>) -> u8 {
+/// failed, else 0. The base's errors count like the head's (a side without an answer
+/// leaves its cases without a verdict).
+fn exit_code(own_summary: &Summary, candidate: Option<&Summary>, base: Option<&Summary>) -> u8 {
     let judged = candidate.unwrap_or(own_summary);
-    let provider_errors = own_summary.provider_errors + judged.provider_errors;
+    let base = base.cloned().unwrap_or_default();
+    let provider_errors =
+        own_summary.provider_errors + judged.provider_errors + base.provider_errors;
     if provider_errors > 0 {
         exit::EXTERNAL
-    } else if own_summary.input_errors + judged.input_errors > 0 {
+    } else if own_summary.input_errors + judged.input_errors + base.input_errors > 0 {
         exit::BAD_INPUT
     } else if judged.failed > 0 {
         exit::FAILED

@@ -280,6 +280,8 @@ pub struct ReportInput<'a> {
     pub coverage: Option<&'a Coverage>,
     /// The shard run, if any.
     pub shard: Option<Shard>,
+    /// The comparison with the base, with `test --baseline`.
+    pub baseline: Option<&'a super::baseline::Comparison>,
 }
 
 /// Beyond this many results, the table lists only the cases that did not pass.
@@ -368,6 +370,9 @@ pub fn markdown_report(input: &ReportInput<'_>) -> String {
     }
 
     let mut rest = String::new();
+    if let Some(comparison) = input.baseline {
+        baseline_section(&mut rest, comparison);
+    }
     results_section(&mut rest, input.results);
     if let Some(coverage) = input.coverage {
         let _ = writeln!(rest, "### Coverage\n");
@@ -454,6 +459,92 @@ fn results_section(out: &mut String, results: &[CaseResult]) {
                 );
             }
         }
+    }
+}
+
+/// Answers whose word diff the report shows.
+const MAX_ANSWER_DIFFS: usize = 50;
+/// Characters of one answer diff shown.
+const MAX_ANSWER_DIFF_CHARS: usize = 4_000;
+
+/// The comparison with the base: counts, a row per case that moved, and the word diffs of
+/// the answers that changed, folded.
+fn baseline_section(out: &mut String, comparison: &super::baseline::Comparison) {
+    use super::baseline::{Movement, signed};
+    let counts = comparison.counts;
+    let _ = writeln!(out, "### Compared with the base\n");
+    let _ = writeln!(
+        out,
+        "{} **{} regression{}**, {} improvement{}, {} new, {} removed, {} unchanged, {} without a verdict (base `{}`, tolerance {}).\n",
+        if counts.regressions == 0 {
+            "✅"
+        } else {
+            "❌"
+        },
+        counts.regressions,
+        if counts.regressions == 1 { "" } else { "s" },
+        counts.improvements,
+        if counts.improvements == 1 { "" } else { "s" },
+        counts.new,
+        counts.removed,
+        counts.unchanged,
+        counts.unjudged,
+        comparison.base.get(..12).unwrap_or(&comparison.base),
+        comparison.tolerance
+    );
+    let moved: Vec<_> = comparison
+        .cases
+        .iter()
+        .filter(|c| c.movement != Movement::Unchanged)
+        .collect();
+    if moved.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "| | prompt | test | base | head | Δ | why |\n| --- | --- | --- | --- | --- | --- | --- |"
+    );
+    let score = |s: Option<f64>| s.map_or_else(|| "—".to_owned(), |s| format!("{s:.2}"));
+    for case in &moved {
+        let mark = match case.movement {
+            Movement::Regression => "❌ regression",
+            Movement::Improvement => "✅ improvement",
+            Movement::Unjudged => "⚠️ no verdict",
+            Movement::New => "🆕 new",
+            Movement::Removed => "➖ removed",
+            Movement::Unchanged => "",
+        };
+        let delta = match (case.base_score, case.head_score) {
+            (Some(b), Some(h)) => signed(h - b),
+            _ => "—".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "| {mark} | `{}` | {} | {} | {} | {delta} | {} |",
+            cell(&case.prompt.to_string()),
+            cell(&case.test),
+            score(case.base_score),
+            score(case.head_score),
+            cell(&case.reason)
+        );
+    }
+    out.push('\n');
+    for case in moved
+        .iter()
+        .filter(|c| c.diff.is_some())
+        .take(MAX_ANSWER_DIFFS)
+    {
+        let Some(diff) = &case.diff else { continue };
+        let mut html = super::html::diff_html(diff);
+        if html.chars().count() > MAX_ANSWER_DIFF_CHARS {
+            html = "(the diff is too long for this report; the HTML report has it)".to_owned();
+        }
+        let _ = writeln!(
+            out,
+            "<details><summary>answer diff: <code>{}</code> › {}</summary>\n\n<pre>{html}</pre>\n\n</details>\n",
+            html_escape(&case.prompt.to_string()),
+            html_escape(&case.test)
+        );
     }
 }
 
@@ -615,6 +706,7 @@ mod tests {
             summary: &summary,
             coverage: None,
             shard: Some(Shard { index: 1, count: 2 }),
+            baseline: None,
         });
         assert!(
             report.starts_with("## ❌ promptctl test (shard 1/2)"),

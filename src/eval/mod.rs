@@ -12,7 +12,9 @@
 //! nothing else.
 
 pub mod assertions;
+pub mod baseline;
 pub mod github;
+pub mod html;
 pub mod report;
 pub mod selection;
 

@@ -52,6 +52,11 @@ impl Summary {
 
     /// Counts `results`.
     pub fn of(results: &[CaseResult]) -> Summary {
+        Summary::of_all(results)
+    }
+
+    /// Counts every result of `results`.
+    pub fn of_all<'a>(results: impl IntoIterator<Item = &'a CaseResult>) -> Summary {
         let mut summary = Summary::default();
         for result in results {
             summary.add(result);
@@ -322,4 +327,80 @@ pub fn comparison(current: &[CaseResult], candidate: &[CaseResult]) -> Vec<Compa
             candidate: b.status,
         })
         .collect()
+}
+
+/// The comparison with the base as the terminal shows it: the counts, then each case that
+/// moved (regressions first) with why and, when its answer changed, the word diff.
+pub fn baseline_text(comparison: &super::baseline::Comparison, color: bool) -> String {
+    use super::baseline::Movement;
+    let counts = comparison.counts;
+    let mut out = format!(
+        "\ncompared with the base {}: {} regression{}, {} improvement{}, {} new, {} removed, {} unchanged{} (tolerance {})\n",
+        short_commit(&comparison.base),
+        counts.regressions,
+        if counts.regressions == 1 { "" } else { "s" },
+        counts.improvements,
+        if counts.improvements == 1 { "" } else { "s" },
+        counts.new,
+        counts.removed,
+        counts.unchanged,
+        if counts.unjudged > 0 {
+            format!(", {} without a verdict", counts.unjudged)
+        } else {
+            String::new()
+        },
+        comparison.tolerance
+    );
+    for case in &comparison.cases {
+        let (mark, word, style) = match case.movement {
+            Movement::Regression => ("✗", "regression", Style::Red),
+            Movement::Improvement => ("✓", "improvement", Style::Green),
+            Movement::Unjudged => ("!", "no verdict", Style::Red),
+            Movement::New => ("+", "new", Style::Blue),
+            Movement::Removed => ("-", "removed", Style::Blue),
+            Movement::Unchanged => continue,
+        };
+        let head = format!("  {mark} {word:<11} {}", label(&case.prompt, &case.test));
+        out.push_str(&paint(color, style, &head));
+        if !case.reason.is_empty() {
+            out.push_str(&format!("  {}", escape_control(&case.reason)));
+        }
+        out.push('\n');
+        if let Some(diff) = &case.diff {
+            out.push_str(&word_diff_text(diff, color));
+        }
+    }
+    out
+}
+
+/// The first 12 characters of a commit id.
+fn short_commit(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
+/// A word diff for the terminal, indented: deletions red and insertions green on a
+/// colour terminal, `[-deleted-]{+inserted+}` (as `git diff --word-diff`) otherwise.
+pub fn word_diff_text(parts: &[super::baseline::DiffPart], color: bool) -> String {
+    use super::baseline::DiffOp;
+    let mut text = String::new();
+    for part in parts {
+        // Line breaks stay line breaks (indented below); every other control is shown.
+        let shown: Vec<String> = part
+            .text
+            .split('\n')
+            .map(|line| escape_control(line).into_owned())
+            .collect();
+        let shown = shown.join("\n");
+        match (part.op, color) {
+            (DiffOp::Equal, _) => text.push_str(&shown),
+            (DiffOp::Delete, true) => text.push_str(&paint(true, Style::Red, &shown)),
+            (DiffOp::Insert, true) => text.push_str(&paint(true, Style::Green, &shown)),
+            (DiffOp::Delete, false) => text.push_str(&format!("[-{shown}-]")),
+            (DiffOp::Insert, false) => text.push_str(&format!("{{+{shown}+}}")),
+        }
+    }
+    let mut out = String::from("      answer (base → head): ");
+    out.push_str(&text.replace('\n', "\n      "));
+    out.push('\n');
+    out
 }

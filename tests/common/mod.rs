@@ -211,6 +211,7 @@ impl Outcome {
             .unwrap_or_else(|err| panic!("stdout is not JSON ({err}):\n{}", self.stdout))
     }
 }
+pub mod browser;
 pub mod db;
 pub mod git;
 pub mod server;

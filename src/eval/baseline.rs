@@ -1,0 +1,684 @@
+//! Review by effect: a change's test results against its base (`promptctl test
+//! --baseline REF`).
+//!
+//! The head's test cases run twice for each prompt whose definition (or an included
+//! partial) differs at the base: on the head's definition and on the base's, each with its
+//! own model and parameters, the same variables and the same assertions. [`compare`] pairs
+//! the two results of each case and says how the case moved: a *regression* when it passed
+//! at the base and fails at the head, or when an assertion's score falls by more than the
+//! tolerance although both pass; an *improvement* the other way round. Tests only the head
+//! has are *new*, tests only the base has are *removed*. [`word_diff`] shows how an answer
+//! changed.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::selection::{ChangeReason, Changes};
+use super::{CaseResult, CaseStatus, Incomplete, TestJob, prompt_jobs, test_name};
+use crate::render::Renderer;
+use crate::repo::{LoadedPrompt, PromptId, Snapshot};
+
+/// The most characters of each answer the word diff reads; the rest is left out of it.
+pub const MAX_DIFF_CHARS: usize = 64 * 1024;
+/// The longest a word diff may take before it settles for a coarser one.
+const DIFF_DEADLINE: Duration = Duration::from_millis(200);
+
+/// How a test case moved from the base to the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Movement {
+    /// Passed at the base, fails at the head; or a score fell beyond the tolerance.
+    Regression,
+    /// Failed at the base, passes at the head; or a score rose beyond the tolerance.
+    Improvement,
+    /// A side could not be judged (a provider error, a missing recording): no verdict.
+    Unjudged,
+    /// Only the head has the test.
+    New,
+    /// Only the base has the test.
+    Removed,
+    /// Within the tolerance, same status (or the definition is the same at the base).
+    Unchanged,
+}
+
+/// One assertion's scores on both sides (the same assertion: the head's test case runs on
+/// both).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AssertionDelta {
+    /// The assertion's line in the head's file.
+    pub line: usize,
+    /// Its type as written.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Its score at the base.
+    pub base: f64,
+    /// Its score at the head.
+    pub head: f64,
+    /// `head - base`.
+    pub delta: f64,
+    /// Whether it passed at the base.
+    pub base_passed: bool,
+    /// Whether it passed at the head.
+    pub head_passed: bool,
+}
+
+/// One piece of a word diff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiffPart {
+    /// `equal`, `delete` (only the base's answer has it) or `insert` (only the head's).
+    pub op: DiffOp,
+    /// The words and the space between them.
+    pub text: String,
+}
+
+/// What a [`DiffPart`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiffOp {
+    /// In both answers.
+    Equal,
+    /// Only in the base's answer.
+    Delete,
+    /// Only in the head's answer.
+    Insert,
+}
+
+/// One test case on both sides.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseDelta {
+    /// The prompt.
+    pub prompt: PromptId,
+    /// The test's name.
+    pub test: String,
+    /// How it moved.
+    pub movement: Movement,
+    /// Why, in one line (empty when unchanged).
+    pub reason: String,
+    /// The mean assertion score at the base (`None`: not run there).
+    pub base_score: Option<f64>,
+    /// The mean assertion score at the head (`None`: not run there).
+    pub head_score: Option<f64>,
+    /// Each assertion's scores, when both sides were judged.
+    pub assertions: Vec<AssertionDelta>,
+    /// The word diff of the base's answer against the head's, when both answered and the
+    /// answers differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<Vec<DiffPart>>,
+    /// The base's result (`None`: not run there).
+    pub base: Option<CaseResult>,
+    /// The head's result (`None`: a removed test).
+    pub head: Option<CaseResult>,
+}
+
+/// Counts of a comparison.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MovementCounts {
+    /// Regressions.
+    pub regressions: usize,
+    /// Improvements.
+    pub improvements: usize,
+    /// Cases without a verdict.
+    pub unjudged: usize,
+    /// New tests.
+    pub new: usize,
+    /// Removed tests.
+    pub removed: usize,
+    /// Unchanged cases.
+    pub unchanged: usize,
+}
+
+/// The comparison of a change's results with its base's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// The base commit.
+    pub base: String,
+    /// The score drop that counts as a regression (`[test] regression_tolerance`).
+    pub tolerance: f64,
+    /// The counts.
+    pub counts: MovementCounts,
+    /// Every case, regressions first, then improvements, unjudged, new, removed and
+    /// unchanged; in run order within each.
+    pub cases: Vec<CaseDelta>,
+}
+
+impl Comparison {
+    /// The cases that moved `movement`.
+    pub fn with(&self, movement: Movement) -> impl Iterator<Item = &CaseDelta> {
+        self.cases.iter().filter(move |c| c.movement == movement)
+    }
+
+    /// The delta of `prompt › test`, if the comparison has it.
+    pub fn find(&self, prompt: &PromptId, test: &str) -> Option<&CaseDelta> {
+        self.cases
+            .iter()
+            .find(|c| &c.prompt == prompt && c.test == test)
+    }
+}
+
+/// A test's identity within its prompt: its name, or its position among the prompt's
+/// tests when it has none (an unnamed test's line moves with every edit above it).
+fn test_keys(prompt: &LoadedPrompt) -> Vec<String> {
+    prompt
+        .file
+        .tests
+        .iter()
+        .flat_map(|t| t.value.iter())
+        .enumerate()
+        .map(|(index, test)| match &test.value.name {
+            Some(name) => format!("name:{name}"),
+            None => format!("index:{index}"),
+        })
+        .collect()
+}
+
+/// The base side's jobs for `head`: the head's test cases that the base's file also has,
+/// on `base`'s definition rendered with `base_renderer` (the base's partials). Empty when
+/// the base has no definition.
+pub fn base_jobs<'a>(
+    settings: &crate::config::Settings,
+    head: &'a LoadedPrompt,
+    base: &LoadedPrompt,
+    base_renderer: &Arc<Renderer>,
+) -> Result<Vec<TestJob<'a>>, Incomplete> {
+    let Some(definition) = &base.definition else {
+        return Ok(Vec::new());
+    };
+    let at_base: BTreeSet<String> = test_keys(base).into_iter().collect();
+    let jobs = prompt_jobs(
+        settings,
+        head,
+        Arc::new(definition.clone()),
+        base_renderer,
+        None,
+    )?;
+    Ok(jobs
+        .into_iter()
+        .zip(test_keys(head))
+        .filter(|(_, key)| at_base.contains(key))
+        .map(|(job, _)| job)
+        .collect())
+}
+
+/// The names of the tests the base's file has and the head's lacks (all of them when the
+/// head deleted the prompt).
+pub fn removed_tests(head: Option<&LoadedPrompt>, base: &LoadedPrompt) -> Vec<String> {
+    let at_head: BTreeSet<String> = head
+        .map(test_keys)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    base.file
+        .tests
+        .iter()
+        .flat_map(|t| t.value.iter())
+        .zip(test_keys(base))
+        .filter(|(_, key)| !at_head.contains(key))
+        .map(|(test, _)| test_name(&test.value, test.referenced.line() as usize).into_owned())
+        .collect()
+}
+
+/// The base side of a run: what runs there, and what is known without running.
+pub struct BasePlan<'a> {
+    /// The jobs: the head's test cases on the base's definitions.
+    pub jobs: Vec<TestJob<'a>>,
+    /// The test cases not run at the base because their prompt's definition and partials
+    /// are the same there (its answers would be the same), by prompt and test name.
+    pub same_definition: BTreeSet<(PromptId, String)>,
+    /// The tests the base has and the head does not, by prompt.
+    pub removed: Vec<(PromptId, String)>,
+}
+
+/// Plans the base side for the `selected` prompts of the head, given the `base` snapshot
+/// and what `changes` the head makes to it: a prompt whose definition or an included
+/// partial differs runs there; one whose definition is the same does not (its answers
+/// would be the same). With `deleted`, the tests of the prompts the head deletes count as
+/// removed.
+pub fn plan<'a>(
+    settings: &crate::config::Settings,
+    selected: &[&'a LoadedPrompt],
+    base: &Snapshot,
+    changes: &Changes,
+    deleted: bool,
+) -> Result<BasePlan<'a>, Incomplete> {
+    let renderer = Arc::new(Renderer::new(base.partials.clone()));
+    let at_base = |id: &PromptId| base.prompts.iter().find(|p| p.id.as_ref() == Some(id));
+    let mut plan = BasePlan {
+        jobs: Vec::new(),
+        same_definition: BTreeSet::new(),
+        removed: Vec::new(),
+    };
+    for head in selected {
+        let Some(id) = &head.id else { continue };
+        let Some(before) = at_base(id) else { continue };
+        let reasons = changes
+            .changed
+            .iter()
+            .find(|c| &c.id == id)
+            .map_or(&[][..], |c| c.reasons.as_slice());
+        let differs = reasons
+            .iter()
+            .any(|r| matches!(r, ChangeReason::Definition | ChangeReason::Partial(_)));
+        if differs {
+            plan.jobs
+                .extend(base_jobs(settings, head, before, &renderer)?);
+        } else {
+            let at_base: BTreeSet<String> = test_keys(before).into_iter().collect();
+            let tests = head.file.tests.iter().flat_map(|t| t.value.iter());
+            plan.same_definition.extend(
+                tests
+                    .zip(test_keys(head))
+                    .filter(|(_, key)| at_base.contains(key))
+                    .map(|(test, _)| {
+                        let name = test_name(&test.value, test.referenced.line() as usize);
+                        (id.clone(), name.into_owned())
+                    }),
+            );
+        }
+        let removed = removed_tests(Some(head), before);
+        plan.removed
+            .extend(removed.into_iter().map(|test| (id.clone(), test)));
+    }
+    if deleted {
+        for id in &changes.deleted {
+            if let Some(before) = at_base(id) {
+                let removed = removed_tests(None, before);
+                plan.removed
+                    .extend(removed.into_iter().map(|test| (id.clone(), test)));
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// What [`compare`] compares the head's results with.
+#[derive(Debug, Clone)]
+pub struct Sides {
+    /// The base commit.
+    pub base_commit: String,
+    /// The base's results (the cases run there).
+    pub base: Vec<CaseResult>,
+    /// The cases not run at the base because their definition is the same there, by
+    /// prompt and test name.
+    pub same_definition: BTreeSet<(PromptId, String)>,
+    /// The removed tests, by prompt.
+    pub removed: Vec<(PromptId, String)>,
+}
+
+/// Pairs each of the `head` results (every selected case) with its base result and says
+/// how it moved.
+pub fn compare(head: &[CaseResult], sides: Sides, tolerance: f64) -> Comparison {
+    let mut base: Vec<Option<CaseResult>> = sides.base.into_iter().map(Some).collect();
+    let mut cases: Vec<CaseDelta> = head
+        .iter()
+        .map(|head| {
+            let found = base
+                .iter_mut()
+                .find(|b| {
+                    b.as_ref()
+                        .is_some_and(|b| b.prompt == head.prompt && b.test == head.test)
+                })
+                .and_then(Option::take);
+            let same = sides
+                .same_definition
+                .contains(&(head.prompt.clone(), head.test.clone()));
+            delta(head.clone(), found, same, tolerance)
+        })
+        .collect();
+    cases.extend(sides.removed.into_iter().map(|(prompt, test)| CaseDelta {
+        prompt,
+        test,
+        movement: Movement::Removed,
+        reason: "removed from the file".to_owned(),
+        base_score: None,
+        head_score: None,
+        assertions: Vec::new(),
+        diff: None,
+        base: None,
+        head: None,
+    }));
+    cases.sort_by_key(|c| c.movement);
+    let mut counts = MovementCounts::default();
+    for case in &cases {
+        *match case.movement {
+            Movement::Regression => &mut counts.regressions,
+            Movement::Improvement => &mut counts.improvements,
+            Movement::Unjudged => &mut counts.unjudged,
+            Movement::New => &mut counts.new,
+            Movement::Removed => &mut counts.removed,
+            Movement::Unchanged => &mut counts.unchanged,
+        } += 1;
+    }
+    Comparison {
+        base: sides.base_commit,
+        tolerance,
+        counts,
+        cases,
+    }
+}
+
+/// The mean of a judged case's assertion scores (1 or 0 by status without assertions).
+pub fn case_score(result: &CaseResult) -> Option<f64> {
+    if result.status == CaseStatus::Error {
+        return None;
+    }
+    if result.assertions.is_empty() {
+        return Some(if result.status == CaseStatus::Passed {
+            1.0
+        } else {
+            0.0
+        });
+    }
+    let sum: f64 = result.assertions.iter().map(|a| a.outcome.score).sum();
+    Some(sum / result.assertions.len() as f64)
+}
+
+/// One case's movement.
+fn delta(head: CaseResult, base: Option<CaseResult>, same: bool, tolerance: f64) -> CaseDelta {
+    let assertions = match &base {
+        Some(base) if base.status != CaseStatus::Error && head.status != CaseStatus::Error => base
+            .assertions
+            .iter()
+            .zip(&head.assertions)
+            .map(|(b, h)| AssertionDelta {
+                line: h.line,
+                kind: h.outcome.kind.clone(),
+                base: b.outcome.score,
+                head: h.outcome.score,
+                delta: h.outcome.score - b.outcome.score,
+                base_passed: b.outcome.passed,
+                head_passed: h.outcome.passed,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let (movement, reason) = match &base {
+        None if same => (
+            Movement::Unchanged,
+            "definition unchanged at the base".to_owned(),
+        ),
+        None => (Movement::New, "new test or prompt".to_owned()),
+        Some(base) => verdict(base, &head, &assertions, tolerance),
+    };
+    let diff = match (&base, &head) {
+        (Some(b), h) => match (&b.output, &h.output) {
+            (Some(old), Some(new)) if old != new => Some(word_diff(old, new)),
+            _ => None,
+        },
+        _ => None,
+    };
+    CaseDelta {
+        base_score: base.as_ref().and_then(case_score),
+        head_score: case_score(&head),
+        prompt: head.prompt.clone(),
+        test: head.test.clone(),
+        movement,
+        reason,
+        assertions,
+        diff,
+        base,
+        head: Some(head),
+    }
+}
+
+/// The movement of a case run on both sides, and why.
+fn verdict(
+    base: &CaseResult,
+    head: &CaseResult,
+    assertions: &[AssertionDelta],
+    tolerance: f64,
+) -> (Movement, String) {
+    let side_error = |side: &str, result: &CaseResult| {
+        let message = result.error.as_ref().map_or("", |e| e.message.as_str());
+        format!("the {side} could not be judged: {message}")
+    };
+    if base.status == CaseStatus::Error {
+        return (Movement::Unjudged, side_error("base", base));
+    }
+    if head.status == CaseStatus::Error {
+        return (Movement::Unjudged, side_error("head", head));
+    }
+    let passed = |r: &CaseResult| r.status == CaseStatus::Passed;
+    if passed(base) && !passed(head) {
+        return (
+            Movement::Regression,
+            "passed at the base, fails now".to_owned(),
+        );
+    }
+    // A margin below the tolerance absorbs the rounding of scores like 0.95 - 0.9.
+    let beyond = tolerance + 1e-9;
+    let worst = assertions.iter().min_by(|a, b| a.delta.total_cmp(&b.delta));
+    if let Some(worst) = worst.filter(|a| a.delta < -beyond) {
+        return (Movement::Regression, score_reason(worst));
+    }
+    if !passed(base) && passed(head) {
+        return (
+            Movement::Improvement,
+            "failed at the base, passes now".to_owned(),
+        );
+    }
+    let best = assertions.iter().max_by(|a, b| a.delta.total_cmp(&b.delta));
+    if let Some(best) = best.filter(|a| a.delta > beyond) {
+        return (Movement::Improvement, score_reason(best));
+    }
+    (Movement::Unchanged, String::new())
+}
+
+/// `similar (line 12): 0.93 → 0.71 (−0.22)`.
+fn score_reason(assertion: &AssertionDelta) -> String {
+    format!(
+        "{} (line {}): {:.2} → {:.2} ({})",
+        assertion.kind,
+        assertion.line,
+        assertion.base,
+        assertion.head,
+        signed(assertion.delta)
+    )
+}
+
+/// A score difference with its sign: `+0.12`, `−0.22`.
+pub fn signed(delta: f64) -> String {
+    if delta < 0.0 {
+        format!("−{:.2}", -delta)
+    } else {
+        format!("+{delta:.2}")
+    }
+}
+
+/// The word-level diff of `old` against `new` (the first [`MAX_DIFF_CHARS`] characters of
+/// each), adjacent pieces of one kind merged.
+pub fn word_diff(old: &str, new: &str) -> Vec<DiffPart> {
+    let cut = |text: &str| -> usize {
+        text.char_indices()
+            .nth(MAX_DIFF_CHARS)
+            .map_or(text.len(), |(at, _)| at)
+    };
+    let (old, new) = (&old[..cut(old)], &new[..cut(new)]);
+    let diff = similar::TextDiff::configure()
+        .timeout(DIFF_DEADLINE)
+        .diff_words(old, new);
+    let mut parts: Vec<DiffPart> = Vec::new();
+    for change in diff.iter_all_changes() {
+        let op = match change.tag() {
+            similar::ChangeTag::Equal => DiffOp::Equal,
+            similar::ChangeTag::Delete => DiffOp::Delete,
+            similar::ChangeTag::Insert => DiffOp::Insert,
+        };
+        match parts.last_mut() {
+            Some(last) if last.op == op => last.text.push_str(change.value()),
+            _ => parts.push(DiffPart {
+                op,
+                text: change.value().to_owned(),
+            }),
+        }
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::LocatedOutcome;
+    use crate::eval::assertions::AssertionOutcome;
+
+    fn result(test: &str, status: CaseStatus, scores: &[f64], output: &str) -> CaseResult {
+        let mut result = CaseResult::unrun(
+            PromptId::new("s", "p"),
+            test.to_owned(),
+            "prompts/s/p.yaml".into(),
+            3,
+            "m".to_owned(),
+        );
+        result.status = status;
+        result.output = Some(output.to_owned());
+        result.assertions = scores
+            .iter()
+            .enumerate()
+            .map(|(i, score)| LocatedOutcome {
+                line: 10 + i,
+                outcome: AssertionOutcome {
+                    kind: "similar".to_owned(),
+                    passed: *score >= 0.5,
+                    score: *score,
+                    threshold: 0.5,
+                    expected: None,
+                    detail: String::new(),
+                    grader: None,
+                },
+            })
+            .collect();
+        if status == CaseStatus::Error {
+            result.error = Some(super::super::CaseError {
+                kind: super::super::CaseErrorKind::Configuration,
+                message: "no recording".to_owned(),
+            });
+        }
+        result
+    }
+
+    fn moved(base: CaseResult, head: CaseResult) -> CaseDelta {
+        delta(head, Some(base), false, 0.05)
+    }
+
+    #[test]
+    fn a_pass_that_fails_and_a_score_drop_beyond_the_tolerance_regress() {
+        use CaseStatus::*;
+        let failing = moved(
+            result("t", Passed, &[0.9], "a"),
+            result("t", Failed, &[0.3], "b"),
+        );
+        assert_eq!(failing.movement, Movement::Regression);
+        let drop = moved(
+            result("t", Passed, &[0.9], "a"),
+            result("t", Passed, &[0.8], "b"),
+        );
+        assert_eq!(drop.movement, Movement::Regression);
+        assert!(
+            drop.reason.contains("0.90 → 0.80 (−0.10)"),
+            "{}",
+            drop.reason
+        );
+        let within = moved(
+            result("t", Passed, &[0.9], "a"),
+            result("t", Passed, &[0.86], "a"),
+        );
+        assert_eq!(within.movement, Movement::Unchanged);
+        let exactly = moved(
+            result("t", Passed, &[0.95], "a"),
+            result("t", Passed, &[0.9], "a"),
+        );
+        assert_eq!(exactly.movement, Movement::Unchanged);
+    }
+
+    #[test]
+    fn fixes_and_rises_improve_and_errors_have_no_verdict() {
+        use CaseStatus::*;
+        let fixed = moved(
+            result("t", Failed, &[0.2], "a"),
+            result("t", Passed, &[0.9], "b"),
+        );
+        assert_eq!(fixed.movement, Movement::Improvement);
+        let rise = moved(
+            result("t", Passed, &[0.6], "a"),
+            result("t", Passed, &[0.9], "b"),
+        );
+        assert_eq!(rise.movement, Movement::Improvement);
+        let mixed = moved(
+            result("t", Passed, &[0.6, 0.9], "a"),
+            result("t", Passed, &[0.9, 0.6], "b"),
+        );
+        assert_eq!(
+            mixed.movement,
+            Movement::Regression,
+            "a drop outweighs a rise"
+        );
+        let base_error = moved(
+            result("t", Error, &[], "a"),
+            result("t", Passed, &[0.9], "b"),
+        );
+        assert_eq!(base_error.movement, Movement::Unjudged);
+        assert!(
+            base_error
+                .reason
+                .starts_with("the base could not be judged: no recording")
+        );
+    }
+
+    #[test]
+    fn compare_pairs_by_test_and_counts_new_removed_and_same_definitions() {
+        use CaseStatus::*;
+        let mut other = result("u", Passed, &[1.0], "x");
+        other.prompt = PromptId::new("s", "q");
+        let head = [
+            result("t", Passed, &[0.9], "same"),
+            result("fresh", Passed, &[1.0], "n"),
+            other,
+        ];
+        let comparison = compare(
+            &head,
+            Sides {
+                base_commit: "abc".to_owned(),
+                base: vec![result("t", Passed, &[0.5], "same")],
+                same_definition: [(PromptId::new("s", "q"), "u".to_owned())].into(),
+                removed: vec![(PromptId::new("s", "p"), "gone".to_owned())],
+            },
+            0.05,
+        );
+        let movements: Vec<_> = comparison
+            .cases
+            .iter()
+            .map(|c| (c.test.as_str(), c.movement))
+            .collect();
+        assert_eq!(
+            movements,
+            [
+                ("t", Movement::Improvement),
+                ("fresh", Movement::New),
+                ("gone", Movement::Removed),
+                ("u", Movement::Unchanged),
+            ]
+        );
+        assert_eq!(comparison.counts.improvements, 1);
+        assert!(comparison.cases[0].diff.is_none(), "same answer, no diff");
+    }
+
+    #[test]
+    fn word_diff_merges_runs_and_bounds_its_input() {
+        let parts = word_diff("the total is 42 dollars", "the total is 41 euros");
+        let ops: Vec<(DiffOp, &str)> = parts.iter().map(|p| (p.op, p.text.as_str())).collect();
+        assert_eq!(ops[0], (DiffOp::Equal, "the total is "));
+        assert!(ops.contains(&(DiffOp::Delete, "42")), "{ops:?}");
+        assert!(ops.contains(&(DiffOp::Insert, "41")), "{ops:?}");
+        assert!(ops.contains(&(DiffOp::Insert, "euros")), "{ops:?}");
+        let long = "é ".repeat(MAX_DIFF_CHARS);
+        let parts = word_diff(&long, "x");
+        let chars: usize = parts
+            .iter()
+            .filter(|p| p.op == DiffOp::Delete)
+            .map(|p| p.text.chars().count())
+            .sum();
+        assert_eq!(chars, MAX_DIFF_CHARS);
+    }
+}
