@@ -505,7 +505,7 @@ fn baseline_section(out: &mut String, comparison: &super::baseline::Comparison) 
         "| | prompt | test | base | head | Δ | why |\n| --- | --- | --- | --- | --- | --- | --- |"
     );
     let score = |s: Option<f64>| s.map_or_else(|| "—".to_owned(), |s| format!("{s:.2}"));
-    for case in &moved {
+    for case in moved.iter().take(MAX_TABLE_ROWS) {
         let mark = match case.movement {
             Movement::Regression => "❌ regression",
             Movement::Improvement => "✅ improvement",
@@ -526,6 +526,13 @@ fn baseline_section(out: &mut String, comparison: &super::baseline::Comparison) 
             score(case.base_score),
             score(case.head_score),
             cell(&case.reason)
+        );
+    }
+    if moved.len() > MAX_TABLE_ROWS {
+        let _ = writeln!(
+            out,
+            "\n{} more are not listed (the JSON and HTML reports have every case).",
+            moved.len() - MAX_TABLE_ROWS
         );
     }
     out.push('\n');
