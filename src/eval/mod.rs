@@ -13,6 +13,7 @@
 
 pub mod assertions;
 pub mod github;
+pub mod pr_comment;
 pub mod report;
 pub mod selection;
 
