@@ -48,7 +48,13 @@ pub fn run(context: &Context, args: &CheckArgs) -> Result<u8, CliError> {
             &report.diagnostics,
             code == exit::SUCCESS,
         );
-        super::ci::write_report(context, &args.github, None, &markdown)?;
+        super::ci::write_report_of(
+            context,
+            &args.github,
+            None,
+            &markdown,
+            crate::eval::pr_comment::Report::Check,
+        )?;
     }
     match output.format {
         Format::Json => output.json(&serde_json::json!({

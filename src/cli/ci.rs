@@ -1,8 +1,9 @@
 //! What `check` and `test` share when they run as a CI check: the GitHub Actions flags,
-//! the base of a change, sharding, and where annotations and the Markdown report go.
+//! the base of a change, sharding, and where annotations and the Markdown report go (the
+//! step summary, a file, the pull request's comment).
 //!
 //! The logic lives in the library (`history::merge_base`, `eval::selection`,
-//! `eval::github`); this file only wires it to the command line.
+//! `eval::github`, `eval::pr_comment`); this file only wires it to the command line.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,8 @@ use clap::Args;
 use super::{CliError, Context};
 use crate::config::Config;
 use crate::eval::TestJob;
-use crate::eval::github::{Annotation, ChangedEntry};
+use crate::eval::github::{Annotation, ChangedEntry, Level};
+use crate::eval::pr_comment;
 use crate::eval::selection::{self, Changes, Shard};
 use crate::history::{self, ChangeBase};
 use crate::render::Renderer;
@@ -36,12 +38,17 @@ pub struct GithubArgs {
     /// The step summary file GitHub Actions gives each step.
     #[arg(long, env = "GITHUB_STEP_SUMMARY", value_name = "FILE", hide = true)]
     step_summary: Option<PathBuf>,
+    /// Also put the Markdown report in one comment on the pull request, updated in place
+    /// on later runs (turns --github on; needs GITHUB_TOKEN with `pull-requests: write`).
+    /// A comment that cannot be written is a warning, never a failure.
+    #[arg(long)]
+    comment: bool,
 }
 
 impl GithubArgs {
-    /// Whether annotations and the step summary are wanted.
+    /// Whether annotations and the step summary are wanted (`--comment` wants them too).
     pub fn enabled(&self) -> bool {
-        self.github.unwrap_or(false)
+        self.comment || self.github.unwrap_or(false)
     }
 
     /// Where the step summary goes, when it is wanted.
@@ -71,13 +78,24 @@ pub fn print_annotations(context: &Context, config: &Config, annotations: &[Anno
     context.output.workflow_commands(&commands);
 }
 
-/// Appends `markdown` to the step summary (when GitHub Actions is on) and writes it to
-/// `report` (when given).
+/// Appends `test`'s `markdown` to the step summary (when GitHub Actions is on), writes it
+/// to `report` (when given) and to the pull request's comment (with `--comment`).
 pub fn write_report(
     context: &Context,
     github: &GithubArgs,
     report: Option<&Path>,
     markdown: &str,
+) -> Result<(), CliError> {
+    write_report_of(context, github, report, markdown, pr_comment::Report::Test)
+}
+
+/// [`write_report`] for the report of `kind`, whose comment is its own.
+pub fn write_report_of(
+    context: &Context,
+    github: &GithubArgs,
+    report: Option<&Path>,
+    markdown: &str,
+    kind: pr_comment::Report,
 ) -> Result<(), CliError> {
     if let Some(path) = github.summary_file() {
         std::fs::OpenOptions::new()
@@ -97,7 +115,45 @@ pub fn write_report(
         crate::files::replace(&path, markdown.as_bytes())
             .map_err(|err| CliError::input(format!("cannot write {}: {err}", path.display())))?;
     }
+    if github.comment {
+        comment(context, markdown, kind);
+    }
     Ok(())
+}
+
+/// Creates or updates the pull request's comment; a failure is a warning (on stderr and
+/// as a workflow annotation), and the run's verdict stays the tests'.
+fn comment(context: &Context, markdown: &str, kind: pr_comment::Report) {
+    let output = &context.output;
+    let target = pr_comment::Target::from_env(&context.env);
+    let result = target.and_then(|target| {
+        let body = pr_comment::comment_body(kind, markdown, target.run_url.as_deref());
+        let published = pr_comment::publish_blocking(&target, kind, &body)?;
+        Ok((target.number, published))
+    });
+    match result {
+        Ok((number, pr_comment::Published::Created(id))) => output.note(&format!(
+            "posted the report to pull request #{number} (comment {id})"
+        )),
+        Ok((number, pr_comment::Published::Updated(id))) => output.note(&format!(
+            "updated the report on pull request #{number} (comment {id})"
+        )),
+        Err(err) => {
+            output.note(&format!(
+                "{} no pull request comment: {err}",
+                output.paint_err(super::output::Style::Yellow, "warning:")
+            ));
+            let annotation = Annotation {
+                level: Level::Warning,
+                file: None,
+                line: None,
+                col: None,
+                title: "No pull request comment".to_owned(),
+                message: err.to_string(),
+            };
+            output.workflow_commands(&[annotation.command()]);
+        }
+    }
 }
 
 /// The base of a change and what it changes.

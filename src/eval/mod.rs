@@ -15,6 +15,7 @@ pub mod assertions;
 pub mod baseline;
 pub mod github;
 pub mod html;
+pub mod pr_comment;
 pub mod report;
 pub mod selection;
 

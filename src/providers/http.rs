@@ -46,15 +46,16 @@ impl RateLimiter {
 }
 
 /// Parses a `Retry-After` header given in seconds (HTTP dates are treated as absent).
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     let seconds: f64 = value.trim().parse().ok()?;
     // A huge value waits the longest wait the policy allows, never panics.
     (seconds >= 0.0).then(|| Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX))
 }
 
-/// The provider's error message from an error body, shortened.
-fn error_message(body: &str) -> String {
+/// An API's error message from an error body (`error.message`, `error` or `message`),
+/// shortened: a provider's, or GitHub's (`src/eval/pr_comment.rs`).
+pub fn error_message(body: &str) -> String {
     let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
     let message = parsed
         .as_ref()

@@ -156,7 +156,7 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<u16, ProbeError> {
 /// What went wrong, for people: the innermost cause (`Connection refused (os error 111)`,
 /// a TLS error), which reqwest's own message (`error sending request for url (...)`) and
 /// hyper's (`client error (Connect)`) only wrap.
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     let mut innermost = err;
     while let Some(cause) = innermost.source() {
         innermost = cause;
