@@ -85,8 +85,15 @@ pub fn write_report(
     github: &GithubArgs,
     report: Option<&Path>,
     markdown: &str,
+    shard: Option<Shard>,
 ) -> Result<(), CliError> {
-    write_report_of(context, github, report, markdown, pr_comment::Report::Test)
+    write_report_of(
+        context,
+        github,
+        report,
+        markdown,
+        pr_comment::Report::Test(shard),
+    )
 }
 
 /// [`write_report`] for the report of `kind`, whose comment is its own.
@@ -145,9 +152,7 @@ fn comment(context: &Context, markdown: &str, kind: pr_comment::Report) {
             ));
             let annotation = Annotation {
                 level: Level::Warning,
-                file: None,
-                line: None,
-                col: None,
+                at: None,
                 title: "No pull request comment".to_owned(),
                 message: err.to_string(),
             };

@@ -669,7 +669,13 @@ fn write_ci_report(
         shard: args.shard,
         baseline: report.comparison,
     });
-    ci::write_report(context, &args.github, args.report.as_deref(), &markdown)
+    ci::write_report(
+        context,
+        &args.github,
+        args.report.as_deref(),
+        &markdown,
+        args.shard,
+    )
 }
 
 /// What the run selected, for people: `prompts changed since main (merge base `1a2b…`): 2

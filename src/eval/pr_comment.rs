@@ -65,18 +65,19 @@ const USER_AGENT: &str = concat!("promptctl/", env!("CARGO_PKG_VERSION"));
 /// overwrite each other's comment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Report {
-    /// `promptctl test`.
-    Test,
+    /// `promptctl test`, of one shard under `--shard` (each shard has its own comment).
+    Test(Option<crate::eval::selection::Shard>),
     /// `promptctl check`.
     Check,
 }
 
 impl Report {
     /// The hidden first line of the comment holding this report.
-    pub fn marker(self) -> &'static str {
+    pub fn marker(self) -> String {
         match self {
-            Report::Test => "<!-- promptctl:test-report -->",
-            Report::Check => "<!-- promptctl:check-report -->",
+            Report::Test(None) => "<!-- promptctl:test-report -->".to_owned(),
+            Report::Test(Some(shard)) => format!("<!-- promptctl:test-report shard {shard} -->"),
+            Report::Check => "<!-- promptctl:check-report -->".to_owned(),
         }
     }
 }
@@ -436,7 +437,7 @@ pub async fn publish(
     body: &str,
 ) -> Result<Published, CommentError> {
     let api = Api::new(target)?;
-    tokio::time::timeout(TOTAL_TIMEOUT, api.publish(report.marker(), body))
+    tokio::time::timeout(TOTAL_TIMEOUT, api.publish(&report.marker(), body))
         .await
         .unwrap_or(Err(CommentError::Timeout {
             what: "writing the pull request comment",
@@ -792,9 +793,28 @@ mod tests {
     }
 
     #[test]
+    fn each_report_and_each_shard_has_its_own_marker() {
+        use crate::eval::selection::Shard;
+        let markers = [
+            Report::Test(None).marker(),
+            Report::Test(Some(Shard { index: 1, count: 2 })).marker(),
+            Report::Test(Some(Shard { index: 2, count: 2 })).marker(),
+            Report::Check.marker(),
+        ];
+        let distinct: std::collections::BTreeSet<&String> = markers.iter().collect();
+        assert_eq!(distinct.len(), markers.len(), "{markers:?}");
+        // No marker is the start of another: a comment is found by its first line.
+        for a in &markers {
+            for b in &markers {
+                assert!(a == b || !b.starts_with(a.as_str()), "{a} {b}");
+            }
+        }
+    }
+
+    #[test]
     fn a_short_report_is_kept_whole_under_the_marker_with_the_link_last() {
         let body = comment_body(
-            Report::Test,
+            Report::Test(None),
             "## ✅ promptctl test\n\nall good\n\n",
             Some("https://github.com/o/r/actions/runs/1"),
         );
@@ -812,7 +832,7 @@ mod tests {
         let link = "https://github.com/o/r/actions/runs/1";
         let line = "| ✅ | `svc/p` | a test with a long name 𝄞 | echo | `p.yaml:1` |\n";
         let markdown = line.repeat(5_000);
-        let body = comment_body(Report::Test, &markdown, Some(link));
+        let body = comment_body(Report::Test(None), &markdown, Some(link));
         assert!(units(&body) <= MAX_BODY, "{}", units(&body));
         assert!(
             units(&body) > MAX_BODY - 200,
@@ -832,7 +852,7 @@ mod tests {
         let mut markdown = String::from("## report\n\n<details><summary>p</summary>\n\n````diff\n");
         markdown.push_str(&"-old line ```\n+new line ~~~ 😀\n".repeat(4_000));
         markdown.push_str("````\n</details>\n");
-        let body = comment_body(Report::Test, &markdown, None);
+        let body = comment_body(Report::Test(None), &markdown, None);
         assert!(units(&body) <= MAX_BODY);
         let kept = body.split(CUT_NOTE).next().expect("kept");
         assert!(
@@ -849,7 +869,7 @@ mod tests {
     fn a_single_huge_line_is_cut_on_a_character_boundary() {
         let markdown = "é😀".repeat(40_000);
         let body = comment_body(
-            Report::Test,
+            Report::Test(None),
             &markdown,
             Some("https://github.com/o/r/actions/runs/9"),
         );
@@ -857,7 +877,7 @@ mod tests {
         assert!(body.starts_with("<!-- promptctl:test-report -->\né😀"));
         // The longest footer is left out rather than crowd the report.
         let long = format!("https://github.com/{}", "a".repeat(2_000));
-        let body = comment_body(Report::Test, "x", Some(&long));
+        let body = comment_body(Report::Test(None), "x", Some(&long));
         assert_eq!(body, "<!-- promptctl:test-report -->\nx");
     }
 
