@@ -10,7 +10,7 @@
 //! has are *new*, tests only the base has are *removed*. [`word_diff`] shows how an answer
 //! changed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +24,10 @@ use crate::repo::{LoadedPrompt, PromptId, Snapshot};
 /// The most characters of each answer the word diff reads; the rest is left out of it.
 pub const MAX_DIFF_CHARS: usize = 64 * 1024;
 /// The longest a word diff may take before it settles for a coarser one.
-const DIFF_DEADLINE: Duration = Duration::from_millis(200);
+const DIFF_DEADLINE: Duration = Duration::from_millis(100);
+/// The most word diffs one comparison computes (regressions first); the other changed
+/// answers are compared in full in the reports' answers, without a diff.
+pub const MAX_DIFFS: usize = 1_000;
 
 /// How a test case moved from the base to the head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -142,6 +145,15 @@ pub struct Comparison {
     /// Every case, regressions first, then improvements, unjudged, new, removed and
     /// unchanged; in run order within each.
     pub cases: Vec<CaseDelta>,
+}
+
+impl CaseDelta {
+    /// Whether both sides answered, differently.
+    pub fn answers_differ(&self) -> bool {
+        let base = self.base.as_ref().and_then(|r| r.output.as_deref());
+        let head = self.head.as_ref().and_then(|r| r.output.as_deref());
+        matches!((base, head), (Some(a), Some(b)) if a != b)
+    }
 }
 
 impl Comparison {
@@ -310,20 +322,18 @@ pub struct Sides {
 /// Pairs each of the `head` results (every selected case) with its base result and says
 /// how it moved.
 pub fn compare(head: &[CaseResult], sides: Sides, tolerance: f64) -> Comparison {
-    let mut base: Vec<Option<CaseResult>> = sides.base.into_iter().map(Some).collect();
+    // Two tests of a prompt may share a name: each takes the next base result of it.
+    let mut base: HashMap<(PromptId, String), VecDeque<CaseResult>> = HashMap::new();
+    for result in sides.base {
+        let key = (result.prompt.clone(), result.test.clone());
+        base.entry(key).or_default().push_back(result);
+    }
     let mut cases: Vec<CaseDelta> = head
         .iter()
         .map(|head| {
-            let found = base
-                .iter_mut()
-                .find(|b| {
-                    b.as_ref()
-                        .is_some_and(|b| b.prompt == head.prompt && b.test == head.test)
-                })
-                .and_then(Option::take);
-            let same = sides
-                .same_definition
-                .contains(&(head.prompt.clone(), head.test.clone()));
+            let key = (head.prompt.clone(), head.test.clone());
+            let found = base.get_mut(&key).and_then(VecDeque::pop_front);
+            let same = sides.same_definition.contains(&key);
             delta(head.clone(), found, same, tolerance)
         })
         .collect();
@@ -340,6 +350,17 @@ pub fn compare(head: &[CaseResult], sides: Sides, tolerance: f64) -> Comparison 
         head: None,
     }));
     cases.sort_by_key(|c| c.movement);
+    for case in cases
+        .iter_mut()
+        .filter(|c| c.answers_differ())
+        .take(MAX_DIFFS)
+    {
+        if let (Some(base), Some(head)) = (&case.base, &case.head)
+            && let (Some(old), Some(new)) = (&base.output, &head.output)
+        {
+            case.diff = Some(word_diff(old, new));
+        }
+    }
     let mut counts = MovementCounts::default();
     for case in &cases {
         *match case.movement {
@@ -402,13 +423,6 @@ fn delta(head: CaseResult, base: Option<CaseResult>, same: bool, tolerance: f64)
         None => (Movement::New, "new test or prompt".to_owned()),
         Some(base) => verdict(base, &head, &assertions, tolerance),
     };
-    let diff = match (&base, &head) {
-        (Some(b), h) => match (&b.output, &h.output) {
-            (Some(old), Some(new)) if old != new => Some(word_diff(old, new)),
-            _ => None,
-        },
-        _ => None,
-    };
     CaseDelta {
         base_score: base.as_ref().and_then(case_score),
         head_score: case_score(&head),
@@ -417,7 +431,7 @@ fn delta(head: CaseResult, base: Option<CaseResult>, same: bool, tolerance: f64)
         movement,
         reason,
         assertions,
-        diff,
+        diff: None,
         base,
         head: Some(head),
     }

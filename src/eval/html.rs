@@ -17,6 +17,11 @@ use crate::repo::PromptId;
 pub const MAX_OUTPUT_CHARS: usize = 64 * 1024;
 /// The most rows the matrix lists; beyond it only the rows that failed or changed.
 pub const MAX_ROWS: usize = 5_000;
+/// Once the document is this large, answers are cut at [`SHORT_OUTPUT_CHARS`] and no more
+/// diffs are made, so a run of many long answers still makes a page a browser opens.
+pub const MAX_DOCUMENT_BYTES: usize = 32 * 1024 * 1024;
+/// The answer shown in a cell once the document is at [`MAX_DOCUMENT_BYTES`].
+const SHORT_OUTPUT_CHARS: usize = 1_000;
 
 /// Everything the HTML report shows.
 #[derive(Debug, Clone)]
@@ -42,6 +47,8 @@ struct Row<'a> {
     movement: Option<Movement>,
     reason: &'a str,
     cells: Vec<Option<&'a CaseResult>>,
+    /// The word diff of the base's answer against the head's, made by the comparison.
+    head_diff: Option<&'a [DiffPart]>,
 }
 
 impl Row<'_> {
@@ -99,6 +106,7 @@ fn matrix<'a>(input: &HtmlInput<'a>) -> (Vec<String>, Vec<Row<'a>>) {
                 movement: delta.map(|d| d.movement),
                 reason: delta.map_or("", |d| d.reason.as_str()),
                 cells,
+                head_diff: delta.and_then(|d| d.diff.as_deref()),
             }
         })
         .collect();
@@ -109,6 +117,7 @@ fn matrix<'a>(input: &HtmlInput<'a>) -> (Vec<String>, Vec<Row<'a>>) {
             movement: Some(Movement::Removed),
             reason: &d.reason,
             cells: vec![None; columns.len()],
+            head_diff: None,
         }));
     }
     (columns, rows)
@@ -271,14 +280,21 @@ fn row_html(out: &mut String, row: &Row<'_>) {
     let first = row.cells.iter().flatten().next().copied();
     for (index, cell) in row.cells.iter().enumerate() {
         let against = if index == 0 { None } else { first };
-        cell_html(out, *cell, against);
+        // The head's cell (second with a base) shows the comparison's diff.
+        let diff = (index == 1).then_some(row.head_diff).flatten();
+        cell_html(out, *cell, against, diff);
     }
     out.push_str("</tr>\n");
 }
 
 /// One side's cell: status colour, score, latency, cost, the answer (folded) and its diff
-/// against `against` (the row's first side).
-fn cell_html(out: &mut String, result: Option<&CaseResult>, against: Option<&CaseResult>) {
+/// against `against` (the row's first side): `made` when the comparison made it.
+fn cell_html(
+    out: &mut String,
+    result: Option<&CaseResult>,
+    against: Option<&CaseResult>,
+    made: Option<&[DiffPart]>,
+) {
     let Some(result) = result else {
         out.push_str("<td class=\"none\">not run</td>");
         return;
@@ -320,27 +336,42 @@ fn cell_html(out: &mut String, result: Option<&CaseResult>, against: Option<&Cas
         );
     }
     if let Some(output) = &result.output {
-        let (shown, cut) = match output.char_indices().nth(MAX_OUTPUT_CHARS) {
-            Some((at, _)) => (&output[..at], true),
-            None => (output.as_str(), false),
-        };
-        let _ = write!(
-            out,
-            "<details class=\"output\"><summary>answer ({} characters)</summary><pre>{}{}</pre></details>",
-            output.chars().count(),
-            escape(shown),
-            if cut { "\n… cut here" } else { "" }
-        );
-        let old = against.and_then(|a| a.output.as_deref());
-        if let Some(old) = old.filter(|old| *old != output) {
-            let _ = write!(
-                out,
-                "<details class=\"diff\" open><summary>diff against the first column</summary><pre>{}</pre></details>",
-                diff_html(&baseline::word_diff(old, output))
-            );
-        }
+        answer_html(out, output, against.and_then(|a| a.output.as_deref()), made);
     }
     out.push_str("</td>");
+}
+
+/// An answer, folded, and its diff against `old`; shorter once the document is large.
+fn answer_html(out: &mut String, output: &str, old: Option<&str>, made: Option<&[DiffPart]>) {
+    let roomy = out.len() < MAX_DOCUMENT_BYTES;
+    let limit = if roomy {
+        MAX_OUTPUT_CHARS
+    } else {
+        SHORT_OUTPUT_CHARS
+    };
+    let (shown, cut) = match output.char_indices().nth(limit) {
+        Some((at, _)) => (&output[..at], true),
+        None => (output, false),
+    };
+    let _ = write!(
+        out,
+        "<details class=\"output\"><summary>answer ({} characters)</summary><pre>{}{}</pre></details>",
+        output.chars().count(),
+        escape(shown),
+        if cut { "\n… cut here" } else { "" }
+    );
+    let Some(old) = old.filter(|old| *old != output) else {
+        return;
+    };
+    let diff = match made {
+        Some(parts) => diff_html(parts),
+        None if roomy => diff_html(&baseline::word_diff(old, output)),
+        None => return,
+    };
+    let _ = write!(
+        out,
+        "<details class=\"diff\" open><summary>diff against the first column</summary><pre>{diff}</pre></details>"
+    );
 }
 
 /// A word diff as HTML: deletions in `<del>`, insertions in `<ins>`.
