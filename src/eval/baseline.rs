@@ -28,6 +28,10 @@ const DIFF_DEADLINE: Duration = Duration::from_millis(100);
 /// The most word diffs one comparison computes (regressions first); the other changed
 /// answers are compared in full in the reports' answers, without a diff.
 pub const MAX_DIFFS: usize = 1_000;
+/// A word diff of more pieces than this says only "all of the old, all of the new": two
+/// answers that different are read side by side, and the pieces would cost more memory
+/// than the answers.
+const MAX_DIFF_PARTS: usize = 1_000;
 
 /// How a test case moved from the base to the head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -502,7 +506,8 @@ pub fn signed(delta: f64) -> String {
 }
 
 /// The word-level diff of `old` against `new` (the first [`MAX_DIFF_CHARS`] characters of
-/// each), adjacent pieces of one kind merged.
+/// each), adjacent pieces of one kind merged; answers too different for a readable diff
+/// (over 1,000 pieces) are one deletion and one insertion.
 pub fn word_diff(old: &str, new: &str) -> Vec<DiffPart> {
     let cut = |text: &str| -> usize {
         text.char_indices()
@@ -526,6 +531,13 @@ pub fn word_diff(old: &str, new: &str) -> Vec<DiffPart> {
                 op,
                 text: change.value().to_owned(),
             }),
+        }
+        if parts.len() > MAX_DIFF_PARTS {
+            let whole = |op, text: &str| DiffPart {
+                op,
+                text: text.to_owned(),
+            };
+            return vec![whole(DiffOp::Delete, old), whole(DiffOp::Insert, new)];
         }
     }
     parts
@@ -694,5 +706,29 @@ mod tests {
             .map(|p| p.text.chars().count())
             .sum();
         assert_eq!(chars, MAX_DIFF_CHARS);
+        let words = |seed: u64| -> Vec<String> {
+            let mut x = seed;
+            (0..3000)
+                .map(|_| {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    format!("w{}", (x >> 33) % 50)
+                })
+                .collect()
+        };
+        let (old, new) = (words(1), words(2));
+        let (old, new) = (old.join(" "), new.join(" "));
+        let parts = word_diff(&old, &new);
+        let ops: Vec<DiffOp> = parts.iter().map(|p| p.op).collect();
+        assert_eq!(
+            ops,
+            [DiffOp::Delete, DiffOp::Insert],
+            "too different: whole"
+        );
+        assert_eq!(
+            (parts[0].text.as_str(), parts[1].text.as_str()),
+            (&*old, &*new)
+        );
     }
 }

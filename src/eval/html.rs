@@ -364,9 +364,9 @@ fn answer_html(out: &mut String, output: &str, old: Option<&str>, made: Option<&
         return;
     };
     let diff = match made {
+        _ if !roomy => return,
         Some(parts) => diff_html(parts),
-        None if roomy => diff_html(&baseline::word_diff(old, output)),
-        None => return,
+        None => diff_html(&baseline::word_diff(old, output)),
     };
     let _ = write!(
         out,

@@ -351,6 +351,7 @@ pub fn baseline_text(comparison: &super::baseline::Comparison, color: bool) -> S
         },
         comparison.tolerance
     );
+    let mut diffs_shown = 0;
     for case in &comparison.cases {
         let (mark, word, style) = match case.movement {
             Movement::Regression => ("✗", "regression", Style::Red),
@@ -366,12 +367,28 @@ pub fn baseline_text(comparison: &super::baseline::Comparison, color: bool) -> S
             out.push_str(&format!("  {}", escape_control(&case.reason)));
         }
         out.push('\n');
-        if let Some(diff) = &case.diff {
+        if let Some(diff) = case
+            .diff
+            .as_deref()
+            .filter(|_| diffs_shown < MAX_TERMINAL_DIFFS)
+        {
+            diffs_shown += 1;
             out.push_str(&word_diff_text(diff, color));
         }
     }
+    let more = comparison.cases.iter().filter(|c| c.diff.is_some()).count();
+    if more > diffs_shown {
+        out.push_str(&format!(
+            "  ({} more answer diffs: `--html FILE` or `--format json` has them)\n",
+            more - diffs_shown
+        ));
+    }
     out
 }
+
+/// Answer diffs the terminal shows, and the characters of each.
+const MAX_TERMINAL_DIFFS: usize = 50;
+const MAX_TERMINAL_DIFF_CHARS: usize = 4_000;
 
 /// The first 12 characters of a commit id.
 fn short_commit(commit: &str) -> &str {
@@ -383,7 +400,17 @@ fn short_commit(commit: &str) -> &str {
 pub fn word_diff_text(parts: &[super::baseline::DiffPart], color: bool) -> String {
     use super::baseline::DiffOp;
     let mut text = String::new();
+    let mut budget = MAX_TERMINAL_DIFF_CHARS;
     for part in parts {
+        if budget == 0 {
+            text.push_str(" …");
+            break;
+        }
+        let part = &super::baseline::DiffPart {
+            op: part.op,
+            text: part.text.chars().take(budget).collect(),
+        };
+        budget = budget.saturating_sub(part.text.chars().count());
         // Line breaks stay line breaks (indented below); every other control is shown.
         let shown: Vec<String> = part
             .text
