@@ -166,6 +166,22 @@ fn allow_regressions_passes_a_regression_alone_and_the_tolerance_is_configurable
     let (code, stdout, stderr) = repo.run(&["test", "--baseline", "main", "--allow-regressions"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("1 regression"), "{stdout}");
+    // In GitHub Actions the regression is annotated at its test's line: an error, or a
+    // warning when allowed.
+    let github = [("GITHUB_ACTIONS", "true")];
+    let (code, stdout, _) = repo.run_env(&["test", "--baseline", "main"], &github);
+    assert_eq!(code, 1);
+    assert!(
+        stdout.contains("::error file=prompts/billing/invoice.yaml,line=6,title=billing/invoice › summary stays close regressed against the base::semantic_similarity (line 9)"),
+        "{stdout}"
+    );
+    let args = ["test", "--baseline", "main", "--allow-regressions"];
+    let (code, stdout, _) = repo.run_env(&args, &github);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("::warning file=prompts/billing/invoice.yaml,line=6"),
+        "{stdout}"
+    );
 
     // A tolerance wider than the drop: no regression.
     repo.write("promptctl.toml", "[test]\nregression_tolerance = 1.0\n");

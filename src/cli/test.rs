@@ -648,6 +648,12 @@ fn write_ci_report(
         let mut annotations = github::test_annotations(ran);
         annotations.extend(github::diagnostic_annotations(&snapshot.problems));
         annotations.extend(coverage.as_ref().and_then(github::coverage_annotation));
+        if let Some(comparison) = report.comparison {
+            annotations.extend(github::regression_annotations(
+                comparison,
+                args.allow_regressions,
+            ));
+        }
         ci::print_annotations(context, config, &annotations);
     }
     let changed = base

@@ -230,6 +230,38 @@ pub fn test_annotations<'a>(results: impl IntoIterator<Item = &'a CaseResult>) -
         .collect()
 }
 
+/// One annotation per test that regressed against the base but still passes (a failing
+/// one has its failure's annotation already), at the test's line: an error, or a warning
+/// when regressions are `allowed`.
+pub fn regression_annotations(
+    comparison: &super::baseline::Comparison,
+    allowed: bool,
+) -> Vec<Annotation> {
+    comparison
+        .with(super::baseline::Movement::Regression)
+        .filter_map(|case| {
+            let head = case
+                .head
+                .as_ref()
+                .filter(|h| h.status == CaseStatus::Passed)?;
+            Some(Annotation {
+                level: if allowed {
+                    Level::Warning
+                } else {
+                    Level::Error
+                },
+                at: Some(AnnotationAt {
+                    file: display_path(&head.path),
+                    line: head.line,
+                    column: None,
+                }),
+                title: format!("{} › {} regressed against the base", case.prompt, case.test),
+                message: case.reason.clone(),
+            })
+        })
+        .collect()
+}
+
 /// The coverage gate's annotation, when it fails: one error naming the untested prompts.
 pub fn coverage_annotation(coverage: &Coverage) -> Option<Annotation> {
     (!coverage.passes()).then(|| Annotation {
