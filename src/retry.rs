@@ -11,6 +11,12 @@
 use std::future::Future;
 use std::time::Duration;
 
+/// Whether an HTTP answer of `status` may succeed when asked again: 429 (too many
+/// requests) and every 5xx. The one rule for providers and GitHub's API alike.
+pub fn transient_status(status: u16) -> bool {
+    status == 429 || status >= 500
+}
+
 /// How failed calls are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {

@@ -268,7 +268,10 @@ fn the_markdown_report_has_the_comparison_and_the_answer_diff() {
     assert_eq!(code, 1, "{stderr}");
     let report = std::fs::read_to_string(repo.path().join("report.md")).expect("report");
     assert!(report.contains("### Compared with the base"), "{report}");
-    assert!(report.contains("**2 regressions**"), "{report}");
+    assert!(
+        report.contains("❌ 2 regressions, 0 improvements"),
+        "{report}"
+    );
     assert!(
         report.contains("❌ regression | `billing/invoice`"),
         "{report}"

@@ -390,10 +390,13 @@ fn report_run(
             .map_err(|err| CliError::input(format!("cannot write {}: {err}", path.display())))?;
     }
     print_results(context, args, outcome, &summary, scope, unloadable);
-    let base_summary = outcome
-        .comparison
-        .as_ref()
-        .map(|c| Summary::of_all(c.cases.iter().filter_map(|d| d.base.as_ref())));
+    let base_summary = outcome.comparison.as_ref().map(|c| {
+        Summary::of_all(
+            c.cases
+                .iter()
+                .filter_map(|d| d.base.as_ref().map(|s| &s.result)),
+        )
+    });
     let code = gate(
         context,
         exit_code(

@@ -104,10 +104,6 @@ pub struct CaseDelta {
     pub movement: Movement,
     /// Why, in one line (empty when unchanged).
     pub reason: String,
-    /// The mean assertion score at the base (`None`: not run there).
-    pub base_score: Option<f64>,
-    /// The mean assertion score at the head (`None`: not run there).
-    pub head_score: Option<f64>,
     /// Each assertion's scores, when both sides were judged.
     pub assertions: Vec<AssertionDelta>,
     /// The word diff of the base's answer against the head's, when both answered and the
@@ -115,9 +111,28 @@ pub struct CaseDelta {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<Vec<DiffPart>>,
     /// The base's result (`None`: not run there).
-    pub base: Option<CaseResult>,
+    pub base: Option<Side>,
     /// The head's result (`None`: a removed test).
-    pub head: Option<CaseResult>,
+    pub head: Option<Side>,
+}
+
+/// A case's result on one side, with its score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Side {
+    /// The mean assertion score (`None`: not judged), as [`case_score`] gives it.
+    pub score: Option<f64>,
+    /// The result.
+    #[serde(flatten)]
+    pub result: CaseResult,
+}
+
+impl Side {
+    fn of(result: CaseResult) -> Side {
+        Side {
+            score: case_score(&result),
+            result,
+        }
+    }
 }
 
 /// Counts of a comparison.
@@ -137,6 +152,32 @@ pub struct MovementCounts {
     pub unchanged: usize,
 }
 
+impl MovementCounts {
+    /// `2 regressions`, `1 improvement`: a count and its noun.
+    pub fn count(n: usize, noun: &str) -> String {
+        format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+    }
+
+    /// The counts after regressions and improvements: `0 new, 1 removed, 3 unchanged, 0
+    /// without a verdict`.
+    pub fn rest(&self) -> String {
+        format!(
+            "{} new, {} removed, {} unchanged, {} without a verdict",
+            self.new, self.removed, self.unchanged, self.unjudged
+        )
+    }
+
+    /// Every count, for people: `2 regressions, 1 improvement, 0 new, ...`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}, {}, {}",
+            Self::count(self.regressions, "regression"),
+            Self::count(self.improvements, "improvement"),
+            self.rest()
+        )
+    }
+}
+
 /// The comparison of a change's results with its base's.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Comparison {
@@ -154,8 +195,8 @@ pub struct Comparison {
 impl CaseDelta {
     /// Whether both sides answered, differently.
     pub fn answers_differ(&self) -> bool {
-        let base = self.base.as_ref().and_then(|r| r.output.as_deref());
-        let head = self.head.as_ref().and_then(|r| r.output.as_deref());
+        let base = self.base.as_ref().and_then(|s| s.result.output.as_deref());
+        let head = self.head.as_ref().and_then(|s| s.result.output.as_deref());
         matches!((base, head), (Some(a), Some(b)) if a != b)
     }
 }
@@ -346,8 +387,6 @@ pub fn compare(head: &[CaseResult], sides: Sides, tolerance: f64) -> Comparison 
         test,
         movement: Movement::Removed,
         reason: "removed from the file".to_owned(),
-        base_score: None,
-        head_score: None,
         assertions: Vec::new(),
         diff: None,
         base: None,
@@ -360,7 +399,7 @@ pub fn compare(head: &[CaseResult], sides: Sides, tolerance: f64) -> Comparison 
         .take(MAX_DIFFS)
     {
         if let (Some(base), Some(head)) = (&case.base, &case.head)
-            && let (Some(old), Some(new)) = (&base.output, &head.output)
+            && let (Some(old), Some(new)) = (&base.result.output, &head.result.output)
         {
             case.diff = Some(word_diff(old, new));
         }
@@ -428,16 +467,14 @@ fn delta(head: CaseResult, base: Option<CaseResult>, same: bool, tolerance: f64)
         Some(base) => verdict(base, &head, &assertions, tolerance),
     };
     CaseDelta {
-        base_score: base.as_ref().and_then(case_score),
-        head_score: case_score(&head),
         prompt: head.prompt.clone(),
         test: head.test.clone(),
         movement,
         reason,
         assertions,
         diff: None,
-        base,
-        head: Some(head),
+        base: base.map(Side::of),
+        head: Some(Side::of(head)),
     }
 }
 
@@ -584,72 +621,39 @@ mod tests {
         result
     }
 
-    fn moved(base: CaseResult, head: CaseResult) -> CaseDelta {
-        delta(head, Some(base), false, 0.05)
+    /// How a case moves from `base` (status, scores) to `head`, tolerance 0.05.
+    /// A side of a case: its status and assertion scores.
+    type Facts = (CaseStatus, &'static [f64]);
+
+    /// How a case moves from `base` to `head`, tolerance 0.05.
+    fn moved(base: Facts, head: Facts) -> CaseDelta {
+        let base = result("t", base.0, base.1, "a");
+        delta(result("t", head.0, head.1, "b"), Some(base), false, 0.05)
     }
 
     #[test]
-    fn a_pass_that_fails_and_a_score_drop_beyond_the_tolerance_regress() {
+    #[rustfmt::skip]
+    fn verdicts_follow_status_then_the_largest_score_change() {
         use CaseStatus::*;
-        let failing = moved(
-            result("t", Passed, &[0.9], "a"),
-            result("t", Failed, &[0.3], "b"),
-        );
-        assert_eq!(failing.movement, Movement::Regression);
-        let drop = moved(
-            result("t", Passed, &[0.9], "a"),
-            result("t", Passed, &[0.8], "b"),
-        );
-        assert_eq!(drop.movement, Movement::Regression);
-        assert!(
-            drop.reason.contains("0.90 → 0.80 (−0.10)"),
-            "{}",
-            drop.reason
-        );
-        let within = moved(
-            result("t", Passed, &[0.9], "a"),
-            result("t", Passed, &[0.86], "a"),
-        );
-        assert_eq!(within.movement, Movement::Unchanged);
-        let exactly = moved(
-            result("t", Passed, &[0.95], "a"),
-            result("t", Passed, &[0.9], "a"),
-        );
-        assert_eq!(exactly.movement, Movement::Unchanged);
-    }
-
-    #[test]
-    fn fixes_and_rises_improve_and_errors_have_no_verdict() {
-        use CaseStatus::*;
-        let fixed = moved(
-            result("t", Failed, &[0.2], "a"),
-            result("t", Passed, &[0.9], "b"),
-        );
-        assert_eq!(fixed.movement, Movement::Improvement);
-        let rise = moved(
-            result("t", Passed, &[0.6], "a"),
-            result("t", Passed, &[0.9], "b"),
-        );
-        assert_eq!(rise.movement, Movement::Improvement);
-        let mixed = moved(
-            result("t", Passed, &[0.6, 0.9], "a"),
-            result("t", Passed, &[0.9, 0.6], "b"),
-        );
-        assert_eq!(
-            mixed.movement,
-            Movement::Regression,
-            "a drop outweighs a rise"
-        );
-        let base_error = moved(
-            result("t", Error, &[], "a"),
-            result("t", Passed, &[0.9], "b"),
-        );
-        assert_eq!(base_error.movement, Movement::Unjudged);
-        assert!(
-            base_error
-                .reason
-                .starts_with("the base could not be judged: no recording")
-        );
+        use Movement::*;
+        let table: [(Facts, Facts, Movement, &str); 9] = [
+            ((Passed, &[0.9]), (Failed, &[0.3]), Regression, "passed at the base, fails now"),
+            ((Passed, &[0.9]), (Passed, &[0.8]), Regression, "0.90 → 0.80 (−0.10)"),
+            ((Passed, &[0.9]), (Passed, &[0.86]), Unchanged, "within the tolerance"),
+            ((Passed, &[0.95]), (Passed, &[0.9]), Unchanged, "exactly the tolerance"),
+            ((Failed, &[0.2]), (Passed, &[0.9]), Improvement, "failed at the base"),
+            ((Passed, &[0.6]), (Passed, &[0.9]), Improvement, "0.60 → 0.90 (+0.30)"),
+            ((Passed, &[0.6, 0.9]), (Passed, &[0.9, 0.6]), Regression, "line 11"),
+            ((Error, &[]), (Passed, &[0.9]), Unjudged, "the base could not be judged: no recording"),
+            ((Passed, &[0.9]), (Error, &[]), Unjudged, "the head could not be judged"),
+        ];
+        for (base, head, movement, reason) in table {
+            let case = moved(base, head);
+            assert_eq!(case.movement, movement, "{base:?} → {head:?}");
+            if movement != Unchanged {
+                assert!(case.reason.contains(reason), "{}: {reason}", case.reason);
+            }
+        }
     }
 
     #[test]

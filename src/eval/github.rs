@@ -243,6 +243,7 @@ pub fn regression_annotations(
             let head = case
                 .head
                 .as_ref()
+                .map(|side| &side.result)
                 .filter(|h| h.status == CaseStatus::Passed)?;
             Some(Annotation {
                 level: if allowed {
@@ -507,20 +508,13 @@ fn baseline_section(out: &mut String, comparison: &super::baseline::Comparison) 
     let _ = writeln!(out, "### Compared with the base\n");
     let _ = writeln!(
         out,
-        "{} **{} regression{}**, {} improvement{}, {} new, {} removed, {} unchanged, {} without a verdict (base `{}`, tolerance {}).\n",
+        "{} {} (base `{}`, tolerance {}).\n",
         if counts.regressions == 0 {
             "✅"
         } else {
             "❌"
         },
-        counts.regressions,
-        if counts.regressions == 1 { "" } else { "s" },
-        counts.improvements,
-        if counts.improvements == 1 { "" } else { "s" },
-        counts.new,
-        counts.removed,
-        counts.unchanged,
-        counts.unjudged,
+        counts.describe(),
         comparison.base.get(..12).unwrap_or(&comparison.base),
         comparison.tolerance
     );
@@ -546,7 +540,9 @@ fn baseline_section(out: &mut String, comparison: &super::baseline::Comparison) 
             Movement::Removed => "➖ removed",
             Movement::Unchanged => "",
         };
-        let delta = match (case.base_score, case.head_score) {
+        let side_score = |side: &Option<super::baseline::Side>| side.as_ref().and_then(|s| s.score);
+        let (base_score, head_score) = (side_score(&case.base), side_score(&case.head));
+        let delta = match (base_score, head_score) {
             (Some(b), Some(h)) => signed(h - b),
             _ => "—".to_owned(),
         };
@@ -555,8 +551,8 @@ fn baseline_section(out: &mut String, comparison: &super::baseline::Comparison) 
             "| {mark} | `{}` | {} | {} | {} | {delta} | {} |",
             cell(&case.prompt.to_string()),
             cell(&case.test),
-            score(case.base_score),
-            score(case.head_score),
+            score(base_score),
+            score(head_score),
             cell(&case.reason)
         );
     }

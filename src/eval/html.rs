@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::baseline::{self, Comparison, DiffOp, DiffPart, Movement};
+use super::baseline::{self, Comparison, DiffOp, DiffPart, Movement, MovementCounts};
 use super::report::Summary;
 use super::{CaseResult, CaseStatus};
 use crate::repo::PromptId;
@@ -94,7 +94,7 @@ fn matrix<'a>(input: &HtmlInput<'a>) -> (Vec<String>, Vec<Row<'a>>) {
                 .and_then(|c| c.find(&head.prompt, &head.test));
             let mut cells = Vec::new();
             if input.comparison.is_some() {
-                cells.push(delta.and_then(|d| d.base.as_ref()));
+                cells.push(delta.and_then(|d| d.base.as_ref()).map(|s| &s.result));
             }
             cells.push(Some(head));
             if let Some((_, candidate)) = input.candidate {
@@ -219,18 +219,11 @@ fn summary_section(out: &mut String, input: &HtmlInput<'_>, rows: &[Row<'_>]) {
         let counts = comparison.counts;
         let _ = write!(
             out,
-            "<span class=\"regression\">{} regression{}</span>\
-             <span class=\"improvement\">{} improvement{}</span>\
-             <span>{} new, {} removed, {} unchanged, {} without a verdict</span>\
-             <span class=\"meta\">base <code>{}</code>, tolerance {}</span>",
-            counts.regressions,
-            if counts.regressions == 1 { "" } else { "s" },
-            counts.improvements,
-            if counts.improvements == 1 { "" } else { "s" },
-            counts.new,
-            counts.removed,
-            counts.unchanged,
-            counts.unjudged,
+            "<span class=\"regression\">{}</span><span class=\"improvement\">{}</span>\
+             <span>{}</span><span class=\"meta\">base <code>{}</code>, tolerance {}</span>",
+            MovementCounts::count(counts.regressions, "regression"),
+            MovementCounts::count(counts.improvements, "improvement"),
+            counts.rest(),
             escape(&comparison.base),
             comparison.tolerance
         );

@@ -179,7 +179,7 @@ impl CommentError {
     /// Whether trying again may mend it: a 429, a 5xx, a timeout or a dropped connection.
     pub fn is_transient(&self) -> bool {
         match self {
-            CommentError::Status { status, .. } => *status == 429 || *status >= 500,
+            CommentError::Status { status, .. } => crate::retry::transient_status(*status),
             CommentError::Transport { .. } | CommentError::Timeout { .. } => true,
             _ => false,
         }

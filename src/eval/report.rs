@@ -335,20 +335,9 @@ pub fn baseline_text(comparison: &super::baseline::Comparison, color: bool) -> S
     use super::baseline::Movement;
     let counts = comparison.counts;
     let mut out = format!(
-        "\ncompared with the base {}: {} regression{}, {} improvement{}, {} new, {} removed, {} unchanged{} (tolerance {})\n",
+        "\ncompared with the base {}: {} (tolerance {})\n",
         short_commit(&comparison.base),
-        counts.regressions,
-        if counts.regressions == 1 { "" } else { "s" },
-        counts.improvements,
-        if counts.improvements == 1 { "" } else { "s" },
-        counts.new,
-        counts.removed,
-        counts.unchanged,
-        if counts.unjudged > 0 {
-            format!(", {} without a verdict", counts.unjudged)
-        } else {
-            String::new()
-        },
+        counts.describe(),
         comparison.tolerance
     );
     let mut diffs_shown = 0;

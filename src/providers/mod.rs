@@ -165,7 +165,7 @@ impl ProviderError {
     /// connections); never for a request the provider rejected as invalid.
     pub fn is_transient(&self) -> bool {
         match self {
-            ProviderError::Status { status, .. } => *status == 429 || *status >= 500,
+            ProviderError::Status { status, .. } => crate::retry::transient_status(*status),
             ProviderError::Timeout { .. } | ProviderError::Connect { .. } => true,
             _ => false,
         }
