@@ -336,3 +336,122 @@ fn replay_answers_both_sides_from_recordings_and_names_the_side_without_one() {
     assert_eq!(case["movement"], "unchanged", "{case}");
     assert!(case["diff"].is_array(), "the answers differ: {case}");
 }
+
+#[test]
+fn a_variable_the_change_adds_makes_the_case_not_comparable_not_an_error() {
+    let with_tone = r#"model: echo
+variables:
+  message: {type: string, required: true}
+  tone: {type: string, required: true}
+template: "Customer asks ({{ tone }}): {{ message }}"
+tests:
+  - name: keeps the question
+    vars: {message: "Where is my order?", tone: "calm"}
+    assert:
+      - {type: contains, value: "Where is my order?"}
+"#;
+    let repo = branch(INVOICE, with_tone);
+    let (code, stdout, stderr) = repo.run(&["test", "--baseline", "main"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("not comparable: the base version cannot render this test"),
+        "{stdout}"
+    );
+    assert!(
+        !stderr.contains("could not be judged at the base"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unnamed_tests_are_paired_by_their_variables_and_same_names_in_order() {
+    let unnamed = r#"model: echo
+variables:
+  q: {type: string, required: true}
+template: "Rewrite: {{ q }}"
+tests:
+  - vars: {q: "cats"}
+    assert:
+      - {type: semantic_similarity, value: "Rewrite: cats", threshold: 0.1}
+  - name: twin
+    vars: {q: "dogs"}
+    assert:
+      - {type: contains, value: "dogs"}
+  - name: twin
+    vars: {q: "birds"}
+    assert:
+      - {type: contains, value: "birds"}
+"#;
+    let repo = TestRepo::new();
+    repo.write("prompts/search/query.yaml", unnamed);
+    repo.commit("Add");
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    // A named test on top moves the unnamed one; the template change lowers its score.
+    let head = unnamed
+        .replace(
+            "tests:\n",
+            "tests:\n  - name: first\n    vars: {q: \"fish\"}\n    assert:\n      - {type: contains, value: \"fish\"}\n",
+        )
+        .replace("Rewrite: {{ q }}", "Please rewrite the query {{ q }}");
+    repo.write("prompts/search/query.yaml", &head);
+    repo.commit("Reword");
+    let json = repo.json(&["test", "--baseline", "main", "--allow-regressions"]);
+    let moved = movements(&json);
+    let unnamed_test = moved
+        .iter()
+        .find(|(_, _, test)| test.starts_with("test at line"))
+        .expect("the unnamed test");
+    assert_eq!(unnamed_test.0, "regression", "{moved:?}");
+    assert!(!moved.iter().any(|(m, ..)| m == "removed"), "{moved:?}");
+    assert_eq!(
+        moved.iter().filter(|(m, ..)| m == "new").count(),
+        1,
+        "{moved:?}"
+    );
+
+    // Two tests named alike keep their own base answers in the HTML page.
+    let (_, _, stderr) = repo.run(&["test", "--baseline", "main", "--html", "r.html"]);
+    let html = std::fs::read_to_string(repo.path().join("r.html")).expect("page");
+    let rows: Vec<&str> = html
+        .split("<tr ")
+        .filter(|r| r.contains("› twin"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{stderr}");
+    assert!(
+        rows[0].contains("Rewrite: dogs") && !rows[0].contains("birds"),
+        "{}",
+        rows[0]
+    );
+    assert!(
+        rows[1].contains("Rewrite: birds") && !rows[1].contains("dogs"),
+        "{}",
+        rows[1]
+    );
+}
+
+#[test]
+fn an_answer_that_changed_without_moving_has_its_diff_and_bad_paths_stop_before_any_call() {
+    let repo = branch(
+        INVOICE,
+        &REPLY.replace(
+            "Customer asks: {{ message }}",
+            "Customer wrote: {{ message }}",
+        ),
+    );
+    let (code, stdout, stderr) = repo.run(&["test", "--baseline", "main", "--report", "r.md"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("~ new answer"), "{stdout}");
+    assert!(stdout.contains("[-asks:-]{+wrote:+}"), "{stdout}");
+    let report = std::fs::read_to_string(repo.path().join("r.md")).expect("report");
+    assert!(
+        report.contains("<del>asks:</del><ins>wrote:</ins>"),
+        "{report}"
+    );
+
+    std::fs::create_dir(repo.path().join("folder")).expect("folder");
+    for bad in ["folder", "missing/r.html"] {
+        let (code, _, stderr) = repo.run(&["test", "--baseline", "main", "--html", bad]);
+        assert_eq!(code, 2, "{bad}: {stderr}");
+        assert!(stderr.contains(&format!("cannot write {bad}")), "{stderr}");
+    }
+}

@@ -201,6 +201,7 @@ fn the_first_run_posts_one_comment_and_later_runs_update_it() {
     assert_eq!(
         github.calls(),
         [
+            "GET /user".to_owned(),
             format!("GET {COMMENTS}?per_page=100"),
             format!("POST {COMMENTS}")
         ]
@@ -236,8 +237,9 @@ fn the_first_run_posts_one_comment_and_later_runs_update_it() {
         .code(1)
         .stderr_has("updated the report on pull request #7 (comment 9000)");
     assert_eq!(
-        github.calls()[2..],
+        github.calls()[3..],
         [
+            "GET /user".to_owned(),
             format!("GET {COMMENTS}?per_page=100"),
             "PATCH /repos/octo/prompts/issues/comments/9000".to_owned()
         ]
@@ -300,6 +302,7 @@ fn a_refused_token_is_a_warning_and_the_exit_status_is_unchanged() {
     assert_eq!(
         github.calls(),
         [
+            "GET /user".to_owned(),
             format!("GET {COMMENTS}?per_page=100"),
             format!("POST {COMMENTS}")
         ]
@@ -334,6 +337,8 @@ fn a_marker_on_the_second_page_is_found_and_updated() {
         json!({"id": 1, "body": "Looks good to me", "user": {"login": "ada", "type": "User"}}),
         json!({"id": 2, "body": format!("Quoting it: {MARKER}"), "user": {"login": "bob", "type": "User"}}),
         json!({"id": 3, "body": null, "user": null}),
+        // Anyone may write the marker: a stranger's comment is never taken over.
+        json!({"id": 6, "body": format!("{MARKER}\nnot ours"), "user": {"login": "mallory", "type": "User"}}),
         json!({"id": 4, "body": format!("{MARKER}\nold report"), "user": {"login": "github-actions[bot]", "type": "Bot"}}),
         json!({"id": 5, "body": "a later remark", "user": {"login": "ada", "type": "User"}}),
     ];
@@ -351,15 +356,17 @@ fn a_marker_on_the_second_page_is_found_and_updated() {
     assert_eq!(
         github.calls(),
         [
+            "GET /user".to_owned(),
             format!("GET {COMMENTS}?per_page=100"),
             format!("GET {COMMENTS}?per_page=100&page=2"),
             "PATCH /repos/octo/prompts/issues/comments/4".to_owned(),
         ]
     );
     let comments = github.comments();
-    assert_eq!(comments.len(), 5);
+    assert_eq!(comments.len(), 6);
+    assert_eq!(comments[3]["body"], format!("{MARKER}\nnot ours"));
     assert!(
-        comments[3]["body"]
+        comments[4]["body"]
             .as_str()
             .expect("body")
             .contains("greets Ada")

@@ -245,7 +245,17 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
         && args.junit.is_none()
         && unloadable.is_empty()
     {
-        output.note("no tests to run: add `tests:` to a prompt");
+        match &scope.changed_since {
+            Some(reference) => output.note(&format!(
+                "no tests to run: no prompt{} with tests changed since {reference}",
+                if args.prompts.is_empty() {
+                    ""
+                } else {
+                    " named"
+                }
+            )),
+            None => output.note("no tests to run: add `tests:` to a prompt"),
+        }
         return Ok(exit::SUCCESS);
     }
     if output.format == Format::Human {
@@ -267,6 +277,7 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
     } else {
         Own::Kept(Vec::with_capacity(jobs.own.len()))
     };
+    check_outputs(context, args)?;
     let (sides, seconds) = execute(context, &config, args, jobs, &mut own)?;
     for result in unloadable_results {
         own.push(result);
@@ -390,11 +401,18 @@ fn report_run(
             .map_err(|err| CliError::input(format!("cannot write {}: {err}", path.display())))?;
     }
     print_results(context, args, outcome, &summary, scope, unloadable);
+    // A base that cannot render the head's test (a variable the change added) is not
+    // comparable, not an error of the run.
     let base_summary = outcome.comparison.as_ref().map(|c| {
         Summary::of_all(
             c.cases
                 .iter()
-                .filter_map(|d| d.base.as_ref().map(|s| &s.result)),
+                .filter_map(|d| d.base.as_ref().map(|s| &s.result))
+                .filter(|r| {
+                    r.error
+                        .as_ref()
+                        .is_none_or(|e| e.kind != CaseErrorKind::Render)
+                }),
         )
     });
     let code = gate(
@@ -407,11 +425,13 @@ fn report_run(
         unloadable,
         scope.coverage.as_ref(),
     );
-    let code = regression_gate(context, args, outcome.comparison.as_ref(), code);
-    if let Some(path) = &args.html {
-        let selection = selection_text(args, scope, snapshot).replace('`', "");
-        write_html(context, args, outcome, selection, path)?;
-    }
+    let code = baseline_gate(
+        context,
+        args,
+        outcome.comparison.as_ref(),
+        base_summary,
+        code,
+    );
     if want_report {
         let report = Report {
             judged,
@@ -419,6 +439,10 @@ fn report_run(
             comparison: outcome.comparison.as_ref(),
         };
         write_ci_report(context, run.config, args, snapshot, &report, scope)?;
+    }
+    if let Some(path) = &args.html {
+        let selection = selection_text(args, scope, snapshot).replace('`', "");
+        write_html(context, args, outcome, selection, path)?;
     }
     Ok(code)
 }
@@ -702,6 +726,28 @@ fn selection_text(args: &TestArgs, scope: &Scope, snapshot: &Snapshot) -> String
     }
 }
 
+/// Refuses, before any model is called, a report path that cannot be written: a folder,
+/// or one whose folder does not exist.
+fn check_outputs(context: &Context, args: &TestArgs) -> Result<(), CliError> {
+    let outputs = [&args.junit, &args.report, &args.html];
+    for path in outputs.into_iter().flatten() {
+        let full = context.directory.join(path);
+        let folder = full.parent().filter(|p| !p.as_os_str().is_empty());
+        let why = if full.is_dir() {
+            "it is a folder"
+        } else if folder.is_some_and(|f| !f.is_dir()) {
+            "its folder does not exist"
+        } else {
+            continue;
+        };
+        return Err(CliError::input(format!(
+            "cannot write {}: {why}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Writes the HTML report to `path`.
 fn write_html(
     context: &Context,
@@ -724,13 +770,21 @@ fn write_html(
 }
 
 /// Fails the run (exit 1) on a regression against the base, unless
-/// `--allow-regressions`; an exit code already worse stays.
-fn regression_gate(
+/// `--allow-regressions`; an exit code already worse stays. Says how many cases the base
+/// could not judge (their errors count in `code` already).
+fn baseline_gate(
     context: &Context,
     args: &TestArgs,
     comparison: Option<&Comparison>,
+    base_summary: Option<Summary>,
     code: u8,
 ) -> u8 {
+    if let Some(errors) = base_summary.map(|s| s.errors).filter(|n| *n > 0) {
+        context.output.error(
+            &format!("{errors} case(s) could not be judged at the base"),
+            &["the comparison above names each with its reason".to_owned()],
+        );
+    }
     let regressions = comparison.map_or(0, |c| c.counts.regressions);
     if regressions == 0 {
         return code;

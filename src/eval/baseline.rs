@@ -100,6 +100,9 @@ pub struct CaseDelta {
     pub prompt: PromptId,
     /// The test's name.
     pub test: String,
+    /// Its place among the head's results (`None`: a removed test).
+    #[serde(skip)]
+    pub head_index: Option<usize>,
     /// How it moved.
     pub movement: Movement,
     /// Why, in one line (empty when unchanged).
@@ -206,27 +209,26 @@ impl Comparison {
     pub fn with(&self, movement: Movement) -> impl Iterator<Item = &CaseDelta> {
         self.cases.iter().filter(move |c| c.movement == movement)
     }
-
-    /// The delta of `prompt › test`, if the comparison has it.
-    pub fn find(&self, prompt: &PromptId, test: &str) -> Option<&CaseDelta> {
-        self.cases
-            .iter()
-            .find(|c| &c.prompt == prompt && c.test == test)
-    }
 }
 
-/// A test's identity within its prompt: its name, or its position among the prompt's
-/// tests when it has none (an unnamed test's line moves with every edit above it).
+/// Each test's identity within its prompt: its name, or for an unnamed test its
+/// variables (an unnamed test's line and position move with every edit around it); a
+/// name or variables written twice are told apart by their order.
 fn test_keys(prompt: &LoadedPrompt) -> Vec<String> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
     prompt
         .file
         .tests
         .iter()
         .flat_map(|t| t.value.iter())
-        .enumerate()
-        .map(|(index, test)| match &test.value.name {
-            Some(name) => format!("name:{name}"),
-            None => format!("index:{index}"),
+        .map(|test| {
+            let key = match &test.value.name {
+                Some(name) => format!("name:{name}"),
+                None => format!("vars:{}", serde_json::json!(test.value.vars)),
+            };
+            let nth = seen.entry(key.clone()).or_default();
+            *nth += 1;
+            format!("{key}#{nth}")
         })
         .collect()
 }
@@ -234,7 +236,7 @@ fn test_keys(prompt: &LoadedPrompt) -> Vec<String> {
 /// The base side's jobs for `head`: the head's test cases that the base's file also has,
 /// on `base`'s definition rendered with `base_renderer` (the base's partials). Empty when
 /// the base has no definition.
-pub fn base_jobs<'a>(
+fn base_jobs<'a>(
     settings: &crate::config::Settings,
     head: &'a LoadedPrompt,
     base: &LoadedPrompt,
@@ -261,7 +263,7 @@ pub fn base_jobs<'a>(
 
 /// The names of the tests the base's file has and the head's lacks (all of them when the
 /// head deleted the prompt).
-pub fn removed_tests(head: Option<&LoadedPrompt>, base: &LoadedPrompt) -> Vec<String> {
+fn removed_tests(head: Option<&LoadedPrompt>, base: &LoadedPrompt) -> Vec<String> {
     let at_head: BTreeSet<String> = head
         .map(test_keys)
         .unwrap_or_default()
@@ -284,8 +286,8 @@ pub struct BasePlan<'a> {
     /// The test cases not run at the base because their prompt's definition and partials
     /// are the same there (its answers would be the same), by prompt and test name.
     pub same_definition: BTreeSet<(PromptId, String)>,
-    /// The tests the base has and the head does not, by prompt.
-    pub removed: Vec<(PromptId, String)>,
+    /// The tests the base has and the head does not: prompt, test, why.
+    pub removed: Vec<(PromptId, String, &'static str)>,
 }
 
 /// Plans the base side for the `selected` prompts of the head, given the `base` snapshot
@@ -335,15 +337,17 @@ pub fn plan<'a>(
             );
         }
         let removed = removed_tests(Some(head), before);
+        let why = "removed from the file";
         plan.removed
-            .extend(removed.into_iter().map(|test| (id.clone(), test)));
+            .extend(removed.into_iter().map(|test| (id.clone(), test, why)));
     }
     if deleted {
         for id in &changes.deleted {
             if let Some(before) = at_base(id) {
                 let removed = removed_tests(None, before);
+                let why = "the prompt is deleted";
                 plan.removed
-                    .extend(removed.into_iter().map(|test| (id.clone(), test)));
+                    .extend(removed.into_iter().map(|test| (id.clone(), test, why)));
             }
         }
     }
@@ -360,8 +364,8 @@ pub struct Sides {
     /// The cases not run at the base because their definition is the same there, by
     /// prompt and test name.
     pub same_definition: BTreeSet<(PromptId, String)>,
-    /// The removed tests, by prompt.
-    pub removed: Vec<(PromptId, String)>,
+    /// The removed tests: prompt, test, why.
+    pub removed: Vec<(PromptId, String, &'static str)>,
 }
 
 /// Pairs each of the `head` results (every selected case) with its base result and says
@@ -375,23 +379,33 @@ pub fn compare(head: &[CaseResult], sides: Sides, tolerance: f64) -> Comparison 
     }
     let mut cases: Vec<CaseDelta> = head
         .iter()
-        .map(|head| {
+        .enumerate()
+        .map(|(index, head)| {
             let key = (head.prompt.clone(), head.test.clone());
             let found = base.get_mut(&key).and_then(VecDeque::pop_front);
             let same = sides.same_definition.contains(&key);
-            delta(head.clone(), found, same, tolerance)
+            CaseDelta {
+                head_index: Some(index),
+                ..delta(head.clone(), found, same, tolerance)
+            }
         })
         .collect();
-    cases.extend(sides.removed.into_iter().map(|(prompt, test)| CaseDelta {
-        prompt,
-        test,
-        movement: Movement::Removed,
-        reason: "removed from the file".to_owned(),
-        assertions: Vec::new(),
-        diff: None,
-        base: None,
-        head: None,
-    }));
+    cases.extend(
+        sides
+            .removed
+            .into_iter()
+            .map(|(prompt, test, why)| CaseDelta {
+                prompt,
+                test,
+                head_index: None,
+                movement: Movement::Removed,
+                reason: why.to_owned(),
+                assertions: Vec::new(),
+                diff: None,
+                base: None,
+                head: None,
+            }),
+    );
     cases.sort_by_key(|c| c.movement);
     for case in cases
         .iter_mut()
@@ -469,6 +483,7 @@ fn delta(head: CaseResult, base: Option<CaseResult>, same: bool, tolerance: f64)
     CaseDelta {
         prompt: head.prompt.clone(),
         test: head.test.clone(),
+        head_index: None,
         movement,
         reason,
         assertions,
@@ -485,34 +500,59 @@ fn verdict(
     assertions: &[AssertionDelta],
     tolerance: f64,
 ) -> (Movement, String) {
-    let side_error = |side: &str, result: &CaseResult| {
-        let message = result.error.as_ref().map_or("", |e| e.message.as_str());
-        format!("the {side} could not be judged: {message}")
-    };
-    if base.status == CaseStatus::Error {
-        return (Movement::Unjudged, side_error("base", base));
-    }
-    if head.status == CaseStatus::Error {
-        return (Movement::Unjudged, side_error("head", head));
+    if let Some(reason) = unjudged_reason(base, head) {
+        return (Movement::Unjudged, reason);
     }
     let passed = |r: &CaseResult| r.status == CaseStatus::Passed;
-    if passed(base) && !passed(head) {
-        return (
+    match (passed(base), passed(head)) {
+        (true, false) => (
             Movement::Regression,
             "passed at the base, fails now".to_owned(),
-        );
+        ),
+        (false, true) => (
+            Movement::Improvement,
+            "failed at the base, passes now".to_owned(),
+        ),
+        (false, false) => (Movement::Unchanged, "fails on both sides".to_owned()),
+        (true, true) => score_verdict(assertions, tolerance),
     }
+}
+
+/// Why a case run on both sides has no verdict: a side could not be judged. A base that
+/// cannot render the head's test (it lacks a variable the change added) is not comparable.
+fn unjudged_reason(base: &CaseResult, head: &CaseResult) -> Option<String> {
+    fn error(result: &CaseResult) -> Option<Option<&super::CaseError>> {
+        (result.status == CaseStatus::Error).then_some(result.error.as_ref())
+    }
+    fn message(error: Option<&super::CaseError>) -> &str {
+        error.map_or("", |e| e.message.as_str())
+    }
+    match (error(base), error(head)) {
+        (None, None) => None,
+        (Some(b), None) if b.is_some_and(|e| e.kind == super::CaseErrorKind::Render) => {
+            Some(format!(
+                "not comparable: the base version cannot render this test: {}",
+                message(b)
+            ))
+        }
+        (Some(b), None) => Some(format!("the base could not be judged: {}", message(b))),
+        (None, Some(h)) => Some(format!("the head could not be judged: {}", message(h))),
+        (Some(b), Some(h)) => Some(format!(
+            "neither side could be judged: base: {}; head: {}",
+            message(b),
+            message(h)
+        )),
+    }
+}
+
+/// Both sides pass: a score falling beyond the tolerance is a regression (it outweighs a
+/// rise elsewhere), one rising beyond it an improvement.
+fn score_verdict(assertions: &[AssertionDelta], tolerance: f64) -> (Movement, String) {
     // A margin below the tolerance absorbs the rounding of scores like 0.95 - 0.9.
     let beyond = tolerance + 1e-9;
     let worst = assertions.iter().min_by(|a, b| a.delta.total_cmp(&b.delta));
     if let Some(worst) = worst.filter(|a| a.delta < -beyond) {
         return (Movement::Regression, score_reason(worst));
-    }
-    if !passed(base) && passed(head) {
-        return (
-            Movement::Improvement,
-            "failed at the base, passes now".to_owned(),
-        );
     }
     let best = assertions.iter().max_by(|a, b| a.delta.total_cmp(&b.delta));
     if let Some(best) = best.filter(|a| a.delta > beyond) {
@@ -636,7 +676,7 @@ mod tests {
     fn verdicts_follow_status_then_the_largest_score_change() {
         use CaseStatus::*;
         use Movement::*;
-        let table: [(Facts, Facts, Movement, &str); 9] = [
+        let table: [(Facts, Facts, Movement, &str); 11] = [
             ((Passed, &[0.9]), (Failed, &[0.3]), Regression, "passed at the base, fails now"),
             ((Passed, &[0.9]), (Passed, &[0.8]), Regression, "0.90 → 0.80 (−0.10)"),
             ((Passed, &[0.9]), (Passed, &[0.86]), Unchanged, "within the tolerance"),
@@ -646,6 +686,8 @@ mod tests {
             ((Passed, &[0.6, 0.9]), (Passed, &[0.9, 0.6]), Regression, "line 11"),
             ((Error, &[]), (Passed, &[0.9]), Unjudged, "the base could not be judged: no recording"),
             ((Passed, &[0.9]), (Error, &[]), Unjudged, "the head could not be judged"),
+            ((Failed, &[0.9, 0.2]), (Passed, &[0.6, 0.9]), Improvement, "failed at the base"),
+            ((Failed, &[0.9, 0.2]), (Failed, &[0.4, 0.2]), Unchanged, "fails on both sides"),
         ];
         for (base, head, movement, reason) in table {
             let case = moved(base, head);
@@ -672,7 +714,7 @@ mod tests {
                 base_commit: "abc".to_owned(),
                 base: vec![result("t", Passed, &[0.5], "same")],
                 same_definition: [(PromptId::new("s", "q"), "u".to_owned())].into(),
-                removed: vec![(PromptId::new("s", "p"), "gone".to_owned())],
+                removed: vec![(PromptId::new("s", "p"), "gone".to_owned(), "removed")],
             },
             0.05,
         );

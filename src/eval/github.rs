@@ -9,6 +9,7 @@
 
 use std::fmt::Write as _;
 
+use super::html::escape;
 use super::report::Summary;
 use super::selection::{ChangeReason, Coverage, RenderDiff, Shard, VersionChange};
 use super::{CaseErrorKind, CaseResult, CaseStatus};
@@ -325,11 +326,14 @@ const MAX_DIFF_LINES: usize = 200;
 const MAX_REPORT_BYTES: usize = 1_000_000;
 
 /// Escapes text for a Markdown table cell.
+/// Markdown on GitHub takes HTML, and `@name` notifies people: a cell's text is escaped as
+/// HTML, and a zero-width space after each `@` keeps it from mentioning anyone.
 fn cell(text: &str) -> String {
-    text.replace('\\', "\\\\")
+    escape(&text.replace('\r', ""))
+        .replace('\\', "\\\\")
         .replace('|', "\\|")
-        .replace('\r', "")
         .replace('\n', "<br>")
+        .replace('@', "@\u{200b}")
 }
 
 /// A fence longer than any run of backticks in `text`.
@@ -503,7 +507,7 @@ const MAX_ANSWER_DIFF_CHARS: usize = 4_000;
 /// The comparison with the base: counts, a row per case that moved, and the word diffs of
 /// the answers that changed, folded.
 fn baseline_section(out: &mut String, comparison: &super::baseline::Comparison) {
-    use super::baseline::{Movement, signed};
+    use super::baseline::Movement;
     let counts = comparison.counts;
     let _ = writeln!(out, "### Compared with the base\n");
     let _ = writeln!(
@@ -523,9 +527,15 @@ fn baseline_section(out: &mut String, comparison: &super::baseline::Comparison) 
         .iter()
         .filter(|c| c.movement != Movement::Unchanged)
         .collect();
-    if moved.is_empty() {
-        return;
+    if !moved.is_empty() {
+        moved_table(out, &moved);
     }
+    answer_diffs(out, comparison);
+}
+
+/// A row per case that moved (at most [`MAX_TABLE_ROWS`]): both scores, the delta, why.
+fn moved_table(out: &mut String, moved: &[&super::baseline::CaseDelta]) {
+    use super::baseline::{Movement, signed};
     let _ = writeln!(
         out,
         "| | prompt | test | base | head | Δ | why |\n| --- | --- | --- | --- | --- | --- | --- |"
@@ -564,7 +574,13 @@ fn baseline_section(out: &mut String, comparison: &super::baseline::Comparison) 
         );
     }
     out.push('\n');
-    for case in moved
+}
+
+/// The word diffs of the changed answers (at most [`MAX_ANSWER_DIFFS`]), those that moved
+/// first (the cases are in that order), folded.
+fn answer_diffs(out: &mut String, comparison: &super::baseline::Comparison) {
+    for case in comparison
+        .cases
         .iter()
         .filter(|c| c.diff.is_some())
         .take(MAX_ANSWER_DIFFS)
@@ -577,8 +593,8 @@ fn baseline_section(out: &mut String, comparison: &super::baseline::Comparison) 
         let _ = writeln!(
             out,
             "<details><summary>answer diff: <code>{}</code> › {}</summary>\n\n<pre>{html}</pre>\n\n</details>\n",
-            html_escape(&case.prompt.to_string()),
-            html_escape(&case.test)
+            escape(&case.prompt.to_string()),
+            escape(&case.test)
         );
     }
 }
@@ -596,8 +612,8 @@ fn rendered_section(changed: &[ChangedEntry]) -> String {
         let _ = writeln!(
             out,
             "<details><summary><code>{}</code> ({})</summary>\n",
-            html_escape(&entry.id.to_string()),
-            html_escape(&entry.path)
+            escape(&entry.id.to_string()),
+            escape(&entry.path)
         );
         for render in &entry.renders {
             let _ = writeln!(out, "**{}**\n", cell(&render.test));
@@ -666,12 +682,6 @@ pub fn check_markdown(prompts: usize, diagnostics: &[Diagnostic], ok: bool) -> S
         out.push('\n');
     }
     out
-}
-
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

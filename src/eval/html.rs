@@ -84,14 +84,19 @@ fn matrix<'a>(input: &HtmlInput<'a>) -> (Vec<String>, Vec<Row<'a>>) {
     if let Some((model, _)) = input.candidate {
         columns.push(format!("candidate: {model}"));
     }
+    // Each head result's delta, by its place among the head's results.
+    let mut deltas: Vec<Option<&'a baseline::CaseDelta>> = vec![None; input.head.len()];
+    for delta in input.comparison.iter().flat_map(|c| &c.cases) {
+        if let Some(slot) = delta.head_index.and_then(|i| deltas.get_mut(i)) {
+            *slot = Some(delta);
+        }
+    }
     let mut rows: Vec<Row<'a>> = input
         .head
         .iter()
         .enumerate()
         .map(|(index, head)| {
-            let delta = input
-                .comparison
-                .and_then(|c| c.find(&head.prompt, &head.test));
+            let delta = deltas[index];
             let mut cells = Vec::new();
             if input.comparison.is_some() {
                 cells.push(delta.and_then(|d| d.base.as_ref()).map(|s| &s.result));
@@ -133,7 +138,8 @@ pub fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_control() && c != '\n' && c != '\t' => {
+            // Controls and bidirectional overrides, which could make a name read as another.
+            c if crate::escape::is_unsafe(c) && c != '\n' && c != '\t' => {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
             c => out.push(c),

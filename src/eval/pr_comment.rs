@@ -475,8 +475,21 @@ struct Comment {
 /// A comment's author.
 #[derive(Deserialize)]
 struct User {
+    #[serde(default)]
+    login: Option<String>,
     #[serde(rename = "type", default)]
     kind: Option<String>,
+}
+
+impl Comment {
+    /// Whether the token's own account wrote it: a bot (the workflow's token, a GitHub
+    /// App) or the user `own` (a personal token). Anyone may write the marker; only our
+    /// own comment is ever updated, so nobody else's comment is taken over.
+    fn by(&self, own: Option<&str>) -> bool {
+        let Some(user) = &self.user else { return false };
+        user.kind.as_deref() == Some("Bot")
+            || own.is_some_and(|own| user.login.as_deref() == Some(own))
+    }
 }
 
 /// An answer: its body, and the next page's address.
@@ -513,6 +526,21 @@ impl<'a> Api<'a> {
         Ok(Api { client, target })
     }
 
+    /// The login of a personal token's user (`GET /user`); `None` for the workflow's token
+    /// and GitHub Apps, which may not read it (their comments are a bot's), or on any
+    /// failure.
+    async fn own_login(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Me {
+            login: String,
+        }
+        let url = format!("{}/user", self.target.api_url);
+        let answer = self.once(Method::GET, &url, None, LIST).await.0.ok()?;
+        serde_json::from_slice::<Me>(&answer.body)
+            .ok()
+            .map(|me| me.login)
+    }
+
     async fn publish(&self, marker: &str, body: &str) -> Result<Published, CommentError> {
         let (api, repository) = (&self.target.api_url, &self.target.repository);
         let payload = serde_json::json!({ "body": body });
@@ -538,24 +566,20 @@ impl<'a> Api<'a> {
             "{}/repos/{}/issues/{}/comments?per_page={PER_PAGE}",
             target.api_url, target.repository, target.number
         ));
-        let mut first = None;
+        let own = self.own_login().await;
         for _ in 0..MAX_PAGES {
             let Some(url) = page.take() else { break };
             let answer = self.call(Method::GET, &url, None, LIST).await?;
             let comments: Vec<Comment> = parse(&answer.body, LIST)?;
-            let marked = comments
-                .iter()
-                .filter(|c| c.body.as_deref().is_some_and(|b| b.starts_with(marker)));
-            for comment in marked {
-                let by_bot = comment.user.as_ref().and_then(|u| u.kind.as_deref()) == Some("Bot");
-                if by_bot {
-                    return Ok(Some(comment.id));
-                }
-                first.get_or_insert(comment.id);
+            let ours = comments.iter().find(|c| {
+                c.body.as_deref().is_some_and(|b| b.starts_with(marker)) && c.by(own.as_deref())
+            });
+            if let Some(comment) = ours {
+                return Ok(Some(comment.id));
             }
             page = answer.next;
         }
-        Ok(first)
+        Ok(None)
     }
 
     /// One request, retried as [`RETRY`] says (a POST never).
@@ -790,6 +814,31 @@ mod tests {
             .expect_err("error")
             .to_string();
         assert!(message.contains("GITHUB_TOKEN is not set"), "{message}");
+    }
+
+    #[test]
+    fn only_our_own_comment_is_ours() {
+        let comment = |login: &str, kind: &str| Comment {
+            id: 1,
+            body: Some("x".to_owned()),
+            user: Some(User {
+                login: Some(login.to_owned()),
+                kind: Some(kind.to_owned()),
+            }),
+        };
+        assert!(comment("github-actions[bot]", "Bot").by(None));
+        assert!(!comment("mallory", "User").by(None), "a stranger's comment");
+        assert!(
+            comment("ada", "User").by(Some("ada")),
+            "a personal token's own"
+        );
+        assert!(!comment("mallory", "User").by(Some("ada")));
+        let orphan = Comment {
+            id: 2,
+            body: None,
+            user: None,
+        };
+        assert!(!orphan.by(Some("ada")));
     }
 
     #[test]

@@ -348,6 +348,7 @@ pub fn baseline_text(comparison: &super::baseline::Comparison, color: bool) -> S
             Movement::Unjudged => ("!", "no verdict", Style::Red),
             Movement::New => ("+", "new", Style::Blue),
             Movement::Removed => ("-", "removed", Style::Blue),
+            Movement::Unchanged if case.diff.is_some() => ("~", "new answer", Style::Blue),
             Movement::Unchanged => continue,
         };
         let head = format!("  {mark} {word:<11} {}", label(&case.prompt, &case.test));
@@ -365,11 +366,11 @@ pub fn baseline_text(comparison: &super::baseline::Comparison, color: bool) -> S
             out.push_str(&word_diff_text(diff, color));
         }
     }
-    let more = comparison.cases.iter().filter(|c| c.diff.is_some()).count();
-    if more > diffs_shown {
+    let diffs = comparison.cases.iter().filter(|c| c.diff.is_some()).count();
+    if diffs > diffs_shown {
         out.push_str(&format!(
-            "  ({} more answer diffs: `--html FILE` or `--format json` has them)\n",
-            more - diffs_shown
+            "  ({} answer diffs not shown: `--html FILE` and `--format json` have them)\n",
+            diffs - diffs_shown
         ));
     }
     out
