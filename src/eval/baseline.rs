@@ -480,6 +480,17 @@ fn delta(head: CaseResult, base: Option<CaseResult>, same: bool, tolerance: f64)
         None => (Movement::New, "new test or prompt".to_owned()),
         Some(base) => verdict(base, &head, &assertions, tolerance),
     };
+    let reason = match &base {
+        Some(base) if base.model != head.model => {
+            let swap = format!("model {} → {}", base.model, head.model);
+            if reason.is_empty() {
+                swap
+            } else {
+                format!("{reason}; {swap}")
+            }
+        }
+        _ => reason,
+    };
     CaseDelta {
         prompt: head.prompt.clone(),
         test: head.test.clone(),
