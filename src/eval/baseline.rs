@@ -7,12 +7,12 @@
 //! the two results of each case and says how the case moved: a *regression* when it passed
 //! at the base and fails at the head, or when an assertion's score falls by more than the
 //! tolerance although both pass; an *improvement* the other way round. Tests only the head
-//! has are *new*, tests only the base has are *removed*. [`word_diff`] shows how an answer
-//! changed.
+//! has are *new*, tests only the base has are *removed*. A word diff shows how an answer
+//! changed ([`DiffBudget`] bounds how many and how long).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -25,9 +25,11 @@ use crate::repo::{LoadedPrompt, PromptId, Snapshot};
 pub const MAX_DIFF_CHARS: usize = 64 * 1024;
 /// The longest a word diff may take before it settles for a coarser one.
 const DIFF_DEADLINE: Duration = Duration::from_millis(100);
-/// The most word diffs one comparison computes (regressions first); the other changed
-/// answers are compared in full in the reports' answers, without a diff.
+/// The most word diffs one report makes (regressions first); the other changed answers
+/// are in the reports in full, without a diff.
 pub const MAX_DIFFS: usize = 1_000;
+/// The time one report's word diffs may take together.
+pub const DIFFS_TIME: Duration = Duration::from_secs(2);
 /// A word diff of more pieces than this says only "all of the old, all of the new": two
 /// answers that different are read side by side, and the pieces would cost more memory
 /// than the answers.
@@ -407,15 +409,12 @@ pub fn compare(head: &[CaseResult], sides: Sides, tolerance: f64) -> Comparison 
             }),
     );
     cases.sort_by_key(|c| c.movement);
-    for case in cases
-        .iter_mut()
-        .filter(|c| c.answers_differ())
-        .take(MAX_DIFFS)
-    {
+    let mut budget = DiffBudget::new();
+    for case in cases.iter_mut().filter(|c| c.answers_differ()) {
         if let (Some(base), Some(head)) = (&case.base, &case.head)
             && let (Some(old), Some(new)) = (&base.result.output, &head.result.output)
         {
-            case.diff = Some(word_diff(old, new));
+            case.diff = budget.diff(old, new);
         }
     }
     let mut counts = MovementCounts::default();
@@ -593,10 +592,44 @@ pub fn signed(delta: f64) -> String {
     }
 }
 
+/// What word diffs one report may still make: at most [`MAX_DIFFS`], within
+/// [`DIFFS_TIME`] together, each within 100 ms.
+pub struct DiffBudget {
+    left: usize,
+    until: Instant,
+}
+
+impl DiffBudget {
+    /// A report's whole allowance, its clock started now.
+    pub fn new() -> DiffBudget {
+        DiffBudget {
+            left: MAX_DIFFS,
+            until: Instant::now() + DIFFS_TIME,
+        }
+    }
+
+    /// The word diff of `old` against `new`, or `None` once the allowance is spent.
+    pub fn diff(&mut self, old: &str, new: &str) -> Option<Vec<DiffPart>> {
+        let now = Instant::now();
+        if self.left == 0 || now >= self.until {
+            return None;
+        }
+        self.left -= 1;
+        Some(word_diff(old, new, (now + DIFF_DEADLINE).min(self.until)))
+    }
+}
+
+impl Default for DiffBudget {
+    fn default() -> Self {
+        DiffBudget::new()
+    }
+}
+
 /// The word-level diff of `old` against `new` (the first [`MAX_DIFF_CHARS`] characters of
-/// each), adjacent pieces of one kind merged; answers too different for a readable diff
-/// (over 1,000 pieces) are one deletion and one insertion.
-pub fn word_diff(old: &str, new: &str) -> Vec<DiffPart> {
+/// each), adjacent pieces of one kind merged, settling for a coarser diff at `deadline`;
+/// answers too different for a readable diff (over 1,000 pieces) are one deletion and one
+/// insertion.
+fn word_diff(old: &str, new: &str, deadline: Instant) -> Vec<DiffPart> {
     let cut = |text: &str| -> usize {
         text.char_indices()
             .nth(MAX_DIFF_CHARS)
@@ -604,7 +637,7 @@ pub fn word_diff(old: &str, new: &str) -> Vec<DiffPart> {
     };
     let (old, new) = (&old[..cut(old)], &new[..cut(new)]);
     let diff = similar::TextDiff::configure()
-        .timeout(DIFF_DEADLINE)
+        .deadline(deadline)
         .diff_words(old, new);
     let mut parts: Vec<DiffPart> = Vec::new();
     for change in diff.iter_all_changes() {
@@ -747,16 +780,35 @@ mod tests {
         assert!(comparison.cases[0].diff.is_none(), "same answer, no diff");
     }
 
+    fn soon() -> Instant {
+        Instant::now() + DIFF_DEADLINE
+    }
+
+    #[test]
+    fn the_budget_stops_making_diffs_when_spent_or_late() {
+        let mut one = DiffBudget {
+            left: 1,
+            until: Instant::now() + DIFFS_TIME,
+        };
+        assert!(one.diff("a b", "a c").is_some());
+        assert!(one.diff("a b", "a c").is_none(), "only one diff allowed");
+        let mut late = DiffBudget {
+            left: MAX_DIFFS,
+            until: Instant::now(),
+        };
+        assert!(late.diff("a b", "a c").is_none(), "out of time");
+    }
+
     #[test]
     fn word_diff_merges_runs_and_bounds_its_input() {
-        let parts = word_diff("the total is 42 dollars", "the total is 41 euros");
+        let parts = word_diff("the total is 42 dollars", "the total is 41 euros", soon());
         let ops: Vec<(DiffOp, &str)> = parts.iter().map(|p| (p.op, p.text.as_str())).collect();
         assert_eq!(ops[0], (DiffOp::Equal, "the total is "));
         assert!(ops.contains(&(DiffOp::Delete, "42")), "{ops:?}");
         assert!(ops.contains(&(DiffOp::Insert, "41")), "{ops:?}");
         assert!(ops.contains(&(DiffOp::Insert, "euros")), "{ops:?}");
         let long = "é ".repeat(MAX_DIFF_CHARS);
-        let parts = word_diff(&long, "x");
+        let parts = word_diff(&long, "x", soon());
         let chars: usize = parts
             .iter()
             .filter(|p| p.op == DiffOp::Delete)
@@ -776,7 +828,7 @@ mod tests {
         };
         let (old, new) = (words(1), words(2));
         let (old, new) = (old.join(" "), new.join(" "));
-        let parts = word_diff(&old, &new);
+        let parts = word_diff(&old, &new, soon());
         let ops: Vec<DiffOp> = parts.iter().map(|p| p.op).collect();
         assert_eq!(
             ops,

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::baseline::{self, Comparison, DiffOp, DiffPart, Movement, MovementCounts};
+use super::baseline::{self, Comparison, DiffBudget, DiffOp, DiffPart, Movement, MovementCounts};
 use super::report::Summary;
 use super::{CaseResult, CaseStatus};
 use crate::repo::PromptId;
@@ -184,13 +184,14 @@ pub fn html_report(input: &HtmlInput<'_>) -> String {
     }
     out.push_str("</tr></thead><tbody>\n");
     let many = rows.len() > MAX_ROWS;
+    let mut budget = DiffBudget::new();
     let mut left_out = 0usize;
     for row in &rows {
         if many && !row.failed() && !row.changed() {
             left_out += 1;
             continue;
         }
-        row_html(&mut out, row);
+        row_html(&mut out, row, &mut budget);
     }
     out.push_str("</tbody></table>\n");
     if left_out > 0 {
@@ -254,7 +255,7 @@ fn filters(out: &mut String, rows: &[Row<'_>]) {
 }
 
 /// One row: the test's label and movement, then a cell per side.
-fn row_html(out: &mut String, row: &Row<'_>) {
+fn row_html(out: &mut String, row: &Row<'_>, budget: &mut DiffBudget) {
     let prompt = escape(&row.prompt.to_string());
     let _ = write!(
         out,
@@ -281,6 +282,7 @@ fn row_html(out: &mut String, row: &Row<'_>) {
         let against = if index == 0 { None } else { first };
         // The head's cell (second with a base) shows the comparison's diff.
         let diff = (index == 1).then_some(row.head_diff).flatten();
+        let diff = Diff { made: diff, budget };
         cell_html(out, *cell, against, diff);
     }
     out.push_str("</tr>\n");
@@ -292,7 +294,7 @@ fn cell_html(
     out: &mut String,
     result: Option<&CaseResult>,
     against: Option<&CaseResult>,
-    made: Option<&[DiffPart]>,
+    made: Diff<'_>,
 ) {
     let Some(result) = result else {
         out.push_str("<td class=\"none\">not run</td>");
@@ -341,7 +343,7 @@ fn cell_html(
 }
 
 /// An answer, folded, and its diff against `old`; shorter once the document is large.
-fn answer_html(out: &mut String, output: &str, old: Option<&str>, made: Option<&[DiffPart]>) {
+fn answer_html(out: &mut String, output: &str, old: Option<&str>, made: Diff<'_>) {
     let roomy = out.len() < MAX_DOCUMENT_BYTES;
     let limit = if roomy {
         MAX_OUTPUT_CHARS
@@ -364,13 +366,24 @@ fn answer_html(out: &mut String, output: &str, old: Option<&str>, made: Option<&
     };
     let diff = match made {
         _ if !roomy => return,
-        Some(parts) => diff_html(parts),
-        None => diff_html(&baseline::word_diff(old, output)),
+        Diff {
+            made: Some(parts), ..
+        } => diff_html(parts),
+        Diff { made: None, budget } => match budget.diff(old, output) {
+            Some(parts) => diff_html(&parts),
+            None => return,
+        },
     };
     let _ = write!(
         out,
         "<details class=\"diff\" open><summary>diff against the first column</summary><pre>{diff}</pre></details>"
     );
+}
+
+/// A cell's word diff: the one the comparison made, else one made now from `budget`.
+struct Diff<'a> {
+    made: Option<&'a [DiffPart]>,
+    budget: &'a mut DiffBudget,
 }
 
 /// A word diff as HTML: deletions in `<del>`, insertions in `<ins>`.
