@@ -31,6 +31,10 @@ pub struct SyncArgs {
     /// it rewrote instead of refusing.
     #[arg(long)]
     allow_rewrite: bool,
+    /// The source this repository publishes as [default: PROMPTCTL_SYNC_SOURCE, `[sync]
+    /// source`, else the repository's top folder name].
+    #[arg(long, value_name = "NAME")]
+    source: Option<String>,
 }
 
 /// Runs `promptctl sync`.
@@ -81,7 +85,11 @@ pub fn run(context: &Context, args: &SyncArgs) -> Result<u8, CliError> {
         }
         .hint("fix them on the branch, then sync again"));
     }
+    let source_name = context
+        .settings(&config)
+        .sync_source(args.source.as_deref(), repository_folder(&config))?;
     let options = SyncOptions {
+        source: source_name,
         branch: branch.clone(),
         dry_run: args.dry_run,
         allow_rewrite: args.allow_rewrite,
@@ -110,6 +118,12 @@ fn print(context: &Context, summary: &SyncSummary) {
             "{} {}",
             output.paint_err(super::output::Style::Yellow, "warning:"),
             skipped_line(skipped)
+        ));
+    }
+    if summary.adopted {
+        output.note(&format!(
+            "source `{}` adopted the registry's rows synced before sources",
+            summary.source
         ));
     }
     let at = format!("{} at {}", summary.branch, short(&summary.commit));
@@ -163,6 +177,19 @@ fn print(context: &Context, summary: &SyncSummary) {
         ));
     }
     output.data(&text);
+}
+
+/// The name of the folder at the top of the repository holding the project (the default
+/// source name), when there is one.
+fn repository_folder(config: &crate::config::Config) -> Option<String> {
+    let repo = git2::Repository::discover(&config.root).ok()?;
+    let top = match repo.workdir() {
+        Some(workdir) => workdir.to_path_buf(),
+        None => repo.path().to_path_buf(),
+    };
+    let top = top.canonicalize().unwrap_or(top);
+    let name = top.file_name()?.to_string_lossy().into_owned();
+    Some(name.strip_suffix(".git").unwrap_or(&name).to_owned())
 }
 
 /// `skipped s/p v2 (abc1234): the template holds a NUL character ...`

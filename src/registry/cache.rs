@@ -1,9 +1,10 @@
 //! The one read cache in front of the registry, shared by the router and `serve`: a copy of
 //! each prompt read (by name and [`Selector`]), fresh for the TTL, then served while one
 //! background refresh per key reads the new one (stale-while-revalidate). A `NOTIFY` on
-//! [`CHANNEL`] (sent by `promptctl sync` when it publishes, heard by [`listen`]) marks every
-//! copy changed: the next read of each goes to PostgreSQL, and when the database does not
-//! answer the copy is served as the last good one. The TTL covers a notification missed
+//! [`CHANNEL`] (sent by `promptctl sync` when it publishes, heard by [`listen`]) marks the
+//! copies of the prompts it names changed ([`super::notice`]; every copy when it names
+//! none or does not parse): the next read of each goes to PostgreSQL, and when the
+//! database does not answer the copy is served as the last good one. The TTL covers a notification missed
 //! while the listener was reconnecting.
 //!
 //! Not for: listings and statistics, which read through [`Db`] uncached.
@@ -167,12 +168,49 @@ impl RegistryCache {
     /// good one), and the connection is opened again, since the schema it met may have
     /// been migrated since.
     pub fn changed(&self) {
+        crate::telemetry::count_invalidation("everything");
         if let Ok(mut entries) = self.entries.write() {
             for entry in entries.values_mut() {
                 entry.changed = true;
             }
         }
         self.db.reset();
+    }
+
+    /// A sync changed `prompts` (service, name) only: their copies are read again on
+    /// their next use, and so is a copy asked for by bare name whose name is among them
+    /// (a new prompt may make that name ambiguous); every other copy stays fresh.
+    pub fn changed_prompts(&self, prompts: &[(String, String)]) {
+        crate::telemetry::count_invalidation("keys");
+        if prompts.is_empty() {
+            return;
+        }
+        let pairs: std::collections::HashSet<(&str, &str)> = prompts
+            .iter()
+            .map(|(service, name)| (service.as_str(), name.as_str()))
+            .collect();
+        let names: std::collections::HashSet<&str> = pairs.iter().map(|(_, n)| *n).collect();
+        if let Ok(mut entries) = self.entries.write() {
+            for (key, entry) in entries.iter_mut() {
+                let prompt = &entry.value.prompt;
+                let query = key.split('\0').next().unwrap_or_default();
+                let bare = !query.contains('/');
+                if pairs.contains(&(prompt.service.as_str(), prompt.name.as_str()))
+                    || (bare && names.contains(query))
+                {
+                    entry.changed = true;
+                }
+            }
+        }
+    }
+
+    /// Applies one notification's payload ([`super::notice`]): drops the prompts it
+    /// names, or everything when it names none or does not parse.
+    pub fn notified(&self, payload: &str) {
+        match super::notice::parse(payload) {
+            Some(prompts) => self.changed_prompts(&prompts),
+            None => self.changed(),
+        }
     }
 
     /// The prompt `query` (`name` or `service/name`) at `selector`, from the cache when
@@ -523,7 +561,7 @@ async fn listen_once(cache: &RegistryCache, url: &str, first: bool) -> Result<()
                         payload = notice.payload(),
                         "sync notification: cached prompts changed"
                     );
-                    cache.changed();
+                    cache.notified(notice.payload());
                 }
                 Some(_) => {}
                 None => break,

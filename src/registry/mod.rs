@@ -14,7 +14,9 @@ pub mod cache;
 pub mod columns;
 pub mod listing;
 pub mod migrations;
+pub mod notice;
 pub mod runs;
+pub mod sources;
 pub mod stats;
 pub mod sync;
 
@@ -68,6 +70,17 @@ pub enum RegistryError {
         branch: String,
         /// The last synced commit.
         commit: String,
+    },
+    /// Prompts this sync's source would publish belong to other sources.
+    #[error(
+        "source `{syncing}` cannot publish prompts another source owns: {}",
+        sources::describe_taken(.taken)
+    )]
+    Owned {
+        /// The source syncing.
+        syncing: String,
+        /// The prompts taken, with their owners (at most 20).
+        taken: Vec<sources::Taken>,
     },
     /// Input that cannot be published (too long a name, a NUL in a template, a bad
     /// environments file).
@@ -462,6 +475,9 @@ struct SideColumn {
     sql_type: &'static str,
 }
 
+/// The schema that added sources (`source` columns, `prompt_owners`).
+pub const SOURCES_SCHEMA: i32 = 5;
+
 /// A prompt's `monitor` assertions at the synced tip (schema 3).
 const MONITORS: SideColumn = SideColumn {
     since: 3,
@@ -609,8 +625,27 @@ impl Registry {
             .get(0))
     }
 
-    /// The `(service, name)` that `query` names.
+    /// The `(service, name)` that `query` names: `name`, `service/name` or
+    /// `source:service/name` (the source must be the prompt's; when no prompt of that
+    /// source has that name, the whole query is read as `service/name`, for a service
+    /// whose name holds a `:`).
     async fn identity(&self, query: &str) -> Result<(String, String), RegistryError> {
+        if self.schema >= SOURCES_SCHEMA
+            && let Some((source, rest)) = sources::split_source(query)
+            && let Some((service, name)) = rest.split_once('/')
+        {
+            let row = self
+                .client
+                .query_opt(
+                    "SELECT service, name FROM prompt_owners
+                     WHERE source = $1 AND service = $2 AND name = $3",
+                    &[&source, &service, &name],
+                )
+                .await?;
+            if let Some(row) = row {
+                return Ok((row.get(0), row.get(1)));
+            }
+        }
         let rows = match query.split_once('/') {
             Some((service, name)) => self
                 .client
