@@ -574,3 +574,62 @@ fn a_registry_from_before_sources_is_migrated_with_the_same_ids() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("pay a round 0"), "{stdout}");
 }
+
+/// The value of the counter line `name{labels}` in a Prometheus page (0 when absent).
+fn counter(page: &str, name_and_labels: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn after_one_source_syncs_serve_keeps_the_others_cached_and_the_change_fresh() {
+    use common::server::{READ, Server};
+    let db = TestDb::new();
+    let payments = small_repo("pay");
+    let orders = small_repo("ord");
+    sync_all_at_once(&db, &[(&payments, "payments"), (&orders, "orders")]);
+    let server = Server::start(&payments, &db.url, &[("PROMPTCTL_READ_TOKENS", READ)], &[]);
+    let others = [
+        "/v1/prompts/ord_one/a",
+        "/v1/prompts/orders:ord_two/c",
+        "/v1/prompts/pay_two/d",
+    ];
+    let read = |path: &str| {
+        let reply = server.get(path, Some(READ));
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+        reply.json()
+    };
+    for path in others {
+        read(path);
+    }
+    assert_eq!(read("/v1/prompts/payments:pay_one/a")["version"], 3);
+    let metrics = |name: &str| counter(&server.get("/metrics", Some(READ)).text, name);
+    let misses = metrics("promptctl_cache_requests_total{result=\"miss\"}");
+    assert_eq!(misses, 4.0);
+    payments.write("prompts/pay_one/a.yaml", &prompt("pay a round 3"));
+    payments.commit("round 3");
+    sync_ok(&payments, &db, "payments", &[]);
+    let synced = std::time::Instant::now();
+    while read("/v1/prompts/payments:pay_one/a")["version"] != 4 {
+        assert!(
+            synced.elapsed() < std::time::Duration::from_secs(1),
+            "the changed prompt is not fresh a second after the sync"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for path in others {
+        read(path);
+    }
+    // One refetch: the changed prompt's; the others were served from the cache.
+    assert_eq!(
+        metrics("promptctl_cache_requests_total{result=\"miss\"}"),
+        misses + 1.0
+    );
+    assert!(metrics("promptctl_cache_invalidations_total{kind=\"keys\"}") >= 1.0);
+    assert_eq!(
+        metrics("promptctl_cache_invalidations_total{kind=\"everything\"}"),
+        0.0
+    );
+    server.stop();
+}
