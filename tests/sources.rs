@@ -631,5 +631,54 @@ fn after_one_source_syncs_serve_keeps_the_others_cached_and_the_change_fresh() {
         metrics("promptctl_cache_invalidations_total{kind=\"everything\"}"),
         0.0
     );
+    // The list filters by source and says each prompt's; the dashboard groups by source.
+    let listed = read("/v1/prompts?source=orders");
+    let prompts = listed["prompts"].as_array().expect("a list");
+    assert_eq!(prompts.len(), 4, "{listed}");
+    assert!(prompts.iter().all(|p| p["source"] == "orders"), "{listed}");
+    let page = server.get("/", Some(READ));
+    assert_eq!(page.status, 200);
+    for source in ["payments", "orders"] {
+        assert!(
+            page.text.contains(&format!("id=\"source-{source}\"")),
+            "{}",
+            page.text
+        );
+    }
     server.stop();
+}
+
+#[test]
+fn stats_group_and_filter_by_source() {
+    let db = TestDb::new();
+    let payments = small_repo("pay");
+    let orders = small_repo("ord");
+    sync_all_at_once(&db, &[(&payments, "payments"), (&orders, "orders")]);
+    db.rows(
+        "INSERT INTO prompt_runs (run_id, service, name, version, latency_ms, created_at)
+         SELECT gen_random_uuid(), s, 'a', 1, 100, now() - interval '1 hour'
+         FROM unnest(ARRAY['pay_one', 'pay_one', 'ord_one']) AS s RETURNING 1",
+    );
+    let url = db.url.as_str();
+    let by_source = payments.json(&["stats", "--by", "source", "--database-url", url]);
+    let groups: Vec<(String, i64)> = by_source["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            (
+                r["group"].as_str().unwrap_or("").to_owned(),
+                r["calls"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        vec![("orders".to_owned(), 1), ("payments".to_owned(), 2)],
+        "{by_source}"
+    );
+    let one = payments.json(&["stats", "payments:pay_one/a", "--database-url", url]);
+    assert_eq!(one["rows"][0]["calls"], 2, "{one}");
+    let none = payments.json(&["stats", "orders:pay_one/a", "--database-url", url]);
+    assert_eq!(none["rows"].as_array().map(Vec::len), Some(0), "{none}");
 }
