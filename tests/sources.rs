@@ -153,6 +153,20 @@ fn sync_all_at_once(db: &TestDb, repos: &[(&TestRepo, &str)]) {
     }
 }
 
+/// `promptctl get payments:pay_one/a --version 1` reads the first version.
+fn get_reads_payments_first_version(repo: &TestRepo, db: &TestDb) {
+    let (code, stdout, stderr) = repo.run(&[
+        "get",
+        "payments:pay_one/a",
+        "--version",
+        "1",
+        "--database-url",
+        db.url.as_str(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("pay a round 0"), "{stdout}");
+}
+
 /// Every row of `sources` in every table sync writes, as text with its `xmin` (so a row
 /// rewritten with equal values differs too), in a stable order.
 fn dump(db: &TestDb, sources: &[&str]) -> String {
@@ -162,15 +176,8 @@ fn dump(db: &TestDb, sources: &[&str]) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     let mut text = String::new();
-    for table in [
-        "prompts",
-        "prompt_tests",
-        "prompt_environments",
-        "prompt_monitors",
-        "prompt_descriptions",
-        "prompt_owners",
-        "sync_state",
-    ] {
+    let tables = promptctl::registry::sources::SOURCE_TABLES;
+    for table in tables.iter().chain(&["sync_state"]) {
         for row in db.rows(&format!(
             "SELECT t::text || ' ' || t.xmin::text FROM {table} t WHERE source IN ({list}) ORDER BY 1"
         )) {
@@ -202,7 +209,7 @@ fn three_sources(db: &TestDb) -> (TestRepo, TestRepo, TestRepo) {
 #[test]
 fn three_sources_sync_at_once_and_every_version_reads_back() {
     let db = TestDb::new();
-    let _repos = three_sources(&db);
+    let repos = three_sources(&db);
     let versions = many_versions();
     for (source, expected) in [("payments", 12), ("orders", 12), ("search", versions + 1)] {
         let count = db.count(&format!(
@@ -242,16 +249,7 @@ fn three_sources_sync_at_once_and_every_version_reads_back() {
         );
     });
     // The CLI names prompts with their source too.
-    let (code, stdout, stderr) = _repos.0.run(&[
-        "get",
-        "payments:pay_one/a",
-        "--version",
-        "1",
-        "--database-url",
-        db.url.as_str(),
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("pay a round 0"), "{stdout}");
+    get_reads_payments_first_version(&repos.0, &db);
 }
 
 #[test]
@@ -563,16 +561,7 @@ fn a_registry_from_before_sources_is_migrated_with_the_same_ids() {
             "{table}"
         );
     }
-    let (code, stdout, stderr) = payments.run(&[
-        "get",
-        "payments:pay_one/a",
-        "--version",
-        "1",
-        "--database-url",
-        db.url.as_str(),
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("pay a round 0"), "{stdout}");
+    get_reads_payments_first_version(&payments, &db);
 }
 
 /// The value of the counter line `name{labels}` in a Prometheus page (0 when absent).

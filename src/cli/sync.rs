@@ -126,7 +126,12 @@ fn print(context: &Context, summary: &SyncSummary) {
             summary.source
         ));
     }
-    let at = format!("{} at {}", summary.branch, short(&summary.commit));
+    let at = format!(
+        "{} at {} (source {})",
+        summary.branch,
+        short(&summary.commit),
+        summary.source
+    );
     if summary.up_to_date {
         output.data(&format!(
             "registry already up to date with {at} ({} prompts, {} versions)\n",

@@ -19,8 +19,9 @@ pub const MAX_SOURCE_LEN: usize = 100;
 /// At most this many prompts owned by other sources are named in a refusal.
 const MAX_NAMED_IN_REFUSAL: i64 = 20;
 
-/// The tables whose rows a sync writes, each with a `source` column (migration 5).
-const SOURCE_TABLES: &[&str] = &[
+/// The tables whose rows a sync writes, each with a `source` column (migration 5), besides
+/// `sync_state`.
+pub const SOURCE_TABLES: &[&str] = &[
     "prompts",
     "prompt_tests",
     "prompt_environments",
