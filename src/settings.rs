@@ -280,6 +280,38 @@ mod tests {
     }
 
     #[test]
+    fn the_sync_source_is_the_flag_the_variable_the_file_then_the_folder() {
+        let named = config("[sync]\nsource = \"from-file\"\n");
+        let unnamed = config("");
+        let env = Env::from_pairs([(SOURCE_ENV, "from-env")]);
+        let none = Env::default();
+        let layers = |env, config| Layers { env, config };
+        let folder = || Some("folder".to_owned());
+        let source = |l: Layers<'_>, flag| l.sync_source(flag, folder()).ok();
+        assert_eq!(
+            source(layers(&env, &named), Some("flag")).as_deref(),
+            Some("flag")
+        );
+        assert_eq!(
+            source(layers(&env, &named), None).as_deref(),
+            Some("from-env")
+        );
+        assert_eq!(
+            source(layers(&none, &named), None).as_deref(),
+            Some("from-file")
+        );
+        assert_eq!(
+            source(layers(&none, &unnamed), None).as_deref(),
+            Some("folder")
+        );
+        assert!(matches!(
+            layers(&none, &unnamed).sync_source(Some("a:b"), folder()),
+            Err(SettingsError::Source { from, .. }) if from == "--source"
+        ));
+        assert!(layers(&none, &unnamed).sync_source(None, None).is_err());
+    }
+
+    #[test]
     fn colour_follows_the_flag_then_no_color_then_the_terminal() {
         let plain = Env::default();
         assert!(plain.color(None, true));
