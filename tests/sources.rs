@@ -593,6 +593,7 @@ fn after_one_source_syncs_serve_keeps_the_others_cached_and_the_change_fresh() {
         read(path);
     }
     assert_eq!(read("/v1/prompts/payments:pay_one/a")["version"], 3);
+    assert_eq!(read("/v1/prompts/ord_one/a")["source"], "orders");
     let metrics = |name: &str| counter(&server.get("/metrics", Some(READ)).text, name);
     let misses = metrics("promptctl_cache_requests_total{result=\"miss\"}");
     assert_eq!(misses, 4.0);

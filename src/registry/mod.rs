@@ -404,6 +404,9 @@ pub enum Selector {
 pub struct RegistryPrompt {
     /// The version's stable id.
     pub id: Uuid,
+    /// The source (repository) that published it; empty for a registry synced before
+    /// sources.
+    pub source: String,
     /// The service.
     pub service: String,
     /// The name.
@@ -589,10 +592,15 @@ impl Registry {
         };
         // A database an older promptctl synced has no `prompt_monitors` table.
         let monitor = self.side_column(&MONITORS, "prompts");
+        let source = if self.schema >= SOURCES_SCHEMA {
+            "source"
+        } else {
+            "''::text AS source"
+        };
         let sql = format!(
             "SELECT id, version, template, model, parameters, created_at, created_by, \
              commit_sha, commit_message, archived, template_format, variables, partials, \
-             {monitor} AS monitor \
+             {monitor} AS monitor, {source} \
              FROM prompts WHERE service = $1 AND name = $2 AND version = $3"
         );
         let row = self
@@ -743,6 +751,7 @@ fn prompt_of_row(
     let created_at: Option<SystemTime> = row.get("created_at");
     Ok(RegistryPrompt {
         id: row.get("id"),
+        source: row.get("source"),
         service,
         name,
         version: u32::try_from(version).unwrap_or(0),
