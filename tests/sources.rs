@@ -573,12 +573,21 @@ fn counter(page: &str, name_and_labels: &str) -> f64 {
 
 #[test]
 fn after_one_source_syncs_serve_keeps_the_others_cached_and_the_change_fresh() {
-    use common::server::{READ, Server};
+    use common::server::{READ, RUN, Server};
     let db = TestDb::new();
     let payments = small_repo("pay");
     let orders = small_repo("ord");
     sync_all_at_once(&db, &[(&payments, "payments"), (&orders, "orders")]);
-    let server = Server::start(&payments, &db.url, &[("PROMPTCTL_READ_TOKENS", READ)], &[]);
+    payments.write("promptctl.toml", "default_provider = \"echo\"\n");
+    let server = Server::start(
+        &payments,
+        &db.url,
+        &[
+            ("PROMPTCTL_READ_TOKENS", READ),
+            ("PROMPTCTL_RUN_TOKENS", RUN),
+        ],
+        &[],
+    );
     let others = [
         "/v1/prompts/ord_one/a",
         "/v1/prompts/orders:ord_two/c",
@@ -634,6 +643,21 @@ fn after_one_source_syncs_serve_keeps_the_others_cached_and_the_change_fresh() {
             "{}",
             page.text
         );
+    }
+    // A run records the source of the prompt it ran.
+    let run = server.post(
+        "/v1/prompts/orders:ord_two/c/run",
+        Some(RUN),
+        &serde_json::json!({"vars": {"x": "ran"}}),
+    );
+    assert_eq!(run.status, 200, "{}", run.text);
+    let recorded = std::time::Instant::now();
+    while db.count("SELECT count(*) FROM prompt_runs WHERE source = 'orders' AND name = 'c'") == 0 {
+        assert!(
+            recorded.elapsed() < std::time::Duration::from_secs(10),
+            "the run was not recorded with its source"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
     server.stop();
 }
