@@ -696,3 +696,44 @@ fn stats_group_and_filter_by_source() {
     let none = payments.json(&["stats", "orders:pay_one/a", "--database-url", url]);
     assert_eq!(none["rows"].as_array().map(Vec::len), Some(0), "{none}");
 }
+
+#[test]
+fn a_rewritten_repository_adopts_legacy_rows_only_when_asked() {
+    let db = TestDb::new();
+    let payments = small_repo("pay");
+    sync_ok(&payments, &db, "payments", &[]);
+    downgrade_to_schema_4(&db);
+    let before: Vec<String> = db
+        .rows("SELECT id::text FROM prompts ORDER BY 1")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    // The history synced last is gone (force-push): nothing says this is its repository.
+    payments.git(&["reset", "-q", "--hard", "HEAD~1"]);
+    payments.git(&["commit", "-q", "--amend", "-m", "rewritten"]);
+    payments.git(&["reflog", "expire", "--expire=now", "--all"]);
+    payments.git(&["gc", "-q", "--prune=now"]);
+    let (code, _, stderr) = sync(&payments, &db, "payments", &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("unnamed source"), "{stderr}");
+    assert!(stderr.contains("--adopt-legacy"), "{stderr}");
+    let (code, stdout, stderr) = sync(
+        &payments,
+        &db,
+        "payments",
+        &["--adopt-legacy", "--allow-rewrite", "--format", "json"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(summary["adopted"], true, "{summary}");
+    assert_eq!(
+        db.count("SELECT count(*) FROM prompts WHERE source <> 'payments'"),
+        0
+    );
+    let after: Vec<String> = db
+        .rows("SELECT id::text FROM prompts ORDER BY 1")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(after, before, "the same versions, the same ids");
+}

@@ -35,6 +35,10 @@ pub struct SyncArgs {
     /// source`, else the repository's top folder name].
     #[arg(long, value_name = "NAME")]
     source: Option<String>,
+    /// Adopt the rows of a registry synced before sources into this source even though
+    /// this repository's history no longer holds the commit they were synced at.
+    #[arg(long)]
+    adopt_legacy: bool,
 }
 
 /// Runs `promptctl sync`.
@@ -93,6 +97,7 @@ pub fn run(context: &Context, args: &SyncArgs) -> Result<u8, CliError> {
         branch: branch.clone(),
         dry_run: args.dry_run,
         allow_rewrite: args.allow_rewrite,
+        adopt_legacy: args.adopt_legacy,
         before_commit: fail_hook(&context.env),
     };
     let summary = runtime()?.block_on(async {

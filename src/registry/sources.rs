@@ -79,21 +79,23 @@ pub async fn lock(transaction: &Transaction<'_>, source: &str) -> Result<(), Reg
 }
 
 /// Moves the rows of the unnamed source `''` (a registry synced before sources) to
-/// `source` when `repo` holds a commit that `''` was synced at: the repository that
-/// synced them is syncing again under a name. Takes `''`'s lock first. Returns whether
-/// rows were adopted. Prompt runs are not rewritten: they are attributed through
-/// `prompt_owners`.
+/// `source` when `repo` holds a commit that `''` was synced at (the repository that
+/// synced them is syncing again under a name), or whenever there are some with `force`
+/// (`sync --adopt-legacy`: the history was rewritten since). Takes `''`'s lock first.
+/// Returns whether rows were adopted. Prompt runs are not rewritten: they are attributed
+/// through `prompt_owners`.
 pub async fn adopt_legacy(
     transaction: &Transaction<'_>,
     repo: &Repository,
     source: &str,
+    force: bool,
 ) -> Result<bool, RegistryError> {
-    if source.is_empty() || !holds_legacy_commit(transaction, repo).await? {
+    if source.is_empty() || !legacy_adoptable(transaction, repo, force).await? {
         return Ok(false);
     }
     lock(transaction, "").await?;
     // Read again under the lock: another source may have adopted them meanwhile.
-    if !holds_legacy_commit(transaction, repo).await? {
+    if !legacy_adoptable(transaction, repo, force).await? {
         return Ok(false);
     }
     for table in SOURCE_TABLES {
@@ -117,11 +119,23 @@ pub async fn adopt_legacy(
     Ok(true)
 }
 
-/// Whether a branch of the unnamed source was synced at a commit `repo` holds.
-async fn holds_legacy_commit(
+/// Whether a branch of the unnamed source was synced at a commit `repo` holds, or, with
+/// `force`, whether the unnamed source has rows at all.
+async fn legacy_adoptable(
     transaction: &Transaction<'_>,
     repo: &Repository,
+    force: bool,
 ) -> Result<bool, RegistryError> {
+    if force {
+        return Ok(transaction
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM prompt_owners WHERE source = '')
+                     OR EXISTS (SELECT 1 FROM sync_state WHERE source = '')",
+                &[],
+            )
+            .await?
+            .get(0));
+    }
     let rows = transaction
         .query("SELECT commit_sha FROM sync_state WHERE source = ''", &[])
         .await?;

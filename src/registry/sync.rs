@@ -185,6 +185,9 @@ pub struct SyncOptions {
     pub dry_run: bool,
     /// Replace the versions of a rewritten history instead of refusing.
     pub allow_rewrite: bool,
+    /// Adopt the rows of a registry synced before sources even when this repository does
+    /// not hold the commit they were synced at ([`super::sources::adopt_legacy`]).
+    pub adopt_legacy: bool,
     /// Called after every write, just before the commit (a test hook that kills the
     /// process there to prove that a killed sync leaves nothing behind).
     pub before_commit: Option<fn()>,
@@ -527,7 +530,8 @@ async fn begin(
     // In the same transaction, so a dry run leaves even a missing schema missing.
     let migrated = super::migrations::migrate_in(transaction).await?;
     super::sources::lock(transaction, source).await?;
-    summary.adopted = super::sources::adopt_legacy(transaction, repo, source).await?;
+    summary.adopted =
+        super::sources::adopt_legacy(transaction, repo, source, options.adopt_legacy).await?;
     summary.everything_changed = migrated > 0 || summary.adopted;
     let (services, names): (Vec<String>, Vec<String>) = history
         .prompts
