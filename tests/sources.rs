@@ -291,31 +291,35 @@ fn a_killed_sync_of_one_source_leaves_the_others_completing() {
         repo.commit("a new prompt");
     }
     let before = dump(&db, &["payments"]);
-    // payments' sync is stuck mid-way: another session holds its source's lock.
-    let (holder, hold) = (
-        common::db::connect(&db.runtime, &db.url).expect("connect"),
-        promptctl::registry::sources::lock_key("payments"),
-    );
-    db.runtime
-        .block_on(holder.batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({hold})")))
-        .expect("hold the lock");
-    let mut stuck = sync_command(&payments, &db, "payments", &[])
+    // payments' sync stops with every write done, its transaction open and its locks held.
+    let mut stuck = sync_command(&payments, &db, "payments", &[]);
+    stuck.env("PROMPTCTL_SYNC_FAIL_BEFORE_COMMIT", "pause");
+    let mut stuck = stuck
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    // The other two complete while it waits, then it is killed (SIGKILL).
+    let paused = std::time::Instant::now();
+    while db.count(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+           AND state = 'idle in transaction' AND query LIKE '%pg_notify%'",
+    ) == 0
+    {
+        assert!(
+            paused.elapsed() < std::time::Duration::from_secs(30),
+            "the sync did not reach its commit"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The other two sync completely meanwhile; then it is killed (SIGKILL).
     sync_all_at_once(&db, &[(&orders, "orders"), (&search, "search")]);
     assert_eq!(
         stuck.try_wait().expect("poll"),
         None,
-        "the stuck sync ended"
+        "the paused sync ended"
     );
     stuck.kill().expect("kill -9");
     stuck.wait().expect("reaped");
-    db.runtime
-        .block_on(holder.batch_execute("ROLLBACK"))
-        .expect("release");
     assert_eq!(dump(&db, &["payments"]), before);
     // A sync killed just before its commit (the debug hook) leaves nothing either, while
     // the others sync.

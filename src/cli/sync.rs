@@ -226,7 +226,17 @@ fn fail_hook(env: &crate::settings::Env) -> Option<fn()> {
     fn abort() {
         std::process::abort();
     }
-    env.contains(FAIL_HOOK_ENV).then_some(abort as fn())
+    /// Stops the sync for good with its transaction open (every write done, its locks
+    /// held), for a test to kill it there: the hook's effect with `pause`.
+    fn stall() {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+    match env.get(FAIL_HOOK_ENV) {
+        Some("pause") => Some(stall as fn()),
+        _ => env.contains(FAIL_HOOK_ENV).then_some(abort as fn()),
+    }
 }
 
 /// A release build has no test hook.
