@@ -677,6 +677,12 @@ fn stats_group_and_filter_by_source() {
          SELECT gen_random_uuid(), s, 'a', 1, 100, now() - interval '1 hour'
          FROM unnest(ARRAY['pay_one', 'pay_one', 'ord_one']) AS s RETURNING 1",
     );
+    // A run the router recorded with its source counts there even without an owner.
+    db.rows(
+        "INSERT INTO prompt_runs (run_id, service, name, version, latency_ms, created_at, source)
+         VALUES (gen_random_uuid(), 'gone', 'z', 1, 100, now() - interval '1 hour', 'orders')
+         RETURNING 1",
+    );
     let url = db.url.as_str();
     let by_source = payments.json(&["stats", "--by", "source", "--database-url", url]);
     let groups: Vec<(String, i64)> = by_source["rows"]
@@ -692,7 +698,11 @@ fn stats_group_and_filter_by_source() {
         .collect();
     assert_eq!(
         groups,
-        vec![("orders".to_owned(), 1), ("payments".to_owned(), 2)],
+        vec![
+            ("orders".to_owned(), 1),
+            ("orders".to_owned(), 1),
+            ("payments".to_owned(), 2)
+        ],
         "{by_source}"
     );
     let one = payments.json(&["stats", "payments:pay_one/a", "--database-url", url]);

@@ -574,3 +574,72 @@ async fn listen_once(cache: &RegistryCache, url: &str, first: bool) -> Result<()
     drop(client);
     listened
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::{Body, Definition};
+
+    fn prompt(service: &str, name: &str) -> CachedPrompt {
+        let definition = Definition {
+            model: "m".to_owned(),
+            parameters: Default::default(),
+            variables: Default::default(),
+            body: Body::Template("t".to_owned()),
+        };
+        CachedPrompt {
+            prompt: RegistryPrompt {
+                id: uuid::Uuid::nil(),
+                source: "s".to_owned(),
+                service: service.to_owned(),
+                name: name.to_owned(),
+                version: 1,
+                model: "m".to_owned(),
+                environment: None,
+                definition,
+                commit_sha: String::new(),
+                commit_message: None,
+                created_by: None,
+                created_at: None,
+                archived: false,
+                partials: Default::default(),
+                monitor: Vec::new(),
+            },
+            renderer: Renderer::new(Arc::new(Default::default())),
+            body: Bytes::new(),
+            etag: Bytes::new(),
+        }
+    }
+
+    fn changed(cache: &RegistryCache) -> Vec<String> {
+        let entries = cache.entries.read().expect("lock");
+        let mut keys: Vec<String> = entries
+            .iter()
+            .filter(|(_, e)| e.changed)
+            .map(|(k, _)| k.replace('\0', " "))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn a_notice_naming_prompts_drops_only_theirs_and_their_bare_names() {
+        let cache = RegistryCache::new("postgres://unused".to_owned(), Duration::from_secs(60));
+        for (query, service, name) in [
+            ("a/x", "a", "x"),
+            ("src:a/x", "a", "x"),
+            ("x", "b", "x"),
+            ("b/y", "b", "y"),
+            ("y", "b", "y"),
+        ] {
+            cache.insert(&key_of(query, &Selector::Latest), prompt(service, name));
+        }
+        cache.notified(r#"{"source":"s","branch":"main","commit":"c","previous":null,"versions_added":1,"prompts":[["a","x"]],"part":1,"parts":1}"#);
+        assert_eq!(
+            changed(&cache),
+            ["a/x latest", "src:a/x latest", "x latest"]
+        );
+        cache.notified("not json");
+        assert_eq!(changed(&cache).len(), 5);
+    }
+}

@@ -35,9 +35,12 @@ impl GroupBy {
             GroupBy::Version => "coalesce(version::text, '')",
             GroupBy::Model => "coalesce(model_used, model_requested, '')",
             GroupBy::Environment => "coalesce(environment, '')",
+            // The run's own source when the router wrote one, else its prompt's owner
+            // (runs recorded before sources, or of prompts read from a repository).
             GroupBy::Source => {
-                "coalesce((SELECT o.source FROM prompt_owners o \
-                 WHERE o.service = prompt_runs.service AND o.name = prompt_runs.name), '')"
+                "CASE WHEN prompt_runs.source <> '' THEN prompt_runs.source ELSE coalesce((SELECT o.source \
+                 FROM prompt_owners o WHERE o.service = prompt_runs.service \
+                 AND o.name = prompt_runs.name), '') END"
             }
         }
     }

@@ -487,7 +487,7 @@ async fn up_to_date(
         &mut summary,
     )
     .await?;
-    if summary.adopted || summary.monitors_changed > 0 {
+    if summary.everything_changed || summary.monitors_changed > 0 {
         notify(&transaction, &summary).await?;
     }
     finish(transaction, options, summary).await
