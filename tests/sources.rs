@@ -634,6 +634,12 @@ fn after_one_source_syncs_serve_keeps_the_others_cached_and_the_change_fresh() {
         metrics("promptctl_cache_invalidations_total{kind=\"everything\"}"),
         0.0
     );
+    let versions = read("/v1/prompts/orders:ord_one/a/versions");
+    assert_eq!(
+        versions["versions"].as_array().map(Vec::len),
+        Some(3),
+        "{versions}"
+    );
     // The list filters by source and says each prompt's; the dashboard groups by source.
     let listed = read("/v1/prompts?source=orders");
     let prompts = listed["prompts"].as_array().expect("a list");

@@ -255,6 +255,15 @@ impl Registry {
     ) -> Result<Page<ListedVersion>, RegistryError> {
         let before = before.map(|v| i32::try_from(v).unwrap_or(i32::MAX));
         bounded(async {
+            // `service` may be `source:service`.
+            let query = format!("{service}/{name}");
+            let owned = match super::sources::split_source(&query) {
+                Some(_) => Some(self.identity(&query).await?),
+                None => None,
+            };
+            let (service, name) = owned
+                .as_ref()
+                .map_or((service, name), |(s, n)| (s.as_str(), n.as_str()));
             let Some(latest) = self.latest_version(service, name).await? else {
                 // The same error, with a suggestion, as reading the prompt.
                 self.identity(&format!("{service}/{name}")).await?;
