@@ -129,6 +129,7 @@ fn summary(name: &str, sorted: &[f64]) {
 fn record(i: usize) -> RunRecord {
     RunRecord {
         run_id: new_run_id(),
+        source: String::new(),
         trace_id: None,
         service: "bench".into(),
         name: format!("prompt_{}", i % 20),

@@ -69,12 +69,12 @@ cd "$REPO"
 # runs start from its tables, emptied.
 fresh_db
 "$BIN" sync --database-url "$DB_URL" >/dev/null
-psql_db -c "TRUNCATE prompt_tests, prompts, prompt_environments, sync_state"
+psql_db -c "TRUNCATE prompt_tests, prompts, prompt_environments, sync_state, prompt_owners"
 start=$(now)
 "$BIN" sync --database-url "$DB_URL"
 warm=$(elapsed "$start" "$(now)")
 
-psql_db -c "TRUNCATE prompt_tests, prompts, prompt_environments, sync_state"
+psql_db -c "TRUNCATE prompt_tests, prompts, prompt_environments, sync_state, prompt_owners"
 start=$(now)
 "$BIN" sync --no-cache --database-url "$DB_URL" >/dev/null
 cold=$(elapsed "$start" "$(now)")
@@ -87,7 +87,7 @@ psql_db -c "\\copy prompts FROM '$WORK/prompts.copy'"
 copy=$(elapsed "$start" "$(now)")
 
 # One new commit on top of a synced registry.
-psql_db -c "TRUNCATE prompt_tests, prompts, prompt_environments, sync_state"
+psql_db -c "TRUNCATE prompt_tests, prompts, prompt_environments, sync_state, prompt_owners"
 "$BIN" sync --database-url "$DB_URL" >/dev/null
 sed -i 's/revision/edited revision/' prompts/svc00/prompt_0000.yaml
 git add -A && git commit -q -m "one more edit"

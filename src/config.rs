@@ -282,6 +282,9 @@ pub struct SyncSettings {
     pub branch: String,
     /// The environment variable holding the database URL.
     pub database_url_env: String,
+    /// The source this repository publishes as, in a registry shared by many repositories
+    /// (default: the repository's top folder name).
+    pub source: Option<String>,
 }
 
 impl Default for SyncSettings {
@@ -289,6 +292,7 @@ impl Default for SyncSettings {
         SyncSettings {
             branch: "main".to_owned(),
             database_url_env: "DATABASE_URL".to_owned(),
+            source: None,
         }
     }
 }

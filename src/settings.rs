@@ -15,6 +15,9 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::registry::Timeouts;
 
+/// The variable naming the source `sync` publishes as (over `[sync] source`).
+pub const SOURCE_ENV: &str = "PROMPTCTL_SYNC_SOURCE";
+
 /// The longest timeout a setting may ask for: a day.
 pub const MAX_TIMEOUT_S: u64 = 24 * 60 * 60;
 
@@ -34,6 +37,16 @@ pub enum SettingsError {
         name: String,
         /// The value given.
         value: u64,
+    },
+    /// A source name that cannot be used.
+    #[error("source `{name}` (from {from}): {reason}")]
+    Source {
+        /// The name given.
+        name: String,
+        /// Where it came from: `--source`, the variable, `[sync] source` or the folder.
+        from: String,
+        /// Why it cannot be used.
+        reason: String,
     },
     /// An address to listen on that does not parse.
     #[error("cannot listen on `{address}`: {reason}")]
@@ -125,6 +138,35 @@ impl Layers<'_> {
             _ => Err(SettingsError::NoDatabaseUrl {
                 variable: variable.clone(),
             }),
+        }
+    }
+
+    /// The source `sync` publishes as: `flag`, else [`SOURCE_ENV`], else `[sync] source`,
+    /// else `folder` (the repository's top folder name). Must be a valid source name
+    /// ([`crate::registry::sources::source_name_problem`]).
+    pub fn sync_source(
+        &self,
+        flag: Option<&str>,
+        folder: Option<String>,
+    ) -> Result<String, SettingsError> {
+        let (name, from) = if let Some(flag) = flag {
+            (flag.to_owned(), "--source".to_owned())
+        } else if let Some(value) = self.env.get(SOURCE_ENV).filter(|v| !v.is_empty()) {
+            (value.to_owned(), SOURCE_ENV.to_owned())
+        } else if let Some(value) = &self.config.settings.sync.source {
+            (
+                value.clone(),
+                "`[sync] source` in promptctl.toml".to_owned(),
+            )
+        } else {
+            (
+                folder.unwrap_or_default(),
+                "the repository's folder name".to_owned(),
+            )
+        };
+        match crate::registry::sources::source_name_problem(&name) {
+            None => Ok(name),
+            Some(reason) => Err(SettingsError::Source { name, from, reason }),
         }
     }
 
@@ -235,6 +277,38 @@ mod tests {
         ));
         assert_eq!(layers.concurrency(Some(3)), 3);
         assert_eq!(layers.concurrency(None), config.settings.test.concurrency);
+    }
+
+    #[test]
+    fn the_sync_source_is_the_flag_the_variable_the_file_then_the_folder() {
+        let named = config("[sync]\nsource = \"from-file\"\n");
+        let unnamed = config("");
+        let env = Env::from_pairs([(SOURCE_ENV, "from-env")]);
+        let none = Env::default();
+        let layers = |env, config| Layers { env, config };
+        let folder = || Some("folder".to_owned());
+        let source = |l: Layers<'_>, flag| l.sync_source(flag, folder()).ok();
+        assert_eq!(
+            source(layers(&env, &named), Some("flag")).as_deref(),
+            Some("flag")
+        );
+        assert_eq!(
+            source(layers(&env, &named), None).as_deref(),
+            Some("from-env")
+        );
+        assert_eq!(
+            source(layers(&none, &named), None).as_deref(),
+            Some("from-file")
+        );
+        assert_eq!(
+            source(layers(&none, &unnamed), None).as_deref(),
+            Some("folder")
+        );
+        assert!(matches!(
+            layers(&none, &unnamed).sync_source(Some("a:b"), folder()),
+            Err(SettingsError::Source { from, .. }) if from == "--source"
+        ));
+        assert!(layers(&none, &unnamed).sync_source(None, None).is_err());
     }
 
     #[test]

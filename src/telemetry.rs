@@ -25,6 +25,9 @@ pub const COST: &str = "promptctl_cost_microusd_total";
 pub const DROPPED_RUNS: &str = "promptctl_run_records_dropped_total";
 /// Cache reads by result (hit, miss, stale).
 pub const CACHE_READS: &str = "promptctl_cache_requests_total";
+/// Cache invalidations by kind: `keys` (a sync named the prompts it changed) or
+/// `everything` (it did not, or the notice did not parse, or the listener reconnected).
+pub const CACHE_INVALIDATIONS: &str = "promptctl_cache_invalidations_total";
 /// HTTP requests by route and status.
 pub const HTTP_REQUESTS: &str = "promptctl_http_requests_total";
 
@@ -82,6 +85,10 @@ pub fn describe() {
     );
     metrics::describe_counter!(DROPPED_RUNS, "Run records dropped by the background writer");
     metrics::describe_counter!(CACHE_READS, "Prompt reads by cache result");
+    metrics::describe_counter!(
+        CACHE_INVALIDATIONS,
+        "Registry cache invalidations by kind (keys, everything)"
+    );
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status");
 }
 
@@ -188,6 +195,11 @@ pub fn record_run(labels: RunLabels<'_>, outcome: RunOutcome<'_>) {
 /// from the recorder installed now: the cache keeps it and counts each read on it.
 pub fn cache_read_counter(result: &'static str) -> metrics::Counter {
     metrics::counter!(CACHE_READS, "result" => result)
+}
+
+/// Counts one cache invalidation of `kind` (`keys` or `everything`).
+pub fn count_invalidation(kind: &'static str) {
+    metrics::counter!(CACHE_INVALIDATIONS, "kind" => kind).increment(1);
 }
 
 #[cfg(test)]

@@ -777,6 +777,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for SharedLog {
 
 fn run_record(run_id: uuid::Uuid, at: std::time::SystemTime) -> RunRecord {
     RunRecord {
+        source: String::new(),
         run_id,
         trace_id: Some("trace\0id".to_owned()),
         service: "s".repeat(150),

@@ -271,6 +271,16 @@ impl From<crate::registry::RegistryError> for CliError {
             E::Rewritten { .. } => CliError::input(message)
                 .hint("someone force-pushed or rebased the branch, so versions already published may have changed")
                 .hint("run `promptctl sync --allow-rewrite` to replace the rewritten versions"),
+            E::Owned { ref taken, .. } => {
+                let error = CliError::input(message)
+                    .hint("a service/name belongs to the source that published it first; moving a prompt between repositories is not supported")
+                    .hint("publish it under a new service or name");
+                if taken.iter().any(|t| t.owner.is_empty()) {
+                    error.hint("rows synced before sources go to the next sync of the repository that synced them; after a rewrite, `sync --adopt-legacy` from that repository adopts them")
+                } else {
+                    error
+                }
+            }
             E::Lookup(_) => {
                 CliError::input(message).hint("`promptctl list` shows every prompt; `promptctl sync` publishes them")
             }
@@ -292,6 +302,8 @@ impl From<crate::settings::SettingsError> for CliError {
             E::NoDatabaseUrl { .. } => CliError::input(message)
                 .hint("for example: --database-url postgres://user@localhost:5432/prompts")
                 .hint("`[sync] database_url_env` in promptctl.toml names another variable"),
+            E::Source { .. } => CliError::input(message)
+                .hint("set `[sync] source = \"NAME\"` in promptctl.toml or pass --source NAME"),
             E::Timeout { .. } | E::Listen { .. } => CliError::input(message),
         }
     }

@@ -1,4 +1,4 @@
-//! `promptctl stats [PROMPT] [--env E] [--since 24h] [--by version|model|environment]
+//! `promptctl stats [PROMPT] [--env E] [--since 24h] [--by version|model|environment|source]
 //! [--check]`: the recorded runs' figures, computed in PostgreSQL.
 
 use std::time::SystemTime;
@@ -16,12 +16,13 @@ enum By {
     Version,
     Model,
     Environment,
+    Source,
 }
 
 /// Arguments of `promptctl stats`.
 #[derive(Debug, Args)]
 pub struct StatsArgs {
-    /// Only this prompt: `name` or `service/name`.
+    /// Only this prompt: `name`, `service/name` or `source:service/name`.
     prompt: Option<String>,
     /// Only this environment.
     #[arg(long = "env", value_name = "E")]
@@ -29,7 +30,7 @@ pub struct StatsArgs {
     /// The window: runs of the last DURATION (`90s`, `30m`, `24h`, `7d`).
     #[arg(long, value_name = "DURATION", default_value = "24h")]
     since: String,
-    /// Group each prompt's runs by version, model or environment.
+    /// Group each prompt's runs by version, model, environment or source.
     #[arg(long, value_enum)]
     by: Option<By>,
     /// Compare the window with the one before it against `[monitoring.alerts]`; exit 1
@@ -55,6 +56,7 @@ pub fn run(context: &Context, args: &StatsArgs) -> Result<u8, CliError> {
             Some(By::Version) => GroupBy::Version,
             Some(By::Model) => GroupBy::Model,
             Some(By::Environment) => GroupBy::Environment,
+            Some(By::Source) => GroupBy::Source,
         },
     };
     let now = SystemTime::now();
@@ -99,6 +101,7 @@ pub fn run(context: &Context, args: &StatsArgs) -> Result<u8, CliError> {
                 Some(By::Version) => Some("VERSION"),
                 Some(By::Model) => Some("MODEL"),
                 Some(By::Environment) => Some("ENVIRONMENT"),
+                Some(By::Source) => Some("SOURCE"),
             };
             let mut header = vec!["PROMPT"];
             header.extend(group);

@@ -31,6 +31,14 @@ pub struct SyncArgs {
     /// it rewrote instead of refusing.
     #[arg(long)]
     allow_rewrite: bool,
+    /// The source this repository publishes as [default: PROMPTCTL_SYNC_SOURCE, `[sync]
+    /// source`, else the repository's top folder name].
+    #[arg(long, value_name = "NAME")]
+    source: Option<String>,
+    /// Adopt the rows of a registry synced before sources into this source even though
+    /// this repository's history no longer holds the commit they were synced at.
+    #[arg(long)]
+    adopt_legacy: bool,
 }
 
 /// Runs `promptctl sync`.
@@ -81,10 +89,15 @@ pub fn run(context: &Context, args: &SyncArgs) -> Result<u8, CliError> {
         }
         .hint("fix them on the branch, then sync again"));
     }
+    let source_name = context
+        .settings(&config)
+        .sync_source(args.source.as_deref(), repository_folder(&config))?;
     let options = SyncOptions {
+        source: source_name,
         branch: branch.clone(),
         dry_run: args.dry_run,
         allow_rewrite: args.allow_rewrite,
+        adopt_legacy: args.adopt_legacy,
         before_commit: fail_hook(&context.env),
     };
     let summary = runtime()?.block_on(async {
@@ -112,7 +125,18 @@ fn print(context: &Context, summary: &SyncSummary) {
             skipped_line(skipped)
         ));
     }
-    let at = format!("{} at {}", summary.branch, short(&summary.commit));
+    if summary.adopted {
+        output.note(&format!(
+            "source `{}` adopted the registry's rows synced before sources",
+            summary.source
+        ));
+    }
+    let at = format!(
+        "{} at {} (source {})",
+        summary.branch,
+        short(&summary.commit),
+        summary.source
+    );
     if summary.up_to_date {
         output.data(&format!(
             "registry already up to date with {at} ({} prompts, {} versions)\n",
@@ -165,6 +189,19 @@ fn print(context: &Context, summary: &SyncSummary) {
     output.data(&text);
 }
 
+/// The name of the folder at the top of the repository holding the project (the default
+/// source name), when there is one.
+fn repository_folder(config: &crate::config::Config) -> Option<String> {
+    let repo = git2::Repository::discover(&config.root).ok()?;
+    let top = match repo.workdir() {
+        Some(workdir) => workdir.to_path_buf(),
+        None => repo.path().to_path_buf(),
+    };
+    let top = top.canonicalize().unwrap_or(top);
+    let name = top.file_name()?.to_string_lossy().into_owned();
+    Some(name.strip_suffix(".git").unwrap_or(&name).to_owned())
+}
+
 /// `skipped s/p v2 (abc1234): the template holds a NUL character ...`
 fn skipped_line(skipped: &Skipped) -> String {
     let mut what = format!("skipped {}/{}", skipped.service, skipped.name);
@@ -189,7 +226,17 @@ fn fail_hook(env: &crate::settings::Env) -> Option<fn()> {
     fn abort() {
         std::process::abort();
     }
-    env.contains(FAIL_HOOK_ENV).then_some(abort as fn())
+    /// Stops the sync for good with its transaction open (every write done, its locks
+    /// held), for a test to kill it there: the hook's effect with `pause`.
+    fn stall() {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+    match env.get(FAIL_HOOK_ENV) {
+        Some("pause") => Some(stall as fn()),
+        _ => env.contains(FAIL_HOOK_ENV).then_some(abort as fn()),
+    }
 }
 
 /// A release build has no test hook.

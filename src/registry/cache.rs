@@ -1,9 +1,10 @@
 //! The one read cache in front of the registry, shared by the router and `serve`: a copy of
 //! each prompt read (by name and [`Selector`]), fresh for the TTL, then served while one
 //! background refresh per key reads the new one (stale-while-revalidate). A `NOTIFY` on
-//! [`CHANNEL`] (sent by `promptctl sync` when it publishes, heard by [`listen`]) marks every
-//! copy changed: the next read of each goes to PostgreSQL, and when the database does not
-//! answer the copy is served as the last good one. The TTL covers a notification missed
+//! [`CHANNEL`] (sent by `promptctl sync` when it publishes, heard by [`listen`]) marks the
+//! copies of the prompts it names changed ([`super::notice`]; every copy when it names
+//! none or does not parse): the next read of each goes to PostgreSQL, and when the
+//! database does not answer the copy is served as the last good one. The TTL covers a notification missed
 //! while the listener was reconnecting.
 //!
 //! Not for: listings and statistics, which read through [`Db`] uncached.
@@ -167,12 +168,49 @@ impl RegistryCache {
     /// good one), and the connection is opened again, since the schema it met may have
     /// been migrated since.
     pub fn changed(&self) {
+        crate::telemetry::count_invalidation("everything");
         if let Ok(mut entries) = self.entries.write() {
             for entry in entries.values_mut() {
                 entry.changed = true;
             }
         }
         self.db.reset();
+    }
+
+    /// A sync changed `prompts` (service, name) only: their copies are read again on
+    /// their next use, and so is a copy asked for by bare name whose name is among them
+    /// (a new prompt may make that name ambiguous); every other copy stays fresh.
+    pub fn changed_prompts(&self, prompts: &[(String, String)]) {
+        crate::telemetry::count_invalidation("keys");
+        if prompts.is_empty() {
+            return;
+        }
+        let pairs: std::collections::HashSet<(&str, &str)> = prompts
+            .iter()
+            .map(|(service, name)| (service.as_str(), name.as_str()))
+            .collect();
+        let names: std::collections::HashSet<&str> = pairs.iter().map(|(_, n)| *n).collect();
+        if let Ok(mut entries) = self.entries.write() {
+            for (key, entry) in entries.iter_mut() {
+                let prompt = &entry.value.prompt;
+                let query = key.split('\0').next().unwrap_or_default();
+                let bare = !query.contains('/');
+                if pairs.contains(&(prompt.service.as_str(), prompt.name.as_str()))
+                    || (bare && names.contains(query))
+                {
+                    entry.changed = true;
+                }
+            }
+        }
+    }
+
+    /// Applies one notification's payload ([`super::notice`]): drops the prompts it
+    /// names, or everything when it names none or does not parse.
+    pub fn notified(&self, payload: &str) {
+        match super::notice::parse(payload) {
+            Some(prompts) => self.changed_prompts(&prompts),
+            None => self.changed(),
+        }
     }
 
     /// The prompt `query` (`name` or `service/name`) at `selector`, from the cache when
@@ -523,7 +561,7 @@ async fn listen_once(cache: &RegistryCache, url: &str, first: bool) -> Result<()
                         payload = notice.payload(),
                         "sync notification: cached prompts changed"
                     );
-                    cache.changed();
+                    cache.notified(notice.payload());
                 }
                 Some(_) => {}
                 None => break,
@@ -535,4 +573,73 @@ async fn listen_once(cache: &RegistryCache, url: &str, first: bool) -> Result<()
     driver.abort();
     drop(client);
     listened
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::{Body, Definition};
+
+    fn prompt(service: &str, name: &str) -> CachedPrompt {
+        let definition = Definition {
+            model: "m".to_owned(),
+            parameters: Default::default(),
+            variables: Default::default(),
+            body: Body::Template("t".to_owned()),
+        };
+        CachedPrompt {
+            prompt: RegistryPrompt {
+                id: uuid::Uuid::nil(),
+                source: "s".to_owned(),
+                service: service.to_owned(),
+                name: name.to_owned(),
+                version: 1,
+                model: "m".to_owned(),
+                environment: None,
+                definition,
+                commit_sha: String::new(),
+                commit_message: None,
+                created_by: None,
+                created_at: None,
+                archived: false,
+                partials: Default::default(),
+                monitor: Vec::new(),
+            },
+            renderer: Renderer::new(Arc::new(Default::default())),
+            body: Bytes::new(),
+            etag: Bytes::new(),
+        }
+    }
+
+    fn changed(cache: &RegistryCache) -> Vec<String> {
+        let entries = cache.entries.read().expect("lock");
+        let mut keys: Vec<String> = entries
+            .iter()
+            .filter(|(_, e)| e.changed)
+            .map(|(k, _)| k.replace('\0', " "))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn a_notice_naming_prompts_drops_only_theirs_and_their_bare_names() {
+        let cache = RegistryCache::new("postgres://unused".to_owned(), Duration::from_secs(60));
+        for (query, service, name) in [
+            ("a/x", "a", "x"),
+            ("src:a/x", "a", "x"),
+            ("x", "b", "x"),
+            ("b/y", "b", "y"),
+            ("y", "b", "y"),
+        ] {
+            cache.insert(&key_of(query, &Selector::Latest), prompt(service, name));
+        }
+        cache.notified(r#"{"source":"s","branch":"main","commit":"c","previous":null,"versions_added":1,"prompts":[["a","x"]],"part":1,"parts":1}"#);
+        assert_eq!(
+            changed(&cache),
+            ["a/x latest", "src:a/x latest", "x latest"]
+        );
+        cache.notified("not json");
+        assert_eq!(changed(&cache).len(), 5);
+    }
 }

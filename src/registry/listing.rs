@@ -36,6 +36,8 @@ pub struct PromptFilter {
     pub environment: Option<String>,
     /// Only the prompts whose name holds this text, ignoring case.
     pub name_contains: Option<String>,
+    /// Only the prompts of this source (the repository that published them).
+    pub source: Option<String>,
 }
 
 /// One environment's pin.
@@ -52,6 +54,9 @@ pub struct EnvironmentPin {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = PromptListItem)]
 pub struct ListedPrompt {
+    /// The source (repository) that published it; empty for a registry synced before
+    /// sources.
+    pub source: String,
     /// The service.
     pub service: String,
     /// The name.
@@ -132,17 +137,25 @@ impl Registry {
         limit: u32,
     ) -> Result<Page<ListedPrompt>, RegistryError> {
         let description = self.side_column(&DESCRIPTIONS, "latest");
+        // A database synced before sources (schema 4 and older) holds the unnamed one.
+        let source = if self.schema >= super::SOURCES_SCHEMA {
+            "p.source"
+        } else {
+            "''::text"
+        };
         let sql = format!(
             "WITH latest AS (
-               SELECT DISTINCT ON (service, name) service, name, version, model, created_at, archived
+               SELECT DISTINCT ON (service, name) service, name, version, model, created_at, archived,
+                 {source} AS source
                FROM prompts p
                WHERE ($1::text IS NULL OR p.service = $1)
+                 AND ($7::text IS NULL OR {source} = $7)
                  AND ($2::text IS NULL OR strpos(lower(p.name), lower($2)) > 0)
                  AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM prompt_environments e
                       WHERE e.service = p.service AND e.name = p.name AND e.environment = $3))
                  AND ($4::text IS NULL OR (p.service, p.name) > ($4::text, $5::text))
                ORDER BY service, name, version DESC)
-             SELECT service, name, version, model, created_at, archived, {description}
+             SELECT service, name, version, model, created_at, archived, {description}, source
              FROM latest ORDER BY service, name LIMIT $6"
         );
         let (after_service, after_name) = match after {
@@ -161,6 +174,7 @@ impl Registry {
                         &after_service,
                         &after_name,
                         &one_more(limit),
+                        &filter.source,
                     ],
                 )
                 .await?;
@@ -180,6 +194,7 @@ impl Registry {
                     .remove(&(service.clone(), name.clone()))
                     .unwrap_or_default();
                 ListedPrompt {
+                    source: row.get(7),
                     service,
                     name,
                     latest_version: u32::try_from(version).unwrap_or(0),
@@ -240,6 +255,15 @@ impl Registry {
     ) -> Result<Page<ListedVersion>, RegistryError> {
         let before = before.map(|v| i32::try_from(v).unwrap_or(i32::MAX));
         bounded(async {
+            // `service` may be `source:service`.
+            let query = format!("{service}/{name}");
+            let owned = match super::sources::split_source(&query) {
+                Some(_) => Some(self.identity(&query).await?),
+                None => None,
+            };
+            let (service, name) = owned
+                .as_ref()
+                .map_or((service, name), |(s, n)| (s.as_str(), n.as_str()));
             let Some(latest) = self.latest_version(service, name).await? else {
                 // The same error, with a suggestion, as reading the prompt.
                 self.identity(&format!("{service}/{name}")).await?;

@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[Migration] = &[
         "descriptions",
         include_str!("migrations/0004_descriptions.sql"),
     ),
+    Migration::new(5, "sources", include_str!("migrations/0005_sources.sql")),
 ];
 
 impl Migration {
@@ -86,13 +87,15 @@ pub async fn migrate(client: &mut Client) -> Result<usize, RegistryError> {
 /// Applies the pending migrations inside `transaction` (they commit or roll back with
 /// it), under an advisory lock held until it ends; returns how many were applied.
 pub async fn migrate_in(transaction: &Transaction<'_>) -> Result<usize, RegistryError> {
+    // The common case takes no lock, so that syncs of different sources do not wait on
+    // each other for it; a pending or concurrent migration is met under the lock below.
+    if at_latest(transaction).await? {
+        return Ok(0);
+    }
     transaction
         .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
-    let exists: bool = transaction
-        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
-        .await?
-        .get(0);
+    let exists = table_exists(transaction).await?;
     if !exists {
         transaction
             .batch_execute(
@@ -127,6 +130,34 @@ pub async fn migrate_in(transaction: &Transaction<'_>) -> Result<usize, Registry
         applied += 1;
     }
     Ok(applied)
+}
+
+/// Whether `schema_migrations` exists, read from `pg_tables` with the statement's
+/// snapshot: a name lookup (`to_regclass`) would leave a cached "no such relation" in
+/// the session that a lock wait does not refresh, and a sync that waited for another's
+/// migration would then create the table again.
+async fn table_exists(transaction: &Transaction<'_>) -> Result<bool, RegistryError> {
+    Ok(transaction
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables
+               WHERE schemaname = current_schema() AND tablename = 'schema_migrations')",
+            &[],
+        )
+        .await?
+        .get(0))
+}
+
+/// Whether the schema is exactly at this binary's newest migration.
+async fn at_latest(transaction: &Transaction<'_>) -> Result<bool, RegistryError> {
+    let exists = table_exists(transaction).await?;
+    if !exists {
+        return Ok(false);
+    }
+    let found: Option<i32> = transaction
+        .query_one("SELECT max(version) FROM schema_migrations", &[])
+        .await?
+        .get(0);
+    Ok(found == Some(latest_version()))
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@ pub mod cache;
 pub mod columns;
 pub mod listing;
 pub mod migrations;
+pub mod notice;
 pub mod runs;
+pub mod sources;
 pub mod stats;
 pub mod sync;
 
@@ -68,6 +70,17 @@ pub enum RegistryError {
         branch: String,
         /// The last synced commit.
         commit: String,
+    },
+    /// Prompts this sync's source would publish belong to other sources.
+    #[error(
+        "source `{syncing}` cannot publish prompts another source owns: {}",
+        sources::describe_taken(.taken)
+    )]
+    Owned {
+        /// The source syncing.
+        syncing: String,
+        /// The prompts taken, with their owners (at most 20).
+        taken: Vec<sources::Taken>,
     },
     /// Input that cannot be published (too long a name, a NUL in a template, a bad
     /// environments file).
@@ -391,6 +404,9 @@ pub enum Selector {
 pub struct RegistryPrompt {
     /// The version's stable id.
     pub id: Uuid,
+    /// The source (repository) that published it; empty for a registry synced before
+    /// sources.
+    pub source: String,
     /// The service.
     pub service: String,
     /// The name.
@@ -461,6 +477,9 @@ struct SideColumn {
     /// Its SQL type, for the NULL an older database gives.
     sql_type: &'static str,
 }
+
+/// The schema that added sources (`source` columns, `prompt_owners`).
+pub const SOURCES_SCHEMA: i32 = 5;
 
 /// A prompt's `monitor` assertions at the synced tip (schema 3).
 const MONITORS: SideColumn = SideColumn {
@@ -573,10 +592,15 @@ impl Registry {
         };
         // A database an older promptctl synced has no `prompt_monitors` table.
         let monitor = self.side_column(&MONITORS, "prompts");
+        let source = if self.schema >= SOURCES_SCHEMA {
+            "source"
+        } else {
+            "''::text AS source"
+        };
         let sql = format!(
             "SELECT id, version, template, model, parameters, created_at, created_by, \
              commit_sha, commit_message, archived, template_format, variables, partials, \
-             {monitor} AS monitor \
+             {monitor} AS monitor, {source} \
              FROM prompts WHERE service = $1 AND name = $2 AND version = $3"
         );
         let row = self
@@ -609,8 +633,27 @@ impl Registry {
             .get(0))
     }
 
-    /// The `(service, name)` that `query` names.
+    /// The `(service, name)` that `query` names: `name`, `service/name` or
+    /// `source:service/name` (the source must be the prompt's; when no prompt of that
+    /// source has that name, the whole query is read as `service/name`, for a service
+    /// whose name holds a `:`).
     async fn identity(&self, query: &str) -> Result<(String, String), RegistryError> {
+        if self.schema >= SOURCES_SCHEMA
+            && let Some((source, rest)) = sources::split_source(query)
+            && let Some((service, name)) = rest.split_once('/')
+        {
+            let row = self
+                .client
+                .query_opt(
+                    "SELECT service, name FROM prompt_owners
+                     WHERE source = $1 AND service = $2 AND name = $3",
+                    &[&source, &service, &name],
+                )
+                .await?;
+            if let Some(row) = row {
+                return Ok((row.get(0), row.get(1)));
+            }
+        }
         let rows = match query.split_once('/') {
             Some((service, name)) => self
                 .client
@@ -708,6 +751,7 @@ fn prompt_of_row(
     let created_at: Option<SystemTime> = row.get("created_at");
     Ok(RegistryPrompt {
         id: row.get("id"),
+        source: row.get("source"),
         service,
         name,
         version: u32::try_from(version).unwrap_or(0),

@@ -52,6 +52,9 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 pub struct RunRecord {
     /// The run's id.
     pub run_id: Uuid,
+    /// The source (repository) of the prompt run, when it was read from the registry;
+    /// empty when read from a repository or a bundle.
+    pub source: String,
     /// The caller's trace id.
     pub trace_id: Option<String>,
     /// The service.
@@ -313,9 +316,9 @@ impl RunRecorder {
 const COLUMNS: &str = "run_id, trace_id, service, name, version, environment, model_requested, \
      model_used, provider, latency_ms, input_tokens, output_tokens, cache_read_tokens, \
      cache_write_tokens, cost_usd, error, attempt_errors, quality_score, sampled, input_text, \
-     output_text, created_at";
+     output_text, created_at, source";
 
-const TYPES: [Type; 22] = [
+const TYPES: [Type; 23] = [
     Type::UUID,
     Type::TEXT,
     Type::VARCHAR,
@@ -338,6 +341,7 @@ const TYPES: [Type; 22] = [
     Type::TEXT,
     Type::TEXT,
     Type::TIMESTAMPTZ,
+    Type::TEXT,
 ];
 
 /// Writes `rows` with one binary `COPY`, all or none: PostgreSQL refuses the whole `COPY`
@@ -352,7 +356,7 @@ pub async fn write_rows(client: &Client, rows: &[RunRecord]) -> Result<(), tokio
     let writer = BinaryCopyInWriter::new(sink, &TYPES);
     let mut writer = std::pin::pin!(writer);
     for r in rows {
-        let values: [&(dyn ToSql + Sync); 22] = [
+        let values: [&(dyn ToSql + Sync); 23] = [
             &r.run_id,
             &r.trace_id,
             &r.service,
@@ -375,6 +379,7 @@ pub async fn write_rows(client: &Client, rows: &[RunRecord]) -> Result<(), tokio
             &r.input_text,
             &r.output_text,
             &r.created_at,
+            &r.source,
         ];
         writer.as_mut().write(&values).await?;
     }
@@ -394,6 +399,7 @@ pub fn fit_row(row: &mut RunRecord) -> bool {
         (&mut row.service, Some(MAX_SERVICE)),
         (&mut row.name, Some(MAX_NAME)),
         (&mut row.model_requested, Some(MAX_RUN_MODEL)),
+        (&mut row.source, None),
     ] {
         changed |= clean(text);
         changed |= limit.is_some_and(|limit| clip(text, limit));

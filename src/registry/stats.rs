@@ -24,6 +24,8 @@ pub enum GroupBy {
     Model,
     /// Per environment.
     Environment,
+    /// Per source (the repository that published the prompt, from `prompt_owners`).
+    Source,
 }
 
 impl GroupBy {
@@ -33,6 +35,13 @@ impl GroupBy {
             GroupBy::Version => "coalesce(version::text, '')",
             GroupBy::Model => "coalesce(model_used, model_requested, '')",
             GroupBy::Environment => "coalesce(environment, '')",
+            // The run's own source when the router wrote one, else its prompt's owner
+            // (runs recorded before sources, or of prompts read from a repository).
+            GroupBy::Source => {
+                "CASE WHEN prompt_runs.source <> '' THEN prompt_runs.source ELSE coalesce((SELECT o.source \
+                 FROM prompt_owners o WHERE o.service = prompt_runs.service \
+                 AND o.name = prompt_runs.name), '') END"
+            }
         }
     }
 }
@@ -40,7 +49,7 @@ impl GroupBy {
 /// Which rows to summarise.
 #[derive(Debug, Clone, Default)]
 pub struct StatsQuery {
-    /// `service/name` or `name` (none: every prompt).
+    /// `source:service/name`, `service/name` or `name` (none: every prompt).
     pub prompt: Option<String>,
     /// Only this environment.
     pub environment: Option<String>,
@@ -98,6 +107,18 @@ async fn read_stats(
     let mut filters = vec!["created_at >= $1".to_owned(), "created_at < $2".to_owned()];
     let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(from), Box::new(to)];
     if let Some(prompt) = &query.prompt {
+        let prompt = match super::sources::split_source(prompt) {
+            Some((source, rest)) => {
+                params.push(Box::new(source.to_owned()));
+                filters.push(format!(
+                    "EXISTS (SELECT 1 FROM prompt_owners o WHERE o.service = prompt_runs.service \
+                     AND o.name = prompt_runs.name AND o.source = ${})",
+                    params.len()
+                ));
+                rest
+            }
+            None => prompt.as_str(),
+        };
         match prompt.split_once('/') {
             Some((service, name)) => {
                 params.push(Box::new(service.to_owned()));
@@ -106,7 +127,7 @@ async fn read_stats(
                 filters.push(format!("name = ${}", params.len()));
             }
             None => {
-                params.push(Box::new(prompt.clone()));
+                params.push(Box::new(prompt.to_owned()));
                 filters.push(format!("name = ${}", params.len()));
             }
         }

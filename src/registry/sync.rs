@@ -1,8 +1,10 @@
 //! `promptctl sync`: publishing a branch's history into the registry.
 //!
-//! One sync is one transaction under an advisory lock: a sync killed at any point leaves
-//! the database as it was, and two syncs at once run one after the other. It is
-//! incremental: `sync_state` remembers the last synced commit per branch, and only the
+//! One sync is one transaction under its source's advisory lock: a sync killed at any
+//! point leaves the database as it was, two syncs of one source at once run one after the
+//! other, and syncs of different sources run side by side, each reading, writing and
+//! deleting its own source's rows only ([`super::sources`]). It is incremental:
+//! `sync_state` remembers the last synced commit per source and branch, and only the
 //! versions made by commits after it are sent (plus the archived flags, the tip's test cases
 //! and the environments, which are small). Rows are bulk-loaded with binary `COPY` into
 //! temporary tables and merged with `INSERT ... ON CONFLICT ... WHERE ... IS DISTINCT FROM`,
@@ -22,7 +24,7 @@
 //! keep their history numbers, so a skipped version is a gap (v1, v3): the registry's
 //! numbers stay those of `log`, `show`, the environments file and earlier syncs.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use git2::{Oid, Repository};
@@ -36,12 +38,9 @@ use crate::config::Config;
 use crate::history::{CommitInfo, History, PromptHistory, Version};
 use crate::repo::{Body, PromptId, Snapshot};
 
-/// The key of the advisory lock that serializes syncs.
-const SYNC_LOCK: i64 = 0x7072_6f6d_7074_0002;
-
 /// The `prompts` columns, in COPY order.
 const PROMPT_COLUMNS: &str = "id, name, service, version, template, model, parameters, created_at, \
-     created_by, commit_sha, commit_message, archived, template_format, variables, partials";
+     created_by, commit_sha, commit_message, archived, template_format, variables, partials, source";
 
 /// What the branch's tip holds besides the history: its files (for `check` and the test
 /// cases) and its environments file.
@@ -177,12 +176,18 @@ fn join(problems: &[columns::Unfit]) -> String {
 /// How to sync.
 #[derive(Debug, Clone, Default)]
 pub struct SyncOptions {
-    /// The branch (or revision) synced: the key of `sync_state`.
+    /// The source (repository) synced: every row written carries it, and only its rows
+    /// are read, replaced or deleted (README, "Sources").
+    pub source: String,
+    /// The branch (or revision) synced: with the source, the key of `sync_state`.
     pub branch: String,
     /// Do everything, count what changes, then roll back.
     pub dry_run: bool,
     /// Replace the versions of a rewritten history instead of refusing.
     pub allow_rewrite: bool,
+    /// Adopt the rows of a registry synced before sources even when this repository does
+    /// not hold the commit they were synced at ([`super::sources::adopt_legacy`]).
+    pub adopt_legacy: bool,
     /// Called after every write, just before the commit (a test hook that kills the
     /// process there to prove that a killed sync leaves nothing behind).
     pub before_commit: Option<fn()>,
@@ -204,6 +209,10 @@ pub struct VersionRef {
 /// What a sync did (or, with `dry_run`, would do).
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncSummary {
+    /// The source synced.
+    pub source: String,
+    /// Whether this sync adopted the rows of a registry synced before sources.
+    pub adopted: bool,
     /// The branch synced.
     pub branch: String,
     /// The commit synced.
@@ -244,12 +253,21 @@ pub struct SyncSummary {
     /// whose name or service is too long, and the test cases, monitor assertions and
     /// environment pins that hang on them. The other versions keep their numbers.
     pub skipped: Vec<Skipped>,
+    /// The prompts (service, name) whose stored versions, archived flags, tests,
+    /// environment pins or monitor assertions changed: what the notification names.
+    #[serde(skip)]
+    pub changed: BTreeSet<(String, String)>,
+    /// Whether readers must drop everything they cached (a migration, an adoption).
+    #[serde(skip)]
+    pub everything_changed: bool,
 }
 
 impl SyncSummary {
     /// A summary of nothing done yet: syncing `history` at `commit` as `options` say.
     fn new(history: &History, options: &SyncOptions, commit: &str) -> SyncSummary {
         SyncSummary {
+            source: options.source.clone(),
+            adopted: false,
             branch: options.branch.clone(),
             commit: commit.to_owned(),
             previous: None,
@@ -268,6 +286,8 @@ impl SyncSummary {
             versions: history.prompts.values().map(|p| p.versions.len()).sum(),
             sent: Vec::new(),
             skipped: Vec::new(),
+            changed: BTreeSet::new(),
+            everything_changed: false,
         }
     }
 }
@@ -294,9 +314,11 @@ fn commits_after(
     Ok(None)
 }
 
-/// Publishes `history` (read at `history.tip`) into the registry: the versions after the
-/// last synced commit, the archived flags, the tip's test cases and environments. Applies
-/// the schema's pending migrations first, in the same transaction.
+/// Publishes `history` (read at `history.tip`) into the registry as `options.source`: the
+/// versions after the source's last synced commit, the archived flags, the tip's test
+/// cases and environments. Applies the schema's pending migrations first, in the same
+/// transaction. Reads, writes and locks `options.source`'s rows only, and refuses
+/// ([`RegistryError::Owned`]) prompts another source owns.
 pub async fn sync(
     client: &mut Client,
     config: &Config,
@@ -317,106 +339,248 @@ pub async fn sync(
     let environments = environment_rows(config, history, tip.environments.as_deref())?;
 
     let transaction = client.transaction().await?;
-    // In the same transaction, so a dry run leaves even a missing schema missing.
-    super::migrations::migrate_in(&transaction).await?;
-    transaction
-        .execute("SELECT pg_advisory_xact_lock($1)", &[&SYNC_LOCK])
-        .await?;
-    let previous: Option<String> = transaction
-        .query_opt(
-            "SELECT commit_sha FROM sync_state WHERE branch = $1",
-            &[&options.branch],
+    let source = options.source.as_str();
+    begin(
+        &transaction,
+        &repo,
+        history,
+        &exclusions,
+        options,
+        &mut summary,
+    )
+    .await?;
+    let previous = summary.previous.clone();
+    let source_empty: bool = transaction
+        .query_one(
+            "SELECT NOT EXISTS (SELECT 1 FROM prompts WHERE source = $1)",
+            &[&source],
         )
-        .await?
-        .map(|row| row.get(0));
-    summary.previous = previous.clone();
-    let registry_empty: bool = transaction
-        .query_one("SELECT NOT EXISTS (SELECT 1 FROM prompts)", &[])
         .await?
         .get(0);
     // Which commits' versions to send: `None` sends every version (a first sync, an
-    // emptied registry, a rewrite being replaced).
+    // emptied source, a rewrite being replaced).
     let only: Option<HashSet<String>> = match &previous {
         None => None,
-        Some(_) if registry_empty => None,
+        Some(_) if source_empty => None,
         Some(previous) if *previous == tip_commit && !options.allow_rewrite => {
-            summary.up_to_date = true;
-            // A registry synced before it held monitor assertions (migration 3) or
-            // descriptions (migration 4) gets them now, not at the next commit.
-            sync_tip_extras(&transaction, &tip.snapshot, &exclusions, &mut summary).await?;
-            // Commit all the same: it writes nothing but the schema's pending migrations
-            // and the monitor assertions and descriptions the registry lacked.
-            if options.dry_run {
-                transaction.rollback().await?;
-            } else {
-                transaction.commit().await?;
-            }
-            return Ok(summary);
+            return up_to_date(transaction, options, &tip.snapshot, &exclusions, summary).await;
         }
-        Some(previous) => match commits_after(&repo, tip_oid, previous)? {
-            Some(after) => Some(after),
-            None if options.allow_rewrite => {
-                summary.rewritten = true;
-                None
-            }
-            None => {
-                return Err(RegistryError::Rewritten {
-                    branch: options.branch.clone(),
-                    commit: previous.clone(),
-                });
-            }
-        },
+        Some(previous) => commits_to_send(&repo, tip_oid, previous, options, &mut summary)?,
     };
     let sent = select_versions(history, only.as_ref(), &mut exclusions, &mut summary)?;
     let environments = publishable_pins(history, environments, &mut exclusions, &mut summary)?;
 
+    let plan = Plan {
+        sent,
+        environments,
+        incremental: only.is_some(),
+        source_empty,
+    };
+    write_rows(
+        &transaction,
+        source,
+        history,
+        tip,
+        &exclusions,
+        &plan,
+        &mut summary,
+    )
+    .await?;
+    transaction
+        .execute(
+            "INSERT INTO sync_state (source, branch, commit_sha) VALUES ($1, $2, $3)
+             ON CONFLICT (source, branch) DO UPDATE SET commit_sha = EXCLUDED.commit_sha, synced_at = NOW()",
+            &[&source, &options.branch, &tip_commit],
+        )
+        .await?;
+    notify(&transaction, &summary).await?;
+    finish(transaction, options, summary).await
+}
+
+/// What a sync writes besides what the tip holds.
+struct Plan<'h> {
+    /// The versions to send.
+    sent: Vec<(&'h PromptHistory, &'h Version, &'h CommitInfo)>,
+    /// The environment pins to publish.
+    environments: Vec<EnvironmentRow>,
+    /// Whether only the versions after the previous sync are sent.
+    incremental: bool,
+    /// Whether the source had no rows before this sync.
+    source_empty: bool,
+}
+
+/// Writes the source's rows: the versions, archived flags, tests, monitor assertions,
+/// descriptions and environment pins (through temporary tables dropped at commit).
+async fn write_rows(
+    transaction: &tokio_postgres::Transaction<'_>,
+    source: &str,
+    history: &History,
+    tip: &TipSource,
+    exclusions: &Exclusions<'_>,
+    plan: &Plan<'_>,
+    summary: &mut SyncSummary,
+) -> Result<(), RegistryError> {
     transaction
         .batch_execute(
             "CREATE TEMP TABLE promptctl_new_prompts (LIKE prompts INCLUDING DEFAULTS) ON COMMIT DROP;
              CREATE TEMP TABLE promptctl_new_tests (LIKE prompt_tests INCLUDING DEFAULTS) ON COMMIT DROP;
              CREATE TEMP TABLE promptctl_state (service TEXT NOT NULL, name TEXT NOT NULL,
                archived BOOLEAN NOT NULL, latest_id UUID, in_tip BOOLEAN NOT NULL) ON COMMIT DROP;
-             CREATE TEMP TABLE promptctl_env (LIKE prompt_environments) ON COMMIT DROP;",
+             CREATE TEMP TABLE promptctl_env (LIKE prompt_environments INCLUDING DEFAULTS) ON COMMIT DROP;",
         )
         .await?;
-
-    // The versions.
-    merge_versions(&transaction, registry_empty, history, &sent, &mut summary).await?;
-
+    let sent = &plan.sent;
+    merge_versions(
+        transaction,
+        source,
+        plan.source_empty,
+        history,
+        sent,
+        summary,
+    )
+    .await?;
     // The archived flags and the tip's test cases.
-    copy_state(&transaction, history, &tip.snapshot, &exclusions).await?;
-    if only.is_some() {
-        summary.archived_changed =
-            update_archived(&transaction, history, &sent, &exclusions).await?;
+    copy_state(transaction, history, &tip.snapshot, exclusions).await?;
+    if plan.incremental {
+        summary.archived_changed = update_archived(
+            transaction,
+            source,
+            history,
+            sent,
+            exclusions,
+            &mut summary.changed,
+        )
+        .await?;
     }
-    merge_tests(&transaction, history, tip, &exclusions, &mut summary).await?;
-
+    merge_tests(transaction, source, history, tip, exclusions, summary).await?;
     // The monitor assertions and descriptions at the tip.
-    sync_tip_extras(&transaction, &tip.snapshot, &exclusions, &mut summary).await?;
+    sync_tip_extras(transaction, source, &tip.snapshot, exclusions, summary).await?;
+    summary.environments_changed = merge_environments(
+        transaction,
+        source,
+        &plan.environments,
+        &mut summary.changed,
+    )
+    .await?;
+    if summary.rewritten {
+        super::sources::release_unused(transaction, source).await?;
+    }
+    Ok(())
+}
 
-    // The environments.
-    summary.environments_changed = merge_environments(&transaction, &environments).await?;
+/// A sync at the source's synced commit: writes what the registry may lack of the tip (a
+/// registry synced before it held monitor assertions, migration 3, or descriptions,
+/// migration 4), and commits all the same (the pending migrations, an adoption).
+async fn up_to_date(
+    transaction: tokio_postgres::Transaction<'_>,
+    options: &SyncOptions,
+    snapshot: &Snapshot,
+    exclusions: &Exclusions<'_>,
+    mut summary: SyncSummary,
+) -> Result<SyncSummary, RegistryError> {
+    summary.up_to_date = true;
+    sync_tip_extras(
+        &transaction,
+        &options.source,
+        snapshot,
+        exclusions,
+        &mut summary,
+    )
+    .await?;
+    if summary.everything_changed || summary.monitors_changed > 0 {
+        notify(&transaction, &summary).await?;
+    }
+    finish(transaction, options, summary).await
+}
 
-    transaction
-        .execute(
-            "INSERT INTO sync_state (branch, commit_sha) VALUES ($1, $2)
-             ON CONFLICT (branch) DO UPDATE SET commit_sha = EXCLUDED.commit_sha, synced_at = NOW()",
-            &[&options.branch, &tip_commit],
+/// The commits whose versions to send after `previous`: those after it on the tip's
+/// first-parent chain, or `None` (every version) for a rewrite `options` allow.
+fn commits_to_send(
+    repo: &Repository,
+    tip: Oid,
+    previous: &str,
+    options: &SyncOptions,
+    summary: &mut SyncSummary,
+) -> Result<Option<HashSet<String>>, RegistryError> {
+    match commits_after(repo, tip, previous)? {
+        Some(after) => Ok(Some(after)),
+        None if options.allow_rewrite => {
+            summary.rewritten = true;
+            Ok(None)
+        }
+        None => Err(RegistryError::Rewritten {
+            branch: options.branch.clone(),
+            commit: previous.to_owned(),
+        }),
+    }
+}
+
+/// The start of a sync, in its transaction: the pending migrations, `options.source`'s
+/// lock, the adoption of the unnamed source's rows, the claim on the history's prompts
+/// and the source's previous synced commit (into `summary`).
+async fn begin(
+    transaction: &tokio_postgres::Transaction<'_>,
+    repo: &Repository,
+    history: &History,
+    exclusions: &Exclusions<'_>,
+    options: &SyncOptions,
+    summary: &mut SyncSummary,
+) -> Result<(), RegistryError> {
+    let source = options.source.as_str();
+    // In the same transaction, so a dry run leaves even a missing schema missing.
+    let migrated = super::migrations::migrate_in(transaction).await?;
+    super::sources::lock(transaction, source).await?;
+    summary.adopted =
+        super::sources::adopt_legacy(transaction, repo, source, options.adopt_legacy).await?;
+    summary.everything_changed = migrated > 0 || summary.adopted;
+    let (services, names): (Vec<String>, Vec<String>) = history
+        .prompts
+        .keys()
+        .filter(|id| !exclusions.prompts.contains_key(id))
+        .map(|id| (id.service.clone(), id.name.clone()))
+        .unzip();
+    super::sources::claim(transaction, source, &services, &names).await?;
+    summary.previous = transaction
+        .query_opt(
+            "SELECT commit_sha FROM sync_state WHERE source = $1 AND branch = $2",
+            &[&source, &options.branch],
         )
-        .await?;
-    let notice = serde_json::json!({
-        "branch": options.branch,
-        "commit": tip_commit,
-        "previous": previous,
-        "versions_added": summary.versions_added,
-    })
-    .to_string();
-    transaction
-        .execute(
-            &format!("SELECT pg_notify('{}', $1)", super::cache::CHANNEL),
-            &[&notice],
-        )
-        .await?;
+        .await?
+        .map(|row| row.get(0));
+    Ok(())
+}
+
+/// Sends the sync's notification(s) on [`super::cache::CHANNEL`]: which source and
+/// which prompts changed ([`super::notice::Notice`]), in payloads under PostgreSQL's limit.
+async fn notify(
+    transaction: &tokio_postgres::Transaction<'_>,
+    summary: &SyncSummary,
+) -> Result<(), RegistryError> {
+    let changed = (!summary.everything_changed).then_some(&summary.changed);
+    let head = super::notice::NoticeHead {
+        source: summary.source.clone(),
+        branch: summary.branch.clone(),
+        commit: summary.commit.clone(),
+        previous: summary.previous.clone(),
+        versions_added: summary.versions_added,
+    };
+    for payload in super::notice::notice_payloads(&head, changed) {
+        transaction
+            .execute(
+                &format!("SELECT pg_notify('{}', $1)", super::cache::CHANNEL),
+                &[&payload],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Ends the sync: rolls back a dry run, else runs the test hook and commits.
+async fn finish(
+    transaction: tokio_postgres::Transaction<'_>,
+    options: &SyncOptions,
+    summary: SyncSummary,
+) -> Result<SyncSummary, RegistryError> {
     if options.dry_run {
         transaction.rollback().await?;
         return Ok(summary);
@@ -428,149 +592,204 @@ pub async fn sync(
     Ok(summary)
 }
 
-/// Writes the versions `sent`: straight into `prompts` when the registry is empty (and not
-/// being rewritten), else through `promptctl_new_prompts`, merged without touching equal
-/// rows (and, for a rewrite, deleting the rows whose commit changed).
+/// Writes the versions `sent`: straight into `prompts` when the source has none (and is
+/// not being rewritten), else through `promptctl_new_prompts`, merged without touching
+/// equal rows (and, for a rewrite, deleting the source's rows whose commit changed).
 async fn merge_versions(
     transaction: &tokio_postgres::Transaction<'_>,
-    registry_empty: bool,
+    source: &str,
+    source_empty: bool,
     history: &History,
     sent: &[(&PromptHistory, &Version, &CommitInfo)],
     summary: &mut SyncSummary,
 ) -> Result<(), RegistryError> {
-    let direct = registry_empty && !summary.rewritten;
+    let direct = source_empty && !summary.rewritten;
     let table = if direct {
         "prompts"
     } else {
         "promptctl_new_prompts"
     };
-    let copied = copy_versions(transaction, table, history, sent).await?;
+    let copied = copy_versions(transaction, table, source, history, sent).await?;
     if direct {
         summary.versions_added = copied;
-    } else {
-        if summary.rewritten {
-            summary.tests_removed += transaction
-                .execute(
-                    "DELETE FROM prompt_tests WHERE prompt_id IN (
-                       SELECT p.id FROM prompts p WHERE NOT EXISTS (
-                         SELECT 1 FROM promptctl_new_prompts n
-                         WHERE n.id = p.id AND n.commit_sha = p.commit_sha))",
-                    &[],
-                )
-                .await?;
-            summary.versions_removed = transaction
-                .execute(
-                    "DELETE FROM prompts p WHERE NOT EXISTS (
-                       SELECT 1 FROM promptctl_new_prompts n
-                       WHERE n.id = p.id AND n.commit_sha = p.commit_sha)",
-                    &[],
-                )
-                .await?;
+        for (prompt, _, _) in sent {
+            summary
+                .changed
+                .insert((prompt.id.service.clone(), prompt.id.name.clone()));
         }
-        let set: Vec<String> = PROMPT_COLUMNS
-            .split(", ")
-            .filter(|c| *c != "id")
-            .map(str::to_owned)
-            .collect();
-        let sql = format!(
-            "WITH up AS (
-               INSERT INTO prompts ({PROMPT_COLUMNS}) SELECT {PROMPT_COLUMNS} FROM promptctl_new_prompts
-               ON CONFLICT (id) DO UPDATE SET ({cols}) = ({excluded})
-               WHERE ({current}) IS DISTINCT FROM ({excluded})
-               RETURNING (xmax = 0) AS inserted)
-             SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up",
-            cols = set.join(", "),
-            excluded = set
-                .iter()
-                .map(|c| format!("EXCLUDED.{c}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            current = set
-                .iter()
-                .map(|c| format!("prompts.{c}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-        );
-        let row = transaction.query_one(&sql, &[]).await?;
-        let inserted: i64 = row.get(0);
-        let updated: i64 = row.get(1);
-        summary.versions_added = u64::try_from(inserted).unwrap_or(0);
-        summary.versions_updated = u64::try_from(updated).unwrap_or(0);
+        return Ok(());
     }
-
+    if summary.rewritten {
+        remove_rewritten(transaction, source, summary).await?;
+    }
+    let set: Vec<String> = PROMPT_COLUMNS
+        .split(", ")
+        .filter(|c| *c != "id")
+        .map(str::to_owned)
+        .collect();
+    let list = |prefix: &str| {
+        set.iter()
+            .map(|c| format!("{prefix}{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // The guard on `source` never fails while `prompt_owners` holds (ids are per
+    // service/name): it keeps another source's rows out of reach all the same.
+    let sql = format!(
+        "WITH up AS (
+           INSERT INTO prompts ({PROMPT_COLUMNS}) SELECT {PROMPT_COLUMNS} FROM promptctl_new_prompts
+           ON CONFLICT (id) DO UPDATE SET ({cols}) = ({excluded})
+           WHERE prompts.source = EXCLUDED.source AND ({current}) IS DISTINCT FROM ({excluded})
+           RETURNING service, name, (xmax = 0) AS inserted)
+         SELECT service, name, count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
+         FROM up GROUP BY service, name",
+        cols = list(""),
+        excluded = list("EXCLUDED."),
+        current = list("prompts."),
+    );
+    for row in transaction.query(&sql, &[]).await? {
+        let inserted: i64 = row.get(2);
+        let updated: i64 = row.get(3);
+        summary.versions_added += u64::try_from(inserted).unwrap_or(0);
+        summary.versions_updated += u64::try_from(updated).unwrap_or(0);
+        summary.changed.insert((row.get(0), row.get(1)));
+    }
     Ok(())
+}
+
+/// A rewrite: deletes the source's version rows (and their tests) that the new history
+/// does not hold at the same commit.
+async fn remove_rewritten(
+    transaction: &tokio_postgres::Transaction<'_>,
+    source: &str,
+    summary: &mut SyncSummary,
+) -> Result<(), RegistryError> {
+    summary.tests_removed += transaction
+        .execute(
+            "DELETE FROM prompt_tests WHERE source = $1 AND prompt_id IN (
+               SELECT p.id FROM prompts p WHERE p.source = $1 AND NOT EXISTS (
+                 SELECT 1 FROM promptctl_new_prompts n
+                 WHERE n.id = p.id AND n.commit_sha = p.commit_sha))",
+            &[&source],
+        )
+        .await?;
+    summary.versions_removed = tally(
+        transaction,
+        "WITH gone AS (
+           DELETE FROM prompts p WHERE p.source = $1 AND NOT EXISTS (
+             SELECT 1 FROM promptctl_new_prompts n
+             WHERE n.id = p.id AND n.commit_sha = p.commit_sha)
+           RETURNING service, name)
+         SELECT service, name, count(*) FROM gone GROUP BY service, name",
+        &[&source],
+        &mut summary.changed,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Runs `sql`, whose rows are `(service, name, count)`, adding each prompt to `changed`;
+/// returns the sum of the counts.
+async fn tally(
+    transaction: &tokio_postgres::Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    changed: &mut BTreeSet<(String, String)>,
+) -> Result<u64, RegistryError> {
+    let mut total = 0;
+    for row in transaction.query(sql, params).await? {
+        let count: i64 = row.get(2);
+        total += u64::try_from(count).unwrap_or(0);
+        changed.insert((row.get(0), row.get(1)));
+    }
+    Ok(total)
 }
 
 /// Writes the tip's test cases (under each prompt's latest version) and deletes the tests
 /// the tip no longer has.
 async fn merge_tests(
     transaction: &tokio_postgres::Transaction<'_>,
+    source: &str,
     history: &History,
     tip: &TipSource,
     exclusions: &Exclusions<'_>,
     summary: &mut SyncSummary,
 ) -> Result<(), RegistryError> {
     copy_tests(transaction, history, tip, exclusions, &mut summary.skipped).await?;
-    let row = transaction
-        .query_one(
-            "WITH up AS (
-               INSERT INTO prompt_tests (id, prompt_id, test_input, expected_output, evaluation_criteria, created_at, test_name)
-               SELECT id, prompt_id, test_input, expected_output, evaluation_criteria, created_at, test_name
-               FROM promptctl_new_tests
-               ON CONFLICT (id) DO UPDATE SET
-                 (prompt_id, test_input, expected_output, evaluation_criteria, test_name) =
-                 (EXCLUDED.prompt_id, EXCLUDED.test_input, EXCLUDED.expected_output, EXCLUDED.evaluation_criteria, EXCLUDED.test_name)
-               WHERE (prompt_tests.prompt_id, prompt_tests.test_input, prompt_tests.expected_output,
-                      prompt_tests.evaluation_criteria, prompt_tests.test_name)
-                 IS DISTINCT FROM
-                     (EXCLUDED.prompt_id, EXCLUDED.test_input, EXCLUDED.expected_output,
-                      EXCLUDED.evaluation_criteria, EXCLUDED.test_name)
-               RETURNING 1)
-             SELECT count(*) FROM up",
-            &[],
-        )
-        .await?;
-    let tests_changed: i64 = row.get(0);
-    summary.tests_changed = u64::try_from(tests_changed).unwrap_or(0);
-    summary.tests_removed += transaction
-        .execute(
-            "DELETE FROM prompt_tests t USING promptctl_state s
-             WHERE s.in_tip AND t.prompt_id = s.latest_id
-               AND NOT EXISTS (SELECT 1 FROM promptctl_new_tests n WHERE n.id = t.id)",
-            &[],
-        )
-        .await?;
-
+    summary.tests_changed = tally(
+        transaction,
+        "WITH up AS (
+           INSERT INTO prompt_tests (id, prompt_id, test_input, expected_output, evaluation_criteria, created_at, test_name, source)
+           SELECT id, prompt_id, test_input, expected_output, evaluation_criteria, created_at, test_name, $1
+           FROM promptctl_new_tests
+           ON CONFLICT (id) DO UPDATE SET
+             (prompt_id, test_input, expected_output, evaluation_criteria, test_name) =
+             (EXCLUDED.prompt_id, EXCLUDED.test_input, EXCLUDED.expected_output, EXCLUDED.evaluation_criteria, EXCLUDED.test_name)
+           WHERE prompt_tests.source = EXCLUDED.source
+             AND (prompt_tests.prompt_id, prompt_tests.test_input, prompt_tests.expected_output,
+                  prompt_tests.evaluation_criteria, prompt_tests.test_name)
+             IS DISTINCT FROM
+                 (EXCLUDED.prompt_id, EXCLUDED.test_input, EXCLUDED.expected_output,
+                  EXCLUDED.evaluation_criteria, EXCLUDED.test_name)
+           RETURNING prompt_id)
+         SELECT p.service, p.name, count(*) FROM up JOIN prompts p ON p.id = up.prompt_id
+         GROUP BY p.service, p.name",
+        &[&source],
+        &mut summary.changed,
+    )
+    .await?;
+    summary.tests_removed += tally(
+        transaction,
+        "WITH gone AS (
+           DELETE FROM prompt_tests t USING promptctl_state s
+           WHERE t.source = $1 AND s.in_tip AND t.prompt_id = s.latest_id
+             AND NOT EXISTS (SELECT 1 FROM promptctl_new_tests n WHERE n.id = t.id)
+           RETURNING s.service, s.name)
+         SELECT service, name, count(*) FROM gone GROUP BY service, name",
+        &[&source],
+        &mut summary.changed,
+    )
+    .await?;
     Ok(())
 }
 
-/// Writes the environment rows and deletes those the file no longer has; returns the rows
-/// inserted, changed or deleted.
+/// Writes the source's environment rows and deletes those the file no longer has;
+/// returns the rows inserted, changed or deleted.
 async fn merge_environments(
     transaction: &tokio_postgres::Transaction<'_>,
+    source: &str,
     environments: &[EnvironmentRow],
+    changed: &mut BTreeSet<(String, String)>,
 ) -> Result<u64, RegistryError> {
     copy_environments(transaction, environments).await?;
-    let mut changed = transaction
-        .execute(
-            "INSERT INTO prompt_environments (service, name, environment, version, model)
-             SELECT service, name, environment, version, model FROM promptctl_env
-             ON CONFLICT (service, name, environment) DO UPDATE SET (version, model) = (EXCLUDED.version, EXCLUDED.model)
-             WHERE (prompt_environments.version, prompt_environments.model)
-               IS DISTINCT FROM (EXCLUDED.version, EXCLUDED.model)",
-            &[],
-        )
-        .await?;
-    changed += transaction
-        .execute(
-            "DELETE FROM prompt_environments e WHERE NOT EXISTS (
-               SELECT 1 FROM promptctl_env n
-               WHERE n.service = e.service AND n.name = e.name AND n.environment = e.environment)",
-            &[],
-        )
-        .await?;
-
-    Ok(changed)
+    let upserted = tally(
+        transaction,
+        "WITH up AS (
+           INSERT INTO prompt_environments (service, name, environment, version, model, source)
+           SELECT service, name, environment, version, model, $1 FROM promptctl_env
+           ON CONFLICT (service, name, environment) DO UPDATE SET (version, model) = (EXCLUDED.version, EXCLUDED.model)
+           WHERE prompt_environments.source = EXCLUDED.source
+             AND (prompt_environments.version, prompt_environments.model)
+               IS DISTINCT FROM (EXCLUDED.version, EXCLUDED.model)
+           RETURNING service, name)
+         SELECT service, name, count(*) FROM up GROUP BY service, name",
+        &[&source],
+        changed,
+    )
+    .await?;
+    let deleted = tally(
+        transaction,
+        "WITH gone AS (
+           DELETE FROM prompt_environments e WHERE e.source = $1 AND NOT EXISTS (
+             SELECT 1 FROM promptctl_env n
+             WHERE n.service = e.service AND n.name = e.name AND n.environment = e.environment)
+           RETURNING service, name)
+         SELECT service, name, count(*) FROM gone GROUP BY service, name",
+        &[&source],
+        changed,
+    )
+    .await?;
+    Ok(upserted + deleted)
 }
 
 /// The versions to send: those made by the commits in `only` (every version when `None`),
@@ -690,9 +909,11 @@ fn publishable_pins<'h>(
 /// needs none of this: its merge already compares the flag of every row.
 async fn update_archived(
     transaction: &tokio_postgres::Transaction<'_>,
+    source: &str,
     history: &History,
     sent: &[(&PromptHistory, &Version, &CommitInfo)],
     exclusions: &Exclusions<'_>,
+    changed_prompts: &mut BTreeSet<(String, String)>,
 ) -> Result<u64, RegistryError> {
     let mut latest_ids = Vec::new();
     let mut by_latest = HashMap::new();
@@ -708,8 +929,8 @@ async fn update_archived(
     }
     let rows = transaction
         .query(
-            "SELECT id, archived FROM prompts WHERE id = ANY($1)",
-            &[&latest_ids],
+            "SELECT id, archived FROM prompts WHERE source = $2 AND id = ANY($1)",
+            &[&latest_ids, &source],
         )
         .await?;
     let mut changed: BTreeMap<&PromptId, bool> = BTreeMap::new();
@@ -727,9 +948,9 @@ async fn update_archived(
     for prompt in by_latest.into_values() {
         let newest = transaction
             .query_opt(
-                "SELECT archived FROM prompts WHERE service = $1 AND name = $2
+                "SELECT archived FROM prompts WHERE source = $3 AND service = $1 AND name = $2
                  ORDER BY version DESC LIMIT 1",
-                &[&prompt.id.service, &prompt.id.name],
+                &[&prompt.id.service, &prompt.id.name, &source],
             )
             .await?;
         if newest.is_some_and(|row| row.get::<_, bool>(0) != prompt.archived) {
@@ -741,13 +962,17 @@ async fn update_archived(
     }
     let mut updated = 0;
     for (id, archived) in changed {
-        updated += transaction
+        let rows = transaction
             .execute(
                 "UPDATE prompts SET archived = $1
-                 WHERE name = $2 AND service = $3 AND archived IS DISTINCT FROM $1",
-                &[&archived, &id.name, &id.service],
+                 WHERE source = $4 AND name = $2 AND service = $3 AND archived IS DISTINCT FROM $1",
+                &[&archived, &id.name, &id.service, &source],
             )
             .await?;
+        if rows > 0 {
+            changed_prompts.insert((id.service.clone(), id.name.clone()));
+        }
+        updated += rows;
     }
     Ok(updated)
 }
@@ -793,6 +1018,7 @@ fn fitted(text: &str, limit: Option<usize>) -> std::borrow::Cow<'_, str> {
 async fn copy_versions(
     transaction: &tokio_postgres::Transaction<'_>,
     table: &str,
+    source: &str,
     history: &History,
     sent: &[(&PromptHistory, &Version, &CommitInfo)],
 ) -> Result<u64, RegistryError> {
@@ -820,6 +1046,7 @@ async fn copy_versions(
         Type::VARCHAR,
         Type::JSONB,
         Type::JSONB,
+        Type::TEXT,
     ];
     let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
     for (prompt, version, commit) in sent {
@@ -858,7 +1085,7 @@ async fn copy_versions(
             Body::Template(_) => "template",
             Body::Messages(_) => "messages",
         };
-        let row: [&(dyn ToSql + Sync); 15] = [
+        let row: [&(dyn ToSql + Sync); 16] = [
             &id,
             &prompt.id.name,
             &prompt.id.service,
@@ -874,6 +1101,7 @@ async fn copy_versions(
             &format,
             &variables,
             &partials,
+            &source,
         ];
         writer.as_mut().write(&row).await?;
     }
@@ -921,13 +1149,21 @@ const EXPECTED_KINDS: &[&str] = &["exact_match", "contains", "semantic_similarit
 /// descriptions (a sync at an up-to-date tip writes these too).
 async fn sync_tip_extras(
     transaction: &tokio_postgres::Transaction<'_>,
+    source: &str,
     snapshot: &Snapshot,
     exclusions: &Exclusions<'_>,
     summary: &mut SyncSummary,
 ) -> Result<(), RegistryError> {
     summary.monitors_changed =
-        sync_monitors(transaction, snapshot, exclusions, &mut summary.skipped).await?;
-    sync_descriptions(transaction, snapshot, exclusions, &mut summary.skipped).await
+        sync_monitors(transaction, source, snapshot, exclusions, summary).await?;
+    sync_descriptions(
+        transaction,
+        source,
+        snapshot,
+        exclusions,
+        &mut summary.skipped,
+    )
+    .await
 }
 
 /// Writes each prompt's `monitor` assertions at the tip into `prompt_monitors` (rows of
@@ -936,10 +1172,12 @@ async fn sync_tip_extras(
 /// `skipped` instead.
 async fn sync_monitors(
     transaction: &tokio_postgres::Transaction<'_>,
+    source: &str,
     snapshot: &Snapshot,
     exclusions: &Exclusions<'_>,
-    skipped: &mut Vec<Skipped>,
+    summary: &mut SyncSummary,
 ) -> Result<u64, RegistryError> {
+    let skipped = &mut summary.skipped;
     let mut services = Vec::new();
     let mut names = Vec::new();
     let mut assertions = Vec::new();
@@ -963,23 +1201,32 @@ async fn sync_monitors(
         names.push(id.name.clone());
         assertions.push(serde_json::to_value(plain).unwrap_or(serde_json::Value::Null));
     }
-    let upserted = transaction
-        .execute(
-            "INSERT INTO prompt_monitors (service, name, assertions)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
-             ON CONFLICT (service, name) DO UPDATE SET assertions = EXCLUDED.assertions
-             WHERE prompt_monitors.assertions IS DISTINCT FROM EXCLUDED.assertions",
-            &[&services, &names, &assertions],
-        )
-        .await?;
-    let deleted = transaction
-        .execute(
-            "DELETE FROM prompt_monitors m WHERE NOT EXISTS (
-               SELECT 1 FROM unnest($1::text[], $2::text[]) AS k(service, name)
-               WHERE k.service = m.service AND k.name = m.name)",
-            &[&services, &names],
-        )
-        .await?;
+    let upserted = tally(
+        transaction,
+        "WITH up AS (
+           INSERT INTO prompt_monitors (service, name, assertions, source)
+           SELECT s, n, a, $4 FROM unnest($1::text[], $2::text[], $3::jsonb[]) AS k(s, n, a)
+           ON CONFLICT (service, name) DO UPDATE SET assertions = EXCLUDED.assertions
+           WHERE prompt_monitors.source = EXCLUDED.source
+             AND prompt_monitors.assertions IS DISTINCT FROM EXCLUDED.assertions
+           RETURNING service, name)
+         SELECT service, name, count(*) FROM up GROUP BY service, name",
+        &[&services, &names, &assertions, &source],
+        &mut summary.changed,
+    )
+    .await?;
+    let deleted = tally(
+        transaction,
+        "WITH gone AS (
+           DELETE FROM prompt_monitors m WHERE m.source = $3 AND NOT EXISTS (
+             SELECT 1 FROM unnest($1::text[], $2::text[]) AS k(service, name)
+             WHERE k.service = m.service AND k.name = m.name)
+           RETURNING service, name)
+         SELECT service, name, count(*) FROM gone GROUP BY service, name",
+        &[&services, &names, &source],
+        &mut summary.changed,
+    )
+    .await?;
     Ok(upserted + deleted)
 }
 
@@ -988,6 +1235,7 @@ async fn sync_monitors(
 /// is recorded in `skipped` instead.
 async fn sync_descriptions(
     transaction: &tokio_postgres::Transaction<'_>,
+    source: &str,
     snapshot: &Snapshot,
     exclusions: &Exclusions<'_>,
     skipped: &mut Vec<Skipped>,
@@ -1016,19 +1264,20 @@ async fn sync_descriptions(
     }
     transaction
         .execute(
-            "INSERT INTO prompt_descriptions (service, name, description)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+            "INSERT INTO prompt_descriptions (service, name, description, source)
+             SELECT s, n, d, $4 FROM unnest($1::text[], $2::text[], $3::text[]) AS k(s, n, d)
              ON CONFLICT (service, name) DO UPDATE SET description = EXCLUDED.description
-             WHERE prompt_descriptions.description IS DISTINCT FROM EXCLUDED.description",
-            &[&services, &names, &descriptions],
+             WHERE prompt_descriptions.source = EXCLUDED.source
+               AND prompt_descriptions.description IS DISTINCT FROM EXCLUDED.description",
+            &[&services, &names, &descriptions, &source],
         )
         .await?;
     transaction
         .execute(
-            "DELETE FROM prompt_descriptions d WHERE NOT EXISTS (
+            "DELETE FROM prompt_descriptions d WHERE d.source = $3 AND NOT EXISTS (
                SELECT 1 FROM unnest($1::text[], $2::text[]) AS k(service, name)
                WHERE k.service = d.service AND k.name = d.name)",
-            &[&services, &names],
+            &[&services, &names, &source],
         )
         .await?;
     Ok(())

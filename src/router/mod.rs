@@ -403,6 +403,7 @@ impl Router {
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         let record = RunRecord {
             run_id,
+            source: resolved.source.to_owned(),
             trace_id: options.trace_id,
             service: resolved.service.to_owned(),
             name: resolved.name.to_owned(),
@@ -659,6 +660,7 @@ impl Router {
         let answered = error.is_none();
         inner.recorder.record(RunRecord {
             run_id: new_run_id(),
+            source: judged.source.clone(),
             trace_id: Some(judged.run_id.to_string()),
             service: judged.service.clone(),
             name: judge_run_name(&judged.name),

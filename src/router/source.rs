@@ -76,6 +76,7 @@ impl Ready {
     pub(crate) fn target(&self) -> Target<'_> {
         match self {
             Ready::Static(ready) => Target {
+                source: "",
                 service: &ready.prompt.service,
                 name: &ready.prompt.name,
                 version: ready.prompt.version,
@@ -85,6 +86,7 @@ impl Ready {
                 renderer: &ready.renderer,
             },
             Ready::Registry(cached) => Target {
+                source: &cached.prompt.source,
                 service: &cached.prompt.service,
                 name: &cached.prompt.name,
                 version: Some(cached.prompt.version),
@@ -119,6 +121,8 @@ impl Ready {
 
 /// The parts of a prompt that running it reads.
 pub(crate) struct Target<'a> {
+    /// The source that published it (empty outside the registry).
+    pub source: &'a str,
     pub service: &'a str,
     pub name: &'a str,
     pub version: Option<u32>,

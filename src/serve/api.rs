@@ -247,6 +247,9 @@ pub async fn method_not_allowed() -> ApiError {
 pub struct PromptBody {
     /// The version's id.
     pub id: String,
+    /// The source (repository) that published it; empty for a registry synced before
+    /// sources.
+    pub source: String,
     /// The service.
     pub service: String,
     /// The name.
@@ -631,6 +634,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IfNoneMatch {
 pub fn encode_prompt(prompt: &RegistryPrompt) -> (Bytes, Bytes) {
     let body = PromptBody {
         id: prompt.id.to_string(),
+        source: prompt.source.clone(),
         service: prompt.service.clone(),
         name: prompt.name.clone(),
         version: prompt.version,

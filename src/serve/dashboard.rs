@@ -48,7 +48,8 @@ fn page(name: &str, context: minijinja::Value) -> Response {
 }
 
 /// `GET /?limit=N&cursor=C`: one page of the registry's listing, prompts grouped by
-/// service with their latest version and pins (the gate checked the token).
+/// source and then service, with their latest version and pins (the gate checked the
+/// token).
 pub async fn index(
     State(state): State<Arc<AppState>>,
     paging: Result<Query<Paging>, QueryRejection>,
@@ -56,9 +57,12 @@ pub async fn index(
     let Query(paging) = paging?;
     let listed = listing::prompt_page(&state, &paging, PromptFilter::default()).await?;
     let next = listing::next_prompts(&listed).map(|cursor| next_page(&paging, &cursor));
-    let mut services: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    // By source (the repository that published them), then by service.
+    let mut sources: BTreeMap<String, BTreeMap<String, Vec<_>>> = BTreeMap::new();
     for prompt in listed.entries {
-        services
+        sources
+            .entry(prompt.source.clone())
+            .or_default()
             .entry(prompt.service.clone())
             .or_default()
             .push(prompt);
@@ -66,7 +70,7 @@ pub async fn index(
     Ok(page(
         "index.html",
         context! {
-            services => minijinja::Value::from(minijinja::value::Serde(&services)),
+            sources => minijinja::Value::from(minijinja::value::Serde(&sources)),
             next,
         },
     ))

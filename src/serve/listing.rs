@@ -51,6 +51,8 @@ pub struct ListPromptsQuery {
     pub env: Option<String>,
     /// Only the prompts whose name contains this text, ignoring case.
     pub q: Option<String>,
+    /// Only the prompts of this source (the repository that published them).
+    pub source: Option<String>,
 }
 
 /// `GET /v1/prompts`: one page of prompts, in (service, name) order.
@@ -201,7 +203,8 @@ pub(super) fn next_versions(page: &Page<ListedVersion>) -> Option<String> {
 }
 
 /// `GET /v1/prompts`: the registry's prompts, one page at a time in (service, name)
-/// order, filtered by `service`, `env` (pinned there) and `q` (in the name, ignoring case).
+/// order, filtered by `service`, `env` (pinned there), `q` (in the name, ignoring case)
+/// and `source` (the repository that published it).
 #[utoipa::path(get, path = "/v1/prompts", operation_id = "list_prompts",
     params(Paging, ListPromptsQuery),
     responses((status = 200, description = "One page of prompts", body = PromptList),
@@ -219,6 +222,7 @@ pub async fn list_prompts(
         ("service", &query.service),
         ("env", &query.env),
         ("q", &query.q),
+        ("source", &query.source),
     ] {
         if let Some(value) = value {
             refuse_nul(field, value)?;
@@ -228,6 +232,7 @@ pub async fn list_prompts(
         service: query.service,
         environment: query.env,
         name_contains: query.q,
+        source: query.source,
     };
     let page = prompt_page(&state, &paging, filter).await?;
     Ok(Json(PromptList {
