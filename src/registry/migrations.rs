@@ -6,7 +6,7 @@
 //! leaves nothing behind. A database whose newest migration is unknown to this binary (a
 //! newer promptctl wrote it) is refused rather than misread.
 
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::{Client, GenericClient, Transaction};
 
 use super::RegistryError;
 
@@ -48,13 +48,10 @@ pub fn latest_version() -> i32 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
-/// The database's newest applied migration, `None` when no migration was ever applied.
-pub async fn current_version(client: &Client) -> Result<Option<i32>, RegistryError> {
-    let exists: bool = client
-        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
-        .await?
-        .get(0);
-    if !exists {
+/// The database's newest applied migration, `None` when no migration was ever applied
+/// (on a client or inside a transaction).
+pub async fn current_version(client: &impl GenericClient) -> Result<Option<i32>, RegistryError> {
+    if !table_exists(client).await? {
         return Ok(None);
     }
     let version: Option<i32> = client
@@ -89,7 +86,7 @@ pub async fn migrate(client: &mut Client) -> Result<usize, RegistryError> {
 pub async fn migrate_in(transaction: &Transaction<'_>) -> Result<usize, RegistryError> {
     // The common case takes no lock, so that syncs of different sources do not wait on
     // each other for it; a pending or concurrent migration is met under the lock below.
-    if at_latest(transaction).await? {
+    if current_version(transaction).await? == Some(latest_version()) {
         return Ok(0);
     }
     transaction
@@ -107,11 +104,7 @@ pub async fn migrate_in(transaction: &Transaction<'_>) -> Result<usize, Registry
             .await?;
     }
     // Read under the lock: another binary may have migrated meanwhile.
-    let found: Option<i32> = transaction
-        .query_one("SELECT max(version) FROM schema_migrations", &[])
-        .await?
-        .get(0);
-    let found = found.unwrap_or(0);
+    let found = current_version(transaction).await?.unwrap_or(0);
     if found > latest_version() {
         return Err(RegistryError::SchemaTooNew {
             found,
@@ -136,8 +129,8 @@ pub async fn migrate_in(transaction: &Transaction<'_>) -> Result<usize, Registry
 /// snapshot: a name lookup (`to_regclass`) would leave a cached "no such relation" in
 /// the session that a lock wait does not refresh, and a sync that waited for another's
 /// migration would then create the table again.
-async fn table_exists(transaction: &Transaction<'_>) -> Result<bool, RegistryError> {
-    Ok(transaction
+async fn table_exists(client: &impl GenericClient) -> Result<bool, RegistryError> {
+    Ok(client
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables
                WHERE schemaname = current_schema() AND tablename = 'schema_migrations')",
@@ -145,19 +138,6 @@ async fn table_exists(transaction: &Transaction<'_>) -> Result<bool, RegistryErr
         )
         .await?
         .get(0))
-}
-
-/// Whether the schema is exactly at this binary's newest migration.
-async fn at_latest(transaction: &Transaction<'_>) -> Result<bool, RegistryError> {
-    let exists = table_exists(transaction).await?;
-    if !exists {
-        return Ok(false);
-    }
-    let found: Option<i32> = transaction
-        .query_one("SELECT max(version) FROM schema_migrations", &[])
-        .await?
-        .get(0);
-    Ok(found == Some(latest_version()))
 }
 
 #[cfg(test)]
