@@ -519,6 +519,14 @@ fn a_registry_from_before_sources_is_migrated_with_the_same_ids() {
         .collect();
     let before = ids(&db);
     assert_eq!(before.len(), 12);
+    // Before its upgrade, reads that name sources say what to do; the others answer.
+    let url = db.url.as_str();
+    let (code, _, stderr) = payments.run(&["stats", "--by", "source", "--database-url", url]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("needs a registry with sources"), "{stderr}");
+    assert!(stderr.contains("`promptctl sync`"), "{stderr}");
+    let (code, _, stderr) = payments.run(&["stats", "--database-url", url]);
+    assert_eq!(code, 0, "{stderr}");
     // Another repository syncing first neither adopts the legacy rows nor may take their
     // names.
     let other = TestRepo::new();

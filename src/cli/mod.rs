@@ -268,6 +268,8 @@ impl From<crate::registry::RegistryError> for CliError {
             E::SchemaTooNew { .. } => CliError::input(message)
                 .hint("a newer promptctl wrote this database: upgrade promptctl"),
             E::NotSynced => CliError::input(message).hint("run `promptctl sync` first"),
+            E::BeforeSources { .. } => CliError::input(message)
+                .hint("`promptctl sync` with this promptctl upgrades it (one migration)"),
             E::Rewritten { .. } => CliError::input(message)
                 .hint("someone force-pushed or rebased the branch, so versions already published may have changed")
                 .hint("run `promptctl sync --allow-rewrite` to replace the rewritten versions"),

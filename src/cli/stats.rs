@@ -65,6 +65,9 @@ pub fn run(context: &Context, args: &StatsArgs) -> Result<u8, CliError> {
         // Through the registry, so that a database never synced or of a newer schema
         // says so (with the fix) instead of a missing table.
         let registry = crate::registry::Registry::connect(&url).await?;
+        if crate::registry::stats::names_sources(&query) {
+            registry.require_sources("`stats` by source or of `source:service/name`")?;
+        }
         let client = registry.client();
         let current = stats(client, &query, from, now).await?;
         let previous = if args.check {

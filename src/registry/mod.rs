@@ -58,6 +58,16 @@ pub enum RegistryError {
     /// The registry's tables do not exist yet.
     #[error("the database holds no promptctl registry yet")]
     NotSynced,
+    /// A read names sources in a database last migrated before them.
+    #[error(
+        "{what} needs a registry with sources (schema {SOURCES_SCHEMA}); this one is at schema {found}"
+    )]
+    BeforeSources {
+        /// What asked for them.
+        what: &'static str,
+        /// The database's schema.
+        found: i32,
+    },
     /// A query failed.
     #[error("PostgreSQL: {}", describe(.0))]
     Database(#[from] tokio_postgres::Error),
@@ -510,6 +520,18 @@ impl Registry {
                 client,
                 schema: found,
             }),
+        }
+    }
+
+    /// Refuses `what`, a read that names sources, on a database migrated before them.
+    pub fn require_sources(&self, what: &'static str) -> Result<(), RegistryError> {
+        if self.schema >= SOURCES_SCHEMA {
+            Ok(())
+        } else {
+            Err(RegistryError::BeforeSources {
+                what,
+                found: self.schema,
+            })
         }
     }
 

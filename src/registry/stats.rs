@@ -86,6 +86,16 @@ pub struct StatsRow {
     pub scored: i64,
 }
 
+/// Whether `query` names sources (`--by source`, a `source:` prefix), which a database
+/// migrated before them cannot answer ([`super::Registry::require_sources`]).
+pub fn names_sources(query: &StatsQuery) -> bool {
+    query.by == GroupBy::Source
+        || query
+            .prompt
+            .as_deref()
+            .is_some_and(|p| super::sources::split_source(p).is_some())
+}
+
 /// The figures of the runs created in `[from, to)`, within the query timeout
 /// ([`super::Timeouts::query`]).
 pub async fn stats(
