@@ -765,3 +765,77 @@ fn a_rewritten_repository_adopts_legacy_rows_only_when_asked() {
         .collect();
     assert_eq!(after, before, "the same versions, the same ids");
 }
+
+#[test]
+fn export_from_the_registry_bundles_every_source_and_the_router_boots_from_it() {
+    let db = TestDb::new();
+    let payments = small_repo("pay");
+    let search = small_repo("find");
+    sync_ok(&payments, &db, "payments", &[]);
+    sync_ok(&search, &db, "search", &[]);
+    let url = db.url.as_str();
+    let (code, stdout, stderr) = search.run(&["export", "--registry", "--database-url", url]);
+    assert_eq!(code, 0, "{stderr}");
+    let bundle: serde_json::Value = serde_json::from_str(&stdout).expect("a bundle");
+    let entries = bundle["prompts"].as_array().expect("prompts");
+    let services: std::collections::BTreeSet<&str> = entries
+        .iter()
+        .filter_map(|p| p["service"].as_str())
+        .collect();
+    assert_eq!(
+        services.into_iter().collect::<Vec<_>>(),
+        ["find_one", "find_two", "pay_one", "pay_two"]
+    );
+    // Eight prompts, each latest and in the two environments the sources pin.
+    assert_eq!(bundle["environments"], serde_json::json!(["production"]));
+    assert_eq!(entries.len(), 16);
+    let pinned = entries
+        .iter()
+        .find(|p| p["service"] == "pay_one" && p["name"] == "a" && p["environment"] == "production")
+        .expect("the pinned entry");
+    assert_eq!(pinned["version"], 2, "{pinned}");
+
+    // One source only; and a service reading the whole organisation boots from the file.
+    let args = [
+        "export",
+        "--registry",
+        "--source",
+        "payments",
+        "--database-url",
+        url,
+    ];
+    let (code, stdout, stderr) = search.run(&args);
+    assert_eq!(code, 0, "{stderr}");
+    let one: serde_json::Value = serde_json::from_str(&stdout).expect("a bundle");
+    assert!(
+        one["prompts"]
+            .as_array()
+            .expect("prompts")
+            .iter()
+            .all(|p| { p["service"].as_str().is_some_and(|s| s.starts_with("pay_")) })
+    );
+    // The service's own configuration answers `gpt-4o` with the offline echo provider.
+    search.write(
+        "promptctl.toml",
+        "[providers.offline]\nkind = \"echo\"\n[models.\"gpt-4o\"]\nprovider = \"offline\"\n",
+    );
+    let file = search.path().join("org.bundle.json");
+    std::fs::write(&file, serde_json::to_string(&bundle).expect("json")).expect("write");
+    let bundle_path = file.to_string_lossy().into_owned();
+    let run = [
+        "run",
+        "pay_one/a",
+        "--env",
+        "production",
+        "--var",
+        "x=ok",
+        "--bundle",
+        &bundle_path,
+    ];
+    let (code, stdout, stderr) = search.run(&run);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("pay a round 1"),
+        "version 2 of pay_one/a: {stdout}"
+    );
+}

@@ -210,6 +210,71 @@ pub struct Bundle {
 }
 
 impl Bundle {
+    /// Every prompt of the PostgreSQL registry, of every source (or of `source` only),
+    /// resolved for every environment a prompt is pinned in (or only `only`): what a
+    /// service of the organisation boots from offline. Archived prompts are left out, as
+    /// the registry serves none.
+    pub async fn from_registry(
+        registry: &crate::registry::Registry,
+        source: Option<&str>,
+        only: Option<&str>,
+    ) -> Result<Bundle, crate::registry::RegistryError> {
+        use crate::registry::Selector;
+        use crate::registry::listing::PromptFilter;
+        let filter = PromptFilter {
+            source: source.map(str::to_owned),
+            ..PromptFilter::default()
+        };
+        let mut listed = Vec::new();
+        let mut after: Option<(String, String)> = None;
+        loop {
+            let page = registry.list_prompts(&filter, after.as_ref(), 100).await?;
+            after = page
+                .entries
+                .last()
+                .map(|p| (p.service.clone(), p.name.clone()));
+            listed.extend(page.entries.into_iter().filter(|p| !p.archived));
+            if !page.more {
+                break;
+            }
+        }
+        let names: Vec<String> = match only {
+            Some(only) => vec![only.to_owned()],
+            None => listed
+                .iter()
+                .flat_map(|p| p.environments.keys().cloned())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        };
+        let mut prompts = Vec::new();
+        for prompt in &listed {
+            let query = format!("{}/{}", prompt.service, prompt.name);
+            let environments = std::iter::once(None).chain(names.iter().map(Some));
+            for environment in environments {
+                let selector =
+                    environment.map_or(Selector::Latest, |e| Selector::Environment(e.clone()));
+                let read = registry.get_prompt(&query, &selector).await?;
+                prompts.push(ResolvedPrompt {
+                    service: read.service,
+                    name: read.name,
+                    environment: environment.cloned(),
+                    version: Some(read.version),
+                    model: read.model,
+                    definition: read.definition,
+                    partials: read.partials,
+                    monitor: read.monitor,
+                });
+            }
+        }
+        Ok(Bundle {
+            format: 1,
+            commit: None,
+            environments: names,
+            prompts,
+        })
+    }
+
     /// Resolves every prompt of the repository for every environment (or only `only`).
     pub fn from_repository(
         config: &Config,
