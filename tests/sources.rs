@@ -662,6 +662,12 @@ fn after_one_source_syncs_serve_keeps_the_others_cached_and_the_change_fresh() {
             page.text
         );
     }
+    // A prompt's page takes `source:service/name` like the API.
+    let page = server.get("/prompts/orders:ord_one/a", Some(READ));
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("id=\"versions\""), "{}", page.text);
+    let page = server.get("/prompts/payments:ord_one/a", Some(READ));
+    assert_eq!(page.status, 404, "another source's prompt: {}", page.text);
     // A run records the source of the prompt it ran.
     let run = server.post(
         "/v1/prompts/orders:ord_two/c/run",

@@ -115,7 +115,16 @@ pub async fn prompt_page(
     let Path((service, name)) = path?;
     let Query(paging) = paging?;
     let Query(query) = query?;
+    // `service` may be `source:service`: the listing checks the source owns the prompt,
+    // the reads below take the bare service.
     let versions = listing::version_page(&state, service.clone(), name.clone(), &paging).await?;
+    let named = format!("{service}/{name}");
+    let service = match crate::registry::sources::split_source(&named) {
+        Some((_, rest)) => rest
+            .split_once('/')
+            .map_or(service.clone(), |(s, _)| s.to_owned()),
+        None => service,
+    };
     let next = listing::next_versions(&versions).map(|cursor| next_page(&paging, &cursor));
     let newest = versions.entries.first().map(|v| v.version);
     let to = query.to.or(newest);
