@@ -368,6 +368,7 @@ fn a_name_another_source_owns_is_refused_naming_the_owner() {
         "{stderr}"
     );
     assert!(stderr.contains("new service or name"), "{stderr}");
+    assert!(stderr.contains("pass `--source payments`"), "{stderr}");
     assert_eq!(dump(&db, &["payments"]), before);
     assert_eq!(
         db.count("SELECT count(*) FROM prompts WHERE source = 'intruder'"),
@@ -742,6 +743,17 @@ fn a_rewritten_repository_adopts_legacy_rows_only_when_asked() {
         .iter()
         .map(|row| row.get(0))
         .collect();
+    // Another repository may not adopt them, even when asked: they are not its prompts.
+    let stranger = small_repo("find");
+    let (code, _, stderr) = sync(&stranger, &db, "search", &["--adopt-legacy"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("another repository's"), "{stderr}");
+    assert!(stderr.contains("pay_one/a"), "{stderr}");
+    // Refused in its transaction: the migration rolled back with it, nothing changed.
+    assert_eq!(
+        db.count("SELECT count(*) FROM prompts"),
+        before.len() as i64
+    );
     // The history synced last is gone (force-push): nothing says this is its repository.
     payments.git(&["reset", "-q", "--hard", "HEAD~1"]);
     payments.git(&["commit", "-q", "--amend", "-m", "rewritten"]);
@@ -825,6 +837,23 @@ fn export_from_the_registry_bundles_every_source_and_the_router_boots_from_it() 
         "promptctl.toml",
         "[providers.offline]\nkind = \"echo\"\n[models.\"gpt-4o\"]\nprovider = \"offline\"\n",
     );
+    // A source the registry does not have (a typo) is an error, not an empty bundle.
+    let args = [
+        "export",
+        "--registry",
+        "--source",
+        "paymnets",
+        "--database-url",
+        url,
+    ];
+    let (code, stdout, stderr) = search.run(&args);
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("no prompt of source `paymnets`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`payments`, `search`"), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
     let file = search.path().join("org.bundle.json");
     std::fs::write(&file, serde_json::to_string(&bundle).expect("json")).expect("write");
     let bundle_path = file.to_string_lossy().into_owned();
@@ -844,4 +873,21 @@ fn export_from_the_registry_bundles_every_source_and_the_router_boots_from_it() 
         stdout.contains("pay a round 1"),
         "version 2 of pay_one/a: {stdout}"
     );
+}
+
+#[test]
+fn a_service_named_with_a_colon_is_refused_because_it_would_read_as_a_source() {
+    let repo = TestRepo::new();
+    repo.write("prompts/orders:search/p1.yaml", &prompt("shadow"));
+    repo.write("prompts/search/p2.yaml", &prompt("kept"));
+    repo.commit("add");
+    let (code, stdout, stderr) = repo.run(&["check"]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stderr.contains("registry-unfit"), "{stderr}");
+    assert!(stderr.contains("holds `:`"), "{stderr}");
+    let db = TestDb::new();
+    let (code, _, stderr) = sync(&repo, &db, "shop", &[]);
+    assert_eq!(code, 1, "sync checks the tip first: {stderr}");
+    assert!(stderr.contains("holds `:`"), "{stderr}");
+    assert!(stderr.contains("nothing was published"), "{stderr}");
 }

@@ -167,6 +167,9 @@ fn unstorable_pins(environments: &Environments, entry: &PromptEntry) -> Vec<Diag
                         "remove the `\\0` escape: PostgreSQL text cannot hold it"
                     }
                     columns::Problem::TooLong { .. } => "shorten it: `sync` could not publish it",
+                    columns::Problem::SourceSeparator => {
+                        "rename the service without `:`: `sync` could not publish it"
+                    }
                 }),
             );
         }

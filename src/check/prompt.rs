@@ -401,6 +401,9 @@ fn check_storable(checker: &mut PromptChecker<'_>) {
             columns::Problem::TooLong { .. } => {
                 "shorten it: the registry's column holds no more, so `sync` could not publish this"
             }
+            columns::Problem::SourceSeparator => {
+                "rename the service (its folder, or `service:`) without `:`, so `sync` can publish it"
+            }
         };
         checker.error("registry-unfit", at, message, Some(help.to_owned()));
     }

@@ -274,7 +274,15 @@ impl From<crate::registry::RegistryError> for CliError {
                 .hint("someone force-pushed or rebased the branch, so versions already published may have changed")
                 .hint("run `promptctl sync --allow-rewrite` to replace the rewritten versions"),
             E::Owned { ref taken, .. } => {
-                let error = CliError::input(message)
+                let owners: std::collections::BTreeSet<&str> =
+                    taken.iter().map(|t| t.owner.as_str()).filter(|o| !o.is_empty()).collect();
+                let mut error = CliError::input(message);
+                if let [owner] = owners.into_iter().collect::<Vec<_>>()[..] {
+                    error = error.hint(format!(
+                        "if this repository syncs as `{owner}`, pass `--source {owner}` or set `[sync] source = \"{owner}\"` in promptctl.toml (the default, the repository folder's name, changes with the checkout)"
+                    ));
+                }
+                let error = error
                     .hint("a service/name belongs to the source that published it first; moving a prompt between repositories is not supported")
                     .hint("publish it under a new service or name");
                 if taken.iter().any(|t| t.owner.is_empty()) {

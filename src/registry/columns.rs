@@ -44,6 +44,8 @@ pub enum Problem {
         /// The column's limit in characters.
         limit: usize,
     },
+    /// A service holding `:`, which would read as a source (`source:service/name`).
+    SourceSeparator,
 }
 
 impl fmt::Display for Problem {
@@ -55,6 +57,9 @@ impl fmt::Display for Problem {
             Problem::TooLong { chars, limit } => write!(
                 f,
                 "is {chars} characters long, over the registry's limit of {limit}"
+            ),
+            Problem::SourceSeparator => f.write_str(
+                "holds `:`, which the registry reads as a source (`source:service/name`)",
             ),
         }
     }
@@ -146,7 +151,11 @@ impl fmt::Display for Unfit {
 pub fn identity_problems(id: &PromptId) -> Vec<Unfit> {
     [
         (Field::Name, text_problem(&id.name, Some(MAX_NAME))),
-        (Field::Service, text_problem(&id.service, Some(MAX_SERVICE))),
+        (
+            Field::Service,
+            text_problem(&id.service, Some(MAX_SERVICE))
+                .or_else(|| id.service.contains(':').then_some(Problem::SourceSeparator)),
+        ),
     ]
     .into_iter()
     .filter_map(|(field, problem)| {

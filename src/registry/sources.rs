@@ -87,9 +87,9 @@ pub async fn lock(transaction: &Transaction<'_>, source: &str) -> Result<(), Reg
 pub async fn adopt_legacy(
     transaction: &Transaction<'_>,
     repo: &Repository,
-    source: &str,
-    force: bool,
+    legacy: &Legacy<'_>,
 ) -> Result<bool, RegistryError> {
+    let (source, force) = (legacy.source, legacy.force);
     if source.is_empty() || !legacy_adoptable(transaction, repo, force).await? {
         return Ok(false);
     }
@@ -97,6 +97,9 @@ pub async fn adopt_legacy(
     // Read again under the lock: another source may have adopted them meanwhile.
     if !legacy_adoptable(transaction, repo, force).await? {
         return Ok(false);
+    }
+    if force {
+        refuse_foreign_legacy(transaction, legacy).await?;
     }
     for table in SOURCE_TABLES {
         transaction
@@ -121,6 +124,48 @@ pub async fn adopt_legacy(
 
 /// Whether a branch of the unnamed source was synced at a commit `repo` holds, or, with
 /// `force`, whether the unnamed source has rows at all.
+/// What a sync may adopt of the unnamed source's rows: its source, whether it was asked to
+/// (`--adopt-legacy`), and the prompts its history holds.
+pub struct Legacy<'a> {
+    /// The source syncing.
+    pub source: &'a str,
+    /// `--adopt-legacy`: adopt without the proof of a synced commit in this history.
+    pub force: bool,
+    /// The services of the history's prompts, paired with `names`.
+    pub services: &'a [String],
+    /// The names of the history's prompts.
+    pub names: &'a [String],
+}
+
+/// Refuses a forced adoption of unnamed rows this history does not hold: they are another
+/// repository's, and adopting them would give its prompts to this source.
+async fn refuse_foreign_legacy(
+    transaction: &Transaction<'_>,
+    legacy: &Legacy<'_>,
+) -> Result<(), RegistryError> {
+    let rows = transaction
+        .query(
+            "SELECT o.service, o.name FROM prompt_owners o
+             WHERE o.source = '' AND NOT EXISTS (
+               SELECT 1 FROM unnest($1::text[], $2::text[]) AS h(service, name)
+               WHERE h.service = o.service AND h.name = o.name)
+             ORDER BY 1, 2 LIMIT 20",
+            &[&legacy.services, &legacy.names],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let foreign: Vec<String> = rows
+        .iter()
+        .map(|row| format!("{}/{}", row.get::<_, String>(0), row.get::<_, String>(1)))
+        .collect();
+    Err(RegistryError::Invalid(format!(
+        "--adopt-legacy: the registry's unnamed rows hold prompts this repository does not          ({}): they are another repository's; sync from the repository that published them",
+        foreign.join(", ")
+    )))
+}
+
 async fn legacy_adoptable(
     transaction: &Transaction<'_>,
     repo: &Repository,

@@ -119,10 +119,11 @@ async fn read_stats(
     if let Some(prompt) = &query.prompt {
         let prompt = match super::sources::split_source(prompt) {
             Some((source, rest)) => {
+                // The same attribution as `--by source`, so a run has one source.
                 params.push(Box::new(source.to_owned()));
                 filters.push(format!(
-                    "EXISTS (SELECT 1 FROM prompt_owners o WHERE o.service = prompt_runs.service \
-                     AND o.name = prompt_runs.name AND o.source = ${})",
+                    "({}) = ${}",
+                    GroupBy::Source.expression(),
                     params.len()
                 ));
                 rest

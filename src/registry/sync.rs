@@ -530,15 +530,20 @@ async fn begin(
     // In the same transaction, so a dry run leaves even a missing schema missing.
     let migrated = super::migrations::migrate_in(transaction).await?;
     super::sources::lock(transaction, source).await?;
-    summary.adopted =
-        super::sources::adopt_legacy(transaction, repo, source, options.adopt_legacy).await?;
-    summary.everything_changed = migrated > 0 || summary.adopted;
     let (services, names): (Vec<String>, Vec<String>) = history
         .prompts
         .keys()
         .filter(|id| !exclusions.prompts.contains_key(id))
         .map(|id| (id.service.clone(), id.name.clone()))
         .unzip();
+    let legacy = super::sources::Legacy {
+        source,
+        force: options.adopt_legacy,
+        services: &services,
+        names: &names,
+    };
+    summary.adopted = super::sources::adopt_legacy(transaction, repo, &legacy).await?;
+    summary.everything_changed = migrated > 0 || summary.adopted;
     super::sources::claim(transaction, source, &services, &names).await?;
     summary.previous = transaction
         .query_opt(

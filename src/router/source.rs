@@ -219,8 +219,16 @@ impl Bundle {
         source: Option<&str>,
         only: Option<&str>,
     ) -> Result<Bundle, crate::registry::RegistryError> {
-        use crate::registry::Selector;
         use crate::registry::listing::PromptFilter;
+        use crate::registry::{RegistryError, Selector};
+        if let Some(source) = source {
+            if let Some(problem) = crate::registry::sources::source_name_problem(source) {
+                return Err(RegistryError::Invalid(format!(
+                    "--source {source}: {problem}"
+                )));
+            }
+            registry.require_sources("`export --registry --source`")?;
+        }
         let filter = PromptFilter {
             source: source.map(str::to_owned),
             ..PromptFilter::default()
@@ -237,6 +245,20 @@ impl Bundle {
             if !page.more {
                 break;
             }
+        }
+        if let (Some(source), true) = (source, listed.is_empty()) {
+            let query = "SELECT DISTINCT source FROM prompt_owners ORDER BY 1";
+            let rows =
+                crate::registry::bounded(async { Ok(registry.client().query(query, &[]).await?) })
+                    .await?;
+            let known: Vec<String> = rows
+                .iter()
+                .map(|row| format!("`{}`", row.get::<_, String>(0)))
+                .collect();
+            return Err(RegistryError::Invalid(format!(
+                "the registry holds no prompt of source `{source}`; its sources: {}",
+                known.join(", ")
+            )));
         }
         let names: Vec<String> = match only {
             Some(only) => vec![only.to_owned()],
