@@ -837,6 +837,13 @@ fn export_from_the_registry_bundles_every_source_and_the_router_boots_from_it() 
         "promptctl.toml",
         "[providers.offline]\nkind = \"echo\"\n[models.\"gpt-4o\"]\nprovider = \"offline\"\n",
     );
+    // A prompt asked for under another source than its owner names the owner.
+    let (code, _, stderr) = search.run(&["get", "search:pay_one/a", "--database-url", url]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("did you mean `payments:pay_one/a`"),
+        "{stderr}"
+    );
     // A source the registry does not have (a typo) is an error, not an empty bundle.
     let args = [
         "export",

@@ -659,6 +659,35 @@ impl Registry {
     /// `source:service/name` (the source must be the prompt's; when no prompt of that
     /// source has that name, the whole query is read as `service/name`, for a service
     /// whose name holds a `:`).
+    /// For `source:service/name` naming a prompt another source owns: that prompt written
+    /// with its owner (`owner:service/name`), the name to suggest.
+    async fn owned_elsewhere(&self, query: &str) -> Result<Option<String>, RegistryError> {
+        let Some((_, rest)) =
+            sources::split_source(query).filter(|_| self.schema >= SOURCES_SCHEMA)
+        else {
+            return Ok(None);
+        };
+        let Some((service, name)) = rest.split_once('/') else {
+            return Ok(None);
+        };
+        let owner = self
+            .client
+            .query_opt(
+                "SELECT source FROM prompt_owners WHERE service = $1 AND name = $2",
+                &[&service, &name],
+            )
+            .await?;
+        Ok(owner.map(|row| {
+            let owner: String = row.get(0);
+            // The unnamed source of a registry from before sources has no prefix.
+            if owner.is_empty() {
+                rest.to_owned()
+            } else {
+                format!("{owner}:{rest}")
+            }
+        }))
+    }
+
     async fn identity(&self, query: &str) -> Result<(String, String), RegistryError> {
         if self.schema >= SOURCES_SCHEMA
             && let Some((source, rest)) = sources::split_source(query)
@@ -698,6 +727,14 @@ impl Registry {
         match found.len() {
             1 => Ok(found.remove(0)),
             0 => {
+                if let Some(owned) = self.owned_elsewhere(query).await? {
+                    return Err(LookupError::NotFound {
+                        query: query.to_owned(),
+                        place: Place::Registry,
+                        suggestion: Some(owned),
+                    }
+                    .into());
+                }
                 let all = self
                     .client
                     .query("SELECT DISTINCT service, name FROM prompts", &[])
