@@ -401,20 +401,7 @@ fn report_run(
             .map_err(|err| CliError::input(format!("cannot write {}: {err}", path.display())))?;
     }
     print_results(context, args, outcome, &summary, scope, unloadable);
-    // A base that cannot render the head's test (a variable the change added) is not
-    // comparable, not an error of the run.
-    let base_summary = outcome.comparison.as_ref().map(|c| {
-        Summary::of_all(
-            c.cases
-                .iter()
-                .filter_map(|d| d.base.as_ref().map(|s| &s.result))
-                .filter(|r| {
-                    r.error
-                        .as_ref()
-                        .is_none_or(|e| e.kind != CaseErrorKind::Render)
-                }),
-        )
-    });
+    let base_summary = outcome.comparison.as_ref().map(Comparison::base_summary);
     let code = gate(
         context,
         exit_code(

@@ -207,6 +207,22 @@ impl CaseDelta {
 }
 
 impl Comparison {
+    /// The counts of the base's results that bear on the run's exit code: a base that
+    /// cannot render the head's test (a variable the change added) is not comparable,
+    /// which is no error of the run.
+    pub fn base_summary(&self) -> super::report::Summary {
+        super::report::Summary::of_all(
+            self.cases
+                .iter()
+                .filter_map(|d| d.base.as_ref().map(|s| &s.result))
+                .filter(|r| {
+                    r.error
+                        .as_ref()
+                        .is_none_or(|e| e.kind != super::CaseErrorKind::Render)
+                }),
+        )
+    }
+
     /// The cases that moved `movement`.
     pub fn with(&self, movement: Movement) -> impl Iterator<Item = &CaseDelta> {
         self.cases.iter().filter(move |c| c.movement == movement)
