@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use promptctl::config::Settings;
-use promptctl::registry::runs::{BATCH_ROWS, RunRecord, prepare_writer_session, write_rows};
+use promptctl::registry::runs::{BATCH_ROWS, RunRecord, prepare_writer_session, write_runs};
 use promptctl::repo::{Body, Definition};
 use promptctl::router::{Bundle, PromptSource, ResolvedPrompt, Router, new_run_id};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -315,9 +315,11 @@ async fn main() {
     );
 
     // Recording throughput: the writer's flush path (its session settings, binary COPY of
-    // BATCH_ROWS-row batches).
+    // BATCH_ROWS-row batches with their rollups, in one transaction each).
     let db = promptctl::registry::connect(&url).await.unwrap();
-    prepare_writer_session(&db).await.unwrap();
+    prepare_writer_session(&db, promptctl::config::SynchronousCommit::Off)
+        .await
+        .unwrap();
     let batches: Vec<Vec<RunRecord>> = (0..rows)
         .map(record)
         .collect::<Vec<_>>()
@@ -326,7 +328,7 @@ async fn main() {
         .collect();
     let started = Instant::now();
     for batch in &batches {
-        write_rows(&db, batch).await.unwrap();
+        write_runs(&db, batch).await.unwrap();
     }
     let elapsed = started.elapsed().as_secs_f64();
     println!(

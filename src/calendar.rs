@@ -18,6 +18,17 @@ pub fn civil_date(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// A time in seconds since the epoch as `YYYY-MM-DD HH:MM UTC`.
+pub fn utc_minute(seconds: i64) -> String {
+    let (year, month, day) = civil_date(seconds.div_euclid(86_400));
+    let rest = seconds.rem_euclid(86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rest / 3_600,
+        (rest % 3_600) / 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::civil_date;

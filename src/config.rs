@@ -309,6 +309,16 @@ pub struct MonitoringSettings {
     #[serde(deserialize_with = "bounded::days")]
     #[schemars(range(min = 0, max = 36500))]
     pub retention_days: u32,
+    /// How many days of hour and day rollups to keep (minute rollups follow
+    /// `retention_days`); 0 keeps them.
+    #[serde(deserialize_with = "bounded::days")]
+    #[schemars(range(min = 0, max = 36500))]
+    pub rollup_retention_days: u32,
+    /// What the run recorder's commits wait for (PostgreSQL's `synchronous_commit` for its
+    /// session): `off` (the default) returns before the write-ahead log reaches the disk, so
+    /// a server crash may lose the last fraction of a second of runs; `local` and `on` wait
+    /// for the local flush (and `on` for synchronous standbys, when there are any).
+    pub synchronous_commit: SynchronousCommit,
     /// Whether rendered inputs and outputs are stored with each run.
     pub store_io: bool,
     /// Alert thresholds for `stats --check`.
@@ -320,8 +330,40 @@ impl Default for MonitoringSettings {
         MonitoringSettings {
             sample_rate: 0.01,
             retention_days: 90,
+            rollup_retention_days: 400,
+            synchronous_commit: SynchronousCommit::Off,
             store_io: false,
             alerts: AlertSettings::default(),
+        }
+    }
+}
+
+/// The durability of the run recorder's commits (`[monitoring] synchronous_commit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SynchronousCommit {
+    /// Commits return before the write-ahead log is flushed.
+    #[default]
+    Off,
+    /// Commits wait for the local flush.
+    Local,
+    /// Commits wait for the local flush and for synchronous standbys, if any.
+    On,
+    /// Commits wait for synchronous standbys to write (not flush) the log.
+    RemoteWrite,
+    /// Commits wait for synchronous standbys to apply the log.
+    RemoteApply,
+}
+
+impl SynchronousCommit {
+    /// The setting's value in PostgreSQL.
+    pub fn as_sql(self) -> &'static str {
+        match self {
+            SynchronousCommit::Off => "off",
+            SynchronousCommit::Local => "local",
+            SynchronousCommit::On => "on",
+            SynchronousCommit::RemoteWrite => "remote_write",
+            SynchronousCommit::RemoteApply => "remote_apply",
         }
     }
 }

@@ -55,6 +55,7 @@ pub(crate) mod retry;
 pub(crate) mod schema;
 pub(crate) mod serve;
 pub(crate) mod settings;
+pub(crate) mod sketch;
 pub(crate) mod style;
 pub(crate) mod token_bucket;
 pub(crate) mod yaml_scan;

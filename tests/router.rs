@@ -823,7 +823,13 @@ fn a_row_postgres_refuses_is_dropped_alone_and_counted() {
         .build()
         .expect("runtime");
     let stats = runtime.block_on(async {
-        let recorder = RunRecorder::start(db.url.clone(), 0);
+        let recorder = RunRecorder::start(
+            db.url.clone(),
+            &promptctl::config::MonitoringSettings {
+                retention_days: 0,
+                ..Default::default()
+            },
+        );
         let at = std::time::SystemTime::now();
         let ids: Vec<uuid::Uuid> = (1..=6).map(uuid::Uuid::from_u128).collect();
         for (index, id) in ids.iter().enumerate() {

@@ -18,6 +18,7 @@ mod pin;
 mod promote;
 mod render;
 mod rollback;
+mod rollup;
 mod run;
 mod schema;
 mod serve;
@@ -125,6 +126,8 @@ enum Command {
     Run(run::RunArgs),
     /// Calls, errors, latency percentiles, tokens, cost and quality of recorded runs.
     Stats(stats::StatsArgs),
+    /// Build (or rebuild) the rollups of recorded runs that `stats` and the dashboard read.
+    Rollup(rollup::RollupArgs),
     /// Write every environment's resolved prompts as one JSON bundle (to stdout).
     Export(export::ExportArgs),
 }
@@ -263,6 +266,8 @@ impl From<crate::registry::RegistryError> for CliError {
                 ))
                 .hint("the URL comes from --database-url, else the variable `[sync] database_url_env` names (DATABASE_URL)"),
             E::Database(_) | E::Git(_) => CliError::external(message),
+            E::Corrupt(_) => CliError::external(message)
+                .hint("a newer promptctl may have written it: upgrade promptctl, or rebuild the rollups with `promptctl rollup`"),
             E::Timeout { .. } => CliError::external(message)
                 .hint("`[database] query_timeout_s` in promptctl.toml sets how long promptctl waits"),
             E::SchemaTooNew { .. } => CliError::input(message)
@@ -525,6 +530,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Healthcheck(args) => healthcheck::run(&context, &args),
         Command::Run(args) => run::run(&context, &args),
         Command::Stats(args) => stats::run(&context, &args),
+        Command::Rollup(args) => rollup::run(&context, &args),
         Command::Export(args) => export::run(&context, &args),
     };
     match result {

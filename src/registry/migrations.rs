@@ -32,6 +32,7 @@ pub const MIGRATIONS: &[Migration] = &[
         include_str!("migrations/0004_descriptions.sql"),
     ),
     Migration::new(5, "sources", include_str!("migrations/0005_sources.sql")),
+    Migration::new(6, "rollups", include_str!("migrations/0006_rollups.sql")),
 ];
 
 impl Migration {

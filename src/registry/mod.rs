@@ -15,6 +15,7 @@ pub mod columns;
 pub mod listing;
 pub mod migrations;
 pub mod notice;
+pub mod rollups;
 pub mod runs;
 pub mod sources;
 pub mod stats;
@@ -118,6 +119,9 @@ pub enum RegistryError {
     /// No prompt is pinned in that environment.
     #[error("no environment named `{0}` in the registry")]
     NoSuchEnvironment(String),
+    /// A stored value cannot be read (a rollup's latency sketch of an unknown format).
+    #[error("a stored value cannot be read: {0}")]
+    Corrupt(String),
     /// The database did not answer in time.
     #[error("PostgreSQL did not {what} within {} s", after.as_secs_f64())]
     Timeout {
@@ -135,6 +139,7 @@ impl RegistryError {
             self,
             RegistryError::Connect { .. }
                 | RegistryError::Database(_)
+                | RegistryError::Corrupt(_)
                 | RegistryError::Timeout { .. }
                 | RegistryError::NotSynced
                 | RegistryError::Git(_)

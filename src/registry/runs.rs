@@ -9,6 +9,10 @@
 //! and drops the ones older than `retention_days`. [`RunRecorder::shutdown`] flushes what
 //! is queued within a deadline.
 //!
+//! Each batch's rollups (`super::rollups`) are written in the batch's transaction, so the
+//! rollups hold exactly the runs written; a second task of the recorder, on its own
+//! connection, compacts them every [`COMPACT_INTERVAL`] and retires old ones hourly.
+//!
 //! One bad row costs only itself. Before a batch is sent, every row is made to fit its
 //! columns ([`fit_row`]: NUL characters, which PostgreSQL text refuses, become U+FFFD, and
 //! values longer than their `VARCHAR` column are cut; counted in
@@ -23,6 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::calendar::civil_date;
+use crate::config::{MonitoringSettings, SynchronousCommit};
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc};
 use tokio_postgres::Client;
@@ -43,6 +48,9 @@ const RECONNECT: crate::retry::RetryPolicy = crate::retry::RetryPolicy {
     base_delay: Duration::from_secs(1),
     max_delay: Duration::from_secs(8),
 };
+
+/// How often the recorder merges the partial rollup rows it appended.
+pub const COMPACT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// At most one flush per interval (unless a batch is full).
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
@@ -220,6 +228,7 @@ pub struct RunRecorder {
     tx: Option<mpsc::Sender<RunRecord>>,
     shared: Arc<Shared>,
     task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    maintenance: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for RunRecorder {
@@ -237,19 +246,23 @@ impl RunRecorder {
             tx: None,
             shared: Arc::new(Shared::default()),
             task: tokio::sync::Mutex::new(None),
+            maintenance: None,
         }
     }
 
-    /// Starts the writer for the database at `url`; must be called inside a Tokio runtime.
-    /// The connection is made by the writer, so a database that is down costs nothing here.
-    pub fn start(url: String, retention_days: u32) -> RunRecorder {
+    /// Starts the writer for the database at `url` with `[monitoring]`'s retention and
+    /// durability; must be called inside a Tokio runtime. The connections are made by the
+    /// writer and its maintenance task, so a database that is down costs nothing here.
+    pub fn start(url: String, monitoring: &MonitoringSettings) -> RunRecorder {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let shared = Arc::new(Shared::default());
-        let task = tokio::spawn(writer(url, retention_days, rx, shared.clone()));
+        let task = tokio::spawn(writer(url.clone(), monitoring.clone(), rx, shared.clone()));
+        let maintenance = tokio::spawn(maintain_rollups(url, monitoring.clone()));
         RunRecorder {
             tx: Some(tx),
             shared,
             task: tokio::sync::Mutex::new(Some(task)),
+            maintenance: Some(maintenance),
         }
     }
 
@@ -283,6 +296,10 @@ impl RunRecorder {
     /// Flushes what is queued, waiting at most `deadline`; rows still queued then are
     /// dropped (counted). Later rows are dropped.
     pub async fn shutdown(&self, deadline: Duration) -> RecorderStats {
+        if let Some(maintenance) = &self.maintenance {
+            // A compaction cut short rolls back: its rows stay partial, nothing is lost.
+            maintenance.abort();
+        }
         self.shared.closing.store(true, Ordering::SeqCst);
         self.shared.close.notify_one();
         let task = self.task.lock().await.take();
@@ -344,10 +361,30 @@ const TYPES: [Type; 23] = [
     Type::TEXT,
 ];
 
-/// Writes `rows` with one binary `COPY`, all or none: PostgreSQL refuses the whole `COPY`
-/// for one row that does not fit, so make each fit first ([`fit_row`]). Each flush of the
-/// recorder goes through here (and splits a refused batch, see the module's doc).
-pub async fn write_rows(client: &Client, rows: &[RunRecord]) -> Result<(), tokio_postgres::Error> {
+/// Writes `rows` and their rollups in one transaction, all or none: PostgreSQL refuses
+/// the whole `COPY` for one row that does not fit, so make each fit first ([`fit_row`]).
+/// Each flush of the recorder goes through here (and splits a refused batch, see the
+/// module's doc).
+pub async fn write_runs(client: &Client, rows: &[RunRecord]) -> Result<(), tokio_postgres::Error> {
+    client.batch_execute("BEGIN").await?;
+    let written = async {
+        write_rows(client, rows).await?;
+        super::rollups::write(client, &super::rollups::Rollups::of_runs(rows), true).await
+    }
+    .await;
+    match written {
+        Ok(()) => client.batch_execute("COMMIT").await,
+        Err(err) => {
+            // A connection that failed rolls back by itself; the error to report is the
+            // one that stopped the write.
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(err)
+        }
+    }
+}
+
+/// Writes `rows` into `prompt_runs` with one binary `COPY`.
+async fn write_rows(client: &Client, rows: &[RunRecord]) -> Result<(), tokio_postgres::Error> {
     let sink = client
         .copy_in(&format!(
             "COPY prompt_runs ({COLUMNS}) FROM STDIN (FORMAT binary)"
@@ -440,7 +477,7 @@ async fn write_batch(
 ) -> Result<(), tokio_postgres::Error> {
     let mut parts = vec![rows];
     while let Some(part) = parts.pop() {
-        match write_rows(client, part).await {
+        match write_runs(client, part).await {
             Ok(()) => {
                 shared
                     .written
@@ -516,26 +553,32 @@ pub async fn maintain_partitions(
     Ok(())
 }
 
-/// Sets up a connection for the writer: its commits do not wait for the write-ahead log
-/// to reach the disk (`synchronous_commit = off`). Monitoring rows are telemetry: a
-/// server crash may lose the last fraction of a second of them (the database stays
-/// consistent), and in exchange a flush never waits for an fsync.
-pub async fn prepare_writer_session(client: &Client) -> Result<(), tokio_postgres::Error> {
-    client.batch_execute("SET synchronous_commit = off").await
+/// Sets up a connection for the writer with `[monitoring] synchronous_commit`. By default
+/// (`off`) its commits do not wait for the write-ahead log to reach the disk: monitoring
+/// rows are telemetry, a server crash may lose the last fraction of a second of them (the
+/// database stays consistent, runs and their rollups alike), and in exchange a flush
+/// never waits for an fsync.
+pub async fn prepare_writer_session(
+    client: &Client,
+    durability: SynchronousCommit,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .batch_execute(&format!("SET synchronous_commit = {}", durability.as_sql()))
+        .await
 }
 
-async fn open(url: &str, retention_days: u32) -> Result<Client, String> {
+async fn open(url: &str, monitoring: &MonitoringSettings) -> Result<Client, String> {
     let mut client = tokio::time::timeout(Duration::from_secs(3), super::connect(url))
         .await
         .map_err(|_| "the database did not answer within 3 s".to_owned())?
         .map_err(|e| e.to_string())?;
-    prepare_writer_session(&client)
+    prepare_writer_session(&client, monitoring.synchronous_commit)
         .await
         .map_err(|e| super::describe(&e))?;
     super::migrations::migrate(&mut client)
         .await
         .map_err(|e| e.to_string())?;
-    maintain_partitions(&client, retention_days)
+    maintain_partitions(&client, monitoring.retention_days)
         .await
         .map_err(|e| super::describe(&e))?;
     Ok(client)
@@ -543,7 +586,7 @@ async fn open(url: &str, retention_days: u32) -> Result<Client, String> {
 
 async fn writer(
     url: String,
-    retention_days: u32,
+    monitoring: MonitoringSettings,
     mut rx: mpsc::Receiver<RunRecord>,
     shared: Arc<Shared>,
 ) {
@@ -587,7 +630,7 @@ async fn writer(
             client = None;
             let retry = next_attempt.is_none_or(|at| Instant::now() >= at);
             if retry || closing {
-                match open(&url, retention_days).await {
+                match open(&url, &monitoring).await {
                     Ok(opened) => {
                         client = Some(opened);
                         failures = 0;
@@ -606,7 +649,7 @@ async fn writer(
         if let Some(open_client) = &client {
             if today() != day {
                 day = today();
-                let _ = maintain_partitions(open_client, retention_days).await;
+                let _ = maintain_partitions(open_client, monitoring.retention_days).await;
             }
             let cleaned = batch
                 .iter_mut()
@@ -624,6 +667,41 @@ async fn writer(
         batch.clear();
         if closing && rx.is_empty() {
             return;
+        }
+    }
+}
+
+/// The recorder's second task: every [`COMPACT_INTERVAL`], merges the partial rollup rows
+/// (`super::rollups::compact`), and every hour deletes rollups past their retention, on a
+/// connection of its own so that the writer's flushes never wait for it. Failures are
+/// logged and retried at the next interval; the rows stay partial meanwhile, which costs
+/// readers time, not correctness.
+async fn maintain_rollups(url: String, monitoring: MonitoringSettings) {
+    let mut client: Option<Client> = None;
+    let mut retired_at: Option<Instant> = None;
+    loop {
+        tokio::time::sleep(COMPACT_INTERVAL).await;
+        if client.as_ref().is_none_or(Client::is_closed) {
+            client = tokio::time::timeout(Duration::from_secs(3), super::connect(&url))
+                .await
+                .ok()
+                .and_then(Result::ok);
+        }
+        let Some(open_client) = &client else { continue };
+        if let Err(err) = super::rollups::compact(open_client).await {
+            tracing::warn!(error = %err, "rollup compaction failed; retried in {} s", COMPACT_INTERVAL.as_secs());
+        }
+        if retired_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(3_600)) {
+            retired_at = Some(Instant::now());
+            if let Err(err) = super::rollups::retire(
+                open_client,
+                monitoring.retention_days,
+                monitoring.rollup_retention_days,
+            )
+            .await
+            {
+                tracing::warn!(error = %err, "rollup retention failed");
+            }
         }
     }
 }

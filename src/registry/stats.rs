@@ -1,15 +1,23 @@
-//! `promptctl stats`: calls, error rate, latency percentiles, tokens, cost and mean quality
-//! of the recorded runs, computed in PostgreSQL. Percentiles are exact
-//! (`percentile_cont` over every row of the group, linear interpolation between the two
-//! nearest ranks), not estimated.
+//! `promptctl stats`, `/v1/stats` and the dashboard: calls, error rate, latency
+//! percentiles, tokens, cost and mean quality of the recorded runs, per group ([`stats`],
+//! [`overview`]) or per time bucket ([`series`]).
+//!
+//! A window is read from the rollups (`super::rollups`) for its whole days, hours and
+//! minutes, and from `prompt_runs` for the partial minute at each end (and for runs older
+//! than the rollups), so a reading of 30 days costs about what one of a day does. Sums are
+//! exact; percentiles come from the latency sketches, within 1 % of `percentile_cont`
+//! over the same runs (`crate::sketch`).
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
+
 use tokio_postgres::Client;
-use tokio_postgres::types::ToSql;
 
 use super::RegistryError;
+pub use super::rollups::Width;
+use super::rollups::{self, Figures, Measures, Narrowing, RollupKey};
 use crate::config::AlertSettings;
 
 /// How to group the rows besides by prompt.
@@ -26,24 +34,6 @@ pub enum GroupBy {
     Environment,
     /// Per source (the repository that published the prompt, from `prompt_owners`).
     Source,
-}
-
-impl GroupBy {
-    fn expression(self) -> &'static str {
-        match self {
-            GroupBy::Prompt => "''",
-            GroupBy::Version => "coalesce(version::text, '')",
-            GroupBy::Model => "coalesce(model_used, model_requested, '')",
-            GroupBy::Environment => "coalesce(environment, '')",
-            // The run's own source when the router wrote one, else its prompt's owner
-            // (runs recorded before sources, or of prompts read from a repository).
-            GroupBy::Source => {
-                "CASE WHEN prompt_runs.source <> '' THEN prompt_runs.source ELSE coalesce((SELECT o.source \
-                 FROM prompt_owners o WHERE o.service = prompt_runs.service \
-                 AND o.name = prompt_runs.name), '') END"
-            }
-        }
-    }
 }
 
 /// Which rows to summarise.
@@ -68,11 +58,11 @@ pub struct StatsRow {
     pub calls: i64,
     /// Share of runs that failed.
     pub error_rate: f64,
-    /// Exact median latency, milliseconds.
+    /// Median latency, milliseconds (within 1 %).
     pub p50_ms: Option<f64>,
-    /// Exact 95th percentile latency.
+    /// 95th percentile latency (within 1 %).
     pub p95_ms: Option<f64>,
-    /// Exact 99th percentile latency.
+    /// 99th percentile latency (within 1 %).
     pub p99_ms: Option<f64>,
     /// Input tokens (cache reads and writes included).
     pub input_tokens: i64,
@@ -104,117 +94,7 @@ pub async fn stats(
     from: SystemTime,
     to: SystemTime,
 ) -> Result<Vec<StatsRow>, RegistryError> {
-    super::bounded(read_stats(client, query, from, to)).await
-}
-
-async fn read_stats(
-    client: &Client,
-    query: &StatsQuery,
-    from: SystemTime,
-    to: SystemTime,
-) -> Result<Vec<StatsRow>, RegistryError> {
-    let group = query.by.expression();
-    let mut filters = vec!["created_at >= $1".to_owned(), "created_at < $2".to_owned()];
-    let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(from), Box::new(to)];
-    if let Some(prompt) = &query.prompt {
-        let prompt = match super::sources::split_source(prompt) {
-            Some((source, rest)) => {
-                // The same attribution as `--by source`, so a run has one source.
-                params.push(Box::new(source.to_owned()));
-                filters.push(format!(
-                    "({}) = ${}",
-                    GroupBy::Source.expression(),
-                    params.len()
-                ));
-                rest
-            }
-            None => prompt.as_str(),
-        };
-        match prompt.split_once('/') {
-            Some((service, name)) => {
-                params.push(Box::new(service.to_owned()));
-                filters.push(format!("service = ${}", params.len()));
-                params.push(Box::new(name.to_owned()));
-                filters.push(format!("name = ${}", params.len()));
-            }
-            None => {
-                params.push(Box::new(prompt.to_owned()));
-                filters.push(format!("name = ${}", params.len()));
-            }
-        }
-    }
-    if let Some(environment) = &query.environment {
-        params.push(Box::new(environment.clone()));
-        filters.push(format!("environment = ${}", params.len()));
-    }
-    // The rows are narrowed and grouped under the "C" collation: sorting a million rows
-    // by byte order instead of the locale's rules is what keeps a fleet-wide window under
-    // a second, and it also stops the planner from walking the (service, name) index
-    // row by row in heap-random order. One `percentile_cont` over an array of fractions
-    // sorts each group once for all three percentiles.
-    let sql = format!(
-        "SELECT prompt, grp, count(*), \
-           coalesce(avg(CASE WHEN error IS NULL THEN 0.0 ELSE 1.0 END), 0)::float8, \
-           percentile_cont(ARRAY[0.5, 0.95, 0.99]::float8[]) WITHIN GROUP (ORDER BY latency_ms), \
-           coalesce(sum(coalesce(input_tokens, 0) + coalesce(cache_read_tokens, 0) + coalesce(cache_write_tokens, 0)), 0)::int8, \
-           coalesce(sum(output_tokens), 0)::int8, \
-           coalesce(sum(cost_usd), 0)::float8, \
-           avg(quality_score)::float8, count(quality_score) \
-         FROM (SELECT (service || '/' || name)::text COLLATE \"C\" AS prompt, \
-                 ({group})::text COLLATE \"C\" AS grp, error, latency_ms, input_tokens, \
-                 cache_read_tokens, cache_write_tokens, output_tokens, cost_usd, quality_score \
-               FROM prompt_runs WHERE {}) AS runs \
-         GROUP BY prompt, grp ORDER BY prompt, grp",
-        filters.join(" AND ")
-    );
-    let refs: Vec<&(dyn ToSql + Sync)> = params
-        .iter()
-        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-        .collect();
-    // JIT compilation costs more than it saves on a query this size. The setting holds
-    // for the rest of this connection's session (whose other queries are small too) and
-    // leaves the server's settings alone.
-    client.batch_execute("SET jit = off").await?;
-    let rows = client.query(&sql, &refs).await?;
-    Ok(rows
-        .iter()
-        .map(|row| StatsRow {
-            prompt: row.get(0),
-            group: row.get(1),
-            calls: row.get(2),
-            error_rate: row.get(3),
-            p50_ms: percentile(row, 0),
-            p95_ms: percentile(row, 1),
-            p99_ms: percentile(row, 2),
-            input_tokens: row.get(5),
-            output_tokens: row.get(6),
-            cost_usd: row.get(7),
-            quality: row.get(8),
-            scored: row.get(9),
-        })
-        .collect())
-}
-
-/// The width of a time bucket: the rollups keep one row per key and bucket at each width.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Width {
-    /// One minute.
-    Minute,
-    /// One hour.
-    Hour,
-    /// One day (UTC).
-    Day,
-}
-
-impl Width {
-    /// The width in seconds.
-    pub fn seconds(self) -> u64 {
-        match self {
-            Width::Minute => 60,
-            Width::Hour => 3_600,
-            Width::Day => 86_400,
-        }
-    }
+    Ok(overview(client, query, from, to).await?.rows)
 }
 
 /// The figures of a window: per group, and the whole of it in one row.
@@ -222,33 +102,48 @@ impl Width {
 pub struct Overview {
     /// Every run of the window in one row (`prompt` and `group` empty).
     pub total: StatsRow,
-    /// Per prompt (and group), as [`stats`] returns them.
+    /// Per prompt (and group), ordered by prompt and group.
     pub rows: Vec<StatsRow>,
 }
 
-/// The figures of the runs created in `[from, to)` per group and in all.
+/// The figures of the runs created in `[from, to)` per group and in all, within the
+/// query timeout: whole days, hours and minutes from the rollups, the partial minute at
+/// each end (and runs older than the rollups) from `prompt_runs`.
 pub async fn overview(
     client: &Client,
     query: &StatsQuery,
     from: SystemTime,
     to: SystemTime,
 ) -> Result<Overview, RegistryError> {
-    let rows = stats(client, query, from, to).await?;
-    let total = StatsRow {
-        prompt: String::new(),
-        group: String::new(),
-        calls: rows.iter().map(|r| r.calls).sum(),
-        error_rate: 0.0,
-        p50_ms: None,
-        p95_ms: None,
-        p99_ms: None,
-        input_tokens: rows.iter().map(|r| r.input_tokens).sum(),
-        output_tokens: rows.iter().map(|r| r.output_tokens).sum(),
-        cost_usd: rows.iter().map(|r| r.cost_usd).sum(),
-        quality: None,
-        scored: rows.iter().map(|r| r.scored).sum(),
-    };
-    Ok(Overview { total, rows })
+    super::bounded(async {
+        let reader = Reader::open(client, query).await?;
+        let (from, to) = (rollups::seconds(from), rollups::seconds(to));
+        let mut groups: HashMap<(String, String), Group> = HashMap::new();
+        for span in spans(from, to, reader.complete_from) {
+            reader
+                .gather(span, |_, key, item| {
+                    if let Some(group) = reader.group_of(key) {
+                        let prompt = format!("{}/{}", key.service, key.name);
+                        groups.entry((prompt, group)).or_default().add(key, item);
+                    }
+                })
+                .await?;
+        }
+        let mut total = Group::default();
+        let mut rows: Vec<StatsRow> = groups
+            .into_iter()
+            .map(|((prompt, group), figures)| {
+                total.merge(&figures);
+                figures.row(prompt, group)
+            })
+            .collect();
+        rows.sort_by(|a, b| (&a.prompt, &a.group).cmp(&(&b.prompt, &b.group)));
+        Ok(Overview {
+            total: total.row(String::new(), String::new()),
+            rows,
+        })
+    })
+    .await
 }
 
 /// One bucket of one group of a time series.
@@ -275,9 +170,9 @@ pub struct SeriesPoint {
 }
 
 /// The runs of `[from, to)` per bucket of `width` (the first bucket starts at or before
-/// `from`) and per group, ordered by bucket and group. A prompt filter and `query.by` as
-/// for [`stats`]; the prompt is not part of a point, so a series is of one prompt or of the
-/// fleet.
+/// `from`) and per group, ordered by bucket and group, from the rollups of that width
+/// (and `prompt_runs` before them). A prompt filter and `query.by` as for [`stats`]; the
+/// prompt is not part of a point, so a series is of one prompt or of the fleet.
 pub async fn series(
     client: &Client,
     query: &StatsQuery,
@@ -285,15 +180,290 @@ pub async fn series(
     to: SystemTime,
     width: Width,
 ) -> Result<Vec<SeriesPoint>, RegistryError> {
-    let _ = (client, query, from, to, width);
-    Ok(Vec::new())
+    super::bounded(async {
+        let reader = Reader::open(client, query).await?;
+        let (from, to) = (rollups::seconds(from), rollups::seconds(to));
+        let complete = reader.complete_from.clamp(from, to.max(from));
+        let mut points: HashMap<(i64, String), Group> = HashMap::new();
+        let parts = [
+            Span::Runs(from, complete),
+            Span::Rollups(width, width.floor(complete), to),
+        ];
+        for span in parts {
+            reader
+                .gather(span, |at, key, item| {
+                    if let Some(group) = reader.group_of(key) {
+                        points
+                            .entry((width.floor(at), group))
+                            .or_default()
+                            .add(key, item);
+                    }
+                })
+                .await?;
+        }
+        let mut points: Vec<SeriesPoint> = points
+            .into_iter()
+            .map(|((at, group), figures)| figures.point(at, group))
+            .collect();
+        points.sort_by(|a, b| (a.at, &a.group).cmp(&(b.at, &b.group)));
+        Ok(points)
+    })
+    .await
 }
 
-/// The `index`th of the percentiles the stats query returns as one array (`None` for a
-/// group whose every latency is NULL).
-fn percentile(row: &tokio_postgres::Row, index: usize) -> Option<f64> {
-    row.get::<_, Option<Vec<Option<f64>>>>(4)
-        .and_then(|values| values.get(index).copied().flatten())
+/// What a reading takes from: raw runs or one width of rollups, over `[from, to)`
+/// (seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Span {
+    Runs(i64, i64),
+    Rollups(Width, i64, i64),
+}
+
+/// How `[from, to)` is read: raw runs before `complete_from` (the rollups do not hold
+/// them), then the widest whole buckets, narrower ones towards each end, and raw runs for
+/// the partial minute at each end.
+fn spans(from: i64, to: i64, complete_from: i64) -> Vec<Span> {
+    let mut spans = Vec::new();
+    if from >= to {
+        return spans;
+    }
+    let start = from.max(complete_from.min(to));
+    if from < start {
+        spans.push(Span::Runs(from, start));
+    }
+    cover(start, to, &Width::ALL, &mut spans);
+    spans
+}
+
+/// Covers `[from, to)` with whole buckets of the widest of `widths` and, at each end, of
+/// the narrower ones; raw runs where no whole minute fits.
+fn cover(from: i64, to: i64, widths: &[Width], spans: &mut Vec<Span>) {
+    if from >= to {
+        return;
+    }
+    let Some((&width, narrower)) = widths.split_last() else {
+        spans.push(Span::Runs(from, to));
+        return;
+    };
+    let (start, end) = (width.ceil(from), width.floor(to));
+    if start < end {
+        cover(from, start, narrower, spans);
+        spans.push(Span::Rollups(width, start, end));
+        cover(end, to, narrower, spans);
+    } else {
+        cover(from, to, narrower, spans);
+    }
+}
+
+/// What one reading step yields: a raw run or a rollup row.
+enum Item {
+    Run(Measures),
+    Rollup(Figures),
+}
+
+/// A group's figures as they are added up.
+#[derive(Debug, Default)]
+struct Group {
+    figures: Figures,
+    errors: i64,
+}
+
+impl Group {
+    fn add(&mut self, key: &RollupKey, item: Item) {
+        let calls = match item {
+            Item::Run(run) => {
+                self.figures.add_run(&run);
+                1
+            }
+            Item::Rollup(figures) => {
+                self.figures.merge(&figures);
+                figures.calls
+            }
+        };
+        if key.failed {
+            self.errors += calls;
+        }
+    }
+
+    fn merge(&mut self, other: &Group) {
+        self.figures.merge(&other.figures);
+        self.errors += other.errors;
+    }
+
+    fn quality(&self) -> Option<f64> {
+        (self.figures.quality_count > 0)
+            .then(|| self.figures.quality_sum / self.figures.quality_count as f64)
+    }
+
+    fn row(&self, prompt: String, group: String) -> StatsRow {
+        let f = &self.figures;
+        StatsRow {
+            prompt,
+            group,
+            calls: f.calls,
+            error_rate: if f.calls > 0 {
+                self.errors as f64 / f.calls as f64
+            } else {
+                0.0
+            },
+            p50_ms: f.latency.quantile(0.5),
+            p95_ms: f.latency.quantile(0.95),
+            p99_ms: f.latency.quantile(0.99),
+            input_tokens: f
+                .input_tokens
+                .saturating_add(f.cache_read_tokens)
+                .saturating_add(f.cache_write_tokens),
+            output_tokens: f.output_tokens,
+            cost_usd: f.cost_usd,
+            quality: self.quality(),
+            scored: f.quality_count,
+        }
+    }
+
+    fn point(&self, at: i64, group: String) -> SeriesPoint {
+        let f = &self.figures;
+        SeriesPoint {
+            at,
+            group,
+            calls: f.calls,
+            errors: self.errors,
+            p50_ms: f.latency.quantile(0.5),
+            p95_ms: f.latency.quantile(0.95),
+            p99_ms: f.latency.quantile(0.99),
+            cost_usd: f.cost_usd,
+            quality: self.quality(),
+        }
+    }
+}
+
+/// The schema whose migration made the rollups.
+const ROLLUPS_SCHEMA: i32 = 6;
+
+/// A reading's setup: the filter, the grouping, the owners (for sources) and how far the
+/// rollups reach on this database.
+struct Reader<'a> {
+    client: &'a Client,
+    narrowing: Narrowing,
+    source: Option<String>,
+    by: GroupBy,
+    owners: HashMap<(String, String), String>,
+    /// From when the rollups hold every run (never, before the rollups' migration).
+    complete_from: i64,
+}
+
+impl<'a> Reader<'a> {
+    async fn open(client: &'a Client, query: &StatsQuery) -> Result<Reader<'a>, RegistryError> {
+        let schema = super::migrations::current_version(client)
+            .await?
+            .unwrap_or(0);
+        let (narrowing, source) = narrowing_of(query);
+        let mut owners = HashMap::new();
+        if (source.is_some() || query.by == GroupBy::Source) && schema >= super::SOURCES_SCHEMA {
+            for row in client
+                .query("SELECT service, name, source FROM prompt_owners", &[])
+                .await?
+            {
+                owners.insert((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?);
+            }
+        }
+        let complete_from = if schema >= ROLLUPS_SCHEMA {
+            rollups::complete_from(client).await?
+        } else {
+            i64::MAX
+        };
+        Ok(Reader {
+            client,
+            narrowing: Narrowing {
+                runs_have_source: schema >= super::SOURCES_SCHEMA,
+                ..narrowing
+            },
+            source,
+            by: query.by,
+            owners,
+            complete_from,
+        })
+    }
+
+    /// The source a run counts under: its own, else its prompt's owner (runs recorded
+    /// before sources, or of prompts read from a repository).
+    fn source_of<'k>(&'k self, key: &'k RollupKey) -> &'k str {
+        if key.source.is_empty() {
+            self.owners
+                .get(&(key.service.clone(), key.name.clone()))
+                .map_or("", String::as_str)
+        } else {
+            &key.source
+        }
+    }
+
+    /// The group of a key, or `None` when the source filter leaves it out.
+    fn group_of(&self, key: &RollupKey) -> Option<String> {
+        if let Some(source) = &self.source
+            && self.source_of(key) != source
+        {
+            return None;
+        }
+        Some(match self.by {
+            GroupBy::Prompt => String::new(),
+            GroupBy::Version if key.version == 0 => String::new(),
+            GroupBy::Version => key.version.to_string(),
+            GroupBy::Model => key.model.clone(),
+            GroupBy::Environment => key.environment.clone(),
+            GroupBy::Source => self.source_of(key).to_owned(),
+        })
+    }
+
+    /// Reads `span`, calling `visit` with each item's time (seconds), key and item.
+    async fn gather(
+        &self,
+        span: Span,
+        mut visit: impl FnMut(i64, &RollupKey, Item),
+    ) -> Result<(), RegistryError> {
+        match span {
+            Span::Runs(from, to) => {
+                rollups::read_runs(self.client, (from, to), &self.narrowing, |at, key, run| {
+                    visit(at, &key, Item::Run(run));
+                })
+                .await
+            }
+            Span::Rollups(width, from, to) => {
+                rollups::read_rollups(
+                    self.client,
+                    width,
+                    (from, to),
+                    &self.narrowing,
+                    |at, key, figures| visit(at, &key, Item::Rollup(figures)),
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// The service, name and environment a query narrows to, and the source it names.
+fn narrowing_of(query: &StatsQuery) -> (Narrowing, Option<String>) {
+    let mut narrowing = Narrowing {
+        environment: query.environment.clone(),
+        ..Narrowing::default()
+    };
+    let mut source = None;
+    if let Some(prompt) = &query.prompt {
+        let prompt = match super::sources::split_source(prompt) {
+            Some((named, rest)) => {
+                source = Some(named.to_owned());
+                rest
+            }
+            None => prompt.as_str(),
+        };
+        match prompt.split_once('/') {
+            Some((service, name)) => {
+                narrowing.service = Some(service.to_owned());
+                narrowing.name = Some(name.to_owned());
+            }
+            None => narrowing.name = Some(prompt.to_owned()),
+        }
+    }
+    (narrowing, source)
 }
 
 /// One alert crossed.

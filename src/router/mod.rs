@@ -282,7 +282,7 @@ impl Router {
     /// inside a Tokio runtime when recording.
     pub fn new(settings: &Settings, source: PromptSource, database_url: Option<String>) -> Router {
         let recorder = match database_url {
-            Some(url) => RunRecorder::start(url, settings.monitoring.retention_days),
+            Some(url) => RunRecorder::start(url, &settings.monitoring),
             None => RunRecorder::disabled(),
         };
         Router::with_providers(

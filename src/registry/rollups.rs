@@ -1,0 +1,723 @@
+//! The rollups of `prompt_runs`: per minute, hour and day (UTC), one row per bucket and
+//! key (source, prompt, version, environment, model, failed) with the runs' counts, token,
+//! cost and quality sums and a latency sketch ([`crate::sketch`]), so that a reading of 30
+//! days costs about what one of a day does.
+//!
+//! Written three ways, all through [`Rollups`]: the run recorder appends the rollups of
+//! each batch it writes, in the batch's transaction, as partial rows ([`write`]);
+//! [`compact`] merges the partial rows of each key and bucket into one; [`rebuild_day`]
+//! (`promptctl rollup`) recomputes a day's rows from its raw runs, for runs recorded before
+//! the rollups existed or loaded around the recorder. Readers ([`read_rollups`],
+//! [`read_runs`]) add up every row of a key, so a reading is the same before and after
+//! compaction.
+//!
+//! Retention ([`retire`]): minute rows live as long as raw runs (`[monitoring]
+//! retention_days`), hour and day rows `rollup_retention_days` (default 400).
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Row};
+
+use super::RegistryError;
+use super::runs::RunRecord;
+use crate::sketch::LatencySketch;
+
+/// The width of a time bucket: the rollups keep one row per key and bucket at each width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Width {
+    /// One minute.
+    Minute,
+    /// One hour.
+    Hour,
+    /// One day (UTC).
+    Day,
+}
+
+impl Width {
+    /// Every width, narrowest first.
+    pub const ALL: [Width; 3] = [Width::Minute, Width::Hour, Width::Day];
+
+    /// The width in seconds.
+    pub fn seconds(self) -> i64 {
+        match self {
+            Width::Minute => 60,
+            Width::Hour => 3_600,
+            Width::Day => 86_400,
+        }
+    }
+
+    /// The start of the bucket holding `at` (seconds since the epoch).
+    pub fn floor(self, at: i64) -> i64 {
+        at.div_euclid(self.seconds()) * self.seconds()
+    }
+
+    /// The start of the first bucket starting at or after `at`.
+    pub fn ceil(self, at: i64) -> i64 {
+        -self.floor(-at)
+    }
+}
+
+/// What a rollup row is of: the runs of one prompt version in one environment with one
+/// model, failed or not. `0` and `''` stand for none.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RollupKey {
+    /// The source the run named ('' when it named none).
+    pub source: String,
+    /// The service.
+    pub service: String,
+    /// The prompt's name.
+    pub name: String,
+    /// The version (0: none recorded).
+    pub version: i32,
+    /// The environment ('' for none).
+    pub environment: String,
+    /// The model that answered, or the one asked for when none did.
+    pub model: String,
+    /// Whether the runs failed.
+    pub failed: bool,
+}
+
+/// One run's measures, as a rollup adds them up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Measures {
+    /// Latency in milliseconds (`None` when not recorded).
+    pub latency_ms: Option<f64>,
+    /// Input tokens, excluding the cache's.
+    pub input_tokens: i64,
+    /// Output tokens.
+    pub output_tokens: i64,
+    /// Tokens read from the provider's cache.
+    pub cache_read_tokens: i64,
+    /// Tokens written to the provider's cache.
+    pub cache_write_tokens: i64,
+    /// Cost in US dollars, when priced.
+    pub cost_usd: Option<f64>,
+    /// The quality score of a scored run.
+    pub quality: Option<f64>,
+}
+
+/// The sums of a set of runs: one rollup row's figures, or a reading's group.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Figures {
+    /// Runs.
+    pub calls: i64,
+    /// Input tokens, excluding the cache's.
+    pub input_tokens: i64,
+    /// Output tokens.
+    pub output_tokens: i64,
+    /// Tokens read from the provider's cache.
+    pub cache_read_tokens: i64,
+    /// Tokens written to the provider's cache.
+    pub cache_write_tokens: i64,
+    /// Cost in US dollars.
+    pub cost_usd: f64,
+    /// The sum of the scored runs' quality.
+    pub quality_sum: f64,
+    /// Scored runs.
+    pub quality_count: i64,
+    /// The latencies.
+    pub latency: LatencySketch,
+}
+
+impl Figures {
+    /// Adds one run.
+    pub fn add_run(&mut self, run: &Measures) {
+        self.calls += 1;
+        self.input_tokens = self.input_tokens.saturating_add(run.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(run.output_tokens);
+        self.cache_read_tokens = self.cache_read_tokens.saturating_add(run.cache_read_tokens);
+        self.cache_write_tokens = self
+            .cache_write_tokens
+            .saturating_add(run.cache_write_tokens);
+        self.cost_usd += run.cost_usd.unwrap_or(0.0);
+        if let Some(quality) = run.quality {
+            self.quality_sum += quality;
+            self.quality_count += 1;
+        }
+        if let Some(latency) = run.latency_ms {
+            self.latency.add(latency);
+        }
+    }
+
+    /// Adds every run of `other`.
+    pub fn merge(&mut self, other: &Figures) {
+        self.add_sums(other);
+        self.latency.merge(&other.latency);
+    }
+
+    /// Adds `other`'s sums (not its latencies).
+    fn add_sums(&mut self, other: &Figures) {
+        self.calls = self.calls.saturating_add(other.calls);
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        self.cache_read_tokens = self
+            .cache_read_tokens
+            .saturating_add(other.cache_read_tokens);
+        self.cache_write_tokens = self
+            .cache_write_tokens
+            .saturating_add(other.cache_write_tokens);
+        self.cost_usd += other.cost_usd;
+        self.quality_sum += other.quality_sum;
+        self.quality_count = self.quality_count.saturating_add(other.quality_count);
+    }
+}
+
+/// Rollup rows being built: figures per width, bucket start (seconds) and key.
+#[derive(Debug, Default)]
+pub struct Rollups {
+    rows: HashMap<(Width, i64, RollupKey), Figures>,
+}
+
+impl Rollups {
+    /// The rollups of `runs` at every width.
+    pub fn of_runs(runs: &[RunRecord]) -> Rollups {
+        let mut rollups = Rollups::default();
+        for run in runs {
+            rollups.add(&key_of(run), seconds(run.created_at), &measures_of(run));
+        }
+        rollups
+    }
+
+    /// Adds a run created at `at` (seconds since the epoch) to its bucket of each width.
+    pub fn add(&mut self, key: &RollupKey, at: i64, run: &Measures) {
+        for width in Width::ALL {
+            self.rows
+                .entry((width, width.floor(at), key.clone()))
+                .or_default()
+                .add_run(run);
+        }
+    }
+
+    /// Adds a row's figures to its bucket.
+    fn merge(&mut self, width: Width, bucket: i64, key: RollupKey, figures: &Figures) {
+        self.rows
+            .entry((width, bucket, key))
+            .or_default()
+            .merge(figures);
+    }
+
+    /// How many rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether there is no row.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// The key of a recorded run (already made to fit its columns by the recorder).
+fn key_of(run: &RunRecord) -> RollupKey {
+    RollupKey {
+        source: run.source.clone(),
+        service: run.service.clone(),
+        name: run.name.clone(),
+        version: run.version.unwrap_or(0),
+        environment: run.environment.clone().unwrap_or_default(),
+        model: run
+            .model_used
+            .clone()
+            .unwrap_or_else(|| run.model_requested.clone()),
+        failed: run.error.is_some(),
+    }
+}
+
+fn measures_of(run: &RunRecord) -> Measures {
+    Measures {
+        latency_ms: Some(run.latency_ms),
+        input_tokens: run.input_tokens.into(),
+        output_tokens: run.output_tokens.into(),
+        cache_read_tokens: run.cache_read_tokens.into(),
+        cache_write_tokens: run.cache_write_tokens.into(),
+        cost_usd: run.cost_usd,
+        quality: run.quality_score,
+    }
+}
+
+/// Seconds since the epoch (negative before it).
+pub fn seconds(at: SystemTime) -> i64 {
+    match at.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_secs_f64().ceil() as u64).unwrap_or(0),
+    }
+}
+
+/// The time `seconds` after the epoch.
+pub fn time(seconds: i64) -> SystemTime {
+    if seconds >= 0 {
+        UNIX_EPOCH + Duration::from_secs(seconds.unsigned_abs())
+    } else {
+        UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs())
+    }
+}
+
+const COLUMNS: &str = "width, bucket, source, service, name, version, environment, model, \
+     failed, calls, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
+     cost_usd, quality_sum, quality_count, latency, partial";
+
+const TYPES: [Type; 19] = [
+    Type::INT4,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::INT4,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::BOOL,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::FLOAT8,
+    Type::FLOAT8,
+    Type::INT8,
+    Type::BYTEA,
+    Type::BOOL,
+];
+
+/// Appends `rollups` with one binary `COPY`; `partial` marks rows that [`compact`] merges
+/// later with the other rows of their key and bucket.
+pub async fn write(
+    client: &Client,
+    rollups: &Rollups,
+    partial: bool,
+) -> Result<(), tokio_postgres::Error> {
+    if rollups.is_empty() {
+        return Ok(());
+    }
+    let sink = client
+        .copy_in(&format!(
+            "COPY prompt_rollups ({COLUMNS}) FROM STDIN (FORMAT binary)"
+        ))
+        .await?;
+    let writer = BinaryCopyInWriter::new(sink, &TYPES);
+    let mut writer = std::pin::pin!(writer);
+    for ((width, bucket, key), figures) in &rollups.rows {
+        let width = width.seconds() as i32;
+        let bucket = time(*bucket);
+        let latency = figures.latency.encode();
+        let values: [&(dyn ToSql + Sync); 19] = [
+            &width,
+            &bucket,
+            &key.source,
+            &key.service,
+            &key.name,
+            &key.version,
+            &key.environment,
+            &key.model,
+            &key.failed,
+            &figures.calls,
+            &figures.input_tokens,
+            &figures.output_tokens,
+            &figures.cache_read_tokens,
+            &figures.cache_write_tokens,
+            &figures.cost_usd,
+            &figures.quality_sum,
+            &figures.quality_count,
+            &latency,
+            &partial,
+        ];
+        writer.as_mut().write(&values).await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+/// The columns a reader selects, in the order [`key_and_figures`] reads them.
+const READ_COLUMNS: &str = "source, service, name, version, environment, model, failed, calls, \
+     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, \
+     quality_sum, quality_count, latency";
+
+/// A row selected with [`READ_COLUMNS`] (after `skip` leading columns).
+fn key_and_figures(row: &Row, skip: usize) -> Result<(RollupKey, Figures), RegistryError> {
+    let key = RollupKey {
+        source: row.try_get(skip)?,
+        service: row.try_get(skip + 1)?,
+        name: row.try_get(skip + 2)?,
+        version: row.try_get(skip + 3)?,
+        environment: row.try_get(skip + 4)?,
+        model: row.try_get(skip + 5)?,
+        failed: row.try_get(skip + 6)?,
+    };
+    let latency: &[u8] = row.try_get(skip + 15)?;
+    let figures = Figures {
+        calls: row.try_get(skip + 7)?,
+        input_tokens: row.try_get(skip + 8)?,
+        output_tokens: row.try_get(skip + 9)?,
+        cache_read_tokens: row.try_get(skip + 10)?,
+        cache_write_tokens: row.try_get(skip + 11)?,
+        cost_usd: row.try_get(skip + 12)?,
+        quality_sum: row.try_get(skip + 13)?,
+        quality_count: row.try_get(skip + 14)?,
+        latency: LatencySketch::decode(latency)
+            .map_err(|err| RegistryError::Corrupt(err.to_string()))?,
+    };
+    Ok((key, figures))
+}
+
+/// Which rows a reading takes: a service, a name and an environment, each optional.
+#[derive(Debug, Clone, Default)]
+pub struct Narrowing {
+    /// Only this service.
+    pub service: Option<String>,
+    /// Only this name.
+    pub name: Option<String>,
+    /// Only this environment.
+    pub environment: Option<String>,
+    /// Whether `prompt_runs` has its `source` column (schema 5 on).
+    pub runs_have_source: bool,
+}
+
+impl Narrowing {
+    /// The SQL conditions after `time >= $1 AND time < $2` and their parameters.
+    fn conditions(&self) -> (String, Vec<&(dyn ToSql + Sync)>) {
+        let mut sql = String::new();
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        for (column, value) in [
+            ("service", &self.service),
+            ("name", &self.name),
+            ("environment", &self.environment),
+        ] {
+            if let Some(value) = value {
+                params.push(value);
+                sql.push_str(&format!(" AND {column} = ${}", params.len() + 2));
+            }
+        }
+        (sql, params)
+    }
+}
+
+/// Calls `visit` with each rollup row of `width` whose bucket starts in `[from, to)`
+/// (seconds), its bucket start, key and figures.
+pub async fn read_rollups(
+    client: &Client,
+    width: Width,
+    (from, to): (i64, i64),
+    narrowing: &Narrowing,
+    mut visit: impl FnMut(i64, RollupKey, Figures),
+) -> Result<(), RegistryError> {
+    if from >= to {
+        return Ok(());
+    }
+    let (conditions, narrow) = narrowing.conditions();
+    let sql = format!(
+        "SELECT extract(epoch FROM bucket)::int8, {READ_COLUMNS} FROM prompt_rollups \
+         WHERE width = {} AND bucket >= $1 AND bucket < $2{conditions}",
+        width.seconds()
+    );
+    let (from, to) = (time(from), time(to));
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&from, &to];
+    params.extend(narrow);
+    for row in client.query(&sql, &params).await? {
+        let (key, figures) = key_and_figures(&row, 1)?;
+        visit(row.try_get(0)?, key, figures);
+    }
+    Ok(())
+}
+
+/// The raw runs' columns as a rollup keys and measures them (after the creation time).
+const RUN_COLUMNS: &str = "service, name, coalesce(version, 0), \
+     coalesce(environment, ''), left(coalesce(model_used, model_requested, ''), 100), \
+     error IS NOT NULL, latency_ms, coalesce(input_tokens, 0)::int8, \
+     coalesce(output_tokens, 0)::int8, coalesce(cache_read_tokens, 0)::int8, \
+     coalesce(cache_write_tokens, 0)::int8, cost_usd, quality_score";
+
+/// Calls `visit` with each raw run created in `[from, to)` (seconds): its creation time
+/// in seconds, key and measures.
+pub async fn read_runs(
+    client: &Client,
+    (from, to): (i64, i64),
+    narrowing: &Narrowing,
+    mut visit: impl FnMut(i64, RollupKey, Measures),
+) -> Result<(), RegistryError> {
+    if from >= to {
+        return Ok(());
+    }
+    let (conditions, narrow) = narrowing.conditions();
+    let source = if narrowing.runs_have_source {
+        "source"
+    } else {
+        "''::text"
+    };
+    let sql = format!(
+        "SELECT floor(extract(epoch FROM created_at))::int8, {source}, {RUN_COLUMNS} \
+         FROM prompt_runs WHERE created_at >= $1 AND created_at < $2{conditions}"
+    );
+    let (from, to) = (time(from), time(to));
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&from, &to];
+    params.extend(narrow);
+    for row in client.query(&sql, &params).await? {
+        let key = RollupKey {
+            source: row.try_get(1)?,
+            service: row.try_get(2)?,
+            name: row.try_get(3)?,
+            version: row.try_get(4)?,
+            environment: row.try_get(5)?,
+            model: row.try_get(6)?,
+            failed: row.try_get(7)?,
+        };
+        let measures = Measures {
+            latency_ms: row.try_get(8)?,
+            input_tokens: row.try_get(9)?,
+            output_tokens: row.try_get(10)?,
+            cache_read_tokens: row.try_get(11)?,
+            cache_write_tokens: row.try_get(12)?,
+            cost_usd: row.try_get(13)?,
+            quality: row.try_get(14)?,
+        };
+        visit(row.try_get(0)?, key, measures);
+    }
+    Ok(())
+}
+
+/// From when the rollups hold every run (seconds since the epoch).
+pub async fn complete_from(client: &Client) -> Result<i64, RegistryError> {
+    let row = client
+        .query_one(
+            "SELECT floor(extract(epoch FROM complete_from))::int8 FROM prompt_rollup_state",
+            &[],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// The advisory lock that [`compact`] and [`rebuild_day`] hold, so that one rewrites a
+/// bucket at a time.
+const REWRITE_LOCK: i64 = 0x7072_6f6d_7074_0002;
+
+/// Key rows merged per compaction transaction at most (bounds its memory).
+const COMPACT_CHUNK: i64 = 20_000;
+
+/// Merges the partial rows of each key and bucket into one row, a chunk of keys per
+/// transaction; returns how many rows it removed. Skips (returns 0) while another
+/// process compacts or rebuilds. Rows appended meanwhile stay partial for the next pass.
+pub async fn compact(client: &Client) -> Result<u64, RegistryError> {
+    let mut removed = 0;
+    loop {
+        client.batch_execute("BEGIN").await?;
+        let pass = compact_chunk(client).await;
+        let finish = if matches!(pass, Ok(Some(_))) {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        };
+        client.batch_execute(finish).await?;
+        match pass? {
+            Some(rows) => removed += rows,
+            None => return Ok(removed),
+        }
+    }
+}
+
+/// One compaction pass inside a transaction: the rows it removed, or `None` when there is
+/// nothing to merge or another process holds the lock.
+async fn compact_chunk(client: &Client) -> Result<Option<u64>, RegistryError> {
+    let locked: bool = client
+        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&REWRITE_LOCK])
+        .await?
+        .try_get(0)?;
+    if !locked {
+        return Ok(None);
+    }
+    let rows = client
+        .query(
+            &format!(
+                "WITH touched AS (SELECT DISTINCT width, bucket, source, service, name, \
+                   version, environment, model, failed FROM prompt_rollups WHERE partial \
+                   LIMIT {COMPACT_CHUNK}) \
+                 DELETE FROM prompt_rollups r USING touched t \
+                 WHERE r.width = t.width AND r.bucket = t.bucket AND r.source = t.source \
+                   AND r.service = t.service AND r.name = t.name AND r.version = t.version \
+                   AND r.environment = t.environment AND r.model = t.model \
+                   AND r.failed = t.failed \
+                 RETURNING r.width, extract(epoch FROM r.bucket)::int8, {}",
+                prefixed("r.", READ_COLUMNS)
+            ),
+            &[],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut merged = Rollups::default();
+    for row in &rows {
+        let width: i32 = row.try_get(0)?;
+        let width = Width::ALL
+            .into_iter()
+            .find(|w| w.seconds() == i64::from(width))
+            .ok_or_else(|| RegistryError::Corrupt(format!("rollup width {width}")))?;
+        let (key, figures) = key_and_figures(row, 2)?;
+        merged.merge(width, row.try_get(1)?, key, &figures);
+    }
+    write(client, &merged, false).await?;
+    Ok(Some((rows.len() - merged.len()) as u64))
+}
+
+/// `columns` (a comma-separated list) with each column prefixed.
+fn prefixed(prefix: &str, columns: &str) -> String {
+    columns
+        .split(',')
+        .map(|column| format!("{prefix}{}", column.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Recomputes the rollups of the UTC day starting at `day` (seconds) from its raw runs,
+/// in one transaction that sees one snapshot, so runs the recorder writes meanwhile are
+/// counted once; when the rollups were complete from the next day on, they are complete
+/// from this one (so `promptctl rollup` goes from today back).
+/// Returns the runs rolled up.
+pub async fn rebuild_day(client: &Client, day: i64) -> Result<u64, RegistryError> {
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .await?;
+    let rebuilt = rebuild_in_transaction(client, day).await;
+    let finish = if rebuilt.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    };
+    client.batch_execute(finish).await?;
+    rebuilt
+}
+
+async fn rebuild_in_transaction(client: &Client, day: i64) -> Result<u64, RegistryError> {
+    client
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&REWRITE_LOCK])
+        .await?;
+    let (from, to) = (time(day), time(day + Width::Day.seconds()));
+    client
+        .execute(
+            "DELETE FROM prompt_rollups WHERE bucket >= $1 AND bucket < $2",
+            &[&from, &to],
+        )
+        .await?;
+    let mut runs = 0u64;
+    // An hour at a time, so that the minute rows held stay few; the day's row gathers.
+    let mut day_rows = Rollups::default();
+    for hour in (day..day + Width::Day.seconds()).step_by(Width::Hour.seconds() as usize) {
+        let mut rollups = Rollups::default();
+        read_runs(
+            client,
+            (hour, hour + Width::Hour.seconds()),
+            &Narrowing {
+                runs_have_source: true,
+                ..Narrowing::default()
+            },
+            |at, key, run| {
+                runs += 1;
+                for width in [Width::Minute, Width::Hour] {
+                    rollups
+                        .rows
+                        .entry((width, width.floor(at), key.clone()))
+                        .or_default()
+                        .add_run(&run);
+                }
+                day_rows
+                    .rows
+                    .entry((Width::Day, day, key))
+                    .or_default()
+                    .add_run(&run);
+            },
+        )
+        .await?;
+        write(client, &rollups, false).await?;
+    }
+    write(client, &day_rows, false).await?;
+    client
+        .execute(
+            "UPDATE prompt_rollup_state SET complete_from = $1 \
+             WHERE complete_from > $1 AND complete_from <= $2",
+            &[&from, &to],
+        )
+        .await?;
+    Ok(runs)
+}
+
+/// The first day (seconds) holding a raw run, if any.
+pub async fn first_run_day(client: &Client) -> Result<Option<i64>, RegistryError> {
+    let row = client
+        .query_one(
+            "SELECT floor(extract(epoch FROM min(created_at)))::int8 FROM prompt_runs",
+            &[],
+        )
+        .await?;
+    let first: Option<i64> = row.try_get(0)?;
+    Ok(first.map(|at| Width::Day.floor(at)))
+}
+
+/// Deletes minute rows older than `raw_days` and hour and day rows older than
+/// `rollup_days` (0 keeps them).
+pub async fn retire(client: &Client, raw_days: u32, rollup_days: u32) -> Result<(), RegistryError> {
+    for (widths, days) in [(&[60][..], raw_days), (&[3_600, 86_400][..], rollup_days)] {
+        if days == 0 {
+            continue;
+        }
+        let widths: Vec<i32> = widths.to_vec();
+        client
+            .execute(
+                "DELETE FROM prompt_rollups WHERE width = ANY($1) \
+                 AND bucket < now() - make_interval(days => $2)",
+                &[&widths, &(days as i32)],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// What [`rebuild`] did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rebuilt {
+    /// Days rolled up.
+    pub days: usize,
+    /// Runs rolled up.
+    pub runs: u64,
+    /// Partial rows merged afterwards.
+    pub compacted: u64,
+    /// From when the rollups hold every run (seconds since the epoch).
+    pub complete_from: i64,
+}
+
+/// Migrates the database, then rolls up every day from today back to the day of `since`
+/// (seconds; `None`: the first recorded run's), newest first, one transaction a day
+/// ([`rebuild_day`]), calling `progress(day, runs, done, total)` after each; then merges
+/// partial rows. Stopped halfway, the days done stay done and the rollups are complete
+/// from the last of them.
+pub async fn rebuild(
+    client: &mut Client,
+    since: Option<i64>,
+    mut progress: impl FnMut(i64, u64, usize, usize),
+) -> Result<Rebuilt, RegistryError> {
+    super::migrations::migrate(client).await?;
+    let today = Width::Day.floor(seconds(SystemTime::now()));
+    let first = match since {
+        Some(since) => Some(Width::Day.floor(since)),
+        None => first_run_day(client).await?,
+    };
+    let days: Vec<i64> = match first {
+        Some(first) => (first.min(today)..=today)
+            .rev()
+            .step_by(Width::Day.seconds() as usize)
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut runs = 0;
+    for (done, &day) in days.iter().enumerate() {
+        let rolled = rebuild_day(client, day).await?;
+        runs += rolled;
+        progress(day, rolled, done + 1, days.len());
+    }
+    let compacted = compact(client).await?;
+    Ok(Rebuilt {
+        days: days.len(),
+        runs,
+        compacted,
+        complete_from: complete_from(client).await?,
+    })
+}
