@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use promptctl::config::Settings;
-use promptctl::registry::runs::{BATCH_ROWS, RunRecord, prepare_writer_session, write_runs};
+use promptctl::registry::runs::{BATCH_ROWS, QUEUE_CAPACITY, RunRecord, RunRecorder};
 use promptctl::repo::{Body, Definition};
 use promptctl::router::{Bundle, PromptSource, ResolvedPrompt, Router, new_run_id};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -126,17 +126,33 @@ fn summary(name: &str, sorted: &[f64]) {
     );
 }
 
+/// The `i`th run of a fleet: 500 prompts, three versions each, production and staging,
+/// two models, 2 % errors (so up to 12,000 rollup keys).
 fn record(i: usize) -> RunRecord {
     RunRecord {
         run_id: new_run_id(),
         source: String::new(),
         trace_id: None,
-        service: "bench".into(),
-        name: format!("prompt_{}", i % 20),
-        version: Some((i % 5) as i32 + 1),
-        environment: Some("production".into()),
+        service: format!("svc{}", i % 50),
+        name: format!("prompt_{}", i % 500),
+        version: Some(((i / 500) % 3) as i32 + 1),
+        environment: Some(
+            if i.is_multiple_of(7) {
+                "staging"
+            } else {
+                "production"
+            }
+            .into(),
+        ),
         model_requested: "gpt-4o".into(),
-        model_used: Some("gpt-4o".into()),
+        model_used: Some(
+            if i.is_multiple_of(20) {
+                "claude-sonnet-4-5"
+            } else {
+                "gpt-4o"
+            }
+            .into(),
+        ),
         provider: Some("openai".into()),
         latency_ms: (i % 997) as f64 * 1.7,
         input_tokens: 120,
@@ -144,7 +160,9 @@ fn record(i: usize) -> RunRecord {
         cache_read_tokens: 0,
         cache_write_tokens: 0,
         cost_usd: Some(0.0007),
-        error: None,
+        error: i
+            .is_multiple_of(50)
+            .then(|| "openai answered HTTP 500".into()),
         attempt_errors: None,
         quality_score: None,
         sampled: false,
@@ -314,25 +332,34 @@ async fn main() {
         started.elapsed().as_secs_f64() * 1000.0
     );
 
-    // Recording throughput: the writer's flush path (its session settings, binary COPY of
-    // BATCH_ROWS-row batches with their rollups, in one transaction each).
-    let db = promptctl::registry::connect(&url).await.unwrap();
-    prepare_writer_session(&db, promptctl::config::SynchronousCommit::Off)
-        .await
-        .unwrap();
-    let batches: Vec<Vec<RunRecord>> = (0..rows)
-        .map(record)
-        .collect::<Vec<_>>()
-        .chunks(BATCH_ROWS)
-        .map(<[RunRecord]>::to_vec)
-        .collect();
-    let started = Instant::now();
-    for batch in &batches {
-        write_runs(&db, batch).await.unwrap();
+    // Recording throughput: the recorder itself (queue, batches of BATCH_ROWS, binary
+    // COPY, the rollups of every row added up and appended once a second), fed as fast as
+    // its queue takes rows; the time runs until shutdown has flushed the last row and the
+    // last rollups.
+    let monitoring = promptctl::config::MonitoringSettings::default();
+    let runs: Vec<RunRecord> = (0..rows).map(record).collect();
+    let recorder = RunRecorder::start(url.clone(), &monitoring);
+    // Connect and migrate before the clock starts.
+    recorder.record(record(rows));
+    while recorder.stats().written == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let started = Instant::now();
+    for (index, run) in runs.into_iter().enumerate() {
+        while (index as u64 + 1).saturating_sub(recorder.stats().written)
+            >= (QUEUE_CAPACITY as u64) - 1_000
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        recorder.record(run);
+    }
+    let stats = recorder.shutdown(Duration::from_secs(60)).await;
     let elapsed = started.elapsed().as_secs_f64();
     println!(
-        "recording: {rows} rows in {elapsed:.2} s = {:.0} rows/s (binary COPY, {BATCH_ROWS} rows a flush)",
-        rows as f64 / elapsed
+        "recording: {} rows in {elapsed:.2} s = {:.0} rows/s (recorder with rollups, {BATCH_ROWS} rows a flush, {} dropped, {} unrolled)",
+        stats.written - 1,
+        (stats.written - 1) as f64 / elapsed,
+        stats.dropped,
+        stats.unrolled
     );
 }

@@ -3,10 +3,11 @@
 #  1. Overhead: examples/bench_router.rs sends a fixed rate (1,000 calls/s for 10 s) to a
 #     local provider that answers at once, as plain HTTP and through Router::execute with
 #     recording on; overhead = the difference of the two latency distributions.
-#  2. Recording: 200,000 rows through the writer's flush path (binary COPY, 5,000 rows a
-#     flush), against loading the same rows with psql `\copy` (the floor).
-#  3. `promptctl stats` over 1,000,000 runs (exact percentile_cont), fleet-wide and by
-#     version.
+#  2. Recording: ROWS rows (default 1,000,000) through the recorder (queue, binary COPY of
+#     5,000-row batches, rollups added up and appended once a second), against loading the
+#     same rows with psql `\copy` (the floor; no rollups).
+#  3. `promptctl stats` over 1,000,000 runs (rolled up by `promptctl rollup`), fleet-wide
+#     and by version (30 days over 10 million runs: scripts/bench-rollups.sh).
 # usage: scripts/bench-router.sh   (env: BENCH_DATABASE_URL, RATE, DURATION (seconds), ROWS, RUNS)
 # Needs psql; creates and drops the database promptctl_bench_router.
 set -euo pipefail
@@ -15,7 +16,7 @@ ADMIN=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 DB_URL="${ADMIN%/*}/promptctl_bench_router"
 RATE=${RATE:-1000}
 DURATION=${DURATION:-10}
-ROWS=${ROWS:-200000}
+ROWS=${ROWS:-1000000}
 RUNS=${RUNS:-1000000}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$HERE/target}
@@ -31,7 +32,7 @@ echo "== 1 and 2: overhead and recording throughput"
 "$TARGET/release/examples/bench_router" "$DB_URL" "$RATE" "$DURATION" "$ROWS"
 
 echo "== 2b: the floor: psql \\copy of the same $ROWS rows"
-psql -q "$DB_URL" -c "\\copy (SELECT * FROM prompt_runs WHERE service = 'bench' AND name LIKE 'prompt_%') TO '$WORK/runs.copy'"
+psql -q "$DB_URL" -c "\\copy (SELECT * FROM prompt_runs WHERE service LIKE 'svc%') TO '$WORK/runs.copy'"
 psql -q "$DB_URL" -c "TRUNCATE prompt_runs"
 START=$(date +%s.%N)
 psql -q "$DB_URL" -c "\\copy prompt_runs FROM '$WORK/runs.copy'"
@@ -54,6 +55,8 @@ FROM generate_series(1, $RUNS) AS i;
 ANALYZE prompt_runs;
 SQL
 cd "$WORK"
+: > promptctl.toml
+"$TARGET/release/promptctl" rollup --database-url "$DB_URL" > /dev/null 2>&1
 for args in "stats --since 24h" "stats --since 24h --by version" "stats prompt_7 --env production --since 24h --by model"; do
   START=$(date +%s.%N)
   # shellcheck disable=SC2086

@@ -269,7 +269,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 #[test]
-fn a_thousand_concurrent_runs_make_a_thousand_rows_and_exact_percentiles() {
+fn a_thousand_concurrent_runs_make_a_thousand_rows_and_percentiles_within_one_percent() {
     let db = TestDb::new();
     let stub = StubProvider::start(|_, index| {
         openai_answer("fine").after(Duration::from_micros((index % 7) as u64 * 300))
@@ -337,8 +337,9 @@ fn a_thousand_concurrent_runs_make_a_thousand_rows_and_exact_percentiles() {
     for (key, p) in [("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)] {
         let expected = percentile(&latencies, p);
         let got = row[key].as_f64().expect(key);
+        // The latency sketch's stated error (README, "Monitoring at scale").
         assert!(
-            (got - expected).abs() <= 1e-9 * expected.max(1.0),
+            (got - expected).abs() <= 0.01 * expected,
             "{key}: {got} vs {expected}"
         );
     }
@@ -488,8 +489,11 @@ fn stats_check_flags_a_version_whose_quality_fell() {
         let (code, _, stderr) = run(&repo, &db.url, &["support/reply", "--var", "x=hi"]);
         assert_eq!(code, 0, "{stderr}");
     }
-    // Yesterday's window, for the comparison.
+    // Yesterday's window, for the comparison: runs moved around the recorder are rolled up
+    // again, as the README says.
     db.execute("UPDATE prompt_runs SET created_at = created_at - interval '90 minutes'");
+    let (code, _, stderr) = repo.run(&["rollup", "--since", "1d", "--database-url", &db.url]);
+    assert_eq!(code, 0, "{stderr}");
     for _ in 0..3 {
         run(&repo, &db.url, &["support/reply", "--var", "x=hi"]);
     }

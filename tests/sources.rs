@@ -456,7 +456,9 @@ fn the_default_source_is_the_repository_folder_and_bad_names_are_refused() {
 fn downgrade_to_schema_4(db: &TestDb) {
     db.runtime
         .block_on(db.client.batch_execute(
-            "DROP TABLE prompt_owners;
+            "DROP TABLE prompt_rollups;
+             DROP TABLE prompt_rollup_state;
+             DROP TABLE prompt_owners;
              ALTER TABLE sync_state DROP CONSTRAINT sync_state_pkey;
              ALTER TABLE sync_state DROP COLUMN source;
              ALTER TABLE sync_state ADD PRIMARY KEY (branch);
@@ -466,7 +468,7 @@ fn downgrade_to_schema_4(db: &TestDb) {
              ALTER TABLE prompt_monitors DROP COLUMN source;
              ALTER TABLE prompt_descriptions DROP COLUMN source;
              ALTER TABLE prompt_runs DROP COLUMN source;
-             DELETE FROM schema_migrations WHERE version = 5;",
+             DELETE FROM schema_migrations WHERE version >= 5;",
         ))
         .expect("downgrade");
 }

@@ -34,7 +34,7 @@ pub fn run(context: &Context, args: &RollupArgs) -> Result<u8, CliError> {
             let from = SystemTime::now()
                 .checked_sub(window)
                 .unwrap_or(SystemTime::UNIX_EPOCH);
-            Some(rollups::seconds(from))
+            Some(rollups::micros(from))
         }
         None => None,
     };
@@ -46,7 +46,7 @@ pub fn run(context: &Context, args: &RollupArgs) -> Result<u8, CliError> {
         rollups::rebuild(&mut client, since, |day, runs, done, total| {
             output.note(&format!(
                 "rolled up {}: {runs} runs ({done} of {total} days)",
-                date(day)
+                date(day / 1_000_000)
             ));
         })
         .await
@@ -56,13 +56,13 @@ pub fn run(context: &Context, args: &RollupArgs) -> Result<u8, CliError> {
             "days": rebuilt.days,
             "runs": rebuilt.runs,
             "compacted": rebuilt.compacted,
-            "complete_from": date(rebuilt.complete_from),
+            "complete_from": date(rebuilt.complete_from / 1_000_000),
         })),
         Format::Human => output.data(&format!(
             "{} runs over {} days rolled up; rollups hold every run from {}",
             rebuilt.runs,
             rebuilt.days,
-            date(rebuilt.complete_from)
+            date(rebuilt.complete_from / 1_000_000)
         )),
     }
     Ok(exit::SUCCESS)

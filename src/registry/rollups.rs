@@ -49,9 +49,15 @@ impl Width {
         }
     }
 
-    /// The start of the bucket holding `at` (seconds since the epoch).
+    /// The width in microseconds.
+    pub fn micros(self) -> i64 {
+        self.seconds() * 1_000_000
+    }
+
+    /// The start of the bucket holding `at` (microseconds since the epoch, as every time
+    /// here).
     pub fn floor(self, at: i64) -> i64 {
-        at.div_euclid(self.seconds()) * self.seconds()
+        at.div_euclid(self.micros()) * self.micros()
     }
 
     /// The start of the first bucket starting at or after `at`.
@@ -165,23 +171,34 @@ impl Figures {
     }
 }
 
-/// Rollup rows being built: figures per width, bucket start (seconds) and key.
+/// Rollup rows being built: figures per width, bucket start and key.
 #[derive(Debug, Default)]
 pub struct Rollups {
     rows: HashMap<(Width, i64, RollupKey), Figures>,
 }
 
 impl Rollups {
-    /// The rollups of `runs` at every width.
-    pub fn of_runs(runs: &[RunRecord]) -> Rollups {
-        let mut rollups = Rollups::default();
+    /// Adds `runs` to their buckets of each width. The runs of one key and minute are
+    /// added up first, under a borrowed key, so a key is copied once per minute a batch
+    /// holds, not once per run.
+    pub fn add_runs(&mut self, runs: &[RunRecord]) {
+        let mut minutes: HashMap<(i64, KeyRef<'_>), Figures> = HashMap::new();
         for run in runs {
-            rollups.add(&key_of(run), seconds(run.created_at), &measures_of(run));
+            minutes
+                .entry((Width::Minute.floor(micros(run.created_at)), KeyRef::of(run)))
+                .or_default()
+                .add_run(&measures_of(run));
         }
-        rollups
+        for ((minute, key), figures) in minutes {
+            let key = key.to_owned();
+            for width in [Width::Hour, Width::Day] {
+                self.merge(width, width.floor(minute), key.clone(), &figures);
+            }
+            self.merge(Width::Minute, minute, key, &figures);
+        }
     }
 
-    /// Adds a run created at `at` (seconds since the epoch) to its bucket of each width.
+    /// Adds a run created at `at` (microseconds since the epoch) to its bucket of each width.
     pub fn add(&mut self, key: &RollupKey, at: i64, run: &Measures) {
         for width in Width::ALL {
             self.rows
@@ -208,21 +225,49 @@ impl Rollups {
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
+
+    /// Forgets every row.
+    pub fn clear(&mut self) {
+        self.rows.clear();
+    }
 }
 
-/// The key of a recorded run (already made to fit its columns by the recorder).
-fn key_of(run: &RunRecord) -> RollupKey {
-    RollupKey {
-        source: run.source.clone(),
-        service: run.service.clone(),
-        name: run.name.clone(),
-        version: run.version.unwrap_or(0),
-        environment: run.environment.clone().unwrap_or_default(),
-        model: run
-            .model_used
-            .clone()
-            .unwrap_or_else(|| run.model_requested.clone()),
-        failed: run.error.is_some(),
+/// A [`RollupKey`] borrowed from a run.
+#[derive(PartialEq, Eq, Hash)]
+struct KeyRef<'a> {
+    source: &'a str,
+    service: &'a str,
+    name: &'a str,
+    version: i32,
+    environment: &'a str,
+    model: &'a str,
+    failed: bool,
+}
+
+impl<'a> KeyRef<'a> {
+    /// The key of a recorded run (already made to fit its columns by the recorder).
+    fn of(run: &'a RunRecord) -> KeyRef<'a> {
+        KeyRef {
+            source: &run.source,
+            service: &run.service,
+            name: &run.name,
+            version: run.version.unwrap_or(0),
+            environment: run.environment.as_deref().unwrap_or(""),
+            model: run.model_used.as_deref().unwrap_or(&run.model_requested),
+            failed: run.error.is_some(),
+        }
+    }
+
+    fn to_owned(&self) -> RollupKey {
+        RollupKey {
+            source: self.source.to_owned(),
+            service: self.service.to_owned(),
+            name: self.name.to_owned(),
+            version: self.version,
+            environment: self.environment.to_owned(),
+            model: self.model.to_owned(),
+            failed: self.failed,
+        }
     }
 }
 
@@ -238,21 +283,28 @@ fn measures_of(run: &RunRecord) -> Measures {
     }
 }
 
-/// Seconds since the epoch (negative before it).
-pub fn seconds(at: SystemTime) -> i64 {
+/// Microseconds since the epoch (negative before it), PostgreSQL's precision.
+pub fn micros(at: SystemTime) -> i64 {
     match at.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
-        Err(before) => -i64::try_from(before.duration().as_secs_f64().ceil() as u64).unwrap_or(0),
+        Ok(after) => i64::try_from(after.as_micros()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_micros()).unwrap_or(i64::MAX),
     }
 }
 
-/// The time `seconds` after the epoch.
-pub fn time(seconds: i64) -> SystemTime {
-    if seconds >= 0 {
-        UNIX_EPOCH + Duration::from_secs(seconds.unsigned_abs())
+/// The time `micros` microseconds after the epoch.
+pub fn time(micros: i64) -> SystemTime {
+    if micros >= 0 {
+        UNIX_EPOCH + Duration::from_micros(micros.unsigned_abs())
     } else {
-        UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs())
+        UNIX_EPOCH - Duration::from_micros(micros.unsigned_abs())
     }
+}
+
+/// `column` (a `timestamptz`) in microseconds since the epoch, in SQL.
+macro_rules! sql_micros {
+    ($column:literal) => {
+        concat!("(extract(epoch FROM ", $column, ") * 1000000)::int8")
+    };
 }
 
 const COLUMNS: &str = "width, bucket, source, service, name, version, environment, model, \
@@ -393,8 +445,8 @@ impl Narrowing {
     }
 }
 
-/// Calls `visit` with each rollup row of `width` whose bucket starts in `[from, to)`
-/// (seconds), its bucket start, key and figures.
+/// Calls `visit` with each rollup row of `width` whose bucket starts in `[from, to)`, its
+/// bucket start, key and figures.
 pub async fn read_rollups(
     client: &Client,
     width: Width,
@@ -407,8 +459,9 @@ pub async fn read_rollups(
     }
     let (conditions, narrow) = narrowing.conditions();
     let sql = format!(
-        "SELECT extract(epoch FROM bucket)::int8, {READ_COLUMNS} FROM prompt_rollups \
+        "SELECT {}, {READ_COLUMNS} FROM prompt_rollups \
          WHERE width = {} AND bucket >= $1 AND bucket < $2{conditions}",
+        sql_micros!("bucket"),
         width.seconds()
     );
     let (from, to) = (time(from), time(to));
@@ -428,8 +481,8 @@ const RUN_COLUMNS: &str = "service, name, coalesce(version, 0), \
      coalesce(output_tokens, 0)::int8, coalesce(cache_read_tokens, 0)::int8, \
      coalesce(cache_write_tokens, 0)::int8, cost_usd, quality_score";
 
-/// Calls `visit` with each raw run created in `[from, to)` (seconds): its creation time
-/// in seconds, key and measures.
+/// Calls `visit` with each raw run created in `[from, to)`: its creation time, key and
+/// measures.
 pub async fn read_runs(
     client: &Client,
     (from, to): (i64, i64),
@@ -446,8 +499,9 @@ pub async fn read_runs(
         "''::text"
     };
     let sql = format!(
-        "SELECT floor(extract(epoch FROM created_at))::int8, {source}, {RUN_COLUMNS} \
-         FROM prompt_runs WHERE created_at >= $1 AND created_at < $2{conditions}"
+        "SELECT {}, {source}, {RUN_COLUMNS} \
+         FROM prompt_runs WHERE created_at >= $1 AND created_at < $2{conditions}",
+        sql_micros!("created_at")
     );
     let (from, to) = (time(from), time(to));
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&from, &to];
@@ -476,11 +530,15 @@ pub async fn read_runs(
     Ok(())
 }
 
-/// From when the rollups hold every run (seconds since the epoch).
+/// From when the rollups hold every run.
 pub async fn complete_from(client: &Client) -> Result<i64, RegistryError> {
     let row = client
         .query_one(
-            "SELECT floor(extract(epoch FROM complete_from))::int8 FROM prompt_rollup_state",
+            concat!(
+                "SELECT ",
+                sql_micros!("complete_from"),
+                " FROM prompt_rollup_state"
+            ),
             &[],
         )
         .await?;
@@ -536,7 +594,8 @@ async fn compact_chunk(client: &Client) -> Result<Option<u64>, RegistryError> {
                    AND r.service = t.service AND r.name = t.name AND r.version = t.version \
                    AND r.environment = t.environment AND r.model = t.model \
                    AND r.failed = t.failed \
-                 RETURNING r.width, extract(epoch FROM r.bucket)::int8, {}",
+                 RETURNING r.width, {}, {}",
+                sql_micros!("r.bucket"),
                 prefixed("r.", READ_COLUMNS)
             ),
             &[],
@@ -568,7 +627,7 @@ fn prefixed(prefix: &str, columns: &str) -> String {
         .join(", ")
 }
 
-/// Recomputes the rollups of the UTC day starting at `day` (seconds) from its raw runs,
+/// Recomputes the rollups of the UTC day starting at `day` from its raw runs,
 /// in one transaction that sees one snapshot, so runs the recorder writes meanwhile are
 /// counted once; when the rollups were complete from the next day on, they are complete
 /// from this one (so `promptctl rollup` goes from today back).
@@ -591,7 +650,7 @@ async fn rebuild_in_transaction(client: &Client, day: i64) -> Result<u64, Regist
     client
         .execute("SELECT pg_advisory_xact_lock($1)", &[&REWRITE_LOCK])
         .await?;
-    let (from, to) = (time(day), time(day + Width::Day.seconds()));
+    let (from, to) = (time(day), time(day + Width::Day.micros()));
     client
         .execute(
             "DELETE FROM prompt_rollups WHERE bucket >= $1 AND bucket < $2",
@@ -601,11 +660,11 @@ async fn rebuild_in_transaction(client: &Client, day: i64) -> Result<u64, Regist
     let mut runs = 0u64;
     // An hour at a time, so that the minute rows held stay few; the day's row gathers.
     let mut day_rows = Rollups::default();
-    for hour in (day..day + Width::Day.seconds()).step_by(Width::Hour.seconds() as usize) {
+    for hour in (day..day + Width::Day.micros()).step_by(Width::Hour.micros() as usize) {
         let mut rollups = Rollups::default();
         read_runs(
             client,
-            (hour, hour + Width::Hour.seconds()),
+            (hour, hour + Width::Hour.micros()),
             &Narrowing {
                 runs_have_source: true,
                 ..Narrowing::default()
@@ -640,11 +699,15 @@ async fn rebuild_in_transaction(client: &Client, day: i64) -> Result<u64, Regist
     Ok(runs)
 }
 
-/// The first day (seconds) holding a raw run, if any.
+/// The first day holding a raw run, if any.
 pub async fn first_run_day(client: &Client) -> Result<Option<i64>, RegistryError> {
     let row = client
         .query_one(
-            "SELECT floor(extract(epoch FROM min(created_at)))::int8 FROM prompt_runs",
+            concat!(
+                "SELECT ",
+                sql_micros!("min(created_at)"),
+                " FROM prompt_runs"
+            ),
             &[],
         )
         .await?;
@@ -680,12 +743,12 @@ pub struct Rebuilt {
     pub runs: u64,
     /// Partial rows merged afterwards.
     pub compacted: u64,
-    /// From when the rollups hold every run (seconds since the epoch).
+    /// From when the rollups hold every run (microseconds since the epoch).
     pub complete_from: i64,
 }
 
 /// Migrates the database, then rolls up every day from today back to the day of `since`
-/// (seconds; `None`: the first recorded run's), newest first, one transaction a day
+/// (`None`: the first recorded run's), newest first, one transaction a day
 /// ([`rebuild_day`]), calling `progress(day, runs, done, total)` after each; then merges
 /// partial rows. Stopped halfway, the days done stay done and the rollups are complete
 /// from the last of them.
@@ -695,7 +758,7 @@ pub async fn rebuild(
     mut progress: impl FnMut(i64, u64, usize, usize),
 ) -> Result<Rebuilt, RegistryError> {
     super::migrations::migrate(client).await?;
-    let today = Width::Day.floor(seconds(SystemTime::now()));
+    let today = Width::Day.floor(micros(SystemTime::now()));
     let first = match since {
         Some(since) => Some(Width::Day.floor(since)),
         None => first_run_day(client).await?,
@@ -703,7 +766,7 @@ pub async fn rebuild(
     let days: Vec<i64> = match first {
         Some(first) => (first.min(today)..=today)
             .rev()
-            .step_by(Width::Day.seconds() as usize)
+            .step_by(Width::Day.micros() as usize)
             .collect(),
         None => Vec::new(),
     };

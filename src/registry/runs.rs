@@ -9,9 +9,13 @@
 //! and drops the ones older than `retention_days`. [`RunRecorder::shutdown`] flushes what
 //! is queued within a deadline.
 //!
-//! Each batch's rollups (`super::rollups`) are written in the batch's transaction, so the
-//! rollups hold exactly the runs written; a second task of the recorder, on its own
-//! connection, compacts them every [`COMPACT_INTERVAL`] and retires old ones hourly.
+//! The rollups (`super::rollups`) of the rows written are added up in memory and appended
+//! once per [`ROLLUP_INTERVAL`] (and at shutdown), so their rows grow with the keys a
+//! second holds, not with the runs. A database that fails keeps them for the next try,
+//! up to [`MAX_PENDING_ROLLUPS`] rows; past that, and when the process dies, the runs of
+//! the rollups lost stay in `prompt_runs` (counted in [`RecorderStats::unrolled`]) and
+//! `promptctl rollup --since` rolls them up again. A second task, on its own connection,
+//! compacts the appended rows every [`COMPACT_INTERVAL`] and retires old ones hourly.
 //!
 //! One bad row costs only itself. Before a batch is sent, every row is made to fit its
 //! columns ([`fit_row`]: NUL characters, which PostgreSQL text refuses, become U+FFFD, and
@@ -48,6 +52,13 @@ const RECONNECT: crate::retry::RetryPolicy = crate::retry::RetryPolicy {
     base_delay: Duration::from_secs(1),
     max_delay: Duration::from_secs(8),
 };
+
+/// How often the recorder appends the rollups of the runs it wrote.
+pub const ROLLUP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Rollup rows held for a database that fails, at most (each holds a latency sketch of
+/// up to about 11 KiB, most far less); past this they are dropped and counted.
+pub const MAX_PENDING_ROLLUPS: usize = 200_000;
 
 /// How often the recorder merges the partial rollup rows it appended.
 pub const COMPACT_INTERVAL: Duration = Duration::from_secs(30);
@@ -120,6 +131,9 @@ pub struct RecorderStats {
     /// Rows written after being made to fit their columns (NUL characters replaced,
     /// over-long values cut).
     pub cleaned: u64,
+    /// Rows written whose rollups were lost (the database failed for longer than the
+    /// rollups' buffer holds); `promptctl rollup --since` rolls them up again.
+    pub unrolled: u64,
     /// The last database error, if any.
     pub last_error: Option<String>,
 }
@@ -130,6 +144,7 @@ struct Shared {
     dropped: AtomicU64,
     rejected: AtomicU64,
     cleaned: AtomicU64,
+    unrolled: AtomicU64,
     drop_log: DropLog,
     /// Rows queued or being flushed.
     pending: AtomicU64,
@@ -284,6 +299,7 @@ impl RunRecorder {
             dropped: self.shared.dropped.load(Ordering::Relaxed),
             rejected: self.shared.rejected.load(Ordering::Relaxed),
             cleaned: self.shared.cleaned.load(Ordering::Relaxed),
+            unrolled: self.shared.unrolled.load(Ordering::Relaxed),
             last_error: self
                 .shared
                 .last_error
@@ -361,30 +377,11 @@ const TYPES: [Type; 23] = [
     Type::TEXT,
 ];
 
-/// Writes `rows` and their rollups in one transaction, all or none: PostgreSQL refuses
-/// the whole `COPY` for one row that does not fit, so make each fit first ([`fit_row`]).
-/// Each flush of the recorder goes through here (and splits a refused batch, see the
-/// module's doc).
-pub async fn write_runs(client: &Client, rows: &[RunRecord]) -> Result<(), tokio_postgres::Error> {
-    client.batch_execute("BEGIN").await?;
-    let written = async {
-        write_rows(client, rows).await?;
-        super::rollups::write(client, &super::rollups::Rollups::of_runs(rows), true).await
-    }
-    .await;
-    match written {
-        Ok(()) => client.batch_execute("COMMIT").await,
-        Err(err) => {
-            // A connection that failed rolls back by itself; the error to report is the
-            // one that stopped the write.
-            let _ = client.batch_execute("ROLLBACK").await;
-            Err(err)
-        }
-    }
-}
-
-/// Writes `rows` into `prompt_runs` with one binary `COPY`.
-async fn write_rows(client: &Client, rows: &[RunRecord]) -> Result<(), tokio_postgres::Error> {
+/// Writes `rows` into `prompt_runs` with one binary `COPY`, all or none: PostgreSQL
+/// refuses the whole `COPY` for one row that does not fit, so make each fit first
+/// ([`fit_row`]). Each flush of the recorder goes through here (and splits a refused
+/// batch, see the module's doc).
+pub async fn write_rows(client: &Client, rows: &[RunRecord]) -> Result<(), tokio_postgres::Error> {
     let sink = client
         .copy_in(&format!(
             "COPY prompt_runs ({COLUMNS}) FROM STDIN (FORMAT binary)"
@@ -474,14 +471,16 @@ async fn write_batch(
     client: &Client,
     rows: &[RunRecord],
     shared: &Shared,
+    rollups: &mut PendingRollups,
 ) -> Result<(), tokio_postgres::Error> {
     let mut parts = vec![rows];
     while let Some(part) = parts.pop() {
-        match write_runs(client, part).await {
+        match write_rows(client, part).await {
             Ok(()) => {
                 shared
                     .written
                     .fetch_add(part.len() as u64, Ordering::Relaxed);
+                rollups.add(part);
             }
             Err(err) if refused_for_data(&err) && part.len() == 1 => {
                 shared.reject(&part[0], super::describe(&err));
@@ -597,12 +596,18 @@ async fn writer(
     let mut last_flush = Instant::now() - FLUSH_INTERVAL;
     let mut day = today();
     let mut batch: Vec<RunRecord> = Vec::with_capacity(BATCH_ROWS);
+    let mut rollups = PendingRollups::default();
     loop {
         let closing = shared.closing.load(Ordering::SeqCst);
         if !closing {
+            let due = rollups.due();
             tokio::select! {
-                n = rx.recv_many(&mut batch, BATCH_ROWS) => if n == 0 { return },
+                n = rx.recv_many(&mut batch, BATCH_ROWS) => if n == 0 {
+                    rollups.flush_or_lose(client.as_ref(), &shared).await;
+                    return;
+                },
                 () = shared.close.notified() => {}
+                () = sleep_until(due), if due.is_some() => {}
             }
             let wait = FLUSH_INTERVAL.saturating_sub(last_flush.elapsed());
             if batch.len() < BATCH_ROWS && !wait.is_zero() {
@@ -621,7 +626,11 @@ async fn writer(
         let closing = shared.closing.load(Ordering::SeqCst);
         if batch.is_empty() {
             if closing {
+                rollups.flush_or_lose(client.as_ref(), &shared).await;
                 return;
+            }
+            if rollups.is_due() && rollups.flush(client.as_ref(), &shared).await.is_err() {
+                client = None;
             }
             continue;
         }
@@ -657,7 +666,10 @@ async fn writer(
                 .filter(|&changed| changed)
                 .count();
             shared.cleaned.fetch_add(cleaned as u64, Ordering::Relaxed);
-            if write_batch(open_client, &batch, &shared).await.is_err() {
+            if write_batch(open_client, &batch, &shared, &mut rollups)
+                .await
+                .is_err()
+            {
                 client = None;
             }
         }
@@ -666,7 +678,11 @@ async fn writer(
             .fetch_sub(batch.len() as u64, Ordering::Relaxed);
         batch.clear();
         if closing && rx.is_empty() {
+            rollups.flush_or_lose(client.as_ref(), &shared).await;
             return;
+        }
+        if rollups.is_due() && rollups.flush(client.as_ref(), &shared).await.is_err() {
+            client = None;
         }
     }
 }
@@ -703,5 +719,102 @@ async fn maintain_rollups(url: String, monitoring: MonitoringSettings) {
                 tracing::warn!(error = %err, "rollup retention failed");
             }
         }
+    }
+}
+
+/// Sleeps until `at` (forever without one; the `select!` that calls it guards that).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The rollups of the rows written and not yet appended themselves.
+#[derive(Default)]
+struct PendingRollups {
+    rows: super::rollups::Rollups,
+    /// Runs they hold.
+    runs: u64,
+    /// When the oldest of them was added.
+    since: Option<Instant>,
+}
+
+impl PendingRollups {
+    fn add(&mut self, runs: &[RunRecord]) {
+        self.since.get_or_insert_with(Instant::now);
+        self.runs += runs.len() as u64;
+        self.rows.add_runs(runs);
+    }
+
+    /// When they are to be appended, if there are any.
+    fn due(&self) -> Option<Instant> {
+        self.since.map(|since| since + ROLLUP_INTERVAL)
+    }
+
+    fn is_due(&self) -> bool {
+        self.due().is_some_and(|due| Instant::now() >= due)
+    }
+
+    /// Appends them; a database that fails keeps them for the next try, unless they are
+    /// more than [`MAX_PENDING_ROLLUPS`] rows.
+    async fn flush(
+        &mut self,
+        client: Option<&Client>,
+        shared: &Shared,
+    ) -> Result<(), tokio_postgres::Error> {
+        let Some(client) = client else {
+            self.bound(shared, "the database is unreachable");
+            return Ok(());
+        };
+        match super::rollups::write(client, &self.rows, true).await {
+            Ok(()) => {
+                self.clear();
+                Ok(())
+            }
+            Err(err) => {
+                self.bound(shared, &super::describe(&err));
+                Err(err)
+            }
+        }
+    }
+
+    /// Appends them, at shutdown: what cannot be written is lost, counted.
+    async fn flush_or_lose(&mut self, client: Option<&Client>, shared: &Shared) {
+        if self.since.is_none() {
+            return;
+        }
+        let written = match client {
+            Some(client) => self.flush(Some(client), shared).await.is_ok(),
+            None => false,
+        };
+        if !written {
+            self.lose(shared, "the database is unreachable at shutdown");
+        }
+    }
+
+    /// Drops them, counted and logged, when they hold more rows than the bound.
+    fn bound(&mut self, shared: &Shared, reason: &str) {
+        if self.rows.len() > MAX_PENDING_ROLLUPS {
+            self.lose(shared, reason);
+        }
+    }
+
+    fn lose(&mut self, shared: &Shared, reason: &str) {
+        if self.runs > 0 {
+            shared.unrolled.fetch_add(self.runs, Ordering::Relaxed);
+            tracing::warn!(
+                runs = self.runs,
+                reason,
+                "rollups lost: the runs are in prompt_runs; `promptctl rollup --since` rolls them up"
+            );
+        }
+        self.clear();
+    }
+
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.runs = 0;
+        self.since = None;
     }
 }

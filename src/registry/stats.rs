@@ -117,7 +117,7 @@ pub async fn overview(
 ) -> Result<Overview, RegistryError> {
     super::bounded(async {
         let reader = Reader::open(client, query).await?;
-        let (from, to) = (rollups::seconds(from), rollups::seconds(to));
+        let (from, to) = (rollups::micros(from), rollups::micros(to));
         let mut groups: HashMap<(String, String), Group> = HashMap::new();
         for span in spans(from, to, reader.complete_from) {
             reader
@@ -182,12 +182,14 @@ pub async fn series(
 ) -> Result<Vec<SeriesPoint>, RegistryError> {
     super::bounded(async {
         let reader = Reader::open(client, query).await?;
-        let (from, to) = (rollups::seconds(from), rollups::seconds(to));
-        let complete = reader.complete_from.clamp(from, to.max(from));
+        let (from, to) = (rollups::micros(from), rollups::micros(to));
+        // The bucket holding `complete_from` is read raw: its rollups may hold runs
+        // created before, which are read raw too.
+        let complete = width.ceil(reader.complete_from.clamp(from, to.max(from)));
         let mut points: HashMap<(i64, String), Group> = HashMap::new();
         let parts = [
-            Span::Runs(from, complete),
-            Span::Rollups(width, width.floor(complete), to),
+            Span::Runs(from, complete.min(to)),
+            Span::Rollups(width, complete, to),
         ];
         for span in parts {
             reader
@@ -203,7 +205,7 @@ pub async fn series(
         }
         let mut points: Vec<SeriesPoint> = points
             .into_iter()
-            .map(|((at, group), figures)| figures.point(at, group))
+            .map(|((at, group), figures)| figures.point(at.div_euclid(1_000_000), group))
             .collect();
         points.sort_by(|a, b| (a.at, &a.group).cmp(&(b.at, &b.group)));
         Ok(points)
@@ -212,7 +214,7 @@ pub async fn series(
 }
 
 /// What a reading takes from: raw runs or one width of rollups, over `[from, to)`
-/// (seconds).
+/// (microseconds since the epoch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Span {
     Runs(i64, i64),
@@ -413,7 +415,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// Reads `span`, calling `visit` with each item's time (seconds), key and item.
+    /// Reads `span`, calling `visit` with each item's time, key and item.
     async fn gather(
         &self,
         span: Span,
