@@ -135,3 +135,17 @@ SERVER=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
 best "front page (?range=30d)" curl -fsS -o /dev/null "http://127.0.0.1:$PORT/?range=30d"
 best "prompt page svc7/prompt_7 (?range=30d)" curl -fsS -o /dev/null "http://127.0.0.1:$PORT/prompts/svc7/prompt_7?range=30d"
+
+echo "== 6: screenshots in headless Chromium (under ${SHOTS:=$HERE/../target/bench-rollups})"
+mkdir -p "$SHOTS"
+CHROMIUM=${PROMPTCTL_CHROMIUM:-$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)}
+if [ -z "$CHROMIUM" ]; then
+  echo "no Chromium found: set PROMPTCTL_CHROMIUM (Debian: apt-get install chromium)" >&2
+  exit 1
+fi
+for page in "front:/?range=30d" "front-by-p95:/?range=30d&sort=p95" "prompt:/prompts/svc0/prompt_0?range=30d" "prompt-24h:/prompts/svc0/prompt_0?range=24h"; do
+  "$CHROMIUM" --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,2400 \
+    --user-data-dir="$WORK/chromium" --screenshot="$SHOTS/${page%%:*}.png" \
+    "http://127.0.0.1:$PORT${page#*:}" >/dev/null 2>&1
+  echo "$SHOTS/${page%%:*}.png"
+done

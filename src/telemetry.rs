@@ -23,6 +23,8 @@ pub const EXECUTIONS: &str = "promptctl_executions_total";
 pub const COST: &str = "promptctl_cost_microusd_total";
 /// Run records the background writer dropped.
 pub const DROPPED_RUNS: &str = "promptctl_run_records_dropped_total";
+/// Runs written whose rollups were lost (`promptctl rollup --since` rolls them up again).
+pub const UNROLLED_RUNS: &str = "promptctl_run_rollups_lost_total";
 /// Cache reads by result (hit, miss, stale).
 pub const CACHE_READS: &str = "promptctl_cache_requests_total";
 /// Cache invalidations by kind: `keys` (a sync named the prompts it changed) or
@@ -84,6 +86,10 @@ pub fn describe() {
         "Cost of prompt executions in millionths of a US dollar"
     );
     metrics::describe_counter!(DROPPED_RUNS, "Run records dropped by the background writer");
+    metrics::describe_counter!(
+        UNROLLED_RUNS,
+        "Runs written whose rollups were lost; promptctl rollup rolls them up again"
+    );
     metrics::describe_counter!(CACHE_READS, "Prompt reads by cache result");
     metrics::describe_counter!(
         CACHE_INVALIDATIONS,

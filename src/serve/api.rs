@@ -350,11 +350,11 @@ pub struct StatsRow {
     pub calls: i64,
     /// Share of calls that failed.
     pub error_rate: f64,
-    /// Latency percentiles in milliseconds.
+    /// Median latency in milliseconds (within 1 % of the exact value).
     pub p50_ms: Option<f64>,
-    /// P95.
+    /// P95 (within 1 %).
     pub p95_ms: Option<f64>,
-    /// P99.
+    /// P99 (within 1 %).
     pub p99_ms: Option<f64>,
     /// Input plus output tokens.
     pub tokens: i64,
@@ -908,7 +908,7 @@ pub struct RunResponse {
 }
 
 /// `GET /v1/stats?hours=24`: calls, error rate, latency percentiles, tokens, cost and
-/// quality per prompt, from `prompt_runs`.
+/// quality per prompt, from the rollups of `prompt_runs` (percentiles within 1 %).
 #[utoipa::path(get, path = "/v1/stats", operation_id = "get_stats", params(StatsQuery),
     description = "Calls, error rate, latency percentiles, tokens, cost and quality per prompt over the last `hours` (default 24).",
     responses(

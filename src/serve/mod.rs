@@ -156,8 +156,9 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
                 tick.tick().await;
-                metrics::counter!(telemetry::DROPPED_RUNS)
-                    .absolute(runner.recorder_stats().dropped);
+                let recorded = runner.recorder_stats();
+                metrics::counter!(telemetry::DROPPED_RUNS).absolute(recorded.dropped);
+                metrics::counter!(telemetry::UNROLLED_RUNS).absolute(recorded.unrolled);
                 metrics.run_upkeep();
             }
         });

@@ -12,7 +12,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::AppState;
 
-pub use crate::telemetry::{DROPPED_RUNS, HTTP_REQUESTS};
+pub use crate::telemetry::{DROPPED_RUNS, HTTP_REQUESTS, UNROLLED_RUNS};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -27,6 +27,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
         .map_err(|err| err.to_string())?;
     crate::telemetry::describe();
     metrics::counter!(DROPPED_RUNS).absolute(0);
+    metrics::counter!(UNROLLED_RUNS).absolute(0);
     let _ = HANDLE.set(handle.clone());
     Ok(handle)
 }
