@@ -15,6 +15,7 @@ pub mod columns;
 pub mod listing;
 pub mod migrations;
 pub mod notice;
+pub mod recent;
 pub mod rollups;
 pub mod runs;
 pub mod sources;

@@ -1,22 +1,24 @@
 //! The dashboard: server-rendered HTML from minijinja templates embedded in the binary,
-//! usable without JavaScript; charts are SVG drawn on the server.
+//! usable without JavaScript (every choice is a link or a GET form); charts are SVG drawn
+//! on the server ([`super::chart`]). The front page ([`front`]) answers "what needs me?"
+//! over a range; a prompt's page ([`prompt`]) shows its runs over time by version. Both
+//! read the rollups through [`crate::registry::stats`].
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::{Arc, OnceLock};
+pub mod front;
+pub mod prompt;
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
 
 use axum::response::{Html, IntoResponse, Response};
-use minijinja::{Environment, context};
-use serde::{Deserialize, Serialize};
+use minijinja::Environment;
+use serde::Serialize;
 
-use super::AppState;
-use super::api::{ApiError, ErrorCode};
-use super::listing::{self, Paging};
-use crate::registry::RegistryError;
-use crate::registry::listing::PromptFilter;
+pub use front::index;
+pub use prompt::prompt_page;
+
+use super::api::{ApiError, ErrorCode, refuse_nul};
+use crate::registry::stats::Width;
 
 fn templates() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
@@ -24,6 +26,11 @@ fn templates() -> &'static Environment<'static> {
         let mut env = Environment::new();
         env.add_filter("utc", utc);
         env.add_filter("first_line", first_line);
+        env.add_filter("count", count);
+        env.add_filter("percent", percent);
+        env.add_filter("millis", millis);
+        env.add_filter("usd", usd);
+        env.add_filter("score", score);
         for (name, source) in [
             ("base.html", include_str!("templates/base.html")),
             ("index.html", include_str!("templates/index.html")),
@@ -37,6 +44,7 @@ fn templates() -> &'static Environment<'static> {
     })
 }
 
+/// `name` rendered with `context`; a 500 if it does not render.
 fn page(name: &str, context: minijinja::Value) -> Response {
     match templates()
         .get_template(name)
@@ -47,50 +55,12 @@ fn page(name: &str, context: minijinja::Value) -> Response {
     }
 }
 
-/// `GET /?limit=N&cursor=C`: one page of the registry's listing, prompts grouped by
-/// source and then service, with their latest version and pins (the gate checked the
-/// token).
-pub async fn index(
-    State(state): State<Arc<AppState>>,
-    paging: Result<Query<Paging>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(paging) = paging?;
-    let listed = listing::prompt_page(&state, &paging, PromptFilter::default()).await?;
-    let next = listing::next_prompts(&listed).map(|cursor| next_page(&paging, &cursor));
-    // By source (the repository that published them), then by service.
-    let mut sources: BTreeMap<String, BTreeMap<String, Vec<_>>> = BTreeMap::new();
-    for prompt in listed.entries {
-        sources
-            .entry(prompt.source.clone())
-            .or_default()
-            .entry(prompt.service.clone())
-            .or_default()
-            .push(prompt);
-    }
-    Ok(page(
-        "index.html",
-        context! {
-            sources => minijinja::Value::from(minijinja::value::Serde(&sources)),
-            next,
-        },
-    ))
+/// `data` as a template value.
+fn value<T: Serialize + ?Sized>(data: &T) -> minijinja::Value {
+    minijinja::Value::from(minijinja::value::Serde(data))
 }
 
-/// The query of the page after this one: the same `limit`, the next `cursor`.
-fn next_page(paging: &Paging, cursor: &str) -> String {
-    match paging.limit.as_deref() {
-        Some(limit) => format!("?limit={limit}&cursor={cursor}"),
-        None => format!("?cursor={cursor}"),
-    }
-}
-
-/// The two versions to compare.
-#[derive(Debug, Deserialize)]
-pub struct DiffQuery {
-    from: Option<u32>,
-    to: Option<u32>,
-}
-
+/// One line of a diff between two versions.
 #[derive(Debug, Serialize)]
 struct DiffLine {
     kind: &'static str,
@@ -98,136 +68,7 @@ struct DiffLine {
     text: String,
 }
 
-#[derive(Debug, Serialize)]
-struct Chart {
-    title: String,
-    svg: String,
-}
-
-/// `GET /prompts/{service}/{name}?from=A&to=B&cursor=C`: the environments, one page of
-/// versions (the registry's listing), a diff between two versions, charts of the runs.
-pub async fn prompt_page(
-    State(state): State<Arc<AppState>>,
-    path: Result<Path<(String, String)>, PathRejection>,
-    paging: Result<Query<Paging>, QueryRejection>,
-    query: Result<Query<DiffQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Path((service, name)) = path?;
-    let Query(paging) = paging?;
-    let Query(query) = query?;
-    // `service` may be `source:service`: the listing checks the source owns the prompt,
-    // the reads below take the bare service.
-    let versions = listing::version_page(&state, service.clone(), name.clone(), &paging).await?;
-    let named = format!("{service}/{name}");
-    let service = match crate::registry::sources::split_source(&named) {
-        Some((_, rest)) => rest
-            .split_once('/')
-            .map_or(service.clone(), |(s, _)| s.to_owned()),
-        None => service,
-    };
-    let next = listing::next_versions(&versions).map(|cursor| next_page(&paging, &cursor));
-    let newest = versions.entries.first().map(|v| v.version);
-    let to = query.to.or(newest);
-    let from = query
-        .from
-        .or_else(|| versions.entries.get(1).map(|v| v.version))
-        .or(to);
-    let (service_ref, name_ref) = (service.as_str(), name.as_str());
-    let compared: Vec<i32> = [from, to]
-        .into_iter()
-        .flatten()
-        .filter_map(|v| i32::try_from(v).ok())
-        .collect();
-    let (texts, mut pins, runs) = state
-        .cache
-        .db()
-        .read(|registry| async move {
-            let texts = registry
-                .client()
-                .query(
-                    "SELECT version, template, model, parameters::text FROM prompts \
-                     WHERE service = $1 AND name = $2 AND version = ANY($3)",
-                    &[&service_ref, &name_ref, &compared],
-                )
-                .await?;
-            let key = (service_ref.to_owned(), name_ref.to_owned());
-            let pins = registry.pins(std::slice::from_ref(&key)).await?;
-            let runs = registry
-                .client()
-                .query(
-                    "SELECT extract(epoch FROM date_trunc('hour', created_at))::float8, \
-                       percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms), \
-                       percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms), \
-                       percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms), \
-                       coalesce(sum(cost_usd), 0)::float8, avg(quality_score)::float8 \
-                     FROM prompt_runs WHERE service = $1 AND name = $2 \
-                       AND created_at > now() - interval '14 days' GROUP BY 1 ORDER BY 1",
-                    &[&service_ref, &name_ref],
-                )
-                .await?;
-            Ok::<_, RegistryError>((texts, pins, runs))
-        })
-        .await?;
-    let text_of = |n: Option<u32>| {
-        texts.iter().find_map(|row| {
-            let version: i32 = row.get(0);
-            let template: String = row.get(1);
-            let model: String = row.get(2);
-            let parameters: Option<String> = row.get(3);
-            (n? == u32::try_from(version).ok()?).then(|| {
-                format!(
-                    "model: {model}\nparameters: {}\n{template}\n",
-                    parameters.unwrap_or_else(|| "{}".to_owned())
-                )
-            })
-        })
-    };
-    let diff = match (text_of(from), text_of(to)) {
-        (Some(old), Some(new)) if from != to => Some(diff_lines(&old, &new)),
-        _ => None,
-    };
-    let environments = pins
-        .remove(&(service.clone(), name.clone()))
-        .unwrap_or_default();
-    Ok(page(
-        "prompt.html",
-        context! {
-            service, name, from, to, next,
-            versions => minijinja::Value::from(minijinja::value::Serde(&versions.entries)),
-            environments => minijinja::Value::from(minijinja::value::Serde(&environments)),
-            diff => minijinja::Value::from(minijinja::value::Serde(&diff)),
-            charts => minijinja::Value::from(minijinja::value::Serde(&charts(&runs))),
-        },
-    ))
-}
-
-/// Latency, cost and quality per hour, from the rows of the runs query; none without runs.
-fn charts(runs: &[tokio_postgres::Row]) -> Vec<Chart> {
-    if runs.is_empty() {
-        return Vec::new();
-    }
-    let times: Vec<f64> = runs.iter().map(|r| r.get(0)).collect();
-    let column = |i: usize| -> Vec<Option<f64>> { runs.iter().map(|r| r.get(i)).collect() };
-    vec![
-        Chart {
-            title: "Latency (ms): P50, P95, P99 per hour".to_owned(),
-            svg: svg_chart(
-                "latency",
-                &times,
-                &[("P50", column(1)), ("P95", column(2)), ("P99", column(3))],
-            ),
-        },
-        Chart {
-            title: "Cost (USD) per hour".to_owned(),
-            svg: svg_chart("cost", &times, &[("cost", column(4))]),
-        },
-        Chart {
-            title: "Quality (mean score of sampled runs) per hour".to_owned(),
-            svg: svg_chart("quality", &times, &[("quality", column(5))]),
-        },
-    ]
-}
-
+/// The lines of a unified diff from `old` to `new`.
 fn diff_lines(old: &str, new: &str) -> Vec<DiffLine> {
     similar::TextDiff::from_lines(old, new)
         .iter_all_changes()
@@ -268,62 +109,265 @@ fn first_line(text: Option<String>) -> String {
         .unwrap_or_default()
 }
 
-const COLOURS: [&str; 3] = ["#1f77b4", "#ff7f0e", "#d62728"];
+/// `{{ n|count }}`: a whole number with thousands separated (`12,345`).
+fn count(value: Option<f64>) -> String {
+    let Some(value) = value.filter(|v| v.is_finite()) else {
+        return "–".to_owned();
+    };
+    let digits = format!("{:.0}", value.abs());
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    if value < -0.5 {
+        out.insert(0, '-');
+    }
+    out
+}
 
-/// A line chart as SVG: one polyline per series, axes labelled with the range.
-fn svg_chart(id: &str, times: &[f64], series: &[(&str, Vec<Option<f64>>)]) -> String {
-    let (width, height, pad) = (600.0_f64, 200.0_f64, 40.0_f64);
-    let t0 = times.first().copied().unwrap_or(0.0);
-    let t1 = times.last().copied().unwrap_or(1.0).max(t0 + 1.0);
-    let max = series
-        .iter()
-        .flat_map(|(_, values)| values.iter().flatten())
-        .fold(0.0_f64, |a, &b| a.max(b))
-        .max(f64::EPSILON);
-    let x = |t: f64| pad + (t - t0) / (t1 - t0) * (width - 2.0 * pad);
-    let y = |v: f64| height - pad + -(v / max) * (height - 2.0 * pad);
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart-svg\" id=\"chart-{id}\" \
-         width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\">"
-    );
-    let _ = write!(
-        svg,
-        "<line x1=\"{pad}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#888\"/>\
-         <line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{0}\" stroke=\"#888\"/>\
-         <text x=\"2\" y=\"{2}\" font-size=\"10\">{max:.3}</text>\
-         <text x=\"2\" y=\"{0}\" font-size=\"10\">0</text>",
-        height - pad,
-        width - pad,
-        pad + 4.0
-    );
-    for (index, (label, values)) in series.iter().enumerate() {
-        let colour = COLOURS[index % COLOURS.len()];
-        let points: Vec<String> = times
-            .iter()
-            .zip(values)
-            .filter_map(|(t, v)| v.map(|v| format!("{:.1},{:.1}", x(*t), y(v))))
-            .collect();
-        let _ = write!(
-            svg,
-            "<polyline class=\"series\" data-series=\"{label}\" fill=\"none\" stroke=\"{colour}\" \
-             stroke-width=\"2\" points=\"{}\"/>",
-            points.join(" ")
-        );
-        for point in &points {
-            if let Some((px, py)) = point.split_once(',') {
-                let _ = write!(
-                    svg,
-                    "<circle cx=\"{px}\" cy=\"{py}\" r=\"2.5\" fill=\"{colour}\"/>"
-                );
+/// `{{ share|percent }}`: a share as a percentage (`3.25%`); none as a dash.
+fn percent(value: Option<f64>) -> String {
+    match value.filter(|v| v.is_finite()) {
+        Some(v) if v * 100.0 >= 10.0 => format!("{:.1}%", v * 100.0),
+        Some(v) => format!("{:.2}%", v * 100.0),
+        None => "–".to_owned(),
+    }
+}
+
+/// `{{ ms|millis }}`: milliseconds (`1,234 ms`); none as a dash.
+fn millis(value: Option<f64>) -> String {
+    match value.filter(|v| v.is_finite()) {
+        Some(v) => format!("{} ms", count(Some(v))),
+        None => "–".to_owned(),
+    }
+}
+
+/// `{{ dollars|usd }}`: US dollars, cents or finer for small sums (`$12.34`, `$0.0042`).
+fn usd(value: Option<f64>) -> String {
+    match value.filter(|v| v.is_finite()) {
+        Some(v) if v == 0.0 || v.abs() >= 1.0 => format!("${v:.2}"),
+        Some(v) => format!("${v:.4}"),
+        None => "–".to_owned(),
+    }
+}
+
+/// `{{ quality|score }}`: a score from 0 to 1 (`0.912`); none as a dash.
+fn score(value: Option<f64>) -> String {
+    match value.filter(|v| v.is_finite()) {
+        Some(v) => format!("{v:.3}"),
+        None => "–".to_owned(),
+    }
+}
+
+/// The window a page shows: the last hour, day, week or thirty days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Range {
+    /// The last hour, in minutes.
+    Hour,
+    /// The last 24 hours, in hours (the default).
+    #[default]
+    Day,
+    /// The last 7 days, in hours.
+    Week,
+    /// The last 30 days, in hours.
+    Month,
+}
+
+impl Range {
+    /// Every range, shortest first.
+    pub const ALL: [Range; 4] = [Range::Hour, Range::Day, Range::Week, Range::Month];
+
+    /// The range `range=` names (`1h`, `24h`, `7d`, `30d`; none: 24 hours); a 400 for
+    /// anything else.
+    pub fn parse(text: Option<&str>) -> Result<Range, ApiError> {
+        match text.map(str::trim) {
+            None | Some("") => Ok(Range::default()),
+            Some(text) => Range::ALL
+                .into_iter()
+                .find(|range| range.key() == text)
+                .ok_or_else(|| {
+                    bad_request(format!(
+                        "`range` must be one of 1h, 24h, 7d, 30d, not {:?}",
+                        clip(text)
+                    ))
+                }),
+        }
+    }
+
+    /// Its value in a query (`24h`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Range::Hour => "1h",
+            Range::Day => "24h",
+            Range::Week => "7d",
+            Range::Month => "30d",
+        }
+    }
+
+    /// How a page names it (`24 h`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Range::Hour => "1 h",
+            Range::Day => "24 h",
+            Range::Week => "7 d",
+            Range::Month => "30 d",
+        }
+    }
+
+    /// Its length.
+    pub fn duration(self) -> Duration {
+        Duration::from_secs(match self {
+            Range::Hour => 3_600,
+            Range::Day => 86_400,
+            Range::Week => 7 * 86_400,
+            Range::Month => 30 * 86_400,
+        })
+    }
+
+    /// The buckets its charts are drawn in: minutes for an hour, hours for the others.
+    pub fn width(self) -> Width {
+        match self {
+            Range::Hour => Width::Minute,
+            Range::Day | Range::Week | Range::Month => Width::Hour,
+        }
+    }
+
+    /// `[now - length, now)`.
+    pub fn window(self, now: SystemTime) -> (SystemTime, SystemTime) {
+        (
+            now.checked_sub(self.duration())
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+            now,
+        )
+    }
+}
+
+/// A link of the range picker.
+#[derive(Debug, Serialize)]
+struct RangeLink {
+    label: &'static str,
+    key: &'static str,
+    href: String,
+    current: bool,
+}
+
+/// The range picker's links: `href` of each range, the chosen one marked.
+fn range_links(chosen: Range, href: impl Fn(Range) -> String) -> Vec<RangeLink> {
+    Range::ALL
+        .into_iter()
+        .map(|range| RangeLink {
+            label: range.label(),
+            key: range.key(),
+            href: href(range),
+            current: range == chosen,
+        })
+        .collect()
+}
+
+/// A 400 `bad_request`: a malformed query.
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::BadRequest, message)
+}
+
+/// The first 40 characters of `text`, for an error message.
+fn clip(text: &str) -> String {
+    text.chars().take(40).collect()
+}
+
+/// A text parameter: trimmed, none when empty; a 400 when longer than `max` characters or
+/// holding a NUL.
+fn text_param(field: &str, value: Option<&str>, max: usize) -> Result<Option<String>, ApiError> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    refuse_nul(field, value)?;
+    if value.chars().count() > max {
+        return Err(bad_request(format!(
+            "`{field}` is longer than {max} characters"
+        )));
+    }
+    Ok(Some(value.to_owned()))
+}
+
+/// A query string (`?a=1&b=x%20y`) of the pairs that have a value, keys and values
+/// percent-encoded; `?` alone when none has.
+fn query_string(pairs: &[(&str, Option<&str>)]) -> String {
+    let encode = |text: &str| {
+        let mut out = String::with_capacity(text.len());
+        for byte in text.bytes() {
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                out.push(char::from(byte));
+            } else {
+                out.push_str(&format!("%{byte:02X}"));
             }
         }
-        let _ = write!(
-            svg,
-            "<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"{colour}\">{label}</text>",
-            width - pad + 2.0,
-            pad + 14.0 * index as f64
-        );
+        out
+    };
+    let joined: Vec<String> = pairs
+        .iter()
+        .filter_map(|(key, value)| value.map(|v| format!("{}={}", encode(key), encode(v))))
+        .collect();
+    format!("?{}", joined.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_compile() {
+        for name in ["base.html", "index.html", "prompt.html"] {
+            assert!(templates().get_template(name).is_ok(), "{name}");
+        }
     }
-    svg.push_str("</svg>");
-    svg
+
+    #[test]
+    fn ranges_parse_and_refuse() {
+        assert_eq!(Range::parse(None).ok(), Some(Range::Day));
+        assert_eq!(Range::parse(Some("")).ok(), Some(Range::Day));
+        assert_eq!(Range::parse(Some("7d")).ok(), Some(Range::Week));
+        assert_eq!(
+            Range::parse(Some("1h")).map(Range::width).ok(),
+            Some(Width::Minute)
+        );
+        for text in ["1d", "30", "24H", "x"] {
+            assert!(Range::parse(Some(text)).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn figures_read_well() {
+        assert_eq!(count(Some(1_234_567.0)), "1,234,567");
+        assert_eq!(count(Some(12.0)), "12");
+        assert_eq!(count(None), "–");
+        assert_eq!(percent(Some(0.0325)), "3.25%");
+        assert_eq!(percent(Some(0.5)), "50.0%");
+        assert_eq!(millis(Some(1_234.4)), "1,234 ms");
+        assert_eq!(usd(Some(12.345)), "$12.35");
+        assert_eq!(usd(Some(0.00421)), "$0.0042");
+        assert_eq!(score(Some(0.9)), "0.900");
+    }
+
+    #[test]
+    fn query_strings_are_encoded() {
+        assert_eq!(
+            query_string(&[("q", Some("a b&c")), ("env", None), ("range", Some("7d"))]),
+            "?q=a%20b%26c&range=7d"
+        );
+        assert_eq!(query_string(&[("env", None)]), "?");
+    }
+
+    #[test]
+    fn text_params_are_bounded() {
+        assert_eq!(text_param("q", Some("  "), 5).ok(), Some(None));
+        assert_eq!(
+            text_param("q", Some(" ab "), 5).ok(),
+            Some(Some("ab".into()))
+        );
+        assert!(text_param("q", Some("abcdef"), 5).is_err());
+        assert!(text_param("q", Some("a\0b"), 5).is_err());
+    }
 }

@@ -118,7 +118,7 @@ impl Cursor {
 
 /// The page size `limit` asks for: 400 when it is not a whole number, 422 when it is out of
 /// 1..=100.
-fn page_limit(limit: Option<&str>) -> Result<u32, ApiError> {
+pub(super) fn page_limit(limit: Option<&str>) -> Result<u32, ApiError> {
     let Some(text) = limit else {
         return Ok(DEFAULT_LIMIT);
     };

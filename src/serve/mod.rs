@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod chart;
 pub mod connections;
 pub mod dashboard;
 pub mod gate;
