@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark of monitoring at scale (issue 23). Not a test: it builds in release mode.
-#  1. Loads RUNS runs (default 10 million) spread over 30 days into `prompt_runs` with one
+#  1. Loads RUNS runs (default 10 million) spread over 29.5 days into `prompt_runs` with one
 #     SQL statement: PROMPTS prompts (default 500) in 50 services, versions 1 to 3 deployed
 #     at days 10 and 20, production and staging, two models, about 2 % errors, 1 % scored.
 #  2. `promptctl rollup` builds their rollups (timed).
@@ -10,8 +10,8 @@
 #     the same rows: the largest relative difference, against the sketch's 1 %.
 #  5. The dashboard (`promptctl serve`): the front page over 30 days and one prompt's
 #     30-day page, time to the last byte (best of REPEAT), against 0.3 s.
-# The runs end 5 minutes before the benchmark starts, so `--since 30d` and the SQL of (4)
-# cover the same rows whatever time passes between them.
+# The runs end 5 minutes before the benchmark starts and begin 29.5 days before that, so
+# `--since 30d` and the SQL of (4) cover the same rows whatever time passes between them.
 # usage: scripts/bench-rollups.sh   (env: BENCH_DATABASE_URL, RUNS, PROMPTS, REPEAT, KEEP=1
 #        keeps the database promptctl_bench_rollups for screenshots)
 set -euo pipefail
@@ -59,7 +59,7 @@ SELECT md5(i::text)::uuid, 'svc' || (p % 50), 'prompt_' || p,
   CASE WHEN i % 100 = 1 THEN (i % 7) / 6.0 END, i % 100 = 1,
   created
 FROM (SELECT i, (i::int8 * 7919) % $PROMPTS AS p,
-        (SELECT t FROM bench_start) - ((i::float8 / $RUNS) * 30 * 86400) * interval '1 second' AS created
+        (SELECT t FROM bench_start) - ((i::float8 / $RUNS) * 29.5 * 86400) * interval '1 second' AS created
       FROM generate_series(1, $RUNS) AS i) AS runs,
      LATERAL (SELECT extract(epoch FROM (SELECT t FROM bench_start) - created) / 86400 AS age_days) AS age;
 -- The registry's side: every prompt with its three versions, pinned in production.

@@ -457,6 +457,7 @@ fn downgrade_to_schema_4(db: &TestDb) {
     db.runtime
         .block_on(db.client.batch_execute(
             "DROP TABLE prompt_rollups;
+             DROP INDEX prompt_runs_sampled;
              DROP TABLE prompt_rollup_state;
              DROP TABLE prompt_owners;
              ALTER TABLE sync_state DROP CONSTRAINT sync_state_pkey;
@@ -651,7 +652,8 @@ fn after_one_source_syncs_serve_keeps_the_others_cached_and_the_change_fresh() {
         Some(3),
         "{versions}"
     );
-    // The list filters by source and says each prompt's; the dashboard groups by source.
+    // The list filters by source and says each prompt's; the dashboard names each
+    // prompt's source when there is more than one.
     let listed = read("/v1/prompts?source=orders");
     let prompts = listed["prompts"].as_array().expect("a list");
     assert_eq!(prompts.len(), 4, "{listed}");
@@ -660,7 +662,7 @@ fn after_one_source_syncs_serve_keeps_the_others_cached_and_the_change_fresh() {
     assert_eq!(page.status, 200);
     for source in ["payments", "orders"] {
         assert!(
-            page.text.contains(&format!("id=\"source-{source}\"")),
+            page.text.contains(&format!("<span class=\"source\">from {source}</span>")),
             "{}",
             page.text
         );

@@ -155,7 +155,7 @@ impl Figures {
     }
 
     /// Adds `other`'s sums (not its latencies).
-    fn add_sums(&mut self, other: &Figures) {
+    pub fn add_sums(&mut self, other: &Figures) {
         self.calls = self.calls.saturating_add(other.calls);
         self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
         self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
@@ -198,16 +198,6 @@ impl Rollups {
         }
     }
 
-    /// Adds a run created at `at` (microseconds since the epoch) to its bucket of each width.
-    pub fn add(&mut self, key: &RollupKey, at: i64, run: &Measures) {
-        for width in Width::ALL {
-            self.rows
-                .entry((width, width.floor(at), key.clone()))
-                .or_default()
-                .add_run(run);
-        }
-    }
-
     /// Adds a row's figures to its bucket.
     fn merge(&mut self, width: Width, bucket: i64, key: RollupKey, figures: &Figures) {
         self.rows
@@ -232,16 +222,23 @@ impl Rollups {
     }
 }
 
-/// A [`RollupKey`] borrowed from a run.
-#[derive(PartialEq, Eq, Hash)]
-struct KeyRef<'a> {
-    source: &'a str,
-    service: &'a str,
-    name: &'a str,
-    version: i32,
-    environment: &'a str,
-    model: &'a str,
-    failed: bool,
+/// A [`RollupKey`] borrowed from a run or a row being read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyRef<'a> {
+    /// The source the run named ('' when it named none).
+    pub source: &'a str,
+    /// The service.
+    pub service: &'a str,
+    /// The prompt's name.
+    pub name: &'a str,
+    /// The version (0: none recorded).
+    pub version: i32,
+    /// The environment ('' for none).
+    pub environment: &'a str,
+    /// The model that answered, or the one asked for when none did.
+    pub model: &'a str,
+    /// Whether the runs failed.
+    pub failed: bool,
 }
 
 impl<'a> KeyRef<'a> {
@@ -258,7 +255,8 @@ impl<'a> KeyRef<'a> {
         }
     }
 
-    fn to_owned(&self) -> RollupKey {
+    /// The key, owned.
+    pub fn to_owned(&self) -> RollupKey {
         RollupKey {
             source: self.source.to_owned(),
             service: self.service.to_owned(),
@@ -298,13 +296,6 @@ pub fn time(micros: i64) -> SystemTime {
     } else {
         UNIX_EPOCH - Duration::from_micros(micros.unsigned_abs())
     }
-}
-
-/// `column` (a `timestamptz`) in microseconds since the epoch, in SQL.
-macro_rules! sql_micros {
-    ($column:literal) => {
-        concat!("(extract(epoch FROM ", $column, ") * 1000000)::int8")
-    };
 }
 
 const COLUMNS: &str = "width, bucket, source, service, name, version, environment, model, \
@@ -386,33 +377,6 @@ const READ_COLUMNS: &str = "source, service, name, version, environment, model, 
      input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, \
      quality_sum, quality_count, latency";
 
-/// A row selected with [`READ_COLUMNS`] (after `skip` leading columns).
-fn key_and_figures(row: &Row, skip: usize) -> Result<(RollupKey, Figures), RegistryError> {
-    let key = RollupKey {
-        source: row.try_get(skip)?,
-        service: row.try_get(skip + 1)?,
-        name: row.try_get(skip + 2)?,
-        version: row.try_get(skip + 3)?,
-        environment: row.try_get(skip + 4)?,
-        model: row.try_get(skip + 5)?,
-        failed: row.try_get(skip + 6)?,
-    };
-    let latency: &[u8] = row.try_get(skip + 15)?;
-    let figures = Figures {
-        calls: row.try_get(skip + 7)?,
-        input_tokens: row.try_get(skip + 8)?,
-        output_tokens: row.try_get(skip + 9)?,
-        cache_read_tokens: row.try_get(skip + 10)?,
-        cache_write_tokens: row.try_get(skip + 11)?,
-        cost_usd: row.try_get(skip + 12)?,
-        quality_sum: row.try_get(skip + 13)?,
-        quality_count: row.try_get(skip + 14)?,
-        latency: LatencySketch::decode(latency)
-            .map_err(|err| RegistryError::Corrupt(err.to_string()))?,
-    };
-    Ok((key, figures))
-}
-
 /// Which rows a reading takes: a service, a name and an environment, each optional.
 #[derive(Debug, Clone, Default)]
 pub struct Narrowing {
@@ -445,36 +409,83 @@ impl Narrowing {
     }
 }
 
-/// Calls `visit` with each rollup row of `width` whose bucket starts in `[from, to)`, its
-/// bucket start, key and figures.
+/// One rollup row as a reading sees it: borrowed from the database's row, its sketch
+/// still encoded (a reader merges it straight into its own).
+#[derive(Debug)]
+pub struct RowRef<'a> {
+    /// The bucket's start.
+    pub at: i64,
+    /// The key.
+    pub key: KeyRef<'a>,
+    /// The sums (the latency sketch left empty).
+    pub sums: Figures,
+    /// The latency sketch, encoded.
+    pub latency: &'a [u8],
+}
+
+/// The key of a row selected with [`READ_COLUMNS`] (after `skip` leading columns).
+fn key_ref(row: &Row, skip: usize) -> Result<KeyRef<'_>, RegistryError> {
+    Ok(KeyRef {
+        source: row.try_get(skip)?,
+        service: row.try_get(skip + 1)?,
+        name: row.try_get(skip + 2)?,
+        version: row.try_get(skip + 3)?,
+        environment: row.try_get(skip + 4)?,
+        model: row.try_get(skip + 5)?,
+        failed: row.try_get(skip + 6)?,
+    })
+}
+
+/// A row selected with [`READ_COLUMNS`] (after `skip` leading columns), its sketch still
+/// encoded.
+fn row_ref(row: &Row, skip: usize, at: i64) -> Result<RowRef<'_>, RegistryError> {
+    Ok(RowRef {
+        at,
+        key: key_ref(row, skip)?,
+        sums: Figures {
+            calls: row.try_get(skip + 7)?,
+            input_tokens: row.try_get(skip + 8)?,
+            output_tokens: row.try_get(skip + 9)?,
+            cache_read_tokens: row.try_get(skip + 10)?,
+            cache_write_tokens: row.try_get(skip + 11)?,
+            cost_usd: row.try_get(skip + 12)?,
+            quality_sum: row.try_get(skip + 13)?,
+            quality_count: row.try_get(skip + 14)?,
+            latency: LatencySketch::new(),
+        },
+        latency: row.try_get(skip + 15)?,
+    })
+}
+
+/// Calls `visit` with each rollup row of `width` whose bucket starts in `[from, to)`.
 pub async fn read_rollups(
     client: &Client,
     width: Width,
     (from, to): (i64, i64),
     narrowing: &Narrowing,
-    mut visit: impl FnMut(i64, RollupKey, Figures),
+    mut visit: impl FnMut(RowRef<'_>) -> Result<(), RegistryError>,
 ) -> Result<(), RegistryError> {
     if from >= to {
         return Ok(());
     }
     let (conditions, narrow) = narrowing.conditions();
     let sql = format!(
-        "SELECT {}, {READ_COLUMNS} FROM prompt_rollups \
+        "SELECT bucket, {READ_COLUMNS} FROM prompt_rollups \
          WHERE width = {} AND bucket >= $1 AND bucket < $2{conditions}",
-        sql_micros!("bucket"),
         width.seconds()
     );
     let (from, to) = (time(from), time(to));
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&from, &to];
     params.extend(narrow);
     for row in client.query(&sql, &params).await? {
-        let (key, figures) = key_and_figures(&row, 1)?;
-        visit(row.try_get(0)?, key, figures);
+        let at: SystemTime = row.try_get(0)?;
+        visit(row_ref(&row, 1, micros(at))?)?;
     }
     Ok(())
 }
 
-/// The raw runs' columns as a rollup keys and measures them (after the creation time).
+/// The raw runs' columns as a rollup keys and measures them (after the creation time and
+/// the source).
 const RUN_COLUMNS: &str = "service, name, coalesce(version, 0), \
      coalesce(environment, ''), left(coalesce(model_used, model_requested, ''), 100), \
      error IS NOT NULL, latency_ms, coalesce(input_tokens, 0)::int8, \
@@ -487,7 +498,7 @@ pub async fn read_runs(
     client: &Client,
     (from, to): (i64, i64),
     narrowing: &Narrowing,
-    mut visit: impl FnMut(i64, RollupKey, Measures),
+    mut visit: impl FnMut(i64, KeyRef<'_>, Measures),
 ) -> Result<(), RegistryError> {
     if from >= to {
         return Ok(());
@@ -499,23 +510,13 @@ pub async fn read_runs(
         "''::text"
     };
     let sql = format!(
-        "SELECT {}, {source}, {RUN_COLUMNS} \
-         FROM prompt_runs WHERE created_at >= $1 AND created_at < $2{conditions}",
-        sql_micros!("created_at")
+        "SELECT created_at, {source}, {RUN_COLUMNS} \
+         FROM prompt_runs WHERE created_at >= $1 AND created_at < $2{conditions}"
     );
     let (from, to) = (time(from), time(to));
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&from, &to];
     params.extend(narrow);
     for row in client.query(&sql, &params).await? {
-        let key = RollupKey {
-            source: row.try_get(1)?,
-            service: row.try_get(2)?,
-            name: row.try_get(3)?,
-            version: row.try_get(4)?,
-            environment: row.try_get(5)?,
-            model: row.try_get(6)?,
-            failed: row.try_get(7)?,
-        };
         let measures = Measures {
             latency_ms: row.try_get(8)?,
             input_tokens: row.try_get(9)?,
@@ -525,7 +526,8 @@ pub async fn read_runs(
             cost_usd: row.try_get(13)?,
             quality: row.try_get(14)?,
         };
-        visit(row.try_get(0)?, key, measures);
+        let at: SystemTime = row.try_get(0)?;
+        visit(micros(at), key_ref(&row, 1)?, measures);
     }
     Ok(())
 }
@@ -533,16 +535,9 @@ pub async fn read_runs(
 /// From when the rollups hold every run.
 pub async fn complete_from(client: &Client) -> Result<i64, RegistryError> {
     let row = client
-        .query_one(
-            concat!(
-                "SELECT ",
-                sql_micros!("complete_from"),
-                " FROM prompt_rollup_state"
-            ),
-            &[],
-        )
+        .query_one("SELECT complete_from FROM prompt_rollup_state", &[])
         .await?;
-    Ok(row.try_get(0)?)
+    Ok(micros(row.try_get(0)?))
 }
 
 /// The advisory lock that [`compact`] and [`rebuild_day`] hold, so that one rewrites a
@@ -594,8 +589,7 @@ async fn compact_chunk(client: &Client) -> Result<Option<u64>, RegistryError> {
                    AND r.service = t.service AND r.name = t.name AND r.version = t.version \
                    AND r.environment = t.environment AND r.model = t.model \
                    AND r.failed = t.failed \
-                 RETURNING r.width, {}, {}",
-                sql_micros!("r.bucket"),
+                 RETURNING r.width, r.bucket, {}",
                 prefixed("r.", READ_COLUMNS)
             ),
             &[],
@@ -611,8 +605,14 @@ async fn compact_chunk(client: &Client) -> Result<Option<u64>, RegistryError> {
             .into_iter()
             .find(|w| w.seconds() == i64::from(width))
             .ok_or_else(|| RegistryError::Corrupt(format!("rollup width {width}")))?;
-        let (key, figures) = key_and_figures(row, 2)?;
-        merged.merge(width, row.try_get(1)?, key, &figures);
+        let at: SystemTime = row.try_get(1)?;
+        let read = row_ref(row, 2, micros(at))?;
+        let mut figures = read.sums;
+        figures
+            .latency
+            .merge_encoded(read.latency)
+            .map_err(|err| RegistryError::Corrupt(err.to_string()))?;
+        merged.merge(width, read.at, read.key.to_owned(), &figures);
     }
     write(client, &merged, false).await?;
     Ok(Some((rows.len() - merged.len()) as u64))
@@ -671,6 +671,7 @@ async fn rebuild_in_transaction(client: &Client, day: i64) -> Result<u64, Regist
             },
             |at, key, run| {
                 runs += 1;
+                let key = key.to_owned();
                 for width in [Width::Minute, Width::Hour] {
                     rollups
                         .rows
@@ -702,17 +703,10 @@ async fn rebuild_in_transaction(client: &Client, day: i64) -> Result<u64, Regist
 /// The first day holding a raw run, if any.
 pub async fn first_run_day(client: &Client) -> Result<Option<i64>, RegistryError> {
     let row = client
-        .query_one(
-            concat!(
-                "SELECT ",
-                sql_micros!("min(created_at)"),
-                " FROM prompt_runs"
-            ),
-            &[],
-        )
+        .query_one("SELECT min(created_at) FROM prompt_runs", &[])
         .await?;
-    let first: Option<i64> = row.try_get(0)?;
-    Ok(first.map(|at| Width::Day.floor(at)))
+    let first: Option<SystemTime> = row.try_get(0)?;
+    Ok(first.map(|at| Width::Day.floor(micros(at))))
 }
 
 /// Deletes minute rows older than `raw_days` and hour and day rows older than

@@ -9,6 +9,7 @@
 //! over the same runs (`crate::sketch`).
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -17,7 +18,7 @@ use tokio_postgres::Client;
 
 use super::RegistryError;
 pub use super::rollups::Width;
-use super::rollups::{self, Figures, Measures, Narrowing, RollupKey};
+use super::rollups::{self, Figures, KeyRef, Measures, Narrowing, RowRef};
 use crate::config::AlertSettings;
 
 /// How to group the rows besides by prompt.
@@ -118,25 +119,29 @@ pub async fn overview(
     super::bounded(async {
         let reader = Reader::open(client, query).await?;
         let (from, to) = (rollups::micros(from), rollups::micros(to));
-        let mut groups: HashMap<(String, String), Group> = HashMap::new();
+        // Per prompt, then per group; found through two reused buffers, so a row read
+        // allocates nothing once its group exists.
+        let mut groups: HashMap<String, HashMap<String, Group>> = HashMap::new();
+        let (mut prompt, mut group) = (String::new(), String::new());
         for span in spans(from, to, reader.complete_from) {
             reader
                 .gather(span, |_, key, item| {
-                    if let Some(group) = reader.group_of(key) {
-                        let prompt = format!("{}/{}", key.service, key.name);
-                        groups.entry((prompt, group)).or_default().add(key, item);
+                    prompt_of(key, &mut prompt);
+                    if !reader.group_of(key, &prompt, &mut group) {
+                        return Ok(());
                     }
+                    slot(slot(&mut groups, &prompt), &group).add(key, item)
                 })
                 .await?;
         }
         let mut total = Group::default();
-        let mut rows: Vec<StatsRow> = groups
-            .into_iter()
-            .map(|((prompt, group), figures)| {
+        let mut rows = Vec::new();
+        for (prompt, by_group) in groups {
+            for (group, figures) in by_group {
                 total.merge(&figures);
-                figures.row(prompt, group)
-            })
-            .collect();
+                rows.push(figures.row(prompt.clone(), group));
+            }
+        }
         rows.sort_by(|a, b| (&a.prompt, &a.group).cmp(&(&b.prompt, &b.group)));
         Ok(Overview {
             total: total.row(String::new(), String::new()),
@@ -144,6 +149,22 @@ pub async fn overview(
         })
     })
     .await
+}
+
+/// The value of `map` at `key`, made (empty) when missing; `key` is copied only then.
+fn slot<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("the key was inserted above")
+}
+
+/// Writes `service/name` of `key` into `out`.
+fn prompt_of(key: &KeyRef<'_>, out: &mut String) {
+    out.clear();
+    out.push_str(key.service);
+    out.push('/');
+    out.push_str(key.name);
 }
 
 /// One bucket of one group of a time series.
@@ -186,26 +207,30 @@ pub async fn series(
         // The bucket holding `complete_from` is read raw: its rollups may hold runs
         // created before, which are read raw too.
         let complete = width.ceil(reader.complete_from.clamp(from, to.max(from)));
-        let mut points: HashMap<(i64, String), Group> = HashMap::new();
-        let parts = [
+        let mut points: HashMap<i64, HashMap<String, Group>> = HashMap::new();
+        let (mut prompt, mut group) = (String::new(), String::new());
+        for span in [
             Span::Runs(from, complete.min(to)),
             Span::Rollups(width, complete, to),
-        ];
-        for span in parts {
+        ] {
             reader
                 .gather(span, |at, key, item| {
-                    if let Some(group) = reader.group_of(key) {
-                        points
-                            .entry((width.floor(at), group))
-                            .or_default()
-                            .add(key, item);
+                    prompt_of(key, &mut prompt);
+                    if !reader.group_of(key, &prompt, &mut group) {
+                        return Ok(());
                     }
+                    let bucket = points.entry(width.floor(at)).or_default();
+                    slot(bucket, &group).add(key, item)
                 })
                 .await?;
         }
         let mut points: Vec<SeriesPoint> = points
             .into_iter()
-            .map(|((at, group), figures)| figures.point(at.div_euclid(1_000_000), group))
+            .flat_map(|(at, by_group)| {
+                by_group
+                    .into_iter()
+                    .map(move |(group, figures)| figures.point(at.div_euclid(1_000_000), group))
+            })
             .collect();
         points.sort_by(|a, b| (a.at, &a.group).cmp(&(b.at, &b.group)));
         Ok(points)
@@ -258,9 +283,9 @@ fn cover(from: i64, to: i64, widths: &[Width], spans: &mut Vec<Span>) {
 }
 
 /// What one reading step yields: a raw run or a rollup row.
-enum Item {
+enum Item<'a> {
     Run(Measures),
-    Rollup(Figures),
+    Rollup(RowRef<'a>),
 }
 
 /// A group's figures as they are added up.
@@ -271,20 +296,25 @@ struct Group {
 }
 
 impl Group {
-    fn add(&mut self, key: &RollupKey, item: Item) {
+    fn add(&mut self, key: &KeyRef<'_>, item: Item<'_>) -> Result<(), RegistryError> {
         let calls = match item {
             Item::Run(run) => {
                 self.figures.add_run(&run);
                 1
             }
-            Item::Rollup(figures) => {
-                self.figures.merge(&figures);
-                figures.calls
+            Item::Rollup(row) => {
+                self.figures.add_sums(&row.sums);
+                self.figures
+                    .latency
+                    .merge_encoded(row.latency)
+                    .map_err(|err| RegistryError::Corrupt(err.to_string()))?;
+                row.sums.calls
             }
         };
         if key.failed {
             self.errors += calls;
         }
+        Ok(())
     }
 
     fn merge(&mut self, other: &Group) {
@@ -348,7 +378,8 @@ struct Reader<'a> {
     narrowing: Narrowing,
     source: Option<String>,
     by: GroupBy,
-    owners: HashMap<(String, String), String>,
+    /// The source owning each `service/name`.
+    owners: HashMap<String, String>,
     /// From when the rollups hold every run (never, before the rollups' migration).
     complete_from: i64,
 }
@@ -362,10 +393,13 @@ impl<'a> Reader<'a> {
         let mut owners = HashMap::new();
         if (source.is_some() || query.by == GroupBy::Source) && schema >= super::SOURCES_SCHEMA {
             for row in client
-                .query("SELECT service, name, source FROM prompt_owners", &[])
+                .query(
+                    "SELECT service || '/' || name, source FROM prompt_owners",
+                    &[],
+                )
                 .await?
             {
-                owners.insert((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?);
+                owners.insert(row.try_get(0)?, row.try_get(1)?);
             }
         }
         let complete_from = if schema >= ROLLUPS_SCHEMA {
@@ -386,56 +420,60 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// The source a run counts under: its own, else its prompt's owner (runs recorded
-    /// before sources, or of prompts read from a repository).
-    fn source_of<'k>(&'k self, key: &'k RollupKey) -> &'k str {
+    /// The source a run of `prompt` counts under: its own, else its prompt's owner (runs
+    /// recorded before sources, or of prompts read from a repository).
+    fn source_of<'k>(&'k self, key: &KeyRef<'k>, prompt: &str) -> &'k str {
         if key.source.is_empty() {
-            self.owners
-                .get(&(key.service.clone(), key.name.clone()))
-                .map_or("", String::as_str)
+            self.owners.get(prompt).map_or("", String::as_str)
         } else {
-            &key.source
+            key.source
         }
     }
 
-    /// The group of a key, or `None` when the source filter leaves it out.
-    fn group_of(&self, key: &RollupKey) -> Option<String> {
+    /// Writes the group of a key of `prompt` into `out`; false when the source filter
+    /// leaves the key out.
+    fn group_of(&self, key: &KeyRef<'_>, prompt: &str, out: &mut String) -> bool {
         if let Some(source) = &self.source
-            && self.source_of(key) != source
+            && self.source_of(key, prompt) != source
         {
-            return None;
+            return false;
         }
-        Some(match self.by {
-            GroupBy::Prompt => String::new(),
-            GroupBy::Version if key.version == 0 => String::new(),
-            GroupBy::Version => key.version.to_string(),
-            GroupBy::Model => key.model.clone(),
-            GroupBy::Environment => key.environment.clone(),
-            GroupBy::Source => self.source_of(key).to_owned(),
-        })
+        out.clear();
+        match self.by {
+            GroupBy::Prompt => {}
+            GroupBy::Version if key.version == 0 => {}
+            GroupBy::Version => {
+                let _ = write!(out, "{}", key.version);
+            }
+            GroupBy::Model => out.push_str(key.model),
+            GroupBy::Environment => out.push_str(key.environment),
+            GroupBy::Source => out.push_str(self.source_of(key, prompt)),
+        }
+        true
     }
 
     /// Reads `span`, calling `visit` with each item's time, key and item.
     async fn gather(
         &self,
         span: Span,
-        mut visit: impl FnMut(i64, &RollupKey, Item),
+        mut visit: impl FnMut(i64, &KeyRef<'_>, Item<'_>) -> Result<(), RegistryError>,
     ) -> Result<(), RegistryError> {
         match span {
             Span::Runs(from, to) => {
+                let mut failed = Ok(());
                 rollups::read_runs(self.client, (from, to), &self.narrowing, |at, key, run| {
-                    visit(at, &key, Item::Run(run));
+                    if failed.is_ok() {
+                        failed = visit(at, &key, Item::Run(run));
+                    }
                 })
-                .await
+                .await?;
+                failed
             }
             Span::Rollups(width, from, to) => {
-                rollups::read_rollups(
-                    self.client,
-                    width,
-                    (from, to),
-                    &self.narrowing,
-                    |at, key, figures| visit(at, &key, Item::Rollup(figures)),
-                )
+                rollups::read_rollups(self.client, width, (from, to), &self.narrowing, |row| {
+                    let (at, key) = (row.at, row.key.clone());
+                    visit(at, &key, Item::Rollup(row))
+                })
                 .await
             }
         }

@@ -36,6 +36,10 @@ CREATE INDEX prompt_rollups_time ON prompt_rollups (width, bucket);
 CREATE INDEX prompt_rollups_prompt ON prompt_rollups (width, service, name, bucket);
 CREATE INDEX prompt_rollups_partial ON prompt_rollups (width, bucket) WHERE partial;
 
+-- The dashboard's recent runs list a prompt's sampled quality failures first.
+CREATE INDEX prompt_runs_sampled ON prompt_runs (service, name, environment, created_at)
+  WHERE sampled;
+
 -- From when the rollups hold every run: the recorder rolls up what it writes from this
 -- migration on; `promptctl rollup` moves the time back as it rolls up older runs. Readers
 -- take runs before it from `prompt_runs`.
