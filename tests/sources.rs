@@ -662,7 +662,8 @@ fn after_one_source_syncs_serve_keeps_the_others_cached_and_the_change_fresh() {
     assert_eq!(page.status, 200);
     for source in ["payments", "orders"] {
         assert!(
-            page.text.contains(&format!("<span class=\"source\">from {source}</span>")),
+            page.text
+                .contains(&format!("<span class=\"source\">from {source}</span>")),
             "{}",
             page.text
         );

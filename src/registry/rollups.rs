@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::TryStreamExt;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
@@ -477,7 +478,9 @@ pub async fn read_rollups(
     let (from, to) = (time(from), time(to));
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&from, &to];
     params.extend(narrow);
-    for row in client.query(&sql, &params).await? {
+    // Rows are folded as they arrive, while PostgreSQL still sends the rest.
+    let mut rows = std::pin::pin!(client.query_raw(&sql, params).await?);
+    while let Some(row) = rows.try_next().await? {
         let at: SystemTime = row.try_get(0)?;
         visit(row_ref(&row, 1, micros(at))?)?;
     }
@@ -516,7 +519,8 @@ pub async fn read_runs(
     let (from, to) = (time(from), time(to));
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&from, &to];
     params.extend(narrow);
-    for row in client.query(&sql, &params).await? {
+    let mut rows = std::pin::pin!(client.query_raw(&sql, params).await?);
+    while let Some(row) = rows.try_next().await? {
         let measures = Measures {
             latency_ms: row.try_get(8)?,
             input_tokens: row.try_get(9)?,
