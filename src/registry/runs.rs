@@ -9,13 +9,9 @@
 //! and drops the ones older than `retention_days`. [`RunRecorder::shutdown`] flushes what
 //! is queued within a deadline.
 //!
-//! The rollups (`super::rollups`) of the rows written are added up in memory and appended
-//! once per [`ROLLUP_INTERVAL`] (and at shutdown), so their rows grow with the keys a
-//! second holds, not with the runs. A database that fails keeps them for the next try,
-//! up to [`MAX_PENDING_ROLLUPS`] rows; past that, and when the process dies, the runs of
-//! the rollups lost stay in `prompt_runs` (counted in [`RecorderStats::unrolled`]) and
-//! `promptctl rollup --since` rolls them up again. A second task, on its own connection,
-//! compacts the appended rows every [`COMPACT_INTERVAL`] and retires old ones hourly.
+//! Each batch written is handed to the recorder's rollup task
+//! (`super::rollups::task`), which adds up and appends its rollups on a connection of its
+//! own; what it loses is counted in [`RecorderStats::unrolled`].
 //!
 //! One bad row costs only itself. Before a batch is sent, every row is made to fit its
 //! columns ([`fit_row`]: NUL characters, which PostgreSQL text refuses, become U+FFFD, and
@@ -30,6 +26,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::rollups::task::{self as rollup_task, Handover, RollupCounters};
 use crate::calendar::civil_date;
 use crate::config::{MonitoringSettings, SynchronousCommit};
 use serde::Serialize;
@@ -52,16 +49,6 @@ const RECONNECT: crate::retry::RetryPolicy = crate::retry::RetryPolicy {
     base_delay: Duration::from_secs(1),
     max_delay: Duration::from_secs(8),
 };
-
-/// How often the recorder appends the rollups of the runs it wrote.
-pub const ROLLUP_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Rollup rows held for a database that fails, at most (each holds a latency sketch of
-/// up to about 11 KiB, most far less); past this they are dropped and counted.
-pub const MAX_PENDING_ROLLUPS: usize = 200_000;
-
-/// How often the recorder merges the partial rollup rows it appended.
-pub const COMPACT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// At most one flush per interval (unless a batch is full).
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
@@ -144,7 +131,6 @@ struct Shared {
     dropped: AtomicU64,
     rejected: AtomicU64,
     cleaned: AtomicU64,
-    unrolled: AtomicU64,
     drop_log: DropLog,
     /// Rows queued or being flushed.
     pending: AtomicU64,
@@ -243,7 +229,8 @@ pub struct RunRecorder {
     tx: Option<mpsc::Sender<RunRecord>>,
     shared: Arc<Shared>,
     task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
-    maintenance: Option<tokio::task::JoinHandle<()>>,
+    rollup_task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    rollup_counters: Arc<RollupCounters>,
 }
 
 impl std::fmt::Debug for RunRecorder {
@@ -261,23 +248,33 @@ impl RunRecorder {
             tx: None,
             shared: Arc::new(Shared::default()),
             task: tokio::sync::Mutex::new(None),
-            maintenance: None,
+            rollup_task: tokio::sync::Mutex::new(None),
+            rollup_counters: Arc::new(RollupCounters::default()),
         }
     }
 
     /// Starts the writer for the database at `url` with `[monitoring]`'s retention and
     /// durability; must be called inside a Tokio runtime. The connections are made by the
-    /// writer and its maintenance task, so a database that is down costs nothing here.
+    /// writer and its rollup task, so a database that is down costs nothing here.
     pub fn start(url: String, monitoring: &MonitoringSettings) -> RunRecorder {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let shared = Arc::new(Shared::default());
-        let task = tokio::spawn(writer(url.clone(), monitoring.clone(), rx, shared.clone()));
-        let maintenance = tokio::spawn(maintain_rollups(url, monitoring.clone()));
+        let rollup_counters = Arc::new(RollupCounters::default());
+        let (handover, rollup_task) =
+            rollup_task::start(url.clone(), monitoring.clone(), rollup_counters.clone());
+        let task = tokio::spawn(writer(
+            url,
+            monitoring.clone(),
+            rx,
+            shared.clone(),
+            handover,
+        ));
         RunRecorder {
             tx: Some(tx),
             shared,
             task: tokio::sync::Mutex::new(Some(task)),
-            maintenance: Some(maintenance),
+            rollup_task: tokio::sync::Mutex::new(Some(rollup_task)),
+            rollup_counters,
         }
     }
 
@@ -299,7 +296,7 @@ impl RunRecorder {
             dropped: self.shared.dropped.load(Ordering::Relaxed),
             rejected: self.shared.rejected.load(Ordering::Relaxed),
             cleaned: self.shared.cleaned.load(Ordering::Relaxed),
-            unrolled: self.shared.unrolled.load(Ordering::Relaxed),
+            unrolled: self.rollup_counters.unrolled.load(Ordering::Relaxed),
             last_error: self
                 .shared
                 .last_error
@@ -312,10 +309,7 @@ impl RunRecorder {
     /// Flushes what is queued, waiting at most `deadline`; rows still queued then are
     /// dropped (counted). Later rows are dropped.
     pub async fn shutdown(&self, deadline: Duration) -> RecorderStats {
-        if let Some(maintenance) = &self.maintenance {
-            // A compaction cut short rolls back: its rows stay partial, nothing is lost.
-            maintenance.abort();
-        }
+        let started = Instant::now();
         self.shared.closing.store(true, Ordering::SeqCst);
         self.shared.close.notify_one();
         let task = self.task.lock().await.take();
@@ -339,6 +333,17 @@ impl RunRecorder {
                     "the database took longer than the {:.1} s flush deadline",
                     deadline.as_secs_f64()
                 ));
+            }
+        }
+        // The writer is gone, so is its side of the rollup task: the task appends what
+        // it holds and ends.
+        let rollups = self.rollup_task.lock().await.take();
+        if let Some(mut rollups) = rollups {
+            let left = deadline.saturating_sub(started.elapsed());
+            if tokio::time::timeout(left, &mut rollups).await.is_err() {
+                rollups.abort();
+                self.rollup_counters
+                    .lose_pending("the shutdown's deadline passed");
             }
         }
         self.shared.drop_log.flush();
@@ -466,12 +471,30 @@ fn refused_for_data(err: &tokio_postgres::Error) -> bool {
 /// Writes `rows` (already made to fit): a batch PostgreSQL refuses for its data is split in
 /// halves and written again, down to single rows, so only the rows it refuses are dropped,
 /// each counted and logged. Any other failure (the connection, the table) drops the rows
-/// not written yet, counted and logged, and is returned.
+/// not written yet, counted and logged, and is returned. The rows written go to the
+/// rollup task, moved when they are the whole batch.
 async fn write_batch(
     client: &Client,
-    rows: &[RunRecord],
+    rows: &mut Vec<RunRecord>,
     shared: &Shared,
-    rollups: &mut PendingRollups,
+    handover: &Handover,
+) -> Result<(), tokio_postgres::Error> {
+    let mut written: Vec<&[RunRecord]> = Vec::new();
+    let result = write_parts(client, rows, shared, &mut written).await;
+    if written.len() == 1 && written[0].len() == rows.len() {
+        handover.send(std::mem::replace(rows, Vec::with_capacity(BATCH_ROWS)));
+    } else if !written.is_empty() {
+        handover.send(written.concat());
+    }
+    result
+}
+
+/// [`write_batch`]'s splitting: adds each part written to `written`.
+async fn write_parts<'r>(
+    client: &Client,
+    rows: &'r [RunRecord],
+    shared: &Shared,
+    written: &mut Vec<&'r [RunRecord]>,
 ) -> Result<(), tokio_postgres::Error> {
     let mut parts = vec![rows];
     while let Some(part) = parts.pop() {
@@ -480,7 +503,7 @@ async fn write_batch(
                 shared
                     .written
                     .fetch_add(part.len() as u64, Ordering::Relaxed);
-                rollups.add(part);
+                written.push(part);
             }
             Err(err) if refused_for_data(&err) && part.len() == 1 => {
                 shared.reject(&part[0], super::describe(&err));
@@ -566,6 +589,53 @@ pub async fn prepare_writer_session(
         .await
 }
 
+/// Batches at least this long are written half on each of the writer's two connections.
+const SPLIT_ROWS: usize = 1_000;
+
+/// The writer's two connections: PostgreSQL takes a `COPY` on one backend, so a batch is
+/// written half on each, at once, and two backends share the work (on 2 cores, about
+/// 95,000 rows/s with one against 117,000 to 136,000 with two: `scripts/bench-router.sh`).
+struct Writers {
+    first: Client,
+    second: Client,
+}
+
+impl Writers {
+    async fn open(url: &str, monitoring: &MonitoringSettings) -> Result<Writers, String> {
+        let first = open(url, monitoring).await?;
+        let second = tokio::time::timeout(Duration::from_secs(3), super::connect(url))
+            .await
+            .map_err(|_| "the database did not answer within 3 s".to_owned())?
+            .map_err(|e| e.to_string())?;
+        prepare_writer_session(&second, monitoring.synchronous_commit)
+            .await
+            .map_err(|e| super::describe(&e))?;
+        Ok(Writers { first, second })
+    }
+
+    fn is_closed(&self) -> bool {
+        self.first.is_closed() || self.second.is_closed()
+    }
+
+    /// Writes `batch` ([`write_batch`]), half on each connection when it is long.
+    async fn write(
+        &self,
+        batch: &mut Vec<RunRecord>,
+        shared: &Shared,
+        handover: &Handover,
+    ) -> Result<(), tokio_postgres::Error> {
+        if batch.len() < SPLIT_ROWS {
+            return write_batch(&self.first, batch, shared, handover).await;
+        }
+        let mut second = batch.split_off(batch.len() / 2);
+        let (first, second) = tokio::join!(
+            write_batch(&self.first, batch, shared, handover),
+            write_batch(&self.second, &mut second, shared, handover)
+        );
+        first.and(second)
+    }
+}
+
 async fn open(url: &str, monitoring: &MonitoringSettings) -> Result<Client, String> {
     let mut client = tokio::time::timeout(Duration::from_secs(3), super::connect(url))
         .await
@@ -588,26 +658,21 @@ async fn writer(
     monitoring: MonitoringSettings,
     mut rx: mpsc::Receiver<RunRecord>,
     shared: Arc<Shared>,
+    handover: Handover,
 ) {
-    let mut client: Option<Client> = None;
+    let mut client: Option<Writers> = None;
     // After failures to connect: how many, and when the next attempt may be made.
     let mut failures: u32 = 0;
     let mut next_attempt: Option<Instant> = None;
     let mut last_flush = Instant::now() - FLUSH_INTERVAL;
     let mut day = today();
     let mut batch: Vec<RunRecord> = Vec::with_capacity(BATCH_ROWS);
-    let mut rollups = PendingRollups::default();
     loop {
         let closing = shared.closing.load(Ordering::SeqCst);
         if !closing {
-            let due = rollups.due();
             tokio::select! {
-                n = rx.recv_many(&mut batch, BATCH_ROWS) => if n == 0 {
-                    rollups.flush_or_lose(client.as_ref(), &shared).await;
-                    return;
-                },
+                n = rx.recv_many(&mut batch, BATCH_ROWS) => if n == 0 { return },
                 () = shared.close.notified() => {}
-                () = sleep_until(due), if due.is_some() => {}
             }
             let wait = FLUSH_INTERVAL.saturating_sub(last_flush.elapsed());
             if batch.len() < BATCH_ROWS && !wait.is_zero() {
@@ -626,20 +691,16 @@ async fn writer(
         let closing = shared.closing.load(Ordering::SeqCst);
         if batch.is_empty() {
             if closing {
-                rollups.flush_or_lose(client.as_ref(), &shared).await;
                 return;
-            }
-            if rollups.is_due() && rollups.flush(client.as_ref(), &shared).await.is_err() {
-                client = None;
             }
             continue;
         }
         last_flush = Instant::now();
-        if client.as_ref().is_none_or(Client::is_closed) {
+        if client.as_ref().is_none_or(Writers::is_closed) {
             client = None;
             let retry = next_attempt.is_none_or(|at| Instant::now() >= at);
             if retry || closing {
-                match open(&url, &monitoring).await {
+                match Writers::open(&url, &monitoring).await {
                     Ok(opened) => {
                         client = Some(opened);
                         failures = 0;
@@ -655,10 +716,10 @@ async fn writer(
                 shared.fail(batch.len(), "the database is unreachable".into());
             }
         }
-        if let Some(open_client) = &client {
+        if let Some(writers) = &client {
             if today() != day {
                 day = today();
-                let _ = maintain_partitions(open_client, monitoring.retention_days).await;
+                let _ = maintain_partitions(&writers.first, monitoring.retention_days).await;
             }
             let cleaned = batch
                 .iter_mut()
@@ -666,155 +727,17 @@ async fn writer(
                 .filter(|&changed| changed)
                 .count();
             shared.cleaned.fetch_add(cleaned as u64, Ordering::Relaxed);
-            if write_batch(open_client, &batch, &shared, &mut rollups)
-                .await
-                .is_err()
-            {
-                client = None;
-            }
         }
-        shared
-            .pending
-            .fetch_sub(batch.len() as u64, Ordering::Relaxed);
-        batch.clear();
-        if closing && rx.is_empty() {
-            rollups.flush_or_lose(client.as_ref(), &shared).await;
-            return;
-        }
-        if rollups.is_due() && rollups.flush(client.as_ref(), &shared).await.is_err() {
+        let rows = batch.len() as u64;
+        if let Some(writers) = &client
+            && writers.write(&mut batch, &shared, &handover).await.is_err()
+        {
             client = None;
         }
-    }
-}
-
-/// The recorder's second task: every [`COMPACT_INTERVAL`], merges the partial rollup rows
-/// (`super::rollups::compact`), and every hour deletes rollups past their retention, on a
-/// connection of its own so that the writer's flushes never wait for it. Failures are
-/// logged and retried at the next interval; the rows stay partial meanwhile, which costs
-/// readers time, not correctness.
-async fn maintain_rollups(url: String, monitoring: MonitoringSettings) {
-    let mut client: Option<Client> = None;
-    let mut retired_at: Option<Instant> = None;
-    loop {
-        tokio::time::sleep(COMPACT_INTERVAL).await;
-        if client.as_ref().is_none_or(Client::is_closed) {
-            client = tokio::time::timeout(Duration::from_secs(3), super::connect(&url))
-                .await
-                .ok()
-                .and_then(Result::ok);
-        }
-        let Some(open_client) = &client else { continue };
-        if let Err(err) = super::rollups::compact(open_client).await {
-            tracing::warn!(error = %err, "rollup compaction failed; retried in {} s", COMPACT_INTERVAL.as_secs());
-        }
-        if retired_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(3_600)) {
-            retired_at = Some(Instant::now());
-            if let Err(err) = super::rollups::retire(
-                open_client,
-                monitoring.retention_days,
-                monitoring.rollup_retention_days,
-            )
-            .await
-            {
-                tracing::warn!(error = %err, "rollup retention failed");
-            }
-        }
-    }
-}
-
-/// Sleeps until `at` (forever without one; the `select!` that calls it guards that).
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The rollups of the rows written and not yet appended themselves.
-#[derive(Default)]
-struct PendingRollups {
-    rows: super::rollups::Rollups,
-    /// Runs they hold.
-    runs: u64,
-    /// When the oldest of them was added.
-    since: Option<Instant>,
-}
-
-impl PendingRollups {
-    fn add(&mut self, runs: &[RunRecord]) {
-        self.since.get_or_insert_with(Instant::now);
-        self.runs += runs.len() as u64;
-        self.rows.add_runs(runs);
-    }
-
-    /// When they are to be appended, if there are any.
-    fn due(&self) -> Option<Instant> {
-        self.since.map(|since| since + ROLLUP_INTERVAL)
-    }
-
-    fn is_due(&self) -> bool {
-        self.due().is_some_and(|due| Instant::now() >= due)
-    }
-
-    /// Appends them; a database that fails keeps them for the next try, unless they are
-    /// more than [`MAX_PENDING_ROLLUPS`] rows.
-    async fn flush(
-        &mut self,
-        client: Option<&Client>,
-        shared: &Shared,
-    ) -> Result<(), tokio_postgres::Error> {
-        let Some(client) = client else {
-            self.bound(shared, "the database is unreachable");
-            return Ok(());
-        };
-        match super::rollups::write(client, &self.rows, true).await {
-            Ok(()) => {
-                self.clear();
-                Ok(())
-            }
-            Err(err) => {
-                self.bound(shared, &super::describe(&err));
-                Err(err)
-            }
-        }
-    }
-
-    /// Appends them, at shutdown: what cannot be written is lost, counted.
-    async fn flush_or_lose(&mut self, client: Option<&Client>, shared: &Shared) {
-        if self.since.is_none() {
+        shared.pending.fetch_sub(rows, Ordering::Relaxed);
+        batch.clear();
+        if closing && rx.is_empty() {
             return;
         }
-        let written = match client {
-            Some(client) => self.flush(Some(client), shared).await.is_ok(),
-            None => false,
-        };
-        if !written {
-            self.lose(shared, "the database is unreachable at shutdown");
-        }
-    }
-
-    /// Drops them, counted and logged, when they hold more rows than the bound.
-    fn bound(&mut self, shared: &Shared, reason: &str) {
-        if self.rows.len() > MAX_PENDING_ROLLUPS {
-            self.lose(shared, reason);
-        }
-    }
-
-    fn lose(&mut self, shared: &Shared, reason: &str) {
-        if self.runs > 0 {
-            shared.unrolled.fetch_add(self.runs, Ordering::Relaxed);
-            tracing::warn!(
-                runs = self.runs,
-                reason,
-                "rollups lost: the runs are in prompt_runs; `promptctl rollup --since` rolls them up"
-            );
-        }
-        self.clear();
-    }
-
-    fn clear(&mut self) {
-        self.rows.clear();
-        self.runs = 0;
-        self.since = None;
     }
 }

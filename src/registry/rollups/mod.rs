@@ -3,8 +3,9 @@
 //! cost and quality sums and a latency sketch ([`crate::sketch`]), so that a reading of 30
 //! days costs about what one of a day does.
 //!
-//! Written three ways, all through [`Rollups`]: the run recorder appends the rollups of
-//! each batch it writes, in the batch's transaction, as partial rows ([`write`]);
+//! Written three ways, all through [`Rollups`]: the run recorder's rollup task ([`task`])
+//! adds up the batches the recorder wrote and appends them once a second as partial rows
+//! ([`write`]);
 //! [`compact`] merges the partial rows of each key and bucket into one; [`rebuild_day`]
 //! (`promptctl rollup`) recomputes a day's rows from its raw runs, for runs recorded before
 //! the rollups existed or loaded around the recorder. Readers ([`read_rollups`],
@@ -21,6 +22,8 @@ use futures_util::TryStreamExt;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
+
+pub mod task;
 
 use super::RegistryError;
 use super::runs::RunRecord;
