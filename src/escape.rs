@@ -4,6 +4,7 @@
 //! (`eval::report`) show them escaped; JSON output never goes through here.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 /// Untrusted text for one line of terminal output (a name, a path, an author, a commit
 /// message): every control character (line breaks, tabs, escape, the C1 range) and every
@@ -12,6 +13,28 @@ use std::borrow::Cow;
 /// reorder what is shown. Text without them is returned as it is.
 pub fn escape_control(text: &str) -> Cow<'_, str> {
     escape(text, false, false)
+}
+
+/// Untrusted text for HTML content and attribute values (the test report, the PR
+/// comment, the dashboard's charts): markup characters as entities, and controls and
+/// bidirectional overrides (which could make a name read as another) as `\u{..}`; line
+/// breaks and tabs kept.
+pub fn html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if is_unsafe(c) && c != '\n' && c != '\t' => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Whether a character is shown escaped.

@@ -80,22 +80,26 @@ pub fn describe() {
         metrics::Unit::Count,
         "Tokens used per operation (OpenTelemetry gen_ai.client.token.usage)"
     );
-    metrics::describe_counter!(EXECUTIONS, "Prompt executions through the router");
-    metrics::describe_counter!(
-        COST,
-        "Cost of prompt executions in millionths of a US dollar"
-    );
-    metrics::describe_counter!(DROPPED_RUNS, "Run records dropped by the background writer");
-    metrics::describe_counter!(
-        UNROLLED_RUNS,
-        "Runs written whose rollups were lost; promptctl rollup rolls them up again"
-    );
-    metrics::describe_counter!(CACHE_READS, "Prompt reads by cache result");
-    metrics::describe_counter!(
-        CACHE_INVALIDATIONS,
-        "Registry cache invalidations by kind (keys, everything)"
-    );
-    metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status");
+    for (counter, help) in [
+        (EXECUTIONS, "Prompt executions through the router"),
+        (
+            COST,
+            "Cost of prompt executions in millionths of a US dollar",
+        ),
+        (DROPPED_RUNS, "Run records dropped by the background writer"),
+        (
+            UNROLLED_RUNS,
+            "Runs written whose rollups were lost; promptctl rollup rolls them up again",
+        ),
+        (CACHE_READS, "Prompt reads by cache result"),
+        (
+            CACHE_INVALIDATIONS,
+            "Registry cache invalidations by kind (keys, everything)",
+        ),
+        (HTTP_REQUESTS, "HTTP requests by route and status"),
+    ] {
+        metrics::describe_counter!(counter, help);
+    }
 }
 
 /// Which prompt a run was of, as its metrics label it.

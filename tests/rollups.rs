@@ -66,6 +66,18 @@ fn soon() -> SystemTime {
     SystemTime::now() + Duration::from_secs(120)
 }
 
+/// Writes `runs` into `prompt_runs` as a loader would, around the recorder (no rollups).
+fn load(db: &TestDb, runs: &[RunRecord]) {
+    db.runtime
+        .block_on(async {
+            let client = promptctl::registry::connect(&db.url).await?;
+            promptctl::registry::runs::write_rows(&client, runs)
+                .await
+                .map_err(promptctl::registry::RegistryError::from)
+        })
+        .expect("write runs");
+}
+
 fn monitoring() -> MonitoringSettings {
     MonitoringSettings {
         retention_days: 0,
@@ -191,15 +203,7 @@ fn a_window_is_whole_buckets_from_the_rollups_and_raw_runs_at_its_edges() {
         })
         .collect();
     migrate(&db);
-    db.runtime.block_on(async {
-        // Written as a loader would, around the recorder.
-        let client = promptctl::registry::connect(&db.url)
-            .await
-            .expect("connect");
-        promptctl::registry::runs::write_rows(&client, &runs)
-            .await
-            .expect("write runs");
-    });
+    load(&db, &runs);
     let rebuilt = db
         .runtime
         .block_on(async {
@@ -257,14 +261,7 @@ fn runs_older_than_the_rollups_are_read_raw_until_rolled_up() {
         .map(|i| run(i, now - Duration::from_secs(86_400 + i as u64 * 11)))
         .collect();
     migrate(&db);
-    db.runtime.block_on(async {
-        let client = promptctl::registry::connect(&db.url)
-            .await
-            .expect("connect");
-        promptctl::registry::runs::write_rows(&client, &old)
-            .await
-            .expect("write runs");
-    });
+    load(&db, &old);
     assert_eq!(db.count("SELECT count(*) FROM prompt_rollups"), 0);
     let window = (now - Duration::from_secs(3 * 86_400), now);
     assert_matches_raw(&db, &StatsQuery::default(), "''", window.0, window.1);

@@ -128,25 +128,8 @@ fn matrix<'a>(input: &HtmlInput<'a>) -> (Vec<String>, Vec<Row<'a>>) {
     (columns, rows)
 }
 
-/// Escapes text for HTML content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            // Controls and bidirectional overrides, which could make a name read as another.
-            c if crate::escape::is_unsafe(c) && c != '\n' && c != '\t' => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text for HTML content and attribute values (the crate's one HTML escaper).
+pub use crate::escape::html as escape;
 
 const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:1.5em;color:#1f2328}\
 h1{font-size:1.4em}table{border-collapse:collapse;width:100%}\

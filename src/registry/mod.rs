@@ -838,8 +838,29 @@ fn prompt_of_row(
     })
 }
 
+/// Starts a binary `COPY table (columns) FROM STDIN` of rows of `types`: the recorder's
+/// runs and rollups are written through it.
+pub(crate) async fn binary_copy(
+    client: &Client,
+    table: &str,
+    columns: &str,
+    types: &[tokio_postgres::types::Type],
+) -> Result<
+    std::pin::Pin<Box<tokio_postgres::binary_copy::BinaryCopyInWriter>>,
+    tokio_postgres::Error,
+> {
+    let sink = client
+        .copy_in(&format!(
+            "COPY {table} ({columns}) FROM STDIN (FORMAT binary)"
+        ))
+        .await?;
+    Ok(Box::pin(
+        tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, types),
+    ))
+}
+
 /// Seconds since the epoch (negative before it).
-fn unix_seconds(time: SystemTime) -> i64 {
+pub(crate) fn unix_seconds(time: SystemTime) -> i64 {
     match time.duration_since(UNIX_EPOCH) {
         Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
         Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),

@@ -32,7 +32,6 @@ use crate::config::{MonitoringSettings, SynchronousCommit};
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc};
 use tokio_postgres::Client;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
@@ -387,13 +386,7 @@ const TYPES: [Type; 23] = [
 /// ([`fit_row`]). Each flush of the recorder goes through here (and splits a refused
 /// batch, see the module's doc).
 pub async fn write_rows(client: &Client, rows: &[RunRecord]) -> Result<(), tokio_postgres::Error> {
-    let sink = client
-        .copy_in(&format!(
-            "COPY prompt_runs ({COLUMNS}) FROM STDIN (FORMAT binary)"
-        ))
-        .await?;
-    let writer = BinaryCopyInWriter::new(sink, &TYPES);
-    let mut writer = std::pin::pin!(writer);
+    let mut writer = super::binary_copy(client, "prompt_runs", COLUMNS, &TYPES).await?;
     for r in rows {
         let values: [&(dyn ToSql + Sync); 23] = [
             &r.run_id,
@@ -422,7 +415,7 @@ pub async fn write_rows(client: &Client, rows: &[RunRecord]) -> Result<(), tokio
         ];
         writer.as_mut().write(&values).await?;
     }
-    writer.finish().await?;
+    writer.as_mut().finish().await?;
     Ok(())
 }
 

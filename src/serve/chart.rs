@@ -183,22 +183,6 @@ fn trim(text: String) -> String {
     }
 }
 
-/// `text` safe inside SVG text and attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Where things go on the drawing.
 struct Frame {
     axis: TimeAxis,
@@ -247,13 +231,13 @@ pub fn line_chart(
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart-svg\" id=\"chart-{}\" \
          width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\">",
-        escape(id)
+        crate::escape::html(id)
     );
     value_axis(&mut svg, &frame, step, unit);
     time_axis(&mut svg, &frame);
     for marker in markers {
         let x = frame.x(marker.at);
-        let label = escape(&marker.label);
+        let label = crate::escape::html(&marker.label);
         let _ = write!(
             svg,
             "<g class=\"deploy\" data-version=\"{label}\"><line x1=\"{x:.1}\" y1=\"{TOP}\" \
@@ -285,7 +269,7 @@ fn value_axis(svg: &mut String, frame: &Frame, step: f64, unit: Unit) {
             if i == 0 { "#888" } else { "#eee" },
             LEFT - 4.0,
             y + 3.0,
-            escape(&format_value(value, unit))
+            crate::escape::html(&format_value(value, unit))
         );
     }
 }
@@ -303,7 +287,7 @@ fn time_axis(svg: &mut String, frame: &Frame) {
              text-anchor=\"middle\">{}</text>",
             base + 4.0,
             base + 15.0,
-            escape(&label)
+            crate::escape::html(&label)
         );
     }
     let _ = write!(
@@ -318,7 +302,7 @@ fn time_axis(svg: &mut String, frame: &Frame) {
 /// shows), and its label in the legend.
 fn draw_series(svg: &mut String, frame: &Frame, index: usize, line: &Series) {
     let colour = COLOURS[index % COLOURS.len()];
-    let label = escape(&line.label);
+    let label = crate::escape::html(&line.label);
     let mut path = String::new();
     let mut previous: Option<i64> = None;
     for &(at, value) in line.points.iter().filter(|(_, v)| v.is_finite()) {

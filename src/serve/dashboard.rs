@@ -89,18 +89,7 @@ fn diff_lines(old: &str, new: &str) -> Vec<DiffLine> {
 
 /// `{{ seconds|utc }}`: a time in seconds since the epoch as `2024-05-01 09:30 UTC`.
 fn utc(seconds: Option<i64>) -> String {
-    let Some(seconds) = seconds else {
-        return String::new();
-    };
-    let seconds = u64::try_from(seconds).unwrap_or(0);
-    let days = i64::try_from(seconds / 86_400).unwrap_or(0);
-    let rest = seconds % 86_400;
-    let (year, month, day) = crate::calendar::civil_date(days);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rest / 3600,
-        (rest % 3600) / 60
-    )
+    seconds.map(crate::calendar::utc_minute).unwrap_or_default()
 }
 
 /// `{{ text|first_line }}`: a commit message's subject.

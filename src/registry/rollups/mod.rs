@@ -19,7 +19,6 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::TryStreamExt;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
 
@@ -135,18 +134,17 @@ pub struct Figures {
 impl Figures {
     /// Adds one run.
     pub fn add_run(&mut self, run: &Measures) {
-        self.calls += 1;
-        self.input_tokens = self.input_tokens.saturating_add(run.input_tokens);
-        self.output_tokens = self.output_tokens.saturating_add(run.output_tokens);
-        self.cache_read_tokens = self.cache_read_tokens.saturating_add(run.cache_read_tokens);
-        self.cache_write_tokens = self
-            .cache_write_tokens
-            .saturating_add(run.cache_write_tokens);
-        self.cost_usd += run.cost_usd.unwrap_or(0.0);
-        if let Some(quality) = run.quality {
-            self.quality_sum += quality;
-            self.quality_count += 1;
-        }
+        self.add_sums(&Figures {
+            calls: 1,
+            input_tokens: run.input_tokens,
+            output_tokens: run.output_tokens,
+            cache_read_tokens: run.cache_read_tokens,
+            cache_write_tokens: run.cache_write_tokens,
+            cost_usd: run.cost_usd.unwrap_or(0.0),
+            quality_sum: run.quality.unwrap_or(0.0),
+            quality_count: run.quality.map_or(0, |_| 1),
+            latency: LatencySketch::new(),
+        });
         if let Some(latency) = run.latency_ms {
             self.latency.add(latency);
         }
@@ -338,13 +336,7 @@ pub async fn write(
     if rollups.is_empty() {
         return Ok(());
     }
-    let sink = client
-        .copy_in(&format!(
-            "COPY prompt_rollups ({COLUMNS}) FROM STDIN (FORMAT binary)"
-        ))
-        .await?;
-    let writer = BinaryCopyInWriter::new(sink, &TYPES);
-    let mut writer = std::pin::pin!(writer);
+    let mut writer = super::binary_copy(client, "prompt_rollups", COLUMNS, &TYPES).await?;
     for ((width, bucket, key), figures) in &rollups.rows {
         let width = width.seconds() as i32;
         let bucket = time(*bucket);
@@ -372,7 +364,7 @@ pub async fn write(
         ];
         writer.as_mut().write(&values).await?;
     }
-    writer.finish().await?;
+    writer.as_mut().finish().await?;
     Ok(())
 }
 

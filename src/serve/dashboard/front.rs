@@ -163,7 +163,7 @@ impl Filters {
 }
 
 /// One prompt of the table: what the listing says of it and its figures over the range.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 struct PromptRow {
     /// `service/name`.
     prompt: String,
@@ -194,12 +194,7 @@ impl PromptRow {
             latest_version: Some(prompt.latest_version),
             archived: prompt.archived,
             environments: prompt.environments,
-            calls: 0,
-            error_rate: None,
-            p95_ms: None,
-            cost_usd: 0.0,
-            quality: None,
-            breaches: Vec::new(),
+            ..PromptRow::default()
         }
     }
 
@@ -208,18 +203,9 @@ impl PromptRow {
         let (service, name) = prompt.split_once('/').unwrap_or(("", prompt));
         PromptRow {
             prompt: prompt.to_owned(),
-            source: String::new(),
             service: service.to_owned(),
             name: name.to_owned(),
-            latest_version: None,
-            archived: false,
-            environments: BTreeMap::new(),
-            calls: 0,
-            error_rate: None,
-            p95_ms: None,
-            cost_usd: 0.0,
-            quality: None,
-            breaches: Vec::new(),
+            ..PromptRow::default()
         }
     }
 

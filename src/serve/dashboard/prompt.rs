@@ -107,8 +107,8 @@ pub async fn prompt_page(
     )
     .await?;
     let axis = TimeAxis {
-        from: seconds(start),
-        to: seconds(end),
+        from: crate::registry::unix_seconds(start),
+        to: crate::registry::unix_seconds(end),
         bucket: range.width().seconds(),
     };
     let (charts, deploys, hidden) = charts(&runs.points, axis);
@@ -266,12 +266,6 @@ fn environment_choices(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()
-}
-
-/// Seconds since the epoch.
-fn seconds(time: SystemTime) -> i64 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// A version's label: `v3`, or `unversioned`.
