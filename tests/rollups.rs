@@ -404,3 +404,70 @@ fn a_sketch_that_cannot_be_read_is_an_error_not_a_panic() {
         .expect_err("an unreadable sketch");
     assert!(err.to_string().contains("latency sketch"), "{err}");
 }
+
+#[test]
+fn promptctl_rollup_says_how_far_it_got_and_stats_reads_what_it_built() {
+    let db = TestDb::new();
+    migrate(&db);
+    let now = SystemTime::now();
+    // Two days of runs loaded around the recorder.
+    let runs: Vec<RunRecord> = (0..300)
+        .map(|i| run(i, now - Duration::from_secs(600 + i as u64 * 500)))
+        .collect();
+    load(&db, &runs);
+    let repo = common::git::TestRepo::new();
+    repo.write("promptctl.toml", "");
+    let (code, stdout, stderr) = repo.run(&[
+        "rollup",
+        "--since",
+        "3d",
+        "--database-url",
+        &db.url,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(report["runs"], 300, "{report}");
+    assert_eq!(
+        report["days"], 4,
+        "today and the three days before: {report}"
+    );
+    // One line a day, newest first, as it goes.
+    let progress: Vec<&str> = stderr.lines().filter(|l| l.contains("rolled up")).collect();
+    assert_eq!(progress.len(), 4, "{stderr}");
+    assert!(progress[0].contains("(1 of 4 days)"), "{stderr}");
+    assert_eq!(
+        db.count("SELECT count(*) FROM prompt_rollups WHERE width = 86400"),
+        {
+            db.count(
+                "SELECT count(DISTINCT (date_trunc('day', created_at AT TIME ZONE 'UTC'), service, \
+             name, version, environment, coalesce(model_used, model_requested), error IS NULL)) \
+             FROM prompt_runs",
+            )
+        }
+    );
+    let (code, stdout, stderr) = repo.run(&[
+        "stats",
+        "--since",
+        "3d",
+        "--database-url",
+        &db.url,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let stats: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let calls: i64 = stats["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| row["calls"].as_i64().expect("calls"))
+        .sum();
+    assert_eq!(calls, 300);
+    for bad in ["soon", "1y", ""] {
+        let (code, _, stderr) = repo.run(&["rollup", "--since", bad, "--database-url", &db.url]);
+        assert_eq!(code, 2, "--since {bad:?}: {stderr}");
+        assert!(stderr.contains("--since"), "{stderr}");
+    }
+}
