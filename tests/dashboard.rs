@@ -163,6 +163,9 @@ fn front_page_totals_sorting_search_and_filters() {
     assert_eq!(prompt_order(&billing), ["billing/invoice"]);
     assert!(billing.contains("class=\"range-current\" data-range=\"7d\""));
     assert!(billing.contains("href=\"?range=1h&amp;sort=cost&amp;service=billing\""));
+    // The totals are the service's.
+    assert!(billing.contains("<h2>billing, last 7 d</h2>"), "{billing}");
+    assert!(billing.contains("id=\"fleet-calls\">201</dd>"), "{billing}");
     // An environment narrows the figures, not the prompts.
     let staging = page("?env=staging");
     assert!(staging.contains("id=\"fleet-calls\">20</dd>"), "{staging}");

@@ -50,6 +50,7 @@ pub fn run(context: &Context, args: &StatsArgs) -> Result<u8, CliError> {
     let url = database_url(context, &config, args.database_url.as_deref())?;
     let query = StatsQuery {
         prompt: args.prompt.clone(),
+        service: None,
         environment: args.environment.clone(),
         by: match args.by {
             None => GroupBy::Prompt,

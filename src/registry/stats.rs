@@ -42,6 +42,8 @@ pub enum GroupBy {
 pub struct StatsQuery {
     /// `source:service/name`, `service/name` or `name` (none: every prompt).
     pub prompt: Option<String>,
+    /// Only this service's prompts (ignored when `prompt` names a service).
+    pub service: Option<String>,
     /// Only this environment.
     pub environment: Option<String>,
     /// The grouping.
@@ -483,6 +485,7 @@ impl<'a> Reader<'a> {
 /// The service, name and environment a query narrows to, and the source it names.
 fn narrowing_of(query: &StatsQuery) -> (Narrowing, Option<String>) {
     let mut narrowing = Narrowing {
+        service: query.service.clone(),
         environment: query.environment.clone(),
         ..Narrowing::default()
     };

@@ -337,6 +337,7 @@ async fn read_fleet(
 ) -> Result<Fleet, ApiError> {
     let query = StatsQuery {
         prompt: None,
+        service: filters.service.clone(),
         environment: filters.environment.clone(),
         by: GroupBy::Prompt,
     };

@@ -96,6 +96,7 @@ pub async fn prompt_page(
         prompt: Some(named),
         environment: environment.clone(),
         by: GroupBy::Version,
+        ..StatsQuery::default()
     };
     let runs = read_runs(
         &state,
