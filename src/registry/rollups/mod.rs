@@ -632,70 +632,97 @@ fn prefixed(prefix: &str, columns: &str) -> String {
 /// from this one (so `promptctl rollup` goes from today back).
 /// Returns the runs rolled up.
 pub async fn rebuild_day(client: &Client, day: i64) -> Result<u64, RegistryError> {
-    client
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        .await?;
+    let begin = "BEGIN ISOLATION LEVEL REPEATABLE READ";
+    step(async { Ok(client.batch_execute(begin).await?) }).await?;
     let rebuilt = rebuild_in_transaction(client, day).await;
     let finish = if rebuilt.is_ok() {
         "COMMIT"
     } else {
         "ROLLBACK"
     };
-    client.batch_execute(finish).await?;
+    step(async { Ok(client.batch_execute(finish).await?) }).await?;
     rebuilt
 }
 
+/// How long one step of a rebuild (a statement, or an hour of runs read and its rollups
+/// written) may take before the database counts as not answering.
+pub const REBUILD_STEP_LIMIT: Duration = Duration::from_secs(120);
+
+/// `work` within [`REBUILD_STEP_LIMIT`].
+async fn step<T>(
+    work: impl std::future::Future<Output = Result<T, RegistryError>>,
+) -> Result<T, RegistryError> {
+    tokio::time::timeout(REBUILD_STEP_LIMIT, work)
+        .await
+        .map_err(|_| RegistryError::Timeout {
+            what: "roll up runs (one step of `promptctl rollup`)".to_owned(),
+            after: REBUILD_STEP_LIMIT,
+        })?
+}
+
 async fn rebuild_in_transaction(client: &Client, day: i64) -> Result<u64, RegistryError> {
-    client
-        .execute("SELECT pg_advisory_xact_lock($1)", &[&REWRITE_LOCK])
-        .await?;
     let (from, to) = (time(day), time(day + Width::Day.micros()));
-    client
-        .execute(
-            "DELETE FROM prompt_rollups WHERE bucket >= $1 AND bucket < $2",
-            &[&from, &to],
-        )
-        .await?;
+    step(async {
+        client
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&REWRITE_LOCK])
+            .await?;
+        client
+            .execute(
+                "DELETE FROM prompt_rollups WHERE bucket >= $1 AND bucket < $2",
+                &[&from, &to],
+            )
+            .await?;
+        Ok(())
+    })
+    .await?;
     let mut runs = 0u64;
     // An hour at a time, so that the minute rows held stay few; the day's row gathers.
     let mut day_rows = Rollups::default();
     for hour in (day..day + Width::Day.micros()).step_by(Width::Hour.micros() as usize) {
         let mut rollups = Rollups::default();
-        read_runs(
-            client,
-            (hour, hour + Width::Hour.micros()),
-            &Narrowing {
-                runs_have_source: true,
-                ..Narrowing::default()
-            },
-            |at, key, run| {
-                runs += 1;
-                let key = key.to_owned();
-                for width in [Width::Minute, Width::Hour] {
-                    rollups
+        step(async {
+            read_runs(
+                client,
+                (hour, hour + Width::Hour.micros()),
+                &Narrowing {
+                    runs_have_source: true,
+                    ..Narrowing::default()
+                },
+                |at, key, run| {
+                    runs += 1;
+                    let key = key.to_owned();
+                    for width in [Width::Minute, Width::Hour] {
+                        rollups
+                            .rows
+                            .entry((width, width.floor(at), key.clone()))
+                            .or_default()
+                            .add_run(&run);
+                    }
+                    day_rows
                         .rows
-                        .entry((width, width.floor(at), key.clone()))
+                        .entry((Width::Day, day, key))
                         .or_default()
                         .add_run(&run);
-                }
-                day_rows
-                    .rows
-                    .entry((Width::Day, day, key))
-                    .or_default()
-                    .add_run(&run);
-            },
-        )
+                },
+            )
+            .await?;
+            write(client, &rollups, false).await?;
+            Ok(())
+        })
         .await?;
-        write(client, &rollups, false).await?;
     }
-    write(client, &day_rows, false).await?;
-    client
-        .execute(
-            "UPDATE prompt_rollup_state SET complete_from = $1 \
-             WHERE complete_from > $1 AND complete_from <= $2",
-            &[&from, &to],
-        )
-        .await?;
+    step(async {
+        write(client, &day_rows, false).await?;
+        client
+            .execute(
+                "UPDATE prompt_rollup_state SET complete_from = $1 \
+                 WHERE complete_from > $1 AND complete_from <= $2",
+                &[&from, &to],
+            )
+            .await?;
+        Ok(())
+    })
+    .await?;
     Ok(runs)
 }
 
