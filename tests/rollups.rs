@@ -471,3 +471,41 @@ fn promptctl_rollup_says_how_far_it_got_and_stats_reads_what_it_built() {
         assert!(stderr.contains("--since"), "{stderr}");
     }
 }
+
+#[test]
+fn retention_keeps_hours_and_days_longer_than_minutes() {
+    let db = TestDb::new();
+    migrate(&db);
+    let now = SystemTime::now();
+    // Runs 10 and 100 days old, rolled up.
+    let runs: Vec<RunRecord> = [10u64, 100]
+        .iter()
+        .map(|days| run(1, now - Duration::from_secs(days * 86_400)))
+        .collect();
+    load(&db, &runs);
+    db.runtime
+        .block_on(async {
+            let mut client = promptctl::registry::connect(&db.url).await?;
+            rollups::rebuild(&mut client, None, |_, _, _, _| {}).await
+        })
+        .expect("rollup");
+    let count = |width: i32| {
+        db.count(&format!(
+            "SELECT count(*) FROM prompt_rollups WHERE width = {width}"
+        ))
+    };
+    assert_eq!((count(60), count(3600), count(86400)), (2, 2, 2));
+    // Raw runs (and minute rows) for 30 days, hours and days for 50.
+    db.runtime
+        .block_on(rollups::retire(&db.client, 30, 50))
+        .expect("retire");
+    assert_eq!((count(60), count(3600), count(86400)), (1, 1, 1));
+    db.runtime
+        .block_on(rollups::retire(&db.client, 5, 0))
+        .expect("retire");
+    assert_eq!(
+        (count(60), count(3600), count(86400)),
+        (0, 1, 1),
+        "0 keeps them"
+    );
+}
