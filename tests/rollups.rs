@@ -208,7 +208,7 @@ fn a_window_is_whole_buckets_from_the_rollups_and_raw_runs_at_its_edges() {
         .runtime
         .block_on(async {
             let mut client = promptctl::registry::connect(&db.url).await?;
-            rollups::rebuild(&mut client, None, |_, _, _, _| {}).await
+            rollups::rebuild(&mut client, None, 0, |_, _, _| {}).await
         })
         .expect("rollup");
     assert_eq!(rebuilt.runs, 4_000);
@@ -240,7 +240,7 @@ fn a_window_is_whole_buckets_from_the_rollups_and_raw_runs_at_its_edges() {
     db.runtime
         .block_on(async {
             let mut client = promptctl::registry::connect(&db.url).await?;
-            rollups::rebuild(&mut client, None, |_, _, _, _| {}).await
+            rollups::rebuild(&mut client, None, 0, |_, _, _| {}).await
         })
         .expect("rollup again");
     assert_eq!(db.count("SELECT count(*) FROM prompt_rollups"), rows_before);
@@ -417,6 +417,20 @@ fn promptctl_rollup_says_how_far_it_got_and_stats_reads_what_it_built() {
     load(&db, &runs);
     let repo = common::git::TestRepo::new();
     repo.write("promptctl.toml", "");
+    // Before: read raw, right, and `stats` says how to make it fast.
+    let stats_3d = [
+        "stats",
+        "--since",
+        "3d",
+        "--database-url",
+        &db.url,
+        "--format",
+        "json",
+    ];
+    let (code, _, stderr) = repo.run(&stats_3d);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("not rolled up yet"), "{stderr}");
+    assert!(stderr.contains("`promptctl rollup`"), "{stderr}");
     let (code, stdout, stderr) = repo.run(&[
         "rollup",
         "--since",
@@ -429,14 +443,14 @@ fn promptctl_rollup_says_how_far_it_got_and_stats_reads_what_it_built() {
     assert_eq!(code, 0, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
     assert_eq!(report["runs"], 300, "{report}");
-    assert_eq!(
-        report["days"], 4,
-        "today and the three days before: {report}"
+    // The days holding runs, newest first, one line each as it goes.
+    let days = db.count(
+        "SELECT count(DISTINCT date_trunc('day', created_at AT TIME ZONE 'UTC')) FROM prompt_runs",
     );
-    // One line a day, newest first, as it goes.
+    assert_eq!(report["days"], days, "{report}");
     let progress: Vec<&str> = stderr.lines().filter(|l| l.contains("rolled up")).collect();
-    assert_eq!(progress.len(), 4, "{stderr}");
-    assert!(progress[0].contains("(1 of 4 days)"), "{stderr}");
+    assert_eq!(progress.len() as i64, days, "{stderr}");
+    assert!(progress[0].contains("(1 day done)"), "{stderr}");
     assert_eq!(
         db.count("SELECT count(*) FROM prompt_rollups WHERE width = 86400"),
         {
@@ -447,16 +461,9 @@ fn promptctl_rollup_says_how_far_it_got_and_stats_reads_what_it_built() {
             )
         }
     );
-    let (code, stdout, stderr) = repo.run(&[
-        "stats",
-        "--since",
-        "3d",
-        "--database-url",
-        &db.url,
-        "--format",
-        "json",
-    ]);
+    let (code, stdout, stderr) = repo.run(&stats_3d);
     assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("not rolled up"), "{stderr}");
     let stats: serde_json::Value = serde_json::from_str(&stdout).expect("json");
     let calls: i64 = stats["rows"]
         .as_array()
@@ -486,7 +493,7 @@ fn retention_keeps_hours_and_days_longer_than_minutes() {
     db.runtime
         .block_on(async {
             let mut client = promptctl::registry::connect(&db.url).await?;
-            rollups::rebuild(&mut client, None, |_, _, _, _| {}).await
+            rollups::rebuild(&mut client, None, 0, |_, _, _| {}).await
         })
         .expect("rollup");
     let count = |width: i32| {
@@ -508,4 +515,147 @@ fn retention_keeps_hours_and_days_longer_than_minutes() {
         (0, 1, 1),
         "0 keeps them"
     );
+}
+
+/// Rolls up with `retention_days`, as `promptctl rollup` does.
+fn rebuild(db: &TestDb, retention_days: u32) -> rollups::Rebuilt {
+    db.runtime
+        .block_on(async {
+            let mut client = promptctl::registry::connect(&db.url).await?;
+            rollups::rebuild(&mut client, None, retention_days, |_, _, _| {}).await
+        })
+        .expect("rollup")
+}
+
+/// The runs the rollups of one width hold.
+fn rolled_up(db: &TestDb, width: i32) -> i64 {
+    db.count(&format!(
+        "SELECT coalesce(sum(calls), 0)::int8 FROM prompt_rollups WHERE width = {width}"
+    ))
+}
+
+#[test]
+fn two_rollups_at_once_count_each_run_once() {
+    let db = TestDb::new();
+    migrate(&db);
+    let now = SystemTime::now();
+    let runs: Vec<RunRecord> = (0..20_000)
+        .map(|i| {
+            run(
+                i,
+                now - Duration::from_secs(2 * 86_400 + (i as u64 % 80_000)),
+            )
+        })
+        .collect();
+    load(&db, &runs);
+    let both: Vec<_> = (0..2)
+        .map(|_| {
+            let url = db.url.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async {
+                    let mut client = promptctl::registry::connect(&url).await?;
+                    rollups::rebuild(&mut client, None, 0, |_, _, _| {}).await
+                })
+            })
+        })
+        .collect();
+    for rollup in both {
+        rollup.join().expect("thread").expect("rollup");
+    }
+    for width in [60, 3_600, 86_400] {
+        assert_eq!(rolled_up(&db, width), 20_000, "width {width}");
+    }
+}
+
+#[test]
+fn a_rollup_leaves_days_past_raw_retention_and_skips_days_without_runs() {
+    let db = TestDb::new();
+    migrate(&db);
+    let now = SystemTime::now();
+    let day = 86_400;
+    let runs: Vec<RunRecord> = [400u64, 100, 3]
+        .iter()
+        .flat_map(|days| (0..10).map(move |i| (*days, i)))
+        .map(|(days, i)| run(i, now - Duration::from_secs(days * day + i as u64)))
+        .collect();
+    load(&db, &runs);
+    // Three days hold runs: three days rolled up, not the 400 between.
+    let first = rebuild(&db, 0);
+    assert_eq!((first.days, first.runs), (3, 30));
+    assert_eq!(rolled_up(&db, 86_400), 30);
+    // Raw retention (90 days) removes the old runs; their hour and day rollups stay, and a
+    // rollup leaves them alone.
+    db.rows("DELETE FROM prompt_runs WHERE created_at < now() - interval '90 days'");
+    let second = rebuild(&db, 90);
+    assert_eq!((second.days, second.runs), (1, 10));
+    assert_eq!(rolled_up(&db, 86_400), 30);
+    assert_eq!(rolled_up(&db, 3_600), 30);
+    assert!(second.retained_from.is_some());
+}
+
+#[test]
+fn a_live_recorder_keeps_the_last_hour() {
+    let db = TestDb::new();
+    migrate(&db);
+    let now = SystemTime::now();
+    // Runs of 3 hours ago and of 10 minutes ago, loaded around the recorder.
+    let runs: Vec<RunRecord> = [10_800u64, 600]
+        .iter()
+        .flat_map(|ago| (0..5).map(move |i| run(i, now - Duration::from_secs(ago + i as u64))))
+        .collect();
+    load(&db, &runs);
+    db.rows("UPDATE prompt_rollup_state SET recorder_seen_at = now()");
+    let live = rebuild(&db, 0);
+    assert!(live.settled.is_some());
+    assert_eq!(live.runs, 5, "only the settled runs: {live:?}");
+    // The last hour's runs are still read, raw: the rollups are complete only from the
+    // migration on, which was within the hour.
+    assert_matches_raw(
+        &db,
+        &StatsQuery::default(),
+        "''",
+        now - Duration::from_secs(86_400),
+        now,
+    );
+    db.rows("UPDATE prompt_rollup_state SET recorder_seen_at = now() - interval '1 hour'");
+    let idle = rebuild(&db, 0);
+    assert_eq!((idle.settled, idle.runs), (None, 10));
+}
+
+#[test]
+fn runs_of_no_environment_are_the_same_from_rollups_and_raw_runs() {
+    let db = TestDb::new();
+    migrate(&db);
+    let now = SystemTime::now();
+    let runs: Vec<RunRecord> = (0..200)
+        .map(|i| {
+            let mut run = run(i, now - Duration::from_secs(7_200 + i as u64 * 13));
+            if i % 3 == 0 {
+                run.environment = None;
+            }
+            run
+        })
+        .collect();
+    load(&db, &runs);
+    let none = StatsQuery {
+        environment: Some(String::new()),
+        ..StatsQuery::default()
+    };
+    let window = (now - Duration::from_secs(86_400), now);
+    let read = |db: &TestDb| -> i64 {
+        db.runtime
+            .block_on(stats(&db.client, &none, window.0, window.1))
+            .expect("stats")
+            .iter()
+            .map(|r| r.calls)
+            .sum()
+    };
+    let raw = read(&db);
+    assert_eq!(raw, 67, "read raw, before any rollup");
+    rebuild(&db, 0);
+    assert_eq!(read(&db), raw, "from the rollups");
 }

@@ -43,27 +43,45 @@ pub fn run(context: &Context, args: &RollupArgs) -> Result<u8, CliError> {
     let output = &context.output;
     let rebuilt: Rebuilt = runtime()?.block_on(async {
         let mut client = crate::registry::connect(&url).await?;
-        rollups::rebuild(&mut client, since, |day, runs, done, total| {
+        let retention = config.settings.monitoring.retention_days;
+        rollups::rebuild(&mut client, since, retention, |day, runs, done| {
             output.note(&format!(
-                "rolled up {}: {runs} runs ({done} of {total} days)",
-                date(day / 1_000_000)
+                "rolled up {}: {runs} runs ({done} {} done)",
+                &date(day / 1_000_000)[..10],
+                if done == 1 { "day" } else { "days" }
             ));
         })
         .await
     })?;
+    let retained_from = rebuilt.retained_from.map(|day| date(day / 1_000_000));
     match output.format {
         Format::Json => output.json(&serde_json::json!({
             "days": rebuilt.days,
             "runs": rebuilt.runs,
             "compacted": rebuilt.compacted,
             "complete_from": date(rebuilt.complete_from / 1_000_000),
+            "left_to_recorder_from": rebuilt.settled.map(|at| date(at / 1_000_000)),
+            "retained_from": retained_from,
         })),
-        Format::Human => output.data(&format!(
-            "{} runs over {} days rolled up; rollups hold every run from {}",
-            rebuilt.runs,
-            rebuilt.days,
-            date(rebuilt.complete_from / 1_000_000)
-        )),
+        Format::Human => {
+            output.data(&format!(
+                "{} runs over {} days rolled up; rollups hold every run from {}",
+                rebuilt.runs,
+                rebuilt.days,
+                date(rebuilt.complete_from / 1_000_000)
+            ));
+            if let Some(settled) = rebuilt.settled {
+                output.note(&format!(
+                    "a recorder is writing: runs created from {} on are left to it",
+                    date(settled / 1_000_000)
+                ));
+            }
+            if let Some(retained_from) = retained_from {
+                output.note(&format!(
+                    "days before {retained_from} are past `[monitoring] retention_days`: their rollups are left as they are"
+                ));
+            }
+        }
     }
     Ok(exit::SUCCESS)
 }

@@ -62,7 +62,7 @@ pub fn run(context: &Context, args: &StatsArgs) -> Result<u8, CliError> {
     };
     let now = SystemTime::now();
     let from = now - window;
-    let (current, previous) = runtime()?.block_on(async {
+    let (current, previous, unrolled) = runtime()?.block_on(async {
         // Through the registry, so that a database never synced or of a newer schema
         // says so (with the fix) instead of a missing table.
         let registry = crate::registry::Registry::connect(&url).await?;
@@ -76,8 +76,13 @@ pub fn run(context: &Context, args: &StatsArgs) -> Result<u8, CliError> {
         } else {
             Vec::new()
         };
-        Ok::<_, crate::registry::RegistryError>((current, previous))
+        let start = if args.check { from - window } else { from };
+        let unrolled = crate::registry::rollups::not_rolled_up(client, start).await?;
+        Ok::<_, crate::registry::RegistryError>((current, previous, unrolled))
     })?;
+    if let Some(complete) = unrolled {
+        note_unrolled(context, complete);
+    }
     let output = &context.output;
     let breaches = if args.check {
         check(
@@ -166,4 +171,15 @@ pub fn run(context: &Context, args: &StatsArgs) -> Result<u8, CliError> {
     } else {
         exit::FAILED
     })
+}
+
+/// Says that runs of the window are older than the rollups, so they were read from
+/// `prompt_runs` (right, only slower), and how to roll them up.
+fn note_unrolled(context: &Context, complete: SystemTime) {
+    let complete = crate::registry::unix_seconds(complete);
+    context.output.note(&format!(
+        "runs created before {} are not rolled up yet: read from prompt_runs, which is slower; \
+         `promptctl rollup` rolls them up",
+        crate::calendar::utc_minute(complete)
+    ));
 }

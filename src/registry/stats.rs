@@ -370,9 +370,6 @@ impl Group {
     }
 }
 
-/// The schema whose migration made the rollups.
-const ROLLUPS_SCHEMA: i32 = 6;
-
 /// A reading's setup: the filter, the grouping, the owners (for sources) and how far the
 /// rollups reach on this database.
 struct Reader<'a> {
@@ -404,7 +401,7 @@ impl<'a> Reader<'a> {
                 owners.insert(row.try_get(0)?, row.try_get(1)?);
             }
         }
-        let complete_from = if schema >= ROLLUPS_SCHEMA {
+        let complete_from = if schema >= rollups::ROLLUPS_SCHEMA {
             rollups::complete_from(client).await?
         } else {
             i64::MAX

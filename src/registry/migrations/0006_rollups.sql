@@ -4,7 +4,7 @@
 -- `stats`, `/v1/stats` and the dashboard read whole buckets here and raw runs only for the
 -- partial bucket at each end of a window.
 --
--- The run recorder appends partial rows (`partial`) in the transaction that writes the
+-- The run recorder appends partial rows (`partial`) about a second after it writes the
 -- runs; a compaction step merges each key's rows of a bucket into one. Readers add up every
 -- row of a key, so a reading is right before and after compaction. Keys are NOT NULL ('' or
 -- 0 for none) so that rows of one key compare equal.
@@ -42,9 +42,11 @@ CREATE INDEX prompt_runs_sampled ON prompt_runs (service, name, environment, cre
 
 -- From when the rollups hold every run: the recorder rolls up what it writes from this
 -- migration on; `promptctl rollup` moves the time back as it rolls up older runs. Readers
--- take runs before it from `prompt_runs`.
+-- take runs before it from `prompt_runs`. `recorder_seen_at`: when a recorder last
+-- appended rollups (`promptctl rollup` leaves the last hour to a recorder seen lately).
 CREATE TABLE prompt_rollup_state (
   singleton BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton),
-  complete_from TIMESTAMPTZ NOT NULL
+  complete_from TIMESTAMPTZ NOT NULL,
+  recorder_seen_at TIMESTAMPTZ
 );
 INSERT INTO prompt_rollup_state (complete_from) VALUES (now());

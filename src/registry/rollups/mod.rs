@@ -22,7 +22,10 @@ use futures_util::TryStreamExt;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
 
+mod rebuild;
 pub mod task;
+
+pub use rebuild::{REBUILD_STEP_LIMIT, Rebuilt, SETTLED_AFTER, rebuild};
 
 use super::RegistryError;
 use super::runs::RunRecord;
@@ -134,15 +137,18 @@ pub struct Figures {
 impl Figures {
     /// Adds one run.
     pub fn add_run(&mut self, run: &Measures) {
+        let quality = run.quality.filter(|q| q.is_finite());
         self.add_sums(&Figures {
             calls: 1,
             input_tokens: run.input_tokens,
             output_tokens: run.output_tokens,
             cache_read_tokens: run.cache_read_tokens,
             cache_write_tokens: run.cache_write_tokens,
-            cost_usd: run.cost_usd.unwrap_or(0.0),
-            quality_sum: run.quality.unwrap_or(0.0),
-            quality_count: run.quality.map_or(0, |_| 1),
+            // Not a number or infinite (written around the recorder): not counted, so one
+            // such row cannot make a whole group's sum unreadable.
+            cost_usd: run.cost_usd.filter(|c| c.is_finite()).unwrap_or(0.0),
+            quality_sum: quality.unwrap_or(0.0),
+            quality_count: quality.map_or(0, |_| 1),
             latency: LatencySketch::new(),
         });
         if let Some(latency) = run.latency_ms {
@@ -387,8 +393,10 @@ pub struct Narrowing {
 }
 
 impl Narrowing {
-    /// The SQL conditions after `time >= $1 AND time < $2` and their parameters.
-    fn conditions(&self) -> (String, Vec<&(dyn ToSql + Sync)>) {
+    /// The SQL conditions after `time >= $1 AND time < $2` and their parameters, for the
+    /// rollups or for the raw runs (`raw`), where no environment is NULL or '' (a rollup's
+    /// '').
+    fn conditions(&self, raw: bool) -> (String, Vec<&(dyn ToSql + Sync)>) {
         let mut sql = String::new();
         let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
         for (column, value) in [
@@ -396,9 +404,15 @@ impl Narrowing {
             ("name", &self.name),
             ("environment", &self.environment),
         ] {
-            if let Some(value) = value {
-                params.push(value);
-                sql.push_str(&format!(" AND {column} = ${}", params.len() + 2));
+            match value {
+                Some(value) if raw && column == "environment" && value.is_empty() => {
+                    sql.push_str(" AND (environment IS NULL OR environment = '')");
+                }
+                Some(value) => {
+                    params.push(value);
+                    sql.push_str(&format!(" AND {column} = ${}", params.len() + 2));
+                }
+                None => {}
             }
         }
         (sql, params)
@@ -464,7 +478,7 @@ pub async fn read_rollups(
     if from >= to {
         return Ok(());
     }
-    let (conditions, narrow) = narrowing.conditions();
+    let (conditions, narrow) = narrowing.conditions(false);
     let sql = format!(
         "SELECT bucket, {READ_COLUMNS} FROM prompt_rollups \
          WHERE width = {} AND bucket >= $1 AND bucket < $2{conditions}",
@@ -501,7 +515,7 @@ pub async fn read_runs(
     if from >= to {
         return Ok(());
     }
-    let (conditions, narrow) = narrowing.conditions();
+    let (conditions, narrow) = narrowing.conditions(true);
     let source = if narrowing.runs_have_source {
         "source"
     } else {
@@ -538,6 +552,36 @@ pub async fn complete_from(client: &Client) -> Result<i64, RegistryError> {
         .await?;
     Ok(micros(row.try_get(0)?))
 }
+
+/// When runs created from `from` on are older than the rollups (so a reading takes them
+/// from `prompt_runs`, slower): the time from which the rollups hold every run. `None`
+/// when there are none, or before the rollups' migration.
+pub async fn not_rolled_up(
+    client: &Client,
+    from: SystemTime,
+) -> Result<Option<SystemTime>, RegistryError> {
+    if super::migrations::current_version(client)
+        .await?
+        .unwrap_or(0)
+        < ROLLUPS_SCHEMA
+    {
+        return Ok(None);
+    }
+    let complete = time(complete_from(client).await?);
+    if from >= complete {
+        return Ok(None);
+    }
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM prompt_runs WHERE created_at >= $1 AND created_at < $2)",
+            &[&from, &complete],
+        )
+        .await?;
+    Ok(row.try_get::<_, bool>(0)?.then_some(complete))
+}
+
+/// The schema whose migration made the rollups.
+pub const ROLLUPS_SCHEMA: i32 = 6;
 
 /// The advisory lock that [`compact`] and [`rebuild_day`] hold, so that one rewrites a
 /// bucket at a time.
@@ -626,115 +670,6 @@ fn prefixed(prefix: &str, columns: &str) -> String {
         .join(", ")
 }
 
-/// Recomputes the rollups of the UTC day starting at `day` from its raw runs,
-/// in one transaction that sees one snapshot, so runs the recorder writes meanwhile are
-/// counted once; when the rollups were complete from the next day on, they are complete
-/// from this one (so `promptctl rollup` goes from today back).
-/// Returns the runs rolled up.
-pub async fn rebuild_day(client: &Client, day: i64) -> Result<u64, RegistryError> {
-    let begin = "BEGIN ISOLATION LEVEL REPEATABLE READ";
-    step(async { Ok(client.batch_execute(begin).await?) }).await?;
-    let rebuilt = rebuild_in_transaction(client, day).await;
-    let finish = if rebuilt.is_ok() {
-        "COMMIT"
-    } else {
-        "ROLLBACK"
-    };
-    step(async { Ok(client.batch_execute(finish).await?) }).await?;
-    rebuilt
-}
-
-/// How long one step of a rebuild (a statement, or an hour of runs read and its rollups
-/// written) may take before the database counts as not answering.
-pub const REBUILD_STEP_LIMIT: Duration = Duration::from_secs(120);
-
-/// `work` within [`REBUILD_STEP_LIMIT`].
-async fn step<T>(
-    work: impl std::future::Future<Output = Result<T, RegistryError>>,
-) -> Result<T, RegistryError> {
-    tokio::time::timeout(REBUILD_STEP_LIMIT, work)
-        .await
-        .map_err(|_| RegistryError::Timeout {
-            what: "roll up runs (one step of `promptctl rollup`)".to_owned(),
-            after: REBUILD_STEP_LIMIT,
-        })?
-}
-
-async fn rebuild_in_transaction(client: &Client, day: i64) -> Result<u64, RegistryError> {
-    let (from, to) = (time(day), time(day + Width::Day.micros()));
-    step(async {
-        client
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&REWRITE_LOCK])
-            .await?;
-        client
-            .execute(
-                "DELETE FROM prompt_rollups WHERE bucket >= $1 AND bucket < $2",
-                &[&from, &to],
-            )
-            .await?;
-        Ok(())
-    })
-    .await?;
-    let mut runs = 0u64;
-    // An hour at a time, so that the minute rows held stay few; the day's row gathers.
-    let mut day_rows = Rollups::default();
-    for hour in (day..day + Width::Day.micros()).step_by(Width::Hour.micros() as usize) {
-        let mut rollups = Rollups::default();
-        step(async {
-            read_runs(
-                client,
-                (hour, hour + Width::Hour.micros()),
-                &Narrowing {
-                    runs_have_source: true,
-                    ..Narrowing::default()
-                },
-                |at, key, run| {
-                    runs += 1;
-                    let key = key.to_owned();
-                    for width in [Width::Minute, Width::Hour] {
-                        rollups
-                            .rows
-                            .entry((width, width.floor(at), key.clone()))
-                            .or_default()
-                            .add_run(&run);
-                    }
-                    day_rows
-                        .rows
-                        .entry((Width::Day, day, key))
-                        .or_default()
-                        .add_run(&run);
-                },
-            )
-            .await?;
-            write(client, &rollups, false).await?;
-            Ok(())
-        })
-        .await?;
-    }
-    step(async {
-        write(client, &day_rows, false).await?;
-        client
-            .execute(
-                "UPDATE prompt_rollup_state SET complete_from = $1 \
-                 WHERE complete_from > $1 AND complete_from <= $2",
-                &[&from, &to],
-            )
-            .await?;
-        Ok(())
-    })
-    .await?;
-    Ok(runs)
-}
-
-/// The first day holding a raw run, if any.
-pub async fn first_run_day(client: &Client) -> Result<Option<i64>, RegistryError> {
-    let row = client
-        .query_one("SELECT min(created_at) FROM prompt_runs", &[])
-        .await?;
-    let first: Option<SystemTime> = row.try_get(0)?;
-    Ok(first.map(|at| Width::Day.floor(micros(at))))
-}
-
 /// Deletes minute rows older than `raw_days` and hour and day rows older than
 /// `rollup_days` (0 keeps them).
 pub async fn retire(client: &Client, raw_days: u32, rollup_days: u32) -> Result<(), RegistryError> {
@@ -752,55 +687,4 @@ pub async fn retire(client: &Client, raw_days: u32, rollup_days: u32) -> Result<
             .await?;
     }
     Ok(())
-}
-
-/// What [`rebuild`] did.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Rebuilt {
-    /// Days rolled up.
-    pub days: usize,
-    /// Runs rolled up.
-    pub runs: u64,
-    /// Partial rows merged afterwards.
-    pub compacted: u64,
-    /// From when the rollups hold every run (microseconds since the epoch).
-    pub complete_from: i64,
-}
-
-/// Migrates the database, then rolls up every day from today back to the day of `since`
-/// (`None`: the first recorded run's), newest first, one transaction a day
-/// ([`rebuild_day`]), calling `progress(day, runs, done, total)` after each; then merges
-/// partial rows. Stopped halfway, the days done stay done and the rollups are complete
-/// from the last of them.
-pub async fn rebuild(
-    client: &mut Client,
-    since: Option<i64>,
-    mut progress: impl FnMut(i64, u64, usize, usize),
-) -> Result<Rebuilt, RegistryError> {
-    super::migrations::migrate(client).await?;
-    let today = Width::Day.floor(micros(SystemTime::now()));
-    let first = match since {
-        Some(since) => Some(Width::Day.floor(since)),
-        None => first_run_day(client).await?,
-    };
-    let days: Vec<i64> = match first {
-        Some(first) => (first.min(today)..=today)
-            .rev()
-            .step_by(Width::Day.micros() as usize)
-            .collect(),
-        None => Vec::new(),
-    };
-    let mut runs = 0;
-    for (done, &day) in days.iter().enumerate() {
-        let rolled = rebuild_day(client, day).await?;
-        runs += rolled;
-        progress(day, rolled, done + 1, days.len());
-    }
-    let compacted = compact(client).await?;
-    Ok(Rebuilt {
-        days: days.len(),
-        runs,
-        compacted,
-        complete_from: complete_from(client).await?,
-    })
 }

@@ -207,6 +207,19 @@ async fn maintain(client: &Client, monitoring: &MonitoringSettings, retire_now: 
     }
 }
 
+/// Appends `rows` as partial rows and says a recorder is live (`promptctl rollup` leaves
+/// it the unsettled hour).
+async fn append(client: &Client, rows: &Rollups) -> Result<(), tokio_postgres::Error> {
+    write(client, rows, true).await?;
+    client
+        .execute(
+            "UPDATE prompt_rollup_state SET recorder_seen_at = now()",
+            &[],
+        )
+        .await?;
+    Ok(())
+}
+
 /// The rollups of the rows written and not yet appended themselves.
 #[derive(Default)]
 struct Pending {
@@ -240,7 +253,7 @@ impl Pending {
             return;
         }
         let failure = match client {
-            Some(client) => match write(client, &self.rows, true).await {
+            Some(client) => match append(client, &self.rows).await {
                 Ok(()) => None,
                 Err(err) => Some(crate::registry::describe(&err)),
             },
