@@ -290,11 +290,19 @@ pub async fn bounded<T, F>(read: F) -> Result<T, RegistryError>
 where
     F: std::future::Future<Output = Result<T, RegistryError>>,
 {
-    let limit = timeouts().query;
-    tokio::time::timeout(limit, read)
+    within(timeouts().query, "answer", read).await
+}
+
+/// Runs `work` within `limit`; work that takes longer is [`RegistryError::Timeout`]
+/// saying PostgreSQL did not do `what` in time.
+pub(crate) async fn within<T, F>(limit: Duration, what: &str, work: F) -> Result<T, RegistryError>
+where
+    F: std::future::Future<Output = Result<T, RegistryError>>,
+{
+    tokio::time::timeout(limit, work)
         .await
         .map_err(|_| RegistryError::Timeout {
-            what: "answer".to_owned(),
+            what: what.to_owned(),
             after: limit,
         })?
 }

@@ -446,23 +446,30 @@ fn key_ref(row: &Row, skip: usize) -> Result<KeyRef<'_>, RegistryError> {
     })
 }
 
+/// The sums of a row selected with [`READ_COLUMNS`], from its column `at` (`calls`) on.
+fn sums(row: &Row, at: usize) -> Result<Figures, RegistryError> {
+    let count = |offset: usize| row.try_get::<_, i64>(at + offset);
+    let amount = |offset: usize| row.try_get::<_, f64>(at + offset);
+    Ok(Figures {
+        calls: count(0)?,
+        input_tokens: count(1)?,
+        output_tokens: count(2)?,
+        cache_read_tokens: count(3)?,
+        cache_write_tokens: count(4)?,
+        cost_usd: amount(5)?,
+        quality_sum: amount(6)?,
+        quality_count: count(7)?,
+        latency: LatencySketch::new(),
+    })
+}
+
 /// A row selected with [`READ_COLUMNS`] (after `skip` leading columns), its sketch still
 /// encoded.
 fn row_ref(row: &Row, skip: usize, at: i64) -> Result<RowRef<'_>, RegistryError> {
     Ok(RowRef {
         at,
         key: key_ref(row, skip)?,
-        sums: Figures {
-            calls: row.try_get(skip + 7)?,
-            input_tokens: row.try_get(skip + 8)?,
-            output_tokens: row.try_get(skip + 9)?,
-            cache_read_tokens: row.try_get(skip + 10)?,
-            cache_write_tokens: row.try_get(skip + 11)?,
-            cost_usd: row.try_get(skip + 12)?,
-            quality_sum: row.try_get(skip + 13)?,
-            quality_count: row.try_get(skip + 14)?,
-            latency: LatencySketch::new(),
-        },
+        sums: sums(row, skip + 7)?,
         latency: row.try_get(skip + 15)?,
     })
 }

@@ -39,12 +39,12 @@ pub const REBUILD_STEP_LIMIT: Duration = Duration::from_secs(120);
 async fn step<T>(
     work: impl std::future::Future<Output = Result<T, RegistryError>>,
 ) -> Result<T, RegistryError> {
-    tokio::time::timeout(REBUILD_STEP_LIMIT, work)
-        .await
-        .map_err(|_| RegistryError::Timeout {
-            what: "roll up runs (one step of `promptctl rollup`)".to_owned(),
-            after: REBUILD_STEP_LIMIT,
-        })?
+    crate::registry::within(
+        REBUILD_STEP_LIMIT,
+        "roll up runs (one step of `promptctl rollup`)",
+        work,
+    )
+    .await
 }
 
 /// What [`rebuild`] did.
