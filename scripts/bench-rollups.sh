@@ -28,6 +28,7 @@ BIN=$(bench_binary)
 WORK=$(mktemp -d)
 SERVER=
 cleanup() {
+  cd /
   [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null
   rm -rf "$WORK"
   [ "${KEEP:-0}" = 1 ] || psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null

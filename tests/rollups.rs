@@ -594,7 +594,12 @@ fn a_rollup_leaves_days_past_raw_retention_and_skips_days_without_runs() {
     assert_eq!((second.days, second.runs), (1, 10));
     assert_eq!(rolled_up(&db, 86_400), 30);
     assert_eq!(rolled_up(&db, 3_600), 30);
-    assert!(second.retained_from.is_some());
+    assert_eq!(second.retained_from, None, "no run left is past retention");
+    // With 2 days of retention the runs of 3 days ago are past it: left alone, and said.
+    let third = rebuild(&db, 2);
+    assert_eq!(third.days, 0);
+    assert!(third.retained_from.is_some());
+    assert_eq!(rolled_up(&db, 86_400), 30);
 }
 
 #[test]

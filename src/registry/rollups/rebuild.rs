@@ -60,7 +60,7 @@ pub struct Rebuilt {
     pub complete_from: i64,
     /// Runs created from this time on were left to the live recorder (not settled yet).
     pub settled: Option<i64>,
-    /// Days before this one were left as they are: older than raw retention.
+    /// Days holding runs before this one were left as they are: older than raw retention.
     pub retained_from: Option<i64>,
 }
 
@@ -89,7 +89,12 @@ pub async fn rebuild(
         .max();
     let (mut days, mut runs) = (0, 0);
     let mut next = last_run_before(client, settled).await?;
-    while let Some(day) = next.filter(|day| oldest.is_none_or(|oldest| *day >= oldest)) {
+    let mut left_alone = None;
+    while let Some(day) = next {
+        if oldest.is_some_and(|oldest| day < oldest) {
+            left_alone = retained_from.filter(|retained| day < *retained);
+            break;
+        }
         let rolled = rebuild_day(client, day, settled).await?;
         runs += rolled;
         days += 1;
@@ -103,7 +108,7 @@ pub async fn rebuild(
         compacted,
         complete_from: complete_from(client).await?,
         settled,
-        retained_from,
+        retained_from: left_alone,
     })
 }
 
