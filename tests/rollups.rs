@@ -204,13 +204,7 @@ fn a_window_is_whole_buckets_from_the_rollups_and_raw_runs_at_its_edges() {
         .collect();
     migrate(&db);
     load(&db, &runs);
-    let rebuilt = db
-        .runtime
-        .block_on(async {
-            let mut client = promptctl::registry::connect(&db.url).await?;
-            rollups::rebuild(&mut client, None, 0, |_, _, _| {}).await
-        })
-        .expect("rollup");
+    let rebuilt = rebuild(&db, 0);
     assert_eq!(rebuilt.runs, 4_000);
     let rows_before = db.count("SELECT count(*) FROM prompt_rollups");
     for (from, to) in [
@@ -237,12 +231,7 @@ fn a_window_is_whole_buckets_from_the_rollups_and_raw_runs_at_its_edges() {
         assert_matches_raw(&db, &query, "coalesce(version::text, '')", from, to);
     }
     // Rebuilding again changes nothing.
-    db.runtime
-        .block_on(async {
-            let mut client = promptctl::registry::connect(&db.url).await?;
-            rollups::rebuild(&mut client, None, 0, |_, _, _| {}).await
-        })
-        .expect("rollup again");
+    rebuild(&db, 0);
     assert_eq!(db.count("SELECT count(*) FROM prompt_rollups"), rows_before);
     assert_matches_raw(
         &db,
@@ -490,12 +479,7 @@ fn retention_keeps_hours_and_days_longer_than_minutes() {
         .map(|days| run(1, now - Duration::from_secs(days * 86_400)))
         .collect();
     load(&db, &runs);
-    db.runtime
-        .block_on(async {
-            let mut client = promptctl::registry::connect(&db.url).await?;
-            rollups::rebuild(&mut client, None, 0, |_, _, _| {}).await
-        })
-        .expect("rollup");
+    rebuild(&db, 0);
     let count = |width: i32| {
         db.count(&format!(
             "SELECT count(*) FROM prompt_rollups WHERE width = {width}"

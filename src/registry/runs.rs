@@ -118,14 +118,14 @@ pub struct RecorderStats {
     /// Rows written after being made to fit their columns (NUL characters replaced,
     /// over-long values cut).
     pub cleaned: u64,
-    /// Rows written whose rollups were lost (the database failed for longer than the
-    /// rollups' buffer holds); `promptctl rollup --since` rolls them up again.
+    /// Rows written whose rollups were lost (the rollup task's queue was full, the
+    /// database failed for longer than its buffer holds, or shutdown's deadline passed);
+    /// `promptctl rollup --since` rolls them up again.
     pub unrolled: u64,
     /// The last database error, if any.
     pub last_error: Option<String>,
 }
 
-#[derive(Default)]
 struct Shared {
     written: AtomicU64,
     dropped: AtomicU64,
@@ -139,13 +139,31 @@ struct Shared {
     last_error: Mutex<Option<String>>,
 }
 
+impl Default for Shared {
+    fn default() -> Shared {
+        Shared {
+            written: AtomicU64::default(),
+            dropped: AtomicU64::default(),
+            rejected: AtomicU64::default(),
+            cleaned: AtomicU64::default(),
+            drop_log: DropLog::new("run records dropped: not written to prompt_runs"),
+            pending: AtomicU64::default(),
+            closing: AtomicBool::default(),
+            close: Notify::default(),
+            last_error: Mutex::default(),
+        }
+    }
+}
+
 /// Drops are logged at most once per this interval, with their count: a database that is
 /// down, or a full queue, would otherwise log a line per flush or per call.
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The throttled warning of dropped rows: counts add up between two warnings.
-#[derive(Default)]
-struct DropLog {
+/// The throttled warning of dropped rows (run records, or the rollups of runs written):
+/// counts add up between two warnings.
+pub(crate) struct DropLog {
+    /// What the warning says was lost.
+    what: &'static str,
     state: Mutex<DropLogState>,
 }
 
@@ -157,9 +175,17 @@ struct DropLogState {
 }
 
 impl DropLog {
+    /// A log whose warnings say `what` was lost.
+    pub(crate) fn new(what: &'static str) -> DropLog {
+        DropLog {
+            what,
+            state: Mutex::default(),
+        }
+    }
+
     /// Adds `rows` dropped because of `reason`; logs them (and those not logged yet) unless
     /// a warning went out less than [`DROP_LOG_INTERVAL`] ago.
-    fn note(&self, rows: u64, reason: &str) {
+    pub(crate) fn note(&self, rows: u64, reason: &str) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.rows += rows;
         if state.reason != reason {
@@ -170,22 +196,18 @@ impl DropLog {
             .is_none_or(|at| at.elapsed() >= DROP_LOG_INTERVAL)
         {
             state.logged_at = Some(Instant::now());
-            DropLog::emit(&mut state);
+            self.emit(&mut state);
         }
     }
 
     /// Logs the drops not logged yet, if any.
-    fn flush(&self) {
-        DropLog::emit(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
+    pub(crate) fn flush(&self) {
+        self.emit(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
-    fn emit(state: &mut DropLogState) {
+    fn emit(&self, state: &mut DropLogState) {
         if state.rows > 0 {
-            tracing::warn!(
-                rows = state.rows,
-                reason = %state.reason,
-                "run records dropped: not written to prompt_runs"
-            );
+            tracing::warn!(rows = state.rows, reason = %state.reason, "{}", self.what);
             state.rows = 0;
         }
     }
@@ -347,6 +369,7 @@ impl RunRecorder {
             }
         }
         self.shared.drop_log.flush();
+        self.rollup_counters.flush_log();
         self.stats()
     }
 }

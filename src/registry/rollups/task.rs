@@ -20,7 +20,7 @@ use tokio_postgres::Client;
 
 use super::{Rollups, compact, retire, write};
 use crate::config::MonitoringSettings;
-use crate::registry::runs::RunRecord;
+use crate::registry::runs::{DropLog, RunRecord};
 
 /// How often the recorder appends the rollups of the runs it wrote.
 pub const ROLLUP_INTERVAL: Duration = Duration::from_secs(1);
@@ -31,18 +31,42 @@ const RETIRE_INTERVAL: Duration = Duration::from_secs(3_600);
 /// Rollup rows held for a database that fails, at most (each holds a latency sketch of
 /// up to about 11 KiB, most far less); past this they are dropped and counted.
 pub const MAX_PENDING_ROLLUPS: usize = 200_000;
-/// Written batches waiting for the task, at most (at 5,000 rows a batch, 320,000 runs).
+/// Written batches waiting for the task, at most (a flush of 1,000 rows or more is handed
+/// over as its two halves of at most 2,500 rows: at most 160,000 runs).
 pub const HANDOVER_BATCHES: usize = 64;
 /// How long after a failed connection the task tries again.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 /// What the rollup task holds and lost, shared with the recorder's stats.
-#[derive(Debug, Default)]
 pub struct RollupCounters {
     /// Runs written whose rollups were lost.
     pub unrolled: AtomicU64,
     /// Runs whose rollups the task holds, not appended yet.
     pending: AtomicU64,
+    /// The throttled warning of the losses (a full hand-over queue would otherwise warn
+    /// per batch).
+    log: DropLog,
+}
+
+impl Default for RollupCounters {
+    fn default() -> RollupCounters {
+        RollupCounters {
+            unrolled: AtomicU64::default(),
+            pending: AtomicU64::default(),
+            log: DropLog::new(
+                "rollups lost: the runs are in prompt_runs; `promptctl rollup --since` rolls them up",
+            ),
+        }
+    }
+}
+
+impl std::fmt::Debug for RollupCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RollupCounters")
+            .field("unrolled", &self.unrolled)
+            .field("pending", &self.pending)
+            .finish()
+    }
 }
 
 impl RollupCounters {
@@ -50,6 +74,11 @@ impl RollupCounters {
     /// them).
     pub fn lose_pending(&self, reason: &str) {
         lose(self, self.pending.swap(0, Ordering::Relaxed), reason);
+    }
+
+    /// Logs the losses not logged yet (at shutdown).
+    pub fn flush_log(&self) {
+        self.log.flush();
     }
 }
 
@@ -90,15 +119,11 @@ pub fn start(
     (Handover { tx, counters }, task)
 }
 
-/// Counts and logs `runs` whose rollups were lost.
+/// Counts and logs (throttled) `runs` whose rollups were lost.
 fn lose(counters: &RollupCounters, runs: u64, reason: &str) {
     if runs > 0 {
         counters.unrolled.fetch_add(runs, Ordering::Relaxed);
-        tracing::warn!(
-            runs,
-            reason,
-            "rollups lost: the runs are in prompt_runs; `promptctl rollup --since` rolls them up"
-        );
+        counters.log.note(runs, reason);
     }
 }
 
@@ -131,6 +156,8 @@ impl Connection {
                     if session.await.is_ok() {
                         self.client = Some(client);
                         self.failed_at = None;
+                    } else {
+                        self.failed_at = Some(Instant::now());
                     }
                 }
                 _ => self.failed_at = Some(Instant::now()),
