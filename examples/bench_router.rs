@@ -144,6 +144,7 @@ fn record(i: usize) -> RunRecord {
             }
             .into(),
         ),
+        side: None,
         model_requested: "gpt-4o".into(),
         model_used: Some(
             if i.is_multiple_of(20) {
@@ -196,6 +197,8 @@ async fn main() {
         service: "bench".into(),
         name: "hello".into(),
         environment: Some("production".into()),
+        side: None,
+        canary_weight: None,
         version: Some(1),
         model: "bench-model".into(),
         definition: Definition {

@@ -20,6 +20,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         service: "support".into(),
         name: "greeting".into(),
         environment: Some("production".into()),
+        side: None,
+        canary_weight: None,
         version: Some(3),
         model: "echo".into(),
         definition: Definition {

@@ -119,6 +119,8 @@ pub struct Settings {
     pub sync: SyncSettings,
     /// Run monitoring settings.
     pub monitoring: MonitoringSettings,
+    /// `promptctl canary status` settings: how sure, and how much worse is worse.
+    pub canary: CanarySettings,
     /// `promptctl serve` settings.
     pub serve: ServeSettings,
     /// Limits of every render.
@@ -138,6 +140,7 @@ impl Default for Settings {
             test: TestSettings::default(),
             sync: SyncSettings::default(),
             monitoring: MonitoringSettings::default(),
+            canary: CanarySettings::default(),
             serve: ServeSettings::default(),
             render: RenderSettings::default(),
             database: DatabaseSettings::default(),
@@ -334,6 +337,72 @@ impl Default for MonitoringSettings {
             synchronous_commit: SynchronousCommit::Off,
             store_io: false,
             alerts: AlertSettings::default(),
+        }
+    }
+}
+
+/// The `[canary]` table: the analysis of `promptctl canary status`.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct CanarySettings {
+    /// How sure a verdict is: the chance that no metric is called worse or better when the
+    /// canary is no different, across all metrics together (Bonferroni-corrected).
+    #[serde(deserialize_with = "bounded::confidence")]
+    #[schemars(range(min = 0.5, max = 0.9999))]
+    pub confidence: f64,
+    /// How much worse each metric may be before the canary is called worse.
+    pub max_degradation: MaxDegradation,
+    /// The most recent runs read per side (bounds the analysis's memory: 48 bytes a run).
+    #[serde(deserialize_with = "bounded::canary_runs")]
+    #[schemars(range(min = 100, max = 10000000))]
+    pub max_runs: u64,
+}
+
+impl Default for CanarySettings {
+    fn default() -> Self {
+        CanarySettings {
+            confidence: 0.95,
+            max_degradation: MaxDegradation::default(),
+            max_runs: 1_000_000,
+        }
+    }
+}
+
+/// `[canary.max_degradation]`: the degradation each metric tolerates; the canary is worse
+/// only when the whole confidence interval of its difference lies beyond it.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct MaxDegradation {
+    /// Error rate, in percentage points above the baseline's.
+    #[serde(deserialize_with = "bounded::degradation")]
+    #[schemars(range(min = 0, max = 100))]
+    pub error_rate: f64,
+    /// Median latency, in percent of the baseline's.
+    #[serde(deserialize_with = "bounded::degradation")]
+    #[schemars(range(min = 0, max = 100))]
+    pub latency_p50: f64,
+    /// 95th percentile latency, in percent of the baseline's.
+    #[serde(deserialize_with = "bounded::degradation")]
+    #[schemars(range(min = 0, max = 100))]
+    pub latency_p95: f64,
+    /// Mean cost per call, in percent of the baseline's.
+    #[serde(deserialize_with = "bounded::degradation")]
+    #[schemars(range(min = 0, max = 100))]
+    pub cost: f64,
+    /// Mean sampled quality (0 to 1), in points below the baseline's.
+    #[serde(deserialize_with = "bounded::share")]
+    #[schemars(range(min = 0, max = 1))]
+    pub quality: f64,
+}
+
+impl Default for MaxDegradation {
+    fn default() -> Self {
+        MaxDegradation {
+            error_rate: 0.5,
+            latency_p50: 5.0,
+            latency_p95: 5.0,
+            cost: 5.0,
+            quality: 0.02,
         }
     }
 }
@@ -577,6 +646,21 @@ mod bounded {
     /// Model calls at once.
     pub fn concurrency<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
         within(d, 1, MAX_CONCURRENCY, "concurrency")
+    }
+
+    /// A confidence level.
+    pub fn confidence<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        within(d, 0.5, 0.9999, "a confidence level")
+    }
+
+    /// A tolerated degradation in percent or percentage points.
+    pub fn degradation<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        within(d, 0.0, 100.0, "a degradation in percent")
+    }
+
+    /// Runs read per side of a canary.
+    pub fn canary_runs<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        within(d, 100, 10_000_000, "runs per side")
     }
 
     /// A share from 0 to 1.

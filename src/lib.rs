@@ -43,6 +43,7 @@ pub mod format;
 
 // The crate's own.
 pub(crate) mod calendar;
+pub(crate) mod canary;
 pub(crate) mod deploy;
 pub(crate) mod environments;
 pub(crate) mod escape;

@@ -4,16 +4,16 @@
 //! with screenshots kept under `target/test-artifacts/`: the front page's fleet totals,
 //! sorting (breaching prompts first), search and filters; a prompt's page with its time
 //! axis, range picker, per-version series, deploy marker, error-rate chart, recent runs
-//! (the sampled quality failure first) and the diff between two versions. The runs are
-//! inserted in the past and rolled up with `promptctl rollup`. Fails, never skips, without
-//! Chromium.
+//! (the sampled quality failure first), the diff between two versions and a canary split's
+//! comparison of its sides. The runs are inserted in the past and rolled up with
+//! `promptctl rollup`. Fails, never skips, without Chromium.
 
 mod common;
 
 use common::browser::{check_page, chromium};
 use common::db::TestDb;
 use common::git::TestRepo;
-use common::server::{Server, setup_with};
+use common::server::{Server, setup_with, sync};
 
 /// The sampled run that failed its quality checks.
 const FAILURE: &str = "f0000000-0000-4000-8000-000000000001";
@@ -253,4 +253,72 @@ fn ticks(dom: &str) -> Vec<(i64, String)> {
             Some((at.parse().ok()?, label.to_owned()))
         })
         .collect()
+}
+
+/// `billing/invoice` split in production (v1 on gpt-4o-mini, a canary of v2 at 25 %),
+/// synced, the split's start moved two hours back; inside that window 600 baseline runs
+/// (1 % failed) and 200 canary runs (20 % failed), before it 300 canary runs without
+/// errors, which the comparison leaves out. `support/reply` has no split.
+#[test]
+fn prompt_page_compares_a_canary_split() {
+    let (db, repo) = setup_with(&["support/reply"]);
+    repo.write(
+        "environments.yaml",
+        "prompts:\n  invoice:\n    production: {version: 1, model: gpt-4o-mini, canary: {version: 2, weight: 25}}\n",
+    );
+    repo.commit("Split production");
+    sync(&repo, &db);
+    db.rows(
+        "UPDATE prompt_environments SET canary_since = now() - interval '2 hours' \
+         WHERE service = 'billing' AND name = 'invoice' AND environment = 'production'",
+    );
+    db.rows(
+        "INSERT INTO prompt_runs (run_id, service, name, version, environment, \
+           model_requested, latency_ms, error, side, created_at, source, sampled) \
+         SELECT gen_random_uuid(), 'billing', 'invoice', CASE WHEN i <= 600 THEN 1 ELSE 2 END, \
+           'production', 'gpt-4o-mini', 100 + i % 50, \
+           CASE WHEN i <= 600 AND i % 100 = 0 THEN 'timeout' \
+                WHEN i > 600 AND i <= 800 AND i % 5 = 0 THEN 'timeout' END, \
+           CASE WHEN i <= 600 THEN 'baseline' ELSE 'canary' END, \
+           CASE WHEN i <= 800 THEN now() - make_interval(secs => i * 4) \
+                ELSE now() - interval '3 hours' - make_interval(secs => i) END, \
+           '', false \
+         FROM generate_series(1, 1100) AS i",
+    );
+    let server = Server::start(&repo, &db.url, &[], &[]);
+    let profile = tempfile::tempdir().expect("profile");
+    check_page(
+        profile.path(),
+        &format!("{}/prompts/billing/invoice", server.base),
+        "dashboard-canary.png",
+        &[
+            "<h2>Canary in production</h2>",
+            "Baseline <strong>v1 (gpt-4o-mini)</strong> against canary \
+             <strong>v2 (gpt-4o-mini)</strong> at 25 % of calls",
+            "(when a sync last changed the split)",
+            "<span data-side=\"baseline\">600</span> runs",
+            "<span data-side=\"canary\">200</span> runs",
+            "<tr class=\"metric worse\" data-metric=\"error rate\"><td>error rate</td>\
+             <td class=\"num\">1.00%</td><td class=\"num\">20.00%</td>\
+             <td class=\"num\">+19.00 pp</td>",
+            "<td class=\"verdict\">worse</td>",
+            "data-metric=\"P95 latency\"",
+            "not enough data (needs 30 per side, has 0/0)",
+            "Runs with a failed provider attempt (retried or fallen back): canary 20.00%, \
+             baseline 1.00%; intervals at 99.00% each, so 95% across all 5 metrics together.",
+        ],
+    );
+    let dom = chromium(
+        profile.path(),
+        &["--dump-dom"],
+        &format!("{}/prompts/billing/invoice", server.base),
+    );
+    // One worse metric: the error rate; the latencies are the same on both sides.
+    assert_eq!(dom.matches("class=\"metric worse\"").count(), 1, "{dom}");
+    assert!(!dom.contains("id=\"canary-note\""), "{dom}");
+    // A prompt without a split shows nothing of canaries.
+    let reply = server.get("/prompts/support/reply", None);
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(!reply.text.contains("Canary in"), "{}", reply.text);
+    assert!(!reply.text.contains("class=\"canary"), "{}", reply.text);
 }

@@ -29,6 +29,7 @@ fn run(i: usize, at: SystemTime) -> RunRecord {
             }
             .into(),
         ),
+        side: None,
         model_requested: "gpt-4o".into(),
         model_used: Some("gpt-4o".into()),
         provider: Some("openai".into()),

@@ -788,6 +788,7 @@ fn run_record(run_id: uuid::Uuid, at: std::time::SystemTime) -> RunRecord {
         name: "reply".to_owned(),
         version: Some(1),
         environment: Some("e\0".repeat(80)),
+        side: None,
         model_requested: "m".to_owned(),
         model_used: Some("model\0used".to_owned()),
         provider: Some("p".repeat(60)),

@@ -456,7 +456,10 @@ fn the_default_source_is_the_repository_folder_and_bad_names_are_refused() {
 fn downgrade_to_schema_4(db: &TestDb) {
     db.runtime
         .block_on(db.client.batch_execute(
-            "DROP TABLE prompt_rollups;
+            "ALTER TABLE prompt_environments DROP COLUMN canary_version,
+               DROP COLUMN canary_model, DROP COLUMN canary_weight, DROP COLUMN canary_since;
+             ALTER TABLE prompt_runs DROP COLUMN side;
+             DROP TABLE prompt_rollups;
              DROP INDEX prompt_runs_sampled;
              DROP TABLE prompt_rollup_state;
              DROP TABLE prompt_owners;

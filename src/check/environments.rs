@@ -95,10 +95,21 @@ pub fn check_environments(
                 continue;
             }
         };
+        found.extend(canary_problems(environments, entry));
         let Some(history) = history else { continue };
         let latest = history.prompts.get(&id).map_or(0, |p| p.versions.len());
-        for env in &entry.environments {
-            let (VersionRef::Number(n), Some(place)) = (env.pin.version, env.version_at) else {
+        let pins = entry.environments.iter().flat_map(|env| {
+            let canary = env
+                .canary
+                .as_ref()
+                .map(|c| (c.canary.version, c.version_at));
+            [(env.pin.version, env.version_at)]
+                .into_iter()
+                .chain(canary.map(|(version, at)| (version.unwrap_or(VersionRef::Latest), at)))
+                .map(move |pin| (env, pin))
+        });
+        for (env, pin) in pins {
+            let (VersionRef::Number(n), Some(place)) = pin else {
                 continue;
             };
             if (n as usize) <= latest {
@@ -129,6 +140,46 @@ pub fn check_environments(
                 at("unknown-version", place, n.to_string().len(), message).with_help(format!(
                     "`promptctl log {id}` lists its versions; `latest` follows the newest"
                 )),
+            );
+        }
+    }
+    found
+}
+
+/// A canary that runs exactly what its environment runs, and a canary model the
+/// registry cannot store.
+fn canary_problems(environments: &Environments, entry: &PromptEntry) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    for env in &entry.environments {
+        let Some(canary) = &env.canary else { continue };
+        let diagnostic = |place: crate::environments::Place, message: String| {
+            Diagnostic::error(
+                "invalid-canary",
+                &environments.path,
+                place.position(),
+                message,
+            )
+            .with_source(&environments.source)
+        };
+        if canary.canary.pin_over(&env.pin) == env.pin {
+            found.push(
+                diagnostic(
+                    canary.key,
+                    format!(
+                        "the canary of `{}` runs what `{}` runs: it compares nothing",
+                        entry.key, env.name
+                    ),
+                )
+                .with_help("give the canary another `version`, `model` or both"),
+            );
+        }
+        if let (Some(model), Some(at)) = (&canary.canary.model, canary.model_at)
+            && let Some(problem) =
+                columns::text_problem(model, Some(columns::MAX_ENVIRONMENT_MODEL))
+        {
+            found.push(
+                diagnostic(at, format!("the canary's model {problem}"))
+                    .with_help("shorten it: `sync` could not publish it"),
             );
         }
     }

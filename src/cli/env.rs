@@ -7,7 +7,7 @@ use super::output::Format;
 use super::{CliError, Context, exit};
 use crate::config::Config;
 use crate::diagnostic::closest;
-use crate::environments::{Environments, ResolveError, Resolved, resolve_definition};
+use crate::environments::{Environments, ResolveError, Resolved, Side, resolve_definition};
 use crate::eval::{TestJob, jobs_for, prompt_jobs};
 use crate::history::History;
 use crate::render::Renderer;
@@ -22,13 +22,17 @@ pub fn resolve_error(err: ResolveError) -> CliError {
                 "`promptctl log {prompt}` lists its versions; `promptctl check` checks the file"
             ))
         }
+        ResolveError::NoCanary { ref prompt, ref env } => CliError::input(err.to_string())
+            .hint(format!(
+                "add `canary: {{version: N, weight: 10}}` to {prompt}'s `{env}` in environments.yaml, or leave out --canary"
+            )),
         ResolveError::NoVersion { .. } => {
             CliError::input(err.to_string()).hint("commit the prompt's file first")
         }
     }
 }
 
-/// What `env` runs for the prompt `id`, noting on stderr when the file does not pin it
+/// What `side` of `env` runs for the prompt `id`, noting on stderr when the file does not pin it
 /// there (and a likely typo of the environment's name).
 pub fn resolve(
     context: &Context,
@@ -37,6 +41,7 @@ pub fn resolve(
     snapshot: &Snapshot,
     id: &PromptId,
     env: &str,
+    side: Side,
 ) -> Result<Resolved, CliError> {
     let working = snapshot
         .prompts
@@ -44,8 +49,8 @@ pub fn resolve(
         .find(|p| p.id.as_ref() == Some(id))
         .and_then(|p| p.definition.as_ref())
         .map(|d| (d, &snapshot.partials));
-    let resolved =
-        resolve_definition(history, Some(environments), id, env, working).map_err(resolve_error)?;
+    let resolved = resolve_definition(history, Some(environments), id, env, side, working)
+        .map_err(resolve_error)?;
     if !resolved.pinned {
         let names = environments.environment_names();
         let typo = (!names.iter().any(|n| n == env))
@@ -61,12 +66,13 @@ pub fn resolve(
     Ok(resolved)
 }
 
-/// `promptctl render PROMPT --env E`.
+/// `promptctl render PROMPT --env E [--canary]`.
 pub fn render(
     context: &Context,
     config: &Config,
     prompt: &str,
     env: &str,
+    side: Side,
     vars: impl FnOnce(
         &std::collections::BTreeMap<String, crate::repo::VariableSpec>,
     ) -> Result<std::collections::BTreeMap<String, serde_json::Value>, CliError>,
@@ -81,7 +87,7 @@ pub fn render(
             None => return Err(err.into()),
         },
     };
-    let resolved = resolve(context, &history, &environments, &snapshot, &id, env)?;
+    let resolved = resolve(context, &history, &environments, &snapshot, &id, env, side)?;
     let values = vars(&resolved.definition.variables)?;
     let messages = Renderer::new(resolved.partials.clone())
         .render(&resolved.definition, &values)
@@ -102,6 +108,7 @@ pub fn render(
         Format::Json => output.json(&serde_json::json!({
             "prompt": id.to_string(),
             "environment": env,
+            "side": side,
             "version": resolved.version,
             "commit": resolved.commit,
             "model": resolved.definition.model,
@@ -112,7 +119,11 @@ pub fn render(
             output.data(&output.paint(
                 super::output::Style::Dim,
                 &format!(
-                    "# {id} {version} in {env}, model {}",
+                    "# {id} {version} in {env}{}, model {}",
+                    match side {
+                        Side::Baseline => "",
+                        Side::Canary => " (canary)",
+                    },
                     resolved.definition.model
                 ),
             ));
@@ -122,14 +133,16 @@ pub fn render(
     Ok(exit::SUCCESS)
 }
 
-/// `promptctl test --env E`: the working tree's tests of each prompt, run against the
-/// version and model `env` runs (or `model` instead, for a candidate).
+/// `promptctl test --env E [--canary]`: the working tree's tests of each prompt, run
+/// against the version and model `side` of `env` runs (or `model` instead, for a
+/// candidate).
 pub fn test_jobs<'a>(
     context: &Context,
     config: &Config,
     snapshot: &Snapshot,
     prompts: &[&'a LoadedPrompt],
     env: &str,
+    side: Side,
     model: Option<&str>,
 ) -> Result<Vec<TestJob<'a>>, CliError> {
     let history = context.history(config)?;
@@ -145,7 +158,7 @@ pub fn test_jobs<'a>(
             )?);
             continue;
         };
-        let resolved = resolve(context, &history, &environments, snapshot, id, env)?;
+        let resolved = resolve(context, &history, &environments, snapshot, id, env, side)?;
         let renderer = Arc::new(Renderer::new(resolved.partials));
         let definition = Arc::new(resolved.definition);
         jobs.extend(prompt_jobs(

@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, each a clap derive struct and a `run`
 //! function. This is the only door (with `serve`) that prints or decides exit codes.
 
+mod canary;
 mod check;
 mod ci;
 mod diff;
@@ -106,6 +107,8 @@ enum Command {
     Promote(promote::PromoteArgs),
     /// Commit an old version's definition as the next version, after its tests pass.
     Rollback(rollback::RollbackArgs),
+    /// A canary split's analysis against its baseline, and promoting or aborting it.
+    Canary(canary::CanaryArgs),
     /// Every prompt by environment: version, model, and what is behind.
     Status(status::StatusArgs),
     /// Publish every version, test and environment into the PostgreSQL registry.
@@ -304,6 +307,8 @@ impl From<crate::registry::RegistryError> for CliError {
             }
             E::NoSuchEnvironment(_) => CliError::input(message)
                 .hint("environments come from environments.yaml at the synced commit"),
+            E::NoCanary { .. } => CliError::input(message)
+                .hint("a canary is `canary:` inside an environment in environments.yaml, published by `promptctl sync`"),
             E::BadUrl(_) | E::Invalid(_) => CliError::input(message),
         }
     }
@@ -520,6 +525,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Pin(args) => pin::run(&context, &args),
         Command::Promote(args) => promote::run(&context, &args),
         Command::Rollback(args) => rollback::run(&context, &args),
+        Command::Canary(args) => canary::run(&context, &args),
         Command::Status(args) => status::run(&context, &args),
         Command::Sync(args) => sync::run(&context, &args),
         Command::Get(args) => get::run(&context, &args),

@@ -30,13 +30,17 @@ pub struct RenderArgs {
     /// Render what environment ENV runs: its pinned version and model (environments.yaml).
     #[arg(long, value_name = "ENV", conflicts_with = "version")]
     env: Option<String>,
+    /// With --env: render what the environment's canary runs (`canary:` inside it).
+    #[arg(long, requires = "env")]
+    canary: bool,
 }
 
 /// Runs `promptctl render`.
 pub fn run(context: &Context, args: &RenderArgs) -> Result<u8, CliError> {
     let config = context.config()?;
     if let Some(env) = &args.env {
-        return super::env::render(context, &config, &args.prompt, env, |declared| {
+        let side = super::shared::side(args.canary);
+        return super::env::render(context, &config, &args.prompt, env, side, |declared| {
             collect_vars(context, args, declared)
         });
     }

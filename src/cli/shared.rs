@@ -214,3 +214,12 @@ fn print_pin(context: &Context, plan: &PinPlan, commit: Option<&str>) {
         }
     }
 }
+
+/// The side of an environment `--canary` asks for.
+pub fn side(canary: bool) -> crate::environments::Side {
+    if canary {
+        crate::environments::Side::Canary
+    } else {
+        crate::environments::Side::Baseline
+    }
+}

@@ -1,4 +1,4 @@
-//! `promptctl stats [PROMPT] [--env E] [--since 24h] [--by version|model|environment|source]
+//! `promptctl stats [PROMPT] [--env E] [--since 24h] [--by version|model|environment|source|side]
 //! [--check]`: the recorded runs' figures, computed in PostgreSQL.
 
 use std::time::SystemTime;
@@ -17,6 +17,7 @@ enum By {
     Model,
     Environment,
     Source,
+    Side,
 }
 
 /// Arguments of `promptctl stats`.
@@ -30,7 +31,8 @@ pub struct StatsArgs {
     /// The window: runs of the last DURATION (`90s`, `30m`, `24h`, `7d`).
     #[arg(long, value_name = "DURATION", default_value = "24h")]
     since: String,
-    /// Group each prompt's runs by version, model, environment or source.
+    /// Group each prompt's runs by version, model, environment, source or side (of a
+    /// canary split).
     #[arg(long, value_enum)]
     by: Option<By>,
     /// Compare the window with the one before it against `[monitoring.alerts]`; exit 1
@@ -58,6 +60,7 @@ pub fn run(context: &Context, args: &StatsArgs) -> Result<u8, CliError> {
             Some(By::Model) => GroupBy::Model,
             Some(By::Environment) => GroupBy::Environment,
             Some(By::Source) => GroupBy::Source,
+            Some(By::Side) => GroupBy::Side,
         },
     };
     let now = SystemTime::now();
@@ -111,6 +114,7 @@ pub fn run(context: &Context, args: &StatsArgs) -> Result<u8, CliError> {
                 Some(By::Model) => Some("MODEL"),
                 Some(By::Environment) => Some("ENVIRONMENT"),
                 Some(By::Source) => Some("SOURCE"),
+                Some(By::Side) => Some("SIDE"),
             };
             let mut header = vec!["PROMPT"];
             header.extend(group);

@@ -30,6 +30,9 @@ struct Cell {
     model_override: bool,
     /// Whether a newer version exists.
     behind: bool,
+    /// The environment's canary split, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    canary: Option<crate::environments::Canary>,
 }
 
 /// One prompt.
@@ -100,7 +103,16 @@ pub fn run(context: &Context, _args: &StatusArgs) -> Result<u8, CliError> {
                             _ => version,
                         };
                         let marker = if cell.behind { "!" } else { "" };
-                        cells.push(format!("{version}{marker} {}", cell.model));
+                        let canary = cell.canary.as_ref().map_or_else(String::new, |c| {
+                            let version = c.version.map(crate::deploy::version_label);
+                            let what = [version, c.model.clone()].into_iter().flatten();
+                            format!(
+                                " + canary {} at {}%",
+                                what.collect::<Vec<_>>().join(" "),
+                                c.weight
+                            )
+                        });
+                        cells.push(format!("{version}{marker} {}{canary}", cell.model));
                     }
                     cells.push(row.flags.join("; "));
                     cells
@@ -175,6 +187,7 @@ fn row(
                 model: pin.model.clone().unwrap_or(own_model),
                 model_override: pin.model.is_some(),
                 behind,
+                canary: environments.canary(id, name).cloned(),
             },
         );
     }

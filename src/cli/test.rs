@@ -44,6 +44,10 @@ pub struct TestArgs {
     /// Run each prompt's tests against the version and model environment ENV runs.
     #[arg(long, value_name = "ENV")]
     env: Option<String>,
+    /// With --env: run them against what the environment's canary runs (`canary:` inside
+    /// it).
+    #[arg(long, requires = "env")]
+    canary: bool,
     /// Test only the prompts affected since the merge base with REF: definition or tests
     /// changed, new, or a partial they include (directly or not) changed.
     #[arg(long, value_name = "REF", conflicts_with = "prompts")]
@@ -342,7 +346,15 @@ fn plan_jobs<'s>(
 ) -> Result<(Jobs<'s>, Option<baseline::BasePlan<'s>>), CliError> {
     let renderer = Arc::new(Renderer::new(snapshot.partials.clone()));
     let jobs = |model: Option<&str>| match &args.env {
-        Some(env) => super::env::test_jobs(context, config, snapshot, selected, env, model),
+        Some(env) => super::env::test_jobs(
+            context,
+            config,
+            snapshot,
+            selected,
+            env,
+            super::shared::side(args.canary),
+            model,
+        ),
         None => Ok(jobs_for(&config.settings, selected, &renderer, model)?),
     };
     let own_jobs = jobs(None)?;

@@ -9,6 +9,7 @@
 //! code. Not here: resolving what an environment runs for rendering or running
 //! (`environments::resolve_definition`).
 
+pub mod canary;
 pub mod pin;
 pub mod rollback;
 

@@ -44,9 +44,19 @@ impl Environments {
             if same_keys {
                 return Ok(self.splice_scalars(existing, version, new_model.as_deref()));
             }
+            let mut pin = flow_pin(version, new_model.as_deref());
+            // A canary inside the pin stays as written.
+            if let Some(canary) = &existing.canary
+                && let Some(canary_end) = flow_end(text, canary.value.offset)
+            {
+                pin.pop();
+                pin.push_str(", ");
+                pin.push_str(&text[canary.key.offset..canary_end]);
+                pin.push('}');
+            }
             let mut out = String::with_capacity(text.len() + 32);
             out.push_str(&text[..start]);
-            out.push_str(&flow_pin(version, new_model.as_deref()));
+            out.push_str(&pin);
             out.push_str(&text[end..]);
             return Ok(out);
         }
@@ -218,6 +228,64 @@ impl Environments {
                 Ok(out)
             }
         }
+    }
+}
+
+impl Environments {
+    /// The file's text without the canary split of `env` for `id` (the environment's own
+    /// pin untouched); the file unchanged when there is none.
+    pub fn without_canary(&self, id: &PromptId, env: &str) -> Result<String, EditError> {
+        let text = &self.source;
+        let Some(existing) = self.environment(id, env) else {
+            return Ok(text.clone());
+        };
+        let Some(canary) = &existing.canary else {
+            return Ok(text.clone());
+        };
+        let unsupported = || {
+            EditError::Unsupported(format!(
+                "cannot find the end of `{env}`'s canary in {}",
+                display_path(&self.path)
+            ))
+        };
+        let bytes = text.as_bytes();
+        let value_end = if bytes.get(canary.value.offset) == Some(&b'{') {
+            flow_end(text, canary.value.offset).ok_or_else(unsupported)?
+        } else {
+            let last = canary
+                .scalars
+                .iter()
+                .map(|p| p.offset)
+                .max()
+                .unwrap_or(canary.value.offset);
+            scalar_end(text, last)
+        };
+        if bytes.get(existing.value.offset) == Some(&b'{') {
+            // Inside a flow mapping: the key, its value and one comma go.
+            let before = text[..canary.key.offset].trim_end_matches([' ', '\t', '\n', '\r']);
+            let mut out = String::with_capacity(text.len());
+            if let Some(head) = before.strip_suffix(',') {
+                out.push_str(head);
+                out.push_str(&text[value_end..]);
+            } else {
+                let rest = text[value_end..].trim_start_matches([' ', '\t', '\n', '\r']);
+                let rest = rest
+                    .strip_prefix(',')
+                    .map_or(rest, |r| r.trim_start_matches([' ', '\t']));
+                out.push_str(&text[..canary.key.offset]);
+                out.push_str(rest);
+            }
+            return Ok(out);
+        }
+        // A block mapping: the canary's lines go.
+        let first = canary.key.line;
+        let last = crate::config::offset_to_position(text, value_end).line;
+        Ok(text
+            .split_inclusive('\n')
+            .enumerate()
+            .filter(|(index, _)| !(first..=last).contains(&(index + 1)))
+            .map(|(_, line)| line)
+            .collect())
     }
 }
 
@@ -399,6 +467,59 @@ mod tests {
     }
 
     const REVIEW: &str = "code-review/code_review_agent";
+
+    const SPLIT: &str = "prompts:\n  invoice:\n    production: {version: 7, model: gpt-4o, canary: {version: 8, weight: 10}}  # split\n    staging:\n      version: 8\n      canary:\n        model: o3\n        weight: 50\n      model: gpt-4o-mini\n";
+
+    fn invoice() -> PromptId {
+        PromptId::new("billing", "invoice")
+    }
+
+    #[test]
+    fn removing_a_canary_keeps_the_pin_and_the_comment() {
+        let flow = parse(SPLIT)
+            .without_canary(&invoice(), "production")
+            .expect("edits");
+        assert_eq!(
+            flow,
+            SPLIT.replace(
+                "{version: 7, model: gpt-4o, canary: {version: 8, weight: 10}}",
+                "{version: 7, model: gpt-4o}"
+            )
+        );
+        let block = parse(SPLIT)
+            .without_canary(&invoice(), "staging")
+            .expect("edits");
+        assert_eq!(
+            block,
+            SPLIT.replace("      canary:\n        model: o3\n        weight: 50\n", "")
+        );
+        let parsed = parse(&block);
+        let staging = parsed.environment(&invoice(), "staging").expect("staging");
+        assert!(staging.canary.is_none());
+        assert_eq!(staging.pin.model.as_deref(), Some("gpt-4o-mini"));
+        let first =
+            "prompts:\n  invoice:\n    production: {canary: {weight: 5, model: o3}, version: 2}\n";
+        assert_eq!(
+            parse(first)
+                .without_canary(&invoice(), "production")
+                .expect("edits"),
+            "prompts:\n  invoice:\n    production: {version: 2}\n"
+        );
+    }
+
+    #[test]
+    fn pinning_an_environment_keeps_its_canary() {
+        let out = edit(SPLIT, "billing/invoice", "production", "9", Clear);
+        let parsed = parse(&out);
+        let production = parsed
+            .environment(&invoice(), "production")
+            .expect("production");
+        assert_eq!(production.pin.model, None);
+        assert_eq!(
+            production.canary.as_ref().map(|c| c.canary.weight),
+            Some(10.0)
+        );
+    }
 
     #[test]
     fn changing_a_version_touches_only_its_digits() {

@@ -28,7 +28,7 @@ use crate::repo::PromptId;
 mod edit;
 mod resolve;
 
-pub use edit::ModelChange;
+pub use edit::{EditError, ModelChange};
 pub use resolve::{ResolveError, Resolved, resolve_definition};
 
 /// Which version an environment runs.
@@ -126,6 +126,85 @@ impl Pin {
     }
 }
 
+/// Which side of an environment's canary split a run or a resolution is on.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    /// What the environment runs outside its canary's slice (all of it without a canary).
+    Baseline,
+    /// The canary: `canary:` inside the environment.
+    Canary,
+}
+
+impl Side {
+    /// `baseline` or `canary`, as `prompt_runs.side` stores it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Baseline => "baseline",
+            Side::Canary => "canary",
+        }
+    }
+
+    /// The side `text` names (`baseline`, `canary`).
+    pub fn parse(text: &str) -> Option<Side> {
+        match text {
+            "baseline" => Some(Side::Baseline),
+            "canary" => Some(Side::Canary),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A canary inside an environment: `canary: {version: 8, model: o3, weight: 10}`. What it
+/// leaves out it takes from the environment's own pin, so promoting it is writing its
+/// keys over the pin's.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Canary {
+    /// The version the canary runs; `None`: the environment's.
+    pub version: Option<VersionRef>,
+    /// The model the canary runs; `None`: the environment's.
+    pub model: Option<String>,
+    /// The share of calls the canary takes, a percentage above 0 and at most 100.
+    pub weight: f64,
+}
+
+impl Canary {
+    /// What the canary side runs, over the environment's `pin`.
+    pub fn pin_over(&self, pin: &Pin) -> Pin {
+        Pin {
+            version: self.version.unwrap_or(pin.version),
+            model: self.model.clone().or_else(|| pin.model.clone()),
+        }
+    }
+}
+
+/// Where a canary is written in the file.
+#[derive(Debug, Clone)]
+pub struct CanaryEntry {
+    /// The canary.
+    pub canary: Canary,
+    /// Where the `canary` key is.
+    pub key: Place,
+    /// Where its value starts (`{` of a flow mapping, or its first key).
+    pub value: Place,
+    /// Where `weight`'s scalar is.
+    pub weight_at: Place,
+    /// Where the canary's `version` scalar is, when written.
+    pub version_at: Option<Place>,
+    /// Where the canary's `model` scalar is, when written.
+    pub model_at: Option<Place>,
+    /// The places of every scalar it writes (for the end of a block mapping).
+    pub scalars: Vec<Place>,
+}
+
 /// A place in the file: line and column (1-based) and the byte offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Place {
@@ -189,6 +268,19 @@ pub struct EnvEntry {
     pub version_at: Option<Place>,
     /// Where the `model` scalar is, when written.
     pub model_at: Option<Place>,
+    /// The canary split inside the environment, when written.
+    pub canary: Option<CanaryEntry>,
+}
+
+impl EnvEntry {
+    /// What `side` of this environment runs (`None`: the canary side of an environment
+    /// without a canary).
+    pub fn pin_of(&self, side: Side) -> Option<Pin> {
+        match side {
+            Side::Baseline => Some(self.pin.clone()),
+            Side::Canary => self.canary.as_ref().map(|c| c.canary.pin_over(&self.pin)),
+        }
+    }
 }
 
 /// One prompt of the file.
@@ -321,6 +413,25 @@ struct RawPin {
     /// The model that overrides the prompt's own in this environment.
     #[schemars(with = "Option<String>")]
     model: Option<Spanned<String>>,
+    /// A canary: a share of the environment's calls run another version, model or both
+    /// (`promptctl canary status|promote|abort`).
+    #[schemars(with = "Option<RawCanary>")]
+    canary: Option<Spanned<RawCanary>>,
+}
+
+/// A canary split: `{version: 8, model: o3, weight: 10}`.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RawCanary {
+    /// The version the canary runs (default: the environment's).
+    #[schemars(with = "Option<VersionRef>")]
+    version: Option<Spanned<VersionRef>>,
+    /// The model the canary runs (default: the environment's).
+    #[schemars(with = "Option<String>")]
+    model: Option<Spanned<String>>,
+    /// The percentage of calls the canary takes: above 0, at most 100.
+    #[schemars(with = "f64", range(min = 0, max = 100))]
+    weight: Spanned<f64>,
 }
 
 impl Environments {
@@ -384,6 +495,10 @@ impl Environments {
                 environments: Vec::new(),
             };
             for (name, pin) in envs.value.map(|e| e.0).unwrap_or_default() {
+                let canary = match &pin.value.canary {
+                    Some(raw) => Some(canary_entry(path, text, raw)?),
+                    None => None,
+                };
                 entry.environments.push(EnvEntry {
                     name: name.value,
                     key: Place::of(&name.referenced, text),
@@ -406,6 +521,7 @@ impl Environments {
                         .model
                         .as_ref()
                         .map(|m| Place::of(&m.referenced, text)),
+                    canary,
                 });
             }
             environments.prompts.push(entry);
@@ -429,6 +545,18 @@ impl Environments {
             .map_or_else(Pin::unpinned, |e| e.pin.clone())
     }
 
+    /// The environment `env` of `id`, when the file writes it.
+    pub fn environment(&self, id: &PromptId, env: &str) -> Option<&EnvEntry> {
+        self.entry(id).and_then(|entry| entry.environment(env))
+    }
+
+    /// The canary split of `env` for `id`, when the file writes one.
+    pub fn canary(&self, id: &PromptId, env: &str) -> Option<&Canary> {
+        self.environment(id, env)
+            .and_then(|e| e.canary.as_ref())
+            .map(|c| &c.canary)
+    }
+
     /// Every environment named in the file, in order of first appearance.
     pub fn environment_names(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
@@ -441,6 +569,76 @@ impl Environments {
         }
         names
     }
+}
+
+/// The canary written at `raw`, its weight checked (above 0, at most 100).
+fn canary_entry(
+    path: &Path,
+    text: &str,
+    raw: &Spanned<RawCanary>,
+) -> Result<CanaryEntry, Diagnostic> {
+    let weight = &raw.value.weight;
+    let weight_at = Place::of(&weight.referenced, text);
+    if !(weight.value > 0.0 && weight.value <= 100.0) {
+        return Err(Diagnostic::error(
+            "invalid-canary",
+            path,
+            weight_at.position(),
+            format!(
+                "a canary's weight is a percentage above 0 and at most 100, not {}",
+                weight.value
+            ),
+        )
+        .with_source(text)
+        .with_help("write e.g. `weight: 10` for a tenth of the calls"));
+    }
+    let version_at = raw
+        .value
+        .version
+        .as_ref()
+        .map(|v| Place::of(&v.referenced, text));
+    let model_at = raw
+        .value
+        .model
+        .as_ref()
+        .map(|m| Place::of(&m.referenced, text));
+    let value = Place::of(&raw.referenced, text);
+    let scalars = [Some(weight_at), version_at, model_at]
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(CanaryEntry {
+        canary: Canary {
+            version: raw.value.version.as_ref().map(|v| v.value),
+            model: raw.value.model.as_ref().map(|m| m.value.clone()),
+            weight: weight.value,
+        },
+        key: key_before(text, value.offset).unwrap_or(value),
+        value,
+        weight_at,
+        version_at,
+        model_at,
+        scalars,
+    })
+}
+
+/// The place of the key whose value starts at `value` (`canary:` before `{`): back over
+/// blanks, the `:`, then a plain or quoted key.
+fn key_before(text: &str, value: usize) -> Option<Place> {
+    let head = text.get(..value)?.trim_end();
+    let head = head.strip_suffix(':')?.trim_end_matches([' ', '\t']);
+    let start = match head.chars().last()? {
+        quote @ ('"' | '\'') => head[..head.len() - 1].rfind(quote)?,
+        _ => head
+            .rfind(|c: char| c.is_whitespace() || c == '{' || c == ',')
+            .map_or(0, |i| i + 1),
+    };
+    let position = crate::config::offset_to_position(text, start);
+    Some(Place {
+        line: position.line,
+        column: position.column,
+        offset: start,
+    })
 }
 
 #[cfg(test)]

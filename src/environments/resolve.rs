@@ -2,7 +2,7 @@
 //! (or the latest), its commit's partials, and the environment's model applied. The one
 //! resolution `render --env`, `test --env`, the router and the bundle use.
 
-use super::{Environments, Pin, VersionRef};
+use super::{Environments, Pin, Side, VersionRef};
 use crate::history::{History, HistoryError, PromptHistory};
 use crate::repo::{Definition, Partials, PromptId};
 
@@ -37,6 +37,14 @@ pub enum ResolveError {
         /// Its latest version (0: none).
         latest: u32,
     },
+    /// The canary side of an environment that has no canary.
+    #[error("{prompt} has no canary in {env}")]
+    NoCanary {
+        /// The prompt.
+        prompt: PromptId,
+        /// The environment.
+        env: String,
+    },
     /// The prompt has no version at all and no working-tree definition.
     #[error("{prompt} has no version to run")]
     NoVersion {
@@ -48,7 +56,7 @@ pub enum ResolveError {
     History(#[from] HistoryError),
 }
 
-/// What `env` runs for `id`: the pinned (or latest committed) version's definition from
+/// What `side` of `env` runs for `id`: the pinned (or latest committed) version's definition from
 /// `history`, with the partials of its commit and the environment's model applied. A
 /// prompt without a committed version falls back to `working` (its working-tree definition
 /// and partials) when the pin is `latest`. The router and `render`/`test --env` share it.
@@ -57,13 +65,20 @@ pub fn resolve_definition(
     environments: Option<&Environments>,
     id: &PromptId,
     env: &str,
+    side: Side,
     working: Option<(&Definition, &Partials)>,
 ) -> Result<Resolved, ResolveError> {
-    let pinned = environments
-        .and_then(|e| e.entry(id))
-        .and_then(|entry| entry.environment(env))
-        .is_some();
-    let pin = environments.map_or_else(Pin::unpinned, |e| e.resolve(id, env));
+    let entry = environments.and_then(|e| e.environment(id, env));
+    let pinned = entry.is_some();
+    let pin = match (entry, side) {
+        (Some(entry), side) => entry.pin_of(side),
+        (None, Side::Baseline) => Some(Pin::unpinned()),
+        (None, Side::Canary) => None,
+    }
+    .ok_or_else(|| ResolveError::NoCanary {
+        prompt: id.clone(),
+        env: env.to_owned(),
+    })?;
     let prompt: Option<&PromptHistory> = history.prompts.get(id);
     let latest = prompt.map_or(0, |p| p.versions.len() as u32);
     let version =

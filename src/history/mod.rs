@@ -15,6 +15,7 @@ mod base;
 mod cache;
 pub mod commit;
 mod definitions;
+pub mod file_changes;
 mod objects;
 mod tracker;
 mod walk;

@@ -134,6 +134,10 @@ fn key_of(query: &str, selector: &Selector) -> String {
             key.push('e');
             key.push_str(e);
         }
+        Selector::Canary(e) => {
+            key.push('c');
+            key.push_str(e);
+        }
     }
     key
 }
@@ -596,6 +600,8 @@ mod tests {
                 version: 1,
                 model: "m".to_owned(),
                 environment: None,
+                canary_weight: None,
+                side: None,
                 definition,
                 commit_sha: String::new(),
                 commit_message: None,

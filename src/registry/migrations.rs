@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[Migration] = &[
     ),
     Migration::new(5, "sources", include_str!("migrations/0005_sources.sql")),
     Migration::new(6, "rollups", include_str!("migrations/0006_rollups.sql")),
+    Migration::new(7, "canary", include_str!("migrations/0007_canary.sql")),
 ];
 
 impl Migration {

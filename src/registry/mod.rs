@@ -11,6 +11,7 @@
 //! prints and never decides exit codes.
 
 pub mod cache;
+pub mod canary;
 pub mod columns;
 pub mod listing;
 pub mod migrations;
@@ -120,6 +121,14 @@ pub enum RegistryError {
     /// No prompt is pinned in that environment.
     #[error("no environment named `{0}` in the registry")]
     NoSuchEnvironment(String),
+    /// The environment has no canary split for the prompt.
+    #[error("{prompt} has no canary in {environment} in the registry")]
+    NoCanary {
+        /// `service/name`.
+        prompt: String,
+        /// The environment.
+        environment: String,
+    },
     /// A stored value cannot be read (a rollup's latency sketch of an unknown format).
     #[error("a stored value cannot be read: {0}")]
     Corrupt(String),
@@ -419,8 +428,10 @@ pub enum Selector {
     /// Version N.
     Version(u32),
     /// The version and model an environment pins (its latest version and own model when
-    /// the environment does not mention the prompt).
+    /// the environment does not mention the prompt): the baseline of a canary split.
     Environment(String),
+    /// The version and model the canary of an environment's split runs.
+    Canary(String),
 }
 
 /// One version of a prompt read from the registry, the environment's model applied.
@@ -441,6 +452,13 @@ pub struct RegistryPrompt {
     pub model: String,
     /// The environment asked for, if any.
     pub environment: Option<String>,
+    /// Read as the environment (its baseline): the percentage of calls its canary takes,
+    /// when it has a canary split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary_weight: Option<f64>,
+    /// The side of the environment's split this is, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub side: Option<crate::environments::Side>,
     /// What to render: template or messages, parameters, variables (its `model` is
     /// [`RegistryPrompt::model`]).
     pub definition: Definition,
@@ -504,6 +522,9 @@ struct SideColumn {
 
 /// The schema that added sources (`source` columns, `prompt_owners`).
 pub const SOURCES_SCHEMA: i32 = 5;
+
+/// The schema that added canary splits (`prompt_environments.canary_*`, `prompt_runs.side`).
+pub const CANARY_SCHEMA: i32 = 7;
 
 /// A prompt's `monitor` assertions at the synced tip (schema 3).
 const MONITORS: SideColumn = SideColumn {
@@ -592,38 +613,33 @@ impl Registry {
     ) -> Result<RegistryPrompt, RegistryError> {
         let (service, name) = self.identity(query).await?;
         let latest = self.latest_version(&service, &name).await?.unwrap_or(0);
-        let (version, model, environment) = match selector {
+        let (version, model, split) = match selector {
             Selector::Latest => (latest, None, None),
             Selector::Version(number) => (i32::try_from(*number).unwrap_or(i32::MAX), None, None),
             Selector::Environment(environment) => {
-                let pin = self
-                    .client
-                    .query_opt(
-                        "SELECT version, model FROM prompt_environments \
-                         WHERE service = $1 AND name = $2 AND environment = $3",
-                        &[&service, &name, environment],
-                    )
-                    .await?;
-                match pin {
-                    Some(row) => {
-                        let version: Option<i32> = row.get(0);
-                        let model: Option<String> = row.get(1);
-                        (version.unwrap_or(latest), model, Some(environment.clone()))
-                    }
-                    None => {
-                        let known = self
-                            .client
-                            .query_opt(
-                                "SELECT 1 FROM prompt_environments WHERE environment = $1 LIMIT 1",
-                                &[environment],
-                            )
-                            .await?;
-                        if known.is_none() {
-                            return Err(RegistryError::NoSuchEnvironment(environment.clone()));
-                        }
-                        (latest, None, Some(environment.clone()))
-                    }
-                }
+                let (version, model, weight) =
+                    self.environment_pin(&service, &name, environment).await?;
+                let side = weight.map(|_| crate::environments::Side::Baseline);
+                (
+                    version.unwrap_or(latest),
+                    model,
+                    Some((environment.clone(), weight, side)),
+                )
+            }
+            Selector::Canary(environment) => {
+                let (version, model, weight) = self
+                    .canary_pin(&service, &name, environment)
+                    .await?
+                    .ok_or_else(|| RegistryError::NoCanary {
+                        prompt: format!("{service}/{name}"),
+                        environment: environment.clone(),
+                    })?;
+                let side = Some(crate::environments::Side::Canary);
+                (
+                    version.unwrap_or(latest),
+                    model,
+                    Some((environment.clone(), Some(weight), side)),
+                )
             }
         };
         // A database an older promptctl synced has no `prompt_monitors` table.
@@ -650,7 +666,76 @@ impl Registry {
                 latest: u32::try_from(latest).unwrap_or(0),
             });
         };
-        prompt_of_row(&row, service, name, model, environment)
+        let mut prompt = prompt_of_row(&row, service, name, model, None)?;
+        if let Some((environment, weight, side)) = split {
+            prompt.environment = Some(environment);
+            prompt.canary_weight = weight;
+            prompt.side = side;
+        }
+        Ok(prompt)
+    }
+
+    /// What `environment` pins for `service/name`: version (`None`: latest), model and the
+    /// weight of its canary; an environment the registry knows but that does not pin the
+    /// prompt runs its latest version on its own model.
+    async fn environment_pin(
+        &self,
+        service: &str,
+        name: &str,
+        environment: &str,
+    ) -> Result<(Option<i32>, Option<String>, Option<f64>), RegistryError> {
+        let weight = if self.schema >= CANARY_SCHEMA {
+            "canary_weight"
+        } else {
+            "NULL::float8"
+        };
+        let pin = self
+            .client
+            .query_opt(
+                &format!(
+                    "SELECT version, model, {weight} FROM prompt_environments \
+                     WHERE service = $1 AND name = $2 AND environment = $3"
+                ),
+                &[&service, &name, &environment],
+            )
+            .await?;
+        if let Some(row) = pin {
+            return Ok((row.get(0), row.get(1), row.get(2)));
+        }
+        let known = self
+            .client
+            .query_opt(
+                "SELECT 1 FROM prompt_environments WHERE environment = $1 LIMIT 1",
+                &[&environment],
+            )
+            .await?;
+        match known {
+            Some(_) => Ok((None, None, None)),
+            None => Err(RegistryError::NoSuchEnvironment(environment.to_owned())),
+        }
+    }
+
+    /// What the canary of `environment` runs for `service/name` (version, `None`: latest;
+    /// model) and its weight; `None` when the environment has no canary for it.
+    async fn canary_pin(
+        &self,
+        service: &str,
+        name: &str,
+        environment: &str,
+    ) -> Result<Option<(Option<i32>, Option<String>, f64)>, RegistryError> {
+        if self.schema < CANARY_SCHEMA {
+            return Ok(None);
+        }
+        let row = self
+            .client
+            .query_opt(
+                "SELECT canary_version, canary_model, canary_weight FROM prompt_environments \
+                 WHERE service = $1 AND name = $2 AND environment = $3 \
+                 AND canary_weight IS NOT NULL",
+                &[&service, &name, &environment],
+            )
+            .await?;
+        Ok(row.map(|row| (row.get(0), row.get(1), row.get(2))))
     }
 
     /// The newest version number of `service/name`, `None` when it has none.
@@ -830,6 +915,8 @@ fn prompt_of_row(
         version: u32::try_from(version).unwrap_or(0),
         model: model.clone(),
         environment,
+        canary_weight: None,
+        side: None,
         definition: Definition {
             model,
             parameters,

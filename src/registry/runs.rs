@@ -71,6 +71,8 @@ pub struct RunRecord {
     pub version: Option<i32>,
     /// The environment.
     pub environment: Option<String>,
+    /// The side of the environment's canary split the run took (`None`: no split).
+    pub side: Option<crate::environments::Side>,
     /// The model the environment asked for.
     pub model_requested: String,
     /// The model that answered (`None` when none did).
@@ -377,9 +379,9 @@ impl RunRecorder {
 const COLUMNS: &str = "run_id, trace_id, service, name, version, environment, model_requested, \
      model_used, provider, latency_ms, input_tokens, output_tokens, cache_read_tokens, \
      cache_write_tokens, cost_usd, error, attempt_errors, quality_score, sampled, input_text, \
-     output_text, created_at, source";
+     output_text, created_at, source, side";
 
-const TYPES: [Type; 23] = [
+const TYPES: [Type; 24] = [
     Type::UUID,
     Type::TEXT,
     Type::VARCHAR,
@@ -403,6 +405,7 @@ const TYPES: [Type; 23] = [
     Type::TEXT,
     Type::TIMESTAMPTZ,
     Type::TEXT,
+    Type::TEXT,
 ];
 
 /// Writes `rows` into `prompt_runs` with one binary `COPY`, all or none: PostgreSQL
@@ -412,7 +415,8 @@ const TYPES: [Type; 23] = [
 pub async fn write_rows(client: &Client, rows: &[RunRecord]) -> Result<(), tokio_postgres::Error> {
     let mut writer = super::binary_copy(client, "prompt_runs", COLUMNS, &TYPES).await?;
     for r in rows {
-        let values: [&(dyn ToSql + Sync); 23] = [
+        let side = r.side.map(crate::environments::Side::as_str);
+        let values: [&(dyn ToSql + Sync); 24] = [
             &r.run_id,
             &r.trace_id,
             &r.service,
@@ -436,6 +440,7 @@ pub async fn write_rows(client: &Client, rows: &[RunRecord]) -> Result<(), tokio
             &r.output_text,
             &r.created_at,
             &r.source,
+            &side,
         ];
         writer.as_mut().write(&values).await?;
     }

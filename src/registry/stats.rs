@@ -35,6 +35,8 @@ pub enum GroupBy {
     Environment,
     /// Per source (the repository that published the prompt, from `prompt_owners`).
     Source,
+    /// Per side of a canary split (`baseline`, `canary`; empty outside a split).
+    Side,
 }
 
 /// Which rows to summarise.
@@ -409,7 +411,7 @@ impl<'a> Reader<'a> {
         Ok(Reader {
             client,
             narrowing: Narrowing {
-                runs_have_source: schema >= super::SOURCES_SCHEMA,
+                schema,
                 ..narrowing
             },
             source,
@@ -447,6 +449,7 @@ impl<'a> Reader<'a> {
             GroupBy::Model => out.push_str(key.model),
             GroupBy::Environment => out.push_str(key.environment),
             GroupBy::Source => out.push_str(self.source_of(key, prompt)),
+            GroupBy::Side => out.push_str(key.side),
         }
         true
     }

@@ -770,12 +770,29 @@ async fn merge_environments(
     let upserted = tally(
         transaction,
         "WITH up AS (
-           INSERT INTO prompt_environments (service, name, environment, version, model, source)
-           SELECT service, name, environment, version, model, $1 FROM promptctl_env
-           ON CONFLICT (service, name, environment) DO UPDATE SET (version, model) = (EXCLUDED.version, EXCLUDED.model)
+           INSERT INTO prompt_environments (service, name, environment, version, model,
+             canary_version, canary_model, canary_weight, canary_since, source)
+           SELECT n.service, n.name, n.environment, n.version, n.model, n.canary_version,
+             n.canary_model, n.canary_weight,
+             CASE WHEN n.canary_weight IS NULL THEN NULL
+                  WHEN (o.version, o.model, o.canary_version, o.canary_model, o.canary_weight)
+                    IS NOT DISTINCT FROM
+                    (n.version, n.model, n.canary_version, n.canary_model, n.canary_weight)
+                  THEN o.canary_since
+                  ELSE now() END,
+             $1 FROM promptctl_env n
+           LEFT JOIN prompt_environments o ON o.service = n.service AND o.name = n.name
+             AND o.environment = n.environment
+           ON CONFLICT (service, name, environment) DO UPDATE SET
+             (version, model, canary_version, canary_model, canary_weight, canary_since) =
+             (EXCLUDED.version, EXCLUDED.model, EXCLUDED.canary_version, EXCLUDED.canary_model,
+              EXCLUDED.canary_weight, EXCLUDED.canary_since)
            WHERE prompt_environments.source = EXCLUDED.source
-             AND (prompt_environments.version, prompt_environments.model)
-               IS DISTINCT FROM (EXCLUDED.version, EXCLUDED.model)
+             AND (prompt_environments.version, prompt_environments.model,
+                  prompt_environments.canary_version, prompt_environments.canary_model,
+                  prompt_environments.canary_weight)
+               IS DISTINCT FROM (EXCLUDED.version, EXCLUDED.model, EXCLUDED.canary_version,
+                  EXCLUDED.canary_model, EXCLUDED.canary_weight)
            RETURNING service, name)
          SELECT service, name, count(*) FROM up GROUP BY service, name",
         &[&source],
@@ -872,12 +889,17 @@ fn publishable_pins<'h>(
 ) -> Result<Vec<EnvironmentRow>, RegistryError> {
     let pinned: Vec<(&PromptHistory, &Version)> = rows
         .iter()
-        .filter_map(|row| {
-            let prompt = history
-                .prompts
-                .get(&PromptId::new(&row.service, &row.name))?;
-            let number = u32::try_from(row.version?).ok()?;
-            Some((prompt, prompt.version(number)?))
+        .flat_map(|row| {
+            let canary = row.canary.as_ref().and_then(|c| c.version);
+            [row.version, canary]
+                .into_iter()
+                .flatten()
+                .filter_map(|number| {
+                    let prompt = history
+                        .prompts
+                        .get(&PromptId::new(&row.service, &row.name))?;
+                    Some((prompt, prompt.version(u32::try_from(number).ok()?)?))
+                })
         })
         .collect();
     history.load_definitions(pinned.iter().map(|(_, version)| *version))?;
@@ -885,8 +907,22 @@ fn publishable_pins<'h>(
         exclusions.examine(prompt, version)?;
     }
     let mut kept = Vec::with_capacity(rows.len());
-    for row in rows {
+    for mut row in rows {
         let id = PromptId::new(&row.service, &row.name);
+        let canary_version = row.canary.as_ref().and_then(|c| c.version);
+        if let Some(number) = canary_version.and_then(|v| u32::try_from(v).ok())
+            && let Some(why) = exclusions.versions.get(&(&id, number))
+        {
+            summary.skipped.push(Skipped {
+                service: row.service.clone(),
+                name: row.name.clone(),
+                version: Some(number),
+                commit: None,
+                environment: Some(row.environment.clone()),
+                reason: format!("its canary is left out: version {number} is left out: {why}"),
+            });
+            row.canary = None;
+        }
         let version = row.version.and_then(|v| u32::try_from(v).ok());
         let reason = exclusions.prompts.get(&id).cloned().or_else(|| {
             let number = version?;
@@ -1382,7 +1418,23 @@ pub struct EnvironmentRow {
     pub version: Option<i32>,
     /// The model override; `None` for the prompt's own model.
     pub model: Option<String>,
+    /// The environment's canary split, when it has one.
+    pub canary: Option<CanaryRow>,
 }
+
+/// What the canary side of an environment runs (its `canary:` resolved over the
+/// environment's own pin) and the share of calls it takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanaryRow {
+    /// The version; `None` for `latest`.
+    pub version: Option<i32>,
+    /// The model override; `None` for the prompt's own model.
+    pub model: Option<String>,
+    /// The percentage of calls.
+    pub weight: f64,
+}
+
+impl Eq for CanaryRow {}
 
 /// The rows of `prompt_environments` from the environments file
 /// (`prompts: {PROMPT: {ENV: {version: N | latest, model: M}}}`, SPEC section 1).
@@ -1413,8 +1465,8 @@ pub fn environment_rows(
             if let Some((place, message, _)) = columns::pin_problems(environment).pop() {
                 return Err(bad(format!("{}:{}: {message}", place.line, place.column)));
             }
-            let version = match environment.pin.version {
-                crate::environments::VersionRef::Latest => None,
+            let number_of = |version: crate::environments::VersionRef| match version {
+                crate::environments::VersionRef::Latest => Ok(None),
                 crate::environments::VersionRef::Number(number) => {
                     if prompt.version(number).is_none() {
                         return Err(bad(format!(
@@ -1422,8 +1474,17 @@ pub fn environment_rows(
                             entry.key, environment.name, prompt.id
                         )));
                     }
-                    i32::try_from(number).ok()
+                    Ok(i32::try_from(number).ok())
                 }
+            };
+            let version = number_of(environment.pin.version)?;
+            let canary = match environment.pin_of(crate::environments::Side::Canary) {
+                Some(pin) => Some(CanaryRow {
+                    version: number_of(pin.version)?,
+                    model: pin.model,
+                    weight: environment.canary.as_ref().map_or(0.0, |c| c.canary.weight),
+                }),
+                None => None,
             };
             rows.insert(
                 (prompt.id.clone(), environment.name.clone()),
@@ -1433,6 +1494,7 @@ pub fn environment_rows(
                     environment: environment.name.clone(),
                     version,
                     model: environment.pin.model.clone(),
+                    canary,
                 },
             );
         }
@@ -1446,7 +1508,8 @@ async fn copy_environments(
 ) -> Result<(), RegistryError> {
     let sink = transaction
         .copy_in(
-            "COPY promptctl_env (service, name, environment, version, model) FROM STDIN (FORMAT binary)",
+            "COPY promptctl_env (service, name, environment, version, model, canary_version, \
+             canary_model, canary_weight) FROM STDIN (FORMAT binary)",
         )
         .await?;
     let types = [
@@ -1455,15 +1518,25 @@ async fn copy_environments(
         Type::VARCHAR,
         Type::INT4,
         Type::VARCHAR,
+        Type::INT4,
+        Type::VARCHAR,
+        Type::FLOAT8,
     ];
     let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
     for row in rows {
-        let values: [&(dyn ToSql + Sync); 5] = [
+        let canary = row.canary.as_ref();
+        let canary_version = canary.and_then(|c| c.version);
+        let canary_model = canary.and_then(|c| c.model.as_deref());
+        let canary_weight = canary.map(|c| c.weight);
+        let values: [&(dyn ToSql + Sync); 8] = [
             &row.service,
             &row.name,
             &row.environment,
             &row.version,
             &row.model,
+            &canary_version,
+            &canary_model,
+            &canary_weight,
         ];
         writer.as_mut().write(&values).await?;
     }

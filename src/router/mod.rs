@@ -42,6 +42,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::config::Settings;
+pub use crate::environments::Side;
 use crate::eval::assertions::{AssertionError, AssertionOutcome, CallFacts, evaluate};
 use crate::providers::{ProviderError, Providers, Recordings, Usage};
 use crate::registry::runs::{RecorderStats, RunRecord, RunRecorder};
@@ -165,6 +166,9 @@ pub struct RunOutput {
     pub fallbacks: Vec<AttemptError>,
     /// Whether the run was sampled for quality scoring.
     pub sampled: bool,
+    /// The side of the environment's canary split the call took (`None`: no split).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub side: Option<Side>,
 }
 
 /// Per-call options.
@@ -175,8 +179,11 @@ pub struct ExecuteOptions {
     /// The caller's trace id, stored with the run.
     pub trace_id: Option<String>,
     /// A version to run on its own model instead of the environment's (the registry
-    /// source only).
+    /// source only); it bypasses the environment's canary split.
     pub version: Option<u32>,
+    /// The routing key of a canary split (e.g. a user id): one key always lands on the
+    /// same side of one prompt's split in one environment. Without it, the run id decides.
+    pub key: Option<String>,
 }
 
 /// Executes prompts: see the [module documentation](self). Cheap to clone; share one per
@@ -259,6 +266,30 @@ pub fn new_run_id() -> Uuid {
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+/// The side of a canary split taking `weight` percent of calls that the call with routing
+/// `key` takes, for the prompt `prompt` (`service/name`) in `environment`: a SHA-256 of
+/// the three (apart from the sampling hash, so canary runs are sampled like the others)
+/// placed on [0, 100). One key always lands on the same side, and raising the weight only
+/// moves keys from the baseline to the canary.
+pub fn side_for(prompt: &str, environment: &str, key: &[u8], weight: f64) -> Side {
+    let mut hasher = Sha256::new();
+    hasher.update(b"promptctl canary\0");
+    hasher.update(prompt.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(environment.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(key);
+    let digest = hasher.finalize();
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&digest[..8]);
+    let place = (u64::from_be_bytes(head) >> 11) as f64 / (1u64 << 53) as f64 * 100.0;
+    if place < weight {
+        Side::Canary
+    } else {
+        Side::Baseline
+    }
 }
 
 /// Whether the run `run_id` is scored at `rate`: a hash of the id, so a retried run (same
@@ -354,7 +385,7 @@ impl Router {
         Ok(self
             .inner
             .source
-            .get(prompt, environment)
+            .get(prompt, environment, Side::Baseline)
             .await?
             .to_resolved())
     }
@@ -381,11 +412,11 @@ impl Router {
         let started = Instant::now();
         let created_at = SystemTime::now();
         let inner = &self.inner;
-        let ready = match options.version {
-            Some(version) => inner.source.get_version(prompt, version).await,
-            None => inner.source.get(prompt, environment).await,
-        }
-        .inspect_err(|err| self.count_failure(None, environment, err, None))?;
+        let run_id = options.run_id.unwrap_or_else(new_run_id);
+        let ready = self
+            .ready(prompt, environment, &options, run_id)
+            .await
+            .inspect_err(|err| self.count_failure(None, environment, err, None))?;
         let resolved = &ready.target();
         let messages = resolved
             .renderer
@@ -395,7 +426,6 @@ impl Router {
                 error,
             })
             .inspect_err(|err| self.count_failure(Some(resolved), environment, err, None))?;
-        let run_id = options.run_id.unwrap_or_else(new_run_id);
         let input_text = inner
             .store_io
             .then(|| serde_json::to_string(&messages).unwrap_or_default());
@@ -409,6 +439,7 @@ impl Router {
             name: resolved.name.to_owned(),
             version: resolved.version.and_then(|v| i32::try_from(v).ok()),
             environment: Some(environment.to_owned()).filter(|e| !e.is_empty()),
+            side: resolved.side,
             model_requested: resolved.model.to_owned(),
             model_used: None,
             provider: None,
@@ -438,6 +469,35 @@ impl Router {
                 attempts,
             )),
             Called::AllFailed => Err(self.failed(resolved, environment, record, None, attempts)),
+        }
+    }
+
+    /// The prompt a call runs: `options.version` on its own model, else the environment's
+    /// baseline or, when the environment has a canary split and the call's routing key
+    /// (`options.key`, else the run id) lands on it, its canary.
+    async fn ready(
+        &self,
+        prompt: &str,
+        environment: &str,
+        options: &ExecuteOptions,
+        run_id: Uuid,
+    ) -> Result<source::Ready, RouterError> {
+        let source = &self.inner.source;
+        if let Some(version) = options.version {
+            return source.get_version(prompt, version).await;
+        }
+        let baseline = source.get(prompt, environment, Side::Baseline).await?;
+        let target = baseline.target();
+        let Some(weight) = target.canary_weight.filter(|_| !environment.is_empty()) else {
+            return Ok(baseline);
+        };
+        let key = match &options.key {
+            Some(key) => key.as_bytes(),
+            None => run_id.as_bytes(),
+        };
+        match side_for(&target.id(), environment, key, weight) {
+            Side::Baseline => Ok(baseline),
+            Side::Canary => source.get(prompt, environment, Side::Canary).await,
         }
     }
 
@@ -594,6 +654,7 @@ impl Router {
             cost_usd,
             fallbacks: attempts,
             sampled,
+            side: resolved.side,
         }
     }
 
@@ -666,6 +727,7 @@ impl Router {
             name: judge_run_name(&judged.name),
             version: judged.version,
             environment: judged.environment.clone(),
+            side: judged.side,
             model_requested: model.clone(),
             model_used: answered.then(|| model.clone()),
             provider,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::RouterError;
 use crate::config::Config;
-use crate::environments::{Environments, resolve_definition};
+use crate::environments::{Environments, Side, resolve_definition};
 use crate::history::History;
 use crate::registry::Selector;
 use crate::registry::cache::{CachedPrompt, RegistryCache};
@@ -31,6 +31,14 @@ pub struct ResolvedPrompt {
     pub name: String,
     /// The environment (`None`: the prompt's latest version and own model).
     pub environment: Option<String>,
+    /// The side of the environment's canary split this entry runs (`None`: the
+    /// environment has no split).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub side: Option<Side>,
+    /// For the environment's own entry (its baseline): the percentage of calls its canary
+    /// takes, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_weight: Option<f64>,
     /// The version (`None`: not committed yet).
     pub version: Option<u32>,
     /// The model to call first.
@@ -46,6 +54,25 @@ pub struct ResolvedPrompt {
 }
 
 impl ResolvedPrompt {
+    /// A prompt as the registry gave it for `environment`.
+    fn of_registry(
+        read: crate::registry::RegistryPrompt,
+        environment: Option<&String>,
+    ) -> ResolvedPrompt {
+        ResolvedPrompt {
+            service: read.service,
+            name: read.name,
+            environment: environment.cloned(),
+            side: read.side,
+            canary_weight: read.canary_weight,
+            version: Some(read.version),
+            model: read.model,
+            definition: read.definition,
+            partials: read.partials,
+            monitor: read.monitor,
+        }
+    }
+
     /// `service/name`.
     pub fn id(&self) -> String {
         format!("{}/{}", self.service, self.name)
@@ -77,6 +104,8 @@ impl Ready {
         match self {
             Ready::Static(ready) => Target {
                 source: "",
+                side: ready.prompt.side,
+                canary_weight: ready.prompt.canary_weight,
                 service: &ready.prompt.service,
                 name: &ready.prompt.name,
                 version: ready.prompt.version,
@@ -87,6 +116,8 @@ impl Ready {
             },
             Ready::Registry(cached) => Target {
                 source: &cached.prompt.source,
+                side: cached.prompt.side,
+                canary_weight: cached.prompt.canary_weight,
                 service: &cached.prompt.service,
                 name: &cached.prompt.name,
                 version: Some(cached.prompt.version),
@@ -108,6 +139,8 @@ impl Ready {
                     service: found.service.clone(),
                     name: found.name.clone(),
                     environment: found.environment.clone(),
+                    side: found.side,
+                    canary_weight: found.canary_weight,
                     version: Some(found.version),
                     model: found.model.clone(),
                     definition: found.definition.clone(),
@@ -123,6 +156,10 @@ impl Ready {
 pub(crate) struct Target<'a> {
     /// The source that published it (empty outside the registry).
     pub source: &'a str,
+    /// The side of its environment's canary split (`None`: no split).
+    pub side: Option<Side>,
+    /// The percentage of calls the environment's canary takes (on the baseline's entry).
+    pub canary_weight: Option<f64>,
     pub service: &'a str,
     pub name: &'a str,
     pub version: Option<u32>,
@@ -142,8 +179,8 @@ impl Target<'_> {
 /// Every prompt of every environment, resolved: the repository source and the bundle.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
-    /// `(service/name, env)` → prompt; env `""` is the prompt's latest version.
-    entries: HashMap<(String, String), Ready>,
+    /// `(service/name, env, side)` → prompt; env `""` is the prompt's latest version.
+    entries: HashMap<(String, String, Side), Ready>,
     /// name → `service/name` (`None` when ambiguous).
     names: HashMap<String, Option<String>>,
     /// The environments the file names.
@@ -166,10 +203,11 @@ impl Table {
         if !env.is_empty() && !self.environments.contains(&env) {
             self.environments.push(env.clone());
         }
-        self.entries.insert((id, env), Ready::new(prompt));
+        let side = prompt.side.unwrap_or(Side::Baseline);
+        self.entries.insert((id, env, side), Ready::new(prompt));
     }
 
-    fn lookup(&self, query: &str, env: &str) -> Result<Ready, RouterError> {
+    fn lookup(&self, query: &str, env: &str, side: Side) -> Result<Ready, RouterError> {
         let id = if query.contains('/') {
             query.to_owned()
         } else {
@@ -183,13 +221,18 @@ impl Table {
                 None => return Err(RouterError::UnknownPrompt(format!("no prompt {query}"))),
             }
         };
-        if let Some(found) = self.entries.get(&(id.clone(), env.to_owned())) {
+        if let Some(found) = self.entries.get(&(id.clone(), env.to_owned(), side)) {
             return Ok(found.clone());
+        }
+        if side == Side::Canary {
+            return Err(RouterError::UnknownPrompt(format!(
+                "{id} has no canary in {env}"
+            )));
         }
         // An environment the file does not pin the prompt in runs its latest version on
         // its own model (as `render --env` and the registry do).
         self.entries
-            .get(&(id.clone(), String::new()))
+            .get(&(id.clone(), String::new(), Side::Baseline))
             .cloned()
             .ok_or_else(|| RouterError::UnknownPrompt(format!("no prompt {id}")))
     }
@@ -277,16 +320,13 @@ impl Bundle {
                 let selector =
                     environment.map_or(Selector::Latest, |e| Selector::Environment(e.clone()));
                 let read = registry.get_prompt(&query, &selector).await?;
-                prompts.push(ResolvedPrompt {
-                    service: read.service,
-                    name: read.name,
-                    environment: environment.cloned(),
-                    version: Some(read.version),
-                    model: read.model,
-                    definition: read.definition,
-                    partials: read.partials,
-                    monitor: read.monitor,
-                });
+                let split = read.canary_weight.is_some();
+                prompts.push(ResolvedPrompt::of_registry(read, environment));
+                if let (true, Some(environment)) = (split, environment) {
+                    let canary = Selector::Canary(environment.clone());
+                    let read = registry.get_prompt(&query, &canary).await?;
+                    prompts.push(ResolvedPrompt::of_registry(read, Some(environment)));
+                }
             }
         }
         Ok(Bundle {
@@ -358,25 +398,31 @@ impl Bundle {
             let mut envs: Vec<Option<String>> = vec![None];
             envs.extend(names.iter().cloned().map(Some));
             for env in envs {
-                let Ok(resolved) = resolve_definition(
-                    &history,
-                    Some(&environments),
-                    id,
-                    env.as_deref().unwrap_or(""),
-                    working,
-                ) else {
-                    continue;
+                let name = env.as_deref().unwrap_or("");
+                let weight = environments.canary(id, name).map(|c| c.weight);
+                let sides = match weight {
+                    Some(_) => &[Side::Baseline, Side::Canary][..],
+                    None => &[Side::Baseline][..],
                 };
-                prompts.push(ResolvedPrompt {
-                    service: id.service.clone(),
-                    name: id.name.clone(),
-                    environment: env,
-                    version: resolved.version,
-                    model: resolved.definition.model.clone(),
-                    definition: resolved.definition,
-                    partials: (*resolved.partials).clone(),
-                    monitor: monitor.clone(),
-                });
+                for &side in sides {
+                    let Ok(resolved) =
+                        resolve_definition(&history, Some(&environments), id, name, side, working)
+                    else {
+                        continue;
+                    };
+                    prompts.push(ResolvedPrompt {
+                        service: id.service.clone(),
+                        name: id.name.clone(),
+                        environment: env.clone(),
+                        side: weight.map(|_| side),
+                        canary_weight: weight.filter(|_| side == Side::Baseline),
+                        version: resolved.version,
+                        model: resolved.definition.model.clone(),
+                        definition: resolved.definition,
+                        partials: (*resolved.partials).clone(),
+                        monitor: monitor.clone(),
+                    });
+                }
             }
         }
         Ok(Bundle {
@@ -469,12 +515,12 @@ impl RegistrySource {
         &self,
         query: &str,
         selector: &Selector,
-        env: Option<&str>,
+        env: Option<(&str, Side)>,
     ) -> Result<Ready, RouterError> {
         match self.cache.get(query, selector).await {
             Ok((cached, _)) => Ok(Ready::Registry(cached)),
             Err(err) if err.is_external() => match (&self.fallback, env) {
-                (Some(table), Some(env)) => table.lookup(query, env),
+                (Some(table), Some((env, side))) => table.lookup(query, env, side),
                 _ => Err(RouterError::Source(err.to_string())),
             },
             Err(err) => Err(RouterError::UnknownPrompt(err.to_string())),
@@ -503,17 +549,22 @@ impl Source {
         })
     }
 
-    /// The version `env` runs of `query` (`""`: the latest on its own model).
-    pub(crate) async fn get(&self, query: &str, env: &str) -> Result<Ready, RouterError> {
+    /// The version `side` of `env` runs of `query` (`""`: the latest on its own model).
+    pub(crate) async fn get(
+        &self,
+        query: &str,
+        env: &str,
+        side: Side,
+    ) -> Result<Ready, RouterError> {
         match self {
-            Source::Static(table) => table.lookup(query, env),
+            Source::Static(table) => table.lookup(query, env, side),
             Source::Registry(registry) => {
-                let selector = if env.is_empty() {
-                    Selector::Latest
-                } else {
-                    Selector::Environment(env.to_owned())
+                let selector = match (env.is_empty(), side) {
+                    (true, _) => Selector::Latest,
+                    (false, Side::Baseline) => Selector::Environment(env.to_owned()),
+                    (false, Side::Canary) => Selector::Canary(env.to_owned()),
                 };
-                registry.get(query, &selector, Some(env)).await
+                registry.get(query, &selector, Some((env, side))).await
             }
         }
     }

@@ -19,11 +19,12 @@ use super::auth::Denied;
 use crate::registry::cache::{CachedPrompt, Source};
 // Imported rather than named by path, so that the document gives them no module tag.
 use super::listing::{__path_list_prompt_versions, __path_list_prompts};
+use crate::environments::Side;
 use crate::registry::listing::{EnvironmentPin, ListedPrompt, ListedVersion};
 use crate::registry::{RegistryError, RegistryPrompt, Selector};
 use crate::render::RenderError;
 use crate::repo::LookupError;
-use crate::router::{ExecuteOptions, RouterError};
+use crate::router::{ExecuteOptions, RouterError, side_for};
 
 /// The error body of SPEC section 7: every error the server sends, framework rejections
 /// included, has this shape.
@@ -175,7 +176,8 @@ impl From<RegistryError> for ApiError {
         let code = match err {
             RegistryError::Lookup(LookupError::NotFound { .. })
             | RegistryError::NoSuchVersion { .. }
-            | RegistryError::NoSuchEnvironment(_) => ErrorCode::NotFound,
+            | RegistryError::NoSuchEnvironment(_)
+            | RegistryError::NoCanary { .. } => ErrorCode::NotFound,
             RegistryError::Lookup(LookupError::Ambiguous { .. }) => ErrorCode::BadRequest,
             _ if err.is_unreachable() => ErrorCode::Unavailable,
             RegistryError::NotSynced | RegistryError::SchemaTooNew { .. } => ErrorCode::Unavailable,
@@ -301,6 +303,11 @@ pub struct RenderRequest {
     #[serde(default)]
     #[schema(schema_with = any_object)]
     pub vars: BTreeMap<String, serde_json::Value>,
+    /// The routing key of the environment's canary split (e.g. a user id): one key always
+    /// lands on the same side. Without it, a run's side is chosen by its run id and a
+    /// render gives the baseline. Not stored.
+    #[schema(max_length = 1024)]
+    pub key: Option<String>,
 }
 
 /// An object with any properties (`additionalProperties: true`), so a typed client can pass
@@ -337,6 +344,11 @@ pub struct RenderResponse {
     pub model: String,
     /// The environment.
     pub environment: Option<String>,
+    /// The side of the environment's canary split rendered (`baseline` or `canary`);
+    /// absent when the environment has no split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "canary")]
+    pub side: Option<Side>,
     /// The messages.
     pub messages: Vec<Message>,
 }
@@ -564,6 +576,17 @@ fn etag_of(body: &[u8]) -> String {
 }
 
 /// The version `version` or `env` selects (the latest when neither); both are refused.
+/// Refuses a routing key longer than 1,024 bytes.
+fn check_key(key: Option<&str>) -> Result<(), ApiError> {
+    match key {
+        Some(key) if key.len() > 1024 => Err(ApiError::new(
+            ErrorCode::Invalid,
+            "`key` is longer than 1024 bytes: pass an id, not a document",
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn selector_of(version: Option<u32>, env: Option<&str>) -> Result<Selector, ApiError> {
     match (version, env) {
         (Some(_), Some(_)) => Err(ApiError::new(
@@ -768,7 +791,19 @@ pub async fn render(
     let Path((service, name)) = path?;
     let request = parse_body(body)?;
     let selector = selector_of(request.version, request.env.as_deref())?;
-    let (value, source) = cached_prompt(&state, &service, &name, selector).await?;
+    check_key(request.key.as_deref())?;
+    let (mut value, mut source) = cached_prompt(&state, &service, &name, selector).await?;
+    if let (Some(weight), Some(key), Some(env)) = (
+        value.prompt.canary_weight,
+        request.key.as_deref(),
+        request.env.as_deref(),
+    ) {
+        let id = format!("{}/{}", value.prompt.service, value.prompt.name);
+        if side_for(&id, env, key.as_bytes(), weight) == Side::Canary {
+            let canary = Selector::Canary(env.to_owned());
+            (value, source) = cached_prompt(&state, &service, &name, canary).await?;
+        }
+    }
     let prompt = &value.prompt;
     let messages = value
         .renderer
@@ -783,6 +818,7 @@ pub async fn render(
         version: prompt.version,
         model: prompt.model.clone(),
         environment: prompt.environment.clone(),
+        side: prompt.side,
         messages: messages
             .into_iter()
             .map(|m| Message {
@@ -834,9 +870,11 @@ pub async fn run(
     let Path((service, name)) = path?;
     let request = parse_body(body)?;
     selector_of(request.version, request.env.as_deref())?;
+    check_key(request.key.as_deref())?;
     let prompt = format!("{service}/{name}");
     let options = ExecuteOptions {
         version: request.version,
+        key: request.key,
         ..ExecuteOptions::default()
     };
     // A version runs on its own: no environment.
@@ -862,6 +900,7 @@ pub async fn run(
             output_tokens: run.usage.output_tokens,
             latency_ms: run.latency_ms,
             cost_usd: run.cost_usd,
+            side: run.side,
         })
         .into_response()),
         Err(err) => Err(ApiError::new(router_error_code(&err), err.to_string())),
@@ -905,6 +944,11 @@ pub struct RunResponse {
     pub latency_ms: f64,
     /// Cost in US dollars, when the model has prices.
     pub cost_usd: Option<f64>,
+    /// The side of the environment's canary split the run took (`baseline` or `canary`);
+    /// absent when the environment has no split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "baseline")]
+    pub side: Option<Side>,
 }
 
 /// `GET /v1/stats?hours=24`: calls, error rate, latency percentiles, tokens, cost and

@@ -90,6 +90,8 @@ pub struct RollupKey {
     pub model: String,
     /// Whether the runs failed.
     pub failed: bool,
+    /// The side of a canary split the runs took ('' outside a split).
+    pub side: String,
 }
 
 /// One run's measures, as a rollup adds them up.
@@ -247,6 +249,8 @@ pub struct KeyRef<'a> {
     pub model: &'a str,
     /// Whether the runs failed.
     pub failed: bool,
+    /// The side of a canary split the runs took ('' outside a split).
+    pub side: &'a str,
 }
 
 impl<'a> KeyRef<'a> {
@@ -260,6 +264,7 @@ impl<'a> KeyRef<'a> {
             environment: run.environment.as_deref().unwrap_or(""),
             model: run.model_used.as_deref().unwrap_or(&run.model_requested),
             failed: run.error.is_some(),
+            side: run.side.map_or("", crate::environments::Side::as_str),
         }
     }
 
@@ -273,6 +278,7 @@ impl<'a> KeyRef<'a> {
             environment: self.environment.to_owned(),
             model: self.model.to_owned(),
             failed: self.failed,
+            side: self.side.to_owned(),
         }
     }
 }
@@ -308,9 +314,9 @@ pub fn time(micros: i64) -> SystemTime {
 
 const COLUMNS: &str = "width, bucket, source, service, name, version, environment, model, \
      failed, calls, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
-     cost_usd, quality_sum, quality_count, latency, partial";
+     cost_usd, quality_sum, quality_count, latency, partial, side";
 
-const TYPES: [Type; 19] = [
+const TYPES: [Type; 20] = [
     Type::INT4,
     Type::TIMESTAMPTZ,
     Type::TEXT,
@@ -330,6 +336,7 @@ const TYPES: [Type; 19] = [
     Type::INT8,
     Type::BYTEA,
     Type::BOOL,
+    Type::TEXT,
 ];
 
 /// Appends `rollups` with one binary `COPY`; `partial` marks rows that [`compact`] merges
@@ -347,7 +354,7 @@ pub async fn write(
         let width = width.seconds() as i32;
         let bucket = time(*bucket);
         let latency = figures.latency.encode();
-        let values: [&(dyn ToSql + Sync); 19] = [
+        let values: [&(dyn ToSql + Sync); 20] = [
             &width,
             &bucket,
             &key.source,
@@ -367,6 +374,7 @@ pub async fn write(
             &figures.quality_count,
             &latency,
             &partial,
+            &key.side,
         ];
         writer.as_mut().write(&values).await?;
     }
@@ -374,10 +382,13 @@ pub async fn write(
     Ok(())
 }
 
-/// The columns a reader selects, in the order [`key_and_figures`] reads them.
+/// The columns a reader selects, in the order [`row_ref`] reads them, the side last.
 const READ_COLUMNS: &str = "source, service, name, version, environment, model, failed, calls, \
      input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, \
      quality_sum, quality_count, latency";
+
+/// Where the side is among [`READ_COLUMNS`] and the side after them.
+const READ_SIDE_AT: usize = 16;
 
 /// Which rows a reading takes: a service, a name and an environment, each optional.
 #[derive(Debug, Clone, Default)]
@@ -388,8 +399,9 @@ pub struct Narrowing {
     pub name: Option<String>,
     /// Only this environment.
     pub environment: Option<String>,
-    /// Whether `prompt_runs` has its `source` column (schema 5 on).
-    pub runs_have_source: bool,
+    /// The schema of the database read: older ones lack the columns later migrations
+    /// added (`source` in schema 5, `side` in 7), read as ''.
+    pub schema: i32,
 }
 
 impl Narrowing {
@@ -417,6 +429,15 @@ impl Narrowing {
         }
         (sql, params)
     }
+
+    /// The rollups' `side` column, or '' before it existed.
+    fn rollup_side(&self) -> &'static str {
+        if self.schema >= crate::registry::CANARY_SCHEMA {
+            "side"
+        } else {
+            "''::text"
+        }
+    }
 }
 
 /// One rollup row as a reading sees it: borrowed from the database's row, its sketch
@@ -433,8 +454,9 @@ pub struct RowRef<'a> {
     pub latency: &'a [u8],
 }
 
-/// The key of a row selected with [`READ_COLUMNS`] (after `skip` leading columns).
-fn key_ref(row: &Row, skip: usize) -> Result<KeyRef<'_>, RegistryError> {
+/// The key of a row selected with [`READ_COLUMNS`] or [`RUN_COLUMNS`] (after `skip`
+/// leading columns), its side at `skip + side_at`.
+fn key_ref(row: &Row, skip: usize, side_at: usize) -> Result<KeyRef<'_>, RegistryError> {
     Ok(KeyRef {
         source: row.try_get(skip)?,
         service: row.try_get(skip + 1)?,
@@ -443,6 +465,7 @@ fn key_ref(row: &Row, skip: usize) -> Result<KeyRef<'_>, RegistryError> {
         environment: row.try_get(skip + 4)?,
         model: row.try_get(skip + 5)?,
         failed: row.try_get(skip + 6)?,
+        side: row.try_get(skip + side_at)?,
     })
 }
 
@@ -468,7 +491,7 @@ fn sums(row: &Row, at: usize) -> Result<Figures, RegistryError> {
 fn row_ref(row: &Row, skip: usize, at: i64) -> Result<RowRef<'_>, RegistryError> {
     Ok(RowRef {
         at,
-        key: key_ref(row, skip)?,
+        key: key_ref(row, skip, READ_SIDE_AT)?,
         sums: sums(row, skip + 7)?,
         latency: row.try_get(skip + 15)?,
     })
@@ -487,8 +510,9 @@ pub async fn read_rollups(
     }
     let (conditions, narrow) = narrowing.conditions(false);
     let sql = format!(
-        "SELECT bucket, {READ_COLUMNS} FROM prompt_rollups \
+        "SELECT bucket, {READ_COLUMNS}, {} FROM prompt_rollups \
          WHERE width = {} AND bucket >= $1 AND bucket < $2{conditions}",
+        narrowing.rollup_side(),
         width.seconds()
     );
     let (from, to) = (time(from), time(to));
@@ -511,6 +535,9 @@ const RUN_COLUMNS: &str = "service, name, coalesce(version, 0), \
      coalesce(output_tokens, 0)::int8, coalesce(cache_read_tokens, 0)::int8, \
      coalesce(cache_write_tokens, 0)::int8, cost_usd, quality_score";
 
+/// Where the side is among [`RUN_COLUMNS`] and the side after them.
+const RUN_SIDE_AT: usize = 14;
+
 /// Calls `visit` with each raw run created in `[from, to)`: its creation time, key and
 /// measures.
 pub async fn read_runs(
@@ -523,13 +550,18 @@ pub async fn read_runs(
         return Ok(());
     }
     let (conditions, narrow) = narrowing.conditions(true);
-    let source = if narrowing.runs_have_source {
+    let source = if narrowing.schema >= crate::registry::SOURCES_SCHEMA {
         "source"
     } else {
         "''::text"
     };
+    let side = if narrowing.schema >= crate::registry::CANARY_SCHEMA {
+        "coalesce(side, '')"
+    } else {
+        "''::text"
+    };
     let sql = format!(
-        "SELECT created_at, {source}, {RUN_COLUMNS} \
+        "SELECT created_at, {source}, {RUN_COLUMNS}, {side} \
          FROM prompt_runs WHERE created_at >= $1 AND created_at < $2{conditions}"
     );
     let (from, to) = (time(from), time(to));
@@ -547,7 +579,7 @@ pub async fn read_runs(
             quality: row.try_get(14)?,
         };
         let at: SystemTime = row.try_get(0)?;
-        visit(micros(at), key_ref(&row, 1)?, measures);
+        visit(micros(at), key_ref(&row, 1, RUN_SIDE_AT)?, measures);
     }
     Ok(())
 }
@@ -632,14 +664,14 @@ async fn compact_chunk(client: &Client) -> Result<Option<u64>, RegistryError> {
         .query(
             &format!(
                 "WITH touched AS (SELECT DISTINCT width, bucket, source, service, name, \
-                   version, environment, model, failed FROM prompt_rollups WHERE partial \
-                   LIMIT {COMPACT_CHUNK}) \
+                   version, environment, model, failed, side FROM prompt_rollups \
+                   WHERE partial LIMIT {COMPACT_CHUNK}) \
                  DELETE FROM prompt_rollups r USING touched t \
                  WHERE r.width = t.width AND r.bucket = t.bucket AND r.source = t.source \
                    AND r.service = t.service AND r.name = t.name AND r.version = t.version \
                    AND r.environment = t.environment AND r.model = t.model \
-                   AND r.failed = t.failed \
-                 RETURNING r.width, r.bucket, {}",
+                   AND r.failed = t.failed AND r.side = t.side \
+                 RETURNING r.width, r.bucket, {}, r.side",
                 prefixed("r.", READ_COLUMNS)
             ),
             &[],

@@ -243,7 +243,7 @@ async fn roll_up_hour(client: &Client, (from, to): (i64, i64)) -> Result<u64, Re
     let mut rollups = Rollups::default();
     let mut runs = 0;
     let narrowing = Narrowing {
-        runs_have_source: true,
+        schema: crate::registry::migrations::latest_version(),
         ..Narrowing::default()
     };
     read_runs(client, (from, to), &narrowing, |at, key, run| {
@@ -272,7 +272,10 @@ async fn write_day_from_hours(client: &Client, day: i64) -> Result<(), RegistryE
         client,
         Width::Hour,
         (day, day + Width::Day.micros()),
-        &Narrowing::default(),
+        &Narrowing {
+            schema: crate::registry::migrations::latest_version(),
+            ..Narrowing::default()
+        },
         |row| {
             let mut figures = Figures {
                 latency: LatencySketch::new(),

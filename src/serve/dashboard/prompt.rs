@@ -2,14 +2,16 @@
 //! versions, a diff between two of them, and its runs over the chosen range: P95 latency,
 //! error rate, calls, cost and quality, one line per version on a labelled time axis with
 //! each version's first calls marked (so a version that made latency worse shows at a
-//! glance), and the recent runs with the sampled quality failures first.
+//! glance), the recent runs with the sampled quality failures first, and each canary
+//! split's comparison of its sides as `promptctl canary status` makes it.
 //!
-//! One [`series`] read from the rollups, the recent runs through the runs' index, and the
-//! small reads of the listing.
+//! One [`series`] read from the rollups, the recent runs through the runs' index, the
+//! small reads of the listing, and the newest runs of each split's sides (at most
+//! [`CANARY_RUNS`] a side, in a read of its own whose failure is a note on the page).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -18,7 +20,10 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::{Range, diff_lines, page, query_string, range_links, text_param, value};
+use crate::canary::{Analysis, Comparison, Verdict, read_and_compare};
+use crate::environments::{Pin, VersionRef};
 use crate::registry::RegistryError;
+use crate::registry::canary::{SideQuery, Split, splits};
 use crate::registry::listing::EnvironmentPin;
 use crate::registry::recent::{RecentRun, recent_runs};
 use crate::registry::stats::{GroupBy, SeriesPoint, StatsQuery, series};
@@ -31,6 +36,14 @@ use crate::serve::listing::{self, Paging};
 const MAX_SERIES: usize = 10;
 /// The recent runs listed.
 const RECENT_RUNS: u32 = 50;
+/// The most canary splits compared on the page (one per environment holding one).
+const MAX_SPLITS: usize = 8;
+/// The most runs of each side the page reads for one split (fewer when `[canary]
+/// max_runs` says so), the newest: a page view's work stays bounded whatever the
+/// traffic, where `canary status` reads up to `max_runs`.
+const CANARY_RUNS: u64 = 100_000;
+/// A split's window when the registry does not say when it last changed: the last day.
+const CANARY_WINDOW: Duration = Duration::from_secs(86_400);
 
 /// A prompt page's query: the versions to compare, the range and the environment.
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +68,54 @@ struct RunRow {
     #[serde(flatten)]
     run: RecentRun,
     failed_quality: bool,
+}
+
+/// A canary split of the prompt, and how its sides compare.
+#[derive(Debug, Serialize)]
+struct CanaryView {
+    environment: String,
+    /// What the baseline runs: `v3 (gpt-4o)`, `latest (own model)`.
+    baseline: String,
+    /// What the canary runs.
+    canary: String,
+    /// The canary's share of calls, in percent (`20`, `12.5`).
+    weight: String,
+    /// The window's start, in seconds since the epoch.
+    since: i64,
+    /// Whether the window starts when a sync last changed the split (else: a day ago).
+    since_change: bool,
+    /// The comparison; none when it could not be read (`note` says why).
+    analysis: Option<CanaryAnalysis>,
+    note: Option<String>,
+}
+
+/// The comparison of a split's sides, worded as `canary status` words it.
+#[derive(Debug, Serialize)]
+struct CanaryAnalysis {
+    baseline_runs: u64,
+    canary_runs: u64,
+    /// The runs read per side, when a side had more (its newest were compared).
+    capped: Option<u64>,
+    metrics: Vec<MetricRow>,
+    /// The shares of runs with a failed provider attempt: `canary 1.00%, baseline 0.50%`.
+    attempts: String,
+    /// `intervals at 99.00% each, so 95% across all 5 metrics together`.
+    confidence: String,
+    /// Whether any metric is significantly worse.
+    worse: bool,
+}
+
+/// One metric of a comparison, as the table shows it.
+#[derive(Debug, Serialize)]
+struct MetricRow {
+    metric: &'static str,
+    baseline: String,
+    canary: String,
+    difference: String,
+    interval: String,
+    verdict: String,
+    /// The row's class: `worse`, `better`, `same` or `no-data`.
+    class: &'static str,
 }
 
 /// What the page reads besides the listing.
@@ -98,15 +159,18 @@ pub async fn prompt_page(
         by: GroupBy::Version,
         ..StatsQuery::default()
     };
-    let runs = read_runs(
-        &state,
-        (&bare, &name),
-        [from, to],
-        &stats_query,
-        (start, end),
-        range,
-    )
-    .await?;
+    let (runs, (canaries, canary_note)) = tokio::join!(
+        read_runs(
+            &state,
+            (&bare, &name),
+            [from, to],
+            &stats_query,
+            (start, end),
+            range,
+        ),
+        read_canaries(&state, (&bare, &name), end),
+    );
+    let runs = runs?;
     let axis = TimeAxis {
         from: crate::registry::unix_seconds(start),
         to: crate::registry::unix_seconds(end),
@@ -150,6 +214,8 @@ pub async fn prompt_page(
             service, name, from, to, next,
             versions => value(&versions.entries),
             environments => value(&environments),
+            canaries => value(&canaries),
+            canary_note => canary_note,
             diff => value(&diff),
             charts => value(&charts),
             deploys => value(&deploys.iter().map(|m| (m.at, &m.label)).collect::<Vec<_>>()),
@@ -217,6 +283,136 @@ async fn read_runs(
         })
         .await?;
     Ok(runs)
+}
+
+/// The prompt's canary splits (the first [`MAX_SPLITS`]) with the comparison of each
+/// one's sides over its window, up to `now`; and a note when they could not be read, or
+/// not all were compared. One read, within the registry's query timeout; a failure is
+/// shown on the page, never fails it.
+async fn read_canaries(
+    state: &AppState,
+    (service, name): (&str, &str),
+    now: SystemTime,
+) -> (Vec<CanaryView>, Option<String>) {
+    let settings = &state.router.providers().settings().canary;
+    let limit = settings.max_runs.min(CANARY_RUNS);
+    let read = state
+        .cache
+        .db()
+        .read(|registry| async move {
+            let client = registry.client();
+            let mut found = splits(client, service, name).await?;
+            let left_out = found.len().saturating_sub(MAX_SPLITS);
+            found.truncate(MAX_SPLITS);
+            let mut compared = Vec::with_capacity(found.len());
+            for split in found {
+                let since = split.since.unwrap_or_else(|| {
+                    now.checked_sub(CANARY_WINDOW)
+                        .unwrap_or(SystemTime::UNIX_EPOCH)
+                });
+                let query = SideQuery {
+                    service,
+                    name,
+                    environment: &split.environment,
+                    since,
+                    until: now,
+                    limit,
+                };
+                let analysis = read_and_compare(client, &query, settings).await;
+                compared.push((split, since, analysis));
+            }
+            Ok::<_, RegistryError>((compared, left_out))
+        })
+        .await;
+    match read {
+        Ok((compared, left_out)) => {
+            let note = (left_out > 0).then(|| {
+                let (count, verb) = if left_out == 1 {
+                    ("1 more environment".to_owned(), "holds")
+                } else {
+                    (format!("{left_out} more environments"), "hold")
+                };
+                format!(
+                    "{count} {verb} a canary of this prompt, not compared here: \
+                     `promptctl canary status --env E` compares it."
+                )
+            });
+            let views = compared
+                .into_iter()
+                .map(|(split, since, analysis)| canary_view(split, since, analysis, limit))
+                .collect();
+            (views, note)
+        }
+        Err(err) => (
+            Vec::new(),
+            Some(format!("The canary splits could not be read: {err}")),
+        ),
+    }
+}
+
+/// A split and its comparison (or why there is none) as the page shows them; `limit`:
+/// the runs read per side.
+fn canary_view(
+    split: Split,
+    since: SystemTime,
+    analysis: Result<Analysis, RegistryError>,
+    limit: u64,
+) -> CanaryView {
+    let label = |version: Option<i32>, model: Option<String>| {
+        crate::deploy::pin_label(&Pin {
+            version: version
+                .and_then(|v| u32::try_from(v).ok())
+                .map_or(VersionRef::Latest, VersionRef::Number),
+            model,
+        })
+    };
+    let (analysis, note) = match analysis {
+        Ok(analysis) => (Some(canary_analysis(&analysis, limit)), None),
+        Err(err) => (None, Some(format!("The runs could not be compared: {err}"))),
+    };
+    CanaryView {
+        baseline: label(split.version, split.model),
+        canary: label(split.canary_version, split.canary_model),
+        weight: format!("{}", split.weight),
+        since: crate::registry::unix_seconds(since),
+        since_change: split.since.is_some(),
+        environment: split.environment,
+        analysis,
+        note,
+    }
+}
+
+/// The comparison worded as `canary status` words it (`limit`: the runs read per side).
+fn canary_analysis(analysis: &Analysis, limit: u64) -> CanaryAnalysis {
+    CanaryAnalysis {
+        baseline_runs: analysis.baseline_runs,
+        canary_runs: analysis.canary_runs,
+        capped: (analysis.baseline_runs.max(analysis.canary_runs) >= limit).then_some(limit),
+        metrics: analysis.metrics.iter().map(metric_row).collect(),
+        attempts: analysis.attempts_line(),
+        confidence: analysis.confidence_line(),
+        worse: analysis.worse(),
+    }
+}
+
+/// One metric's row: both values, the difference, its interval and the verdict.
+fn metric_row(m: &Comparison) -> MetricRow {
+    let class = match m.verdict {
+        Verdict::NotEnoughData => "no-data",
+        Verdict::Worse => "worse",
+        Verdict::Better => "better",
+        Verdict::NoSignificantDifference => "same",
+    };
+    let [baseline, canary, difference, interval, verdict] = m.cells();
+    MetricRow {
+        metric: m.metric.label(),
+        baseline,
+        canary,
+        difference,
+        interval,
+        verdict,
+        class,
+    }
 }
 
 /// The diff between versions `from` and `to` of `texts` (model, parameters and
