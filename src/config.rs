@@ -352,7 +352,8 @@ pub struct CanarySettings {
     pub confidence: f64,
     /// How much worse each metric may be before the canary is called worse.
     pub max_degradation: MaxDegradation,
-    /// The most recent runs read per side (bounds the analysis's memory: 48 bytes a run).
+    /// The most recent runs read per side (bounds the analysis's memory: a run keeps its
+    /// latency, 8 bytes).
     #[serde(deserialize_with = "bounded::canary_runs")]
     #[schemars(range(min = 100, max = 10000000))]
     pub max_runs: u64,

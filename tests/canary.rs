@@ -548,3 +548,118 @@ fn serve_routes_by_the_key_in_the_body_and_stats_keep_the_sides_apart() {
         "the chosen version runs outside the split: {json}"
     );
 }
+
+#[test]
+fn runs_of_an_earlier_split_are_not_compared_and_the_window_is_the_splits_commit() {
+    let stub = provider(0, 0, 0, 0);
+    let db = TestDb::new();
+    let repo = repo(
+        &stub.url(),
+        "prompts:\n  invoice:\n    production: {version: 1, canary: {version: 2, model: canary-model, weight: 10}}\n",
+    );
+    // A later commit that leaves the split alone does not move the window.
+    repo.write(
+        "prompts/billing/other.yaml",
+        "model: base-model\ntemplate: Hi\n",
+    );
+    repo.commit("another prompt");
+    let split_commit = repo.git(&["rev-parse", "HEAD~1"]).trim().to_owned();
+    let (code, _, stderr) = repo.run(&["sync", "--database-url", &db.url]);
+    assert_eq!(code, 0, "{stderr}");
+    let split_time: i64 = repo
+        .git(&["log", "-1", "--format=%ct", &split_commit])
+        .trim()
+        .parse()
+        .expect("time");
+    let since = db.count("SELECT extract(epoch FROM canary_since)::int8 FROM prompt_environments WHERE environment = 'production'");
+    assert_eq!(since, split_time, "canary_since is the split's commit time");
+    // An earlier canary (v2 on base-model) erred on every fifth call; today's (v2 on
+    // canary-model) on none.
+    db.rows(
+        "INSERT INTO prompt_runs (run_id, service, name, version, environment, side, model_requested, latency_ms, error, created_at)
+         SELECT gen_random_uuid(), 'billing', 'invoice', v, 'production', s, m, 100 + i % 7,
+           CASE WHEN s = 'canary' AND m = 'base-model' AND i % 5 = 0 THEN 'HTTP 500' END, now() - interval '1 minute'
+         FROM generate_series(1, 400) AS i,
+           (VALUES (2, 'canary', 'base-model'), (2, 'canary', 'canary-model'), (1, 'baseline', 'base-model'),
+                   (1, 'baseline', 'base-model'), (1, 'baseline', 'base-model')) AS sides(v, s, m)",
+    );
+    let (code, json, stderr) = status(&repo, &db);
+    assert_eq!(code, 0, "{json} {stderr}");
+    assert_eq!(json["analysis"]["canary_runs"], 400, "{json}");
+    assert_eq!(json["analysis"]["baseline_runs"], 1200, "{json}");
+    assert_eq!(json["since_commit"], split_commit.as_str());
+    assert_eq!(json["analysis"]["sides"][1]["model"], "canary-model");
+    // Looking back without the registry's split (aborted since): every canary run counts.
+    db.rows("UPDATE prompt_environments SET canary_weight = NULL");
+    let (code, stdout, stderr) = repo.run(&[
+        "canary",
+        "status",
+        "invoice",
+        "--since",
+        "1h",
+        "--check",
+        "--database-url",
+        &db.url,
+        "--format",
+        "json",
+    ]);
+    let json: Value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    assert_eq!(code, 1, "{json} {stderr}");
+    assert_eq!(json["analysis"]["canary_runs"], 800, "{json}");
+}
+
+#[test]
+fn promote_writes_a_latest_canary_as_its_number_and_refuses_what_cannot_run() {
+    let stub = provider(0, 0, 0, 0);
+    let repo = repo(
+        &stub.url(),
+        "prompts:\n  invoice:\n    production: {version: 1, canary: {version: latest, weight: 10}}\n",
+    );
+    // A pin that makes the environment run what its canary runs is refused.
+    let (code, _, stderr) = repo.run(&[
+        "pin",
+        "invoice",
+        "--env",
+        "production",
+        "--version",
+        "latest",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("compare nothing"), "{stderr}");
+    let (code, _, stderr) = repo.run(&["canary", "promote", "invoice", "--skip-tests"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("environments.yaml")).expect("file"),
+        "prompts:\n  invoice:\n    production: {version: 2}\n"
+    );
+    let message = repo.git(&["log", "-1", "--format=%B"]);
+    assert!(
+        message.contains("Tests: skipped (--skip-tests)."),
+        "{message}"
+    );
+    repo.write(
+        "environments.yaml",
+        "prompts:\n  invoice:\n    production: {version: 1, canary: {version: 9, weight: 10}}\n",
+    );
+    repo.commit("a canary of a version that does not exist");
+    let head = repo.head();
+    let (code, _, stderr) = repo.run(&["canary", "promote", "invoice", "--skip-tests"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no version 9"), "{stderr}");
+    assert_eq!(repo.head(), head);
+    // A dirty file is refused, with the way out.
+    repo.write(
+        "environments.yaml",
+        "prompts:\n  invoice:\n    production: {version: 1, canary: {version: 2, weight: 10}}\n",
+    );
+    let (code, _, stderr) = repo.run(&["canary", "abort", "invoice"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--no-commit"), "{stderr}");
+    let (code, _, stderr) = repo.run(&["canary", "abort", "invoice", "--no-commit"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(repo.head(), head);
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("environments.yaml")).expect("file"),
+        "prompts:\n  invoice:\n    production: {version: 1}\n"
+    );
+}

@@ -295,7 +295,7 @@ fn prompt_page_compares_a_canary_split() {
             "<h2>Canary in production</h2>",
             "Baseline <strong>v1 (gpt-4o-mini)</strong> against canary \
              <strong>v2 (gpt-4o-mini)</strong> at 25 % of calls",
-            "(when a sync last changed the split)",
+            "(the commit that last changed the split)",
             "<span data-side=\"baseline\">600</span> runs",
             "<span data-side=\"canary\">200</span> runs",
             "<tr class=\"metric worse\" data-metric=\"error rate\"><td>error rate</td>\
@@ -303,7 +303,7 @@ fn prompt_page_compares_a_canary_split() {
              <td class=\"num\">+19.00 pp</td>",
             "<td class=\"verdict\">worse</td>",
             "data-metric=\"P95 latency\"",
-            "not enough data (needs 30 per side, has 0/0)",
+            "not enough data (needs 30 per side, has baseline 0, canary 0)",
             "Runs with a failed provider attempt (retried or fallen back): canary 20.00%, \
              baseline 1.00%; intervals at 99.00% each, so 95% across all 5 metrics together.",
         ],

@@ -20,8 +20,8 @@ use serde::Serialize;
 
 use crate::config::CanarySettings;
 use crate::environments::Side;
-use crate::registry::RegistryError;
-use crate::registry::canary::{RunFacts, SideQuery, read_side};
+use crate::registry::canary::{RunFacts, RunsOf, SideQuery, read_side};
+use crate::registry::{Registry, RegistryError, Selector};
 use statistics::{Interval, Moments};
 
 /// The metrics compared, in the order they are reported.
@@ -125,7 +125,8 @@ pub struct SideSample {
     pub failed: u64,
     /// Runs with a failed provider attempt (failed, or answered by a fallback).
     pub faltered: u64,
-    /// Latencies in milliseconds (sorted by [`SideSample::finish`]).
+    /// Latencies of the answered runs in milliseconds (sorted by [`SideSample::finish`]):
+    /// a run that fails fast must not make its side look faster.
     pub latencies: Vec<f64>,
     /// Cost per priced call.
     pub cost: Moments,
@@ -139,7 +140,7 @@ impl SideSample {
         self.runs += 1;
         self.failed += u64::from(run.failed);
         self.faltered += u64::from(run.faltered);
-        if let Some(latency) = run.latency_ms.filter(|l| l.is_finite()) {
+        if let Some(latency) = run.latency_ms.filter(|l| l.is_finite() && !run.failed) {
             self.latencies.push(latency);
         }
         if let Some(cost) = run.cost_usd {
@@ -215,6 +216,8 @@ pub struct Analysis {
     pub canary_attempt_error_rate: Option<f64>,
     /// The metrics, in [`METRICS`] order.
     pub metrics: Vec<Comparison>,
+    /// What the baseline and the canary run, when the comparison kept to them.
+    pub sides: Option<[RunsOf; 2]>,
 }
 
 impl Analysis {
@@ -255,7 +258,7 @@ impl Comparison {
         let show = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| metric.show(v));
         let verdict = match self.verdict {
             Verdict::NotEnoughData => format!(
-                "not enough data (needs {} per side, has {}/{})",
+                "not enough data (needs {} per side, has baseline {}, canary {})",
                 self.needs, self.samples[0], self.samples[1]
             ),
             verdict => verdict.label().to_owned(),
@@ -297,6 +300,7 @@ pub fn analyze(baseline: &SideSample, canary: &SideSample, settings: &CanarySett
         baseline_attempt_error_rate: baseline.attempt_error_rate(),
         canary_attempt_error_rate: canary.attempt_error_rate(),
         metrics,
+        sides: None,
     }
 }
 
@@ -400,19 +404,57 @@ fn verdict(metric: Metric, interval: Interval, tolerance: f64) -> Verdict {
 }
 
 /// Reads the runs of both sides that `query` selects (the newest `query.limit` of each)
-/// and compares them as `settings` say.
+/// and compares them as `settings` say. When the registry holds the split, each side's
+/// runs are only those of the version and model it runs now (runs an earlier split left
+/// in the window are not compared); without it (a split since removed), every run of
+/// each side in the window.
 pub async fn read_and_compare(
-    client: &tokio_postgres::Client,
+    registry: &Registry,
     query: &SideQuery<'_>,
     settings: &CanarySettings,
 ) -> Result<Analysis, RegistryError> {
-    let mut baseline = SideSample::default();
-    read_side(client, query, Side::Baseline, |run| baseline.add(run)).await?;
-    baseline.finish();
-    let mut canary = SideSample::default();
-    read_side(client, query, Side::Canary, |run| canary.add(run)).await?;
-    canary.finish();
-    Ok(analyze(&baseline, &canary, settings))
+    let sides = runs_of(registry, query).await?;
+    let mut samples = [SideSample::default(), SideSample::default()];
+    for (index, side) in [Side::Baseline, Side::Canary].into_iter().enumerate() {
+        let of = sides.as_ref().map(|sides| &sides[index]);
+        let sample = &mut samples[index];
+        read_side(registry, query, (side, of), |run| sample.add(run)).await?;
+        sample.finish();
+    }
+    let [baseline, canary] = samples;
+    let mut analysis = analyze(&baseline, &canary, settings);
+    analysis.sides = sides;
+    Ok(analysis)
+}
+
+/// What each side of `query`'s split runs now, by the registry; `None` when it holds no
+/// such split.
+async fn runs_of(
+    registry: &Registry,
+    query: &SideQuery<'_>,
+) -> Result<Option<[RunsOf; 2]>, RegistryError> {
+    let prompt = format!("{}/{}", query.service, query.name);
+    let environment = query.environment.to_owned();
+    let mut sides = Vec::with_capacity(2);
+    for selector in [
+        Selector::Environment(environment.clone()),
+        Selector::Canary(environment.clone()),
+    ] {
+        match registry.get_prompt(&prompt, &selector).await {
+            Ok(found) => sides.push(RunsOf {
+                version: i32::try_from(found.version).unwrap_or(i32::MAX),
+                model: found.model,
+            }),
+            Err(
+                RegistryError::NoCanary { .. }
+                | RegistryError::NoSuchEnvironment(_)
+                | RegistryError::NoSuchVersion { .. }
+                | RegistryError::Lookup(_),
+            ) => return Ok(None),
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(sides.try_into().ok())
 }
 
 #[cfg(test)]

@@ -260,7 +260,8 @@ fn incomplete_beta(a: f64, b: f64, x: f64, y: f64) -> f64 {
     }
 }
 
-/// `t² / df`, and whether it overflowed.
+/// `t² / df`, as `(t / √df)²`: infinite only when the ratio itself is (the caller
+/// takes that case apart).
 fn t_ratio(t: f64, df: f64) -> f64 {
     let r = t / df.sqrt();
     r * r

@@ -90,46 +90,7 @@ fn status(context: &Context, args: &StatusArgs) -> Result<u8, CliError> {
     let prompt = history.find(&args.prompt)?;
     let id = prompt.id.clone();
     let env = args.environment.as_str();
-    let (since, since_commit) = match &args.since {
-        Some(window) => {
-            let window = crate::config::parse_duration(window)
-                .map_err(|why| CliError::input(format!("--since: {why}")))?;
-            (SystemTime::now() - window, None)
-        }
-        None => {
-            let environments = crate::deploy::load_environments(&config)?;
-            if environments.canary(&id, env).is_none() {
-                return Err(CliError::input(format!("{id} has no canary in {env}")).hint(
-                    format!("add `canary: {{version: N, weight: 10}}` inside `{env}` in environments.yaml, or pass --since to look back at a past one"),
-                ));
-            }
-            let split = |text: Option<&str>| {
-                let parsed = text.and_then(|t| {
-                    crate::environments::Environments::parse(&environments.path, t).ok()
-                });
-                parsed.and_then(|e| {
-                    e.environment(&id, env).map(|entry| {
-                        (
-                            entry.pin.clone(),
-                            entry.canary.as_ref().map(|c| c.canary.clone()),
-                        )
-                    })
-                })
-            };
-            let change = crate::history::file_changes::last_change(
-                &config,
-                &config.settings.environments,
-                split,
-            )?;
-            match change {
-                Some(change) => (
-                    SystemTime::UNIX_EPOCH + Duration::from_secs(change.time.max(0).unsigned_abs()),
-                    Some(change.commit),
-                ),
-                None => (SystemTime::UNIX_EPOCH, None),
-            }
-        }
-    };
+    let (since, since_commit) = window(context, &config, args, &id)?;
     let url = database_url(context, &config, args.database_url.as_deref())?;
     let settings = &config.settings.canary;
     let query = SideQuery {
@@ -142,8 +103,14 @@ fn status(context: &Context, args: &StatusArgs) -> Result<u8, CliError> {
     };
     let analysis = runtime()?.block_on(async {
         let registry = crate::registry::Registry::connect(&url).await?;
-        read_and_compare(registry.client(), &query, settings).await
+        read_and_compare(&registry, &query, settings).await
     })?;
+    if analysis.baseline_runs + analysis.canary_runs == 0 {
+        context.output.note(&format!(
+            "note: no run of {id} in {} took a side of a split in the window: is the split synced (`promptctl sync`), and do services call it in this environment?",
+            args.environment
+        ));
+    }
     print_status(
         context,
         args,
@@ -156,6 +123,35 @@ fn status(context: &Context, args: &StatusArgs) -> Result<u8, CliError> {
     } else {
         exit::SUCCESS
     })
+}
+
+/// Where the comparison starts: `--since` back from now, else the commit that last
+/// changed the split (and that commit).
+fn window(
+    context: &Context,
+    config: &crate::config::Config,
+    args: &StatusArgs,
+    id: &crate::repo::PromptId,
+) -> Result<(SystemTime, Option<String>), CliError> {
+    let env = args.environment.as_str();
+    if let Some(window) = &args.since {
+        let window = crate::config::parse_duration(window)
+            .map_err(|why| CliError::input(format!("--since: {why}")))?;
+        return Ok((SystemTime::now() - window, None));
+    }
+    let no_split = || {
+        CliError::input(format!("{id} has no canary in {env} at the current commit")).hint(format!(
+            "add `canary: {{version: N, weight: 10}}` inside `{env}` in environments.yaml and commit it, or pass --since to look back at a past one"
+        ))
+    };
+    let environments = crate::deploy::load_environments(config)?;
+    let entry = environments.entry(id).ok_or_else(no_split)?;
+    let changes = crate::environments::split_changes(config, context.rev.as_deref())?;
+    let change = changes
+        .get(&(entry.key.clone(), env.to_owned()))
+        .ok_or_else(no_split)?;
+    let since = SystemTime::UNIX_EPOCH + Duration::from_secs(change.time.max(0).unsigned_abs());
+    Ok((since, Some(change.commit.clone())))
 }
 
 /// Prints the comparison: JSON, or a table of metrics and the verdict.
@@ -182,9 +178,19 @@ fn print_status(
                 Some(commit) => format!("since {since_text} (commit {})", super::short(commit)),
                 None => format!("since {since_text}"),
             };
+            let of = |index: usize| {
+                analysis.sides.as_ref().map_or_else(String::new, |sides| {
+                    let side = &sides[index];
+                    format!(" v{} on {}", side.version, side.model)
+                })
+            };
             let mut text = format!(
-                "{prompt} in {}: canary {} runs, baseline {} runs, {from}\n",
-                args.environment, analysis.canary_runs, analysis.baseline_runs
+                "{prompt} in {}: canary{} {} runs, baseline{} {} runs, {from}\n",
+                args.environment,
+                of(1),
+                analysis.canary_runs,
+                of(0),
+                analysis.baseline_runs
             );
             text.push_str(&table(analysis));
             text.push_str(&format!(

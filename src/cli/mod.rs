@@ -369,6 +369,7 @@ impl From<crate::deploy::DeployError> for CliError {
             E::Uncommitted { by, .. } => CliError::input(message).hint(match by {
                 Overwrite::Commit => "commit or discard them first, or leave out --commit",
                 Overwrite::Rollback => "commit or discard them first",
+                Overwrite::Decision => "commit or discard them first, or pass --no-commit",
             }),
             E::Unwritable { .. } => CliError::input(message)
                 .hint("report this as a bug; `promptctl show` prints the old definition"),

@@ -34,6 +34,10 @@ pub struct RunArgs {
     /// Read prompts from the PostgreSQL registry instead of the repository.
     #[arg(long)]
     registry: bool,
+    /// The routing key of the environment's canary split (e.g. a user id): one key always
+    /// takes the same side; without it the run id decides.
+    #[arg(long, value_name = "KEY")]
+    key: Option<String>,
     /// The PostgreSQL URL runs are recorded in (and prompts read from with --registry)
     /// [default: the variable named by `[sync] database_url_env`; unset: not recorded].
     #[arg(long, value_name = "URL")]
@@ -68,8 +72,12 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8, CliError> {
                 &args.vars,
                 &resolved.definition.variables,
             )?;
+            let options = crate::router::ExecuteOptions {
+                key: args.key.clone(),
+                ..crate::router::ExecuteOptions::default()
+            };
             router
-                .execute(&args.prompt, &args.environment, &vars)
+                .execute_with(&args.prompt, &args.environment, &vars, options)
                 .await
                 .map_err(router_error)
         }
@@ -102,6 +110,7 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8, CliError> {
                 "fallbacks": run.fallbacks,
                 "run_id": run.run_id,
                 "sampled": run.sampled,
+                "side": run.side,
             })),
             Format::Human => {
                 output.data(&run.output);
@@ -109,10 +118,11 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8, CliError> {
                     output.note(&format!("note: {} failed: {}", failed.model, failed.error));
                 }
                 output.note(&format!(
-                    "{} v{} on {} · {} in / {} out tokens · {:.0} ms{} · run {}",
+                    "{} v{}{} on {} · {} in / {} out tokens · {:.0} ms{} · run {}",
                     run.prompt,
                     run.version
                         .map_or_else(|| "?".to_owned(), |v| v.to_string()),
+                    run.side.map(|s| format!(" ({s})")).unwrap_or_default(),
                     run.model,
                     run.usage.input_tokens,
                     run.usage.output_tokens,

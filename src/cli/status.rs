@@ -109,7 +109,7 @@ pub fn run(context: &Context, _args: &StatusArgs) -> Result<u8, CliError> {
                             format!(
                                 " + canary {} at {}%",
                                 what.collect::<Vec<_>>().join(" "),
-                                c.weight
+                                crate::environments::weight_label(c.weight)
                             )
                         });
                         cells.push(format!("{version}{marker} {}{canary}", cell.model));

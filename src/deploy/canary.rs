@@ -6,9 +6,9 @@
 
 use std::path::PathBuf;
 
-use super::{DeployError, Overwrite, load_environments, pin_label, write_atomically};
+use super::{DeployError, Overwrite, load_environments, pin_label, validate, write_atomically};
 use crate::config::Config;
-use crate::environments::{Canary, Environments, ModelChange, Pin, Side};
+use crate::environments::{Canary, Environments, ModelChange, Pin, Side, VersionRef};
 use crate::history::PromptHistory;
 use crate::repo::PromptId;
 
@@ -54,7 +54,9 @@ fn no_canary(prompt: &PromptId, env: &str) -> DeployError {
 }
 
 /// Plans `decision` on the canary of `env` for `prompt`: the edit, read back to check it
-/// gives exactly the pin asked for and no split.
+/// gives exactly the pin asked for, no split, and every other environment as it was. A
+/// promoted canary on `latest` is written as the number it means now (as `promote` does),
+/// and one running a version the prompt lacks is refused.
 pub fn plan(
     config: &Config,
     prompt: &PromptHistory,
@@ -72,18 +74,27 @@ pub fn plan(
         .canary
         .clone();
     let before = entry.pin.clone();
-    let edit_error = |err: crate::environments::EditError| DeployError::Edit(err.to_string());
-    let removed = environments
-        .without_canary(&prompt.id, env)
-        .map_err(edit_error)?;
+    let unchanged = |why: String| {
+        DeployError::Edit(format!(
+            "cannot edit {}: {why}; the file is unchanged",
+            crate::diagnostic::display_path(&environments.path)
+        ))
+    };
     let reparse = |text: &str| {
         Environments::parse(&environments.path, text)
-            .map_err(|d| DeployError::Environments(Box::new(d)))
+            .map_err(|d| unchanged(format!("the edit would not parse ({})", d.message)))
     };
+    let removed = environments
+        .without_canary(&prompt.id, env)
+        .map_err(|err| unchanged(err.to_string()))?;
     let (text, after) = match decision {
         Decision::Abort => (removed, before.clone()),
         Decision::Promote => {
-            let after = canary.pin_over(&before);
+            let mut after = canary.pin_over(&before);
+            validate(prompt, after.version, true)?;
+            if let (VersionRef::Latest, Some(latest)) = (after.version, prompt.latest()) {
+                after.version = VersionRef::Number(latest.number);
+            }
             let model = canary
                 .model
                 .clone()
@@ -93,7 +104,7 @@ pub fn plan(
                 .map_or_else(|| prompt.id.to_string(), |e| e.key.clone());
             let text = reparse(&removed)?
                 .with_pin(&prompt.id, &key, env, after.version, &model)
-                .map_err(edit_error)?;
+                .map_err(|err| unchanged(err.to_string()))?;
             (text, after)
         }
     };
@@ -101,6 +112,7 @@ pub fn plan(
     let written = check.environment(&prompt.id, env);
     if written.and_then(|e| e.pin_of(Side::Baseline)) != Some(after.clone())
         || written.is_some_and(|e| e.canary.is_some())
+        || !environments.same_except(&check, &prompt.id, env)
     {
         return Err(DeployError::EditMismatch {
             path: environments.path.clone(),
@@ -145,7 +157,7 @@ impl CanaryPlan {
             self.env,
             pin_label(&self.before),
             pin_label(&canary),
-            self.canary.weight,
+            crate::environments::weight_label(self.canary.weight),
             pin_label(&self.after)
         );
         if let Some(tests) = tests {
@@ -162,7 +174,7 @@ impl CanaryPlan {
             write_atomically(&self.file, &self.text)?;
             return Ok(None);
         };
-        super::refuse_uncommitted(&self.file, &self.path, Overwrite::Commit)?;
+        super::refuse_uncommitted(&self.file, &self.path, Overwrite::Decision)?;
         super::write_and_commit(&self.file, Some(&self.source), &self.text, message).map(Some)
     }
 }

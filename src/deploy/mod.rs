@@ -73,6 +73,7 @@ pub enum DeployError {
     #[error("{} has uncommitted changes; {}", display_path(.path), match .by {
         Overwrite::Commit => "--commit would commit them too",
         Overwrite::Rollback => "a rollback would overwrite them",
+        Overwrite::Decision => "the canary decision's commit would take them too",
     })]
     Uncommitted {
         /// The file.
@@ -122,6 +123,8 @@ pub enum Overwrite {
     Commit,
     /// A rollback (it rewrites the file).
     Rollback,
+    /// A canary decision (it commits the file by default).
+    Decision,
 }
 
 fn version_range(count: usize) -> String {

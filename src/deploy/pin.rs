@@ -78,9 +78,24 @@ pub fn plan(
     let text = environments
         .with_pin(&prompt.id, &key, &change.env, change.version, &change.model)
         .map_err(|err| DeployError::Edit(err.to_string()))?;
-    let after = Environments::parse(&environments.path, &text)
-        .map_err(|d| DeployError::Environments(Box::new(d)))?
-        .resolve(&prompt.id, &change.env);
+    let written = Environments::parse(&environments.path, &text)
+        .map_err(|d| DeployError::Environments(Box::new(d)))?;
+    let after = written.resolve(&prompt.id, &change.env);
+    let split_before = environments.canary(&prompt.id, &change.env);
+    let split_after = written.canary(&prompt.id, &change.env);
+    if split_before != split_after || !environments.same_except(&written, &prompt.id, &change.env) {
+        return Err(DeployError::EditMismatch {
+            path: environments.path.clone(),
+        });
+    }
+    if let Some(split) = split_after
+        && split.pin_over(&after) == after
+    {
+        return Err(DeployError::Edit(format!(
+            "{} would run in `{}` what its canary runs, so the canary would compare nothing: `promptctl canary promote` or `canary abort` it instead",
+            prompt.id, change.env
+        )));
+    }
     let expected_model = match &change.model {
         ModelChange::Keep => before.model.clone(),
         ModelChange::Set(model) => Some(model.clone()),

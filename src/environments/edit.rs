@@ -79,8 +79,12 @@ impl Environments {
             }
             (None, Some(model)) => {
                 let indent = " ".repeat(existing.value.column - 1);
-                let line = existing.version_at.map_or(existing.value.line, |v| v.line);
-                out = insert_after_line(&out, line, &format!("{indent}model: {}", scalar(model)));
+                let line = format!("{indent}model: {}", scalar(model));
+                // After the version, else first: the first key may open a nested block.
+                out = match existing.version_at {
+                    Some(version) => insert_after_line(&out, version.line, &line),
+                    None => insert_before_line(&out, existing.value.line, &line),
+                };
             }
         }
         if version_missing {
@@ -504,6 +508,47 @@ mod tests {
                 .without_canary(&invoice(), "production")
                 .expect("edits"),
             "prompts:\n  invoice:\n    production: {version: 2}\n"
+        );
+    }
+
+    #[test]
+    fn a_comment_or_an_anchor_between_the_canary_key_and_its_block_goes_with_it() {
+        let file = "prompts:\n  invoice:\n    production:\n      version: 1\n      canary:   # the split\n        # the new one\n        version: 3\n        weight: 10\n    staging: {version: 2}\n";
+        let out = parse(file)
+            .without_canary(&invoice(), "production")
+            .expect("edits");
+        assert_eq!(
+            out,
+            "prompts:\n  invoice:\n    production:\n      version: 1\n    staging: {version: 2}\n"
+        );
+        let anchored = file.replace("canary:   # the split", "canary: &split");
+        let out = parse(&anchored)
+            .without_canary(&invoice(), "production")
+            .expect("edits");
+        assert_eq!(
+            out,
+            "prompts:\n  invoice:\n    production:\n      version: 1\n    staging: {version: 2}\n"
+        );
+    }
+
+    #[test]
+    fn a_model_for_a_block_opening_with_its_canary_goes_before_it() {
+        let file = "prompts:\n  invoice:\n    production:\n      canary:\n        version: 3\n        weight: 10\n";
+        let out = edit(
+            file,
+            "billing/invoice",
+            "production",
+            "2",
+            Set("gpt-4o".into()),
+        );
+        let parsed = parse(&out);
+        let production = parsed
+            .environment(&invoice(), "production")
+            .expect("production");
+        assert_eq!(production.pin.model.as_deref(), Some("gpt-4o"));
+        assert_eq!(
+            production.canary.as_ref().map(|c| c.canary.weight),
+            Some(10.0)
         );
     }
 

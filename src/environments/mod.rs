@@ -21,14 +21,17 @@ use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 use serde_saphyr::Spanned;
 
+use std::collections::BTreeMap;
+
 use crate::config::Config;
 use crate::diagnostic::{Diagnostic, Position, display_path};
+use crate::history::file_changes::ChangeAt;
 use crate::repo::PromptId;
 
 mod edit;
 mod resolve;
 
-pub use edit::{EditError, ModelChange};
+pub use edit::ModelChange;
 pub use resolve::{ResolveError, Resolved, resolve_definition};
 
 /// Which version an environment runs.
@@ -174,6 +177,17 @@ pub struct Canary {
     pub model: Option<String>,
     /// The share of calls the canary takes, a percentage above 0 and at most 100.
     pub weight: f64,
+}
+
+/// A canary's weight as people read it: `10`, `0.5`, `2.25`; a weight below a hundredth
+/// of a percent in scientific notation (`1e-5`), never hundreds of digits.
+pub fn weight_label(weight: f64) -> String {
+    if weight >= 0.01 {
+        let text = format!("{weight:.2}");
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        format!("{weight:e}")
+    }
 }
 
 impl Canary {
@@ -415,8 +429,22 @@ struct RawPin {
     model: Option<Spanned<String>>,
     /// A canary: a share of the environment's calls run another version, model or both
     /// (`promptctl canary status|promote|abort`).
-    #[schemars(with = "Option<RawCanary>")]
+    #[serde(default, deserialize_with = "written_canary")]
+    #[schemars(with = "RawCanary")]
     canary: Option<Spanned<RawCanary>>,
+}
+
+/// A `canary:` key that is written has a value: an empty one (`canary:`, `canary: ~`) is
+/// an error rather than no split.
+fn written_canary<'de, D: de::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Spanned<RawCanary>>, D::Error> {
+    match Option::<Spanned<RawCanary>>::deserialize(deserializer)? {
+        Some(canary) => Ok(Some(canary)),
+        None => Err(de::Error::custom(
+            "`canary` is empty: write `canary: {version: N, weight: 10}`, or remove the key",
+        )),
+    }
 }
 
 /// A canary split: `{version: 8, model: o3, weight: 10}`.
@@ -430,7 +458,7 @@ struct RawCanary {
     #[schemars(with = "Option<String>")]
     model: Option<Spanned<String>>,
     /// The percentage of calls the canary takes: above 0, at most 100.
-    #[schemars(with = "f64", range(min = 0, max = 100))]
+    #[schemars(with = "f64", extend("exclusiveMinimum" = 0, "maximum" = 100))]
     weight: Spanned<f64>,
 }
 
@@ -557,6 +585,26 @@ impl Environments {
             .map(|c| &c.canary)
     }
 
+    /// Whether `other` says the same as this file for every prompt and environment but
+    /// `env` of `id` (its pins and canaries): an edit of one environment checks it
+    /// touched no other.
+    pub fn same_except(&self, other: &Environments, id: &PromptId, env: &str) -> bool {
+        let said = |file: &Environments| {
+            let mut said: BTreeMap<(String, String), (Pin, Option<Canary>)> = BTreeMap::new();
+            for entry in &file.prompts {
+                for e in &entry.environments {
+                    if entry.names(id) && e.name == env {
+                        continue;
+                    }
+                    let canary = e.canary.as_ref().map(|c| c.canary.clone());
+                    said.insert((entry.key.clone(), e.name.clone()), (e.pin.clone(), canary));
+                }
+            }
+            said
+        };
+        said(self) == said(other)
+    }
+
     /// Every environment named in the file, in order of first appearance.
     pub fn environment_names(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
@@ -569,6 +617,31 @@ impl Environments {
         }
         names
     }
+}
+
+/// For each canary split of the environments file at `start` (default `HEAD`), keyed by
+/// its prompt key as written and its environment, the first-parent commit that last
+/// changed it (the environment's pin or its canary): where `canary status` and the
+/// registry's `canary_since` start comparing.
+pub fn split_changes(
+    config: &Config,
+    start: Option<&str>,
+) -> Result<BTreeMap<(String, String), ChangeAt>, crate::history::HistoryError> {
+    let file = &config.settings.environments;
+    let splits = |text: Option<&str>| {
+        let mut found: BTreeMap<(String, String), (Pin, Canary)> = BTreeMap::new();
+        let parsed = text.and_then(|text| Environments::parse(file, text).ok());
+        for entry in parsed.iter().flat_map(|e| &e.prompts) {
+            for env in &entry.environments {
+                if let Some(split) = &env.canary {
+                    let key = (entry.key.clone(), env.name.clone());
+                    found.insert(key, (env.pin.clone(), split.canary.clone()));
+                }
+            }
+        }
+        found
+    };
+    crate::history::file_changes::last_changes(config, file, start, splits)
 }
 
 /// The canary written at `raw`, its weight checked (above 0, at most 100).
@@ -623,9 +696,9 @@ fn canary_entry(
 }
 
 /// The place of the key whose value starts at `value` (`canary:` before `{`): back over
-/// blanks, the `:`, then a plain or quoted key.
+/// blanks, comments, an anchor or a tag, the `:`, then a plain or quoted key.
 fn key_before(text: &str, value: usize) -> Option<Place> {
-    let head = text.get(..value)?.trim_end();
+    let head = key_end(text.get(..value)?);
     let head = head.strip_suffix(':')?.trim_end_matches([' ', '\t']);
     let start = match head.chars().last()? {
         quote @ ('"' | '\'') => head[..head.len() - 1].rfind(quote)?,
@@ -639,6 +712,29 @@ fn key_before(text: &str, value: usize) -> Option<Place> {
         column: position.column,
         offset: start,
     })
+}
+
+/// `head` without what may stand between a key's `:` and its value: blanks, comment
+/// lines, a trailing comment, an anchor (`&name`) or a tag (`!tag`).
+fn key_end(mut head: &str) -> &str {
+    loop {
+        head = head.trim_end();
+        let line_start = head.rfind('\n').map_or(0, |i| i + 1);
+        let line = &head[line_start..];
+        let bytes = line.as_bytes();
+        if let Some(comment) =
+            (0..bytes.len()).find(|&i| crate::yaml_scan::starts_comment(bytes, i))
+        {
+            head = &head[..line_start + comment];
+            continue;
+        }
+        let token = line.rfind([' ', '\t']).map_or(0, |i| i + 1);
+        if line[token..].starts_with(['&', '!']) && token > 0 {
+            head = &head[..line_start + token];
+            continue;
+        }
+        return head;
+    }
 }
 
 #[cfg(test)]
@@ -698,6 +794,20 @@ pub(crate) mod tests {
         let err = parse_err("prompts:\n  a:\n    production: {version: 2, modle: x}\n");
         assert_eq!(err.position.line, 3);
         assert_eq!(err.help.as_deref(), Some("did you mean `model`?"));
+    }
+
+    #[test]
+    fn an_empty_canary_is_an_error_at_its_line() {
+        for empty in ["canary:", "canary: ~", "canary: null"] {
+            let err = parse_err(&format!(
+                "prompts:\n  a:\n    production:\n      version: 1\n      {empty}\n"
+            ));
+            assert!(
+                err.message.contains("`canary` is empty"),
+                "{empty}: {}",
+                err.message
+            );
+        }
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! A first-parent walk from `HEAD` that reads the file's blob at each commit, parsing only
 //! when the blob differs from the newer commit's.
 
+use std::collections::BTreeMap;
+
 use git2::{Oid, Repository};
 
 use super::HistoryError;
@@ -20,42 +22,66 @@ pub struct ChangeAt {
 /// Commits walked at most: beyond them the oldest one walked is answered.
 const MAX_COMMITS: usize = 100_000;
 
-/// The newest first-parent commit from `HEAD` whose `path` (relative to the project root)
-/// gives a different `key` than its parent's does: the commit from which `HEAD`'s value
-/// has held. `key` reads the file's text (`None`: no such file). `None` when the branch has
-/// no commits.
-pub fn last_change<K: PartialEq>(
+/// For each key `keys` gives the file's text at `start` (default `HEAD`), the newest
+/// first-parent commit from which its value has held: the commit whose parent gives
+/// another value (or none). `keys` reads the file's text (`None`: no such file); it is
+/// called once per distinct version of the file met. A key whose value held through the
+/// whole walk gets the oldest commit walked. Empty when the branch has no commits.
+pub fn last_changes<K: Ord + Clone, V: PartialEq>(
     config: &Config,
     path: &std::path::Path,
-    mut key: impl FnMut(Option<&str>) -> K,
-) -> Result<Option<ChangeAt>, HistoryError> {
+    start: Option<&str>,
+    mut keys: impl FnMut(Option<&str>) -> BTreeMap<K, V>,
+) -> Result<BTreeMap<K, ChangeAt>, HistoryError> {
     let repo = super::base::open(config)?;
     let inside = inside_repository(&repo, config, path);
-    let Some(head) = super::resolve(&repo, None)? else {
-        return Ok(None);
+    let Some(head) = super::resolve(&repo, start)? else {
+        return Ok(BTreeMap::new());
     };
-    let mut commit = repo.find_commit(head)?;
-    let mut blob = blob_at(&commit, &inside)?;
-    let text = |repo: &Repository, blob: Option<Oid>| -> Result<Option<String>, HistoryError> {
+    let text = |blob: Option<Oid>| -> Result<Option<String>, HistoryError> {
         Ok(match blob {
             Some(id) => Some(String::from_utf8_lossy(repo.find_blob(id)?.content()).into_owned()),
             None => None,
         })
     };
-    let current = key(text(&repo, blob)?.as_deref());
+    let mut commit = repo.find_commit(head)?;
+    let mut blob = blob_at(&commit, &inside)?;
+    let mut open = keys(text(blob)?.as_deref());
+    let mut found = BTreeMap::new();
     for _ in 0..MAX_COMMITS {
-        let Ok(parent) = commit.parent(0) else { break };
-        let parent_blob = blob_at(&parent, &inside)?;
-        if parent_blob != blob && key(text(&repo, parent_blob)?.as_deref()) != current {
+        if open.is_empty() {
             break;
         }
-        blob = parent_blob;
+        let Ok(parent) = commit.parent(0) else { break };
+        let parent_blob = blob_at(&parent, &inside)?;
+        if parent_blob != blob {
+            let before = keys(text(parent_blob)?.as_deref());
+            let at = ChangeAt::of(&commit);
+            open.retain(|key, value| {
+                let changed = before.get(key) != Some(value);
+                if changed {
+                    found.insert(key.clone(), at.clone());
+                }
+                !changed
+            });
+            blob = parent_blob;
+        }
         commit = parent;
     }
-    Ok(Some(ChangeAt {
-        commit: commit.id().to_string(),
-        time: commit.time().seconds(),
-    }))
+    let oldest = ChangeAt::of(&commit);
+    for key in open.into_keys() {
+        found.insert(key, oldest.clone());
+    }
+    Ok(found)
+}
+
+impl ChangeAt {
+    fn of(commit: &git2::Commit<'_>) -> ChangeAt {
+        ChangeAt {
+            commit: commit.id().to_string(),
+            time: commit.time().seconds(),
+        }
+    }
 }
 
 /// `path` (relative to the project root) relative to the repository's work tree.

@@ -4,10 +4,9 @@
 use std::time::SystemTime;
 
 use futures_util::TryStreamExt;
-use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
 
-use super::RegistryError;
+use super::{Registry, RegistryError};
 use crate::environments::Side;
 
 /// What the analysis reads of one run.
@@ -42,23 +41,32 @@ pub struct SideQuery<'a> {
     pub limit: u64,
 }
 
-/// Calls `visit` with each run of `side` that `query` selects, newest first; returns how
+/// What one side of a split runs: its runs are those of this version asked of this model.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RunsOf {
+    /// The version.
+    pub version: i32,
+    /// The model asked for (`prompt_runs.model_requested`).
+    pub model: String,
+}
+
+/// Calls `visit` with each run of `side` that `query` selects, newest first, only those of
+/// `of` when given (runs of an earlier split in the same window are left out); returns how
 /// many it read. A database migrated before canary splits has none.
 pub async fn read_side(
-    client: &Client,
+    registry: &Registry,
     query: &SideQuery<'_>,
-    side: Side,
+    (side, of): (Side, Option<&RunsOf>),
     mut visit: impl FnMut(RunFacts),
 ) -> Result<u64, RegistryError> {
-    let schema = super::migrations::current_version(client)
-        .await?
-        .unwrap_or(0);
-    if schema < super::CANARY_SCHEMA {
+    if registry.schema() < super::CANARY_SCHEMA {
         return Ok(0);
     }
     let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
     let side = side.as_str();
-    let params: [&(dyn ToSql + Sync); 7] = [
+    let version = of.map(|of| of.version);
+    let model = of.map(|of| of.model.as_str());
+    let params: [&(dyn ToSql + Sync); 9] = [
         &query.service,
         &query.name,
         &query.environment,
@@ -66,12 +74,17 @@ pub async fn read_side(
         &query.since,
         &query.until,
         &limit,
+        &version,
+        &model,
     ];
     let sql = "SELECT error IS NOT NULL, error IS NOT NULL OR attempt_errors IS NOT NULL, \
                latency_ms, cost_usd, quality_score FROM prompt_runs \
                WHERE service = $1 AND name = $2 AND environment = $3 AND side = $4 \
                AND created_at >= $5 AND created_at < $6 \
+               AND ($8::int4 IS NULL OR version = $8) \
+               AND ($9::text IS NULL OR model_requested = $9) \
                ORDER BY created_at DESC LIMIT $7";
+    let client = registry.client();
     let mut rows = std::pin::pin!(client.query_raw(sql, params).await?);
     let mut read = 0;
     while let Some(row) = rows.try_next().await? {
@@ -102,24 +115,22 @@ pub struct Split {
     pub canary_model: Option<String>,
     /// The percentage of calls the canary takes.
     pub weight: f64,
-    /// When a sync last changed the split.
+    /// The time of the commit that last changed the split.
     pub since: Option<SystemTime>,
 }
 
 /// The canary splits of `service/name`, by environment; none on a database migrated
 /// before canary splits.
 pub async fn splits(
-    client: &Client,
+    registry: &Registry,
     service: &str,
     name: &str,
 ) -> Result<Vec<Split>, RegistryError> {
-    let schema = super::migrations::current_version(client)
-        .await?
-        .unwrap_or(0);
-    if schema < super::CANARY_SCHEMA {
+    if registry.schema() < super::CANARY_SCHEMA {
         return Ok(Vec::new());
     }
-    let rows = client
+    let rows = registry
+        .client()
         .query(
             "SELECT environment::text, version, model::text, canary_version, canary_model::text, \
              canary_weight, canary_since FROM prompt_environments \

@@ -570,6 +570,12 @@ impl Registry {
         }
     }
 
+    /// The schema version of the database (older ones lack later migrations' tables and
+    /// columns).
+    pub fn schema(&self) -> i32 {
+        self.schema
+    }
+
     /// The underlying connection, for read queries this module does not offer (the
     /// server's prompt list, versions and run statistics).
     pub fn client(&self) -> &Client {
@@ -627,7 +633,7 @@ impl Registry {
                 )
             }
             Selector::Canary(environment) => {
-                let (version, model, weight) = self
+                let (version, model) = self
                     .canary_pin(&service, &name, environment)
                     .await?
                     .ok_or_else(|| RegistryError::NoCanary {
@@ -638,7 +644,7 @@ impl Registry {
                 (
                     version.unwrap_or(latest),
                     model,
-                    Some((environment.clone(), Some(weight), side)),
+                    Some((environment.clone(), None, side)),
                 )
             }
         };
@@ -716,26 +722,26 @@ impl Registry {
     }
 
     /// What the canary of `environment` runs for `service/name` (version, `None`: latest;
-    /// model) and its weight; `None` when the environment has no canary for it.
+    /// model); `None` when the environment has no canary for it.
     async fn canary_pin(
         &self,
         service: &str,
         name: &str,
         environment: &str,
-    ) -> Result<Option<(Option<i32>, Option<String>, f64)>, RegistryError> {
+    ) -> Result<Option<(Option<i32>, Option<String>)>, RegistryError> {
         if self.schema < CANARY_SCHEMA {
             return Ok(None);
         }
         let row = self
             .client
             .query_opt(
-                "SELECT canary_version, canary_model, canary_weight FROM prompt_environments \
+                "SELECT canary_version, canary_model FROM prompt_environments \
                  WHERE service = $1 AND name = $2 AND environment = $3 \
                  AND canary_weight IS NOT NULL",
                 &[&service, &name, &environment],
             )
             .await?;
-        Ok(row.map(|row| (row.get(0), row.get(1), row.get(2))))
+        Ok(row.map(|row| (row.get(0), row.get(1))))
     }
 
     /// The newest version number of `service/name`, `None` when it has none.

@@ -772,17 +772,8 @@ async fn merge_environments(
         "WITH up AS (
            INSERT INTO prompt_environments (service, name, environment, version, model,
              canary_version, canary_model, canary_weight, canary_since, source)
-           SELECT n.service, n.name, n.environment, n.version, n.model, n.canary_version,
-             n.canary_model, n.canary_weight,
-             CASE WHEN n.canary_weight IS NULL THEN NULL
-                  WHEN (o.version, o.model, o.canary_version, o.canary_model, o.canary_weight)
-                    IS NOT DISTINCT FROM
-                    (n.version, n.model, n.canary_version, n.canary_model, n.canary_weight)
-                  THEN o.canary_since
-                  ELSE now() END,
-             $1 FROM promptctl_env n
-           LEFT JOIN prompt_environments o ON o.service = n.service AND o.name = n.name
-             AND o.environment = n.environment
+           SELECT service, name, environment, version, model, canary_version, canary_model,
+             canary_weight, canary_since, $1 FROM promptctl_env
            ON CONFLICT (service, name, environment) DO UPDATE SET
              (version, model, canary_version, canary_model, canary_weight, canary_since) =
              (EXCLUDED.version, EXCLUDED.model, EXCLUDED.canary_version, EXCLUDED.canary_model,
@@ -790,9 +781,9 @@ async fn merge_environments(
            WHERE prompt_environments.source = EXCLUDED.source
              AND (prompt_environments.version, prompt_environments.model,
                   prompt_environments.canary_version, prompt_environments.canary_model,
-                  prompt_environments.canary_weight)
+                  prompt_environments.canary_weight, prompt_environments.canary_since)
                IS DISTINCT FROM (EXCLUDED.version, EXCLUDED.model, EXCLUDED.canary_version,
-                  EXCLUDED.canary_model, EXCLUDED.canary_weight)
+                  EXCLUDED.canary_model, EXCLUDED.canary_weight, EXCLUDED.canary_since)
            RETURNING service, name)
          SELECT service, name, count(*) FROM up GROUP BY service, name",
         &[&source],
@@ -1406,7 +1397,7 @@ async fn copy_tests(
 }
 
 /// One row of `prompt_environments`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EnvironmentRow {
     /// The prompt's service.
     pub service: String,
@@ -1432,9 +1423,9 @@ pub struct CanaryRow {
     pub model: Option<String>,
     /// The percentage of calls.
     pub weight: f64,
+    /// The time of the commit that last changed the split (`canary status`'s window).
+    pub since: Option<SystemTime>,
 }
-
-impl Eq for CanaryRow {}
 
 /// The rows of `prompt_environments` from the environments file
 /// (`prompts: {PROMPT: {ENV: {version: N | latest, model: M}}}`, SPEC section 1).
@@ -1456,6 +1447,10 @@ pub fn environment_rows(
             d.position.line, d.position.column, d.message
         ))
     })?;
+    let splits_since = match history.tip.as_deref() {
+        Some(tip) => crate::environments::split_changes(config, Some(tip))?,
+        None => BTreeMap::new(),
+    };
     let mut rows = BTreeMap::new();
     for entry in &environments.prompts {
         let prompt = history
@@ -1478,12 +1473,20 @@ pub fn environment_rows(
                 }
             };
             let version = number_of(environment.pin.version)?;
-            let canary = match environment.pin_of(crate::environments::Side::Canary) {
-                Some(pin) => Some(CanaryRow {
-                    version: number_of(pin.version)?,
-                    model: pin.model,
-                    weight: environment.canary.as_ref().map_or(0.0, |c| c.canary.weight),
-                }),
+            let canary = match &environment.canary {
+                Some(split) => {
+                    let pin = split.canary.pin_over(&environment.pin);
+                    let since = splits_since.get(&(entry.key.clone(), environment.name.clone()));
+                    Some(CanaryRow {
+                        version: number_of(pin.version)?,
+                        model: pin.model,
+                        weight: split.canary.weight,
+                        since: since.map(|at| {
+                            SystemTime::UNIX_EPOCH
+                                + std::time::Duration::from_secs(at.time.max(0).unsigned_abs())
+                        }),
+                    })
+                }
                 None => None,
             };
             rows.insert(
@@ -1509,7 +1512,7 @@ async fn copy_environments(
     let sink = transaction
         .copy_in(
             "COPY promptctl_env (service, name, environment, version, model, canary_version, \
-             canary_model, canary_weight) FROM STDIN (FORMAT binary)",
+             canary_model, canary_weight, canary_since) FROM STDIN (FORMAT binary)",
         )
         .await?;
     let types = [
@@ -1521,6 +1524,7 @@ async fn copy_environments(
         Type::INT4,
         Type::VARCHAR,
         Type::FLOAT8,
+        Type::TIMESTAMPTZ,
     ];
     let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
     for row in rows {
@@ -1528,7 +1532,8 @@ async fn copy_environments(
         let canary_version = canary.and_then(|c| c.version);
         let canary_model = canary.and_then(|c| c.model.as_deref());
         let canary_weight = canary.map(|c| c.weight);
-        let values: [&(dyn ToSql + Sync); 8] = [
+        let canary_since = canary.and_then(|c| c.since);
+        let values: [&(dyn ToSql + Sync); 9] = [
             &row.service,
             &row.name,
             &row.environment,
@@ -1537,6 +1542,7 @@ async fn copy_environments(
             &canary_version,
             &canary_model,
             &canary_weight,
+            &canary_since,
         ];
         writer.as_mut().write(&values).await?;
     }

@@ -497,7 +497,12 @@ impl Router {
         };
         match side_for(&target.id(), environment, key, weight) {
             Side::Baseline => Ok(baseline),
-            Side::Canary => source.get(prompt, environment, Side::Canary).await,
+            // A split a sync removed since the baseline was read, or a canary the source
+            // cannot give now: the environment's own pin answers.
+            Side::Canary => Ok(source
+                .get(prompt, environment, Side::Canary)
+                .await
+                .unwrap_or(baseline)),
         }
     }
 

@@ -575,18 +575,18 @@ fn etag_of(body: &[u8]) -> String {
     format!("\"{hex}\"")
 }
 
-/// The version `version` or `env` selects (the latest when neither); both are refused.
-/// Refuses a routing key longer than 1,024 bytes.
+/// Refuses a routing key longer than 1,024 characters (its schema's `maxLength`).
 fn check_key(key: Option<&str>) -> Result<(), ApiError> {
     match key {
-        Some(key) if key.len() > 1024 => Err(ApiError::new(
+        Some(key) if key.chars().count() > 1024 => Err(ApiError::new(
             ErrorCode::Invalid,
-            "`key` is longer than 1024 bytes: pass an id, not a document",
+            "`key` is longer than 1024 characters: pass an id, not a document",
         )),
         _ => Ok(()),
     }
 }
 
+/// The version `version` or `env` selects (the latest when neither); both are refused.
 fn selector_of(version: Option<u32>, env: Option<&str>) -> Result<Selector, ApiError> {
     match (version, env) {
         (Some(_), Some(_)) => Err(ApiError::new(

@@ -2,8 +2,9 @@
 -- to a canary (`canary:` inside it in environments.yaml). Sync writes what the canary side
 -- runs, resolved over the environment's own pin: its version (NULL: latest), its model
 -- (NULL: the prompt's own) and its weight, the percentage of calls it takes (NULL: the
--- environment has no canary); `canary_since`: when a sync last changed the split (the
--- dashboard compares the sides since then).
+-- environment has no canary); `canary_since`: the time of the commit that last changed
+-- the split (the environment's pin or its canary), from which `canary status` and the
+-- dashboard compare the sides.
 ALTER TABLE prompt_environments
   ADD COLUMN canary_version INTEGER,
   ADD COLUMN canary_model VARCHAR(100),

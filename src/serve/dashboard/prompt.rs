@@ -82,7 +82,8 @@ struct CanaryView {
     weight: String,
     /// The window's start, in seconds since the epoch.
     since: i64,
-    /// Whether the window starts when a sync last changed the split (else: a day ago).
+    /// Whether the window starts at the commit that last changed the split (else: a day
+    /// ago).
     since_change: bool,
     /// The comparison; none when it could not be read (`note` says why).
     analysis: Option<CanaryAnalysis>,
@@ -300,8 +301,7 @@ async fn read_canaries(
         .cache
         .db()
         .read(|registry| async move {
-            let client = registry.client();
-            let mut found = splits(client, service, name).await?;
+            let mut found = splits(&registry, service, name).await?;
             let left_out = found.len().saturating_sub(MAX_SPLITS);
             found.truncate(MAX_SPLITS);
             let mut compared = Vec::with_capacity(found.len());
@@ -318,7 +318,7 @@ async fn read_canaries(
                     until: now,
                     limit,
                 };
-                let analysis = read_and_compare(client, &query, settings).await;
+                let analysis = read_and_compare(&registry, &query, settings).await;
                 compared.push((split, since, analysis));
             }
             Ok::<_, RegistryError>((compared, left_out))
@@ -373,7 +373,7 @@ fn canary_view(
     CanaryView {
         baseline: label(split.version, split.model),
         canary: label(split.canary_version, split.canary_model),
-        weight: format!("{}", split.weight),
+        weight: crate::environments::weight_label(split.weight),
         since: crate::registry::unix_seconds(since),
         since_change: split.since.is_some(),
         environment: split.environment,
