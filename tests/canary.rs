@@ -165,6 +165,24 @@ fn a_canary_erring_more_often_is_caught_on_error_rate_through_the_registry() {
     );
     let (code, _, stderr) = repo.run(&["sync", "--database-url", &db.url]);
     assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = repo.run(&[
+        "get",
+        "invoice",
+        "--env",
+        "production",
+        "--canary",
+        "--database-url",
+        &db.url,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let canary: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(
+        (canary["version"].as_u64(), canary["model"].as_str()),
+        (Some(2), Some("canary-model"))
+    );
+    assert_eq!(canary["side"], "canary");
     let url = db.url.clone();
     let answered = drive(
         &repo,

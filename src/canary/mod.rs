@@ -156,11 +156,6 @@ impl SideSample {
         self.latencies.sort_by(f64::total_cmp);
     }
 
-    /// The share of runs that failed (`None` without runs).
-    pub fn error_rate(&self) -> Option<f64> {
-        (self.runs > 0).then(|| self.failed as f64 / self.runs as f64)
-    }
-
     /// The share of runs with a failed provider attempt (`None` without runs).
     pub fn attempt_error_rate(&self) -> Option<f64> {
         (self.runs > 0).then(|| self.faltered as f64 / self.runs as f64)
@@ -304,6 +299,52 @@ pub fn analyze(baseline: &SideSample, canary: &SideSample, settings: &CanarySett
     }
 }
 
+/// What one metric measures on both sides: their values, the interval of the difference
+/// (`None`: it cannot be built), the values each side has and the fewest it needs.
+struct Measured {
+    values: (Option<f64>, Option<f64>),
+    interval: Option<Interval>,
+    samples: [u64; 2],
+    needs: u64,
+}
+
+impl Measured {
+    /// A proportion of events among runs: Newcombe's interval.
+    fn proportion(baseline: (u64, u64), canary: (u64, u64), level: f64) -> Measured {
+        let rate = |(events, runs): (u64, u64)| (runs > 0).then(|| events as f64 / runs as f64);
+        Measured {
+            values: (rate(baseline), rate(canary)),
+            interval: statistics::proportion_difference(baseline, canary, level),
+            samples: [baseline.1, canary.1],
+            needs: MIN_RUNS,
+        }
+    }
+
+    /// The `p`-quantile of sorted latencies: the order-statistic interval.
+    fn quantile(baseline: &[f64], canary: &[f64], p: f64, level: f64) -> Measured {
+        Measured {
+            values: (
+                statistics::quantile(baseline, p),
+                statistics::quantile(canary, p),
+            ),
+            interval: statistics::quantile_difference(baseline, canary, p, level),
+            samples: [baseline.len() as u64, canary.len() as u64],
+            needs: statistics::min_quantile_sample(p) as u64,
+        }
+    }
+
+    /// A mean: Welch's interval.
+    fn mean(baseline: &Moments, canary: &Moments, level: f64) -> Measured {
+        let mean = |m: &Moments| (m.n > 0).then_some(m.mean);
+        Measured {
+            values: (mean(baseline), mean(canary)),
+            interval: statistics::mean_difference(baseline, canary, level),
+            samples: [baseline.n, canary.n],
+            needs: MIN_RUNS,
+        }
+    }
+}
+
 /// One metric's values, interval and verdict.
 fn compare_metric(
     metric: Metric,
@@ -313,48 +354,25 @@ fn compare_metric(
     level: f64,
 ) -> Comparison {
     let degradation = &settings.max_degradation;
-    let quantile = |p: f64| {
-        let values = (
-            statistics::quantile(&baseline.latencies, p),
-            statistics::quantile(&canary.latencies, p),
-        );
-        let interval =
-            statistics::quantile_difference(&baseline.latencies, &canary.latencies, p, level);
-        let samples = [
-            baseline.latencies.len() as u64,
-            canary.latencies.len() as u64,
-        ];
-        (
-            values,
-            interval,
-            samples,
-            statistics::min_quantile_sample(p) as u64,
-        )
-    };
-    let moments = |b: &Moments, c: &Moments| {
-        let values = ((b.n > 0).then_some(b.mean), (c.n > 0).then_some(c.mean));
-        (
-            values,
-            statistics::mean_difference(b, c, level),
-            [b.n, c.n],
-            MIN_RUNS,
-        )
-    };
-    let ((base, cand), interval, samples, needs) = match metric {
-        Metric::ErrorRate => (
-            (baseline.error_rate(), canary.error_rate()),
-            statistics::proportion_difference(
-                (baseline.failed, baseline.runs),
-                (canary.failed, canary.runs),
-                level,
-            ),
-            [baseline.runs, canary.runs],
-            MIN_RUNS,
+    let Measured {
+        values: (base, cand),
+        interval,
+        samples,
+        needs,
+    } = match metric {
+        Metric::ErrorRate => Measured::proportion(
+            (baseline.failed, baseline.runs),
+            (canary.failed, canary.runs),
+            level,
         ),
-        Metric::LatencyP50 => quantile(0.5),
-        Metric::LatencyP95 => quantile(0.95),
-        Metric::Cost => moments(&baseline.cost, &canary.cost),
-        Metric::Quality => moments(&baseline.quality, &canary.quality),
+        Metric::LatencyP50 => {
+            Measured::quantile(&baseline.latencies, &canary.latencies, 0.5, level)
+        }
+        Metric::LatencyP95 => {
+            Measured::quantile(&baseline.latencies, &canary.latencies, 0.95, level)
+        }
+        Metric::Cost => Measured::mean(&baseline.cost, &canary.cost, level),
+        Metric::Quality => Measured::mean(&baseline.quality, &canary.quality, level),
     };
     let tolerance = match metric {
         Metric::ErrorRate => degradation.error_rate / 100.0,

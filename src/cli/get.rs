@@ -19,6 +19,9 @@ pub struct GetArgs {
     /// The version and model an environment pins.
     #[arg(long = "env", value_name = "E")]
     environment: Option<String>,
+    /// With --env: the version and model the environment's canary runs.
+    #[arg(long, requires = "environment")]
+    canary: bool,
     /// The PostgreSQL URL [default: the variable named by `[sync] database_url_env`,
     /// DATABASE_URL].
     #[arg(long, value_name = "URL")]
@@ -31,6 +34,7 @@ pub fn run(context: &Context, args: &GetArgs) -> Result<u8, CliError> {
     let url = database_url(context, &config, args.database_url.as_deref())?;
     let selector = match (&args.version, &args.environment) {
         (Some(number), _) => Selector::Version(*number),
+        (None, Some(environment)) if args.canary => Selector::Canary(environment.clone()),
         (None, Some(environment)) => Selector::Environment(environment.clone()),
         (None, None) => Selector::Latest,
     };
@@ -49,6 +53,14 @@ pub fn run(context: &Context, args: &GetArgs) -> Result<u8, CliError> {
     );
     if let Some(environment) = &prompt.environment {
         text.push_str(&format!(" in {environment}"));
+    }
+    match (prompt.side, prompt.canary_weight) {
+        (Some(crate::environments::Side::Canary), _) => text.push_str(" (canary)"),
+        (_, Some(weight)) => text.push_str(&format!(
+            " (baseline; a canary takes {}% of calls: --canary shows it)",
+            crate::environments::weight_label(weight)
+        )),
+        _ => {}
     }
     if prompt.archived {
         text.push_str(&format!(" {}", output.paint(Style::Dim, "(archived)")));
