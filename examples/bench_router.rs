@@ -281,15 +281,45 @@ async fn main() {
         })
         .await
     };
+    // The same with every run exported as an OpenTelemetry span (OTLP/HTTP, protobuf) to a
+    // receiver on loopback (the local provider's server answers the exports with 200).
+    let telemetry = promptctl::config::TelemetrySettings::default();
+    let traces = format!("http://127.0.0.1:{port}/v1/traces");
+    let export = tokio::task::spawn_blocking(move || {
+        promptctl::telemetry::otlp::SpanExport::install(&telemetry, traces, None)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let exported = {
+        let router = router.clone();
+        let vars = vars.clone();
+        fixed_rate(rate, seconds, move || {
+            let router = router.clone();
+            let vars = vars.clone();
+            async move {
+                router
+                    .execute("bench/hello", "production", &vars)
+                    .await
+                    .unwrap();
+            }
+        })
+        .await
+    };
+    tokio::task::spawn_blocking(move || export.shutdown(Duration::from_secs(10)))
+        .await
+        .unwrap();
     let stats = router.shutdown(Duration::from_secs(10)).await;
     println!("overhead at {rate} calls/s for {seconds} s, recording on:");
     summary("plain HTTP", &plain);
     summary("Router::execute", &routed);
+    summary("execute, spans exported", &exported);
     for p in [0.5, 0.9, 0.99] {
         println!(
-            "overhead p{:<4} {:+.3} ms",
+            "overhead p{:<4} {:+.3} ms, with span export {:+.3} ms",
             (p * 100.0) as u32,
-            percentile(&routed, p) - percentile(&plain, p)
+            percentile(&routed, p) - percentile(&plain, p),
+            percentile(&exported, p) - percentile(&plain, p)
         );
     }
     println!(

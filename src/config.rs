@@ -121,6 +121,8 @@ pub struct Settings {
     pub monitoring: MonitoringSettings,
     /// `promptctl canary status` settings: how sure, and how much worse is worse.
     pub canary: CanarySettings,
+    /// OpenTelemetry export of runs as spans (off unless an endpoint is configured).
+    pub telemetry: TelemetrySettings,
     /// `promptctl serve` settings.
     pub serve: ServeSettings,
     /// Limits of every render.
@@ -141,6 +143,7 @@ impl Default for Settings {
             sync: SyncSettings::default(),
             monitoring: MonitoringSettings::default(),
             canary: CanarySettings::default(),
+            telemetry: TelemetrySettings::default(),
             serve: ServeSettings::default(),
             render: RenderSettings::default(),
             database: DatabaseSettings::default(),
@@ -158,6 +161,18 @@ pub enum ProviderKind {
     Anthropic,
     /// The built-in offline provider that answers with the rendered user message.
     Echo,
+}
+
+impl ProviderKind {
+    /// The wire format as the OpenTelemetry GenAI conventions name the provider
+    /// (`gen_ai.provider.name`): `openai`, `anthropic`; `echo` for the offline one.
+    pub fn genai_name(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Echo => "echo",
+        }
+    }
 }
 
 /// One `[providers.NAME]` table.
@@ -337,6 +352,50 @@ impl Default for MonitoringSettings {
             synchronous_commit: SynchronousCommit::Off,
             store_io: false,
             alerts: AlertSettings::default(),
+        }
+    }
+}
+
+/// The `[telemetry]` table: each run as an OpenTelemetry GenAI span over OTLP/HTTP
+/// (protobuf). Off unless `endpoint` (or `OTEL_EXPORTER_OTLP_ENDPOINT` /
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// The OTLP/HTTP endpoint (`http://collector:4318`; spans go to `/v1/traces` under
+    /// it). The `OTEL_EXPORTER_OTLP_*` variables override it.
+    pub endpoint: Option<String>,
+    /// The `service.name` of the spans (`OTEL_SERVICE_NAME` overrides it).
+    pub service_name: String,
+    /// Headers sent with each export (e.g. an API key of the backend).
+    pub headers: BTreeMap<String, String>,
+    /// Whether spans carry the rendered prompt and the answer (`gen_ai.input.messages`,
+    /// `gen_ai.output.messages`): off, as the conventions advise.
+    pub capture_content: bool,
+    /// Spans waiting for export at most; past it they are dropped and counted.
+    #[serde(deserialize_with = "bounded::span_queue")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub max_queue: usize,
+    /// Seconds between exports (a full batch of 512 goes at once).
+    #[serde(deserialize_with = "bounded::export_interval")]
+    #[schemars(range(min = 0.01, max = 60))]
+    pub export_interval_s: f64,
+    /// Seconds one export may take before it is abandoned (its spans counted dropped).
+    #[serde(deserialize_with = "bounded::export_interval")]
+    #[schemars(range(min = 0.01, max = 60))]
+    pub timeout_s: f64,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        TelemetrySettings {
+            endpoint: None,
+            service_name: "promptctl".to_owned(),
+            headers: BTreeMap::new(),
+            capture_content: false,
+            max_queue: 2048,
+            export_interval_s: 5.0,
+            timeout_s: 10.0,
         }
     }
 }
@@ -647,6 +706,16 @@ mod bounded {
     /// Model calls at once.
     pub fn concurrency<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
         within(d, 1, MAX_CONCURRENCY, "concurrency")
+    }
+
+    /// Spans waiting for export.
+    pub fn span_queue<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+        within(d, 1, 1_000_000, "spans waiting for export")
+    }
+
+    /// Seconds between exports, or for one export.
+    pub fn export_interval<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        within(d, 0.01, 60.0, "seconds")
     }
 
     /// A confidence level.

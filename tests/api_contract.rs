@@ -159,7 +159,10 @@ fn the_document_declares_what_the_server_does() {
                 let declared = parameter["in"].as_str().expect("in");
                 let expected = if path.contains(&format!("{{{name}}}")) {
                     "path"
-                } else if name.eq_ignore_ascii_case("if-none-match") {
+                } else if ["if-none-match", "traceparent", "tracestate"]
+                    .iter()
+                    .any(|header| name.eq_ignore_ascii_case(header))
+                {
                     "header"
                 } else {
                     "query"

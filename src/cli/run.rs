@@ -58,8 +58,9 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8, CliError> {
     } else {
         PromptSource::repository(&config, context.rev.as_deref()).map_err(router_error)?
     };
+    let export = super::shared::span_export(context, &config)?;
     let runtime = runtime()?;
-    runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         let router = Router::new(&config.settings, source, url);
         let result = async {
             let resolved = router
@@ -135,7 +136,12 @@ pub fn run(context: &Context, args: &RunArgs) -> Result<u8, CliError> {
             }
         }
         Ok(exit::SUCCESS)
-    })
+    });
+    drop(runtime);
+    if let Some(export) = export {
+        export.shutdown(Duration::from_secs(5));
+    }
+    outcome
 }
 
 fn router_error(err: RouterError) -> CliError {

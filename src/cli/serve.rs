@@ -100,6 +100,10 @@ pub fn run(context: &Context, args: &ServeArgs) -> Result<u8, CliError> {
         settings: config.settings.clone(),
         limits: limits(args, settings)?,
     };
+    let export = super::shared::span_export(context, &config)?;
+    if let Some(export) = &export {
+        tracing::info!(endpoint = %export.endpoint, "exporting runs as OpenTelemetry spans");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -108,7 +112,12 @@ pub fn run(context: &Context, args: &ServeArgs) -> Result<u8, CliError> {
         "set {} and {} (comma-separated tokens; `[serve] read_tokens_env` and `run_tokens_env` name other variables)",
         settings.read_tokens_env, settings.run_tokens_env
     );
-    runtime.block_on(serve(options)).map_err(|err| match err {
+    let served = runtime.block_on(serve(options));
+    drop(runtime);
+    if let Some(export) = export {
+        export.shutdown(std::time::Duration::from_secs(5));
+    }
+    served.map_err(|err| match err {
         crate::serve::ServeError::OpenOnNetwork(_) => {
             CliError::input(err.to_string()).hint(token_variables)
         }

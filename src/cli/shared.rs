@@ -215,6 +215,34 @@ fn print_pin(context: &Context, plan: &PinPlan, commit: Option<&str>) {
     }
 }
 
+/// Installs promptctl's OpenTelemetry span export when `[telemetry]` or the
+/// `OTEL_EXPORTER_OTLP_*` variables configure one (nothing leaves the machine otherwise).
+/// Outside an async runtime: the exporter's HTTP client runs its own. Shut it down before
+/// exiting, so the last batch goes out.
+pub fn span_export(
+    context: &Context,
+    config: &crate::config::Config,
+) -> Result<Option<crate::telemetry::otlp::SpanExport>, CliError> {
+    let layers = context.settings(config);
+    let settings = &config.settings.telemetry;
+    if layers.env.get("OTEL_SDK_DISABLED") == Some("true") {
+        return Ok(None);
+    }
+    let Some(endpoint) =
+        crate::telemetry::otlp::endpoint(settings, |name| layers.env.get(name).map(str::to_owned))
+    else {
+        return Ok(None);
+    };
+    let service_name = layers
+        .env
+        .get("OTEL_SERVICE_NAME")
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned);
+    crate::telemetry::otlp::SpanExport::install(settings, endpoint, service_name)
+        .map(Some)
+        .map_err(|err| CliError::input(err.to_string()))
+}
+
 /// The side of an environment `--canary` asks for.
 pub fn side(canary: bool) -> crate::environments::Side {
     if canary {

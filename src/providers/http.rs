@@ -83,11 +83,21 @@ pub async fn post_json_with_retries(
     headers: &[(&'static str, String)],
     timeout: Duration,
 ) -> Result<serde_json::Value, ProviderError> {
+    let model = body.get("model").and_then(serde_json::Value::as_str);
     spec.retry
         .run(
             || async move {
                 limiter.acquire().await;
-                post_once(client, spec, url, body, headers, timeout).await
+                let started = std::time::SystemTime::now();
+                let (result, wait) = post_once(client, spec, url, body, headers, timeout).await;
+                crate::telemetry::spans::record_attempt(crate::telemetry::spans::Attempt {
+                    model: model.unwrap_or_default().to_owned(),
+                    provider: spec.kind.genai_name().to_owned(),
+                    started,
+                    ended: std::time::SystemTime::now(),
+                    error: result.as_ref().err().map(ToString::to_string),
+                });
+                (result, wait)
             },
             ProviderError::is_transient,
         )

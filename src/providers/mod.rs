@@ -340,7 +340,14 @@ impl Providers {
         &self.settings
     }
 
-    /// The name of the provider `model` is called through, when one is configured.
+    /// The wire format of the provider `model` is called through, when one is configured.
+    pub fn provider_kind(&self, model: &str) -> Option<crate::config::ProviderKind> {
+        self.target(model)
+            .ok()
+            .map(|target| target.provider.spec.kind)
+    }
+
+    /// The name of the provider `model` is called through, as `promptctl.toml` names it.
     pub fn provider_name(&self, model: &str) -> Option<String> {
         self.target(model)
             .ok()

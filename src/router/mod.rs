@@ -48,7 +48,9 @@ use crate::providers::{ProviderError, Providers, Recordings, Usage};
 use crate::registry::runs::{RecorderStats, RunRecord, RunRecorder};
 use crate::render::RenderError;
 use crate::repo::Assertion;
+use crate::telemetry::spans::{Attempt, AttemptLog};
 use crate::telemetry::{RunLabels, RunOutcome};
+use opentelemetry::context::FutureExt as _;
 use source::Target;
 pub use source::{Bundle, PromptSource, ResolvedPrompt};
 
@@ -184,6 +186,9 @@ pub struct ExecuteOptions {
     /// The routing key of a canary split (e.g. a user id): one key always lands on the
     /// same side of one prompt's split in one environment. Without it, the run id decides.
     pub key: Option<String>,
+    /// The OpenTelemetry context the run's span continues (a request's `traceparent`,
+    /// or the embedding service's current span); default: the current context.
+    pub parent: Option<opentelemetry::Context>,
 }
 
 /// Executes prompts: see the [module documentation](self). Cheap to clone; share one per
@@ -199,6 +204,8 @@ struct Inner {
     recorder: RunRecorder,
     sample_rate: f64,
     store_io: bool,
+    /// Whether run spans carry the prompt and the answer (`[telemetry] capture_content`).
+    capture_content: bool,
     judge_model: String,
     scoring: tokio_util_lite::TaskCounter,
     /// Whether run metrics carry the prompt's name.
@@ -339,6 +346,7 @@ impl Router {
             inner: Arc::new(Inner {
                 sample_rate: settings.monitoring.sample_rate,
                 store_io: settings.monitoring.store_io,
+                capture_content: settings.telemetry.capture_content,
                 judge_model,
                 providers,
                 source: source::Source::new(source),
@@ -413,6 +421,14 @@ impl Router {
         let created_at = SystemTime::now();
         let inner = &self.inner;
         let run_id = options.run_id.unwrap_or_else(new_run_id);
+        let parent = options
+            .parent
+            .clone()
+            .unwrap_or_else(opentelemetry::Context::current);
+        let trace_id = options
+            .trace_id
+            .clone()
+            .or_else(|| crate::telemetry::spans::trace_id(&parent));
         let ready = self
             .ready(prompt, environment, &options, run_id)
             .await
@@ -426,15 +442,23 @@ impl Router {
                 error,
             })
             .inspect_err(|err| self.count_failure(Some(resolved), environment, err, None))?;
-        let input_text = inner
-            .store_io
+        let rendered = (inner.store_io || inner.capture_content)
             .then(|| serde_json::to_string(&messages).unwrap_or_default());
-        let (called, attempts) = self.call_chain(resolved, messages).await;
+        let input_text = rendered.clone().filter(|_| inner.store_io);
+        // Each provider request (retries and fallbacks) is logged in the context the calls
+        // run in: the run's span gets one child per request when there is more than one.
+        let log = Arc::new(AttemptLog::default());
+        let calls = parent.with_value(log.clone());
+        let (called, attempts) = self
+            .call_chain(resolved, messages)
+            .with_context(calls)
+            .await;
+        let timings = log.take();
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         let record = RunRecord {
             run_id,
             source: resolved.source.to_owned(),
-            trace_id: options.trace_id,
+            trace_id,
             service: resolved.service.to_owned(),
             name: resolved.name.to_owned(),
             version: resolved.version.and_then(|v| i32::try_from(v).ok()),
@@ -457,7 +481,7 @@ impl Router {
             output_text: None,
             created_at,
         };
-        match called {
+        let outcome = match called {
             Called::Answered(model, response) => {
                 Ok(self.answered(resolved, environment, record, (model, response), attempts))
             }
@@ -469,7 +493,62 @@ impl Router {
                 attempts,
             )),
             Called::AllFailed => Err(self.failed(resolved, environment, record, None, attempts)),
-        }
+        };
+        let content = rendered.filter(|_| inner.capture_content);
+        let span = RunTrace {
+            started: created_at,
+            run_id,
+            environment,
+            timings: &timings,
+            content,
+        };
+        self.trace(&parent, resolved, &span, &outcome);
+        outcome
+    }
+
+    /// The OpenTelemetry name of `model`'s provider (`openai`, `anthropic`, `echo`).
+    fn genai_provider(&self, model: &str) -> &'static str {
+        self.inner
+            .providers
+            .provider_kind(model)
+            .map_or("", crate::config::ProviderKind::genai_name)
+    }
+
+    /// Records the run as an OpenTelemetry span under `parent` ([`crate::telemetry::spans`]).
+    fn trace(
+        &self,
+        parent: &opentelemetry::Context,
+        resolved: &Target<'_>,
+        run: &RunTrace<'_>,
+        outcome: &Result<RunOutput, RouterError>,
+    ) {
+        let prompt = resolved.id();
+        let run_id = run.run_id.to_string();
+        let answered = outcome.as_ref().ok();
+        let failed = outcome.as_ref().err();
+        let error = failed.map(ToString::to_string);
+        crate::telemetry::spans::record(
+            parent,
+            &crate::telemetry::spans::RunSpan {
+                started: run.started,
+                prompt: &prompt,
+                version: resolved.version,
+                environment: run.environment,
+                source: resolved.source,
+                side: resolved.side.map(Side::as_str),
+                run_id: &run_id,
+                request_model: resolved.model,
+                response: answered.map(|a| (a.model.as_str(), self.genai_provider(&a.model))),
+                tokens: answered.map(|a| (a.usage.all_input_tokens(), a.usage.output_tokens)),
+                error_type: failed.map(RouterError::error_type),
+                error: error.as_deref(),
+                attempts: run.timings,
+                content: run
+                    .content
+                    .clone()
+                    .map(|input| (input, answered.map(|a| a.output.as_str()))),
+            },
+        );
     }
 
     /// The prompt a call runs: `options.version` on its own model, else the environment's
@@ -787,6 +866,16 @@ impl Router {
 }
 
 /// How the chain of models ended.
+/// What a run's span needs beyond the prompt and the outcome.
+struct RunTrace<'a> {
+    started: SystemTime,
+    run_id: Uuid,
+    environment: &'a str,
+    timings: &'a [Attempt],
+    /// The rendered messages as JSON, when content is captured.
+    content: Option<String>,
+}
+
 enum Called {
     /// A model answered.
     Answered(String, crate::providers::ChatResponse),

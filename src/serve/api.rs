@@ -8,7 +8,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -575,6 +575,24 @@ fn etag_of(body: &[u8]) -> String {
     format!("\"{hex}\"")
 }
 
+/// The caller's W3C trace context (`traceparent`, `tracestate`), which the run's span
+/// continues; an empty context without one (or with a malformed one).
+fn caller_context(headers: &HeaderMap) -> opentelemetry::Context {
+    use opentelemetry::propagation::TextMapPropagator;
+    /// The request's headers as the propagator reads them.
+    struct Headers<'a>(&'a HeaderMap);
+    impl opentelemetry::propagation::Extractor for Headers<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).and_then(|value| value.to_str().ok())
+        }
+        fn keys(&self) -> Vec<&str> {
+            self.0.keys().map(HeaderName::as_str).collect()
+        }
+    }
+    opentelemetry_sdk::propagation::TraceContextPropagator::new()
+        .extract_with_context(&opentelemetry::Context::new(), &Headers(headers))
+}
+
 /// Refuses a routing key longer than 1,024 characters (its schema's `maxLength`).
 fn check_key(key: Option<&str>) -> Result<(), ApiError> {
     match key {
@@ -841,7 +859,9 @@ pub async fn render(
 #[utoipa::path(post, path = "/v1/prompts/{service}/{name}/run", operation_id = "run_prompt",
     description = "Runs a prompt through the router and records the run. Default: the `production` environment's version and model; with `version`, that version on its own model.",
     params(("service" = String, Path, description = "The service", example = "billing"),
-        ("name" = String, Path, description = "The prompt's name", example = "invoice")),
+        ("name" = String, Path, description = "The prompt's name", example = "invoice"),
+        ("traceparent" = Option<String>, Header, description = "The caller's W3C trace context: the run's OpenTelemetry span continues it (a malformed one is ignored)", example = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        ("tracestate" = Option<String>, Header, description = "The W3C trace state that goes with `traceparent`")),
     request_body = RenderRequest,
     responses(
         (status = 200, description = "The model's answer", body = RunResponse),
@@ -875,6 +895,7 @@ pub async fn run(
     let options = ExecuteOptions {
         version: request.version,
         key: request.key,
+        parent: Some(caller_context(&headers)),
         ..ExecuteOptions::default()
     };
     // A version runs on its own: no environment.

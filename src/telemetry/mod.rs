@@ -9,6 +9,9 @@
 //! nothing). Not for: run records (`registry::runs`) or statistics (`registry::stats`),
 //! which are rows in PostgreSQL.
 
+pub mod otlp;
+pub mod spans;
+
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
 
 use crate::providers::Usage;
@@ -32,6 +35,10 @@ pub const CACHE_READS: &str = "promptctl_cache_requests_total";
 pub const CACHE_INVALIDATIONS: &str = "promptctl_cache_invalidations_total";
 /// HTTP requests by route and status.
 pub const HTTP_REQUESTS: &str = "promptctl_http_requests_total";
+/// Spans sent to the OpenTelemetry endpoint.
+pub const SPANS_EXPORTED: &str = "promptctl_otel_spans_exported_total";
+/// Spans dropped by reason: `queue_full`, `export_failed`, `shut_down`.
+pub const SPANS_DROPPED: &str = "promptctl_otel_spans_dropped_total";
 
 /// Duration buckets in seconds (the conventions' advice for
 /// `gen_ai.client.operation.duration`).
@@ -97,6 +104,11 @@ pub fn describe() {
             "Registry cache invalidations by kind (keys, everything)",
         ),
         (HTTP_REQUESTS, "HTTP requests by route and status"),
+        (SPANS_EXPORTED, "Spans sent to the OpenTelemetry endpoint"),
+        (
+            SPANS_DROPPED,
+            "Spans dropped by reason (queue_full, export_failed, shut_down)",
+        ),
     ] {
         metrics::describe_counter!(counter, help);
     }
@@ -210,6 +222,16 @@ pub fn cache_read_counter(result: &'static str) -> metrics::Counter {
 /// Counts one cache invalidation of `kind` (`keys` or `everything`).
 pub fn count_invalidation(kind: &'static str) {
     metrics::counter!(CACHE_INVALIDATIONS, "kind" => kind).increment(1);
+}
+
+/// Counts spans the OpenTelemetry endpoint took.
+pub fn count_spans_exported(count: u64) {
+    metrics::counter!(SPANS_EXPORTED).increment(count);
+}
+
+/// Counts spans dropped for `reason`.
+pub fn count_spans_dropped(reason: &'static str, count: u64) {
+    metrics::counter!(SPANS_DROPPED, "reason" => reason).increment(count);
 }
 
 #[cfg(test)]
