@@ -173,6 +173,52 @@ fn record(i: usize) -> RunRecord {
     }
 }
 
+/// An OTLP/HTTP receiver on its own thread (not the benchmark's runtime): reads each
+/// export and answers 200.
+fn otlp_receiver() -> u16 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                loop {
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((name, value)) = line.split_once(':')
+                            && name.eq_ignore_ascii_case("content-length")
+                        {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err()
+                        || stream
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -284,7 +330,7 @@ async fn main() {
     // The same with every run exported as an OpenTelemetry span (OTLP/HTTP, protobuf) to a
     // receiver on loopback (the local provider's server answers the exports with 200).
     let telemetry = promptctl::config::TelemetrySettings::default();
-    let traces = format!("http://127.0.0.1:{port}/v1/traces");
+    let traces = format!("http://127.0.0.1:{}/v1/traces", otlp_receiver());
     let export = tokio::task::spawn_blocking(move || {
         promptctl::telemetry::otlp::SpanExport::install(&telemetry, traces, None)
     })

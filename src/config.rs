@@ -364,10 +364,12 @@ impl Default for MonitoringSettings {
 pub struct TelemetrySettings {
     /// The OTLP/HTTP endpoint (`http://collector:4318`; spans go to `/v1/traces` under
     /// it). The `OTEL_EXPORTER_OTLP_*` variables override it.
+    #[serde(deserialize_with = "bounded::otlp_endpoint")]
     pub endpoint: Option<String>,
     /// The `service.name` of the spans (`OTEL_SERVICE_NAME` overrides it).
     pub service_name: String,
     /// Headers sent with each export (e.g. an API key of the backend).
+    #[serde(deserialize_with = "bounded::http_headers")]
     pub headers: BTreeMap<String, String>,
     /// Whether spans carry the rendered prompt and the answer (`gen_ai.input.messages`,
     /// `gen_ai.output.messages`): off, as the conventions advise.
@@ -706,6 +708,40 @@ mod bounded {
     /// Model calls at once.
     pub fn concurrency<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
         within(d, 1, MAX_CONCURRENCY, "concurrency")
+    }
+
+    /// An OTLP/HTTP endpoint: an `http://` or `https://` URL.
+    pub fn otlp_endpoint<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        let endpoint = String::deserialize(d)?;
+        let parts = endpoint.split_once("://");
+        let scheme = parts.map(|(scheme, _)| scheme.to_ascii_lowercase());
+        let host = parts.is_some_and(|(_, rest)| !rest.trim().is_empty());
+        match scheme.as_deref() {
+            Some("http" | "https") if host => Ok(Some(endpoint)),
+            _ => Err(D::Error::custom(format!(
+                "`{endpoint}` is not an OTLP/HTTP endpoint: write a URL such as `http://collector:4318`"
+            ))),
+        }
+    }
+
+    /// HTTP headers: names and values an HTTP request can carry.
+    pub fn http_headers<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<std::collections::BTreeMap<String, String>, D::Error> {
+        let headers = std::collections::BTreeMap::<String, String>::deserialize(d)?;
+        for (name, value) in &headers {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(D::Error::custom(format!(
+                    "`{name}` is not an HTTP header name"
+                )));
+            }
+            if http::HeaderValue::from_str(value).is_err() {
+                return Err(D::Error::custom(format!(
+                    "the value of header `{name}` cannot be sent over HTTP (a line break or a control character?)"
+                )));
+            }
+        }
+        Ok(headers)
     }
 
     /// Spans waiting for export.

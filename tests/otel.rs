@@ -171,13 +171,37 @@ fn serve_exports_one_genai_span_per_run_inside_the_callers_trace() {
         &[],
     );
     assert_eq!(alone.status, 200, "{}", alone.text);
-    let spans = wait_for(&received, 2);
+    // A run that fails before a model is called has a span too, with its error type.
+    let unfit = serde_json::to_vec(&json!({"env": "production", "vars": {}})).expect("json");
+    let failed = server.request(
+        "POST",
+        "/v1/prompts/billing/invoice/run",
+        Some(RUN),
+        Some(unfit),
+        &[("traceparent", &traceparent)],
+    );
+    assert_eq!(failed.status, 422, "{}", failed.text);
+    let spans = wait_for(&received, 3);
     let deadline = Instant::now() + Duration::from_secs(10);
     while db.count("SELECT count(*) FROM prompt_runs") < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     let log = server.stop();
-    assert_eq!(spans.len(), 2, "{log}");
+    assert_eq!(spans.len(), 3, "{log}");
+    let (_, unfit) = spans
+        .iter()
+        .find(|(_, s)| attribute(s, "error.type").is_some())
+        .expect("the failed run's span");
+    assert_eq!(
+        attribute(unfit, "error.type").as_deref(),
+        Some("render_failed")
+    );
+    assert_eq!(hex(&unfit.trace_id), trace);
+    let spans: Vec<(String, Span)> = spans
+        .iter()
+        .filter(|(_, s)| attribute(s, "error.type").is_none())
+        .cloned()
+        .collect();
     let (service, span) = spans
         .iter()
         .find(|(_, s)| attribute(s, "promptctl.run_id").as_deref() == Some(run_id.as_str()))
@@ -321,6 +345,7 @@ fn a_run_with_retries_and_a_fallback_gets_a_child_span_per_attempt_and_content_o
         attribute(run, "gen_ai.provider.name").as_deref(),
         Some("openai")
     );
+    assert_eq!(run.kind, 1, "INTERNAL over the requests' CLIENT spans");
     let input = attribute(run, "gen_ai.input.messages").expect("the rendered prompt, opted in");
     assert!(input.contains("Answer me"), "{input}");
     let output = attribute(run, "gen_ai.output.messages").expect("the answer, opted in");
@@ -340,6 +365,11 @@ fn a_run_with_retries_and_a_fallback_gets_a_child_span_per_attempt_and_content_o
         attribute(children[0], "error.type").as_deref(),
         Some("provider_error")
     );
+    assert_eq!(
+        attribute(children[0], "server.address").as_deref(),
+        Some("127.0.0.1")
+    );
+    assert!(children.iter().all(|c| c.kind == 3), "CLIENT");
     assert!(attribute(children[2], "error.type").is_none());
     assert!(children.iter().all(|c| c.trace_id == run.trace_id));
 }

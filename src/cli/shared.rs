@@ -225,7 +225,11 @@ pub fn span_export(
 ) -> Result<Option<crate::telemetry::otlp::SpanExport>, CliError> {
     let layers = context.settings(config);
     let settings = &config.settings.telemetry;
-    if layers.env.get("OTEL_SDK_DISABLED") == Some("true") {
+    if layers
+        .env
+        .get("OTEL_SDK_DISABLED")
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"))
+    {
         return Ok(None);
     }
     let Some(endpoint) =
@@ -238,9 +242,27 @@ pub fn span_export(
         .get("OTEL_SERVICE_NAME")
         .filter(|name| !name.is_empty())
         .map(str::to_owned);
-    crate::telemetry::otlp::SpanExport::install(settings, endpoint, service_name)
-        .map(Some)
-        .map_err(|err| CliError::input(err.to_string()))
+    if let Some(protocol) = layers
+        .env
+        .get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        .or_else(|| layers.env.get("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        .filter(|p| !p.trim().is_empty() && p.trim() != "http/protobuf")
+    {
+        context.output.note(&format!(
+            "warning: OTEL_EXPORTER_OTLP_PROTOCOL={protocol}: promptctl exports over http/protobuf only, and does"
+        ));
+    }
+    // A bad OTEL_* variable turns the export off with a warning, as the OpenTelemetry
+    // specification asks, rather than stopping the command.
+    match crate::telemetry::otlp::SpanExport::install(settings, endpoint, service_name) {
+        Ok(export) => Ok(Some(export)),
+        Err(err) => {
+            context
+                .output
+                .note(&format!("warning: {err}; runs are not exported"));
+            Ok(None)
+        }
+    }
 }
 
 /// The side of an environment `--canary` asks for.

@@ -81,6 +81,7 @@ pub fn parse_chat(provider: &str, json: &Value) -> Result<ChatResponse, Provider
             cache_write_tokens: count("cache_creation_input_tokens"),
         },
         latency_ms: 0.0,
+        model: json.get("model").and_then(Value::as_str).map(str::to_owned),
         replayed: false,
     })
 }

@@ -22,6 +22,7 @@ pub fn chat(request: &ChatRequest) -> ChatResponse {
         },
         text,
         latency_ms: 0.0,
+        model: None,
         replayed: false,
     }
 }

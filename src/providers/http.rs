@@ -96,6 +96,9 @@ pub async fn post_json_with_retries(
                     started,
                     ended: std::time::SystemTime::now(),
                     error: result.as_ref().err().map(ToString::to_string),
+                    server: reqwest::Url::parse(url).ok().and_then(|url| {
+                        Some((url.host_str()?.to_owned(), url.port_or_known_default()?))
+                    }),
                 });
                 (result, wait)
             },

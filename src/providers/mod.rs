@@ -78,6 +78,9 @@ pub struct ChatResponse {
     pub usage: Usage,
     /// Wall time of the call, retries included, in milliseconds.
     pub latency_ms: f64,
+    /// The model the provider says answered (e.g. `gpt-4o-2024-08-06`), when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// Whether the answer came from a recording.
     #[serde(skip)]
     pub replayed: bool,

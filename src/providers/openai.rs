@@ -63,6 +63,7 @@ pub fn parse_chat(provider: &str, json: &Value) -> Result<ChatResponse, Provider
             cache_write_tokens: 0,
         },
         latency_ms: 0.0,
+        model: json.get("model").and_then(Value::as_str).map(str::to_owned),
         replayed: false,
     })
 }

@@ -171,6 +171,9 @@ pub struct RunOutput {
     /// The side of the environment's canary split the call took (`None`: no split).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub side: Option<Side>,
+    /// The model the provider says answered (e.g. `gpt-4o-2024-08-06`), when it says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_model: Option<String>,
 }
 
 /// Per-call options.
@@ -432,7 +435,16 @@ impl Router {
         let ready = self
             .ready(prompt, environment, &options, run_id)
             .await
-            .inspect_err(|err| self.count_failure(None, environment, err, None))?;
+            .inspect_err(|err| {
+                self.count_failure(None, environment, err, None);
+                let early = EarlyFailure {
+                    started: created_at,
+                    prompt,
+                    environment,
+                    run_id,
+                };
+                self.trace_early_failure(&parent, None, &early, err);
+            })?;
         let resolved = &ready.target();
         let messages = resolved
             .renderer
@@ -441,7 +453,16 @@ impl Router {
                 prompt: resolved.id(),
                 error,
             })
-            .inspect_err(|err| self.count_failure(Some(resolved), environment, err, None))?;
+            .inspect_err(|err| {
+                self.count_failure(Some(resolved), environment, err, None);
+                let early = EarlyFailure {
+                    started: created_at,
+                    prompt,
+                    environment,
+                    run_id,
+                };
+                self.trace_early_failure(&parent, Some(resolved), &early, err);
+            })?;
         let rendered = (inner.store_io || inner.capture_content)
             .then(|| serde_json::to_string(&messages).unwrap_or_default());
         let input_text = rendered.clone().filter(|_| inner.store_io);
@@ -506,6 +527,44 @@ impl Router {
         outcome
     }
 
+    /// Records a run that failed before a model was called (no such prompt, variables
+    /// that do not fit) as a span with its `error.type` ([`crate::telemetry::spans`]).
+    fn trace_early_failure(
+        &self,
+        parent: &opentelemetry::Context,
+        resolved: Option<&Target<'_>>,
+        run: &EarlyFailure<'_>,
+        err: &RouterError,
+    ) {
+        let model = resolved.map_or("", |r| r.model);
+        let Some(started) = crate::telemetry::spans::start(parent, model, run.started, false)
+        else {
+            return;
+        };
+        let prompt = resolved.map_or_else(|| run.prompt.to_owned(), Target::id);
+        let run_id = run.run_id.to_string();
+        let error = err.to_string();
+        crate::telemetry::spans::record(
+            parent,
+            started,
+            &crate::telemetry::spans::RunSpan {
+                prompt: &prompt,
+                version: resolved.and_then(|r| r.version),
+                environment: run.environment,
+                source: resolved.map_or("", |r| r.source),
+                side: resolved.and_then(|r| r.side).map(Side::as_str),
+                run_id: &run_id,
+                request_model: model,
+                response: None,
+                tokens: None,
+                error_type: Some(err.error_type()),
+                error: Some(&error),
+                attempts: &[],
+                content: None,
+            },
+        );
+    }
+
     /// The OpenTelemetry name of `model`'s provider (`openai`, `anthropic`, `echo`).
     fn genai_provider(&self, model: &str) -> &'static str {
         self.inner
@@ -522,6 +581,12 @@ impl Router {
         run: &RunTrace<'_>,
         outcome: &Result<RunOutput, RouterError>,
     ) {
+        let wraps = run.timings.len() > 1;
+        let Some(started) =
+            crate::telemetry::spans::start(parent, resolved.model, run.started, wraps)
+        else {
+            return;
+        };
         let prompt = resolved.id();
         let run_id = run.run_id.to_string();
         let answered = outcome.as_ref().ok();
@@ -529,8 +594,8 @@ impl Router {
         let error = failed.map(ToString::to_string);
         crate::telemetry::spans::record(
             parent,
+            started,
             &crate::telemetry::spans::RunSpan {
-                started: run.started,
                 prompt: &prompt,
                 version: resolved.version,
                 environment: run.environment,
@@ -538,7 +603,10 @@ impl Router {
                 side: resolved.side.map(Side::as_str),
                 run_id: &run_id,
                 request_model: resolved.model,
-                response: answered.map(|a| (a.model.as_str(), self.genai_provider(&a.model))),
+                response: answered.map(|a| {
+                    let model = a.provider_model.as_deref().unwrap_or(&a.model);
+                    (model, self.genai_provider(&a.model))
+                }),
                 tokens: answered.map(|a| (a.usage.all_input_tokens(), a.usage.output_tokens)),
                 error_type: failed.map(RouterError::error_type),
                 error: error.as_deref(),
@@ -695,6 +763,7 @@ impl Router {
         let cost_usd = inner.providers.cost_usd(&model, &response.usage);
         let provider = inner.providers.provider_name(&model).unwrap_or_default();
         let usage = response.usage;
+        let provider_model = response.model.clone();
         let id = resolved.id();
         crate::telemetry::record_run(
             self.labels(&id, environment, resolved.model),
@@ -739,6 +808,7 @@ impl Router {
             fallbacks: attempts,
             sampled,
             side: resolved.side,
+            provider_model,
         }
     }
 
@@ -866,6 +936,15 @@ impl Router {
 }
 
 /// How the chain of models ended.
+/// What the span of a run that failed before a model was called says.
+struct EarlyFailure<'a> {
+    started: SystemTime,
+    /// The prompt as asked for.
+    prompt: &'a str,
+    environment: &'a str,
+    run_id: Uuid,
+}
+
 /// What a run's span needs beyond the prompt and the outcome.
 struct RunTrace<'a> {
     started: SystemTime,

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -578,19 +578,14 @@ fn etag_of(body: &[u8]) -> String {
 /// The caller's W3C trace context (`traceparent`, `tracestate`), which the run's span
 /// continues; an empty context without one (or with a malformed one).
 fn caller_context(headers: &HeaderMap) -> opentelemetry::Context {
-    use opentelemetry::propagation::TextMapPropagator;
-    /// The request's headers as the propagator reads them.
-    struct Headers<'a>(&'a HeaderMap);
-    impl opentelemetry::propagation::Extractor for Headers<'_> {
-        fn get(&self, key: &str) -> Option<&str> {
-            self.0.get(key).and_then(|value| value.to_str().ok())
-        }
-        fn keys(&self) -> Vec<&str> {
-            self.0.keys().map(HeaderName::as_str).collect()
-        }
-    }
-    opentelemetry_sdk::propagation::TraceContextPropagator::new()
-        .extract_with_context(&opentelemetry::Context::new(), &Headers(headers))
+    let values = |name: &str| -> Vec<&str> {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|value| value.to_str().unwrap_or_default())
+            .collect()
+    };
+    crate::telemetry::spans::w3c_context(&values("traceparent"), &values("tracestate"))
 }
 
 /// Refuses a routing key longer than 1,024 characters (its schema's `maxLength`).

@@ -67,23 +67,32 @@ impl SpanExport {
         endpoint: String,
         service_name: Option<String>,
     ) -> Result<SpanExport, ExportError> {
-        let timeout = Duration::from_secs_f64(settings.timeout_s);
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
+        let failed = |reason: String| ExportError {
+            endpoint: endpoint.clone(),
+            reason,
+        };
+        let mut builder = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(Protocol::HttpBinary)
             .with_endpoint(endpoint.clone())
-            .with_timeout(timeout)
-            .with_headers(settings.headers.clone().into_iter().collect())
-            .build()
-            .map_err(|err| ExportError {
-                endpoint: endpoint.clone(),
-                reason: err.to_string(),
-            })?;
+            .with_headers(settings.headers.clone().into_iter().collect());
+        // `OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT`, which the exporter reads, wins over the file.
+        let timeout_set = [
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+        ]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some());
+        if !timeout_set {
+            builder = builder.with_timeout(Duration::from_secs_f64(settings.timeout_s));
+        }
+        let exporter = builder.build().map_err(|err| failed(err.to_string()))?;
         let processor = QueueProcessor::start(
             exporter,
             settings.max_queue,
             Duration::from_secs_f64(settings.export_interval_s),
-        );
+        )
+        .map_err(|err| failed(format!("cannot start the export thread: {err}")))?;
         let resource = Resource::builder()
             .with_service_name(service_name.unwrap_or_else(|| settings.service_name.clone()))
             .build();
@@ -123,7 +132,7 @@ impl QueueProcessor {
         exporter: E,
         max_queue: usize,
         interval: Duration,
-    ) -> QueueProcessor {
+    ) -> std::io::Result<QueueProcessor> {
         let (queue, receiver) = std::sync::mpsc::sync_channel(max_queue.max(1));
         let resource = Arc::new(Mutex::new(None));
         let thread = std::thread::Builder::new()
@@ -131,12 +140,24 @@ impl QueueProcessor {
             .spawn({
                 let resource = resource.clone();
                 move || drain(exporter, &receiver, interval, &resource)
-            })
-            .ok();
-        QueueProcessor {
+            })?;
+        Ok(QueueProcessor {
             queue,
-            thread: Mutex::new(thread),
+            thread: Mutex::new(Some(thread)),
             resource,
+        })
+    }
+
+    /// Asks the export thread to send what is queued and waits for it at most `timeout`;
+    /// with the queue full (the endpoint hung), returns at once rather than wait behind it.
+    fn flush_within(&self, timeout: Duration) -> OTelSdkResult {
+        let (answer, answered) = std::sync::mpsc::sync_channel(1);
+        match self.queue.try_send(Message::Flush(answer)) {
+            Ok(()) => answered
+                .recv_timeout(timeout)
+                .map_err(|_| OTelSdkError::Timeout(timeout)),
+            Err(TrySendError::Full(_)) => Err(OTelSdkError::Timeout(timeout)),
+            Err(TrySendError::Disconnected(_)) => Err(OTelSdkError::AlreadyShutdown),
         }
     }
 }
@@ -150,6 +171,7 @@ fn drain<E: SpanExporter>(
     resource: &Mutex<Option<Resource>>,
 ) {
     let mut batch: Vec<SpanData> = Vec::with_capacity(MAX_BATCH);
+    let mut failing = false;
     let mut deadline = Instant::now() + interval;
     loop {
         let wait = deadline.saturating_duration_since(Instant::now());
@@ -167,7 +189,7 @@ fn drain<E: SpanExporter>(
         }
         let due = Instant::now() >= deadline;
         if batch.len() >= MAX_BATCH || flush.is_some() || done || due {
-            export(&exporter, std::mem::take(&mut batch));
+            export(&exporter, std::mem::take(&mut batch), &mut failing);
             deadline = Instant::now() + interval;
         }
         if let Some(answer) = flush {
@@ -180,17 +202,27 @@ fn drain<E: SpanExporter>(
     }
 }
 
-/// Sends one batch; a refused or failed one is counted dropped.
-fn export<E: SpanExporter>(exporter: &E, batch: Vec<SpanData>) {
+/// Sends one batch; a refused or failed one is counted dropped. The first failure after a
+/// success is logged as a warning (the rest at debug level), and so is the recovery.
+fn export<E: SpanExporter>(exporter: &E, batch: Vec<SpanData>, failing: &mut bool) {
     if batch.is_empty() {
         return;
     }
     let count = batch.len() as u64;
     match futures_executor::block_on(exporter.export(batch)) {
-        Ok(()) => super::count_spans_exported(count),
+        Ok(()) => {
+            super::count_spans_exported(count);
+            if std::mem::take(failing) {
+                tracing::warn!("OpenTelemetry export works again");
+            }
+        }
         Err(err) => {
             super::count_spans_dropped("export_failed", count);
-            tracing::debug!(error = %err, spans = count, "OpenTelemetry export failed");
+            if std::mem::replace(failing, true) {
+                tracing::debug!(error = %err, spans = count, "OpenTelemetry export failed");
+            } else {
+                tracing::warn!(error = %err, spans = count, "OpenTelemetry export failed; its spans are dropped and counted (promptctl_otel_spans_dropped_total)");
+            }
         }
     }
 }
@@ -207,20 +239,11 @@ impl SpanProcessor for QueueProcessor {
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        let (answer, answered) = std::sync::mpsc::sync_channel(1);
-        self.queue
-            .send(Message::Flush(answer))
-            .map_err(|_| OTelSdkError::AlreadyShutdown)?;
-        answered
-            .recv_timeout(Duration::from_secs(30))
-            .map_err(|_| OTelSdkError::Timeout(Duration::from_secs(30)))
+        self.flush_within(Duration::from_secs(5))
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let (answer, answered) = std::sync::mpsc::sync_channel(1);
-        if self.queue.send(Message::Flush(answer)).is_ok() {
-            let _ = answered.recv_timeout(timeout);
-        }
+        let _ = self.flush_within(timeout);
         // The thread ends when the processor (the last sender) is dropped; it is not
         // joined here, so a hung endpoint cannot hold the process past `timeout`.
         if let Ok(mut thread) = self.thread.lock() {
