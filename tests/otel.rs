@@ -373,3 +373,56 @@ fn a_run_with_retries_and_a_fallback_gets_a_child_span_per_attempt_and_content_o
     assert!(attribute(children[2], "error.type").is_none());
     assert!(children.iter().all(|c| c.trace_id == run.trace_id));
 }
+
+#[test]
+fn a_bad_variable_turns_the_export_off_with_a_warning_and_a_bad_file_is_an_error_at_its_line() {
+    let repo = common::git::TestRepo::new();
+    repo.write("promptctl.toml", "default_provider = \"echo\"\n");
+    repo.write(
+        "prompts/support/reply.yaml",
+        "model: gpt-4o\nvariables:\n  x: {type: string}\ntemplate: \"Hi {{ x }}\"\n",
+    );
+    repo.commit("v1");
+    let args = ["run", "reply", "--var", "x=me"];
+    let (code, stdout, stderr) = repo.run_env(
+        &args,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "bogus"),
+        ],
+    );
+    assert_eq!(code, 0, "{stdout} {stderr}");
+    assert!(stderr.contains("runs are not exported"), "{stderr}");
+    let (code, _, stderr) = repo.run_env(
+        &args,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"),
+            ("OTEL_SDK_DISABLED", "TRUE"),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("export"), "{stderr}");
+    for (bad, needle) in [
+        ("endpoint = \"collector:4318\"", "not an OTLP/HTTP endpoint"),
+        ("endpoint = \"\"", "not an OTLP/HTTP endpoint"),
+        (
+            "headers = { \"x-key\" = \"a\\nb\" }",
+            "cannot be sent over HTTP",
+        ),
+        (
+            "headers = { \"bad header\" = \"v\" }",
+            "not an HTTP header name",
+        ),
+    ] {
+        repo.write(
+            "promptctl.toml",
+            &format!("default_provider = \"echo\"\n[telemetry]\n{bad}\n"),
+        );
+        let (code, _, stderr) = repo.run(&args);
+        assert_eq!(code, 2, "{bad}: {stderr}");
+        assert!(
+            stderr.contains(needle) && stderr.contains("promptctl.toml:3"),
+            "{bad}: {stderr}"
+        );
+    }
+}
