@@ -170,6 +170,10 @@ fn drain<E: SpanExporter>(
     interval: Duration,
     resource: &Mutex<Option<Resource>>,
 ) {
+    // Encoding a batch must not take a core from the runs it describes: on Linux a
+    // thread's nice value is its own.
+    #[cfg(unix)]
+    let _ = rustix::process::setpriority_process(None, 10);
     let mut batch: Vec<SpanData> = Vec::with_capacity(MAX_BATCH);
     let mut failing = false;
     let mut deadline = Instant::now() + interval;
