@@ -85,6 +85,27 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[low] + (sorted[high] - sorted[low]) * (position - low as f64)
 }
 
+/// The latencies of `bench/hello` executed through `router` at `rate` calls a second.
+async fn executions(
+    router: &Router,
+    vars: &Arc<BTreeMap<String, serde_json::Value>>,
+    rate: u64,
+    seconds: u64,
+) -> Vec<f64> {
+    let (router, vars) = (router.clone(), vars.clone());
+    fixed_rate(rate, seconds, move || {
+        let router = router.clone();
+        let vars = vars.clone();
+        async move {
+            router
+                .execute("bench/hello", "production", &vars)
+                .await
+                .unwrap();
+        }
+    })
+    .await
+}
+
 /// Sends `rate` calls per second for `seconds` (open loop), returning sorted latencies (ms).
 async fn fixed_rate<F, Fut>(rate: u64, seconds: u64, call: F) -> Vec<f64>
 where
@@ -312,21 +333,7 @@ async fn main() {
         })
         .await
     };
-    let routed = {
-        let router = router.clone();
-        let vars = vars.clone();
-        fixed_rate(rate, seconds, move || {
-            let router = router.clone();
-            let vars = vars.clone();
-            async move {
-                router
-                    .execute("bench/hello", "production", &vars)
-                    .await
-                    .unwrap();
-            }
-        })
-        .await
-    };
+    let routed = executions(&router, &vars, rate, seconds).await;
     // The same with every run exported as an OpenTelemetry span (OTLP/HTTP, protobuf) to a
     // receiver on loopback (the local provider's server answers the exports with 200).
     let telemetry = promptctl::config::TelemetrySettings::default();
@@ -337,21 +344,7 @@ async fn main() {
     .await
     .unwrap()
     .unwrap();
-    let exported = {
-        let router = router.clone();
-        let vars = vars.clone();
-        fixed_rate(rate, seconds, move || {
-            let router = router.clone();
-            let vars = vars.clone();
-            async move {
-                router
-                    .execute("bench/hello", "production", &vars)
-                    .await
-                    .unwrap();
-            }
-        })
-        .await
-    };
+    let exported = executions(&router, &vars, rate, seconds).await;
     tokio::task::spawn_blocking(move || export.shutdown(Duration::from_secs(10)))
         .await
         .unwrap();
@@ -380,21 +373,7 @@ async fn main() {
         PromptSource::Static(Box::new(bundle)),
         Some("postgres://postgres@127.0.0.1:1/nothing".to_owned()),
     );
-    let routed_down = {
-        let vars = vars.clone();
-        let down = down.clone();
-        fixed_rate(rate, seconds, move || {
-            let router = down.clone();
-            let vars = vars.clone();
-            async move {
-                router
-                    .execute("bench/hello", "production", &vars)
-                    .await
-                    .unwrap();
-            }
-        })
-        .await
-    };
+    let routed_down = executions(&down, &vars, rate, seconds).await;
     let started = Instant::now();
     let stats = down.shutdown(Duration::from_millis(500)).await;
     summary("execute, database down", &routed_down);

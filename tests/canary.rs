@@ -147,6 +147,24 @@ fn status(repo: &TestRepo, db: &TestDb) -> (i32, Value, String) {
     )
 }
 
+/// `runs` calls through the repository's split of production (v2, a fifth of the calls on
+/// `canary-model`) against `stub`, recorded; then `canary status --check`.
+fn model_swap(stub: StubProvider, runs: usize) -> (TestRepo, TestDb, (i32, Value, String)) {
+    let db = TestDb::new();
+    let repo = repo(
+        &stub.url(),
+        "prompts:\n  invoice:\n    production: {version: 2, canary: {model: canary-model, weight: 20}}\n",
+    );
+    drive(
+        &repo,
+        &db,
+        |config| PromptSource::repository(config, None).expect("source"),
+        runs,
+    );
+    let status = status(&repo, &db);
+    (repo, db, status)
+}
+
 fn verdict(status: &Value, metric: &str) -> String {
     status["analysis"]["metrics"]
         .as_array()
@@ -211,19 +229,7 @@ fn a_canary_erring_more_often_is_caught_on_error_rate_through_the_registry() {
 
 #[test]
 fn identical_sides_are_not_called_worse() {
-    let stub = provider(20, 20, 2, 0);
-    let db = TestDb::new();
-    let repo = repo(
-        &stub.url(),
-        "prompts:\n  invoice:\n    production: {version: 2, canary: {model: canary-model, weight: 20}}\n",
-    );
-    drive(
-        &repo,
-        &db,
-        |config| PromptSource::repository(config, None).expect("source"),
-        2000,
-    );
-    let (code, json, stderr) = status(&repo, &db);
+    let (_repo, _db, (code, json, stderr)) = model_swap(provider(20, 20, 2, 0), 2000);
     assert_eq!(code, 0, "{json} {stderr}");
     for metric in ["error_rate", "latency_p50", "latency_p95", "cost"] {
         assert_ne!(verdict(&json, metric), "worse", "{metric}: {json}");
@@ -238,19 +244,7 @@ fn identical_sides_are_not_called_worse() {
 
 #[test]
 fn a_slow_canary_is_caught_on_latency_alone() {
-    let stub = provider(0, 0, 5, 200);
-    let db = TestDb::new();
-    let repo = repo(
-        &stub.url(),
-        "prompts:\n  invoice:\n    production: {version: 2, canary: {model: canary-model, weight: 20}}\n",
-    );
-    drive(
-        &repo,
-        &db,
-        |config| PromptSource::repository(config, None).expect("source"),
-        1500,
-    );
-    let (code, json, stderr) = status(&repo, &db);
+    let (repo, db, (code, json, stderr)) = model_swap(provider(0, 0, 5, 200), 1500);
     assert_eq!(code, 1, "{json} {stderr}");
     assert_eq!(verdict(&json, "latency_p95"), "worse", "{json}");
     assert_ne!(verdict(&json, "error_rate"), "worse", "{json}");
