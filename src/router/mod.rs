@@ -11,6 +11,11 @@
 //! retries, and returns the output with the version, the model that answered, the usage,
 //! the latency, the cost and a run id.
 //!
+//! An environment with a canary split sends the share of calls its weight says to the
+//! canary, by a hash of the call's routing key ([`side_for`]). Every run is an OpenTelemetry
+//! span under the caller's context ([`ExecuteOptions::parent`], [`crate::telemetry::spans`]),
+//! exported only where a tracer provider is installed.
+//!
 //! Every run is queued for `prompt_runs` ([`crate::registry::runs::RunRecorder`]) without
 //! waiting; a share of runs (`[monitoring] sample_rate`, chosen from a hash of the run id)
 //! is scored by the prompt's `monitor` assertions in a spawned task, and written once

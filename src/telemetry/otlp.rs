@@ -126,7 +126,7 @@ pub struct QueueProcessor {
 }
 
 impl QueueProcessor {
-    /// Starts the export thread: batches of at most [`MAX_BATCH`] spans, sent every
+    /// Starts the export thread: batches of at most 512 spans, sent every
     /// `interval` or when full; at most `max_queue` spans wait.
     pub fn start<E: SpanExporter + 'static>(
         exporter: E,
