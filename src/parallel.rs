@@ -35,14 +35,21 @@ pub fn map_sized<T: Sync, R: Send>(
     // The calling thread takes the first chunk: one thread (and its allocator heap) fewer.
     let first = chunks.next().unwrap_or_default();
     std::thread::scope(|scope| {
+        // A thread the system refuses (address space or process limits) leaves its chunk
+        // to the calling thread: slower, never a panic.
         let handles: Vec<_> = chunks
-            .map(|chunk| scope.spawn(move || chunk.iter().map(f).collect::<Vec<R>>()))
+            .map(|chunk| {
+                let spawned = std::thread::Builder::new()
+                    .spawn_scoped(scope, move || chunk.iter().map(f).collect::<Vec<R>>());
+                (chunk, spawned.ok())
+            })
             .collect();
         let mut results: Vec<R> = first.iter().map(f).collect();
-        for handle in handles {
-            match handle.join() {
-                Ok(chunk) => results.extend(chunk),
-                Err(panic) => std::panic::resume_unwind(panic),
+        for (chunk, handle) in handles {
+            match handle.map(|h| h.join()) {
+                Some(Ok(done)) => results.extend(done),
+                Some(Err(panic)) => std::panic::resume_unwind(panic),
+                None => results.extend(chunk.iter().map(f)),
             }
         }
         results

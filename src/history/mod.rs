@@ -327,10 +327,14 @@ impl History {
             _ => None,
         };
         std::thread::scope(|scope| {
-            let status = status_of.as_ref().map(|(git_dir, prefix)| {
-                scope.spawn(move || -> Result<Vec<String>, git2::Error> {
-                    changed_paths(&Repository::open(git_dir)?, prefix)
-                })
+            // A thread the system refuses (address space or process limits) only costs
+            // the working tree's status.
+            let status = status_of.as_ref().and_then(|(git_dir, prefix)| {
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, move || -> Result<Vec<String>, git2::Error> {
+                        changed_paths(&Repository::open(git_dir)?, prefix)
+                    })
+                    .ok()
             });
             let mut history = History::load_here(config, rev, use_cache)?;
             if let Some(status) = status
@@ -907,10 +911,14 @@ fn walk_chain(
     let (sender, receiver) = std::sync::mpsc::channel::<Vec<BlobToParse>>();
     let receiver = std::sync::Mutex::new(receiver);
     std::thread::scope(|scope| {
+        // A worker the system refuses (address space or process limits) leaves its share
+        // to this thread, which parses what is queued after the walk.
         let workers: Vec<_> = (0..threads)
-            .map(|_| {
+            .filter_map(|_| {
                 let receiver = &receiver;
-                scope.spawn(move || parse_queued(receiver, prompts_dir))
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, move || parse_queued(receiver, prompts_dir))
+                    .ok()
             })
             .collect();
         let walked = walk_and_diff(&objects, tip, stop, prompts_rel, known, &sender);
