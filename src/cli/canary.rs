@@ -296,12 +296,12 @@ fn canary_tests(
     };
     let results = runtime()?.block_on(run_tests(jobs, run));
     let summary = Summary::of(&results);
-    if summary.provider_errors + summary.input_errors + summary.failed == 0 {
+    let Some(code) = super::shared::refusal_code(&summary) else {
         return Ok(Ok(format!(
             "Tests: {} passed on the canary.",
             results.len()
         )));
-    }
+    };
     let output = &context.output;
     let color = output.stdout_colored();
     match output.format {
@@ -325,13 +325,7 @@ fn canary_tests(
         ),
         &["`promptctl test --env E --canary` shows the same results".to_owned()],
     );
-    Ok(Err(if summary.provider_errors > 0 {
-        exit::EXTERNAL
-    } else if summary.input_errors > 0 {
-        exit::BAD_INPUT
-    } else {
-        exit::FAILED
-    }))
+    Ok(Err(code))
 }
 
 /// The metrics as a table: both values, the difference, its interval and the verdict.

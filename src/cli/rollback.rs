@@ -105,16 +105,7 @@ pub fn run(context: &Context, args: &RollbackArgs) -> Result<u8, CliError> {
 /// (a provider failure 3, a test that could not run 2, a failed one 1).
 fn refused(context: &Context, rollback: &Rollback, results: &[CaseResult]) -> Option<u8> {
     let summary = Summary::of(results);
-    if summary.provider_errors + summary.input_errors + summary.failed == 0 {
-        return None;
-    }
-    let code = if summary.provider_errors > 0 {
-        exit::EXTERNAL
-    } else if summary.input_errors > 0 {
-        exit::BAD_INPUT
-    } else {
-        exit::FAILED
-    };
+    let code = super::shared::refusal_code(&summary)?;
     let output = &context.output;
     match output.format {
         Format::Json => output.json(&serde_json::json!({

@@ -273,3 +273,17 @@ pub fn side(canary: bool) -> crate::environments::Side {
         crate::environments::Side::Baseline
     }
 }
+
+/// The exit code of a deployment its tests refuse (`rollback`, `canary promote`): 3 when a
+/// provider failed, 2 when a test could not run, 1 when one failed; `None` when all passed.
+pub fn refusal_code(summary: &crate::eval::report::Summary) -> Option<u8> {
+    if summary.provider_errors > 0 {
+        Some(super::exit::EXTERNAL)
+    } else if summary.input_errors > 0 {
+        Some(super::exit::BAD_INPUT)
+    } else if summary.failed > 0 {
+        Some(super::exit::FAILED)
+    } else {
+        None
+    }
+}
