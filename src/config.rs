@@ -129,6 +129,8 @@ pub struct Settings {
     pub render: RenderSettings,
     /// How long every command waits for PostgreSQL.
     pub database: DatabaseSettings,
+    /// The language server: whether its test runs may call models.
+    pub lsp: LspSettings,
 }
 
 impl Default for Settings {
@@ -147,6 +149,7 @@ impl Default for Settings {
             serve: ServeSettings::default(),
             render: RenderSettings::default(),
             database: DatabaseSettings::default(),
+            lsp: LspSettings::default(),
         }
     }
 }
@@ -585,6 +588,15 @@ impl Default for DatabaseSettings {
     }
 }
 
+/// The `[lsp]` table: the language server's test runs (the "▶ run" code lenses).
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct LspSettings {
+    /// Let a run from the editor call the prompt's model; by default it replays the
+    /// recorded answer and says when there is none.
+    pub live_runs: bool,
+}
+
 /// The `[render]` table: limits of every render (check, test, render, run, serve, lsp).
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -634,6 +646,9 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "serve",
     "render",
     "database",
+    "canary",
+    "telemetry",
+    "lsp",
 ];
 
 impl Settings {

@@ -59,6 +59,7 @@ pub(crate) mod settings;
 pub(crate) mod sketch;
 pub(crate) mod style;
 pub(crate) mod token_bucket;
+pub(crate) mod watch;
 pub(crate) mod yaml_scan;
 
 /// Counts each render's allocations so its memory limit holds (see [`render::limits`]).

@@ -3,6 +3,8 @@
 //! shutdown and exit.
 
 mod common;
+#[path = "support/stub_provider.rs"]
+mod stub_provider;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -67,6 +69,13 @@ impl Server {
     fn start() -> Server {
         let mut command = Command::new(assert_cmd::cargo::cargo_bin("promptctl"));
         command.arg("lsp");
+        Server::spawn(command)
+    }
+
+    /// A server whose environment holds the stub provider's key.
+    fn start_with_key() -> Server {
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin("promptctl"));
+        command.arg("lsp").env("TEST_API_KEY", "sk-test");
         Server::spawn(command)
     }
 
@@ -142,11 +151,36 @@ impl Server {
 
     /// Sends a request and returns its response (error or result).
     fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.send_request(method, params);
+        self.wait_for(|m| m.get("id") == Some(&json!(id)) && m.get("method").is_none())
+    }
+
+    /// Sends a request without waiting for its response; returns its id.
+    fn send_request(&mut self, method: &str, params: Value) -> i64 {
         self.next_id += 1;
         let id = self.next_id;
         let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         self.send_raw(message.to_string().as_bytes());
-        self.wait_for(|m| m.get("id") == Some(&json!(id)) && m.get("method").is_none())
+        id
+    }
+
+    /// Every message up to and including the first that `wanted` accepts, in order.
+    fn messages_until(&self, wanted: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.messages.recv_timeout(left) {
+                Ok(message) => {
+                    let found = wanted(&message);
+                    seen.push(message);
+                    if found {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("no such message within {TIMEOUT:?}: {seen:#?}"),
+            }
+        }
     }
 
     fn wait_for(&self, wanted: impl Fn(&Value) -> bool) -> Value {
@@ -649,4 +683,238 @@ fn ids_that_are_not_numbers_or_strings_are_invalid_requests_and_shutdown_stops_d
     assert!(next.is_err(), "nothing more after shutdown: {next:?}");
     server.notify("exit", Value::Null);
     assert_eq!(wait(&mut server.child), 0);
+}
+
+/// A prompt on a real model whose tests the lenses run.
+const TESTED: &str = r#"model: gpt-4o
+variables:
+  name: {type: string, required: true}
+template: "Say hello to {{ name }}."
+tests:
+  - name: greets Ada
+    vars: {name: Ada}
+    assert:
+      - {type: contains, value: Ada}
+  - vars: {name: Grace}
+    assert:
+      - {type: contains, value: Grace}
+"#;
+
+/// The project's configuration with the stub at `url` as its provider.
+fn stub_config(url: &str, extra: &str) -> String {
+    format!(
+        "default_provider = \"stub\"\n[providers.stub]\nkind = \"openai\"\nbase_url = \"{url}\"\napi_key_env = \"TEST_API_KEY\"\nmax_retries = 0\n{extra}"
+    )
+}
+
+/// The stub model's answer: the greeting asked for.
+fn greeting(request: &stub_provider::SeenRequest) -> stub_provider::Reply {
+    let message = stub_provider::last_user_message(&request.body);
+    let name = message
+        .trim_end_matches('.')
+        .rsplit(' ')
+        .next()
+        .unwrap_or("you");
+    stub_provider::openai_answer(&format!("Hello, {name}!"))
+}
+
+/// The diagnostics of the test results in a publishDiagnostics message.
+fn test_results(message: &Value) -> Vec<Value> {
+    message["params"]["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .filter(|d| d["code"] == "test-result")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_lens_runs_one_test_from_the_unsaved_buffer_replayed_and_reports_it() {
+    let mut server = Server::start();
+    let file = "prompts/greet/tested.yaml";
+    {
+        // Record the answers once, live, against the stub; then the stub is gone.
+        let stub = stub_provider::StubProvider::start(|request, _| greeting(request));
+        server
+            .project
+            .write("promptctl.toml", &stub_config(&stub.url(), ""));
+        server.project.write(file, TESTED);
+        let outcome = common::Outcome::of(
+            server
+                .project
+                .promptctl(["test", "--record", "greet/tested"])
+                .env("TEST_API_KEY", "sk-test"),
+        );
+        assert_eq!(outcome.code, 0, "{}\n{}", outcome.stdout, outcome.stderr);
+    }
+    let capabilities = server.initialize()["result"]["capabilities"].clone();
+    assert_eq!(capabilities["codeLensProvider"]["resolveProvider"], false);
+    assert_eq!(
+        capabilities["executeCommandProvider"]["commands"],
+        json!(["promptctl.runTest", "promptctl.runAllTests"])
+    );
+    // The buffer is edited and not saved: the second test now expects what it cannot get.
+    let editing = TESTED.replace("value: Grace}", "value: Lovelace}");
+    server.open(file, &editing);
+    let uri = server.uri(file);
+    let lenses = server.request(
+        "textDocument/codeLens",
+        json!({"textDocument": {"uri": uri}}),
+    );
+    let lenses = lenses["result"].as_array().expect("lenses").clone();
+    let shown: Vec<(u64, &str)> = lenses
+        .iter()
+        .map(|l| {
+            (
+                l["range"]["start"]["line"].as_u64().expect("line"),
+                l["command"]["title"].as_str().expect("title"),
+            )
+        })
+        .collect();
+    assert_eq!(shown, [(4, "▶ run all"), (5, "▶ run"), (9, "▶ run")]);
+
+    // Run the second test; ask for a completion while it runs.
+    let started = Instant::now();
+    let run = server.send_request("workspace/executeCommand", lenses[2]["command"].clone());
+    let completion = server.send_request("textDocument/completion", server.at(file, 0, 7));
+    let seen = server.messages_until(|m| m["id"] == json!(run));
+    let elapsed = started.elapsed();
+    let completion_at = seen.iter().position(|m| m["id"] == json!(completion));
+    assert!(completion_at.is_some(), "{seen:#?}");
+    let published = seen
+        .iter()
+        .find(|m| m["method"] == "textDocument/publishDiagnostics" && !test_results(m).is_empty())
+        .expect("the result is published");
+    let results = test_results(published);
+    assert_eq!(results.len(), 1, "{results:#?}");
+    assert_eq!(results[0]["severity"], 1, "a failure is an error");
+    assert_eq!(results[0]["range"]["start"]["line"], 9);
+    let message = results[0]["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("failed, score 0.00: contains (line 12)"),
+        "{message}"
+    );
+    let answer = &seen.last().expect("answer")["result"][0];
+    assert_eq!(answer["status"], "failed", "{answer}");
+    // Replayed: far below a second even for a debug build (the bench measures it).
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+
+    // The hover on the test shows the answer.
+    let hover = server.request("textDocument/hover", server.at(file, 10, 6));
+    let text = hover["result"]["contents"]["value"]
+        .as_str()
+        .expect("hover");
+    assert!(
+        text.contains("failed") && text.contains("Hello, Grace!"),
+        "{text}"
+    );
+
+    // Run them all: the first passes (information), the second fails.
+    let all = server.send_request("workspace/executeCommand", lenses[0]["command"].clone());
+    let seen = server.messages_until(|m| m["id"] == json!(all));
+    let published = seen
+        .iter()
+        .rev()
+        .find(|m| m["method"] == "textDocument/publishDiagnostics")
+        .expect("published");
+    let mut results = test_results(published);
+    results.sort_by_key(|d| d["range"]["start"]["line"].as_u64());
+    assert_eq!(results.len(), 2, "{results:#?}");
+    assert_eq!(results[0]["severity"], 3, "a pass is information");
+    assert!(
+        results[0]["message"]
+            .as_str()
+            .expect("message")
+            .starts_with("passed, score 1.00"),
+        "{results:#?}"
+    );
+    // An edit forgets the results: they describe text that is gone.
+    let diagnostics = server.change(file, 2, TESTED);
+    assert!(
+        diagnostics.iter().all(|d| d["code"] != "test-result"),
+        "{diagnostics:#?}"
+    );
+    assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn a_run_without_a_recording_says_so_and_a_live_run_is_cancelled_by_an_edit() {
+    let mut server = Server::start();
+    let file = "prompts/greet/tested.yaml";
+    server.project.write(file, TESTED);
+    server
+        .project
+        .write("promptctl.toml", &stub_config("http://127.0.0.1:9", ""));
+    server.initialize();
+    server.open(file, TESTED);
+    let uri = server.uri(file);
+    let run = server.send_request(
+        "workspace/executeCommand",
+        json!({"command": "promptctl.runTest", "arguments": [uri, 0]}),
+    );
+    let seen = server.messages_until(|m| m["id"] == json!(run));
+    let published = seen
+        .iter()
+        .find(|m| m["method"] == "textDocument/publishDiagnostics")
+        .expect("published");
+    let results = test_results(published);
+    assert_eq!(results[0]["severity"], 2, "{results:#?}");
+    let message = results[0]["message"].as_str().expect("message");
+    assert!(message.contains("no recording"), "{message}");
+    assert!(message.contains("live_runs = true"), "{message}");
+    // A test that does not exist is refused.
+    let response = server.request(
+        "workspace/executeCommand",
+        json!({"command": "promptctl.runTest", "arguments": [uri, 7]}),
+    );
+    assert_eq!(response["error"]["code"], -32803, "{response}");
+    assert_eq!(server.stop(), 0);
+
+    // Live, against a model that takes its time: an edit cancels the run.
+    let stub = stub_provider::StubProvider::start(|request, _| {
+        greeting(request).after(Duration::from_secs(3))
+    });
+    let mut server = Server::start_with_key();
+    server.project.write(file, TESTED);
+    server.project.write(
+        "promptctl.toml",
+        &stub_config(&stub.url(), "[lsp]\nlive_runs = true\n"),
+    );
+    server.initialize();
+    server.open(file, TESTED);
+    let run = server.send_request(
+        "workspace/executeCommand",
+        json!({"command": "promptctl.runTest", "arguments": [server.uri(file), 0]}),
+    );
+    // Completion and an edit are answered while the model is still thinking.
+    let started = Instant::now();
+    let completion = server.request("textDocument/completion", server.at(file, 0, 7));
+    assert!(completion.get("result").is_some(), "{completion}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    server.change(file, 2, &TESTED.replace("Ada}", "Ada Lovelace}"));
+    let seen = server.messages_until(|m| m["id"] == json!(run));
+    assert_eq!(
+        seen.last().expect("answer")["error"]["code"],
+        -32800,
+        "{seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .filter(|m| m["method"] == "textDocument/publishDiagnostics")
+            .all(|m| test_results(m).is_empty()),
+        "{seen:#?}"
+    );
+    // Unchanged, the buffer's run reaches the model and comes back.
+    let run = server.send_request(
+        "workspace/executeCommand",
+        json!({"command": "promptctl.runTest", "arguments": [server.uri(file), 1]}),
+    );
+    let seen = server.messages_until(|m| m["id"] == json!(run));
+    assert_eq!(
+        seen.last().expect("answer")["result"][0]["status"],
+        "passed",
+        "{seen:#?}"
+    );
+    assert_eq!(server.stop(), 0);
 }

@@ -232,7 +232,7 @@ impl Comparison {
 /// Each test's identity within its prompt: its name, or for an unnamed test its
 /// variables (an unnamed test's line and position move with every edit around it); a
 /// name or variables written twice are told apart by their order.
-fn test_keys(prompt: &LoadedPrompt) -> Vec<String> {
+pub fn test_keys(prompt: &LoadedPrompt) -> Vec<String> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     prompt
         .file
@@ -395,35 +395,58 @@ pub fn compare(head: &[CaseResult], sides: Sides, tolerance: f64) -> Comparison 
         let key = (result.prompt.clone(), result.test.clone());
         base.entry(key).or_default().push_back(result);
     }
-    let mut cases: Vec<CaseDelta> = head
+    let paired = head
         .iter()
-        .enumerate()
-        .map(|(index, head)| {
+        .map(|head| {
             let key = (head.prompt.clone(), head.test.clone());
-            let found = base.get_mut(&key).and_then(VecDeque::pop_front);
-            let same = sides.same_definition.contains(&key);
-            CaseDelta {
-                head_index: Some(index),
-                ..delta(head.clone(), found, same, tolerance)
+            Paired {
+                base: base.get_mut(&key).and_then(VecDeque::pop_front),
+                same_definition: sides.same_definition.contains(&key),
+                head: head.clone(),
             }
         })
         .collect();
-    cases.extend(
-        sides
-            .removed
-            .into_iter()
-            .map(|(prompt, test, why)| CaseDelta {
-                prompt,
-                test,
-                head_index: None,
-                movement: Movement::Removed,
-                reason: why.to_owned(),
-                assertions: Vec::new(),
-                diff: None,
-                base: None,
-                head: None,
-            }),
-    );
+    compare_paired(paired, sides.removed, sides.base_commit, tolerance)
+}
+
+/// A head result and the base result it is compared with.
+#[derive(Debug, Clone)]
+pub struct Paired {
+    /// The head's result.
+    pub head: CaseResult,
+    /// The base's result (`None`: not run there).
+    pub base: Option<CaseResult>,
+    /// Not run at the base because the definition is the same there.
+    pub same_definition: bool,
+}
+
+/// Says how each paired case moved (in the order given), with the `removed` tests: the
+/// comparison [`compare`] makes once it has paired the results.
+pub fn compare_paired(
+    paired: Vec<Paired>,
+    removed: Vec<(PromptId, String, &'static str)>,
+    base_commit: String,
+    tolerance: f64,
+) -> Comparison {
+    let mut cases: Vec<CaseDelta> = paired
+        .into_iter()
+        .enumerate()
+        .map(|(index, pair)| CaseDelta {
+            head_index: Some(index),
+            ..delta(pair.head, pair.base, pair.same_definition, tolerance)
+        })
+        .collect();
+    cases.extend(removed.into_iter().map(|(prompt, test, why)| CaseDelta {
+        prompt,
+        test,
+        head_index: None,
+        movement: Movement::Removed,
+        reason: why.to_owned(),
+        assertions: Vec::new(),
+        diff: None,
+        base: None,
+        head: None,
+    }));
     cases.sort_by_key(|c| c.movement);
     let mut budget = DiffBudget::new();
     for case in cases.iter_mut().filter(|c| c.answers_differ()) {
@@ -445,7 +468,7 @@ pub fn compare(head: &[CaseResult], sides: Sides, tolerance: f64) -> Comparison 
         } += 1;
     }
     Comparison {
-        base: sides.base_commit,
+        base: base_commit,
         tolerance,
         counts,
         cases,

@@ -17,6 +17,7 @@ pub mod github;
 pub mod html;
 pub mod pr_comment;
 pub mod report;
+pub mod rerun;
 pub mod selection;
 
 use std::borrow::Cow;
@@ -318,6 +319,14 @@ impl CaseResult {
             CaseErrorKind::Load,
             format!("{} [{}]", problem.message, problem.code),
         )
+    }
+
+    /// Whether the case could not run because replaying found no recording of its request
+    /// (the message [`ProviderError::NoRecording`] gives).
+    pub fn lacks_recording(&self) -> bool {
+        self.error.as_ref().is_some_and(|e| {
+            e.kind == CaseErrorKind::Configuration && e.message.starts_with("no recording for ")
+        })
     }
 
     fn fail_with(mut self, kind: CaseErrorKind, message: String) -> CaseResult {

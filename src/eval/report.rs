@@ -388,6 +388,11 @@ fn short_commit(commit: &str) -> &str {
 /// A word diff for the terminal, indented: deletions red and insertions green on a
 /// colour terminal, `[-deleted-]{+inserted+}` (as `git diff --word-diff`) otherwise.
 pub fn word_diff_text(parts: &[super::baseline::DiffPart], color: bool) -> String {
+    labelled_word_diff(parts, color, "base → head")
+}
+
+/// [`word_diff_text`] with its own label for the two sides: `answer (LABEL): …`.
+fn labelled_word_diff(parts: &[super::baseline::DiffPart], color: bool, sides: &str) -> String {
     use super::baseline::DiffOp;
     let mut text = String::new();
     let mut budget = MAX_TERMINAL_DIFF_CHARS;
@@ -416,8 +421,109 @@ pub fn word_diff_text(parts: &[super::baseline::DiffPart], color: bool) -> Strin
             (DiffOp::Insert, false) => text.push_str(&format!("{{+{shown}+}}")),
         }
     }
-    let mut out = String::from("      answer (base → head): ");
+    let mut out = format!("      answer ({sides}): ");
     out.push_str(&text.replace('\n', "\n      "));
     out.push('\n');
     out
+}
+
+/// A case's verdict in one line, as the editor and the watch show it: `passed, score
+/// 1.00`; `failed, score 0.50: contains (line 12): …` with the first failed assertion's
+/// reason; `not judged: …` with the error.
+pub fn verdict_line(result: &CaseResult) -> String {
+    let score = super::baseline::case_score(result)
+        .map_or(String::new(), |score| format!(", score {score:.2}"));
+    match result.status {
+        CaseStatus::Passed => format!("passed{score}"),
+        CaseStatus::Failed => {
+            let reason = result
+                .assertions
+                .iter()
+                .find(|a| !a.outcome.passed)
+                .map(|a| {
+                    format!(
+                        ": {} (line {}): {}",
+                        a.outcome.kind,
+                        a.line,
+                        escape_control(&a.outcome.detail)
+                    )
+                })
+                .unwrap_or_default();
+            format!("failed{score}{reason}")
+        }
+        CaseStatus::Error => format!(
+            "not judged: {}",
+            result
+                .error
+                .as_ref()
+                .map_or("no result".into(), |e| escape_control(&e.message))
+        ),
+    }
+}
+
+/// What a re-run changed, as `test --watch` prints it: one line for each test that flipped,
+/// whose score moved, that is new or removed, or whose answer changed (with the word
+/// diff); nothing for the others. Returns the text and how many tests it names.
+pub fn rerun_text(comparison: &super::baseline::Comparison, color: bool) -> (String, usize) {
+    use super::baseline::Movement;
+    let mut out = String::new();
+    let mut shown = 0;
+    let mut diffs_shown = 0;
+    for case in &comparison.cases {
+        let before = case.base.as_ref().map(|side| side.result.status);
+        let now = case.head.as_ref().map(|side| side.result.status);
+        let flipped = before.is_some() && before != now;
+        let (mark, style) = match case.movement {
+            Movement::Regression => ("✗", Style::Red),
+            Movement::Improvement => ("✓", Style::Green),
+            Movement::Unjudged if flipped => ("!", Style::Magenta),
+            Movement::New | Movement::Removed => ("•", Style::Blue),
+            Movement::Unchanged if case.diff.is_some() => ("~", Style::Blue),
+            Movement::Unjudged | Movement::Unchanged => continue,
+        };
+        let change = match (before, now) {
+            (Some(before), Some(now)) if before != now => {
+                format!("{} → {}", status_word(before), status_word(now))
+            }
+            (None, Some(_)) => "new".to_owned(),
+            (_, None) => "removed".to_owned(),
+            _ if case.movement == Movement::Unchanged => "new answer".to_owned(),
+            _ => "score".to_owned(),
+        };
+        let head = format!("  {mark} {change:<17} {}", label(&case.prompt, &case.test));
+        shown += 1;
+        out.push_str(&paint(color, style, &head));
+        // A flip or a failure says the verdict; a pass whose score moved says which
+        // assertion moved and by how much.
+        let detail = match &case.head {
+            None => case.reason.clone(),
+            Some(head)
+                if !flipped
+                    && head.result.status == CaseStatus::Passed
+                    && matches!(case.movement, Movement::Regression | Movement::Improvement) =>
+            {
+                case.reason.clone()
+            }
+            Some(head) => verdict_line(&head.result),
+        };
+        out.push_str(&format!("  {}\n", escape_control(&detail)));
+        if let Some(diff) = case
+            .diff
+            .as_deref()
+            .filter(|_| diffs_shown < MAX_TERMINAL_DIFFS)
+        {
+            diffs_shown += 1;
+            out.push_str(&labelled_word_diff(diff, color, "before → now"));
+        }
+    }
+    (out, shown)
+}
+
+/// `passed`, `failed`, `error`.
+fn status_word(status: CaseStatus) -> &'static str {
+    match status {
+        CaseStatus::Passed => "passed",
+        CaseStatus::Failed => "failed",
+        CaseStatus::Error => "error",
+    }
 }

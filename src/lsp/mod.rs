@@ -17,6 +17,10 @@
 //! be answered with a JSON-RPC error instead (`-32700` parse error, `-32600` invalid
 //! request), and the server goes on. `lsp-server` still gives the message types.
 //!
+//! Test cases run from the editor ([`runs`]): a code lens above each, its result a
+//! diagnostic and a hover. A run goes to a thread of its own and reports back through the
+//! same queue the reader fills, so nothing else waits for a model.
+//!
 //! This module is not a YAML language server: it knows prompt files and partials only.
 
 mod completion;
@@ -25,8 +29,9 @@ mod diagnostics;
 mod documents;
 mod formatting;
 mod hover;
+mod runs;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, Read, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -34,6 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use lsp_server::{Message, Notification, Request, RequestId, Response};
+use lsp_types::NumberOrString;
 use lsp_types::notification::Notification as _;
 use lsp_types::request::Request as _;
 use serde_json::Value;
@@ -58,6 +64,8 @@ pub mod codes {
     pub const REQUEST_FAILED: i32 = -32803;
     /// A request came before `initialize`.
     pub const SERVER_NOT_INITIALIZED: i32 = -32002;
+    /// The request was cancelled (a test run whose document changed).
+    pub const REQUEST_CANCELLED: i32 = -32800;
 }
 
 /// Largest message body accepted (64 MiB); a larger `Content-Length` is a broken client.
@@ -73,6 +81,12 @@ pub(crate) struct Server {
     documents: Documents,
     /// Whether `shutdown` was received.
     shut_down: bool,
+    /// The test runs under way and their results.
+    runs: runs::Runs,
+    /// The diagnostics of `check` last published for each document.
+    checked: HashMap<lsp_types::Url, Vec<lsp_types::Diagnostic>>,
+    /// Where a run's thread sends its results: the main loop's queue.
+    finished: mpsc::SyncSender<Incoming>,
 }
 
 /// The project the open files belong to.
@@ -141,6 +155,8 @@ enum Incoming {
     Eof,
     /// Reading failed.
     Failed(io::Error),
+    /// A test run ended.
+    Ran(runs::Finished),
 }
 
 /// The document whose diagnostics are being computed, and the flag that cancels them.
@@ -156,14 +172,17 @@ pub fn run(
     mut output: impl Write,
     start: &Path,
 ) -> io::Result<u8> {
+    let in_flight: InFlight = Arc::default();
+    let (sender, receiver) = mpsc::sync_channel(QUEUE);
     let mut server = Server {
         start: start.to_path_buf(),
         project: None,
         documents: Documents::default(),
         shut_down: false,
+        runs: runs::Runs::default(),
+        checked: HashMap::new(),
+        finished: sender.clone(),
     };
-    let in_flight: InFlight = Arc::default();
-    let (sender, receiver) = mpsc::sync_channel(QUEUE);
     let reader_in_flight = in_flight.clone();
     std::thread::spawn(move || read_messages(input, &sender, &reader_in_flight));
     let mut pending = VecDeque::new();
@@ -176,8 +195,20 @@ pub fn run(
             continue;
         };
         let value = match incoming {
-            Incoming::Eof => return Ok(1),
-            Incoming::Failed(err) => return Err(err),
+            Incoming::Eof => {
+                server.runs.cancel_all();
+                return Ok(1);
+            }
+            Incoming::Failed(err) => {
+                server.runs.cancel_all();
+                return Err(err);
+            }
+            Incoming::Ran(finished) => {
+                for message in server.ran(finished) {
+                    message.write(&mut output)?;
+                }
+                continue;
+            }
             Incoming::Unreadable(reason) => {
                 write_raw_error(&mut output, codes::PARSE_ERROR, &reason)?;
                 continue;
@@ -206,16 +237,18 @@ pub fn run(
                 // goes on.
                 let response = panic::catch_unwind(AssertUnwindSafe(|| server.request(request)))
                     .unwrap_or_else(|_| {
-                        error(
+                        Some(error(
                             id,
                             codes::INTERNAL_ERROR,
                             "internal error (a bug in promptctl)",
-                        )
+                        ))
                     });
-                outgoing.push(response.into());
+                // `None`: a test run answers when it ends.
+                outgoing.extend(response.map(Message::from));
             }
             Message::Notification(notification) => {
                 if notification.method == lsp_types::notification::Exit::METHOD {
+                    server.runs.cancel_all();
                     return Ok(if server.shut_down { 0 } else { 1 });
                 }
                 let superseded = document_uri(&value)
@@ -303,17 +336,22 @@ fn edits(incoming: &Incoming, uri: &str) -> bool {
 }
 
 impl Server {
-    fn request(&mut self, request: Request) -> Response {
+    /// The answer to a request; `None` for a test run, answered when it ends.
+    fn request(&mut self, request: Request) -> Option<Response> {
         let id = request.id.clone();
         if self.shut_down {
-            return error(id, codes::INVALID_REQUEST, "the server is shutting down");
+            return Some(error(
+                id,
+                codes::INVALID_REQUEST,
+                "the server is shutting down",
+            ));
         }
         let method = request.method.as_str();
         if method == lsp_types::request::Initialize::METHOD {
-            return self.initialize(request);
+            return Some(self.initialize(request));
         }
         let Some(project) = &self.project else {
-            return error(id, codes::SERVER_NOT_INITIALIZED, "initialize first");
+            return Some(error(id, codes::SERVER_NOT_INITIALIZED, "initialize first"));
         };
         use lsp_types::request as r;
         let result = match method {
@@ -327,12 +365,32 @@ impl Server {
                 })
             }),
             r::HoverRequest::METHOD => params(request).map(|p: lsp_types::HoverParams| {
-                at(
-                    &self.documents,
-                    &p.text_document_position_params,
-                    |cursor| hover::hover(project, cursor),
-                )
+                let position = &p.text_document_position_params;
+                match self
+                    .runs
+                    .hover(&position.text_document.uri, position.position)
+                {
+                    Some(result) => to_value(result),
+                    None => at(&self.documents, position, |cursor| {
+                        hover::hover(project, cursor)
+                    }),
+                }
             }),
+            r::CodeLensRequest::METHOD => params(request).map(|p: lsp_types::CodeLensParams| {
+                let uri = &p.text_document.uri;
+                let in_prompts = uri
+                    .to_file_path()
+                    .ok()
+                    .and_then(|file| project.relative(&file))
+                    .is_some();
+                match self.documents.get(uri) {
+                    Some(text) if in_prompts => to_value(runs::code_lenses(uri, text)),
+                    _ => Value::Null,
+                }
+            }),
+            r::ExecuteCommand::METHOD => {
+                return self.execute(request);
+            }
             r::GotoDefinition::METHOD => {
                 params(request).map(|p: lsp_types::GotoDefinitionParams| {
                     at(
@@ -352,10 +410,55 @@ impl Server {
                 format!("unknown method `{method}`"),
             )),
         };
-        match result {
-            Ok(value) => Response::new_ok(id, value),
-            Err((code, message)) => error(id, code, &message),
+        Some(answer(id, result))
+    }
+
+    /// Starts a test run (`workspace/executeCommand`); the answer comes when it ends.
+    fn execute(&mut self, request: Request) -> Option<Response> {
+        let id = request.id.clone();
+        let started = params(request).and_then(|p: lsp_types::ExecuteCommandParams| {
+            let project = self
+                .project
+                .as_ref()
+                .ok_or((codes::SERVER_NOT_INITIALIZED, "initialize first".to_owned()))?;
+            let target = runs::target(&p.command, &p.arguments)
+                .map_err(|message| (codes::INVALID_PARAMS, message))?;
+            let text = self
+                .documents
+                .get(&target.uri)
+                .ok_or((codes::INVALID_PARAMS, "the document is not open".to_owned()))?;
+            let finished = self.finished.clone();
+            self.runs
+                .start(project, id.clone(), target, text, move |done| {
+                    let _ = finished.send(Incoming::Ran(done));
+                })
+                .map_err(|message| (codes::REQUEST_FAILED, message))
+        });
+        match started {
+            Ok(()) => None,
+            Err((code, message)) => Some(error(id, code, &message)),
         }
+    }
+
+    /// A test run ended: its answer, and the diagnostics of its document with its results.
+    fn ran(&mut self, finished: runs::Finished) -> Vec<Message> {
+        let (id, uri) = (finished.request.clone(), finished.uri.clone());
+        let result = self.runs.finish(finished);
+        let mut messages = Vec::new();
+        if result.is_ok() {
+            messages.push(self.publish_with_runs(uri));
+        }
+        messages.push(answer(id, result).into());
+        messages
+    }
+
+    /// The diagnostics of `uri`: `check`'s as last computed, and its tests' results.
+    fn publish_with_runs(&self, uri: lsp_types::Url) -> Message {
+        let mut diagnostics = self.checked.get(&uri).cloned().unwrap_or_default();
+        if let Some(text) = self.documents.get(&uri) {
+            diagnostics.extend(self.runs.diagnostics(&uri, text));
+        }
+        publish(uri, diagnostics)
     }
 
     fn initialize(&mut self, request: Request) -> Response {
@@ -403,9 +506,18 @@ impl Server {
         if self.shut_down {
             return;
         }
-        let Some(project) = &mut self.project else {
+        if self.project.is_none() {
             return;
-        };
+        }
+        if notification.method == n::Cancel::METHOD {
+            if let Ok(p) = serde_json::from_value::<lsp_types::CancelParams>(notification.params) {
+                self.runs.cancel(&match p.id {
+                    NumberOrString::Number(n) => RequestId::from(n),
+                    NumberOrString::String(s) => RequestId::from(s),
+                });
+            }
+            return;
+        }
         let changed = match notification.method.as_str() {
             n::DidOpenTextDocument::METHOD => {
                 serde_json::from_value::<lsp_types::DidOpenTextDocumentParams>(notification.params)
@@ -430,6 +542,8 @@ impl Server {
                     notification.params,
                 ) {
                     self.documents.close(&p.text_document.uri);
+                    self.runs.changed(&p.text_document.uri);
+                    self.checked.remove(&p.text_document.uri);
                     outgoing.push(publish(p.text_document.uri, Vec::new()));
                 }
                 None
@@ -437,9 +551,14 @@ impl Server {
             _ => None,
         };
         let Some(uri) = changed else { return };
+        // The buffer's runs describe text that is gone.
+        self.runs.changed(&uri);
         if superseded {
             return;
         }
+        let Some(project) = &mut self.project else {
+            return;
+        };
         let Some(text) = self.documents.get(&uri) else {
             return;
         };
@@ -463,18 +582,21 @@ impl Server {
                 {
                     let diagnostics =
                         diagnostics::for_document(project, &other_file, other_text, &cancel);
-                    found.push(publish(other.clone(), diagnostics));
+                    found.push((other.clone(), diagnostics));
                 }
             }
         }
         let diagnostics = diagnostics::for_document(project, &file, text, &cancel);
-        found.push(publish(uri, diagnostics));
+        found.push((uri, diagnostics));
         if let Ok(mut guard) = in_flight.lock() {
             *guard = None;
         }
         // Cancelled: a newer edit is queued and publishes instead.
         if !cancel.load(Ordering::Relaxed) {
-            outgoing.extend(found);
+            for (uri, diagnostics) in found {
+                self.checked.insert(uri.clone(), diagnostics);
+                outgoing.push(self.publish_with_runs(uri));
+            }
         }
     }
 }
@@ -508,6 +630,13 @@ fn capabilities() -> lsp_types::ServerCapabilities {
         hover_provider: Some(HoverProviderCapability::Simple(true)),
         definition_provider: Some(OneOf::Left(true)),
         document_formatting_provider: Some(OneOf::Left(true)),
+        code_lens_provider: Some(CodeLensOptions {
+            resolve_provider: Some(false),
+        }),
+        execute_command_provider: Some(ExecuteCommandOptions {
+            commands: vec![runs::RUN_TEST.to_owned(), runs::RUN_ALL.to_owned()],
+            ..ExecuteCommandOptions::default()
+        }),
         ..ServerCapabilities::default()
     }
 }
@@ -533,6 +662,14 @@ fn at<R: serde::Serialize>(
 
 fn to_value(value: impl serde::Serialize) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// The response carrying a handler's result or error.
+fn answer(id: RequestId, result: Result<Value, (i32, String)>) -> Response {
+    match result {
+        Ok(value) => Response::new_ok(id, value),
+        Err((code, message)) => error(id, code, &message),
+    }
 }
 
 fn error(id: RequestId, code: i32, message: &str) -> Response {

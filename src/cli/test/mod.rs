@@ -1,4 +1,7 @@
-//! `promptctl test`: run prompts' test cases against their models and judge the outputs.
+//! `promptctl test`: run prompts' test cases against their models and judge the outputs;
+//! with `--watch`, again after every save that affects them ([`watch`]).
+
+mod watch;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -74,6 +77,16 @@ pub struct TestArgs {
     /// base, the head and the candidate model, with answers and their diffs.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+    /// Run the selected tests, then watch the prompt files, partials and settings files
+    /// and re-run the tests each save affects, printing only what changed: flips, score
+    /// changes, new answers. Replays recordings unless `--live` or `--record`.
+    #[arg(long, conflicts_with_all = [
+        "changed_since", "baseline", "shard", "junit", "report", "html", "model", "env",
+    ])]
+    watch: bool,
+    /// With `--watch`: call the models live instead of replaying recordings.
+    #[arg(long, requires = "watch", conflicts_with_all = ["replay", "record"])]
+    live: bool,
     #[command(flatten)]
     github: ci::GithubArgs,
 }
@@ -225,6 +238,9 @@ struct Scope {
 
 /// Runs `promptctl test`.
 pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
+    if args.watch {
+        return watch::run(context, args);
+    }
     // A test run is a batch job: the transparent huge pages the allocator asks for would
     // only grow its memory in 2 MiB steps (by half for a suite of 10,000 cases). Failing
     // to turn them off changes nothing else.

@@ -1,0 +1,406 @@
+//! `promptctl test --watch`: run the selected tests, then re-run those each save affects
+//! and print only what changed.
+//!
+//! A save is measured against the last saved state, with the selection `--changed-since`
+//! makes ([`crate::eval::selection::changed_prompts`]): a prompt whose definition or tests
+//! changed, that is new, or that includes a changed partial. A save of the configuration
+//! or the environments file re-runs every selected prompt. A save that arrives during a
+//! run abandons it; the next run covers both saves. Ctrl-C (or SIGTERM) drops the run
+//! under way: its model calls are aborted, a recording is either written whole or not at
+//! all ([`crate::files::replace`]), and the runtime's threads are stopped before the
+//! process exits 0.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::TestArgs;
+use crate::cli::output::Format;
+use crate::cli::{CliError, Context, exit, find_prompt};
+use crate::config::Config;
+use crate::eval::baseline::test_keys;
+use crate::eval::report::{self, Summary};
+use crate::eval::rerun::{LastResults, PromptRun};
+use crate::eval::{CaseResult, Keep, Run, jobs_for, run_tests};
+use crate::providers::{Mode, Providers, Recordings};
+use crate::render::Renderer;
+use crate::repo::{LoadedPrompt, PromptId, Snapshot};
+use crate::watch::{Saved, Watched, Watcher};
+
+/// How long the runtime may take to stop its threads once the watch ends.
+const SHUTDOWN: Duration = Duration::from_secs(2);
+
+/// The calls a watch makes: recordings unless `--live` or `--record` asks for the model.
+fn mode(args: &TestArgs) -> Mode {
+    if args.record {
+        Mode::Record
+    } else if args.live {
+        Mode::Live
+    } else {
+        Mode::Replay
+    }
+}
+
+/// A watch session: what it runs and what it has seen.
+struct Session<'c> {
+    context: &'c Context,
+    args: &'c TestArgs,
+    config: Config,
+    /// The prompts named on the command line (`None`: every prompt with tests).
+    named: Option<HashSet<PromptId>>,
+    /// Each test's latest result.
+    last: LastResults,
+    /// The problems of files that could not be loaded, as last printed.
+    problems: BTreeSet<String>,
+}
+
+/// Runs `promptctl test --watch` until Ctrl-C.
+pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
+    if context.output.format == Format::Json {
+        return Err(CliError::input(
+            "`--watch` prints for people: it cannot be combined with `--format json`",
+        ));
+    }
+    let config = context.config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|err| CliError::external(format!("cannot start the async runtime: {err}")))?;
+    let mut stop = {
+        let _entered = runtime.enter();
+        Stop::new().map_err(|err| CliError::external(format!("cannot catch Ctrl-C: {err}")))?
+    };
+    // Watching starts before the first run reads the files, so no save is missed.
+    let watcher = Watcher::start(&Watched {
+        prompts: config.prompts_dir(),
+        config: config.file.clone(),
+        environments: config.root.join(&config.settings.environments),
+    })
+    .map_err(|err| CliError::external(err.to_string()))?;
+    let mut snapshot = context.snapshot(&config)?;
+    let named = if args.prompts.is_empty() {
+        None
+    } else {
+        let found: Result<HashSet<PromptId>, CliError> = args
+            .prompts
+            .iter()
+            .map(|name| find_prompt(&snapshot, name).map(|p| p.id.clone()))
+            .filter_map(Result::transpose)
+            .collect();
+        Some(found?)
+    };
+    let mut session = Session {
+        context,
+        args,
+        config,
+        named,
+        last: LastResults::default(),
+        problems: BTreeSet::new(),
+    };
+    session.print_new_problems(&snapshot);
+    let first: BTreeSet<PromptId> = session.selected(&snapshot).collect();
+    let mut owed = Owed {
+        prompts: first,
+        deleted: Vec::new(),
+    };
+    let mut started = true;
+    loop {
+        if !owed.is_empty() {
+            let outcome = runtime.block_on(async {
+                tokio::select! {
+                    () = stop.wait() => Step::Stop,
+                    saved = watcher.saved() => Step::Saved(saved),
+                    ran = session.run(&snapshot, &owed) => Step::Ran(ran),
+                }
+            });
+            match outcome {
+                Step::Stop => break,
+                // Abandoned for a newer save: the next run owes both.
+                Step::Saved(saved) => {
+                    snapshot = session.reload(snapshot, saved, &mut owed);
+                    continue;
+                }
+                Step::Ran(ran) => {
+                    session.print(ran, &owed, started);
+                    if started {
+                        session.say_watching();
+                        started = false;
+                    }
+                    owed = Owed::default();
+                }
+            }
+        }
+        let saved = runtime.block_on(async {
+            tokio::select! {
+                () = stop.wait() => None,
+                saved = watcher.saved() => Some(saved),
+            }
+        });
+        let Some(saved) = saved else { break };
+        snapshot = session.reload(snapshot, saved, &mut owed);
+    }
+    drop(watcher);
+    runtime.shutdown_timeout(SHUTDOWN);
+    Ok(exit::SUCCESS)
+}
+
+/// What one turn of the loop ended with.
+enum Step {
+    Stop,
+    Saved(Saved),
+    Ran(Ran),
+}
+
+/// The prompts whose tests must run again, and those deleted since their last run.
+#[derive(Default)]
+struct Owed {
+    prompts: BTreeSet<PromptId>,
+    deleted: Vec<PromptId>,
+}
+
+impl Owed {
+    fn is_empty(&self) -> bool {
+        self.prompts.is_empty() && self.deleted.is_empty()
+    }
+}
+
+/// A finished run: each prompt's results, the prompts that could not run and why, the
+/// wall time.
+struct Ran {
+    runs: Vec<PromptRun>,
+    unrunnable: Vec<String>,
+    seconds: f64,
+}
+
+impl Session<'_> {
+    /// The selected prompts of `snapshot`: the named ones, or every one with tests.
+    fn selected<'s>(&'s self, snapshot: &'s Snapshot) -> impl Iterator<Item = PromptId> + 's {
+        snapshot
+            .prompts
+            .iter()
+            .filter_map(|p| p.id.clone().map(|id| (p, id)))
+            .filter(move |(p, id)| match &self.named {
+                Some(named) => named.contains(id),
+                None => p.file.tests.as_ref().is_some_and(|t| !t.value.is_empty()),
+            })
+            .map(|(_, id)| id)
+    }
+
+    /// Reads the project again after `saved`, adds what the saves affect to `owed`, and
+    /// returns the new state (the old one when the files cannot be read now).
+    fn reload(&mut self, snapshot: Snapshot, saved: Saved, owed: &mut Owed) -> Snapshot {
+        if saved.settings {
+            match self.context.config() {
+                Ok(config) => self.config = config,
+                Err(err) => {
+                    let err =
+                        err.hint("the watch goes on with the last configuration it could read");
+                    crate::cli::report_error(&self.context.output, &err);
+                }
+            }
+        }
+        let fresh = match Snapshot::load_working_tree(&self.config) {
+            Ok(fresh) => fresh,
+            Err(err) => {
+                self.context.output.error(&err.to_string(), &[]);
+                return snapshot;
+            }
+        };
+        self.print_new_problems(&fresh);
+        let changes = crate::eval::selection::changed_prompts(&snapshot, &fresh);
+        let selected: HashSet<PromptId> = self.selected(&fresh).collect();
+        let ran_before = |id: &PromptId| self.last.has(id);
+        if saved.settings {
+            owed.prompts.extend(selected.iter().cloned());
+        }
+        for changed in &changes.changed {
+            // A prompt whose tests were all removed is run too: its results go.
+            if selected.contains(&changed.id) || ran_before(&changed.id) {
+                owed.prompts.insert(changed.id.clone());
+            }
+        }
+        owed.deleted
+            .extend(changes.deleted.iter().filter(|id| ran_before(id)).cloned());
+        fresh
+    }
+
+    /// Prints the problems of files that could not be loaded which were not printed yet.
+    fn print_new_problems(&mut self, snapshot: &Snapshot) {
+        let mut now = BTreeSet::new();
+        for problem in &snapshot.problems {
+            let key = format!("{}:{}", problem.path.display(), problem.message);
+            if !self.problems.contains(&key) {
+                self.context.output.diagnostic(problem);
+            }
+            now.insert(key);
+        }
+        self.problems = now;
+    }
+
+    /// Runs the tests of the `owed` prompts found in `snapshot`.
+    async fn run(&self, snapshot: &Snapshot, owed: &Owed) -> Ran {
+        let started = Instant::now();
+        let settings = &self.config.settings;
+        let renderer = Arc::new(Renderer::new(snapshot.partials.clone()));
+        let mut jobs = Vec::new();
+        let mut planned: Vec<(&LoadedPrompt, Vec<String>)> = Vec::new();
+        let mut unrunnable = Vec::new();
+        for prompt in &snapshot.prompts {
+            if !prompt
+                .id
+                .as_ref()
+                .is_some_and(|id| owed.prompts.contains(id))
+            {
+                continue;
+            }
+            match jobs_for(settings, &[prompt], &renderer, None) {
+                Ok(prompt_jobs) => {
+                    jobs.extend(prompt_jobs);
+                    planned.push((prompt, test_keys(prompt)));
+                }
+                Err(err) => unrunnable.push(err.to_string()),
+            }
+        }
+        let providers = Providers::new(
+            settings,
+            Recordings {
+                mode: mode(self.args),
+                dir: self.config.root.join(&settings.test.recordings),
+            },
+        );
+        let run = Run {
+            providers,
+            concurrency: self
+                .context
+                .settings(&self.config)
+                .concurrency(self.args.concurrency)
+                .max(1),
+            keep: Keep::Everything,
+            on_done: Arc::new(|_: &CaseResult| {}),
+        };
+        let mut results = run_tests(jobs, run).await.into_iter();
+        let runs = planned
+            .into_iter()
+            .filter_map(|(prompt, keys)| {
+                let id = prompt.id.clone()?;
+                let results = keys.into_iter().zip(results.by_ref()).collect();
+                Some(PromptRun {
+                    prompt: id,
+                    results,
+                })
+            })
+            .collect();
+        Ran {
+            runs,
+            unrunnable,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// Prints a run: the whole table the first time, only what changed afterwards.
+    fn print(&mut self, ran: Ran, owed: &Owed, first: bool) {
+        let output = &self.context.output;
+        let color = output.stdout_colored();
+        for why in &ran.unrunnable {
+            output.error(why, &[]);
+        }
+        let results: Vec<CaseResult> = ran
+            .runs
+            .iter()
+            .flat_map(|run| run.results.iter().map(|(_, r)| r.clone()))
+            .collect();
+        let missing: Vec<String> = results
+            .iter()
+            .filter(|r| r.lacks_recording())
+            .map(report::case_label)
+            .collect();
+        let names: Vec<String> = ran.runs.iter().map(|r| r.prompt.to_string()).collect();
+        let comparison = self.last.compare(ran.runs, &owed.deleted);
+        let summary = Summary::of(&results);
+        if first {
+            let mut text = report::result_table(&results, color);
+            text.push_str(&report::failure_details(&results, color));
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(&report::summary_line(&summary, ran.seconds, color));
+            output.data(&text);
+        } else {
+            let (changes, changed) = report::rerun_text(&comparison, color);
+            let what = match names.as_slice() {
+                [] => "the deleted prompts".to_owned(),
+                [one] => format!("{} of {one}", count(summary.total, "test")),
+                many => format!("{} of {} prompts", count(summary.total, "test"), many.len()),
+            };
+            let verdict = match changed {
+                0 => "no change".to_owned(),
+                n => format!("{} changed", count(n, "test")),
+            };
+            output.data(&format!(
+                "── re-ran {what} ({:.2} s): {verdict}\n{changes}",
+                ran.seconds
+            ));
+        }
+        if !missing.is_empty() {
+            output.note(&format!(
+                "no recording for {}: {}\n  record them with `promptctl test --record`, or watch with `--live`",
+                count(missing.len(), "test"),
+                missing.join(", ")
+            ));
+        }
+    }
+
+    fn say_watching(&self) {
+        let live = match mode(self.args) {
+            Mode::Replay => "replaying recorded answers (`--live` calls the models)",
+            Mode::Record => "calling the models and recording their answers",
+            Mode::Live => "calling the models live",
+        };
+        self.context.output.note(&format!(
+            "watching {} and the settings files, {live}; a save re-runs the tests it affects (Ctrl-C stops)",
+            crate::diagnostic::display_path(&self.config.settings.prompts_dir)
+        ));
+    }
+}
+
+/// `3 tests`, `1 test`.
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+/// Ctrl-C and SIGTERM, caught for the whole session so that none is lost between two
+/// waits.
+struct Stop {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    /// Starts catching the signals; must be called inside the runtime.
+    fn new() -> std::io::Result<Stop> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Stop {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Stop {})
+    }
+
+    /// Waits for either signal.
+    async fn wait(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
