@@ -2,26 +2,38 @@
 //!
 //! [`Watcher`] watches the prompts folder (prompt files and partials, recursively), the
 //! configuration file and the environments file through `notify`, debounced by
-//! `notify-debouncer-mini`: a burst of events (an editor's write-then-rename, a `git
-//! checkout` touching a hundred files) arrives as one [`Saved`]. Every other file (the
-//! recordings folder, editor swap files, build output) is ignored, so saving it wakes
-//! nobody.
+//! `notify-debouncer-full`: a burst of events (an editor's write-then-rename, a `git
+//! checkout` touching a hundred files) arrives as one [`Saved`]. Only what changes a file
+//! counts: creating, removing, renaming and writing it. Opening or reading one is never
+//! asked of the kernel, so the watch reading the files after a save, an editor opening
+//! them or a `grep` wakes nobody. Every other file (the recordings folder, editor swap
+//! files, build output) is ignored.
 //!
-//! What the watcher hands over is bounded whatever the file system does: two flags and a
-//! wake-up, merged until the caller takes them, never a queue of events.
+//! What the watcher hands over is bounded whatever the file system does: three flags and
+//! a wake-up, merged until the caller takes them, never a queue of events.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer};
+use notify_debouncer_full::notify::{
+    self, EventKind, EventKindMask, RecommendedWatcher, RecursiveMode,
+};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer_opt};
 
 use crate::repo::FileKind;
 
 /// How long the file system must be quiet after a save before it is reported: long enough
 /// to merge an editor's write, rename and chmod, short enough to feel immediate.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// The changes asked of the kernel: creating, removing, renaming, writing (and closing a
+/// file written); never opening or reading, nor a mere change of metadata (`touch`).
+const CHANGES: EventKindMask = EventKindMask::CREATE
+    .union(EventKindMask::REMOVE)
+    .union(EventKindMask::MODIFY_DATA)
+    .union(EventKindMask::MODIFY_NAME)
+    .union(EventKindMask::ACCESS_CLOSE);
 
 /// Why watching could not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,12 +44,12 @@ pub enum WatchError {
         /// The folder.
         path: String,
         /// Why.
-        source: notify_debouncer_mini::notify::Error,
+        source: notify::Error,
     },
 }
 
 /// The files of a project that matter to its tests, as absolute paths.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Watched {
     /// The prompts folder: prompt files and partials under it.
     pub prompts: PathBuf,
@@ -50,20 +62,24 @@ pub struct Watched {
 /// What a batch of saves touched.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Saved {
-    /// A prompt file or partial.
+    /// A prompt file or partial, or a folder under the prompts folder.
     pub prompts: bool,
     /// The configuration or the environments file: every test may be affected.
     pub settings: bool,
+    /// The prompts folder itself was created, removed or renamed: its watch must be set
+    /// again ([`Watcher::rewatch_prompts`]).
+    pub prompts_folder: bool,
 }
 
 impl Saved {
     fn any(self) -> bool {
-        self.prompts || self.settings
+        self.prompts || self.settings || self.prompts_folder
     }
 
     fn merge(&mut self, other: Saved) {
         self.prompts |= other.prompts;
         self.settings |= other.settings;
+        self.prompts_folder |= other.prompts_folder;
     }
 }
 
@@ -76,48 +92,14 @@ struct Pending {
 
 /// A running watch; dropping it stops the watching thread.
 pub struct Watcher {
+    watched: Watched,
     pending: Arc<Pending>,
-    _debouncer: Debouncer<RecommendedWatcher>,
+    debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
 }
 
 impl Watched {
-    /// What a changed path is to the tests: `None` for a file they do not read.
-    fn classify(&self, path: &Path) -> Option<Saved> {
-        if let Ok(relative) = path.strip_prefix(&self.prompts) {
-            return FileKind::of(relative).map(|_| Saved {
-                prompts: true,
-                settings: false,
-            });
-        }
-        let settings = self.config.as_deref() == Some(path) || self.environments == path;
-        settings.then_some(Saved {
-            prompts: false,
-            settings: true,
-        })
-    }
-
-    /// The folders to watch: the prompts folder recursively, and the folders of the two
-    /// settings files on their own (a file is replaced by an editor's rename, which only
-    /// its folder sees).
-    fn folders(&self) -> Vec<(PathBuf, RecursiveMode)> {
-        let mut folders = vec![(self.prompts.clone(), RecursiveMode::Recursive)];
-        for file in self.config.iter().chain([&self.environments]) {
-            if let Some(parent) = file.parent()
-                && parent.is_dir()
-                && !parent.starts_with(&self.prompts)
-                && !folders.iter().any(|(folder, _)| folder == parent)
-            {
-                folders.push((parent.to_path_buf(), RecursiveMode::NonRecursive));
-            }
-        }
-        folders
-    }
-}
-
-impl Watcher {
-    /// Starts watching `watched`'s files; the paths are made canonical first, as the file
-    /// system reports them.
-    pub fn start(watched: &Watched) -> Result<Watcher, WatchError> {
+    /// The same files, with the paths made canonical as the file system reports them.
+    pub fn canonical(&self) -> Watched {
         let canonical = |path: &Path| {
             path.canonicalize().unwrap_or_else(|_| {
                 // A file not written yet: its folder's canonical path and its name.
@@ -127,32 +109,98 @@ impl Watcher {
                     .map_or_else(|| path.to_path_buf(), |(parent, name)| parent.join(name))
             })
         };
-        let watched = Watched {
-            prompts: canonical(&watched.prompts),
-            config: watched.config.as_deref().map(canonical),
-            environments: canonical(&watched.environments),
-        };
+        Watched {
+            prompts: canonical(&self.prompts),
+            config: self.config.as_deref().map(canonical),
+            environments: canonical(&self.environments),
+        }
+    }
+
+    /// What a changed path is to the tests: `None` for a file they do not read.
+    fn classify(&self, path: &Path) -> Option<Saved> {
+        if path == self.prompts {
+            return Some(Saved {
+                prompts: true,
+                prompts_folder: true,
+                ..Saved::default()
+            });
+        }
+        if let Ok(relative) = path.strip_prefix(&self.prompts) {
+            // A folder (no extension) moved or removed takes its prompt files with it.
+            let hidden = relative
+                .components()
+                .any(|c| c.as_os_str().to_string_lossy().starts_with('.'));
+            let file_or_folder = FileKind::of(relative).is_some()
+                || (!hidden && relative.extension().is_none() && !path.is_file());
+            return file_or_folder.then_some(Saved {
+                prompts: true,
+                ..Saved::default()
+            });
+        }
+        let settings = self.config.as_deref() == Some(path) || self.environments == path;
+        settings.then_some(Saved {
+            settings: true,
+            ..Saved::default()
+        })
+    }
+
+    /// The folders of the two settings files, watched on their own (a file is replaced
+    /// by an editor's rename, which only its folder sees); they also see the prompts
+    /// folder come and go when it sits in one of them.
+    fn settings_folders(&self) -> Vec<PathBuf> {
+        let mut folders: Vec<PathBuf> = Vec::new();
+        let parents = self
+            .config
+            .iter()
+            .chain([&self.environments])
+            .filter_map(|file| file.parent())
+            .chain(self.prompts.parent());
+        for parent in parents {
+            if parent.is_dir()
+                && !parent.starts_with(&self.prompts)
+                && !folders.iter().any(|folder| folder == parent)
+            {
+                folders.push(parent.to_path_buf());
+            }
+        }
+        folders
+    }
+}
+
+impl Watcher {
+    /// Starts watching `watched`'s files.
+    pub fn start(watched: &Watched) -> Result<Watcher, WatchError> {
+        let watched = watched.canonical();
         let pending = Arc::new(Pending::default());
         let seen = pending.clone();
         let classifier = watched.clone();
         let handler = move |result: DebounceEventResult| {
-            let mut saved = Saved::default();
-            match result {
+            let saved = match result {
                 Ok(events) => {
-                    for event in events {
-                        if let Some(kind) = classifier.classify(&event.path) {
-                            saved.merge(kind);
+                    let mut saved = Saved::default();
+                    for event in events.iter().filter(|e| CHANGES.matches(&e.event.kind)) {
+                        for path in &event.event.paths {
+                            if let Some(kind) = classifier.classify(path) {
+                                saved.merge(kind);
+                            }
+                        }
+                        // The kernel dropped events (its queue overflowed): assume the worst.
+                        if event.event.need_rescan() || event.event.kind == EventKind::Other {
+                            saved.merge(Saved {
+                                prompts: true,
+                                settings: true,
+                                prompts_folder: true,
+                            });
                         }
                     }
+                    saved
                 }
-                // The watch lost events (an overflowing kernel queue): assume the worst.
-                Err(_) => {
-                    saved = Saved {
-                        prompts: true,
-                        settings: true,
-                    }
-                }
-            }
+                Err(_) => Saved {
+                    prompts: true,
+                    settings: true,
+                    prompts_folder: true,
+                },
+            };
             if saved.any() {
                 if let Ok(mut pending) = seen.saved.lock() {
                     pending.merge(saved);
@@ -160,24 +208,53 @@ impl Watcher {
                 seen.wake.notify_one();
             }
         };
-        let mut debouncer =
-            new_debouncer(DEBOUNCE, handler).map_err(|source| WatchError::Watch {
-                path: watched.prompts.display().to_string(),
-                source,
+        let config = notify_debouncer_full::Config::default()
+            .with_timeout(DEBOUNCE)
+            .with_notify_config(notify::Config::default().with_event_kinds(CHANGES));
+        let debouncer =
+            new_debouncer_opt(config, handler, RecommendedCache::new()).map_err(|source| {
+                WatchError::Watch {
+                    path: watched.prompts.display().to_string(),
+                    source,
+                }
             })?;
-        for (folder, mode) in watched.folders() {
-            debouncer
-                .watcher()
-                .watch(&folder, mode)
+        let mut watcher = Watcher {
+            watched,
+            pending,
+            debouncer,
+        };
+        for folder in watcher.watched.settings_folders() {
+            watcher
+                .debouncer
+                .watch(&folder, RecursiveMode::NonRecursive)
                 .map_err(|source| WatchError::Watch {
                     path: folder.display().to_string(),
                     source,
                 })?;
         }
-        Ok(Watcher {
-            pending,
-            _debouncer: debouncer,
-        })
+        watcher.rewatch_prompts()?;
+        Ok(watcher)
+    }
+
+    /// The files watched, as given to [`Watcher::start`] (made canonical).
+    pub fn watched(&self) -> &Watched {
+        &self.watched
+    }
+
+    /// Watches the prompts folder again (after it was removed and created again, or
+    /// moved): a folder that does not exist now is watched once it is created.
+    pub fn rewatch_prompts(&mut self) -> Result<(), WatchError> {
+        let prompts = self.watched.prompts.clone();
+        let _ = self.debouncer.unwatch(&prompts);
+        if !prompts.is_dir() {
+            return Ok(());
+        }
+        self.debouncer
+            .watch(&prompts, RecursiveMode::Recursive)
+            .map_err(|source| WatchError::Watch {
+                path: prompts.display().to_string(),
+                source,
+            })
     }
 
     /// Waits for the next batch of saves that matter, and takes every one seen so far.
@@ -210,23 +287,32 @@ mod tests {
         };
         let prompts = Some(Saved {
             prompts: true,
-            settings: false,
+            ..Saved::default()
         });
         let settings = Some(Saved {
-            prompts: false,
             settings: true,
+            ..Saved::default()
         });
         assert_eq!(watched.classify(Path::new("/p/prompts/a/b.yaml")), prompts);
         assert_eq!(watched.classify(Path::new("/p/prompts/x.j2")), prompts);
+        assert_eq!(watched.classify(Path::new("/p/prompts/a")), prompts);
         assert_eq!(watched.classify(Path::new("/p/promptctl.toml")), settings);
         assert_eq!(
             watched.classify(Path::new("/p/environments.yaml")),
             settings
         );
+        assert_eq!(
+            watched.classify(Path::new("/p/prompts")),
+            Some(Saved {
+                prompts: true,
+                prompts_folder: true,
+                ..Saved::default()
+            })
+        );
         for ignored in [
             "/p/prompts/.recordings/openai/gpt-4o/1.json",
             "/p/prompts/a/.b.yaml.swp",
-            "/p/prompts/a/4913",
+            "/p/prompts/a/b.yaml~",
             "/p/README.md",
             "/p/other.yaml",
         ] {

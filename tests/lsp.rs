@@ -863,6 +863,14 @@ fn a_run_without_a_recording_says_so_and_a_live_run_is_cancelled_by_an_edit() {
     let message = results[0]["message"].as_str().expect("message");
     assert!(message.contains("no recording"), "{message}");
     assert!(message.contains("live_runs = true"), "{message}");
+    // Without arguments (Helix has no lenses), "run all" runs the document edited last.
+    let all = server.send_request(
+        "workspace/executeCommand",
+        json!({"command": "promptctl.runAllTests"}),
+    );
+    let seen = server.messages_until(|m| m["id"] == json!(all));
+    let answer = &seen.last().expect("answer")["result"];
+    assert_eq!(answer.as_array().map(Vec::len), Some(2), "{seen:#?}");
     // A test that does not exist is refused.
     let response = server.request(
         "workspace/executeCommand",
@@ -917,4 +925,46 @@ fn a_run_without_a_recording_says_so_and_a_live_run_is_cancelled_by_an_edit() {
         "{seen:#?}"
     );
     assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn a_reused_request_id_is_refused_and_shutdown_cancels_the_runs() {
+    let stub = stub_provider::StubProvider::start(|request, _| {
+        greeting(request).after(Duration::from_secs(2))
+    });
+    let mut server = Server::start_with_key();
+    let file = "prompts/greet/tested.yaml";
+    server.project.write(file, TESTED);
+    server.project.write(
+        "promptctl.toml",
+        &stub_config(&stub.url(), "[lsp]\nlive_runs = true\n"),
+    );
+    server.initialize();
+    server.open(file, TESTED);
+    let uri = server.uri(file);
+    let run = json!({"jsonrpc": "2.0", "id": 777, "method": "workspace/executeCommand",
+        "params": {"command": "promptctl.runAllTests", "arguments": [uri]}});
+    server.send_raw(run.to_string().as_bytes());
+    server.send_raw(run.to_string().as_bytes());
+    let refused = server.wait_for(|m| m["id"] == 777);
+    assert_eq!(refused["error"]["code"], -32803, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("under way")),
+        "{refused}"
+    );
+    // Shutdown during the run: the run is cancelled, nothing more is published.
+    let shutdown = server.send_request("shutdown", Value::Null);
+    let seen = server.messages_until(|m| m["id"] == 777);
+    assert_eq!(seen.last().expect("answer")["error"]["code"], -32800, "{seen:#?}");
+    assert!(seen.iter().any(|m| m["id"] == json!(shutdown)), "{seen:#?}");
+    assert!(
+        seen.iter()
+            .filter(|m| m["method"] == "textDocument/publishDiagnostics")
+            .all(|m| test_results(m).is_empty()),
+        "{seen:#?}"
+    );
+    server.notify("exit", Value::Null);
+    assert_eq!(wait(&mut server.child), 0);
 }

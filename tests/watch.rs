@@ -261,6 +261,41 @@ fn a_missing_recording_is_named_and_a_partial_save_reruns_its_includers() {
 }
 
 #[test]
+fn reading_or_rewriting_files_unchanged_prints_nothing_and_a_recreated_prompts_folder_is_watched() {
+    let project = recorded_project();
+    project.write("prompts/support/greet.yaml", &prompt(POLITE));
+    let watch = Watch::start(&project, &["--replay"]);
+    watch.until("2 passed");
+    // Reads (as an editor opening a file, or grep, do) and saves that change nothing.
+    for file in ["promptctl.toml", "prompts/support/greet.yaml"] {
+        let text = project.read(file);
+        project.write(file, &text);
+    }
+    let quiet = watch.quiet();
+    assert!(quiet.iter().all(|l| l.starts_with("stderr: watching")), "{quiet:#?}");
+    // A configuration that changes re-runs every selected test, once.
+    let config = project.read("promptctl.toml");
+    project.write("promptctl.toml", &format!("{config}\n# tuned\n"));
+    let lines = watch.until("re-ran").join("\n");
+    assert!(lines.contains("2 tests of support/greet"), "{lines}");
+    assert!(lines.contains("no change"), "{lines}");
+    let quiet = watch.quiet();
+    assert!(quiet.is_empty(), "re-ran once: {quiet:#?}");
+
+    // The prompts folder removed (a checkout without it) and written again.
+    let saved = project.path("saved-prompts");
+    std::fs::rename(project.path("prompts"), &saved).expect("move the folder away");
+    watch.until("prompts folder");
+    std::fs::rename(&saved, project.path("prompts")).expect("move it back");
+    std::thread::sleep(Duration::from_millis(500));
+    watch.quiet();
+    project.write("prompts/support/greet.yaml", &prompt(CURT));
+    let lines = watch.until("passed → failed").join("\n");
+    assert!(lines.contains("support/greet › greets by name"), "{lines}");
+    assert_eq!(watch.interrupt(), 0);
+}
+
+#[test]
 fn watch_refuses_what_it_cannot_do() {
     let project = Project::new();
     project.write("prompts/a/b.yaml", "model: echo\ntemplate: hi\n");

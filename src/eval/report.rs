@@ -473,10 +473,17 @@ pub fn rerun_text(comparison: &super::baseline::Comparison, color: bool) -> (Str
         let before = case.base.as_ref().map(|side| side.result.status);
         let now = case.head.as_ref().map(|side| side.result.status);
         let flipped = before.is_some() && before != now;
+        let error_of = |side: &Option<super::baseline::Side>| {
+            side.as_ref()
+                .and_then(|s| s.result.error.as_ref())
+                .map(|e| e.message.clone())
+        };
+        let new_error = !flipped && error_of(&case.base) != error_of(&case.head);
         let (mark, style) = match case.movement {
             Movement::Regression => ("✗", Style::Red),
             Movement::Improvement => ("✓", Style::Green),
-            Movement::Unjudged if flipped => ("!", Style::Magenta),
+            Movement::Unjudged if flipped && now == Some(CaseStatus::Passed) => ("✓", Style::Green),
+            Movement::Unjudged if flipped || new_error => ("!", Style::Magenta),
             Movement::New | Movement::Removed => ("•", Style::Blue),
             Movement::Unchanged if case.diff.is_some() => ("~", Style::Blue),
             Movement::Unjudged | Movement::Unchanged => continue,
@@ -486,6 +493,7 @@ pub fn rerun_text(comparison: &super::baseline::Comparison, color: bool) -> (Str
                 format!("{} → {}", status_word(before), status_word(now))
             }
             (None, Some(_)) => "new".to_owned(),
+            _ if new_error => "another error".to_owned(),
             (_, None) => "removed".to_owned(),
             _ if case.movement == Movement::Unchanged => "new answer".to_owned(),
             _ => "score".to_owned(),

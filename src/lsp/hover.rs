@@ -65,11 +65,7 @@ fn rendered(project: &Project, path: &std::path::Path, text: &str) -> String {
         Ok(messages) => {
             let mut out = format!("Rendered with the variables of {source}:\n");
             for message in messages {
-                let fence = if message.content.contains("```") {
-                    "~~~~"
-                } else {
-                    "```"
-                };
+                let fence = code_fence(&message.content);
                 let _ = write!(
                     out,
                     "\n**{}**\n{fence}text\n{}\n{fence}\n",
@@ -81,6 +77,17 @@ fn rendered(project: &Project, path: &std::path::Path, text: &str) -> String {
         }
         Err(err) => format!("Cannot render with the variables of {source}: {err}"),
     }
+}
+
+/// A Markdown code fence that `text` cannot close: backticks, one more than the longest
+/// run of them at the start of a line of `text` (at least three).
+pub fn code_fence(text: &str) -> String {
+    let longest = text
+        .lines()
+        .map(|line| line.trim_start().chars().take_while(|c| *c == '`').count())
+        .max()
+        .unwrap_or(0);
+    "`".repeat(longest.max(2) + 1)
 }
 
 /// The identifier around byte `cursor` of `line`, as a byte range.

@@ -87,6 +87,8 @@ pub(crate) struct Server {
     checked: HashMap<lsp_types::Url, Vec<lsp_types::Diagnostic>>,
     /// Where a run's thread sends its results: the main loop's queue.
     finished: mpsc::SyncSender<Incoming>,
+    /// The document opened or changed last (what an argument-less "run all" runs).
+    last_edited: Option<lsp_types::Url>,
 }
 
 /// The project the open files belong to.
@@ -182,6 +184,7 @@ pub fn run(
         runs: runs::Runs::default(),
         checked: HashMap::new(),
         finished: sender.clone(),
+        last_edited: None,
     };
     let reader_in_flight = in_flight.clone();
     std::thread::spawn(move || read_messages(input, &sender, &reader_in_flight));
@@ -357,6 +360,7 @@ impl Server {
         let result = match method {
             r::Shutdown::METHOD => {
                 self.shut_down = true;
+                self.runs.cancel_all();
                 Ok(Value::Null)
             }
             r::Completion::METHOD => params(request).map(|p: lsp_types::CompletionParams| {
@@ -421,7 +425,7 @@ impl Server {
                 .project
                 .as_ref()
                 .ok_or((codes::SERVER_NOT_INITIALIZED, "initialize first".to_owned()))?;
-            let target = runs::target(&p.command, &p.arguments)
+            let target = runs::target(&p.command, &p.arguments, self.last_edited.as_ref())
                 .map_err(|message| (codes::INVALID_PARAMS, message))?;
             let text = self
                 .documents
@@ -445,7 +449,7 @@ impl Server {
         let (id, uri) = (finished.request.clone(), finished.uri.clone());
         let result = self.runs.finish(finished);
         let mut messages = Vec::new();
-        if result.is_ok() {
+        if result.is_ok() && !self.shut_down {
             messages.push(self.publish_with_runs(uri));
         }
         messages.push(answer(id, result).into());
@@ -544,6 +548,9 @@ impl Server {
                     self.documents.close(&p.text_document.uri);
                     self.runs.changed(&p.text_document.uri);
                     self.checked.remove(&p.text_document.uri);
+                    if self.last_edited.as_ref() == Some(&p.text_document.uri) {
+                        self.last_edited = None;
+                    }
                     outgoing.push(publish(p.text_document.uri, Vec::new()));
                 }
                 None
@@ -553,6 +560,17 @@ impl Server {
         let Some(uri) = changed else { return };
         // The buffer's runs describe text that is gone.
         self.runs.changed(&uri);
+        let is_prompt = |project: &Project| {
+            uri.to_file_path()
+                .ok()
+                .and_then(|file| project.relative(&file))
+                .is_some_and(|relative| {
+                    crate::repo::FileKind::of(&relative) == Some(crate::repo::FileKind::Prompt)
+                })
+        };
+        if self.project.as_ref().is_some_and(is_prompt) {
+            self.last_edited = Some(uri.clone());
+        }
         if superseded {
             return;
         }
@@ -575,7 +593,11 @@ impl Server {
             let mut partials = (*project.partials).clone();
             partials.insert(crate::repo::partial_name(&relative), text.to_owned());
             project.partials = Arc::new(partials);
-            // The open prompts may include it: check them again.
+            // The open prompts may include it: check them again, and forget their runs
+            // (their answers came from the partial's old text).
+            for other in self.documents.iter().map(|(uri, _)| uri) {
+                self.runs.changed(other);
+            }
             for (other, other_text) in self.documents.iter() {
                 if *other != uri
                     && let Ok(other_file) = other.to_file_path()

@@ -90,7 +90,7 @@ fn test_spans(path: &std::path::Path, text: &str) -> (Option<u32>, Vec<TestSpan>
                 .position(&top_level)
                 .map_or(lines.len() as u32, |n| start + 1 + n as u32);
             let end = starts
-                .get(index + 1)
+                .get(index.saturating_add(1))
                 .copied()
                 .map_or(next_key, |next| next.min(next_key));
             TestSpan {
@@ -143,13 +143,26 @@ pub struct Target {
     pub index: Option<usize>,
 }
 
-/// Reads the arguments of a run command.
-pub fn target(command: &str, arguments: &[Value]) -> Result<Target, String> {
-    let uri = arguments
-        .first()
-        .and_then(Value::as_str)
-        .and_then(|uri| Url::parse(uri).ok())
-        .ok_or_else(|| format!("`{command}` needs the document's URI as its first argument"))?;
+/// Reads the arguments of a run command. [`RUN_ALL`] without arguments (as Helix's
+/// `:lsp-workspace-command` sends it, having no lenses) runs the document edited last,
+/// `last_edited`.
+pub fn target(
+    command: &str,
+    arguments: &[Value],
+    last_edited: Option<&Url>,
+) -> Result<Target, String> {
+    if command != RUN_TEST && command != RUN_ALL {
+        return Err(format!("unknown command `{command}`"));
+    }
+    let uri = match arguments.first() {
+        None if command == RUN_ALL => last_edited
+            .cloned()
+            .ok_or_else(|| "no prompt file has been opened or edited yet".to_owned())?,
+        first => first
+            .and_then(Value::as_str)
+            .and_then(|uri| Url::parse(uri).ok())
+            .ok_or_else(|| format!("`{command}` needs the document's URI as its first argument"))?,
+    };
     let index = match command {
         RUN_ALL => None,
         RUN_TEST => Some(
@@ -209,6 +222,9 @@ impl Runs {
         text: &str,
         done: impl FnOnce(Finished) + Send + 'static,
     ) -> Result<(), String> {
+        if self.running.contains_key(&request) {
+            return Err("a run with this request id is under way".to_owned());
+        }
         if self.running.len() >= MAX_RUNS {
             return Err(format!(
                 "{MAX_RUNS} test runs are under way: wait for one to end"
@@ -254,7 +270,7 @@ impl Runs {
         std::thread::Builder::new()
             .name("promptctl-lsp-run".to_owned())
             .spawn(move || {
-                let results = panic::catch_unwind(AssertUnwindSafe(|| job.run(&flag)))
+                let results = panic::catch_unwind(AssertUnwindSafe(|| job.run(flag)))
                     .unwrap_or_else(|_| Some(Err("internal error (a bug in promptctl)".into())));
                 done(Finished {
                     request: id,
@@ -354,14 +370,10 @@ impl Runs {
             text.push_str(" (replayed)");
         }
         if let Some(answer) = &result.output {
-            let fence = if answer.contains("```") {
-                "~~~~"
-            } else {
-                "```"
-            };
+            let fence = super::hover::code_fence(answer);
             text.push_str(&format!(
                 "\n\nAnswer of `{}`:\n{fence}text\n{answer}\n{fence}\n",
-                result.model
+                result.model.replace('`', "'")
             ));
         }
         Some(Hover {
@@ -416,7 +428,11 @@ struct Job {
 
 impl Job {
     /// Renders, calls and judges the job's tests; `None` when `cancel` was set meanwhile.
-    fn run(self, cancel: &AtomicBool) -> Option<Result<Vec<TestResult>, String>> {
+    fn run(self, cancel: Arc<AtomicBool>) -> Option<Result<Vec<TestResult>, String>> {
+        // Every render on this thread (the runtime below is this thread's) stops as soon
+        // as `cancel` is set, like the language server's checks.
+        let _renders_cancelled_with_the_run =
+            crate::render::limits::Scope::with_steps(u64::MAX, Some(cancel.clone()));
         let mut snapshot = Snapshot::from_files(
             &self.prompts_dir,
             vec![(self.relative, self.text.into_bytes())],
@@ -456,7 +472,7 @@ impl Job {
         let results = runtime.block_on(async {
             tokio::select! {
                 results = run_tests(jobs, run) => Some(results),
-                () = cancelled(cancel) => None,
+                () = cancelled(&cancel) => None,
             }
         })?;
         Some(Ok(self

@@ -81,7 +81,7 @@ pub struct TestArgs {
     /// and re-run the tests each save affects, printing only what changed: flips, score
     /// changes, new answers. Replays recordings unless `--live` or `--record`.
     #[arg(long, conflicts_with_all = [
-        "changed_since", "baseline", "shard", "junit", "report", "html", "model", "env",
+        "changed_since", "baseline", "shard", "junit", "report", "html", "model", "env", "comment",
     ])]
     watch: bool,
     /// With `--watch`: call the models live instead of replaying recordings.

@@ -52,6 +52,9 @@ struct Session<'c> {
     last: LastResults,
     /// The problems of files that could not be loaded, as last printed.
     problems: BTreeSet<String>,
+    /// The text of `promptctl.toml` and `environments.yaml` as last read, so that a save
+    /// that changes neither re-runs nothing.
+    settings_text: [Option<String>; 2],
 }
 
 /// Runs `promptctl test --watch` until Ctrl-C.
@@ -72,12 +75,8 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
         Stop::new().map_err(|err| CliError::external(format!("cannot catch Ctrl-C: {err}")))?
     };
     // Watching starts before the first run reads the files, so no save is missed.
-    let watcher = Watcher::start(&Watched {
-        prompts: config.prompts_dir(),
-        config: config.file.clone(),
-        environments: config.root.join(&config.settings.environments),
-    })
-    .map_err(|err| CliError::external(err.to_string()))?;
+    let mut watcher =
+        Watcher::start(&watched(&config)).map_err(|err| CliError::external(err.to_string()))?;
     let mut snapshot = context.snapshot(&config)?;
     let named = if args.prompts.is_empty() {
         None
@@ -91,6 +90,7 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
         Some(found?)
     };
     let mut session = Session {
+        settings_text: settings_text(&config),
         context,
         args,
         config,
@@ -99,37 +99,61 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
         problems: BTreeSet::new(),
     };
     session.print_new_problems(&snapshot);
-    let first: BTreeSet<PromptId> = session.selected(&snapshot).collect();
-    let mut owed = Owed {
-        prompts: first,
-        deleted: Vec::new(),
-    };
-    let mut started = true;
+    let mut owed = Owed::default();
+    for id in session.selected(&snapshot) {
+        owed.changed(id);
+    }
+    let mut first = true;
+    if owed.is_empty() {
+        context
+            .output
+            .note("no tests to run yet: add `tests:` to a prompt, and save it");
+        session.say_watching();
+        first = false;
+    }
     loop {
         if !owed.is_empty() {
-            let outcome = runtime.block_on(async {
-                tokio::select! {
-                    () = stop.wait() => Step::Stop,
-                    saved = watcher.saved() => Step::Saved(saved),
-                    ran = session.run(&snapshot, &owed) => Step::Ran(ran),
+            let plan = session.plan();
+            let mut newer: Option<Snapshot> = None;
+            let mut more = Owed::default();
+            let mut rewatch = false;
+            let step = runtime.block_on(async {
+                let run = run_owed(&plan, &snapshot, &owed);
+                tokio::pin!(run);
+                loop {
+                    tokio::select! {
+                        () = stop.wait() => break Step::Stop,
+                        ran = &mut run => break Step::Ran(ran),
+                        saved = watcher.saved() => {
+                            rewatch |= saved.prompts_folder;
+                            let base = newer.as_ref().unwrap_or(&snapshot);
+                            let (fresh, affects) = session.reload(base, saved, &mut more);
+                            if let Some(fresh) = fresh {
+                                newer = Some(fresh);
+                            }
+                            // A save that changes what runs makes the run stale.
+                            if affects {
+                                break Step::Abandoned;
+                            }
+                        }
+                    }
                 }
             });
-            match outcome {
+            snapshot = newer.unwrap_or(snapshot);
+            session.follow(&mut watcher, rewatch);
+            match step {
                 Step::Stop => break,
-                // Abandoned for a newer save: the next run owes both.
-                Step::Saved(saved) => {
-                    snapshot = session.reload(snapshot, saved, &mut owed);
-                    continue;
-                }
+                Step::Abandoned => owed.merge(more),
                 Step::Ran(ran) => {
-                    session.print(ran, &owed, started);
-                    if started {
+                    session.print(ran, &owed, first);
+                    if first {
                         session.say_watching();
-                        started = false;
+                        first = false;
                     }
-                    owed = Owed::default();
+                    owed = more;
                 }
             }
+            continue;
         }
         let saved = runtime.block_on(async {
             tokio::select! {
@@ -138,30 +162,74 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
             }
         });
         let Some(saved) = saved else { break };
-        snapshot = session.reload(snapshot, saved, &mut owed);
+        let (fresh, _) = session.reload(&snapshot, saved, &mut owed);
+        snapshot = fresh.unwrap_or(snapshot);
+        session.follow(&mut watcher, saved.prompts_folder);
     }
     drop(watcher);
     runtime.shutdown_timeout(SHUTDOWN);
     Ok(exit::SUCCESS)
 }
 
+/// The files of `config`'s project a watch watches.
+fn watched(config: &Config) -> Watched {
+    Watched {
+        prompts: config.prompts_dir(),
+        config: config.file.clone(),
+        environments: config.environments_file(),
+    }
+}
+
+/// The text of the configuration and environments files (`None`: unreadable or absent).
+fn settings_text(config: &Config) -> [Option<String>; 2] {
+    /// Both files are refused beyond 1 MiB when loaded.
+    const LIMIT: u64 = 1024 * 1024 + 1;
+    let read = |path: &std::path::Path| crate::files::read_regular_text(path, LIMIT).ok();
+    [
+        config.file.as_deref().and_then(read),
+        read(&config.environments_file()),
+    ]
+}
+
 /// What one turn of the loop ended with.
 enum Step {
     Stop,
-    Saved(Saved),
+    /// A save changed what the run was running.
+    Abandoned,
     Ran(Ran),
 }
 
-/// The prompts whose tests must run again, and those deleted since their last run.
+/// The prompts whose tests must run again, and those deleted since their last run; a
+/// prompt is in one or the other, as its latest save left it.
 #[derive(Default)]
 struct Owed {
     prompts: BTreeSet<PromptId>,
-    deleted: Vec<PromptId>,
+    deleted: BTreeSet<PromptId>,
 }
 
 impl Owed {
     fn is_empty(&self) -> bool {
         self.prompts.is_empty() && self.deleted.is_empty()
+    }
+
+    fn changed(&mut self, id: PromptId) {
+        self.deleted.remove(&id);
+        self.prompts.insert(id);
+    }
+
+    fn deleted(&mut self, id: PromptId) {
+        self.prompts.remove(&id);
+        self.deleted.insert(id);
+    }
+
+    /// Adds what `later` owes, later saves winning.
+    fn merge(&mut self, later: Owed) {
+        for id in later.prompts {
+            self.changed(id);
+        }
+        for id in later.deleted {
+            self.deleted(id);
+        }
     }
 }
 
@@ -171,6 +239,62 @@ struct Ran {
     runs: Vec<PromptRun>,
     unrunnable: Vec<String>,
     seconds: f64,
+}
+
+/// What a run needs of the session, owned, so that the session can read saves while it
+/// runs.
+struct Plan {
+    settings: crate::config::Settings,
+    recordings: Recordings,
+    concurrency: usize,
+}
+
+/// Runs the tests of the `owed` prompts found in `snapshot`.
+async fn run_owed(plan: &Plan, snapshot: &Snapshot, owed: &Owed) -> Ran {
+    let started = Instant::now();
+    let renderer = Arc::new(Renderer::new(snapshot.partials.clone()));
+    let mut jobs = Vec::new();
+    let mut planned: Vec<(&LoadedPrompt, Vec<String>)> = Vec::new();
+    let mut unrunnable = Vec::new();
+    for prompt in &snapshot.prompts {
+        if !prompt
+            .id
+            .as_ref()
+            .is_some_and(|id| owed.prompts.contains(id))
+        {
+            continue;
+        }
+        match jobs_for(&plan.settings, &[prompt], &renderer, None) {
+            Ok(prompt_jobs) => {
+                jobs.extend(prompt_jobs);
+                planned.push((prompt, test_keys(prompt)));
+            }
+            Err(err) => unrunnable.push(err.to_string()),
+        }
+    }
+    let run = Run {
+        providers: Providers::new(&plan.settings, plan.recordings.clone()),
+        concurrency: plan.concurrency,
+        keep: Keep::Everything,
+        on_done: Arc::new(|_: &CaseResult| {}),
+    };
+    let mut results = run_tests(jobs, run).await.into_iter();
+    let runs = planned
+        .into_iter()
+        .filter_map(|(prompt, keys)| {
+            let id = prompt.id.clone()?;
+            let results = keys.into_iter().zip(results.by_ref()).collect();
+            Some(PromptRun {
+                prompt: id,
+                results,
+            })
+        })
+        .collect();
+    Ran {
+        runs,
+        unrunnable,
+        seconds: started.elapsed().as_secs_f64(),
+    }
 }
 
 impl Session<'_> {
@@ -187,16 +311,62 @@ impl Session<'_> {
             .map(|(_, id)| id)
     }
 
-    /// Reads the project again after `saved`, adds what the saves affect to `owed`, and
-    /// returns the new state (the old one when the files cannot be read now).
-    fn reload(&mut self, snapshot: Snapshot, saved: Saved, owed: &mut Owed) -> Snapshot {
+    /// What the next run needs.
+    fn plan(&self) -> Plan {
+        let settings = self.config.settings.clone();
+        Plan {
+            recordings: Recordings {
+                mode: mode(self.args),
+                dir: self.config.root.join(&settings.test.recordings),
+            },
+            concurrency: self
+                .context
+                .settings(&self.config)
+                .concurrency(self.args.concurrency)
+                .max(1),
+            settings,
+        }
+    }
+
+    /// Follows the files where they went: the prompts folder watched again after it was
+    /// created, removed or moved (`rewatch`), every file watched anew when the
+    /// configuration moved them.
+    fn follow(&self, watcher: &mut Watcher, rewatch: bool) {
+        let now = watched(&self.config).canonical();
+        let result = if &now != watcher.watched() {
+            Watcher::start(&now).map(|fresh| *watcher = fresh)
+        } else if rewatch {
+            watcher.rewatch_prompts()
+        } else {
+            Ok(())
+        };
+        if let Err(err) = result {
+            self.context.output.error(&err.to_string(), &[]);
+        }
+    }
+
+    /// Reads the project again after `saved` (against `base`, the state last read), adds
+    /// what the saves affect to `owed`, and returns the new state (`None` when the files
+    /// cannot be read now) and whether anything was added.
+    fn reload(
+        &mut self,
+        base: &Snapshot,
+        saved: Saved,
+        owed: &mut Owed,
+    ) -> (Option<Snapshot>, bool) {
+        let mut settings_changed = false;
         if saved.settings {
-            match self.context.config() {
-                Ok(config) => self.config = config,
-                Err(err) => {
-                    let err =
-                        err.hint("the watch goes on with the last configuration it could read");
-                    crate::cli::report_error(&self.context.output, &err);
+            let text = settings_text(&self.config);
+            if text != self.settings_text {
+                settings_changed = true;
+                self.settings_text = text;
+                match self.context.config() {
+                    Ok(config) => self.config = config,
+                    Err(err) => {
+                        let err =
+                            err.hint("the watch goes on with the last configuration it could read");
+                        crate::cli::report_error(&self.context.output, &err);
+                    }
                 }
             }
         }
@@ -204,25 +374,33 @@ impl Session<'_> {
             Ok(fresh) => fresh,
             Err(err) => {
                 self.context.output.error(&err.to_string(), &[]);
-                return snapshot;
+                return (None, false);
             }
         };
         self.print_new_problems(&fresh);
-        let changes = crate::eval::selection::changed_prompts(&snapshot, &fresh);
+        let changes = crate::eval::selection::changed_prompts(base, &fresh);
         let selected: HashSet<PromptId> = self.selected(&fresh).collect();
-        let ran_before = |id: &PromptId| self.last.has(id);
-        if saved.settings {
-            owed.prompts.extend(selected.iter().cloned());
+        let mut affects = false;
+        if settings_changed {
+            for id in &selected {
+                owed.changed(id.clone());
+                affects = true;
+            }
         }
         for changed in &changes.changed {
             // A prompt whose tests were all removed is run too: its results go.
-            if selected.contains(&changed.id) || ran_before(&changed.id) {
-                owed.prompts.insert(changed.id.clone());
+            if selected.contains(&changed.id) || self.last.has(&changed.id) {
+                owed.changed(changed.id.clone());
+                affects = true;
             }
         }
-        owed.deleted
-            .extend(changes.deleted.iter().filter(|id| ran_before(id)).cloned());
-        fresh
+        for deleted in &changes.deleted {
+            if self.last.has(deleted) || owed.prompts.contains(deleted) {
+                owed.deleted(deleted.clone());
+                affects = true;
+            }
+        }
+        (Some(fresh), affects)
     }
 
     /// Prints the problems of files that could not be loaded which were not printed yet.
@@ -236,66 +414,6 @@ impl Session<'_> {
             now.insert(key);
         }
         self.problems = now;
-    }
-
-    /// Runs the tests of the `owed` prompts found in `snapshot`.
-    async fn run(&self, snapshot: &Snapshot, owed: &Owed) -> Ran {
-        let started = Instant::now();
-        let settings = &self.config.settings;
-        let renderer = Arc::new(Renderer::new(snapshot.partials.clone()));
-        let mut jobs = Vec::new();
-        let mut planned: Vec<(&LoadedPrompt, Vec<String>)> = Vec::new();
-        let mut unrunnable = Vec::new();
-        for prompt in &snapshot.prompts {
-            if !prompt
-                .id
-                .as_ref()
-                .is_some_and(|id| owed.prompts.contains(id))
-            {
-                continue;
-            }
-            match jobs_for(settings, &[prompt], &renderer, None) {
-                Ok(prompt_jobs) => {
-                    jobs.extend(prompt_jobs);
-                    planned.push((prompt, test_keys(prompt)));
-                }
-                Err(err) => unrunnable.push(err.to_string()),
-            }
-        }
-        let providers = Providers::new(
-            settings,
-            Recordings {
-                mode: mode(self.args),
-                dir: self.config.root.join(&settings.test.recordings),
-            },
-        );
-        let run = Run {
-            providers,
-            concurrency: self
-                .context
-                .settings(&self.config)
-                .concurrency(self.args.concurrency)
-                .max(1),
-            keep: Keep::Everything,
-            on_done: Arc::new(|_: &CaseResult| {}),
-        };
-        let mut results = run_tests(jobs, run).await.into_iter();
-        let runs = planned
-            .into_iter()
-            .filter_map(|(prompt, keys)| {
-                let id = prompt.id.clone()?;
-                let results = keys.into_iter().zip(results.by_ref()).collect();
-                Some(PromptRun {
-                    prompt: id,
-                    results,
-                })
-            })
-            .collect();
-        Ran {
-            runs,
-            unrunnable,
-            seconds: started.elapsed().as_secs_f64(),
-        }
     }
 
     /// Prints a run: the whole table the first time, only what changed afterwards.
@@ -316,7 +434,8 @@ impl Session<'_> {
             .map(report::case_label)
             .collect();
         let names: Vec<String> = ran.runs.iter().map(|r| r.prompt.to_string()).collect();
-        let comparison = self.last.compare(ran.runs, &owed.deleted);
+        let deleted: Vec<PromptId> = owed.deleted.iter().cloned().collect();
+        let comparison = self.last.compare(ran.runs, &deleted);
         let summary = Summary::of(&results);
         if first {
             let mut text = report::result_table(&results, color);
