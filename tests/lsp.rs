@@ -957,7 +957,11 @@ fn a_reused_request_id_is_refused_and_shutdown_cancels_the_runs() {
     // Shutdown during the run: the run is cancelled, nothing more is published.
     let shutdown = server.send_request("shutdown", Value::Null);
     let seen = server.messages_until(|m| m["id"] == 777);
-    assert_eq!(seen.last().expect("answer")["error"]["code"], -32800, "{seen:#?}");
+    assert_eq!(
+        seen.last().expect("answer")["error"]["code"],
+        -32800,
+        "{seen:#?}"
+    );
     assert!(seen.iter().any(|m| m["id"] == json!(shutdown)), "{seen:#?}");
     assert!(
         seen.iter()

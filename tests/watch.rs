@@ -272,7 +272,10 @@ fn reading_or_rewriting_files_unchanged_prints_nothing_and_a_recreated_prompts_f
         project.write(file, &text);
     }
     let quiet = watch.quiet();
-    assert!(quiet.iter().all(|l| l.starts_with("stderr: watching")), "{quiet:#?}");
+    assert!(
+        quiet.iter().all(|l| l.starts_with("stderr: watching")),
+        "{quiet:#?}"
+    );
     // A configuration that changes re-runs every selected test, once.
     let config = project.read("promptctl.toml");
     project.write("promptctl.toml", &format!("{config}\n# tuned\n"));
