@@ -95,6 +95,11 @@ pub struct Watcher {
     watched: Watched,
     pending: Arc<Pending>,
     debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+    /// The folders of the settings files, watched for the whole session.
+    settings_folders: Vec<PathBuf>,
+    /// The nearest existing folder above the prompts folder, when it is not one of the
+    /// settings folders: it sees the prompts folder (or a folder on the way) come back.
+    ancestor: Option<PathBuf>,
 }
 
 impl Watched {
@@ -118,7 +123,8 @@ impl Watched {
 
     /// What a changed path is to the tests: `None` for a file they do not read.
     fn classify(&self, path: &Path) -> Option<Saved> {
-        if path == self.prompts {
+        // The prompts folder, or a folder on the way to it, came or went.
+        if self.prompts.starts_with(path) {
             return Some(Saved {
                 prompts: true,
                 prompts_folder: true,
@@ -126,12 +132,13 @@ impl Watched {
             });
         }
         if let Ok(relative) = path.strip_prefix(&self.prompts) {
-            // A folder (no extension) moved or removed takes its prompt files with it.
+            // A folder moved or removed takes its prompt files with it; a path gone since
+            // may have been one.
             let hidden = relative
                 .components()
                 .any(|c| c.as_os_str().to_string_lossy().starts_with('.'));
-            let file_or_folder = FileKind::of(relative).is_some()
-                || (!hidden && relative.extension().is_none() && !path.is_file());
+            let file_or_folder =
+                FileKind::of(relative).is_some() || (!hidden && (path.is_dir() || !path.exists()));
             return file_or_folder.then_some(Saved {
                 prompts: true,
                 ..Saved::default()
@@ -145,16 +152,14 @@ impl Watched {
     }
 
     /// The folders of the two settings files, watched on their own (a file is replaced
-    /// by an editor's rename, which only its folder sees); they also see the prompts
-    /// folder come and go when it sits in one of them.
+    /// by an editor's rename, which only its folder sees).
     fn settings_folders(&self) -> Vec<PathBuf> {
         let mut folders: Vec<PathBuf> = Vec::new();
         let parents = self
             .config
             .iter()
             .chain([&self.environments])
-            .filter_map(|file| file.parent())
-            .chain(self.prompts.parent());
+            .filter_map(|file| file.parent());
         for parent in parents {
             if parent.is_dir()
                 && !parent.starts_with(&self.prompts)
@@ -219,11 +224,13 @@ impl Watcher {
                 }
             })?;
         let mut watcher = Watcher {
+            settings_folders: watched.settings_folders(),
             watched,
             pending,
             debouncer,
+            ancestor: None,
         };
-        for folder in watcher.watched.settings_folders() {
+        for folder in watcher.settings_folders.clone() {
             watcher
                 .debouncer
                 .watch(&folder, RecursiveMode::NonRecursive)
@@ -241,20 +248,37 @@ impl Watcher {
         &self.watched
     }
 
-    /// Watches the prompts folder again (after it was removed and created again, or
-    /// moved): a folder that does not exist now is watched once it is created.
+    /// Watches the prompts folder again (after it, or a folder above it, was removed and
+    /// created again, or moved), and the nearest existing folder above it: a folder that
+    /// does not exist now is watched once it is created.
     pub fn rewatch_prompts(&mut self) -> Result<(), WatchError> {
         let prompts = self.watched.prompts.clone();
         let _ = self.debouncer.unwatch(&prompts);
-        if !prompts.is_dir() {
-            return Ok(());
+        if let Some(old) = self.ancestor.take() {
+            let _ = self.debouncer.unwatch(&old);
         }
-        self.debouncer
-            .watch(&prompts, RecursiveMode::Recursive)
-            .map_err(|source| WatchError::Watch {
-                path: prompts.display().to_string(),
-                source,
-            })
+        let failed = |path: &Path, source| WatchError::Watch {
+            path: path.display().to_string(),
+            source,
+        };
+        let ancestor = prompts.ancestors().skip(1).find(|folder| folder.is_dir());
+        if let Some(ancestor) = ancestor
+            && !self
+                .settings_folders
+                .iter()
+                .any(|folder| folder == ancestor)
+        {
+            self.debouncer
+                .watch(ancestor, RecursiveMode::NonRecursive)
+                .map_err(|source| failed(ancestor, source))?;
+            self.ancestor = Some(ancestor.to_path_buf());
+        }
+        if prompts.is_dir() {
+            self.debouncer
+                .watch(&prompts, RecursiveMode::Recursive)
+                .map_err(|source| failed(&prompts, source))?;
+        }
+        Ok(())
     }
 
     /// Waits for the next batch of saves that matter, and takes every one seen so far.
@@ -280,10 +304,15 @@ mod tests {
 
     #[test]
     fn only_the_files_tests_read_count() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let p = |relative: &str| root.path().join(relative);
+        std::fs::create_dir_all(p("prompts/team.v2")).expect("folders");
+        std::fs::write(p("prompts/team.v2/b.yaml~"), "backup").expect("write");
+        std::fs::write(p("prompts/notes.txt"), "notes").expect("write");
         let watched = Watched {
-            prompts: PathBuf::from("/p/prompts"),
-            config: Some(PathBuf::from("/p/promptctl.toml")),
-            environments: PathBuf::from("/p/environments.yaml"),
+            prompts: p("prompts"),
+            config: Some(p("promptctl.toml")),
+            environments: p("environments.yaml"),
         };
         let prompts = Some(Saved {
             prompts: true,
@@ -293,30 +322,31 @@ mod tests {
             settings: true,
             ..Saved::default()
         });
-        assert_eq!(watched.classify(Path::new("/p/prompts/a/b.yaml")), prompts);
-        assert_eq!(watched.classify(Path::new("/p/prompts/x.j2")), prompts);
-        assert_eq!(watched.classify(Path::new("/p/prompts/a")), prompts);
-        assert_eq!(watched.classify(Path::new("/p/promptctl.toml")), settings);
-        assert_eq!(
-            watched.classify(Path::new("/p/environments.yaml")),
-            settings
-        );
-        assert_eq!(
-            watched.classify(Path::new("/p/prompts")),
-            Some(Saved {
-                prompts: true,
-                prompts_folder: true,
-                ..Saved::default()
-            })
-        );
-        for ignored in [
-            "/p/prompts/.recordings/openai/gpt-4o/1.json",
-            "/p/prompts/a/.b.yaml.swp",
-            "/p/prompts/a/b.yaml~",
-            "/p/README.md",
-            "/p/other.yaml",
-        ] {
-            assert_eq!(watched.classify(Path::new(ignored)), None, "{ignored}");
+        let folder = Some(Saved {
+            prompts: true,
+            prompts_folder: true,
+            ..Saved::default()
+        });
+        let cases = [
+            ("prompts/a/b.yaml", prompts),
+            ("prompts/x.j2", prompts),
+            // A folder, whatever its name, and a path gone since (maybe a folder).
+            ("prompts/team.v2", prompts),
+            ("prompts/gone.v1", prompts),
+            ("promptctl.toml", settings),
+            ("environments.yaml", settings),
+            // The prompts folder, or a folder on the way to it.
+            ("prompts", folder),
+            ("", folder),
+            ("prompts/.recordings/openai/gpt-4o/1.json", None),
+            ("prompts/team.v2/.b.yaml.swp", None),
+            ("prompts/team.v2/b.yaml~", None),
+            ("prompts/notes.txt", None),
+            ("README.md", None),
+            ("other.yaml", None),
+        ];
+        for (relative, expected) in cases {
+            assert_eq!(watched.classify(&p(relative)), expected, "{relative}");
         }
     }
 }

@@ -86,8 +86,19 @@ struct Watch {
 
 impl Watch {
     fn start(project: &Project, args: &[&str]) -> Watch {
-        let mut command = Command::new(common::binary());
+        Watch::start_with(Command::new(common::binary()), project, args)
+    }
+
+    /// `command` (the binary, maybe with an environment variable) watching `project`.
+    fn start_with(mut command: Command, project: &Project, args: &[&str]) -> Watch {
+        let extra: Vec<_> = command
+            .get_envs()
+            .map(|(k, v)| (k.to_owned(), v.map(ToOwned::to_owned)))
+            .collect();
         common::seal(&mut command, project.root());
+        for (key, value) in extra.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))) {
+            command.env(key, value);
+        }
         let mut child = command
             .current_dir(project.root())
             .args(["test", "--watch"])
@@ -293,6 +304,36 @@ fn reading_or_rewriting_files_unchanged_prints_nothing_and_a_recreated_prompts_f
     std::thread::sleep(Duration::from_millis(500));
     watch.quiet();
     project.write("prompts/support/greet.yaml", &prompt(CURT));
+    let lines = watch.until("passed → failed").join("\n");
+    assert!(lines.contains("support/greet › greets by name"), "{lines}");
+    assert_eq!(watch.interrupt(), 0);
+}
+
+#[test]
+fn a_nested_prompts_folder_whose_parent_comes_back_is_watched_live() {
+    let server =
+        StubProvider::start(|request, _| openai_answer(&answer(&last_user_message(&request.body))));
+    let project = Project::new();
+    project.write(
+        "promptctl.toml",
+        &format!(
+            "prompts_dir = \"src/prompts\"\n{}",
+            CONFIG.replace("URL", &server.url())
+        ),
+    );
+    project.write("src/prompts/support/greet.yaml", &prompt(POLITE));
+    let mut command = Command::new(common::binary());
+    command.env("TEST_API_KEY", "sk-test");
+    let watch = Watch::start_with(command, &project, &["--live"]);
+    watch.until("2 passed");
+    // A checkout of a branch without `src`, then back.
+    let away = project.path("src-away");
+    std::fs::rename(project.path("src"), &away).expect("move src away");
+    watch.until("prompts folder");
+    std::fs::rename(&away, project.path("src")).expect("move it back");
+    std::thread::sleep(Duration::from_millis(500));
+    watch.quiet();
+    project.write("src/prompts/support/greet.yaml", &prompt(CURT));
     let lines = watch.until("passed → failed").join("\n");
     assert!(lines.contains("support/greet › greets by name"), "{lines}");
     assert_eq!(watch.interrupt(), 0);

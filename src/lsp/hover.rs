@@ -80,10 +80,12 @@ fn rendered(project: &Project, path: &std::path::Path, text: &str) -> String {
 }
 
 /// A Markdown code fence that `text` cannot close: backticks, one more than the longest
-/// run of them at the start of a line of `text` (at least three).
+/// run of them at the start of a line of `text` (at least three), lines ending at `\n`
+/// or `\r`.
 pub fn code_fence(text: &str) -> String {
+    // Markdown ends a line at a lone carriage return too.
     let longest = text
-        .lines()
+        .split(['\n', '\r'])
         .map(|line| line.trim_start().chars().take_while(|c| *c == '`').count())
         .max()
         .unwrap_or(0);
@@ -112,4 +114,17 @@ pub fn line_range(line: &str, line_number: u32, start: usize, end: usize) -> Ran
         Position::new(line_number, byte_to_utf16(line, start)),
         Position::new(line_number, byte_to_utf16(line, end)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::code_fence;
+
+    #[test]
+    fn no_line_of_the_text_closes_its_fence() {
+        assert_eq!(code_fence("plain"), "```");
+        assert_eq!(code_fence("a\n```\nb"), "````");
+        assert_eq!(code_fence("a\r  `````\r# heading"), "``````");
+        assert_eq!(code_fence("~~~~\n```"), "````");
+    }
 }

@@ -90,7 +90,7 @@ fn test_spans(path: &std::path::Path, text: &str) -> (Option<u32>, Vec<TestSpan>
                 .position(&top_level)
                 .map_or(lines.len() as u32, |n| start + 1 + n as u32);
             let end = starts
-                .get(index.saturating_add(1))
+                .get(index + 1)
                 .copied()
                 .map_or(next_key, |next| next.min(next_key));
             TestSpan {
@@ -239,11 +239,12 @@ impl Runs {
             .ok_or_else(|| "the document is not in the prompts folder".to_owned())?;
         let (_, spans) = test_spans(&path, text);
         let spans: Vec<TestSpan> = match target.index {
-            Some(index) => vec![
-                *spans
-                    .get(index)
-                    .ok_or_else(|| format!("the document has no test number {}", index + 1))?,
-            ],
+            Some(index) => vec![*spans.get(index).ok_or_else(|| {
+                format!(
+                    "the document has no test number {}",
+                    index.saturating_add(1)
+                )
+            })?],
             None if spans.is_empty() => return Err("the document has no tests".to_owned()),
             None => spans,
         };

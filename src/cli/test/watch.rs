@@ -127,12 +127,17 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
                         saved = watcher.saved() => {
                             rewatch |= saved.prompts_folder;
                             let base = newer.as_ref().unwrap_or(&snapshot);
-                            let (fresh, affects) = session.reload(base, saved, &mut more);
-                            if let Some(fresh) = fresh {
+                            let reloaded = session.reload(base, saved, &mut more, &owed);
+                            if let Some(fresh) = reloaded.snapshot {
                                 newer = Some(fresh);
                             }
-                            // A save that changes what runs makes the run stale.
-                            if affects {
+                            // A save that changes what runs makes the run stale (a moved
+                            // prompts folder may have changed anything); saves of other
+                            // prompts wait for their own run.
+                            if reloaded.settings
+                                || saved.prompts_folder
+                                || reloaded.touched.iter().any(|id| owed.prompts.contains(id))
+                            {
                                 break Step::Abandoned;
                             }
                         }
@@ -162,8 +167,8 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
             }
         });
         let Some(saved) = saved else { break };
-        let (fresh, _) = session.reload(&snapshot, saved, &mut owed);
-        snapshot = fresh.unwrap_or(snapshot);
+        let reloaded = session.reload(&snapshot, saved, &mut owed, &Owed::default());
+        snapshot = reloaded.snapshot.unwrap_or(snapshot);
         session.follow(&mut watcher, saved.prompts_folder);
     }
     drop(watcher);
@@ -189,6 +194,17 @@ fn settings_text(config: &Config) -> [Option<String>; 2] {
         config.file.as_deref().and_then(read),
         read(&config.environments_file()),
     ]
+}
+
+/// What reading the project again after a save found.
+#[derive(Default)]
+struct Reloaded {
+    /// The project now (`None`: it could not be read; the error is printed).
+    snapshot: Option<Snapshot>,
+    /// The prompts the save changed or deleted, of those the watch runs.
+    touched: BTreeSet<PromptId>,
+    /// Whether the settings' text changed.
+    settings: bool,
 }
 
 /// What one turn of the loop ended with.
@@ -345,15 +361,15 @@ impl Session<'_> {
         }
     }
 
-    /// Reads the project again after `saved` (against `base`, the state last read), adds
-    /// what the saves affect to `owed`, and returns the new state (`None` when the files
-    /// cannot be read now) and whether anything was added.
+    /// Reads the project again after `saved` (against `base`, the state last read) and
+    /// adds what the saves affect to `owed`; `running` is what a run under way runs.
     fn reload(
         &mut self,
         base: &Snapshot,
         saved: Saved,
         owed: &mut Owed,
-    ) -> (Option<Snapshot>, bool) {
+        running: &Owed,
+    ) -> Reloaded {
         let mut settings_changed = false;
         if saved.settings {
             let text = settings_text(&self.config);
@@ -374,33 +390,43 @@ impl Session<'_> {
             Ok(fresh) => fresh,
             Err(err) => {
                 self.context.output.error(&err.to_string(), &[]);
-                return (None, false);
+                return Reloaded::default();
             }
         };
         self.print_new_problems(&fresh);
         let changes = crate::eval::selection::changed_prompts(base, &fresh);
         let selected: HashSet<PromptId> = self.selected(&fresh).collect();
-        let mut affects = false;
+        let mut touched = BTreeSet::new();
         if settings_changed {
-            for id in &selected {
-                owed.changed(id.clone());
-                affects = true;
-            }
+            touched.extend(selected.iter().cloned());
         }
+        // A prompt whose tests were all removed is run too: its results go.
+        let known = |id: &PromptId| {
+            self.last.has(id) || owed.prompts.contains(id) || running.prompts.contains(id)
+        };
         for changed in &changes.changed {
-            // A prompt whose tests were all removed is run too: its results go.
-            if selected.contains(&changed.id) || self.last.has(&changed.id) {
-                owed.changed(changed.id.clone());
-                affects = true;
+            if selected.contains(&changed.id) || known(&changed.id) {
+                touched.insert(changed.id.clone());
             }
         }
-        for deleted in &changes.deleted {
-            if self.last.has(deleted) || owed.prompts.contains(deleted) {
-                owed.deleted(deleted.clone());
-                affects = true;
-            }
+        let deleted: Vec<PromptId> = changes
+            .deleted
+            .iter()
+            .filter(|id| known(id))
+            .cloned()
+            .collect();
+        for id in &touched {
+            owed.changed(id.clone());
         }
-        (Some(fresh), affects)
+        for id in deleted {
+            owed.deleted(id.clone());
+            touched.insert(id);
+        }
+        Reloaded {
+            snapshot: Some(fresh),
+            touched,
+            settings: settings_changed,
+        }
     }
 
     /// Prints the problems of files that could not be loaded which were not printed yet.
