@@ -221,7 +221,7 @@ fn record_then_replay_with_the_provider_down_and_no_key() {
     let (code, stdout, stderr) = project.promptctl(&["test", "--record"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     drop(server);
-    let recordings: Vec<_> = walk(&project.path().join("prompts/.recordings"));
+    let recordings: Vec<_> = common::files_under(&project.path().join("prompts/.recordings"));
     assert_eq!(recordings.len(), 1, "{recordings:?}");
     let text = std::fs::read_to_string(&recordings[0]).expect("read");
     assert!(!text.contains(KEY), "a recording holds the key");
@@ -397,21 +397,6 @@ fn llm_judge_asks_the_grader_and_uses_its_score() {
             .iter()
             .any(|r| r.body["model"] == "grader")
     );
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                found.extend(walk(&path));
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found
 }
 
 #[test]

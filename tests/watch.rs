@@ -240,7 +240,7 @@ fn a_breaking_save_prints_the_flip_a_fix_flips_back_and_an_unrelated_save_prints
     assert!(quiet.is_empty(), "{quiet:#?}");
 
     assert_eq!(watch.interrupt(), 0);
-    let leftovers: Vec<_> = walk(&project.path("prompts"))
+    let leftovers: Vec<_> = common::files_under(&project.path("prompts"))
         .into_iter()
         .filter(|p| p.to_string_lossy().contains(".tmp"))
         .collect();
@@ -350,17 +350,4 @@ fn watch_refuses_what_it_cannot_do() {
     let outcome = project.run(["--format", "json", "test", "--watch"]);
     assert_eq!(outcome.code, 2, "{}", outcome.stderr);
     assert!(outcome.stderr.contains("--watch"), "{}", outcome.stderr);
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(walk(&path));
-        } else {
-            found.push(path);
-        }
-    }
-    found
 }
