@@ -4,8 +4,9 @@
 //! A save is measured against the last saved state, with the selection `--changed-since`
 //! makes ([`crate::eval::selection::changed_prompts`]): a prompt whose definition or tests
 //! changed, that is new, or that includes a changed partial. A save of the configuration
-//! or the environments file re-runs every selected prompt. A save that arrives during a
-//! run abandons it; the next run covers both saves. Ctrl-C (or SIGTERM) drops the run
+//! or the environments file re-runs every selected prompt. A save that changes what a run
+//! under way runs abandons it, and the next run covers both saves; a save of other prompts
+//! waits for the run to end. Ctrl-C (or SIGTERM) drops the run
 //! under way: its model calls are aborted, a recording is either written whole or not at
 //! all ([`crate::files::replace`]), and the runtime's threads are stopped before the
 //! process exits 0.
@@ -113,49 +114,19 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
     }
     loop {
         if !owed.is_empty() {
-            let plan = session.plan();
-            let mut newer: Option<Snapshot> = None;
-            let mut more = Owed::default();
-            let mut rewatch = false;
-            let step = runtime.block_on(async {
-                let run = run_owed(&plan, &snapshot, &owed);
-                tokio::pin!(run);
-                loop {
-                    tokio::select! {
-                        () = stop.wait() => break Step::Stop,
-                        ran = &mut run => break Step::Ran(ran),
-                        saved = watcher.saved() => {
-                            rewatch |= saved.prompts_folder;
-                            let base = newer.as_ref().unwrap_or(&snapshot);
-                            let reloaded = session.reload(base, saved, &mut more, &owed);
-                            if let Some(fresh) = reloaded.snapshot {
-                                newer = Some(fresh);
-                            }
-                            // A save that changes what runs makes the run stale (a moved
-                            // prompts folder may have changed anything); saves of other
-                            // prompts wait for their own run.
-                            if reloaded.settings
-                                || saved.prompts_folder
-                                || reloaded.touched.iter().any(|id| owed.prompts.contains(id))
-                            {
-                                break Step::Abandoned;
-                            }
-                        }
-                    }
-                }
-            });
-            snapshot = newer.unwrap_or(snapshot);
-            session.follow(&mut watcher, rewatch);
-            match step {
+            let turn = session.run_turn(&runtime, &mut stop, &watcher, &snapshot, &owed);
+            snapshot = turn.newer.unwrap_or(snapshot);
+            session.follow(&mut watcher, turn.rewatch);
+            match turn.step {
                 Step::Stop => break,
-                Step::Abandoned => owed.merge(more),
+                Step::Abandoned => owed.merge(turn.more),
                 Step::Ran(ran) => {
                     session.print(ran, &owed, first);
                     if first {
                         session.say_watching();
                         first = false;
                     }
-                    owed = more;
+                    owed = turn.more;
                 }
             }
             continue;
@@ -205,6 +176,17 @@ struct Reloaded {
     touched: BTreeSet<PromptId>,
     /// Whether the settings' text changed.
     settings: bool,
+}
+
+/// A run of what is owed, and the saves read while it ran.
+struct Turn {
+    step: Step,
+    /// The project as the last save left it, when one was read.
+    newer: Option<Snapshot>,
+    /// What the saves read during the run owe.
+    more: Owed,
+    /// Whether the prompts folder must be watched again.
+    rewatch: bool,
 }
 
 /// What one turn of the loop ended with.
@@ -325,6 +307,53 @@ impl Session<'_> {
                 None => p.file.tests.as_ref().is_some_and(|t| !t.value.is_empty()),
             })
             .map(|(_, id)| id)
+    }
+
+    /// Runs what `owed` owes in `snapshot`, reading the saves that arrive meanwhile: one
+    /// that changes what runs (or the settings, or moves the prompts folder) abandons the
+    /// run; the others are owed to the next.
+    fn run_turn(
+        &mut self,
+        runtime: &tokio::runtime::Runtime,
+        stop: &mut Stop,
+        watcher: &Watcher,
+        snapshot: &Snapshot,
+        owed: &Owed,
+    ) -> Turn {
+        let plan = self.plan();
+        let mut newer: Option<Snapshot> = None;
+        let mut more = Owed::default();
+        let mut rewatch = false;
+        let step = runtime.block_on(async {
+            let run = run_owed(&plan, snapshot, owed);
+            tokio::pin!(run);
+            loop {
+                tokio::select! {
+                    () = stop.wait() => break Step::Stop,
+                    ran = &mut run => break Step::Ran(ran),
+                    saved = watcher.saved() => {
+                        rewatch |= saved.prompts_folder;
+                        let base = newer.as_ref().unwrap_or(snapshot);
+                        let reloaded = self.reload(base, saved, &mut more, owed);
+                        if let Some(fresh) = reloaded.snapshot {
+                            newer = Some(fresh);
+                        }
+                        if reloaded.settings
+                            || saved.prompts_folder
+                            || reloaded.touched.iter().any(|id| owed.prompts.contains(id))
+                        {
+                            break Step::Abandoned;
+                        }
+                    }
+                }
+            }
+        });
+        Turn {
+            step,
+            newer,
+            more,
+            rewatch,
+        }
     }
 
     /// What the next run needs.
