@@ -125,7 +125,7 @@ def lsp(extra_env=None):
 
 class Client:
     def __init__(self, proc):
-        self.proc, self.buffer, self.next_id = proc, b"", 0
+        self.proc, self.buffer, self.next_id, self.kept = proc, b"", 0, []
 
     def send(self, message):
         body = json.dumps(message).encode()
@@ -154,10 +154,15 @@ class Client:
             self.buffer += chunk
 
     def until(self, wanted):
+        """The first message `wanted` accepts; the others are kept for later calls."""
+        for index, message in enumerate(self.kept):
+            if wanted(message):
+                return self.kept.pop(index)
         while True:
             message = self.read()
             if wanted(message):
                 return message
+            self.kept.append(message)
 
     def start(self, path, text):
         uri = "file://" + os.path.realpath(path)
@@ -187,6 +192,7 @@ lenses = client.until(lambda m: m.get("id") == lenses)["result"]
 latencies = []
 for n in range(runs):
     command = lenses[1 + n % 5]["command"]
+    client.kept.clear()
     start = time.monotonic()
     client.request("workspace/executeCommand", command)
     client.until(has_result)
