@@ -122,6 +122,58 @@ mod tests {
         }
     }
 
+    fn scored(test: &str, score: f64, error: Option<&str>) -> CaseResult {
+        let mut result = result(test, 5, CaseStatus::Passed, "same answer");
+        result.assertions = vec![crate::eval::LocatedOutcome {
+            line: 9,
+            outcome: crate::eval::assertions::AssertionOutcome {
+                kind: "similar".to_owned(),
+                passed: true,
+                score,
+                threshold: 0.5,
+                expected: None,
+                detail: String::new(),
+                grader: None,
+            },
+        }];
+        if let Some(message) = error {
+            result.status = CaseStatus::Error;
+            result.error = Some(crate::eval::CaseError {
+                kind: crate::eval::CaseErrorKind::Render,
+                message: message.to_owned(),
+            });
+        }
+        result
+    }
+
+    #[test]
+    fn a_moved_score_and_another_error_are_printed_and_nothing_else() {
+        let mut last = LastResults::default();
+        let before = vec![
+            ("name:a#1", scored("a", 0.93, None)),
+            ("name:b#1", scored("b", 0.8, Some("undefined variable `x`"))),
+            ("name:c#1", scored("c", 0.7, None)),
+        ];
+        last.compare(vec![run(before)], &[]);
+        let now = vec![
+            ("name:a#1", scored("a", 0.71, None)),
+            ("name:b#1", scored("b", 0.8, Some("unknown filter `nope`"))),
+            ("name:c#1", scored("c", 0.7, None)),
+        ];
+        let comparison = last.compare(vec![run(now)], &[]);
+        let (text, shown) = crate::eval::report::rerun_text(&comparison, false);
+        assert_eq!(shown, 2, "{text}");
+        assert!(
+            text.contains("✗ score") && text.contains("similar (line 9): 0.93 → 0.71 (−0.22)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("! another error") && text.contains("unknown filter `nope`"),
+            "{text}"
+        );
+        assert!(!text.contains("svc/p › c"), "{text}");
+    }
+
     #[test]
     fn a_test_moved_down_the_file_is_the_same_test() {
         let mut last = LastResults::default();
