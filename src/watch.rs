@@ -7,7 +7,7 @@
 //! counts: creating, removing, renaming and writing it. Opening or reading one is never
 //! asked of the kernel, so the watch reading the files after a save, an editor opening
 //! them or a `grep` wakes nobody. Every other file (the recordings folder, editor swap
-//! files, build output) is ignored.
+//! files, build output) is ignored, and a symbolic link is never followed.
 //!
 //! What the watcher hands over is bounded whatever the file system does: three flags and
 //! a wake-up, merged until the caller takes them, never a queue of events.
@@ -215,7 +215,13 @@ impl Watcher {
         };
         let config = notify_debouncer_full::Config::default()
             .with_timeout(DEBOUNCE)
-            .with_notify_config(notify::Config::default().with_event_kinds(CHANGES));
+            .with_notify_config(
+                notify::Config::default()
+                    .with_event_kinds(CHANGES)
+                    // As every read of the prompts folder: a link there is never followed
+                    // (one to `/` would watch the whole file system).
+                    .with_follow_symlinks(false),
+            );
         let debouncer =
             new_debouncer_opt(config, handler, RecommendedCache::new()).map_err(|source| {
                 WatchError::Watch {

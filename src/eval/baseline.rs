@@ -739,6 +739,7 @@ mod tests {
             result.error = Some(super::super::CaseError {
                 kind: super::super::CaseErrorKind::Configuration,
                 message: "no recording".to_owned(),
+                no_recording: false,
             });
         }
         result

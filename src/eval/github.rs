@@ -777,6 +777,7 @@ mod tests {
         error.error = Some(crate::eval::CaseError {
             kind: CaseErrorKind::Provider,
             message: "down".into(),
+            no_recording: false,
         });
         let mut failed = result("failed", CaseStatus::Failed);
         failed.line = 9;

@@ -203,6 +203,9 @@ pub struct CaseError {
     pub kind: CaseErrorKind,
     /// The message.
     pub message: String,
+    /// Whether replaying found no recording of the request.
+    #[serde(skip)]
+    pub no_recording: bool,
 }
 
 /// One assertion's outcome with its line in the file.
@@ -322,25 +325,34 @@ impl CaseResult {
     }
 
     /// Whether the case could not run because replaying found no recording of its request
-    /// (the message [`ProviderError::NoRecording`] gives).
+    /// ([`ProviderError::NoRecording`]).
     pub fn lacks_recording(&self) -> bool {
-        self.error.as_ref().is_some_and(|e| {
-            e.kind == CaseErrorKind::Configuration && e.message.starts_with("no recording for ")
-        })
+        self.error.as_ref().is_some_and(|e| e.no_recording)
     }
 
     fn fail_with(mut self, kind: CaseErrorKind, message: String) -> CaseResult {
         self.status = CaseStatus::Error;
-        self.error = Some(CaseError { kind, message });
+        self.error = Some(CaseError {
+            kind,
+            message,
+            no_recording: false,
+        });
         self
     }
-}
 
-fn provider_error_kind(err: &ProviderError) -> CaseErrorKind {
-    if err.is_configuration() {
-        CaseErrorKind::Configuration
-    } else {
-        CaseErrorKind::Provider
+    /// The case failed on a provider error `err` (the model's call, or a grader's), told
+    /// by `message`.
+    fn fail_on_provider(self, err: &ProviderError, message: String) -> CaseResult {
+        let kind = if err.is_configuration() {
+            CaseErrorKind::Configuration
+        } else {
+            CaseErrorKind::Provider
+        };
+        let mut result = self.fail_with(kind, message);
+        if let Some(error) = &mut result.error {
+            error.no_recording = matches!(err, ProviderError::NoRecording { .. });
+        }
+        result
     }
 }
 
@@ -367,7 +379,7 @@ async fn run_case(case: &Case, providers: &Providers) -> CaseResult {
         .await
     {
         Ok(response) => response,
-        Err(err) => return result.fail_with(provider_error_kind(&err), err.to_string()),
+        Err(err) => return result.fail_on_provider(&err, err.to_string()),
     };
     let cost = providers.cost_usd(&suite.model, &response.usage);
     let facts = CallFacts::of(&response, cost);
@@ -393,9 +405,8 @@ async fn run_case(case: &Case, providers: &Providers) -> CaseResult {
                 outcome,
             }),
             Err(err) => {
-                let kind = provider_error_kind(&err.source);
                 result.output = Some(response.text);
-                return result.fail_with(kind, err.to_string());
+                return result.fail_on_provider(&err.source, err.to_string());
             }
         }
     }

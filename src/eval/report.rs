@@ -113,13 +113,16 @@ impl Columns {
 }
 
 /// One line per case: status, label, model, latency.
-pub fn result_table(results: &[CaseResult], color: bool) -> String {
+pub fn result_table<'a>(
+    results: impl IntoIterator<Item = &'a CaseResult> + Clone,
+    color: bool,
+) -> String {
     let mut columns = Columns::default();
-    for result in results {
+    for result in results.clone() {
         columns.fit(&case_label(result), &result.model);
     }
     results
-        .iter()
+        .into_iter()
         .map(|result| result_row(result, columns, color))
         .collect()
 }

@@ -141,6 +141,7 @@ mod tests {
             result.error = Some(crate::eval::CaseError {
                 kind: crate::eval::CaseErrorKind::Render,
                 message: message.to_owned(),
+                no_recording: false,
             });
         }
         result

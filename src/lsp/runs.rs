@@ -43,6 +43,8 @@ pub const RUN_TEST: &str = "promptctl.runTest";
 pub const RUN_ALL: &str = "promptctl.runAllTests";
 /// The most runs under way at once; one more is refused until one ends.
 pub const MAX_RUNS: usize = 4;
+/// The most characters of an answer a hover shows (the rest is counted, not sent).
+const MAX_HOVER_ANSWER: usize = 20_000;
 /// How often a run looks whether it was cancelled.
 const CANCEL_POLL: Duration = Duration::from_millis(10);
 
@@ -371,7 +373,8 @@ impl Runs {
             text.push_str(" (replayed)");
         }
         if let Some(answer) = &result.output {
-            let fence = super::hover::code_fence(answer);
+            let answer = clipped(answer);
+            let fence = super::hover::code_fence(&answer);
             text.push_str(&format!(
                 "\n\nAnswer of `{}`:\n{fence}text\n{answer}\n{fence}\n",
                 result.model.replace('`', "'")
@@ -387,6 +390,18 @@ impl Runs {
                 Position::new(found.span.start, 0),
             )),
         })
+    }
+}
+
+/// An answer as a hover shows it: at most [`MAX_HOVER_ANSWER`] characters, and how
+/// many were left out.
+fn clipped(answer: &str) -> String {
+    let left = answer.chars().count().saturating_sub(MAX_HOVER_ANSWER);
+    let shown: String = answer.chars().take(MAX_HOVER_ANSWER).collect();
+    if left == 0 {
+        shown
+    } else {
+        format!("{shown}\n… ({left} more characters)")
     }
 }
 
@@ -495,6 +510,22 @@ async fn cancelled(cancel: &AtomicBool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_answer_is_clipped_and_says_how_much_is_left_out() {
+        assert_eq!(clipped("short"), "short");
+        let long = "é".repeat(MAX_HOVER_ANSWER + 5);
+        let shown = clipped(&long);
+        assert!(
+            shown.ends_with("\n… (5 more characters)"),
+            "{}",
+            &shown[shown.len() - 40..]
+        );
+        assert_eq!(
+            shown.chars().filter(|c| *c == 'é').count(),
+            MAX_HOVER_ANSWER
+        );
+    }
 
     #[test]
     fn each_test_spans_its_lines_up_to_the_next_one_or_key() {

@@ -19,7 +19,7 @@ use super::TestArgs;
 use crate::cli::output::Format;
 use crate::cli::{CliError, Context, exit, find_prompt};
 use crate::config::Config;
-use crate::eval::baseline::test_keys;
+use crate::eval::baseline::{MovementCounts, test_keys};
 use crate::eval::report::{self, Summary};
 use crate::eval::rerun::{LastResults, PromptRun};
 use crate::eval::{CaseResult, Keep, Run, jobs_for, run_tests};
@@ -76,8 +76,11 @@ pub fn run(context: &Context, args: &TestArgs) -> Result<u8, CliError> {
         Stop::new().map_err(|err| CliError::external(format!("cannot catch Ctrl-C: {err}")))?
     };
     // Watching starts before the first run reads the files, so no save is missed.
-    let mut watcher =
-        Watcher::start(&watched(&config)).map_err(|err| CliError::external(err.to_string()))?;
+    let mut watcher = Watcher::start(&watched(&config)).map_err(|err| {
+        CliError::external(err.to_string()).hint(
+            "on Linux a large folder tree may need a higher `fs.inotify.max_user_watches` (sysctl)",
+        )
+    })?;
     let mut snapshot = context.snapshot(&config)?;
     let named = if args.prompts.is_empty() {
         None
@@ -418,7 +421,10 @@ impl Session<'_> {
         let fresh = match Snapshot::load_working_tree(&self.config) {
             Ok(fresh) => fresh,
             Err(err) => {
-                self.context.output.error(&err.to_string(), &[]);
+                self.context.output.error(
+                    &err.to_string(),
+                    &["the watch goes on: the next save that fixes it runs the tests".to_owned()],
+                );
                 return Reloaded::default();
             }
         };
@@ -478,38 +484,42 @@ impl Session<'_> {
         for why in &ran.unrunnable {
             output.error(why, &[]);
         }
-        let results: Vec<CaseResult> = ran
-            .runs
-            .iter()
-            .flat_map(|run| run.results.iter().map(|(_, r)| r.clone()))
-            .collect();
-        let missing: Vec<String> = results
-            .iter()
+        let results = || {
+            ran.runs
+                .iter()
+                .flat_map(|run| run.results.iter().map(|(_, r)| r))
+        };
+        let missing: Vec<String> = results()
             .filter(|r| r.lacks_recording())
             .map(report::case_label)
             .collect();
-        let names: Vec<String> = ran.runs.iter().map(|r| r.prompt.to_string()).collect();
-        let deleted: Vec<PromptId> = owed.deleted.iter().cloned().collect();
-        let comparison = self.last.compare(ran.runs, &deleted);
-        let summary = Summary::of(&results);
+        let summary = Summary::of_all(results());
         if first {
-            let mut text = report::result_table(&results, color);
-            text.push_str(&report::failure_details(&results, color));
+            let mut text = report::result_table(results(), color);
+            text.push_str(&report::failure_details(results(), color));
             if !text.is_empty() {
                 text.push('\n');
             }
             text.push_str(&report::summary_line(&summary, ran.seconds, color));
             output.data(&text);
-        } else {
+        }
+        let names: Vec<String> = ran.runs.iter().map(|r| r.prompt.to_string()).collect();
+        let deleted: Vec<PromptId> = owed.deleted.iter().cloned().collect();
+        let comparison = self.last.compare(ran.runs, &deleted);
+        if !first {
             let (changes, changed) = report::rerun_text(&comparison, color);
             let what = match names.as_slice() {
                 [] => "the deleted prompts".to_owned(),
-                [one] => format!("{} of {one}", count(summary.total, "test")),
-                many => format!("{} of {} prompts", count(summary.total, "test"), many.len()),
+                [one] => format!("{} of {one}", MovementCounts::count(summary.total, "test")),
+                many => format!(
+                    "{} of {} prompts",
+                    MovementCounts::count(summary.total, "test"),
+                    many.len()
+                ),
             };
             let verdict = match changed {
                 0 => "no change".to_owned(),
-                n => format!("{} changed", count(n, "test")),
+                n => format!("{} changed", MovementCounts::count(n, "test")),
             };
             output.data(&format!(
                 "── re-ran {what} ({:.2} s): {verdict}\n{changes}",
@@ -519,7 +529,7 @@ impl Session<'_> {
         if !missing.is_empty() {
             output.note(&format!(
                 "no recording for {}: {}\n  record them with `promptctl test --record`, or watch with `--live`",
-                count(missing.len(), "test"),
+                MovementCounts::count(missing.len(), "test"),
                 missing.join(", ")
             ));
         }
@@ -536,11 +546,6 @@ impl Session<'_> {
             crate::diagnostic::display_path(&self.config.settings.prompts_dir)
         ));
     }
-}
-
-/// `3 tests`, `1 test`.
-fn count(n: usize, noun: &str) -> String {
-    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Ctrl-C and SIGTERM, caught for the whole session so that none is lost between two
